@@ -1,0 +1,114 @@
+// The op script: the one description of a workload that both the simulator
+// (src/model) and the native reproducer (harness/) execute. Pure types and
+// small pure helpers only; no I/O here.
+
+export const PAGE_KB = 4;
+
+/** Which sysctls a scenario may set. Values are what /proc/sys/kernel takes. */
+export type SysctlName = 'perf_event_mlock_kb' | 'perf_event_paranoid';
+
+export type Op =
+  /** Controller (root) writes /proc/sys/kernel/<name>. Restored at scenario end. */
+  | { op: 'sysctl'; name: SysctlName; value: number }
+  /** Worker sets its soft RLIMIT_MEMLOCK (kB; null = unlimited). */
+  | { op: 'rlimit'; memlock_kb: number | null }
+  /**
+   * A helper process of the same uid charges the per-user counter and stays
+   * alive until the scenario ends. `perf`: the helper holds CAP_IPC_LOCK and
+   * maps one ring buffer per entry of `buffers` (data pages, power of two or
+   * 0), so each costs data_pages + 1 pages. `io_uring`: the helper (no
+   * CAP_IPC_LOCK, RLIMIT_MEMLOCK unlimited) registers `pages` pages of
+   * anonymous memory as fixed buffers.
+   */
+  | { op: 'ballast'; via: 'perf'; buffers: number[] }
+  | { op: 'ballast'; via: 'io_uring'; pages: number }
+  /** Worker: perf_event_open(software event, pid -1, cpu) and mmap 1 + data_pages pages. */
+  | { op: 'map'; buf: string; cpu: number; data_pages: number }
+  /** Worker: mmap the already-mapped event `buf` once more (same size). */
+  | { op: 'remap'; buf: string }
+  /** Worker: munmap every mapping of `buf` ('*': of every buffer, in map order) and close its fd. */
+  | { op: 'unmap'; buf: string }
+  /**
+   * Worker: measure how far the per-user counter is below its allowance:
+   * map header-only buffers (1 page each) on fresh events until VmPin grows,
+   * then unmap them all. headroom = maps that did not spill.
+   */
+  | { op: 'probe' }
+  /** Controller: write /sys/devices/system/cpu/cpuN/online. */
+  | { op: 'cpu'; cpu: number; online: boolean }
+  /** Fault injection (tests only): worker blocks for `seconds`. */
+  | { op: 'hang'; seconds: number }
+  /** Fault injection (tests only): controller writes `key` to /proc/sysrq-trigger. */
+  | { op: 'sysrq'; key: string };
+
+export type OpName = Op['op'];
+
+/** A scenario after compilation: everything concrete, ready to run or simulate. */
+export interface CompiledScenario {
+  id: string;
+  /** Online CPUs the scenario needs (num_online_cpus() at start). */
+  cpus: number;
+  /** perf_event_mlock_kb at scenario start. */
+  mlock_kb: number;
+  /** perf_event_paranoid at scenario start. */
+  paranoid: number;
+  /** Worker's initial soft RLIMIT_MEMLOCK in kB (null = unlimited). */
+  rlimit_kb: number | null;
+  /** Worker keeps CAP_IPC_LOCK. */
+  cap_ipc_lock: boolean;
+  ops: Op[];
+}
+
+/**
+ * Split a page count into ring buffers a helper can map: each buffer costs
+ * 2^k data pages + 1 header page (or 1 page for a header-only buffer).
+ * Greedy from the largest, so the sum is exact for any n >= 0.
+ */
+export function ballastBuffers(pages: number): number[] {
+  if (!Number.isInteger(pages) || pages < 0) throw new RangeError(`ballast pages must be a whole number >= 0, got ${pages}`);
+  const out: number[] = [];
+  let left = pages;
+  while (left > 0) {
+    if (left === 1) { out.push(0); break; }
+    let data = 1;
+    while (data * 2 + 1 <= left) data *= 2;
+    out.push(data);
+    left -= data + 1;
+  }
+  return out;
+}
+
+/** Pages a mapping of `data_pages` costs (the kernel's user_extra). */
+export const mappingPages = (dataPages: number): number => dataPages + 1;
+
+/** user_lock_limit in pages, as perf_mmap() computes it. */
+export const userLockLimit = (mlockKb: number, cpus: number): number => (mlockKb >> 2) * cpus;
+
+/**
+ * Serialise a compiled scenario to the reproducer's line protocol
+ * (harness/PROTOCOL.md). `uid` is the fresh uid the runner assigned.
+ */
+export function toScript(s: CompiledScenario, uid: number): string {
+  const lines = [
+    `begin ${s.id} uid=${uid} cpus=${s.cpus} mlock_kb=${s.mlock_kb} paranoid=${s.paranoid} ` +
+      `rlimit_kb=${s.rlimit_kb === null ? 'inf' : s.rlimit_kb} cap_ipc_lock=${s.cap_ipc_lock ? 1 : 0}`,
+  ];
+  for (const op of s.ops) lines.push(opLine(op));
+  lines.push('end');
+  return lines.join('\n') + '\n';
+}
+
+export function opLine(op: Op): string {
+  switch (op.op) {
+    case 'sysctl': return `sysctl ${op.name === 'perf_event_mlock_kb' ? 'mlock_kb' : 'paranoid'} ${op.value}`;
+    case 'rlimit': return `rlimit ${op.memlock_kb === null ? 'inf' : op.memlock_kb}`;
+    case 'ballast': return op.via === 'perf' ? `ballast perf ${op.buffers.join(' ')}` : `ballast io_uring ${op.pages}`;
+    case 'map': return `map ${op.buf} ${op.cpu} ${op.data_pages}`;
+    case 'remap': return `remap ${op.buf}`;
+    case 'unmap': return `unmap ${op.buf}`;
+    case 'probe': return 'probe';
+    case 'cpu': return `cpu ${op.cpu} ${op.online ? 1 : 0}`;
+    case 'hang': return `hang ${op.seconds}`;
+    case 'sysrq': return `sysrq ${op.key}`;
+  }
+}
