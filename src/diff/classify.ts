@@ -1,0 +1,98 @@
+// Calibration of the model inputs the simulator cannot know, and the
+// classifier: which logic explains every measured cell of one kernel. Pure.
+
+import type { CompiledScenario } from '../scenario/ops.ts';
+import { ALL_LOGICS, type Logic } from '../model/accounting.ts';
+import { type ExpectedOp, type SimulateOptions, simulate } from '../model/simulate.ts';
+import { type CellDiff, type MeasuredOp, diffCell } from './diff.ts';
+
+/** io_uring extra pages accepted by calibrate() (per `ballast io_uring` op). */
+export const IO_URING_EXTRA_MAX = 64;
+
+export interface Calibration {
+  /** the prediction to diff against (calibrated when `calibrated` is set) */
+  expected: ExpectedOp[];
+  /** the model inputs that were measured rather than assumed; absent = defaults (0) */
+  calibrated?: { ioUringExtraPages: number };
+  /** why calibration was attempted but not applied */
+  note?: string;
+}
+
+/**
+ * How many pages io_uring charges to user->locked_vm besides the registered
+ * buffers (its rings, on some kernels) is not something the model can know.
+ * When the logic's counter is 'shared' and the scenario has `ballast io_uring`
+ * ops followed by a `probe`, infer it from the first probe after the first
+ * io_uring ballast:
+ *
+ *   x = (expectedHeadroom(with 0) - measuredHeadroom) / (io_uring ballasts before that probe)
+ *
+ * and accept it when x is a whole number in 0..IO_URING_EXTRA_MAX; then
+ * re-simulate with it. Otherwise keep 0 (the cell will mismatch honestly) and
+ * say why in `note`. The probe must see U below L for this to be informative:
+ * a probe at headroom 0 gives x = 0.
+ */
+export function calibrate(s: CompiledScenario, logic: Logic, measured: readonly MeasuredOp[]): Calibration {
+  const expected = simulate(s, logic);
+  if (logic.counter !== 'shared') return { expected };
+  const ops = s.ops;
+  let ballasts = 0;
+  let probe = -1;
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    if (op.op === 'ballast' && op.via === 'io_uring') ballasts++;
+    else if (op.op === 'probe' && ballasts > 0) {
+      probe = i;
+      break;
+    }
+  }
+  if (probe < 0) return { expected };
+  const m = measured.find((x) => x.i === probe);
+  if (m === undefined || m.op !== 'probe' || typeof m.headroom !== 'number') {
+    return { expected, note: `no measured headroom for probe op ${probe}: io_uring extra pages not calibrated` };
+  }
+  const diff = expected[probe]!.headroom! - m.headroom;
+  const x = diff / ballasts;
+  if (!Number.isInteger(x) || x < 0 || x > IO_URING_EXTRA_MAX) {
+    return {
+      expected,
+      note:
+        `probe op ${probe}: expected headroom ${expected[probe]!.headroom} with 0 io_uring extra pages, measured ${m.headroom}; ` +
+        `inferred ${x} extra pages per io_uring ballast (x${ballasts}) is not a whole number in 0..${IO_URING_EXTRA_MAX}: not applied`,
+    };
+  }
+  if (x === 0) return { expected, calibrated: { ioUringExtraPages: 0 } };
+  const opts: SimulateOptions = { ioUringExtraPages: x };
+  return { expected: simulate(s, logic, opts), calibrated: { ioUringExtraPages: x } };
+}
+
+export interface Cell {
+  scenario: CompiledScenario;
+  measured: readonly MeasuredOp[];
+}
+
+export interface CalibratedDiff extends CellDiff {
+  calibrated?: { ioUringExtraPages: number };
+  calibrationNote?: string;
+}
+
+/** calibrate + diffCell for one cell under one logic. */
+export function diffCalibrated(cell: Cell, logic: Logic): CalibratedDiff {
+  const c = calibrate(cell.scenario, logic, cell.measured);
+  const d: CalibratedDiff = diffCell(cell.scenario.ops, cell.measured, c.expected);
+  if (c.calibrated !== undefined) d.calibrated = c.calibrated;
+  if (c.note !== undefined) d.calibrationNote = c.note;
+  return d;
+}
+
+/**
+ * The logics (of `candidates`, default all 10) under which every cell of one
+ * kernel diffs as MATCH after calibration, in ALL_LOGICS order. More than one
+ * means the cells cannot tell them apart (V1 and V3 never differ on ring
+ * buffers); none means no model explains the kernel. A cell whose verdict is
+ * ERROR (truncated stream) matches no logic, so callers should leave errored
+ * or skipped cells out rather than read an empty list as "no logic fits".
+ */
+export function classify(cells: readonly Cell[], candidates: readonly Logic[] = ALL_LOGICS): Logic[] {
+  return candidates.filter((logic) => cells.every((cell) => diffCalibrated(cell, logic).verdict === 'MATCH'));
+}

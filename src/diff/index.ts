@@ -1,0 +1,3 @@
+// Measured vs expected, per cell; calibration; classification.
+export * from './diff.ts';
+export * from './classify.ts';

@@ -1,0 +1,249 @@
+// The simulator: runs a compiled op script against one accounting logic and
+// predicts, per op, what the native reproducer (harness/PROTOCOL.md) should
+// observe. Pure: no I/O, no clocks, no randomness.
+
+import { type CompiledScenario, mappingPages, userLockLimit } from '../scenario/ops.ts';
+import { type Logic, type Split, SPLITS, rlimitPages } from './accounting.ts';
+
+/** What the kernel's check in perf_mmap() computed for a new ring buffer (pages). */
+export interface MapCheck {
+  /** user_locked as the kernel computed it (V3/V4: clamped to L first). */
+  userLocked: number;
+  /** pages to be charged to mm->pinned_vm */
+  extra: number;
+  /** mm->pinned_vm before the call */
+  pinnedBefore: number;
+  /** locked = pinnedBefore + extra, compared against lockLimit */
+  locked: number;
+  /** RLIMIT_MEMLOCK >> PAGE_SHIFT (2^52 - 1 when unlimited) */
+  lockLimit: number;
+  /** (perf_event_mlock_kb >> 2) * num_online_cpus() at the time of the call */
+  userLockLimit: number;
+}
+
+export interface ExpectedOp {
+  ok: boolean;
+  errno: '' | 'EPERM';
+  /** the worker's mm->pinned_vm (VmPin / 4) in pages after the op */
+  pinned: number;
+  /** perf's per-user counter (U) in pages after the op */
+  user: number;
+  /** probe: fresh 1-page maps that did not spill (capped at PROBE_MAX_MAPS) */
+  headroom?: number;
+  /** perf ballast: the helper's pinned pages (not predicted for io_uring ballast) */
+  helperPinned?: number;
+  /** map (and a remap that is in fact the first mapping): the kernel's check */
+  check?: MapCheck;
+}
+
+export interface SimulateOptions {
+  /**
+   * Pages io_uring charges to user->locked_vm per `ballast io_uring` op besides
+   * the registered buffers themselves (its rings, on some kernels). Only
+   * matters for counter 'shared'. Default 0; src/diff's calibrate() measures it.
+   */
+  ioUringExtraPages?: number;
+}
+
+/** The reproducer's probe stops after this many maps without a spill. */
+export const PROBE_MAX_MAPS = 65000;
+
+/** Thrown for a script the reproducer could not run (map of an open name, unmap of an unknown one, ...). */
+export class ScriptError extends Error {
+  constructor(
+    readonly i: number,
+    message: string,
+  ) {
+    super(`op ${i}: ${message}`);
+    this.name = 'ScriptError';
+  }
+}
+
+/** One perf event fd of the worker and its ring buffer's remembered charges. */
+interface Buf {
+  /** pages per mapping (data pages + 1) */
+  ue: number;
+  /** live mappings; 0 = fd open but mmap failed (or never succeeded) */
+  mapCount: number;
+  /** charges remembered by the ring buffer, given back by the last munmap */
+  userCharge: number;
+  extra: number;
+}
+
+/**
+ * Predict every op of `s` under `logic`. One entry per op, same order.
+ *
+ * State: U (per uid: worker and helpers share it), the worker's P, each
+ * helper's P, the worker's buffers with their remembered charges, and the
+ * live perf_event_mlock_kb, perf_event_paranoid, online CPU set,
+ * RLIMIT_MEMLOCK and CAP_IPC_LOCK. L is recomputed on every map.
+ */
+export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptions): ExpectedOp[] {
+  const split = SPLITS[logic.accounting];
+  if (split === undefined) throw new RangeError(`unknown accounting ${String(logic.accounting)}`);
+  if (logic.counter !== 'shared' && logic.counter !== 'perf') throw new RangeError(`unknown counter ${String(logic.counter)}`);
+  const v4 = logic.accounting === 'V4';
+  const shared = logic.counter === 'shared';
+  const ioUringExtra = opts?.ioUringExtraPages ?? 0;
+  if (!Number.isInteger(ioUringExtra) || ioUringExtra < 0) throw new RangeError(`ioUringExtraPages must be a whole number >= 0, got ${ioUringExtra}`);
+
+  const cap = s.cap_ipc_lock;
+  let mlockKb = s.mlock_kb;
+  let paranoid = s.paranoid;
+  let R = rlimitPages(s.rlimit_kb);
+  // Online CPUs: 0..cpus-1 at start (the reproducer checks the count); `cpu` ops toggle ids.
+  const offline = new Set<number>();
+  const extraOnline = new Set<number>();
+  let cpus = s.cpus;
+
+  let U = 0;
+  let P = 0;
+  const bufs = new Map<string, Buf>(); // insertion order == map order
+  const pool: Buf[] = [];
+  const sp: Split = { userLocked: 0, extra: 0, userCharge: 0 };
+
+  const ops = s.ops;
+  const n = ops.length;
+  const out: ExpectedOp[] = new Array(n);
+
+  const releaseBuf = (b: Buf): void => {
+    if (b.mapCount > 0) {
+      U -= b.userCharge;
+      P -= b.extra;
+    }
+    pool.push(b);
+  };
+
+  for (let i = 0; i < n; i++) {
+    const op = ops[i]!;
+    switch (op.op) {
+      case 'map': {
+        if (bufs.has(op.buf)) throw new ScriptError(i, `map ${op.buf}: a buffer of that name is still open`);
+        const b = pool.pop() ?? { ue: 0, mapCount: 0, userCharge: 0, extra: 0 };
+        b.ue = mappingPages(op.data_pages);
+        b.mapCount = 0;
+        b.userCharge = 0;
+        b.extra = 0;
+        bufs.set(op.buf, b);
+        out[i] = firstMapping(b);
+        break;
+      }
+      case 'remap': {
+        const b = bufs.get(op.buf);
+        if (b === undefined) throw new ScriptError(i, `remap ${op.buf}: no such open buffer`);
+        if (b.mapCount === 0) {
+          // The earlier mmap failed: this mmap creates the ring buffer, with the full check.
+          out[i] = firstMapping(b);
+        } else {
+          // Mapping an existing ring buffer: V0..V3 charge nothing; V4 charges ue to U,
+          // unchecked, and never gives it back.
+          if (v4) U += b.ue;
+          b.mapCount++;
+          out[i] = { ok: true, errno: '', pinned: P, user: U };
+        }
+        break;
+      }
+      case 'unmap': {
+        if (op.buf === '*') {
+          for (const b of bufs.values()) releaseBuf(b);
+          bufs.clear();
+        } else {
+          const b = bufs.get(op.buf);
+          if (b === undefined) throw new ScriptError(i, `unmap ${op.buf}: no such open buffer`);
+          releaseBuf(b);
+          bufs.delete(op.buf);
+        }
+        out[i] = { ok: true, errno: '', pinned: P, user: U };
+        break;
+      }
+      case 'probe': {
+        const L = userLockLimit(mlockKb, cpus);
+        const limited = paranoid > -1 && !cap;
+        let ok = true;
+        let headroom: number;
+        if (limited && P > R) {
+          // Even a map with extra = 0 is refused once P alone exceeds the limit.
+          headroom = 0;
+          ok = false;
+        } else {
+          const room = L - U;
+          headroom = room > 0 ? room : 0;
+          if (headroom >= PROBE_MAX_MAPS) {
+            headroom = PROBE_MAX_MAPS; // stops without spilling
+          } else {
+            split(U + headroom, 1, L, sp); // the spilling map
+            if (limited && P + sp.extra > R) ok = false;
+          }
+        }
+        // Everything the probe mapped is unmapped again: U and P are back where they were.
+        out[i] = { ok, errno: ok ? '' : 'EPERM', pinned: P, user: U, headroom };
+        break;
+      }
+      case 'ballast': {
+        if (op.via === 'perf') {
+          // A helper with CAP_IPC_LOCK (never refused) maps fresh buffers in order.
+          const L = userLockLimit(mlockKb, cpus);
+          let hp = 0;
+          const bl = op.buffers;
+          for (let k = 0; k < bl.length; k++) {
+            split(U, mappingPages(bl[k]!), L, sp);
+            U += sp.userCharge;
+            hp += sp.extra;
+          }
+          out[i] = { ok: true, errno: '', pinned: P, user: U, helperPinned: hp };
+        } else {
+          if (shared) U += op.pages + ioUringExtra;
+          out[i] = { ok: true, errno: '', pinned: P, user: U };
+        }
+        break;
+      }
+      case 'sysctl': {
+        if (op.name === 'perf_event_mlock_kb') mlockKb = op.value;
+        else paranoid = op.value;
+        out[i] = { ok: true, errno: '', pinned: P, user: U };
+        break;
+      }
+      case 'rlimit': {
+        R = rlimitPages(op.memlock_kb);
+        out[i] = { ok: true, errno: '', pinned: P, user: U };
+        break;
+      }
+      case 'cpu': {
+        if (op.cpu < s.cpus) {
+          if (op.online) offline.delete(op.cpu);
+          else offline.add(op.cpu);
+        } else if (op.online) extraOnline.add(op.cpu);
+        else extraOnline.delete(op.cpu);
+        cpus = s.cpus - offline.size + extraOnline.size;
+        out[i] = { ok: true, errno: '', pinned: P, user: U };
+        break;
+      }
+      case 'hang':
+      case 'sysrq':
+        out[i] = { ok: true, errno: '', pinned: P, user: U };
+        break;
+      default: {
+        const never: never = op;
+        throw new ScriptError(i, `unknown op ${JSON.stringify(never)}`);
+      }
+    }
+  }
+  return out;
+
+  /** A new ring buffer for `b`: split, check, charge. */
+  function firstMapping(b: Buf): ExpectedOp {
+    const L = userLockLimit(mlockKb, cpus);
+    split(U, b.ue, L, sp);
+    const locked = P + sp.extra;
+    const check: MapCheck = { userLocked: sp.userLocked, extra: sp.extra, pinnedBefore: P, locked, lockLimit: R, userLockLimit: L };
+    if (locked > R && paranoid > -1 && !cap) {
+      return { ok: false, errno: 'EPERM', pinned: P, user: U, check };
+    }
+    U += sp.userCharge;
+    P = locked;
+    b.userCharge = sp.userCharge;
+    b.extra = sp.extra;
+    b.mapCount = 1;
+    return { ok: true, errno: '', pinned: P, user: U, check };
+  }
+}

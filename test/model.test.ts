@@ -1,0 +1,510 @@
+import t from 'tap';
+import { type CompiledScenario, type Op, ballastBuffers, mappingPages, userLockLimit } from '../src/scenario/ops.ts';
+import {
+  ALL_LOGICS,
+  type Accounting,
+  type ExpectedOp,
+  type Logic,
+  PROBE_MAX_MAPS,
+  RLIM_INFINITY_PAGES,
+  ScriptError,
+  logicLabel,
+  parseLogic,
+  simulate,
+  splitV0,
+  splitV1,
+  splitV2,
+  splitV3,
+  splitV4,
+} from '../src/model/index.ts';
+
+const MiB_KB = 1024;
+const shared = (accounting: Accounting): Logic => ({ accounting, counter: 'shared' });
+
+const scenario = (ops: Op[], over: Partial<CompiledScenario> = {}): CompiledScenario => ({
+  id: 't',
+  cpus: 4,
+  mlock_kb: 516, // L = 129 * 4 = 516 pages
+  paranoid: 2,
+  rlimit_kb: null,
+  cap_ipc_lock: false,
+  ops,
+  ...over,
+});
+
+const maps = (count: number, dataPages = 2, prefix = 'b', cpus = 36): Op[] =>
+  Array.from({ length: count }, (_, k): Op => ({ op: 'map', buf: `${prefix}${k}`, cpu: k % cpus, data_pages: dataPages }));
+
+const mapIdx = (s: CompiledScenario): number[] => s.ops.flatMap((o, i) => (o.op === 'map' ? [i] : []));
+const firstEperm = (s: CompiledScenario, e: ExpectedOp[]): number | null => {
+  const k = mapIdx(s).findIndex((i) => e[i]!.errno === 'EPERM');
+  return k < 0 ? null : k + 1;
+};
+
+// ---------------------------------------------------------------------------
+// The incident (shared/incident.md)
+
+const INCIDENT_U = 32886;
+const incident = (rlimit_kb: number | null, ballast: Op, over: Partial<CompiledScenario> = {}): CompiledScenario =>
+  scenario([ballast, ...maps(36)], { id: 'incident', cpus: 36, mlock_kb: 516, rlimit_kb, ...over });
+const perfBallast: Op = { op: 'ballast', via: 'perf', buffers: ballastBuffers(INCIDENT_U) };
+const uringBallast: Op = { op: 'ballast', via: 'io_uring', pages: INCIDENT_U };
+
+// The kprobe's rows: call, user_locked, extra, pinned_vm before, locked, result.
+const TABLE: [number, number, number, number, number, 'ok' | 'EPERM'][] = [
+  [1, 32889, 28245, 0, 28245, 'ok'],
+  [2, 32892, 28248, 28245, 56493, 'ok'],
+  [3, 32895, 28251, 56493, 84744, 'ok'],
+  [4, 32898, 28254, 84744, 112998, 'ok'],
+  [5, 32901, 28257, 112998, 141255, 'EPERM'],
+  [6, 32904, 28260, 141255, 169515, 'EPERM'],
+];
+
+t.test('incident: the kprobe table under V0 (RLIMIT 512 MiB, 36 CPUs, mlock_kb 516)', (t) => {
+  const s = incident(512 * MiB_KB, perfBallast);
+  const e = simulate(s, shared('V0'));
+  t.equal(e[0]!.user, INCIDENT_U, 'the perf ballast leaves U at exactly 32886 pages');
+  t.equal(e[0]!.pinned, 0, 'the ballast does not touch the worker');
+  const idx = mapIdx(s);
+  for (const [call, userLocked, extra, pinnedBefore, locked, result] of TABLE.slice(0, 5)) {
+    const r = e[idx[call - 1]!]!;
+    t.strictSame(
+      r.check,
+      { userLocked, extra, pinnedBefore, locked, lockLimit: 131072, userLockLimit: 4644 },
+      `call ${call}: check values`,
+    );
+    t.equal(r.ok, result === 'ok', `call ${call}: ${result}`);
+    t.equal(r.errno, result === 'ok' ? '' : 'EPERM', `call ${call}: errno`);
+  }
+  t.equal(firstEperm(s, e), 5, 'first EPERM at call 5');
+  // After the refused call 5, nothing changed: P and U are still those after call 4.
+  t.equal(e[idx[4]!]!.pinned, 112998);
+  t.equal(e[idx[4]!]!.user, 32898);
+  // Every later call is refused too: the program could never start.
+  t.ok(idx.slice(4).every((i) => e[i]!.errno === 'EPERM'), 'calls 5..36 all EPERM');
+  t.end();
+});
+
+t.test('incident: call 6 row (what the kprobe printed as if call 5 had been admitted)', (t) => {
+  // The table's call-6 row cannot come from the real run: the kernel refused
+  // call 5, so P stayed at 112998. The kprobe printed what the check would
+  // compute had call 5 been admitted (P before = 141255, U = 32904). To
+  // reproduce it, run the same workload with an RLIMIT large enough (1 GiB =
+  // 262144 pages) that call 5 is admitted, and read call 6's check values.
+  const s = incident(1024 * MiB_KB, perfBallast);
+  const e = simulate(s, shared('V0'));
+  const idx = mapIdx(s);
+  for (const [call, userLocked, extra, pinnedBefore, locked] of TABLE) {
+    t.strictSame(
+      e[idx[call - 1]!]!.check,
+      { userLocked, extra, pinnedBefore, locked, lockLimit: 262144, userLockLimit: 4644 },
+      `call ${call} admitted under 1 GiB: check values`,
+    );
+  }
+  t.equal(e[idx[5]!]!.ok, true, 'call 6 is admitted under 1 GiB');
+  t.equal(e[idx[5]!]!.pinned, 169515);
+  t.end();
+});
+
+t.test('incident: raising RLIMIT 2/4/7/10x does not help under V0; CAP_IPC_LOCK and mlock_kb = 512 MiB do', (t) => {
+  // P after k admitted calls = 28245k + 3k(k-1)/2; the first EPERM is the first k with P_k > R.
+  const expectFirst: Record<number, number | null> = { 1: 5, 2: 10, 4: 19, 7: 33, 10: null };
+  for (const f of [1, 2, 4, 7, 10]) {
+    const R = f * 131072;
+    let P = 0;
+    let want: number | null = null;
+    for (let k = 1; k <= 36 && want === null; k++) {
+      P += 28245 + 3 * (k - 1);
+      if (P > R) want = k;
+    }
+    t.equal(want, expectFirst[f], `closed form for ${f} x 512 MiB`);
+    const s = incident(f * 512 * MiB_KB, perfBallast);
+    t.equal(firstEperm(s, simulate(s, shared('V0'))), want, `${f} x 512 MiB: first EPERM at call ${want}`);
+  }
+  // Note: with one 3-page buffer per CPU on 36 CPUs, 10 x 512 MiB (1310720 pages) admits all
+  // 36 calls (P_36 = 1018710); the incident's program must have mapped more than that.
+  const cap = incident(512 * MiB_KB, perfBallast, { cap_ipc_lock: true });
+  t.equal(firstEperm(cap, simulate(cap, shared('V0'))), null, 'CAP_IPC_LOCK: no EPERM');
+  const big = incident(512 * MiB_KB, perfBallast, { mlock_kb: 512 * MiB_KB });
+  const eb = simulate(big, shared('V0'));
+  t.equal(firstEperm(big, eb), null, 'perf_event_mlock_kb = 512 MiB: no EPERM');
+  t.equal(eb.at(-1)!.pinned, 0, '... and nothing pinned at all');
+  const par = incident(512 * MiB_KB, perfBallast, { paranoid: -1 });
+  t.equal(firstEperm(par, simulate(par, shared('V0'))), null, 'paranoid -1: no EPERM');
+  t.end();
+});
+
+t.test('incident: no EPERM under V1..V4 (either counter, either ballast)', (t) => {
+  for (const logic of ALL_LOGICS) {
+    if (logic.accounting === 'V0') continue;
+    for (const ballast of [perfBallast, uringBallast]) {
+      const s = incident(512 * MiB_KB, ballast);
+      const e = simulate(s, logic);
+      t.equal(firstEperm(s, e), null, `${logicLabel(logic)} with ${ballast.op === 'ballast' ? ballast.via : ''} ballast`);
+    }
+  }
+  // With U = 32886 on the shared counter (io_uring ballast), V1/V3/V4 charge each call's 3 pages to P.
+  const s = incident(512 * MiB_KB, uringBallast);
+  for (const a of ['V1', 'V3', 'V4'] as const) {
+    const e = simulate(s, shared(a));
+    t.strictSame(mapIdx(s).slice(0, 4).map((i) => e[i]!.pinned), [3, 6, 9, 12], `${a}: VmPin grows by ue per call`);
+    t.equal(e.at(-1)!.user, INCIDENT_U, `${a}: U untouched above L`);
+  }
+  // V2: the first call pulls the whole overage into P once, then ue per call.
+  const e2 = simulate(s, shared('V2'));
+  t.strictSame(mapIdx(s).slice(0, 3).map((i) => e2[i]!.pinned), [28245, 28248, 28251], 'V2: overage once, then ue');
+  t.equal(e2[1]!.user, 4644, 'V2: U pulled down to L');
+  // V0 with the io_uring ballast on the shared counter: the same table as with the perf ballast.
+  const e0 = simulate(s, shared('V0'));
+  t.equal(firstEperm(s, e0), 5);
+  t.equal(e0[5]!.check!.locked, 141255);
+  // On the perf-only counter io_uring does not count: U = 0, nothing spills.
+  const ep = simulate(s, { accounting: 'V0', counter: 'perf' });
+  t.equal(firstEperm(s, ep), null);
+  t.equal(ep.at(-1)!.pinned, 0);
+  t.end();
+});
+
+// ---------------------------------------------------------------------------
+// The split functions
+
+t.test('split functions: the formulas of kernel-history.md', (t) => {
+  // L = 10
+  t.strictSame(splitV0(4, 3, 10), { userLocked: 7, extra: 0, userCharge: 3 });
+  t.strictSame(splitV0(9, 3, 10), { userLocked: 12, extra: 2, userCharge: 3 });
+  t.strictSame(splitV0(20, 3, 10), { userLocked: 23, extra: 13, userCharge: 3 });
+  t.strictSame(splitV1(4, 3, 10), { userLocked: 7, extra: 0, userCharge: 3 });
+  t.strictSame(splitV1(9, 3, 10), { userLocked: 12, extra: 2, userCharge: 1 });
+  t.strictSame(splitV1(10, 3, 10), { userLocked: 13, extra: 3, userCharge: 0 });
+  t.strictSame(splitV1(20, 3, 10), { userLocked: 23, extra: 3, userCharge: 0 });
+  t.strictSame(splitV2(9, 3, 10), { userLocked: 12, extra: 2, userCharge: 1 });
+  t.strictSame(splitV2(20, 3, 10), { userLocked: 23, extra: 13, userCharge: -10 }, 'V2: negative ue\' above L');
+  t.strictSame(splitV3(20, 3, 10), { userLocked: 13, extra: 3, userCharge: 0 }, 'V3: user_locked clamped');
+  t.strictSame(splitV3(9, 3, 10), { userLocked: 12, extra: 2, userCharge: 1 });
+  t.strictSame(splitV4(20, 3, 10), splitV3(20, 3, 10));
+  const out = { userLocked: -1, extra: -1, userCharge: -1 };
+  t.equal(splitV2(20, 3, 10, out), out, 'fills and returns the out object');
+  t.strictSame(out, { userLocked: 23, extra: 13, userCharge: -10 });
+  t.end();
+});
+
+t.test('V1 and V3 compute the same split for every ring-buffer mapping', (t) => {
+  let cases = 0;
+  for (let L = 0; L <= 40; L += 4) {
+    for (let U = -20; U <= 60; U++) {
+      for (const ue of [1, 2, 3, 5, 9, 17]) {
+        const a = splitV1(U, ue, L);
+        const b = splitV3(U, ue, L);
+        if (a.extra !== b.extra || a.userCharge !== b.userCharge) t.fail(`U=${U} ue=${ue} L=${L}: V1 ${JSON.stringify(a)} V3 ${JSON.stringify(b)}`);
+        if (a.extra < 0 || a.extra > ue) t.fail(`extra out of 0..ue at U=${U} ue=${ue} L=${L}`);
+        cases++;
+      }
+    }
+  }
+  t.pass(`${cases} (U, ue, L) cases agree`);
+  t.end();
+});
+
+t.test('logicLabel / parseLogic / ALL_LOGICS', (t) => {
+  t.equal(logicLabel({ accounting: 'V3', counter: 'perf' }), 'V3/perf');
+  t.equal(ALL_LOGICS.length, 10);
+  t.equal(new Set(ALL_LOGICS.map(logicLabel)).size, 10);
+  for (const l of ALL_LOGICS) t.strictSame(parseLogic(logicLabel(l)), l);
+  t.throws(() => parseLogic('V5/perf'));
+  t.end();
+});
+
+// ---------------------------------------------------------------------------
+// Observable differences (bottom of kernel-history.md)
+
+t.test('V0 vs the rest: start with U above L (ballast), map a few buffers', (t) => {
+  // L = 516; perf ballast of L + 100 pages.
+  const s = scenario([{ op: 'ballast', via: 'perf', buffers: ballastBuffers(616) }, ...maps(3, 2, 'b', 4)]);
+  const e0 = simulate(s, shared('V0'));
+  t.equal(e0[0]!.user, 616);
+  t.strictSame([1, 2, 3].map((i) => e0[i]!.pinned), [103, 209, 318], 'V0: VmPin grows by the whole overage per call');
+  for (const a of ['V1', 'V2', 'V3', 'V4'] as const) {
+    const e = simulate(s, shared(a));
+    t.equal(e[0]!.user, 516, `${a}: the helper charges U up to L only`);
+    t.equal(e[0]!.helperPinned, 100, `${a}: the helper's P takes the other 100 pages`);
+    t.strictSame([1, 2, 3].map((i) => e[i]!.pinned), [3, 6, 9], `${a}: VmPin grows by ue per call`);
+  }
+  // V0's helper pinned: recompute independently.
+  let U = 0;
+  let hp = 0;
+  for (const d of ballastBuffers(616)) {
+    U += d + 1;
+    hp += Math.max(0, U - 516);
+  }
+  t.equal(e0[0]!.helperPinned, hp, `V0 helper pinned = ${hp}`);
+  t.end();
+});
+
+t.test('V2 vs V1/V3: fill U to L, lower perf_event_mlock_kb, map once more', (t) => {
+  const ops: Op[] = [
+    { op: 'ballast', via: 'perf', buffers: ballastBuffers(516) }, // U = L = 516
+    { op: 'sysctl', name: 'perf_event_mlock_kb', value: 260 }, // L = 65 * 4 = 260
+    { op: 'map', buf: 'a', cpu: 0, data_pages: 2 },
+    { op: 'map', buf: 'b', cpu: 1, data_pages: 2 },
+    { op: 'unmap', buf: 'a' },
+    { op: 'unmap', buf: 'b' },
+  ];
+  const s = scenario(ops);
+  const e2 = simulate(s, shared('V2'));
+  t.equal(e2[0]!.user, 516);
+  t.equal(e2[2]!.check!.userLockLimit, 260, 'L recomputed from the live sysctl');
+  t.equal(e2[2]!.pinned, 516 + 3 - 260, 'V2: VmPin jumps by U + ue - L');
+  t.equal(e2[2]!.user, 260, 'V2: U pulled down to L');
+  t.equal(e2[3]!.pinned, 259 + 3, 'V2: then ue per call');
+  t.equal(e2[4]!.user, 516, 'V2: unmapping gives the negative charge back (U rises to where it was)');
+  t.equal(e2[5]!.pinned, 0);
+  for (const a of ['V1', 'V3', 'V4'] as const) {
+    const e = simulate(s, shared(a));
+    t.equal(e[2]!.pinned, 3, `${a}: VmPin grows by ue`);
+    t.equal(e[2]!.user, 516, `${a}: U unchanged`);
+  }
+  const e0 = simulate(s, shared('V0'));
+  t.strictSame([e0[2]!.pinned, e0[3]!.pinned], [259, 259 + 262], 'V0: the whole overage every call');
+  t.end();
+});
+
+t.test('V2 vs V1/V3 through CPU hotplug; cpu ops track the online set', (t) => {
+  const ops: Op[] = [
+    { op: 'ballast', via: 'perf', buffers: ballastBuffers(516) },
+    { op: 'cpu', cpu: 3, online: false }, // L = 129 * 3 = 387
+    { op: 'cpu', cpu: 3, online: false }, // already offline: still 3 CPUs
+    { op: 'map', buf: 'a', cpu: 0, data_pages: 2 },
+    { op: 'cpu', cpu: 3, online: true }, // back to 516
+    { op: 'map', buf: 'b', cpu: 0, data_pages: 2 },
+  ];
+  const s = scenario(ops);
+  const e2 = simulate(s, shared('V2'));
+  t.equal(e2[3]!.check!.userLockLimit, 387);
+  t.equal(e2[3]!.pinned, 516 + 3 - 387, 'V2: VmPin jumps by U + ue - L');
+  t.equal(e2[5]!.check!.userLockLimit, 516);
+  t.equal(e2[5]!.pinned, 132, 'U = 387 < L = 516 again: the next map charges U');
+  const e3 = simulate(s, shared('V3'));
+  t.equal(e3[3]!.pinned, 3);
+  t.equal(e3[5]!.pinned, 6);
+  t.end();
+});
+
+t.test('V4 remap leak: 30 mappings of one fd, unmap, probe headroom = L - 29*3', (t) => {
+  const ops: Op[] = [
+    { op: 'map', buf: 'a', cpu: 0, data_pages: 2 },
+    ...Array.from({ length: 29 }, (): Op => ({ op: 'remap', buf: 'a' })),
+    { op: 'unmap', buf: 'a' },
+    { op: 'probe' },
+  ];
+  const s = scenario(ops);
+  const L = userLockLimit(516, 4);
+  const e4 = simulate(s, shared('V4'));
+  t.equal(e4[29]!.user, 3 + 29 * 3, 'V4: every remap charges ue to U');
+  t.equal(e4[29]!.pinned, 0, 'V4: remaps never touch VmPin');
+  t.equal(e4[30]!.user, 29 * 3, 'V4: only the first charge is given back');
+  t.equal(e4[31]!.headroom, L - 29 * 3, `V4: headroom ${L - 29 * 3}`);
+  t.equal(e4[31]!.ok, true);
+  for (const a of ['V0', 'V1', 'V2', 'V3'] as const) {
+    const e = simulate(s, shared(a));
+    t.equal(e[29]!.user, 3, `${a}: a remap charges nothing`);
+    t.equal(e[31]!.headroom, L, `${a}: full headroom after unmap`);
+  }
+  // The remap charge is unchecked: it is admitted with U far above L and RLIMIT 0.
+  const tight = scenario(
+    [{ op: 'map', buf: 'a', cpu: 0, data_pages: 255 }, ...Array.from({ length: 5 }, (): Op => ({ op: 'remap', buf: 'a' }))],
+    { rlimit_kb: 0 },
+  );
+  const et = simulate(tight, shared('V4'));
+  t.ok(et.every((x) => x.ok), 'all admitted');
+  t.equal(et.at(-1)!.user, 6 * 256);
+  t.end();
+});
+
+t.test('shared vs perf counter: io_uring ballast moves the spill point only on the shared counter', (t) => {
+  const s = scenario([{ op: 'ballast', via: 'io_uring', pages: 100 }, { op: 'probe' }, { op: 'map', buf: 'a', cpu: 0, data_pages: 511 }]);
+  for (const a of ['V0', 'V1', 'V2', 'V3', 'V4'] as const) {
+    const es = simulate(s, shared(a));
+    const ep = simulate(s, { accounting: a, counter: 'perf' });
+    t.equal(es[1]!.headroom, 416, `${a}/shared: headroom L - 100`);
+    t.equal(ep[1]!.headroom, 516, `${a}/perf: headroom L`);
+    t.equal(es[2]!.pinned, 100 + 512 - 516, `${a}/shared: a 512-page map spills`);
+    t.equal(ep[2]!.pinned, 0, `${a}/perf: it does not`);
+    t.equal(es[0]!.helperPinned, undefined, 'io_uring helper pinned is not predicted');
+    const ex = simulate(s, shared(a), { ioUringExtraPages: 5 });
+    t.equal(ex[1]!.headroom, 411, `${a}/shared: io_uring extra pages count too`);
+    t.equal(simulate(s, { accounting: a, counter: 'perf' }, { ioUringExtraPages: 5 })[1]!.headroom, 516);
+  }
+  t.end();
+});
+
+t.test('V1 and V3 are identical on ring-buffer scenarios (random scripts)', (t) => {
+  let seed = 12345;
+  const rnd = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  const strip = (e: ExpectedOp[]): unknown[] => e.map(({ check, ...rest }) => ({ ...rest, extra: check?.extra, locked: check?.locked }));
+  let scripts = 0;
+  let distinct = 0;
+  for (let k = 0; k < 300; k++) {
+    const ops: Op[] = [];
+    const open: string[] = [];
+    let next = 0;
+    for (let j = 0; j < 40; j++) {
+      const r = rnd(11);
+      if (r <= 3) {
+        const name = `b${next++}`;
+        ops.push({ op: 'map', buf: name, cpu: 0, data_pages: [0, 1, 2, 4, 8, 64][rnd(6)]! });
+        open.push(name);
+      } else if (r === 4 && open.length) ops.push({ op: 'remap', buf: open[rnd(open.length)]! });
+      else if (r === 5 && open.length) ops.push({ op: 'unmap', buf: open.splice(rnd(open.length), 1)[0]! });
+      else if (r === 6) ops.push({ op: 'probe' });
+      else if (r === 7) ops.push({ op: 'sysctl', name: 'perf_event_mlock_kb', value: [16, 64, 260, 516][rnd(4)]! });
+      else if (r === 8) ops.push({ op: 'cpu', cpu: rnd(4), online: rnd(2) === 0 });
+      else if (r === 9) ops.push(rnd(2) ? { op: 'ballast', via: 'perf', buffers: ballastBuffers(rnd(400)) } : { op: 'ballast', via: 'io_uring', pages: rnd(400) });
+      else ops.push({ op: 'rlimit', memlock_kb: [null, 0, 64, 1024, 4096][rnd(5)]! });
+    }
+    if (rnd(3) === 0) ops.push({ op: 'unmap', buf: '*' }, { op: 'probe' });
+    const s = scenario(ops);
+    for (const counter of ['shared', 'perf'] as const) {
+      const e1 = simulate(s, { accounting: 'V1', counter });
+      const e3 = simulate(s, { accounting: 'V3', counter });
+      t.strictSame(strip(e1), strip(e3), `script ${k} ${counter}`, { diagnostic: false });
+      const e2 = simulate(s, { accounting: 'V2', counter });
+      if (JSON.stringify(strip(e2)) !== JSON.stringify(strip(e3))) distinct++;
+      scripts++;
+    }
+  }
+  t.ok(distinct > 0, `the same random scripts do tell V2 from V3 (${distinct} of ${scripts})`);
+  t.end();
+});
+
+// ---------------------------------------------------------------------------
+// State, give-back, probe, EPERM rule, ballast
+
+t.test('unmap gives the remembered charges back', (t) => {
+  const s = scenario([
+    { op: 'map', buf: 'a', cpu: 0, data_pages: 256 }, // 257 pages, U = 257
+    { op: 'map', buf: 'b', cpu: 1, data_pages: 256 }, // U + 257 = 514 <= 516
+    { op: 'map', buf: 'c', cpu: 2, data_pages: 8 }, // 9 pages: 2 to U, 7 to P (V1..V4)
+    { op: 'unmap', buf: 'b' },
+    { op: 'map', buf: 'd', cpu: 3, data_pages: 4 }, // 5 pages, fit again
+    { op: 'unmap', buf: 'c' },
+    { op: 'unmap', buf: '*' },
+    { op: 'probe' },
+  ]);
+  const e = simulate(s, shared('V3'));
+  t.strictSame(e.map((x) => [x.user, x.pinned]), [[257, 0], [514, 0], [516, 7], [259, 7], [264, 7], [262, 0], [0, 0], [0, 0]]);
+  t.equal(e[7]!.headroom, 516);
+  const e0 = simulate(s, shared('V0'));
+  t.strictSame(e0.map((x) => [x.user, x.pinned]), [[257, 0], [514, 0], [523, 7], [266, 7], [271, 7], [262, 0], [0, 0], [0, 0]]);
+  t.end();
+});
+
+t.test('unmap * gives back in map order and keeps the ballast', (t) => {
+  const s = scenario([
+    { op: 'ballast', via: 'io_uring', pages: 600 }, // U = 600 > L on the shared counter
+    ...maps(3, 2, 'x', 4),
+    { op: 'unmap', buf: '*' },
+    { op: 'map', buf: 'x0', cpu: 0, data_pages: 2 }, // a name may be reused after unmap
+  ]);
+  for (const a of ['V0', 'V1', 'V2', 'V3', 'V4'] as const) {
+    const e = simulate(s, shared(a));
+    t.equal(e[4]!.user, 600, `${a}: U back to the ballast`);
+    t.equal(e[4]!.pinned, 0, `${a}: P back to 0`);
+  }
+  t.equal(simulate(s, shared('V2'))[5]!.pinned, 600 + 3 - 516, 'V2 after unmap *: the overage again');
+  t.end();
+});
+
+t.test('probe: headroom, spill EPERM, P over the limit, the 65000 cap', (t) => {
+  // U above L (V0 ballast 616), RLIMIT 100 pages: the spill map would charge U + 1 - L = 101 > 100.
+  const s = scenario([{ op: 'ballast', via: 'perf', buffers: ballastBuffers(616) }, { op: 'probe' }], { rlimit_kb: 400 });
+  const e0 = simulate(s, shared('V0'));
+  t.strictSame(e0[1], { ok: false, errno: 'EPERM', pinned: 0, user: 616, headroom: 0 }, 'V0: EPERM at the spill');
+  const e3 = simulate(s, shared('V3'));
+  t.strictSame(e3[1], { ok: true, errno: '', pinned: 0, user: 516, headroom: 0 }, 'V3: spill costs 1 page');
+  t.equal(simulate({ ...s, cap_ipc_lock: true }, shared('V0'))[1]!.ok, true, 'CAP_IPC_LOCK: the spill is admitted');
+  t.equal(simulate({ ...s, paranoid: -1 }, shared('V0'))[1]!.ok, true, 'paranoid -1: the spill is admitted');
+
+  // P already over a lowered RLIMIT: even the first 1-page map is refused.
+  const over = scenario([{ op: 'map', buf: 'a', cpu: 0, data_pages: 1023 }, { op: 'rlimit', memlock_kb: 1024 }, { op: 'probe' }, { op: 'map', buf: 'z', cpu: 0, data_pages: 0 }]);
+  const eo = simulate(over, shared('V3'));
+  t.equal(eo[0]!.pinned, 1024 - 516);
+  t.strictSame(eo[2], { ok: false, errno: 'EPERM', pinned: 508, user: 516, headroom: 0 }, 'probe refused at once');
+  t.equal(eo[3]!.errno, 'EPERM', 'and so is a 1-page map with extra 0');
+  t.equal(eo[3]!.check!.extra, 1);
+  // ... even when U is below L: the probe's first map (extra 0) is refused, headroom 0.
+  const below = scenario([...over.ops.slice(0, 2), { op: 'sysctl', name: 'perf_event_mlock_kb', value: 1028 }, { op: 'probe' }]);
+  t.strictSame(simulate(below, shared('V3'))[3], { ok: false, errno: 'EPERM', pinned: 508, user: 516, headroom: 0 }, 'P > R with U < L');
+  t.equal(simulate({ ...below, cap_ipc_lock: true }, shared('V3'))[3]!.headroom, 1028 - 516, 'with CAP_IPC_LOCK the probe runs');
+
+  // Probe leaves U and P unchanged, in the middle of a script.
+  const mid = scenario([{ op: 'map', buf: 'a', cpu: 0, data_pages: 63 }, { op: 'probe' }, { op: 'map', buf: 'b', cpu: 0, data_pages: 0 }]);
+  for (const l of ALL_LOGICS) {
+    const e = simulate(mid, l);
+    t.equal(e[1]!.headroom, 516 - 64, `${logicLabel(l)} headroom`);
+    t.strictSame([e[1]!.user, e[1]!.pinned, e[2]!.user], [64, 0, 65]);
+  }
+
+  // Huge allowance: the probe stops at 65000 maps without spilling.
+  const huge = scenario([{ op: 'probe' }], { mlock_kb: 512 * MiB_KB });
+  t.strictSame(simulate(huge, shared('V3'))[0], { ok: true, errno: '', pinned: 0, user: 0, headroom: PROBE_MAX_MAPS });
+  t.end();
+});
+
+t.test('rlimit ops and the unlimited lock_limit', (t) => {
+  const s = scenario([
+    { op: 'ballast', via: 'io_uring', pages: 516 },
+    { op: 'map', buf: 'a', cpu: 0, data_pages: 7 }, // extra 8
+    { op: 'rlimit', memlock_kb: 60 }, // R = 15
+    { op: 'map', buf: 'b', cpu: 0, data_pages: 7 }, // 8 + 8 = 16 > 15: EPERM
+    { op: 'rlimit', memlock_kb: 63 }, // 63 >> 2 = 15 still
+    { op: 'map', buf: 'c', cpu: 0, data_pages: 7 },
+    { op: 'rlimit', memlock_kb: 64 }, // R = 16
+    { op: 'remap', buf: 'b' }, // b's mmap failed: this is b's first mapping, fully checked
+    { op: 'rlimit', memlock_kb: null },
+  ]);
+  const e = simulate(s, shared('V3'));
+  t.equal(e[1]!.check!.lockLimit, RLIM_INFINITY_PAGES);
+  t.strictSame([e[3]!.errno, e[3]!.check!.locked, e[3]!.check!.lockLimit], ['EPERM', 16, 15]);
+  t.equal(e[5]!.errno, 'EPERM');
+  t.strictSame([e[7]!.ok, e[7]!.pinned, e[7]!.check!.lockLimit], [true, 16, 16], 'remap after a failed map is a first mapping');
+  t.ok(e.every((x, i) => x.check !== undefined || [0, 2, 4, 6, 8].includes(i)));
+  t.end();
+});
+
+t.test('ballastBuffers sums exactly; a V0 perf ballast gives exactly that U', (t) => {
+  const ns = [...Array.from({ length: 2049 }, (_, k) => k), 4643, 4644, 4645, 32886, 131072, 1 << 20];
+  let bad = 0;
+  for (const n of ns) {
+    const b = ballastBuffers(n);
+    if (b.reduce((a, d) => a + mappingPages(d), 0) !== n) bad++;
+    if (!b.every((d) => d === 0 || (d & (d - 1)) === 0)) bad++;
+  }
+  t.equal(bad, 0, `${ns.length} sizes sum exactly, power-of-two data pages`);
+  const L = userLockLimit(516, 36);
+  for (const n of [0, 1, 2, 100, L, L + 1, 32886]) {
+    const s = scenario([{ op: 'ballast', via: 'perf', buffers: ballastBuffers(n) }], { cpus: 36 });
+    t.equal(simulate(s, shared('V0'))[0]!.user, n, `V0 perf ballast ${n}: U = ${n}`);
+    const e1 = simulate(s, shared('V1'))[0]!;
+    t.strictSame([e1.user, e1.helperPinned], [Math.min(n, L), Math.max(0, n - L)], `V1 perf ballast ${n}: U capped at L`);
+  }
+  t.end();
+});
+
+t.test('script errors and controller ops', (t) => {
+  t.throws(() => simulate(scenario([{ op: 'unmap', buf: 'nope' }]), shared('V3')), ScriptError);
+  t.throws(() => simulate(scenario([{ op: 'remap', buf: 'nope' }]), shared('V3')), ScriptError);
+  t.throws(() => simulate(scenario([...maps(1), ...maps(1)]), shared('V3')), ScriptError);
+  t.throws(() => simulate(scenario([]), shared('V3'), { ioUringExtraPages: -1 }), RangeError);
+  const e = simulate(
+    scenario([{ op: 'hang', seconds: 5 }, { op: 'sysrq', key: 'w' }, { op: 'sysctl', name: 'perf_event_paranoid', value: -1 }, ...maps(1, 1023)], { rlimit_kb: 0 }),
+    shared('V3'),
+  );
+  t.strictSame(e.slice(0, 3).map((x) => x.ok), [true, true, true]);
+  t.equal(e[3]!.ok, true, 'paranoid -1 set by sysctl: a map over RLIMIT 0 is admitted');
+  t.equal(e[3]!.pinned, 1024 - 516);
+  t.equal(simulate(scenario([]), shared('V0')).length, 0);
+  t.end();
+});
