@@ -1,0 +1,381 @@
+// Scenario files to CompiledScenario: validation (schema.ts), then the sugar
+// compiled away (counts, "each"/"round-robin", "L" ballasts) while the
+// script's flow is checked the way the reproducer and the simulator would
+// meet it: buffer names open/closed, CPUs online, the live user_lock_limit.
+// Loaders for one file, a directory and the built-in set; a stable hash.
+
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError } from '../util/errors.ts';
+import { type CompiledScenario, type Op, type SysctlName, ballastBuffers, userLockLimit } from './ops.ts';
+import { type PagesSpec, SCENARIO_LIMITS, type ScenarioSource, show, validateScenario } from './schema.ts';
+
+/** A scenario file, loaded: its source (defaults filled) and what it compiles to. */
+export interface LoadedScenario {
+  id: string;
+  description: string;
+  /** absolute path of the file (or the name given to compileScenario) */
+  file: string;
+  source: ScenarioSource;
+  compiled: CompiledScenario;
+  /** scenarioHash(compiled) */
+  hash: string;
+  needs: ScenarioNeeds;
+}
+
+/** What a machine must offer to run a compiled scenario (for SKIP reasons). */
+export interface ScenarioNeeds {
+  /** num_online_cpus() at start */
+  cpus: number;
+  /** CPUs whose online state the scenario changes (CPU hotplug: VM only in practice) */
+  hotplugCpus: number[];
+  /** largest RLIMIT_MEMLOCK in kB the worker sets (start or rlimit op), ignoring unlimited; null if none is finite */
+  rlimitKbMax: number | null;
+  /** the worker asks for an unlimited RLIMIT_MEMLOCK somewhere */
+  rlimitUnlimited: boolean;
+  /** sysctls the scenario writes (start values always are) */
+  sysctls: SysctlName[];
+  /** an io_uring ballast (needs io_uring enabled) */
+  ioUring: boolean;
+  /** hang / sysrq ops: never on a host */
+  faultInjection: boolean;
+}
+
+/** Larger single ring buffers than this are not asked of a ballast helper (see SCENARIO_LIMITS.maxDataPages). */
+const MAX_BALLAST_DATA = SCENARIO_LIMITS.maxDataPages;
+
+/**
+ * ballastBuffers(n) with no buffer above MAX_BALLAST_DATA data pages: equal
+ * to ballastBuffers(n) for n <= 2 * 65536 + 1 (the greedy split never picks
+ * more there); above, whole 65537-page buffers first.
+ */
+export function cappedBallastBuffers(pages: number): number[] {
+  const out: number[] = [];
+  let left = pages;
+  while (left > 2 * MAX_BALLAST_DATA + 1) {
+    out.push(MAX_BALLAST_DATA);
+    left -= MAX_BALLAST_DATA + 1;
+  }
+  for (const d of ballastBuffers(left)) out.push(d);
+  return out;
+}
+
+/** Validate and compile; returns the source too. Throws ConfigError only. */
+export function compileSource(obj: unknown, file: string): { source: ScenarioSource; compiled: CompiledScenario } {
+  const source = validateScenario(obj, file);
+  return { source, compiled: compileValidated(source, file) };
+}
+
+/** Validate a parsed scenario object (from JSON) and compile it. `file` names it in errors. */
+export function compileScenario(obj: unknown, file: string): CompiledScenario {
+  return compileSource(obj, file).compiled;
+}
+
+function compileValidated(src: ScenarioSource, file: string): CompiledScenario {
+  const fail = (field: string, problem: string, fix: string): never => {
+    throw new ConfigError(file, field, problem, fix);
+  };
+  const max = SCENARIO_LIMITS.maxOps;
+  const out: Op[] = [];
+  const room = (path: string, n: number): void => {
+    if (out.length + n > max) {
+      fail(path, `the scenario compiles to more than ${max} ops (${out.length} before this one, which adds ${n})`, `lower the counts; at most ${max} compiled ops per scenario`);
+    }
+  };
+
+  // Live state, as the script runs.
+  let mlockKb = src.mlock_kb;
+  const online: boolean[] = Array.from({ length: src.cpus }, () => true);
+  /** CPU id -> the op that took it offline */
+  const offlinedBy = new Map<number, string>();
+  const onlineCpus = (): number[] => online.flatMap((on, c) => (on ? [c] : []));
+  /** open buffer name -> op path that opened it */
+  const open = new Map<string, string>();
+  /** closed buffer name -> op path that closed it */
+  const closed = new Map<string, string>();
+
+  const openBuf = (path: string, name: string): void => {
+    const by = open.get(name);
+    if (by !== undefined) {
+      fail(`${path}.buf`, `buffer ${show(name)} is still open (mapped by ${by})`, `unmap it first ({"op": "unmap", "buf": ${JSON.stringify(name)}}) or use another name`);
+    }
+    open.set(name, path);
+    closed.delete(name);
+  };
+  const needOpen = (path: string, name: string, what: string): void => {
+    if (open.has(name)) return;
+    const by = closed.get(name);
+    fail(
+      `${path}.buf`,
+      by === undefined ? `${what} of buffer ${show(name)}, which no earlier op maps` : `${what} of buffer ${show(name)}, which ${by} already unmapped`,
+      `map it first ({"op": "map", "buf": ${JSON.stringify(name)}, ...}) or name an open buffer`,
+    );
+  };
+  const needOnline = (path: string, cpu: number): void => {
+    if (cpu >= src.cpus) fail(path, `CPU ${cpu} does not exist: the scenario has cpus ${src.cpus} (ids 0..${src.cpus - 1})`, `use a CPU id below ${src.cpus}, or raise "cpus"`);
+  };
+  const pagesOf = (path: string, p: PagesSpec): number => {
+    if (typeof p === 'number') return p;
+    const L = userLockLimit(mlockKb, onlineCpus().length);
+    const n = L + p.fromL;
+    const lim = SCENARIO_LIMITS.maxBallastPages;
+    if (n < 0) fail(path, `"L${p.fromL < 0 ? p.fromL : `+${p.fromL}`}" is ${n} pages here (user_lock_limit is ${L} pages at this point)`, `use an offset of at least -${L}`);
+    if (n > lim) fail(path, `"L${p.fromL < 0 ? p.fromL : `+${p.fromL}`}" is ${n} pages here, more than ${lim}`, `ballast at most ${lim} pages per op`);
+    return n;
+  };
+
+  for (let i = 0; i < src.ops.length; i++) {
+    const op = src.ops[i]!;
+    const path = `ops[${i}]`;
+    switch (op.op) {
+      case 'ballast': {
+        room(path, 1);
+        if (op.via === 'io_uring') out.push({ op: 'ballast', via: 'io_uring', pages: pagesOf(`${path}.pages`, op.pages) });
+        else if ('buffers' in op) out.push({ op: 'ballast', via: 'perf', buffers: op.buffers.slice() });
+        else out.push({ op: 'ballast', via: 'perf', buffers: cappedBallastBuffers(pagesOf(`${path}.pages`, op.pages)) });
+        break;
+      }
+      case 'map': {
+        const up = onlineCpus();
+        let cpus: number[];
+        if (op.cpu === 'each') cpus = up;
+        else if (op.cpu === 'round-robin') {
+          room(path, op.count!);
+          cpus = Array.from({ length: op.count! }, (_, j) => up[j % up.length]!);
+        } else {
+          needOnline(`${path}.cpu`, op.cpu);
+          if (!online[op.cpu]) {
+            fail(`${path}.cpu`, `CPU ${op.cpu} is offline at this point (${offlinedBy.get(op.cpu)} took it offline); perf_event_open() would fail with ENODEV`, `map on an online CPU (${up.join(', ')}), or bring CPU ${op.cpu} back first ({"op": "cpu", "cpu": ${op.cpu}, "online": true})`);
+          }
+          room(path, op.count ?? 1);
+          cpus = Array.from({ length: op.count ?? 1 }, () => op.cpu as number);
+        }
+        room(path, cpus.length);
+        const suffixed = op.count !== undefined || op.cpu === 'each';
+        for (let j = 0; j < cpus.length; j++) {
+          const name = suffixed ? `${op.buf}${j}` : op.buf;
+          if (name.length > 64) fail(`${path}.buf`, `buffer name ${show(op.buf)} plus the index ${j} is longer than 64 characters`, 'use a shorter name');
+          openBuf(path, name);
+          out.push({ op: 'map', buf: name, cpu: cpus[j]!, data_pages: op.data_pages });
+        }
+        break;
+      }
+      case 'remap': {
+        const n = op.count ?? 1;
+        room(path, n);
+        needOpen(path, op.buf, 'remap');
+        for (let j = 0; j < n; j++) out.push({ op: 'remap', buf: op.buf });
+        break;
+      }
+      case 'unmap': {
+        room(path, 1);
+        if (op.buf === '*') {
+          for (const name of open.keys()) closed.set(name, path);
+          open.clear();
+        } else {
+          needOpen(path, op.buf, 'unmap');
+          open.delete(op.buf);
+          closed.set(op.buf, path);
+        }
+        out.push({ op: 'unmap', buf: op.buf });
+        break;
+      }
+      case 'probe':
+        room(path, 1);
+        out.push({ op: 'probe' });
+        break;
+      case 'rlimit':
+        room(path, 1);
+        out.push({ op: 'rlimit', memlock_kb: op.memlock_kb });
+        break;
+      case 'sysctl':
+        room(path, 1);
+        if (op.name === 'perf_event_mlock_kb') mlockKb = op.value;
+        out.push({ op: 'sysctl', name: op.name, value: op.value });
+        break;
+      case 'cpu': {
+        room(path, 1);
+        needOnline(`${path}.cpu`, op.cpu);
+        if (op.cpu === 0 && !op.online) {
+          fail(`${path}.cpu`, 'CPU 0 cannot be taken offline (x86 has no cpu0/online file; the reproducer and the boot CPU need it)', 'offline another CPU (1..cpus-1)');
+        }
+        online[op.cpu] = op.online;
+        if (op.online) offlinedBy.delete(op.cpu);
+        else offlinedBy.set(op.cpu, path);
+        out.push({ op: 'cpu', cpu: op.cpu, online: op.online });
+        break;
+      }
+      case 'hang':
+        room(path, 1);
+        out.push({ op: 'hang', seconds: op.seconds });
+        break;
+      case 'sysrq':
+        room(path, 1);
+        out.push({ op: 'sysrq', key: op.key });
+        break;
+    }
+  }
+
+  return {
+    id: src.id,
+    cpus: src.cpus,
+    mlock_kb: src.mlock_kb,
+    paranoid: src.paranoid,
+    rlimit_kb: src.rlimit_kb,
+    cap_ipc_lock: src.cap_ipc_lock,
+    ops: out,
+  };
+}
+
+/** What the compiled scenario needs of the machine that runs it. */
+export function scenarioNeeds(s: CompiledScenario): ScenarioNeeds {
+  const hot = new Set<number>();
+  const sysctls = new Set<SysctlName>();
+  let rlimitKbMax = s.rlimit_kb;
+  let rlimitUnlimited = s.rlimit_kb === null;
+  let ioUring = false;
+  let faultInjection = false;
+  for (const op of s.ops) {
+    if (op.op === 'cpu') hot.add(op.cpu);
+    else if (op.op === 'sysctl') sysctls.add(op.name);
+    else if (op.op === 'rlimit') {
+      if (op.memlock_kb === null) rlimitUnlimited = true;
+      else if (rlimitKbMax === null || op.memlock_kb > rlimitKbMax) rlimitKbMax = op.memlock_kb;
+    } else if (op.op === 'ballast' && op.via === 'io_uring') ioUring = true;
+    else if (op.op === 'hang' || op.op === 'sysrq') faultInjection = true;
+  }
+  return {
+    cpus: s.cpus,
+    hotplugCpus: [...hot].sort((a, b) => a - b),
+    rlimitKbMax,
+    rlimitUnlimited,
+    sysctls: [...sysctls].sort(),
+    ioUring,
+    faultInjection,
+  };
+}
+
+/** What a machine offers (for `unmetNeeds`). */
+export interface MachineOffer {
+  onlineCpus: number;
+  /** hard RLIMIT_MEMLOCK in kB root can give the worker (null = unlimited) */
+  memlockHardKb: number | null;
+  cpuHotplug: boolean;
+  ioUring: boolean;
+  faultInjection: boolean;
+}
+
+/** Why a scenario cannot run on a machine: one reason per unmet need; empty = it can. */
+export function unmetNeeds(n: ScenarioNeeds, m: MachineOffer): string[] {
+  const why: string[] = [];
+  if (n.cpus !== m.onlineCpus) why.push(`needs ${n.cpus} online CPUs, the machine has ${m.onlineCpus}`);
+  if (n.hotplugCpus.length > 0 && !m.cpuHotplug) why.push(`takes CPU ${n.hotplugCpus.join(', ')} offline: needs CPU hotplug`);
+  if (m.memlockHardKb !== null) {
+    if (n.rlimitUnlimited) why.push(`sets RLIMIT_MEMLOCK unlimited, above the hard limit ${m.memlockHardKb} kB`);
+    if (n.rlimitKbMax !== null && n.rlimitKbMax > m.memlockHardKb) why.push(`sets RLIMIT_MEMLOCK ${n.rlimitKbMax} kB, above the hard limit ${m.memlockHardKb} kB`);
+  }
+  if (n.ioUring && !m.ioUring) why.push('needs io_uring');
+  if (n.faultInjection && !m.faultInjection) why.push('has fault-injection ops (hang/sysrq)');
+  return why;
+}
+
+// ---------------------------------------------------------------------------
+// Hash
+
+/** JSON with object keys sorted at every level, no whitespace; -0 written as 0. */
+export function canonicalJson(v: unknown): string {
+  if (v === null || typeof v === 'boolean' || typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new RangeError(`canonicalJson: ${v} has no JSON form`);
+    return JSON.stringify(v === 0 ? 0 : v);
+  }
+  if (Array.isArray(v)) return `[${v.map((x) => canonicalJson(x === undefined ? null : x)).join(',')}]`;
+  if (typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  }
+  throw new RangeError(`canonicalJson: a ${typeof v} has no JSON form`);
+}
+
+/**
+ * sha256 (hex) of the compiled scenario's canonical JSON: the provenance of
+ * a result. Equal for equal compiled content, whatever sugar or key order the
+ * file used; the description does not enter it.
+ */
+export function scenarioHash(s: CompiledScenario): string {
+  return createHash('sha256').update(canonicalJson(s)).digest('hex');
+}
+
+// ---------------------------------------------------------------------------
+// Loaders (synchronous: scenario files are small)
+
+/** Larger scenario files are refused before parsing. */
+export const MAX_SCENARIO_FILE_BYTES = 16 * 1024 * 1024;
+
+const errnoOf = (e: unknown): string => (e instanceof Error && 'code' in e && typeof e.code === 'string' ? e.code : e instanceof Error ? e.message : String(e));
+
+/** Read, parse, validate and compile one scenario file. */
+export function loadScenarioFile(path: string): LoadedScenario {
+  const file = resolve(path);
+  let text: string;
+  try {
+    const st = statSync(file);
+    if (!st.isFile()) throw new ConfigError(file, '', 'is not a regular file', 'give the path of a scenario .json file');
+    if (st.size > MAX_SCENARIO_FILE_BYTES) {
+      throw new ConfigError(file, '', `is ${st.size} bytes, more than ${MAX_SCENARIO_FILE_BYTES}`, 'use counts instead of spelling out every op');
+    }
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError(file, '', `cannot be read (${errnoOf(e)})`, 'check the path and its permissions');
+  }
+  let obj: unknown;
+  try {
+    obj = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(file, '', `is not valid JSON (${e instanceof Error ? e.message : String(e)})`, 'fix the JSON syntax (no comments, no trailing commas)');
+  }
+  const { source, compiled } = compileSource(obj, file);
+  return { id: source.id, description: source.description, file, source, compiled, hash: scenarioHash(compiled), needs: scenarioNeeds(compiled) };
+}
+
+/** Throws a ConfigError if two scenarios share an id. */
+export function checkUniqueIds(list: readonly LoadedScenario[]): void {
+  const seen = new Map<string, string>();
+  for (const s of list) {
+    const other = seen.get(s.id);
+    if (other !== undefined) {
+      throw new ConfigError(s.file, 'id', `duplicate scenario id ${show(s.id)} (also in ${other})`, 'give every scenario its own id (e.g. the file name without .json)');
+    }
+    seen.set(s.id, s.file);
+  }
+}
+
+/** Every *.json file of a directory (not recursive), in file-name order. Duplicate ids are a ConfigError. */
+export function loadScenarioDir(dir: string): LoadedScenario[] {
+  const d = resolve(dir);
+  let names: string[];
+  try {
+    names = readdirSync(d, { withFileTypes: true })
+      .filter((e) => (e.isFile() || e.isSymbolicLink()) && e.name.endsWith('.json'))
+      .map((e) => e.name)
+      .sort();
+  } catch (e) {
+    throw new ConfigError(d, '', `cannot be listed (${errnoOf(e)})`, 'give a directory of scenario .json files');
+  }
+  const list = names.map((n) => loadScenarioFile(join(d, n)));
+  checkUniqueIds(list);
+  return list;
+}
+
+/** harness/scenarios/ of this checkout. */
+export const BUILTIN_SCENARIO_DIR = fileURLToPath(new URL('../../harness/scenarios/', import.meta.url));
+
+/** The built-in scenarios (harness/scenarios/*.json). */
+export function builtinScenarios(): LoadedScenario[] {
+  return loadScenarioDir(BUILTIN_SCENARIO_DIR);
+}
+
