@@ -72,6 +72,8 @@ export interface Cell {
 }
 
 export interface CalibratedDiff extends CellDiff {
+  /** the expected ops the diff used (after calibration) */
+  expected: ExpectedOp[];
   calibrated?: { ioUringExtraPages: number };
   calibrationNote?: string;
 }
@@ -79,7 +81,7 @@ export interface CalibratedDiff extends CellDiff {
 /** calibrate + diffCell for one cell under one logic. */
 export function diffCalibrated(cell: Cell, logic: Logic): CalibratedDiff {
   const c = calibrate(cell.scenario, logic, cell.measured);
-  const d: CalibratedDiff = diffCell(cell.scenario.ops, cell.measured, c.expected);
+  const d: CalibratedDiff = { ...diffCell(cell.scenario.ops, cell.measured, c.expected), expected: c.expected };
   if (c.calibrated !== undefined) d.calibrated = c.calibrated;
   if (c.note !== undefined) d.calibrationNote = c.note;
   return d;

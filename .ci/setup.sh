@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what lockstep needs on Debian 12 and builds the reproducer.
+# Idempotent and quick when everything is there. As root it installs
+# missing apt packages itself; otherwise it prints the exact command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# package -> a file that proves it is installed
+declare -A PROBE=(
+  [qemu-system-x86]=/usr/bin/qemu-system-x86_64
+  [busybox-static]=/bin/busybox
+  [gcc]=/usr/bin/gcc
+  [libc6-dev]=/usr/include/stdio.h
+  [make]=/usr/bin/make
+  [linux-libc-dev]=/usr/include/linux/perf_event.h
+)
+missing=()
+for p in "${!PROBE[@]}"; do
+  [ -e "${PROBE[$p]}" ] || missing+=("$p")
+done
+# Debian's plain busybox is dynamic; the guest needs the static one.
+if [ -e /bin/busybox ] && ! dpkg -s busybox-static >/dev/null 2>&1; then missing+=(busybox-static); fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "lockstep setup: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "lockstep setup: missing packages: ${missing[*]}" >&2
+    echo "  fix: sudo apt-get install ${missing[*]}" >&2
+    exit 2
+  fi
+fi
+
+if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "lockstep setup: Node.js >= 20 is needed (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 2
+fi
+
+# npm ci when node_modules is missing or older than the lock file.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "lockstep setup: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
+fi
+
+make -s -C harness >&2

@@ -1,0 +1,72 @@
+// lockstep's command line. Each command parses its own flags, prints its
+// own --help, and returns an exit code: 0 ok, 1 the run found a regression
+// or failed, 2 bad input or a missing dependency (one line saying the fix).
+
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { isUserError } from '../util/errors.ts';
+import { COMMANDS, type Command } from './commands.ts';
+
+const USAGE = `lockstep: kernel-version differential regression harness for perf_mmap() locked-memory accounting
+
+Boots kernels (QEMU, KVM when usable, TCG otherwise) or uses the host kernel,
+runs op-script scenarios in a native reproducer under fresh uids, and diffs the
+measured EPERM points and VmPin series against a simulator of the accounting
+logic each kernel is expected to implement (V0..V4, shared or separate counter).
+
+Usage: lockstep <command> [options]      lockstep <command> --help
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(18)} ${c.summary}`).join('\n')}
+
+Exit codes: 0 all good; 1 a cell did not MATCH (or the command failed);
+2 bad input or a missing dependency (the message names file, field and fix).
+Environment: LOCKSTEP_CACHE (kernel + image cache, default ~/.cache/lockstep),
+LOCKSTEP_ACCEL=tcg (never try KVM), LOCKSTEP_QEMU (QEMU binary).`;
+
+export function helpText(c: Command): string {
+  const opts = Object.entries(c.options).map(([name, o]) => {
+    const flag = `--${name}${o.type === 'string' ? ` ${o.arg ?? 'VALUE'}` : ''}${o.multiple ? ' (repeatable)' : ''}`;
+    return `  ${flag.padEnd(30)} ${o.help}${o.default !== undefined ? ` [default: ${o.default}]` : ''}`;
+  });
+  return `lockstep ${c.name}${c.args ? ` ${c.args}` : ''}: ${c.summary}\n\n${c.description}\n\nOptions:\n${opts.join('\n')}\n  ${'--help'.padEnd(30)} this text\n${c.examples ? `\nExamples:\n${c.examples.map((e) => `  ${e}`).join('\n')}\n` : ''}`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  if (!argv.length || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    console.log(USAGE);
+    return argv.length ? 0 : 2;
+  }
+  // Two-word commands ("kernels list") are looked up first.
+  const c = COMMANDS.find((x) => x.name === argv.slice(0, 2).join(' ')) ?? COMMANDS.find((x) => x.name === argv[0]);
+  if (!c) {
+    console.error(`lockstep: unknown command ${JSON.stringify(argv[0])}. Fix: run \`lockstep --help\` for the list of commands.`);
+    return 2;
+  }
+  const rest = argv.slice(c.name.split(' ').length);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(helpText(c));
+    return 0;
+  }
+  const options: ParseArgsConfig['options'] = {};
+  for (const [name, o] of Object.entries(c.options)) options[name] = { type: o.type, ...(o.multiple ? { multiple: true } : {}), ...(o.short ? { short: o.short } : {}) };
+  let parsed: { values: Record<string, unknown>; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true }) as typeof parsed;
+  } catch (e) {
+    console.error(`lockstep ${c.name}: ${(e as Error).message}. Fix: see \`lockstep ${c.name} --help\`.`);
+    return 2;
+  }
+  for (const [name, o] of Object.entries(c.options)) {
+    if (parsed.values[name] === undefined && o.default !== undefined) parsed.values[name] = o.type === 'boolean' ? o.default === 'true' : o.default;
+  }
+  try {
+    return await c.run(parsed.values, parsed.positionals);
+  } catch (e) {
+    if (isUserError(e)) {
+      console.error(`lockstep ${c.name}: ${e.message}`);
+      return 2;
+    }
+    console.error(`lockstep ${c.name}: internal error: ${(e as Error).stack ?? e}`);
+    return 1;
+  }
+}

@@ -1,0 +1,112 @@
+// From one group's raw outcome to one verdict per scenario. Pure: the
+// outcome, the compiled scenarios and the expected logic go in, cells come
+// out. Cells finished before a fault keep their verdicts.
+
+import { diffCalibrated } from '../diff/index.ts';
+import { type Logic, logicLabel, simulate } from '../model/index.ts';
+import type { CompiledScenario } from '../scenario/ops.ts';
+import type { GroupOutcome } from '../runner/runtime.ts';
+import type { CellResult, CellVerdict } from '../results/schema.ts';
+
+export interface CellContext {
+  kernel: string;
+  logic: Logic | null;
+  runtime: CellResult['runtime'];
+  startedAt: string;
+  scenarioHash: (s: CompiledScenario) => string;
+  rerun: (scenario: string) => string;
+}
+
+function base(ctx: CellContext, s: CompiledScenario, o: GroupOutcome | null): CellResult {
+  return {
+    kernel: ctx.kernel, scenario: s.id, verdict: 'ERROR', expected_logic: ctx.logic ? logicLabel(ctx.logic) : null,
+    cpus: s.cpus, runtime: ctx.runtime, accel: o?.accel ?? 'none', kernel_release: o?.stream.hello?.release,
+    first_eperm_measured: null, first_eperm_expected: null, pinned_measured: [], pinned_expected: [],
+    measured: [], expected: [], console_log: o?.consoleLog ?? null, results_log: o?.resultsLog ?? null,
+    boot_ms: o?.bootMs ?? null, group_wall_ms: o?.wallMs, started_at: ctx.startedAt,
+    scenario_hash: ctx.scenarioHash(s), rerun: ctx.rerun(s.id),
+  };
+}
+
+/** A cell that never ran (setup failed, host cannot fit it...). */
+export function cellWithoutRun(ctx: CellContext, s: CompiledScenario, verdict: CellVerdict, reason: string): CellResult {
+  const c = base(ctx, s, null);
+  c.verdict = verdict;
+  c.reason = reason;
+  if (ctx.logic) c.expected = simulate(s, ctx.logic);
+  return c;
+}
+
+const FAULT_VERDICT = { panic: 'PANIC', oops: 'PANIC', bug: 'PANIC' } as const;
+
+export function cellsFromOutcome(ctx: CellContext, scenarios: readonly CompiledScenario[], o: GroupOutcome): CellResult[] {
+  const fatal = o.faults.find((f) => f.kind !== 'warn');
+  const warns = o.faults.filter((f) => f.kind === 'warn');
+  // The scenario that was running when the stream stopped, if any.
+  const inFlight = o.stream.open;
+  return scenarios.map((s) => {
+    const c = base(ctx, s, o);
+    const st = o.stream.scenarios.get(s.id);
+    if (st?.uid !== undefined) c.uid = st.uid;
+    if (st) c.measured = st.ops;
+
+    const groupFailure = (): void => {
+      const what = st ? `during ${s.id} (last op seen: ${st.ops.length ? st.ops[st.ops.length - 1].i : 'none'})` : `before ${s.id} started`;
+      if (fatal) {
+        c.verdict = FAULT_VERDICT[fatal.kind as keyof typeof FAULT_VERDICT];
+        c.reason = `kernel ${fatal.kind} ${what}: ${fatal.line}`;
+        c.console_excerpt = fatal.excerpt;
+      } else if (o.status === 'timeout') {
+        c.verdict = 'TIMEOUT'; c.reason = `${o.detail} ${what}`; c.console_excerpt = o.consoleTail;
+      } else if (o.status === 'boot_fail') {
+        c.verdict = 'BOOT_FAIL'; c.reason = o.detail; c.console_excerpt = o.consoleTail;
+      } else if (o.status === 'aborted') {
+        c.verdict = 'ERROR'; c.reason = `run interrupted ${what}`;
+      } else {
+        c.verdict = 'ERROR';
+        c.reason = `${o.detail || 'the result stream stopped'} ${what}` +
+          (o.stream.garbageCount ? `; ${o.stream.garbageCount} unreadable result line(s), first: ${JSON.stringify(o.stream.garbage[0]?.text)}` : '');
+        c.console_excerpt = o.consoleTail;
+      }
+    };
+
+    if (st?.skip) { c.verdict = 'SKIP'; c.reason = st.skip; return c; }
+    if (!st || !st.ended || s.id === inFlight) { groupFailure(); return withExpected(c, s, ctx); }
+    if (st.errors.length) {
+      const e = st.errors[0];
+      c.verdict = /timed out/.test(e.msg) ? 'TIMEOUT' : 'ERROR';
+      c.reason = `reproducer: ${e.msg}${e.i !== undefined ? ` (op ${e.i})` : ''}`;
+      if (fatal) { c.verdict = 'PANIC'; c.reason = `kernel ${fatal.kind}: ${fatal.line}`; c.console_excerpt = fatal.excerpt; }
+      return withExpected(c, s, ctx);
+    }
+    if (!ctx.logic) {
+      c.verdict = 'UNCHECKED';
+      c.reason = 'kernel spec says expect: unknown; measured only (see classification)';
+      c.pinned_measured = st.ops.filter((m) => m.op === 'map').map((m) => m.vmpin_kb / 4);
+      const k = st.ops.filter((m) => m.op === 'map').findIndex((m) => m.errno === 'EPERM');
+      c.first_eperm_measured = k < 0 ? null : k + 1;
+      return c;
+    }
+    const d = diffCalibrated({ scenario: s, measured: st.ops }, ctx.logic);
+    c.verdict = d.verdict;
+    c.first_eperm_measured = d.firstEpermMeasured;
+    c.first_eperm_expected = d.firstEpermExpected;
+    c.pinned_measured = d.pinnedSeriesMeasured;
+    c.pinned_expected = d.pinnedSeriesExpected;
+    if (d.firstDivergence) {
+      c.divergence = d.firstDivergence;
+      const f = d.firstDivergence;
+      c.reason = `op ${f.i} (${f.op}): ${f.field} measured ${JSON.stringify(f.measured)}, expected ${JSON.stringify(f.expected)}`;
+    }
+    if (d.verdict === 'ERROR') c.reason = d.missing ?? c.reason;
+    if (d.calibrated) c.calibrated = { ...d.calibrated };
+    c.expected = d.expected ?? simulate(s, ctx.logic);
+    if (warns.length && c.verdict === 'MATCH') c.reason = `kernel WARN during the boot: ${warns[0].line}`;
+    return c;
+  });
+}
+
+function withExpected(c: CellResult, s: CompiledScenario, ctx: CellContext): CellResult {
+  if (ctx.logic) c.expected = simulate(s, ctx.logic);
+  return c;
+}

@@ -1,0 +1,51 @@
+// The markdown table of a run: kernels x scenarios with verdicts and first
+// EPERM points, then what went wrong where. Pure: Results in, text out.
+
+import type { CellResult, Results } from './schema.ts';
+
+const eperm = (n: number | null): string => (n === null ? '-' : `#${n}`);
+
+function cellText(c: CellResult | undefined): string {
+  if (!c) return '';
+  const e = c.first_eperm_measured === c.first_eperm_expected || c.verdict === 'UNCHECKED'
+    ? eperm(c.first_eperm_measured)
+    : `${eperm(c.first_eperm_measured)} (exp ${eperm(c.first_eperm_expected)})`;
+  switch (c.verdict) {
+    case 'MATCH': case 'MISMATCH': case 'UNCHECKED': return `${c.verdict} ${e}`;
+    default: return c.verdict;
+  }
+}
+
+export function renderTable(r: Results): string {
+  const kernels = r.kernels.map((k) => k.id);
+  const scenarios = r.scenarios.map((s) => s.id);
+  const byKey = new Map(r.cells.map((c) => [`${c.kernel}\0${c.scenario}`, c]));
+  const counts = new Map<string, number>();
+  for (const c of r.cells) counts.set(c.verdict, (counts.get(c.verdict) ?? 0) + 1);
+  const out: string[] = [];
+  out.push(`# lockstep results`, '');
+  out.push(`Run ${r.started_at}${r.finished_at ? ` .. ${r.finished_at}` : ''}${r.complete ? '' : ' (INCOMPLETE: interrupted or still running)'}; ` +
+    `host ${r.host.release}, ${r.host.cpus} CPUs, VMs under ${r.host.accel.toUpperCase()} (${r.host.accel_why}).`, '');
+  out.push(`Cells: ${r.cells.length}; ${[...counts].map(([v, n]) => `${v} ${n}`).join(', ')}.`, '');
+  out.push('Each cell: verdict against the kernel\'s expected logic, then the first `map` call refused with EPERM (`-` = none); ' +
+    'when measured and expected differ, the expected one follows.', '');
+  out.push(`| kernel | expected logic | ${scenarios.join(' | ')} |`);
+  out.push(`|---|---|${scenarios.map(() => '---').join('|')}|`);
+  for (const k of r.kernels) {
+    out.push(`| ${k.id}${k.release ? ` (${k.release})` : ''} | ${k.expected_logic ?? 'unknown'} | ` +
+      `${scenarios.map((s) => cellText(byKey.get(`${k.id}\0${s}`))).join(' | ')} |`);
+  }
+  const notes = r.cells.filter((c) => c.verdict !== 'MATCH' && c.reason);
+  if (notes.length) {
+    out.push('', '## Details', '');
+    for (const c of notes) out.push(`- **${c.kernel} x ${c.scenario}**: ${c.verdict}: ${c.reason}`);
+  }
+  const calibrated = r.cells.filter((c) => c.calibrated && Object.keys(c.calibrated).length);
+  if (calibrated.length) {
+    out.push('', '## Measured model inputs', '');
+    for (const c of calibrated) out.push(`- ${c.kernel} x ${c.scenario}: ${Object.entries(c.calibrated!).map(([k, v]) => `${k}=${v}`).join(', ')}`);
+  }
+  out.push('', `Kernels: ${kernels.length}. Expected logic per kernel and why:`, '');
+  for (const k of r.kernels) out.push(`- ${k.id} (${k.kind}, ${k.version}): ${k.expected_logic ?? 'unknown'}: ${k.expect_reason}`);
+  return out.join('\n') + '\n';
+}

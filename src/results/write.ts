@@ -1,0 +1,26 @@
+// Writing results: always atomically (temp file + rename in the same
+// directory), so a reader or a crash never sees half a file.
+
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { ConfigError } from '../util/errors.ts';
+import { checkResults, type Results } from './schema.ts';
+
+export async function writeAtomic(path: string, data: string | Buffer): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = join(dirname(path), `.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}.tmp`);
+  await writeFile(tmp, data);
+  await rename(tmp, path);
+}
+
+export async function readResults(path: string): Promise<Results> {
+  let text: string;
+  try { text = await readFile(path, 'utf8'); } catch (e) {
+    throw new ConfigError(path, '', `cannot read: ${(e as Error).message}`, 'give the path of a results.json (or its directory) written by `lockstep run`');
+  }
+  let obj: unknown;
+  try { obj = JSON.parse(text); } catch (e) {
+    throw new ConfigError(path, '', `not valid JSON (${(e as Error).message})`, 'the file is damaged; re-run the matrix');
+  }
+  return checkResults(obj, path);
+}

@@ -1,0 +1,116 @@
+// The host runtime: the reproducer runs directly on the running kernel, as
+// root, each scenario under a fresh uid chosen so that no process of that uid
+// exists (the per-user counter lives as long as any process of the uid).
+
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { cpus as osCpus } from 'node:os';
+import { join } from 'node:path';
+import { randomInt } from 'node:crypto';
+import { toScript } from '../scenario/ops.ts';
+import { REPRO_BINARY } from '../image/initramfs.ts';
+import type { GroupOutcome, GroupRequest, Runtime } from './runtime.ts';
+import { StreamParser, tail } from './stream.ts';
+
+/** Uids of every live process (from /proc), to pick ones nobody uses. */
+function liveUids(): Set<number> {
+  const out = new Set<number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const m = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${d}/status`, 'utf8'));
+      if (m) for (const u of m.slice(1)) out.add(Number(u));
+    } catch { /* raced with exit */ }
+  }
+  return out;
+}
+
+/** n consecutive unused uids from a random base well above any real account. */
+export function freshHostUids(n: number): number[] {
+  const used = liveUids();
+  for (;;) {
+    const base = randomInt(3_000_000, 2_000_000_000);
+    const uids = Array.from({ length: n }, (_, k) => base + k);
+    if (!uids.some((u) => used.has(u))) return uids;
+  }
+}
+
+export function hostOnlineCpus(): number {
+  try {
+    const s = readFileSync('/sys/devices/system/cpu/online', 'utf8').trim();
+    return s.split(',').reduce((n, r) => { const [a, b] = r.split('-').map(Number); return n + (b === undefined ? 1 : b - a + 1); }, 0);
+  } catch { return osCpus().length; }
+}
+
+/** Hard RLIMIT_MEMLOCK of this process in kB (null = unlimited); root without CAP_SYS_RESOURCE cannot raise it. */
+export function hostMemlockHardKb(): number | null {
+  const m = /^Max locked memory\s+\S+\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  if (!m || m[1] === 'unlimited') return null;
+  return Math.floor(Number(m[1]) / 1024);
+}
+
+/** Why the host cannot run a scenario with these needs, or null when it can. */
+export function hostSkipReason(cpus: number, rlimitKbs: (number | null)[]): string | null {
+  if (process.getuid?.() !== 0) return 'the host runtime needs root (it sets sysctls and switches uids)';
+  const online = hostOnlineCpus();
+  if (online !== cpus) return `scenario needs ${cpus} online CPUs, the host has ${online} (lockstep never hotplugs host CPUs to fit)`;
+  const hard = hostMemlockHardKb();
+  const over = rlimitKbs.find((k) => hard !== null && (k === null || k > hard));
+  if (over !== undefined) return `scenario sets RLIMIT_MEMLOCK ${over === null ? 'unlimited' : `${over} kB`}, above this host's hard limit ${hard} kB (root here lacks CAP_SYS_RESOURCE)`;
+  return null;
+}
+
+export class HostRuntime implements Runtime {
+  readonly name = 'host' as const;
+
+  async run(req: GroupRequest): Promise<GroupOutcome> {
+    const script = req.scenarios.map((s, k) => toScript(s, req.uids[k])).join('');
+    const scriptPath = join(req.logDir, 'script.ops');
+    const resultsLog = join(req.logDir, 'results.jsonl');
+    await writeFile(scriptPath, script);
+    const started = Date.now();
+    const parser = new StreamParser();
+    let raw = '';
+    let stderr = '';
+    let bootMs: number | null = null;
+    let status: GroupOutcome['status'] = 'ok';
+    let detail = '';
+    const argv = [REPRO_BINARY, '--script', scriptPath, '--op-timeout', String(req.opTimeoutS)];
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => {
+      if (bootMs === null) bootMs = Date.now() - started;
+      raw += d;
+      for (const ev of parser.push(d)) req.onEvent?.(ev);
+    });
+    child.stderr.on('data', (d) => { stderr += d; });
+    // SIGTERM first: the reproducer restores the host's sysctls on it.
+    const stop = (why: GroupOutcome['status'], msg: string): void => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      status = why; detail = msg;
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+    };
+    const timer = setTimeout(() => stop('timeout', `reproducer still running after ${req.timeoutMs / 1000}s`), req.timeoutMs);
+    const onAbort = (): void => stop('aborted', 'interrupted');
+    req.signal?.addEventListener('abort', onAbort, { once: true });
+    if (req.signal?.aborted) onAbort();
+    const code = await new Promise<number | null>((resolve) => {
+      child.on('error', (e) => { status = 'error'; detail = `cannot run ${argv[0]}: ${e.message}`; resolve(null); });
+      child.on('close', (c) => resolve(c));
+    });
+    clearTimeout(timer);
+    req.signal?.removeEventListener('abort', onAbort);
+    await writeFile(resultsLog, raw);
+    const stream = parser.end();
+    if (status === 'ok' && !stream.done) {
+      status = 'error';
+      detail = `reproducer exited (code ${code}) without its done line${stderr ? `: ${tail(stderr, 3)}` : ''}`;
+    }
+    return {
+      status, detail, stream, faults: [], consoleTail: tail(stderr, 20), consoleLog: null, resultsLog,
+      accel: 'none', accelWhy: 'host kernel, no VM', bootMs, wallMs: Date.now() - started, argv,
+    };
+  }
+}

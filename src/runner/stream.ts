@@ -1,0 +1,189 @@
+// Parser of the reproducer's result stream (harness/PROTOCOL.md). Pure and
+// total: any byte sequence goes in, a summary comes out; a garbled or
+// truncated stream is described, never thrown.
+
+import type { MeasuredOp } from '../diff/index.ts';
+
+export interface Hello {
+  release: string;
+  version: string;
+  online_cpus: number;
+  mlock_kb: number;
+  paranoid: number;
+  perfmon: boolean;
+}
+
+export interface StreamError { i?: number; line?: number; msg: string }
+
+export interface ScenarioStream {
+  scenario: string;
+  uid?: number;
+  onlineCpus?: number;
+  ops: MeasuredOp[];
+  skip?: string;
+  errors: StreamError[];
+  ended: boolean;
+}
+
+export interface ParsedStream {
+  hello?: Hello;
+  scenarios: Map<string, ScenarioStream>;
+  /** scenario ids in the order their first line arrived */
+  order: string[];
+  done: boolean;
+  /** lines that were not a valid event, with their 1-based line number (first 20) */
+  garbage: { line: number; text: string }[];
+  garbageCount: number;
+  /** the scenario whose begin came last and has no end yet */
+  open?: string;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+export class StreamParser {
+  private partial = '';
+  private lineNo = 0;
+  readonly out: ParsedStream = { scenarios: new Map(), order: [], done: false, garbage: [], garbageCount: 0 };
+
+  /** Feed raw text; returns the events completed by it (for progress display). */
+  push(chunk: string): Record<string, unknown>[] {
+    const text = this.partial + chunk;
+    const lines = text.split('\n');
+    this.partial = lines.pop() ?? '';
+    const events: Record<string, unknown>[] = [];
+    for (const l of lines) {
+      const ev = this.line(l.replace(/\r$/, ''));
+      if (ev) events.push(ev);
+    }
+    return events;
+  }
+
+  /** End of stream: a trailing partial line is garbage (the guest died mid-line). */
+  end(): ParsedStream {
+    if (this.partial.length) { this.line(this.partial, true); this.partial = ''; }
+    return this.out;
+  }
+
+  private bad(text: string): undefined {
+    this.out.garbageCount++;
+    if (this.out.garbage.length < 20) this.out.garbage.push({ line: this.lineNo, text: text.slice(0, 200) });
+    return undefined;
+  }
+
+  private scenario(id: string): ScenarioStream {
+    let s = this.out.scenarios.get(id);
+    if (!s) {
+      s = { scenario: id, ops: [], errors: [], ended: false };
+      this.out.scenarios.set(id, s);
+      this.out.order.push(id);
+    }
+    return s;
+  }
+
+  private line(text: string, truncated = false): Record<string, unknown> | undefined {
+    this.lineNo++;
+    if (text.trim() === '') return undefined;
+    if (truncated) return this.bad(text);
+    let ev: unknown;
+    try { ev = JSON.parse(text); } catch { return this.bad(text); }
+    if (!isObj(ev) || typeof ev.ev !== 'string') return this.bad(text);
+    const sid = str(ev.scenario);
+    switch (ev.ev) {
+      case 'hello': {
+        const release = str(ev.release), online = num(ev.online_cpus);
+        if (release === undefined || online === undefined) return this.bad(text);
+        this.out.hello = {
+          release, version: str(ev.version) ?? '', online_cpus: online,
+          mlock_kb: num(ev.mlock_kb) ?? -1, paranoid: num(ev.paranoid) ?? -99, perfmon: ev.perfmon === true,
+        };
+        return ev;
+      }
+      case 'begin': {
+        if (!sid) return this.bad(text);
+        const s = this.scenario(sid);
+        s.uid = num(ev.uid); s.onlineCpus = num(ev.online_cpus);
+        this.out.open = sid;
+        return ev;
+      }
+      case 'skip': {
+        if (!sid) return this.bad(text);
+        this.scenario(sid).skip = str(ev.reason) ?? 'skipped (no reason given)';
+        return ev;
+      }
+      case 'op': {
+        const i = num(ev.i), op = str(ev.op);
+        if (!sid || i === undefined || !op || typeof ev.ok !== 'boolean') return this.bad(text);
+        const m: MeasuredOp = {
+          i, op, ok: ev.ok, errno: str(ev.errno) ?? '',
+          // null when the reproducer could not read /proc/PID/status
+          vmpin_kb: num(ev.vmpin_kb) ?? NaN, vmlck_kb: num(ev.vmlck_kb) ?? NaN,
+        };
+        if (num(ev.headroom) !== undefined) m.headroom = num(ev.headroom);
+        if (typeof ev.spilled === 'boolean') m.spilled = ev.spilled;
+        if (num(ev.mapped) !== undefined) m.mapped = num(ev.mapped);
+        if (num(ev.helper_vmpin_kb) !== undefined) m.helper_vmpin_kb = num(ev.helper_vmpin_kb);
+        this.scenario(sid).ops.push(m);
+        return ev;
+      }
+      case 'error': {
+        const e: StreamError = { msg: str(ev.msg) ?? 'error (no message)' };
+        if (num(ev.i) !== undefined) e.i = num(ev.i);
+        if (num(ev.line) !== undefined) e.line = num(ev.line);
+        if (sid) this.scenario(sid).errors.push(e);
+        else if (this.out.open) this.scenario(this.out.open).errors.push(e);
+        else return this.bad(text);
+        return ev;
+      }
+      case 'end': {
+        if (!sid) return this.bad(text);
+        this.scenario(sid).ended = true;
+        if (this.out.open === sid) this.out.open = undefined;
+        return ev;
+      }
+      case 'done':
+        this.out.done = true;
+        return ev;
+      default:
+        return this.bad(text);
+    }
+  }
+}
+
+export function parseStream(text: string): ParsedStream {
+  const p = new StreamParser();
+  p.push(text);
+  return p.end();
+}
+
+/** Console lines that mean the kernel is in trouble, in order of severity. */
+const CONSOLE_FAULTS: { kind: 'panic' | 'oops' | 'bug' | 'warn'; re: RegExp }[] = [
+  { kind: 'panic', re: /Kernel panic - not syncing/ },
+  { kind: 'oops', re: /(^|\] )Oops: / },
+  { kind: 'oops', re: /general protection fault/ },
+  { kind: 'bug', re: /(^|\] )BUG: / },
+  { kind: 'warn', re: /(^|\] )WARNING: CPU: / },
+];
+
+export interface ConsoleFault { kind: 'panic' | 'oops' | 'bug' | 'warn'; line: string; excerpt: string }
+
+/** First serious fault on the console (panic > oops > BUG > WARN), with the text around it. */
+export function consoleFaults(log: string): ConsoleFault[] {
+  const lines = log.split('\n');
+  const found: ConsoleFault[] = [];
+  for (let n = 0; n < lines.length; n++) {
+    for (const f of CONSOLE_FAULTS) {
+      if (f.re.test(lines[n])) {
+        found.push({ kind: f.kind, line: lines[n].trim(), excerpt: lines.slice(Math.max(0, n - 2), n + 30).join('\n') });
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+export function tail(text: string, lines = 40): string {
+  const l = text.split('\n');
+  return l.slice(Math.max(0, l.length - lines)).join('\n');
+}

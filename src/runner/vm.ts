@@ -1,0 +1,86 @@
+// The QEMU runtime: one boot runs every scenario of a group. KVM when it
+// really works here, TCG otherwise; a KVM boot that shows no sign of life
+// falls back to TCG once, and the result says which accelerator ran it.
+
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { dir as tmpDir } from 'tmp-promise';
+import { toScript } from '../scenario/ops.ts';
+import { type BaseImage, writeBootInitrd } from '../image/initramfs.ts';
+import { type Accel, boot, kvmUsable, qemuVersion } from './qemu.ts';
+import type { GroupOutcome, GroupRequest, Runtime } from './runtime.ts';
+import { consoleFaults, StreamParser, tail } from './stream.ts';
+
+/** Guest memory: the incident's ballast pins 128 MiB of ring buffers. */
+export const GUEST_MEM_MB = 1024;
+
+export class QemuRuntime implements Runtime {
+  readonly name = 'qemu' as const;
+  private accel?: Promise<{ accel: Accel; why: string }>;
+  private version?: Promise<string>;
+
+  /**
+   * `decided`: the accelerator already chosen (by --accel, or by the run's
+   * KVM probe) and why; without it the runtime probes KVM itself.
+   * `forced`: the user asked for it, so a failing KVM boot is not retried on TCG.
+   */
+  constructor(private readonly base: BaseImage, decided?: { accel: Accel; why: string }, private readonly forced = false) {
+    if (decided) this.accel = Promise.resolve(decided);
+  }
+
+  private chooseAccel(): Promise<{ accel: Accel; why: string }> {
+    this.accel ??= kvmUsable().then((k) => (k.ok ? { accel: 'kvm' as const, why: k.why } : { accel: 'tcg' as const, why: k.why }));
+    return this.accel;
+  }
+
+  async run(req: GroupRequest): Promise<GroupOutcome> {
+    if (!req.vmlinuz) throw new Error(`qemu runtime needs a kernel image for ${req.kernel}`);
+    this.version ??= qemuVersion();
+    const emulator = await this.version;
+    let { accel, why } = await this.chooseAccel();
+    const script = req.scenarios.map((s, k) => toScript(s, req.uids[k])).join('');
+    await writeFile(join(req.logDir, 'script.ops'), script);
+    // One private temp dir per VM, removed even when the boot fails.
+    const tmp = await tmpDir({ unsafeCleanup: true, prefix: 'lockstep-vm-' });
+    try {
+      const initrd = join(tmp.path, 'initrd');
+      await writeBootInitrd(this.base, script, ['--op-timeout', String(req.opTimeoutS)], initrd);
+      const attempt = async (a: Accel) => {
+        const parser = new StreamParser();
+        const r = await boot({
+          vmlinuz: req.vmlinuz!, initrd, cpus: req.cpus, memMb: GUEST_MEM_MB, accel: a,
+          timeoutMs: req.timeoutMs, workDir: tmp.path, signal: req.signal,
+          // a KVM guest that cannot even start the reproducer in 60 s is broken here
+          firstResultDeadlineMs: a === 'kvm' && !this.forced ? 60_000 : undefined,
+          onResultLine: (l) => { for (const ev of parser.push(l + '\n')) req.onEvent?.(ev); },
+        });
+        return { r, stream: parser.end() };
+      };
+      let { r, stream } = await attempt(accel);
+      if (accel === 'kvm' && (r.status === 'no-first-result' || (r.status === 'exited' && r.firstResultMs === null && !stream.hello))) {
+        why = `kvm boot gave no result (${r.status}${r.stderr ? `: ${tail(r.stderr, 1)}` : ''}); fell back to tcg`;
+        accel = 'tcg';
+        this.accel = Promise.resolve({ accel, why });
+        ({ r, stream } = await attempt('tcg'));
+      }
+      const consoleLog = join(req.logDir, 'console.log');
+      const resultsLog = join(req.logDir, 'results.jsonl');
+      await writeFile(consoleLog, r.console);
+      await writeFile(resultsLog, r.results);
+      const faults = consoleFaults(r.console);
+      let status: GroupOutcome['status'] = 'ok';
+      let detail = '';
+      if (r.status === 'timeout') { status = 'timeout'; detail = `VM killed at its ${req.timeoutMs / 1000}s timeout`; }
+      else if (r.status === 'aborted') { status = 'aborted'; detail = 'interrupted'; }
+      else if (r.status === 'spawn-failed') { status = 'error'; detail = tail(r.stderr, 3); }
+      else if (!stream.hello) { status = 'boot_fail'; detail = `QEMU exited (code ${r.exitCode}) before the reproducer started${r.stderr.trim() ? `: ${tail(r.stderr.trim(), 2)}` : ''}`; }
+      else if (!stream.done) { status = 'error'; detail = 'the result stream ended before its done line'; }
+      return {
+        status, detail, stream, faults, consoleTail: tail(r.console, 40), consoleLog, resultsLog,
+        accel, accelWhy: why, bootMs: r.firstResultMs, wallMs: r.wallMs, argv: r.argv, emulator,
+      };
+    } finally {
+      await tmp.cleanup();
+    }
+  }
+}
