@@ -1,0 +1,77 @@
+import { cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import { defaultCacheDir } from '../../kernels/artifact.ts';
+import { runMatrix } from '../../matrix/run.ts';
+import { renderTable } from '../../results/table.ts';
+import { ConfigError } from '../../util/errors.ts';
+import { type Command, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
+
+export const command: Command = {
+  name: 'run',
+  summary: 'run the matrix (kernels x scenarios) and diff against the model',
+  description: `Fetches each kernel (cached under the cache dir), boots one VM per kernel and CPU count
+(the host kernel runs natively, as root), runs every scenario under a fresh uid,
+and writes OUT/results.json (schema lockstep/results@1), OUT/table.md and
+OUT/logs/<kernel>@<cpus>cpu/{console.log,results.jsonl,script.ops}. Results are
+rewritten atomically after every boot, so an interrupted run keeps what it measured.
+Without --kernels/--scenarios it runs the embedded default matrix.
+Exit 0 when every cell is MATCH, SKIP or UNCHECKED; 1 otherwise.`,
+  options: {
+    kernels: { type: 'string', arg: 'ID,..', help: 'kernel ids to run (default: all built-in + --kernel-spec ones); `lockstep kernels list`' },
+    scenarios: { type: 'string', arg: 'ID,..', help: 'scenario ids (default: all); `lockstep scenarios list`' },
+    ...kernelOptions,
+    ...scenarioOptions,
+    out: { type: 'string', arg: 'DIR', help: 'output directory', default: 'results/runs/<UTC timestamp>' },
+    jobs: { type: 'string', arg: 'N', help: 'boots at once (each TCG vCPU is a host thread, so more rarely helps)', default: String(Math.max(1, Math.min(2, cpus().length))) },
+    accel: { type: 'string', arg: 'kvm|tcg', help: 'force an accelerator (default: KVM if a probe VM starts, else TCG)' },
+    timeout: { type: 'string', arg: 'SECONDS', help: 'hard limit per boot (default: scaled by CPUs and ops)' },
+    'op-timeout': { type: 'string', arg: 'SECONDS', help: 'limit per op inside the guest', default: '60' },
+    cache: { type: 'string', arg: 'DIR', help: 'kernel and image cache (default: $LOCKSTEP_CACHE or ~/.cache/lockstep)' },
+    quiet: { type: 'boolean', help: 'no progress lines' },
+  },
+  examples: [
+    'lockstep run                                   # the default matrix',
+    'lockstep run --kernels debian-6.1.190 --scenarios remmap,shared-counter',
+    'lockstep run --kernel-spec my-kernels.json --kernels my-5.3 --out /tmp/r',
+  ],
+  async run(v) {
+    const kernels = pick(await loadKernels(v), list(v.kernels), 'kernel', 'kernels');
+    const scenarios = pick(await loadScenarios(v), list(v.scenarios), 'scenario', 'scenarios');
+    const accel = v.accel as string | undefined;
+    if (accel !== undefined && accel !== 'kvm' && accel !== 'tcg') throw new ConfigError('command line', '--accel', `${JSON.stringify(accel)} is not kvm or tcg`, 'use --accel kvm or --accel tcg, or leave it out');
+    const outDir = resolve(v.out === 'results/runs/<UTC timestamp>' ? join('results', 'runs', new Date().toISOString().replace(/[:.]/g, '-')) : String(v.out));
+    const ac = new AbortController();
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (ac.signal.aborted) return;
+      console.error(`lockstep: ${sig}: stopping VMs and the reproducer, keeping finished cells in ${outDir}`);
+      ac.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    const quiet = Boolean(v.quiet);
+    const specFlags = ((v['kernel-spec'] as string[] | undefined) ?? []).map((f) => ` --kernel-spec ${resolve(f)}`).join('');
+    const scenFlags = ((v['scenario-file'] as string[] | undefined) ?? []).map((f) => ` --scenario-file ${resolve(f)}`).join('');
+    if (!quiet) console.error(`lockstep: ${kernels.length} kernels x ${scenarios.length} scenarios -> ${outDir}`);
+    try {
+      const r = await runMatrix({
+        kernels, scenarios, outDir,
+        cacheDir: v.cache ? resolve(String(v.cache)) : defaultCacheDir(),
+        jobs: int(v.jobs, 'jobs', 1, 64),
+        accel: accel as 'kvm' | 'tcg' | undefined,
+        timeoutMs: v.timeout !== undefined ? int(v.timeout, 'timeout', 5, 86_400) * 1000 : undefined,
+        opTimeoutS: int(v['op-timeout'], 'op-timeout', 1, 3600),
+        signal: ac.signal,
+        log: (l) => { if (!quiet) console.error(l); },
+        rerun: (k, s) => `lockstep run --kernels ${k} --scenarios ${s}${specFlags}${scenFlags} --out ${outDir}-rerun`,
+      });
+      const bad = r.cells.filter((c) => !['MATCH', 'SKIP', 'UNCHECKED'].includes(c.verdict));
+      console.log(renderTable(r));
+      console.error(`lockstep: wrote ${join(outDir, 'results.json')} and table.md; ${r.cells.length - bad.length}/${r.cells.length} cells MATCH/SKIP/UNCHECKED`);
+      if (ac.signal.aborted) return 130;
+      return bad.length ? 1 : 0;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  },
+};

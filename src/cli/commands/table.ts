@@ -1,0 +1,19 @@
+import { join, resolve } from 'node:path';
+import { readResults } from '../../results/write.ts';
+import { renderTable } from '../../results/table.ts';
+import { ConfigError } from '../../util/errors.ts';
+import type { Command } from '../common.ts';
+
+export const command: Command = {
+  name: 'table',
+  args: 'DIR|results.json',
+  summary: 'print the markdown table of a finished run',
+  description: 'Re-renders table.md from results.json (validating its schema).',
+  options: {},
+  async run(_v, pos) {
+    if (pos.length !== 1) throw new ConfigError('command line', 'DIR', 'expected one results directory or results.json', 'e.g. `lockstep table results/latest`');
+    const p = pos[0].endsWith('.json') ? pos[0] : join(pos[0], 'results.json');
+    console.log(renderTable(await readResults(resolve(p))));
+    return 0;
+  },
+};

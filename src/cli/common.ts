@@ -1,0 +1,78 @@
+// Shared pieces of the commands: option specs, loading kernels and scenarios
+// from built-ins plus user files, and flag parsing helpers.
+
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { builtinSpecs, checkUniqueIds, loadSpecFile, type KernelSpec } from '../kernels/spec.ts';
+import { builtinScenarios, loadScenarioDir, loadScenarioFile } from '../scenario/load.ts';
+import type { CompiledScenario } from '../scenario/ops.ts';
+import { ConfigError } from '../util/errors.ts';
+
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  multiple?: boolean;
+  short?: string;
+  arg?: string;
+  help: string;
+  default?: string;
+}
+
+export interface Command {
+  name: string;
+  args?: string;
+  summary: string;
+  description: string;
+  options: Record<string, OptionSpec>;
+  examples?: string[];
+  run: (v: Record<string, unknown>, positionals: string[]) => Promise<number>;
+}
+
+export const list = (v: unknown): string[] | undefined =>
+  typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+
+export const int = (v: unknown, flag: string, min: number, max: number): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError('command line', `--${flag}`, `${JSON.stringify(v)} is not a whole number in ${min}..${max}`, `pass e.g. --${flag} ${min}`);
+  return n;
+};
+
+export const kernelOptions: Record<string, OptionSpec> = {
+  'kernel-spec': { type: 'string', multiple: true, arg: 'FILE', help: 'add kernel specs from a JSON file (one object or an array); see README "Kernel specs"' },
+  'no-builtin-kernels': { type: 'boolean', help: 'only the kernels from --kernel-spec files' },
+};
+
+export async function loadKernels(v: Record<string, unknown>): Promise<KernelSpec[]> {
+  const specs = v['no-builtin-kernels'] ? [] : await builtinSpecs();
+  for (const f of (v['kernel-spec'] as string[] | undefined) ?? []) specs.push(...(await loadSpecFile(resolve(f))));
+  return checkUniqueIds(specs);
+}
+
+export async function loadScenarios(v: Record<string, unknown>): Promise<CompiledScenario[]> {
+  const loaded = v['no-builtin-scenarios'] ? [] : builtinScenarios();
+  for (const p of (v['scenario-file'] as string[] | undefined) ?? []) {
+    const abs = resolve(p);
+    loaded.push(...(existsSync(abs) && statSync(abs).isDirectory() ? loadScenarioDir(abs) : [loadScenarioFile(abs)]));
+  }
+  const all = loaded.map((l) => l.compiled);
+  const seen = new Set<string>();
+  for (const s of all) {
+    if (seen.has(s.id)) throw new ConfigError('scenarios', 'id', `scenario id ${JSON.stringify(s.id)} is defined twice`, 'rename one of them');
+    seen.add(s.id);
+  }
+  return all;
+}
+
+export function pick<T extends { id: string }>(all: T[], ids: string[] | undefined, what: string, flag: string): T[] {
+  if (!ids) return all;
+  return ids.map((id) => {
+    const x = all.find((a) => a.id === id);
+    if (!x) throw new ConfigError('command line', `--${flag}`, `no ${what} ${JSON.stringify(id)}`, `choose from: ${all.map((a) => a.id).join(', ')}`);
+    return x;
+  });
+}
+
+export const scenarioOptions: Record<string, OptionSpec> = {
+  'scenario-file': { type: 'string', multiple: true, arg: 'PATH', help: 'add scenarios from a JSON file or a directory of them; see harness/scenarios/README.md' },
+  'no-builtin-scenarios': { type: 'boolean', help: 'only the scenarios from --scenario-file' },
+};
+
