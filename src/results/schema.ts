@@ -3,6 +3,7 @@
 
 import type { MeasuredOp, Divergence } from '../diff/index.ts';
 import type { ExpectedOp } from '../model/index.ts';
+import type { CompiledScenario } from '../scenario/ops.ts';
 import { ConfigError } from '../util/errors.ts';
 
 export const RESULTS_SCHEMA = 'lockstep/results@1';
@@ -42,10 +43,27 @@ export interface CellResult {
   results_log?: string | null;
   boot_ms?: number | null;
   group_wall_ms?: number;
+  /** when the scenario began (the reproducer's begin line; the group start when it never began) */
   started_at: string;
+  /** begin to end of this scenario inside its boot, ms; null when it never finished */
+  duration_ms?: number | null;
   scenario_hash: string;
   /** re-runs just this cell */
   rerun: string;
+  // Provenance (absent in files written before it was recorded).
+  kernel_version?: string;
+  /** where the kernel came from: "debian:<package>=<version>", a URL, a path, "host" */
+  kernel_source?: string;
+  kernel_config_sha256?: string | null;
+  kernel_artifact_sha256?: string | null;
+  /** `qemu-system-x86_64 --version` first line; null for the host runtime */
+  qemu_version?: string | null;
+  /** the exact emulator command line of the boot that ran this cell; null for the host runtime */
+  qemu_argv?: string[] | null;
+  /** why this accelerator (KVM probe result, fallback, --accel) */
+  accel_why?: string;
+  /** sha256 of the static reproducer binary that ran the ops */
+  reproducer_sha256?: string | null;
 }
 
 export interface KernelRecord {
@@ -68,18 +86,73 @@ export interface Results {
   complete: boolean;
   host: { release: string; cpus: number; accel: string; accel_why: string; emulator?: string };
   kernels: KernelRecord[];
-  scenarios: { id: string; hash: string; cpus: number }[];
+  scenarios: { id: string; hash: string; cpus: number; /** the compiled scenario, so readers can re-diff/classify */ def?: CompiledScenario }[];
+  /** identity of the whole matrix (all shards share it): sha256 over kernel ids and scenario hashes */
+  matrix?: { hash: string; kernels: string[]; scenarios: string[] };
+  /** present when this run is one slice of the matrix (`--shard i/n`) */
+  shard?: { index: number; count: number; groups: string[] };
+  /** present on merged results: the shards it was joined from */
+  merged_from?: { path: string; shard: { index: number; count: number } | null; host: Results['host']; started_at: string }[];
   cells: CellResult[];
 }
 
+const VERDICTS: readonly CellVerdict[] = ['MATCH', 'MISMATCH', 'SKIP', 'ERROR', 'TIMEOUT', 'PANIC', 'BOOT_FAIL', 'BUILD_FAIL', 'UNCHECKED'];
+export const isVerdict = (v: unknown): v is CellVerdict => typeof v === 'string' && (VERDICTS as readonly string[]).includes(v);
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Validate a parsed results.json: the schema version first (a clear error for
+ * one this lockstep does not know), then the fields readers depend on. Extra
+ * fields are allowed (newer writers of the same major schema may add some).
+ */
 export function checkResults(obj: unknown, file: string): Results {
-  if (typeof obj !== 'object' || obj === null) throw new ConfigError(file, '', 'not a JSON object', 'point at a results.json written by `lockstep run`');
-  const schema = (obj as { schema?: unknown }).schema;
+  if (!isObj(obj)) throw new ConfigError(file, '', 'not a JSON object', 'point at a results.json written by `lockstep run`');
+  const schema = obj.schema;
   if (schema !== RESULTS_SCHEMA) {
     throw new ConfigError(file, 'schema', `unknown results schema ${JSON.stringify(schema)} (this lockstep reads ${RESULTS_SCHEMA})`,
       'regenerate it with this version of lockstep, or use the lockstep version that wrote it');
   }
-  const cells = (obj as { cells?: unknown }).cells;
-  if (!Array.isArray(cells)) throw new ConfigError(file, 'cells', 'missing or not an array', 'the file is damaged; re-run');
-  return obj as Results;
+  const damaged = 'the file is damaged or was not written by lockstep; re-run the matrix';
+  const need = (cond: boolean, field: string, problem: string): void => {
+    if (!cond) throw new ConfigError(file, field, problem, damaged);
+  };
+  need(typeof obj.started_at === 'string', 'started_at', 'missing or not a string');
+  need(typeof obj.complete === 'boolean', 'complete', 'missing or not a boolean');
+  need(isObj(obj.host), 'host', 'missing or not an object');
+  need(Array.isArray(obj.kernels), 'kernels', 'missing or not an array');
+  need(Array.isArray(obj.scenarios), 'scenarios', 'missing or not an array');
+  need(Array.isArray(obj.cells), 'cells', 'missing or not an array');
+  (obj.kernels as unknown[]).forEach((k, i) => {
+    need(isObj(k) && typeof k.id === 'string', `kernels[${i}].id`, 'missing or not a string');
+  });
+  (obj.scenarios as unknown[]).forEach((s, i) => {
+    need(isObj(s) && typeof s.id === 'string', `scenarios[${i}].id`, 'missing or not a string');
+    need(typeof (s as Record<string, unknown>).hash === 'string', `scenarios[${i}].hash`, 'missing or not a string');
+  });
+  const seen = new Set<string>();
+  (obj.cells as unknown[]).forEach((c, i) => {
+    const at = `cells[${i}]`;
+    need(isObj(c), at, 'not an object');
+    const cell = c as Record<string, unknown>;
+    need(typeof cell.kernel === 'string', `${at}.kernel`, 'missing or not a string');
+    need(typeof cell.scenario === 'string', `${at}.scenario`, 'missing or not a string');
+    need(isVerdict(cell.verdict), `${at}.verdict`, `${JSON.stringify(cell.verdict)} is not one of ${VERDICTS.join(', ')}`);
+    for (const f of ['first_eperm_measured', 'first_eperm_expected']) {
+      need(cell[f] === null || (Number.isInteger(cell[f]) && (cell[f] as number) > 0), `${at}.${f}`, 'not null or a call number >= 1');
+    }
+    for (const f of ['pinned_measured', 'pinned_expected', 'measured', 'expected']) need(Array.isArray(cell[f]), `${at}.${f}`, 'missing or not an array');
+    need(typeof cell.scenario_hash === 'string', `${at}.scenario_hash`, 'missing or not a string');
+    need(typeof cell.rerun === 'string', `${at}.rerun`, 'missing or not a string');
+    const key = `${cell.kernel}\0${cell.scenario}`;
+    need(!seen.has(key), at, `a second cell for ${cell.kernel} x ${cell.scenario}`);
+    seen.add(key);
+  });
+  if (obj.matrix !== undefined) need(isObj(obj.matrix) && typeof obj.matrix.hash === 'string', 'matrix.hash', 'missing or not a string');
+  if (obj.shard !== undefined) {
+    const sh = obj.shard as Record<string, unknown>;
+    need(isObj(sh) && Number.isInteger(sh.index) && Number.isInteger(sh.count) && (sh.index as number) >= 1 && (sh.index as number) <= (sh.count as number),
+      'shard', 'not {index, count} with 1 <= index <= count');
+  }
+  return obj as unknown as Results;
 }

@@ -1,0 +1,49 @@
+import { copyFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { readResults } from '../../results/write.ts';
+import { renderSummary } from '../../report/summary.ts';
+import { renderTap } from '../../report/tap.ts';
+import { writeReports, writeStepSummary } from '../../report/files.ts';
+import { ConfigError } from '../../util/errors.ts';
+import type { Command } from '../common.ts';
+
+/** DIR or DIR/results.json -> the results.json path. */
+export const resultsPath = (p: string): string => resolve(p.endsWith('.json') ? p : join(p, 'results.json'));
+
+export const command: Command = {
+  name: 'report',
+  args: 'DIR|results.json',
+  summary: 'write table.md, report.html, junit.xml and results.tap for a run',
+  description: `Reads results.json (validating its schema) and writes, next to it or into --out:
+  table.md     the markdown compatibility table
+  report.html  a self-contained page (inline CSS and SVG, no network): kernels x
+               scenarios verdicts, classified logic per kernel, first EPERM points,
+               one VmPin-against-call-number plot per kernel, per-cell provenance
+  junit.xml    one testcase per cell (failure: MISMATCH/ERROR/TIMEOUT/PANIC/BOOT_FAIL/BUILD_FAIL; skipped: SKIP)
+  results.tap  the same as a TAP 14 stream
+With --out elsewhere, results.json is copied there too (publishing). When
+$GITHUB_STEP_SUMMARY is set, a markdown summary is appended to it.`,
+  options: {
+    out: { type: 'string', arg: 'DIR', help: 'where to write (default: the results directory)' },
+    'plot-scenario': { type: 'string', arg: 'ID', help: 'scenario to plot (default: sysctl-lowered, incident, ... whichever the run has)' },
+    tap: { type: 'boolean', help: 'also print the TAP stream to stdout' },
+    title: { type: 'string', arg: 'TEXT', help: 'page title', default: 'lockstep results' },
+  },
+  examples: ['lockstep report results/latest', 'lockstep report results/latest --out results   # publish'],
+  async run(v, pos) {
+    if (pos.length !== 1) throw new ConfigError('command line', 'DIR', 'expected one results directory or results.json', 'e.g. `lockstep report results/latest`');
+    const src = resultsPath(pos[0]!);
+    const r = await readResults(src);
+    const plot = v['plot-scenario'] as string | undefined;
+    if (plot !== undefined && !r.scenarios.some((s) => s.id === plot)) {
+      throw new ConfigError('command line', '--plot-scenario', `${JSON.stringify(plot)} is not in this run`, `choose from: ${r.scenarios.map((s) => s.id).join(', ')}`);
+    }
+    const out = v.out ? resolve(String(v.out)) : dirname(src);
+    const w = await writeReports(r, out, { plotScenario: plot, title: String(v.title) });
+    if (join(out, 'results.json') !== src) { await copyFile(src, join(out, 'results.json')); w.files.unshift(join(out, 'results.json')); }
+    const summary = await writeStepSummary(renderSummary(r, w.logic));
+    if (v.tap) process.stdout.write(renderTap(r));
+    console.error(`lockstep report: wrote ${w.files.join(', ')}${summary ? `; step summary appended to ${summary}` : ''}`);
+    return 0;
+  },
+};

@@ -1,0 +1,43 @@
+// Writing a run's report files next to its results.json. The only I/O of
+// src/report: everything it writes is rendered by the pure modules.
+
+import { join } from 'node:path';
+import { appendFile } from 'node:fs/promises';
+import { builtinScenarios, scenarioHash } from '../scenario/load.ts';
+import type { CompiledScenario } from '../scenario/ops.ts';
+import type { Results } from '../results/schema.ts';
+import { renderTable } from '../results/table.ts';
+import { writeAtomic } from '../results/write.ts';
+import { classifyAll, type KernelLogic, scenarioDefs } from './analysis.ts';
+import { renderHtml } from './html.ts';
+import { renderJunit } from './junit.ts';
+import { renderTap } from './tap.ts';
+
+/** Built-in scenarios by content hash: definitions for results written without them. */
+export function builtinDefsByHash(): Map<string, CompiledScenario> {
+  return new Map(builtinScenarios().map((l) => [scenarioHash(l.compiled), l.compiled]));
+}
+
+export interface Written { files: string[]; logic: Map<string, KernelLogic>; defs: Map<string, CompiledScenario> }
+
+/** table.md, report.html, junit.xml, results.tap into `dir`. */
+export async function writeReports(r: Results, dir: string, opts: { plotScenario?: string | null; title?: string } = {}): Promise<Written> {
+  const defs = scenarioDefs(r, builtinDefsByHash());
+  const logic = classifyAll(r, defs);
+  const files: [string, string][] = [
+    ['table.md', renderTable(r)],
+    ['report.html', renderHtml(r, { defs, logic, plotScenario: opts.plotScenario, title: opts.title })],
+    ['junit.xml', renderJunit(r)],
+    ['results.tap', renderTap(r)],
+  ];
+  for (const [name, text] of files) await writeAtomic(join(dir, name), text);
+  return { files: files.map(([n]) => join(dir, n)), logic, defs };
+}
+
+/** Append to $GITHUB_STEP_SUMMARY when it is set (GitHub Actions). */
+export async function writeStepSummary(markdown: string, env: NodeJS.ProcessEnv = process.env): Promise<string | null> {
+  const f = env.GITHUB_STEP_SUMMARY;
+  if (!f) return null;
+  await appendFile(f, markdown);
+  return f;
+}
