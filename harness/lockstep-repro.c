@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/bpf.h>
 #include <linux/capability.h>
 #include <linux/perf_event.h>
 
@@ -70,6 +71,12 @@ struct io_uring_params { uint8_t raw[120]; };
 #ifndef CAP_PERFMON
 #define CAP_PERFMON 38
 #endif
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+#ifndef SYS_bpf
+#define SYS_bpf 321
+#endif
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
 #define PR_CAP_AMBIENT_CLEAR_ALL 4
@@ -88,6 +95,7 @@ struct io_uring_params { uint8_t raw[120]; };
 enum op_kind {
 	OP_SYSCTL, OP_RLIMIT, OP_BALLAST_PERF, OP_BALLAST_URING, OP_MAP,
 	OP_REMAP, OP_UNMAP, OP_PROBE, OP_CPU, OP_HANG, OP_SYSRQ,
+	OP_BALLAST_BPF, OP_EXIT,
 };
 
 static const char *const op_names[] = {
@@ -95,7 +103,7 @@ static const char *const op_names[] = {
 	[OP_BALLAST_PERF] = "ballast", [OP_BALLAST_URING] = "ballast",
 	[OP_MAP] = "map", [OP_REMAP] = "remap", [OP_UNMAP] = "unmap",
 	[OP_PROBE] = "probe", [OP_CPU] = "cpu", [OP_HANG] = "hang",
-	[OP_SYSRQ] = "sysrq",
+	[OP_SYSRQ] = "sysrq", [OP_BALLAST_BPF] = "ballast", [OP_EXIT] = "exit",
 };
 
 struct op {
@@ -267,6 +275,15 @@ static int write_ll(const char *path, long long v)
 	char buf[32];
 	snprintf(buf, sizeof buf, "%lld\n", v);
 	return write_str(path, buf);
+}
+
+/*
+ * Write v unless the file already holds it (`cur`): in a container /proc/sys
+ * is read-only, and a scenario that keeps the host's values must still run.
+ */
+static int set_ll(const char *path, long long cur, long long v)
+{
+	return cur == v ? 0 : write_ll(path, v);
 }
 
 #define SYSCTL_DIR "/proc/sys/kernel/"
@@ -572,8 +589,13 @@ static int parse_op(struct op *op, char **t, int nt, char *err)
 			op->kind = OP_BALLAST_URING;
 			if (!parse_num(t[2], 0, 1LL << 30, &op->a))
 				return perr(err, "bad io_uring page count '%.64s'", t[2]);
+		} else if (!strcmp(t[1], "bpf")) {
+			NEED(3);
+			op->kind = OP_BALLAST_BPF;
+			if (!parse_num(t[2], 0, 1LL << 30, &op->a))
+				return perr(err, "bad bpf page count '%.64s'", t[2]);
 		} else {
-			return perr(err, "unknown ballast kind '%.64s'", t[1]);
+			return perr(err, "unknown ballast kind '%.64s' (perf, io_uring or bpf)", t[1]);
 		}
 	} else if (!strcmp(w, "map")) {
 		NEED(4);
@@ -594,6 +616,9 @@ static int parse_op(struct op *op, char **t, int nt, char *err)
 	} else if (!strcmp(w, "probe")) {
 		NEED(1);
 		op->kind = OP_PROBE;
+	} else if (!strcmp(w, "exit")) {
+		NEED(1);
+		op->kind = OP_EXIT;
 	} else if (!strcmp(w, "cpu")) {
 		NEED(3);
 		op->kind = OP_CPU;
@@ -1105,6 +1130,7 @@ static void __attribute__((noreturn)) worker_main(const struct item *b, int req_
 		case OP_UNMAP:  w_unmap(&q, &r); break;
 		case OP_PROBE:  w_probe(&r); break;
 		case OP_HANG:   w_hang(q.a); break;
+		case OP_EXIT:   _exit(0);   /* the mappings go with the process */
 		default:        fail(&r, EINVAL, "not a worker op"); break;
 		}
 		if (write_all(rep_fd, &r, sizeof r) < 0)
@@ -1162,6 +1188,32 @@ static void ballast_uring(const struct op *op, struct rep *r)
 	r->mapped = op->a;
 }
 
+/*
+ * BPF array maps whose memory kernels before 5.11 charge to user->locked_vm
+ * (bpf_map_charge_init: round_up(cost, PAGE_SIZE) pages, cost = the map's
+ * header, well under a page, plus max_entries * value_size). One entry of
+ * (pages - 1) * PAGE_SIZE bytes thus costs exactly `pages` pages; maps of at
+ * most 256 pages each stay far below the value_size limit. Since 5.11 the
+ * same maps are charged to the memory cgroup and leave locked_vm alone.
+ */
+static void ballast_bpf(const struct op *op, struct rep *r)
+{
+	long long left = op->a;
+	while (left > 0) {
+		long long pages = left > 256 ? 256 : left;
+		union bpf_attr a;
+		memset(&a, 0, sizeof a);
+		a.map_type = BPF_MAP_TYPE_ARRAY;
+		a.key_size = 4;
+		a.value_size = pages == 1 ? 8 : (unsigned)((pages - 1) * g_page);
+		a.max_entries = 1;
+		if (syscall(SYS_bpf, BPF_MAP_CREATE, &a, sizeof a) < 0)
+			return fail(r, errno, "bpf(BPF_MAP_CREATE) failed");
+		r->mapped += pages;     /* the fd stays open: the map lives as long as the helper */
+		left -= pages;
+	}
+}
+
 static void __attribute__((noreturn)) helper_main(const struct item *b, const struct op *op, int rep_fd)
 {
 	struct rep r;
@@ -1169,6 +1221,8 @@ static void __attribute__((noreturn)) helper_main(const struct item *b, const st
 	uint64_t caps = capmask(CAP_PERFMON) | capmask(CAP_SYS_ADMIN);
 	if (op->kind == OP_BALLAST_PERF)
 		caps |= capmask(CAP_IPC_LOCK);
+	if (op->kind == OP_BALLAST_BPF)
+		caps |= capmask(CAP_BPF);   /* map creation with unprivileged BPF disabled */
 	/*
 	 * RLIMIT_MEMLOCK inf (or as high as the hard limit allows): io_uring
 	 * checks the uid's whole locked total against it.
@@ -1181,6 +1235,8 @@ static void __attribute__((noreturn)) helper_main(const struct item *b, const st
 	r.ok = 1;
 	if (op->kind == OP_BALLAST_PERF)
 		ballast_perf(op, &r);
+	else if (op->kind == OP_BALLAST_BPF)
+		ballast_bpf(op, &r);
 	else
 		ballast_uring(op, &r);
 	write_all(rep_fd, &r, sizeof r);
@@ -1301,9 +1357,12 @@ static void finish_block(void)
 	}
 	R.ncpus = 0;
 	if (R.sysctls_saved) {
-		if (write_ll(MLOCK_PATH, R.saved_mlock) < 0)
+		long long cur_m = -1, cur_p = INT_MIN;
+		read_ll(MLOCK_PATH, &cur_m);
+		read_ll(PARANOID_PATH, &cur_p);
+		if (set_ll(MLOCK_PATH, cur_m, R.saved_mlock) < 0)
 			emit_error(R.b->id, -1, 0, "restoring perf_event_mlock_kb: %s", errname(errno));
-		if (write_ll(PARANOID_PATH, R.saved_paranoid) < 0)
+		if (set_ll(PARANOID_PATH, cur_p, R.saved_paranoid) < 0)
 			emit_error(R.b->id, -1, 0, "restoring perf_event_paranoid: %s", errname(errno));
 		R.sysctls_saved = false;
 	}
@@ -1345,7 +1404,7 @@ static void emit_op(const struct item *b, int i, const struct op *op, const stru
 		l_int(&l, "headroom", r->headroom);
 		l_bool(&l, "spilled", r->spilled);
 	}
-	if (op->kind == OP_BALLAST_PERF || op->kind == OP_BALLAST_URING) {
+	if (op->kind == OP_BALLAST_PERF || op->kind == OP_BALLAST_URING || op->kind == OP_BALLAST_BPF) {
 		l_int(&l, "mapped", r->mapped);
 		l_kb(&l, "helper_vmpin_kb", helper_pin);
 	}
@@ -1438,6 +1497,8 @@ static bool run_cpu(const struct op *op, struct rep *r)
 	return true;
 }
 
+static bool run_exit(const struct item *b, int i, const struct op *op);
+
 static bool run_op(const struct item *b, int i, const struct op *op)
 {
 	struct rep r;
@@ -1460,7 +1521,10 @@ static bool run_op(const struct item *b, int i, const struct op *op)
 		break;
 	case OP_BALLAST_PERF:
 	case OP_BALLAST_URING:
+	case OP_BALLAST_BPF:
 		return run_ballast(b, i, op);
+	case OP_EXIT:
+		return run_exit(b, i, op);
 	default: {
 		struct req q;
 		memset(&q, 0, sizeof q);
@@ -1476,6 +1540,43 @@ static bool run_op(const struct item *b, int i, const struct op *op)
 		break;
 	}
 	}
+	emit_op(b, i, op, &r, -1);
+	return true;
+}
+
+static bool start_worker(const struct item *b);
+
+/*
+ * `exit`: the worker exits (its mappings and fds go with it, so does every
+ * charge the kernel gives back on munmap) and a fresh worker of the same uid,
+ * caps and initial RLIMIT_MEMLOCK takes its place. The per-user counter
+ * survives only while another process of the uid (a ballast helper) lives.
+ */
+static bool run_exit(const struct item *b, int i, const struct op *op)
+{
+	struct req q;
+	struct rep r;
+	memset(&q, 0, sizeof q);
+	memset(&r, 0, sizeof r);
+	q.kind = OP_EXIT;
+	if (write_all(R.req_fd, &q, sizeof q) < 0)
+		return child_lost(b, i, -EPIPE, R.worker, "worker");
+	int rc = recv_rep(R.rep_fd, &r);   /* the worker never replies: EOF when it is gone */
+	if (rc != -EPIPE)
+		return child_lost(b, i, rc == 0 ? -EPROTO : rc, R.worker, "worker");
+	char how[64];
+	describe_death(R.worker, how, sizeof how);
+	if (strcmp(how, "exited with status 0") != 0) {
+		emit_error(b->id, i, 0, "worker did not exit cleanly: %s", how);
+		return false;
+	}
+	close(R.req_fd);
+	close(R.rep_fd);
+	R.req_fd = R.rep_fd = -1;
+	R.worker = 0;
+	if (!start_worker(b))
+		return false;
+	r.ok = 1;
 	emit_op(b, i, op, &r, -1);
 	return true;
 }
@@ -1552,7 +1653,7 @@ static void run_block(const struct item *b)
 		return;
 	}
 	R.sysctls_saved = true;
-	if (write_ll(MLOCK_PATH, b->mlock_kb) < 0 || write_ll(PARANOID_PATH, b->paranoid) < 0) {
+	if (set_ll(MLOCK_PATH, R.saved_mlock, b->mlock_kb) < 0 || set_ll(PARANOID_PATH, R.saved_paranoid, b->paranoid) < 0) {
 		emit_error(b->id, -1, 0, "setting perf sysctls: %s", errname(errno));
 		finish_block();
 		return;

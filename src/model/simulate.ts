@@ -43,6 +43,22 @@ export interface SimulateOptions {
    * matters for counter 'shared'. Default 0; src/diff's calibrate() measures it.
    */
   ioUringExtraPages?: number;
+  /**
+   * Whether `ballast bpf` charges user->locked_vm: true before v5.11 (which
+   * moved BPF to memcg accounting), false since. A property of the kernel, not
+   * of the logic: see simOptionsForVersion. Default false (this host's 6.x).
+   * Only matters for counter 'shared'.
+   */
+  bpfChargesUser?: boolean;
+}
+
+/** The simulator options a kernel's version implies (BPF charging before 5.11). */
+export function simOptionsForVersion(version: string): SimulateOptions {
+  const m = /^(\d+)\.(\d+)/.exec(version);
+  if (!m) return {};
+  const major = Number(m[1]);
+  const minor = Number(m[2]);
+  return { bpfChargesUser: major < 5 || (major === 5 && minor < 11) };
 }
 
 /** The reproducer's probe stops after this many maps without a spill. */
@@ -85,6 +101,7 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
   const v4 = logic.accounting === 'V4';
   const shared = logic.counter === 'shared';
   const ioUringExtra = opts?.ioUringExtraPages ?? 0;
+  const bpfCharges = opts?.bpfChargesUser ?? false;
   if (!Number.isInteger(ioUringExtra) || ioUringExtra < 0) throw new RangeError(`ioUringExtraPages must be a whole number >= 0, got ${ioUringExtra}`);
 
   const cap = s.cap_ipc_lock;
@@ -191,10 +208,24 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
             hp += sp.extra;
           }
           out[i] = { ok: true, errno: '', pinned: P, user: U, helperPinned: hp };
+        } else if (op.via === 'bpf') {
+          // Before 5.11 the maps' pages go to user->locked_vm (no capability exemption).
+          if (shared && bpfCharges) U += op.pages;
+          out[i] = { ok: true, errno: '', pinned: P, user: U };
         } else {
           if (shared) U += op.pages + ioUringExtra;
           out[i] = { ok: true, errno: '', pinned: P, user: U };
         }
+        break;
+      }
+      case 'exit': {
+        // The dying worker's mappings go away as on munmap (V4's leaked remap
+        // charges stay: U belongs to the uid, which a helper keeps alive); the
+        // new worker starts with the scenario's RLIMIT_MEMLOCK and no pins.
+        for (const b of bufs.values()) releaseBuf(b);
+        bufs.clear();
+        R = rlimitPages(s.rlimit_kb);
+        out[i] = { ok: true, errno: '', pinned: P, user: U };
         break;
       }
       case 'sysctl': {

@@ -87,6 +87,8 @@ function compileValidated(src: ScenarioSource, file: string): CompiledScenario {
 
   // Live state, as the script runs.
   let mlockKb = src.mlock_kb;
+  /** a ballast helper (same uid) lives from its op to the scenario's end */
+  let helperAlive = false;
   const online: boolean[] = Array.from({ length: src.cpus }, () => true);
   /** CPU id -> the op that took it offline */
   const offlinedBy = new Map<number, string>();
@@ -132,7 +134,8 @@ function compileValidated(src: ScenarioSource, file: string): CompiledScenario {
     switch (op.op) {
       case 'ballast': {
         room(path, 1);
-        if (op.via === 'io_uring') out.push({ op: 'ballast', via: 'io_uring', pages: pagesOf(`${path}.pages`, op.pages) });
+        helperAlive = true;
+        if (op.via === 'io_uring' || op.via === 'bpf') out.push({ op: 'ballast', via: op.via, pages: pagesOf(`${path}.pages`, op.pages) });
         else if ('buffers' in op) out.push({ op: 'ballast', via: 'perf', buffers: op.buffers.slice() });
         else out.push({ op: 'ballast', via: 'perf', buffers: cappedBallastBuffers(pagesOf(`${path}.pages`, op.pages)) });
         break;
@@ -185,6 +188,16 @@ function compileValidated(src: ScenarioSource, file: string): CompiledScenario {
       case 'probe':
         room(path, 1);
         out.push({ op: 'probe' });
+        break;
+      case 'exit':
+        room(path, 1);
+        if (!helperAlive) {
+          fail(`${path}.op`, 'the worker exits while no other process of the uid is alive: the per-user counter would die with it (RCU-delayed, so a later op would see it or not at random)',
+            'put a ballast before it to keep the uid alive, e.g. {"op": "ballast", "via": "perf", "buffers": []} (a helper that maps nothing)');
+        }
+        for (const name of open.keys()) closed.set(name, path);
+        open.clear();
+        out.push({ op: 'exit' });
         break;
       case 'rlimit':
         room(path, 1);

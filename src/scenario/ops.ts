@@ -22,6 +22,18 @@ export type Op =
    */
   | { op: 'ballast'; via: 'perf'; buffers: number[] }
   | { op: 'ballast'; via: 'io_uring'; pages: number }
+  /**
+   * A helper (CAP_SYS_ADMIN/CAP_BPF, no CAP_IPC_LOCK) creates BPF array maps
+   * costing `pages` pages: kernels before 5.11 charge them to user->locked_vm
+   * (perf's counter where it is shared), later ones to the memory cgroup.
+   */
+  | { op: 'ballast'; via: 'bpf'; pages: number }
+  /**
+   * Worker: exits (every mapping goes with it) and a fresh worker of the same
+   * uid, caps and initial RLIMIT_MEMLOCK takes its place. The per-user counter
+   * survives because a ballast helper keeps the uid alive (load.ts insists).
+   */
+  | { op: 'exit' }
   /** Worker: perf_event_open(software event, pid -1, cpu) and mmap 1 + data_pages pages. */
   | { op: 'map'; buf: string; cpu: number; data_pages: number }
   /** Worker: mmap the already-mapped event `buf` once more (same size). */
@@ -102,7 +114,8 @@ export function opLine(op: Op): string {
   switch (op.op) {
     case 'sysctl': return `sysctl ${op.name === 'perf_event_mlock_kb' ? 'mlock_kb' : 'paranoid'} ${op.value}`;
     case 'rlimit': return `rlimit ${op.memlock_kb === null ? 'inf' : op.memlock_kb}`;
-    case 'ballast': return op.via === 'perf' ? `ballast perf ${op.buffers.join(' ')}` : `ballast io_uring ${op.pages}`;
+    case 'ballast': return op.via === 'perf' ? `ballast perf ${op.buffers.join(' ')}` : `ballast ${op.via} ${op.pages}`;
+    case 'exit': return 'exit';
     case 'map': return `map ${op.buf} ${op.cpu} ${op.data_pages}`;
     case 'remap': return `remap ${op.buf}`;
     case 'unmap': return `unmap ${op.buf}`;

@@ -59,7 +59,7 @@ const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const SHELL_META_RE = /[`$;|&<>()\\'"*?!{}[\]~#]/;
 
 export const SYSCTL_NAMES: readonly SysctlName[] = ['perf_event_mlock_kb', 'perf_event_paranoid'];
-export const OP_NAMES = ['ballast', 'map', 'remap', 'unmap', 'probe', 'rlimit', 'sysctl', 'cpu', 'hang', 'sysrq'] as const;
+export const OP_NAMES = ['ballast', 'map', 'remap', 'unmap', 'probe', 'exit', 'rlimit', 'sysctl', 'cpu', 'hang', 'sysrq'] as const;
 export type SourceOpName = (typeof OP_NAMES)[number];
 
 // ---------------------------------------------------------------------------
@@ -74,7 +74,8 @@ export type CpuSpec = number | 'each' | 'round-robin';
 export type SourceOp =
   | { op: 'ballast'; via: 'perf'; pages: PagesSpec }
   | { op: 'ballast'; via: 'perf'; buffers: number[] }
-  | { op: 'ballast'; via: 'io_uring'; pages: PagesSpec }
+  | { op: 'ballast'; via: 'io_uring' | 'bpf'; pages: PagesSpec }
+  | { op: 'exit' }
   | { op: 'map'; buf: string; cpu: CpuSpec; data_pages: number; count?: number }
   | { op: 'remap'; buf: string; count?: number }
   | { op: 'unmap'; buf: string }
@@ -108,6 +109,7 @@ const OP_FIELDS: Record<SourceOpName, { required: readonly string[]; optional: r
   remap: { required: ['buf'], optional: ['count'] },
   unmap: { required: ['buf'], optional: [] },
   probe: { required: [], optional: [] },
+  exit: { required: [], optional: [] },
   rlimit: { required: ['memlock_kb'], optional: [] },
   sysctl: { required: ['name', 'value'], optional: [] },
   cpu: { required: ['cpu', 'online'], optional: [] },
@@ -337,12 +339,12 @@ function validateOp(file: string, path: string, v: unknown, faultInjection: bool
 
   switch (op) {
     case 'ballast': {
-      const via = r.oneOf('via', ['perf', 'io_uring'] as const, 'via');
+      const via = r.oneOf('via', ['perf', 'io_uring', 'bpf'] as const, 'via');
       const hasPages = r.has('pages');
       const hasBuffers = r.has('buffers');
-      if (via === 'io_uring') {
-        if (hasBuffers) r.fail('buffers', 'an io_uring ballast takes "pages", not "buffers"', 'remove "buffers" and give "pages"');
-        if (!hasPages) r.fail('pages', 'missing "pages" of an io_uring ballast', 'add "pages": 100');
+      if (via === 'io_uring' || via === 'bpf') {
+        if (hasBuffers) r.fail('buffers', `an ${via} ballast takes "pages", not "buffers"`, 'remove "buffers" and give "pages"');
+        if (!hasPages) r.fail('pages', `missing "pages" of an ${via} ballast`, 'add "pages": 100');
         return { op, via, pages: r.pages('pages') };
       }
       if (hasPages === hasBuffers) {
@@ -386,6 +388,7 @@ function validateOp(file: string, path: string, v: unknown, faultInjection: bool
       return { op, buf: bv === '*' ? '*' : r.ident('buf', 'buffer name (or "*" for all)', bv) };
     }
     case 'probe':
+    case 'exit':
       return { op };
     case 'rlimit': {
       const v = r.get('memlock_kb');
@@ -414,7 +417,7 @@ function validateOp(file: string, path: string, v: unknown, faultInjection: bool
 
 function exampleFor(op: SourceOpName, field: string): string {
   const ex: Record<string, string> = {
-    via: '"perf" (or "io_uring")',
+    via: '"perf" (or "io_uring", "bpf")',
     buf: '"a"',
     cpu: op === 'map' ? '0 (or "each", "round-robin")' : '1',
     data_pages: '2',
