@@ -1,0 +1,148 @@
+// Classification with evidence: which logic(s) explain every measured cell of
+// one kernel, and which scenario ruled out which candidates (and on what op).
+// Pure: compiled scenarios and measured ops in, a report out.
+
+import { ALL_LOGICS, type Logic, logicLabel } from '../model/accounting.ts';
+import type { SimulateOptions } from '../model/simulate.ts';
+import type { CompiledScenario } from '../scenario/ops.ts';
+import { type Cell, diffCalibrated } from './classify.ts';
+import type { MeasuredOp } from './diff.ts';
+
+export interface EvidenceCell {
+  scenario: CompiledScenario;
+  measured: readonly MeasuredOp[];
+}
+
+/** One scenario ruling out a group of candidates for the same observed reason. */
+export interface Refutation {
+  scenario: string;
+  /** logic labels ruled out, in ALL_LOGICS order */
+  ruledOut: string[];
+  /** "op 5 (map): pinned measured 3, predicted 131" */
+  because: string;
+}
+
+export type ClassStatus = 'identified' | 'ambiguous' | 'none' | 'no-cells';
+
+export interface Classification {
+  status: ClassStatus;
+  /** "V3/perf", "V1|V3/shared", "ambiguous: V1|V3/shared, V4/shared", "none", "no cells" */
+  label: string;
+  /** the logics that match every cell, in ALL_LOGICS order */
+  logics: string[];
+  /** the same, grouped into classes no ring-buffer scenario can tell apart (V1 with V3) */
+  classes: string[];
+  /** the scenarios whose cells were used */
+  scenarios: string[];
+  evidence: Refutation[];
+}
+
+/**
+ * V1 and V3 compute the same split for every ring-buffer mapping, so they are
+ * one class wherever both remain: "V1|V3/<counter>".
+ */
+export function groupClasses(logics: readonly Logic[]): string[] {
+  const labels = new Set(logics.map(logicLabel));
+  const out: string[] = [];
+  for (const l of logics) {
+    const lab = logicLabel(l);
+    if (l.accounting === 'V1' && labels.has(`V3/${l.counter}`)) out.push(`V1|V3/${l.counter}`);
+    else if (l.accounting === 'V3' && labels.has(`V1/${l.counter}`)) continue;
+    else out.push(lab);
+  }
+  return out;
+}
+
+const show = (v: unknown): string => (typeof v === 'string' ? v || '""' : JSON.stringify(v));
+
+/**
+ * Classify one kernel's cells. For every cell, each candidate whose prediction
+ * differs is ruled out by that scenario (independently of the other cells, so
+ * the evidence names every scenario that tells a candidate apart); the
+ * logics left are those no cell ruled out.
+ */
+export function classifyWithEvidence(cells: readonly EvidenceCell[], candidates: readonly Logic[] = ALL_LOGICS, opts?: SimulateOptions): Classification {
+  const scenarios = cells.map((c) => c.scenario.id);
+  if (cells.length === 0) return { status: 'no-cells', label: 'no cells', logics: [], classes: [], scenarios, evidence: [] };
+  const out = new Set<string>();
+  const evidence: Refutation[] = [];
+  for (const c of cells) {
+    const groups = new Map<string, string[]>();
+    for (const logic of candidates) {
+      const d = diffCalibrated(c as Cell, logic, opts);
+      if (d.verdict === 'MATCH') continue;
+      const lab = logicLabel(logic);
+      out.add(lab);
+      const f = d.firstDivergence;
+      const because = f
+        ? `op ${f.i} (${f.op}): ${f.field} measured ${show(f.measured)}, predicted ${show(f.expected)}`
+        : `the measured stream is incomplete (${d.missing ?? 'ops missing'})`;
+      const g = groups.get(because);
+      if (g) g.push(lab);
+      else groups.set(because, [lab]);
+    }
+    for (const [because, ruledOut] of groups) evidence.push({ scenario: c.scenario.id, ruledOut, because });
+  }
+  const left = candidates.filter((l) => !out.has(logicLabel(l)));
+  const classes = groupClasses(left);
+  const logics = left.map(logicLabel);
+  if (classes.length === 0) return { status: 'none', label: 'none', logics, classes, scenarios, evidence };
+  if (classes.length === 1) return { status: 'identified', label: classes[0]!, logics, classes, scenarios, evidence };
+  return { status: 'ambiguous', label: `ambiguous: ${classes.join(', ')}`, logics, classes, scenarios, evidence };
+}
+
+/** "sysctl-lowered ruled out V2/shared, V2/perf: op 5 (map): pinned measured 3, predicted 131" */
+export const refutationText = (r: Refutation): string => `${r.scenario} ruled out ${r.ruledOut.join(', ')}: ${r.because}`;
+
+// ---------------------------------------------------------------------------
+// From a results file (structural types: no dependency on the writer)
+
+interface ResultsCellLike {
+  kernel: string;
+  scenario: string;
+  verdict: string;
+  scenario_hash: string;
+  measured: readonly MeasuredOp[];
+}
+export interface ResultsLike {
+  kernels: readonly { id: string; version?: string }[];
+  scenarios: readonly { id: string; hash: string; def?: CompiledScenario }[];
+  cells: readonly ResultsCellLike[];
+}
+
+/** Verdicts whose measured stream is complete and can be diffed under any logic. */
+const USABLE = new Set(['MATCH', 'MISMATCH', 'UNCHECKED']);
+
+export interface KernelClassification extends Classification {
+  kernel: string;
+  /** cells left out, and why (skipped, errored, scenario definition unknown) */
+  ignored: { scenario: string; reason: string }[];
+}
+
+/**
+ * Classify one kernel of a run from its measured cells only. The compiled
+ * scenarios come from the results (`scenarios[].def`) or from `known` (by
+ * hash: a scenario file changed since the run does not match and is left
+ * out). `opts` are the kernel's simulator options (simOptionsForVersion).
+ */
+export function classifyKernel(r: ResultsLike, kernel: string, known: ReadonlyMap<string, CompiledScenario> = new Map(), opts?: SimulateOptions): KernelClassification {
+  const defs = new Map<string, CompiledScenario>(known);
+  for (const s of r.scenarios) if (s.def) defs.set(s.hash, s.def);
+  const cells: EvidenceCell[] = [];
+  const ignored: { scenario: string; reason: string }[] = [];
+  for (const c of r.cells) {
+    if (c.kernel !== kernel) continue;
+    if (!USABLE.has(c.verdict)) {
+      ignored.push({ scenario: c.scenario, reason: `verdict ${c.verdict}` });
+      continue;
+    }
+    const def = defs.get(c.scenario_hash);
+    if (!def) {
+      ignored.push({ scenario: c.scenario, reason: `no definition of scenario ${c.scenario} with hash ${c.scenario_hash.slice(0, 12)} (changed since the run? pass the scenario file)` });
+      continue;
+    }
+    cells.push({ scenario: def, measured: c.measured });
+  }
+  cells.sort((a, b) => a.scenario.id.localeCompare(b.scenario.id));
+  return { kernel, ...classifyWithEvidence(cells, ALL_LOGICS, opts), ignored };
+}
