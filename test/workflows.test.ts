@@ -1,0 +1,111 @@
+// .github/workflows validated with GitHub's own workflow parser
+// (@actions/workflow-parser: the schema workflow-v1.0 GitHub's language
+// services use, plus its expression and cron checks), then checked for what
+// lockstep needs of them: the test command, the shard matrix, artifacts, the
+// merge + diff gate, and that every lockstep command line they run exists.
+
+import t from 'tap';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { convertWorkflowTemplate, NoOperationTraceWriter, parseWorkflow } from '@actions/workflow-parser';
+import { parse as parseYaml } from 'yaml';
+import { COMMANDS } from '../src/cli/commands.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const WF = join(ROOT, '.github', 'workflows');
+
+async function validate(name: string, content: string): Promise<string[]> {
+  const r = parseWorkflow({ name, content }, new NoOperationTraceWriter());
+  const errors = r.context.errors.getErrors().map((e) => e.message);
+  if (r.value && !errors.length) {
+    // conversion adds the cross-job checks (needs, matrix, ...)
+    await convertWorkflowTemplate(r.context, r.value);
+    errors.push(...r.context.errors.getErrors().map((e) => e.message));
+  }
+  return errors;
+}
+
+t.test('the validator is the real schema and it catches mistakes', async (t) => {
+  t.ok(existsSync(join(ROOT, 'node_modules/@actions/workflow-parser/dist/workflow-v1.0.min.json')), 'the package ships the workflow schema');
+  const bad: Record<string, [string, RegExp]> = {
+    'no runs-on': ['on: push\njobs:\n  a:\n    steps:\n      - run: x\n', /Required property is missing: runs-on/],
+    'unknown key': ['on: push\njobs:\n  a:\n    runs-on: x\n    stepz:\n      - run: x\n', /Unexpected value 'stepz'/],
+    'run and uses': ['on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: x\n        uses: actions/checkout@v4\n', /Unexpected value 'uses'/],
+    'bad expression': ['on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: echo ${{ matrix.x ]] }}\n', /Unexpected symbol/],
+    'bad cron': ["on:\n  schedule:\n    - cron: 'nightly'\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: x\n", /Invalid cron expression/],
+    'no on': ['jobs:\n  a:\n    runs-on: x\n    steps:\n      - run: x\n', /Required property is missing: on/],
+    'needs a missing job': ['on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: x\n  b:\n    runs-on: x\n    needs: zzz\n    steps:\n      - run: x\n', /zzz/],
+  };
+  for (const [what, [yml, re]] of Object.entries(bad)) {
+    const errors = await validate(`${what}.yml`, yml);
+    t.match(errors.join('\n'), re, what);
+  }
+});
+
+for (const f of ['ci.yml', 'nightly.yml']) {
+  t.test(`${f} is a valid GitHub Actions workflow`, async (t) => {
+    t.same(await validate(f, readFileSync(join(WF, f), 'utf8')), []);
+  });
+}
+
+type Step = { uses?: string; run?: string; with?: Record<string, unknown>; if?: string; name?: string };
+type Job = { 'runs-on': string; needs?: string | string[]; if?: string; steps: Step[]; strategy?: { matrix: Record<string, unknown> }; container?: { image: string; options?: string } };
+const load = (f: string) => parseYaml(readFileSync(join(WF, f), 'utf8')) as { on: Record<string, unknown>; jobs: Record<string, Job> };
+
+/** Every `node bin/lockstep.mjs CMD --flag ...` in the run scripts names a real command and real flags. */
+function checkLockstepCalls(t: { ok: (v: unknown, msg: string) => unknown }, steps: Step[]): number {
+  let n = 0;
+  for (const s of steps) {
+    for (const m of (s.run ?? '').matchAll(/node bin\/lockstep\.mjs ([a-z-]+)([^\n]*)/g)) {
+      n++;
+      const c = COMMANDS.find((x) => x.name === m[1]);
+      t.ok(c, `lockstep ${m[1]} exists`);
+      for (const f of m[2]!.matchAll(/--([a-z-]+)/g)) t.ok(c && f[1]! in c.options, `lockstep ${m[1]} --${f[1]} exists`);
+    }
+  }
+  return n;
+}
+
+t.test('ci.yml runs the test command', async (t) => {
+  const w = load('ci.yml');
+  t.ok('push' in w.on && 'pull_request' in w.on);
+  const steps = w.jobs.test!.steps;
+  const uses = steps.map((s) => s.uses).filter(Boolean);
+  t.ok(uses.indexOf('actions/checkout@v4') < uses.indexOf('actions/setup-node@v4'), 'checkout, then setup-node');
+  t.equal(String(steps.find((s) => s.uses === 'actions/setup-node@v4')!.with!['node-version']), '20');
+  t.ok(steps.some((s) => s.run?.trim() === '.ci/run'), 'runs .ci/run');
+  t.match(readFileSync(join(ROOT, '.ci/run'), 'utf8'), /^npm test\b/m, '.ci/run runs npm test');
+  t.equal(w.jobs.test!.container?.image, 'debian:12', 'Debian, where the Debian kernels come from apt');
+});
+
+t.test('nightly.yml: shard matrix, artifacts, merge, diff against the last night', async (t) => {
+  const w = load('nightly.yml');
+  t.ok('schedule' in w.on && 'workflow_dispatch' in w.on, 'scheduled and manual');
+  const shard = w.jobs.shard!;
+  const shards = shard.strategy!.matrix.shard as number[];
+  const run = shard.steps.find((s) => /--shard/.test(s.run ?? ''))!;
+  const n = Number(/--shard \$\{\{ matrix\.shard \}\}\/(\d+)/.exec(run.run!)![1]);
+  t.same(shards, Array.from({ length: n }, (_, i) => i + 1), `matrix is shards 1..${n}`);
+  t.match(run.run!, /--out shard-\$\{\{ matrix\.shard \}\}/);
+  const up = shard.steps.find((s) => s.uses === 'actions/upload-artifact@v4')!;
+  t.equal(up.with!.name, 'shard-${{ matrix.shard }}', 'one artifact per shard');
+  t.equal(up.if, 'always()', 'uploaded even when cells fail');
+  t.match(shard.container?.options ?? '', /--privileged/, 'KVM and perf events need a privileged container');
+  t.ok(checkLockstepCalls(t, shard.steps) >= 1);
+
+  const merge = w.jobs.merge!;
+  t.equal(merge.needs, 'shard');
+  t.equal(merge.if, 'always()', 'merges what the shards produced even if one failed');
+  const dl = merge.steps.find((s) => s.uses === 'actions/download-artifact@v4')!;
+  t.equal(dl.with!.pattern, 'shard-*');
+  const mergeRun = merge.steps.find((s) => /lockstep\.mjs merge/.test(s.run ?? ''))!.run!;
+  for (let i = 1; i <= n; i++) t.match(mergeRun, new RegExp(`shards/shard-${i}\\b`), `merges shard ${i}`);
+  const restore = merge.steps.findIndex((s) => s.uses === 'actions/cache/restore@v4');
+  const diff = merge.steps.findIndex((s) => /lockstep\.mjs diff previous merged/.test(s.run ?? ''));
+  const save = merge.steps.findIndex((s) => s.uses === 'actions/cache/save@v4');
+  t.ok(restore >= 0 && restore < diff && diff < save, 'restore the last night, diff (fails the job on regression), then store tonight');
+  t.ok(checkLockstepCalls(t, merge.steps) >= 2);
+  // only official actions, pinned to a major version
+  for (const j of Object.values(w.jobs)) for (const s of j.steps) if (s.uses) t.match(s.uses, /^actions\/[a-z-]+(\/[a-z]+)?@v\d+$/, s.uses);
+});
