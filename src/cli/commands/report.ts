@@ -1,11 +1,29 @@
-import { copyFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import { dirname, join, resolve } from 'node:path';
 import { readResults } from '../../results/write.ts';
 import { renderSummary } from '../../report/summary.ts';
 import { renderTap } from '../../report/tap.ts';
 import { writeReports, writeStepSummary } from '../../report/files.ts';
-import { ConfigError } from '../../util/errors.ts';
+import { ConfigError, MissingDependencyError } from '../../util/errors.ts';
 import type { Command } from '../common.ts';
+
+/** A PNG of the page as headless Chromium renders it (isolated profile, no network services). */
+async function screenshot(html: string, png: string): Promise<void> {
+  const profile = await mkdtemp(join(tmpdir(), 'lockstep-chromium-'));
+  try {
+    await promisify(execFile)(process.env.LOCKSTEP_CHROMIUM ?? 'chromium', ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', `--user-data-dir=${profile}`, '--hide-scrollbars', '--window-size=1400,1700',
+      `--screenshot=${png}`, `file://${html}`], { timeout: 120_000 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new MissingDependencyError('chromium', 'apt-get install chromium (or set LOCKSTEP_CHROMIUM)');
+    throw e;
+  } finally {
+    await rm(profile, { recursive: true, force: true });
+  }
+}
 
 /** DIR or DIR/results.json -> the results.json path. */
 export const resultsPath = (p: string): string => resolve(p.endsWith('.json') ? p : join(p, 'results.json'));
@@ -28,8 +46,9 @@ $GITHUB_STEP_SUMMARY is set, a markdown summary is appended to it.`,
     'plot-scenario': { type: 'string', arg: 'ID', help: 'scenario to plot (default: sysctl-lowered, incident, ... whichever the run has)' },
     tap: { type: 'boolean', help: 'also print the TAP stream to stdout' },
     title: { type: 'string', arg: 'TEXT', help: 'page title', default: 'lockstep results' },
+    screenshot: { type: 'string', arg: 'PNG', help: 'also save a PNG of report.html rendered by headless Chromium' },
   },
-  examples: ['lockstep report results/latest', 'lockstep report results/latest --out results   # publish'],
+  examples: ['lockstep report results/latest', 'lockstep report results/latest --out results --screenshot results/report.png   # publish'],
   async run(v, pos) {
     if (pos.length !== 1) throw new ConfigError('command line', 'DIR', 'expected one results directory or results.json', 'e.g. `lockstep report results/latest`');
     const src = resultsPath(pos[0]!);
@@ -43,6 +62,7 @@ $GITHUB_STEP_SUMMARY is set, a markdown summary is appended to it.`,
     if (join(out, 'results.json') !== src) { await copyFile(src, join(out, 'results.json')); w.files.unshift(join(out, 'results.json')); }
     const summary = await writeStepSummary(renderSummary(r, w.logic));
     if (v.tap) process.stdout.write(renderTap(r));
+    if (v.screenshot) { await screenshot(join(out, 'report.html'), resolve(String(v.screenshot))); w.files.push(resolve(String(v.screenshot))); }
     console.error(`lockstep report: wrote ${w.files.join(', ')}${summary ? `; step summary appended to ${summary}` : ''}`);
     return 0;
   },
