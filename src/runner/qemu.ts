@@ -67,7 +67,9 @@ export interface BootResult {
 
 export function qemuArgs(r: BootRequest, sockPath: string): string[] {
   // earlyprintk: a kernel that dies while decompressing or early in boot still says why on the console
-  const cmdline = ['console=ttyS0', 'earlyprintk=serial,ttyS0,115200', 'panic=-1', 'loglevel=5', 'printk.devkmsg=on', r.extraCmdline ?? ''].filter(Boolean).join(' ');
+  // no_timer_check: under TCG on a loaded host the IO-APIC timer check can
+  // miss its ticks and panic ("IO-APIC + timer doesn't work!"); seen here at load 30.
+  const cmdline = ['console=ttyS0', 'earlyprintk=serial,ttyS0,115200', 'panic=-1', 'loglevel=5', 'printk.devkmsg=on', 'no_timer_check', r.extraCmdline ?? ''].filter(Boolean).join(' ');
   return [
     // Single-threaded TCG: with many vCPUs on few host cores, one thread
     // round-robining the vCPUs boots 3-4x faster than one thread per vCPU
