@@ -508,3 +508,57 @@ t.test('script errors and controller ops', (t) => {
   t.equal(simulate(scenario([]), shared('V0')).length, 0);
   t.end();
 });
+
+// ---------------------------------------------------------------------------
+// BPF ballast and worker exit (scenario depth)
+
+t.test('ballast via bpf: charges U only on a shared counter of a kernel before 5.11', (t) => {
+  const s = scenario([{ op: 'ballast', via: 'bpf', pages: 100 }, { op: 'probe' }, ...maps(5, 127)], { cpus: 2 }); // L = 258
+  for (const logic of ALL_LOGICS) {
+    const before511 = simulate(s, logic, { bpfChargesUser: true });
+    const since511 = simulate(s, logic, { bpfChargesUser: false });
+    const dflt = simulate(s, logic);
+    t.strictSame(dflt, since511, `${logicLabel(logic)}: the default is a 5.11+ kernel`);
+    t.equal(since511[1]!.headroom, 258, `${logicLabel(logic)}: no BPF charge since 5.11`);
+    t.equal(before511[1]!.headroom, logic.counter === 'shared' ? 158 : 258, `${logicLabel(logic)}: before 5.11`);
+  }
+  // The spill point of perf moves only where BPF shares perf's counter.
+  const spill = (e: ExpectedOp[]): number => e.slice(2).findIndex((x) => x.pinned > 0) + 1;
+  t.equal(spill(simulate(s, shared('V3'), { bpfChargesUser: false })), 3, '128-page maps: the 3rd spills with U from perf alone (384 > 258)');
+  t.equal(spill(simulate(s, shared('V3'), { bpfChargesUser: true })), 2, 'with 100 BPF pages in U, the 2nd already does');
+  t.end();
+});
+
+t.test('simOptionsForVersion: BPF charges locked_vm before 5.11 only', async (t) => {
+  const { simOptionsForVersion } = await import('../src/model/simulate.ts');
+  t.strictSame(simOptionsForVersion('4.19.103'), { bpfChargesUser: true });
+  t.strictSame(simOptionsForVersion('5.10.200'), { bpfChargesUser: true });
+  t.strictSame(simOptionsForVersion('5.11.0'), { bpfChargesUser: false });
+  t.strictSame(simOptionsForVersion('6.18.44-fc-v509'), { bpfChargesUser: false });
+  t.strictSame(simOptionsForVersion('junk'), {});
+});
+
+t.test('exit: the dying worker gives its charges back, V4 keeps the re-mmap leak with the uid', (t) => {
+  const s = scenario(
+    [
+      { op: 'ballast', via: 'perf', buffers: [] }, // keeps the uid alive
+      { op: 'rlimit', memlock_kb: 4 },
+      { op: 'map', buf: 'a', cpu: 0, data_pages: 2 },
+      { op: 'remap', buf: 'a' },
+      { op: 'remap', buf: 'a' },
+      { op: 'exit' },
+      { op: 'probe' },
+      { op: 'map', buf: 'a', cpu: 0, data_pages: 2 }, // the name is free again after the exit
+    ],
+    { cpus: 2, rlimit_kb: 64 },
+  );
+  for (const logic of ALL_LOGICS) {
+    const e = simulate(s, logic);
+    const leak = logic.accounting === 'V4' ? 6 : 0;
+    t.equal(e[5]!.pinned, 0, `${logicLabel(logic)}: the new worker pins nothing`);
+    t.equal(e[5]!.user, leak, `${logicLabel(logic)}: U after the exit`);
+    t.equal(e[6]!.headroom, 258 - leak, `${logicLabel(logic)}: probe after the exit`);
+    t.equal(e[7]!.ok, true, `${logicLabel(logic)}: the new worker has the scenario's RLIMIT again`);
+  }
+  t.end();
+});
