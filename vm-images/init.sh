@@ -6,7 +6,17 @@
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
 /bin/busybox mount -t devtmpfs devtmpfs /dev
+# Fault-injection hook for the runner's tests (test/faults.test.ts): with
+# lockstep.hang_before=1 on the kernel command line the guest reaches init but
+# never starts the reproducer, like a guest stuck before its workload.
+case " $(/bin/busybox cat /proc/cmdline) " in
+*" lockstep.hang_before=1 "*)
+	/bin/busybox echo "lockstep-init: lockstep.hang_before=1: hanging before the reproducer"
+	while :; do /bin/busybox sleep 3600; done ;;
+esac
 /bin/busybox echo "lockstep-init: starting reproducer"
+# the reproducer refuses sysrq ops unless it runs here
+export LOCKSTEP_GUEST=1
 /lockstep/repro --script /lockstep/script.ops --out /dev/ttyS1 $(/bin/busybox cat /lockstep/args 2>/dev/null)
 /bin/busybox echo "lockstep-init: reproducer exited $?"
 /bin/busybox sync

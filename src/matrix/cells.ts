@@ -3,7 +3,7 @@
 // out. Cells finished before a fault keep their verdicts.
 
 import { diffCalibrated } from '../diff/index.ts';
-import { type Logic, logicLabel, simulate } from '../model/index.ts';
+import { type Logic, logicLabel, simulate, type SimulateOptions } from '../model/index.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import type { GroupOutcome } from '../runner/runtime.ts';
 import type { CellResult, CellVerdict } from '../results/schema.ts';
@@ -15,6 +15,8 @@ export interface CellContext {
   startedAt: string;
   scenarioHash: (s: CompiledScenario) => string;
   rerun: (scenario: string) => string;
+  /** what the kernel's version implies for the simulator (BPF charging before 5.11) */
+  simOpts?: SimulateOptions;
 }
 
 function base(ctx: CellContext, s: CompiledScenario, o: GroupOutcome | null): CellResult {
@@ -33,7 +35,7 @@ export function cellWithoutRun(ctx: CellContext, s: CompiledScenario, verdict: C
   const c = base(ctx, s, null);
   c.verdict = verdict;
   c.reason = reason;
-  if (ctx.logic) c.expected = simulate(s, ctx.logic);
+  if (ctx.logic) c.expected = simulate(s, ctx.logic, ctx.simOpts);
   return c;
 }
 
@@ -65,7 +67,8 @@ export function cellsFromOutcome(ctx: CellContext, scenarios: readonly CompiledS
       } else {
         c.verdict = 'ERROR';
         c.reason = `${o.detail || 'the result stream stopped'} ${what}` +
-          (o.stream.garbageCount ? `; ${o.stream.garbageCount} unreadable result line(s), first: ${JSON.stringify(o.stream.garbage[0]?.text)}` : '');
+          // the cut last line is named in the detail already
+          (o.stream.garbageCount > (o.stream.cut !== undefined ? 1 : 0) ? `; first unreadable result line: ${JSON.stringify(o.stream.garbage[0]?.text.slice(0, 80))}` : '');
         c.console_excerpt = o.consoleTail;
       }
     };
@@ -75,7 +78,7 @@ export function cellsFromOutcome(ctx: CellContext, scenarios: readonly CompiledS
     if (st.errors.length) {
       const e = st.errors[0];
       c.verdict = /timed out/.test(e.msg) ? 'TIMEOUT' : 'ERROR';
-      c.reason = `reproducer: ${e.msg}${e.i !== undefined ? ` (op ${e.i})` : ''}`;
+      c.reason = `${o.status === 'aborted' ? 'run interrupted; ' : ''}reproducer: ${e.msg}${e.i !== undefined ? ` (op ${e.i})` : ''}`;
       if (fatal) { c.verdict = 'PANIC'; c.reason = `kernel ${fatal.kind}: ${fatal.line}`; c.console_excerpt = fatal.excerpt; }
       return withExpected(c, s, ctx);
     }
@@ -87,7 +90,7 @@ export function cellsFromOutcome(ctx: CellContext, scenarios: readonly CompiledS
       c.first_eperm_measured = k < 0 ? null : k + 1;
       return c;
     }
-    const d = diffCalibrated({ scenario: s, measured: st.ops }, ctx.logic);
+    const d = diffCalibrated({ scenario: s, measured: st.ops }, ctx.logic, ctx.simOpts);
     c.verdict = d.verdict;
     c.first_eperm_measured = d.firstEpermMeasured;
     c.first_eperm_expected = d.firstEpermExpected;
@@ -100,13 +103,13 @@ export function cellsFromOutcome(ctx: CellContext, scenarios: readonly CompiledS
     }
     if (d.verdict === 'ERROR') c.reason = d.missing ?? c.reason;
     if (d.calibrated) c.calibrated = { ...d.calibrated };
-    c.expected = d.expected ?? simulate(s, ctx.logic);
+    c.expected = d.expected ?? simulate(s, ctx.logic, ctx.simOpts);
     if (warns.length && c.verdict === 'MATCH') c.reason = `kernel WARN during the boot: ${warns[0].line}`;
     return c;
   });
 }
 
 function withExpected(c: CellResult, s: CompiledScenario, ctx: CellContext): CellResult {
-  if (ctx.logic) c.expected = simulate(s, ctx.logic);
+  if (ctx.logic) c.expected = simulate(s, ctx.logic, ctx.simOpts);
   return c;
 }

@@ -11,7 +11,7 @@ import { randomInt } from 'node:crypto';
 import { toScript } from '../scenario/ops.ts';
 import { REPRO_BINARY } from '../image/initramfs.ts';
 import type { GroupOutcome, GroupRequest, Runtime } from './runtime.ts';
-import { StreamParser, tail } from './stream.ts';
+import { describeCut, StreamParser, tail } from './stream.ts';
 
 /** Uids of every live process (from /proc), to pick ones nobody uses. */
 function liveUids(): Set<number> {
@@ -65,6 +65,9 @@ export class HostRuntime implements Runtime {
   readonly name = 'host' as const;
 
   async run(req: GroupRequest): Promise<GroupOutcome> {
+    // Last line of defence: the matrix SKIPs these, but sysrq here would crash the machine.
+    const fault = req.scenarios.find((s) => s.ops.some((op) => op.op === 'hang' || op.op === 'sysrq'));
+    if (fault) throw new Error(`refusing to run fault-injection scenario ${fault.id} on the host kernel`);
     const script = req.scenarios.map((s, k) => toScript(s, req.uids[k])).join('');
     const scriptPath = join(req.logDir, 'script.ops');
     const resultsLog = join(req.logDir, 'results.jsonl');
@@ -106,7 +109,7 @@ export class HostRuntime implements Runtime {
     const stream = parser.end();
     if (status === 'ok' && !stream.done) {
       status = 'error';
-      detail = `reproducer exited (code ${code}) without its done line${stderr ? `: ${tail(stderr, 3)}` : ''}`;
+      detail = `reproducer exited (code ${code}) and ${describeCut(stream)}${stderr ? `: ${tail(stderr, 3)}` : ''}`;
     }
     return {
       status, detail, stream, faults: [], consoleTail: tail(stderr, 20), consoleLog: null, resultsLog,

@@ -36,7 +36,12 @@ export interface ParsedStream {
   garbageCount: number;
   /** the scenario whose begin came last and has no end yet */
   open?: string;
+  /** the last line when the stream stopped mid-line (its last 200 chars) */
+  cut?: string;
 }
+
+/** A result line is < 1 KB; anything this long without a newline is garbage (and must not grow forever). */
+export const MAX_LINE = 64 * 1024;
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
@@ -44,25 +49,48 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
 
 export class StreamParser {
   private partial = '';
+  /** the current line outgrew MAX_LINE: drop it up to the next newline */
+  private overlong = false;
   private lineNo = 0;
   readonly out: ParsedStream = { scenarios: new Map(), order: [], done: false, garbage: [], garbageCount: 0 };
 
   /** Feed raw text; returns the events completed by it (for progress display). */
   push(chunk: string): Record<string, unknown>[] {
-    const text = this.partial + chunk;
-    const lines = text.split('\n');
-    this.partial = lines.pop() ?? '';
     const events: Record<string, unknown>[] = [];
-    for (const l of lines) {
-      const ev = this.line(l.replace(/\r$/, ''));
+    let from = 0;
+    for (;;) {
+      const nl = chunk.indexOf('\n', from);
+      if (nl < 0) break;
+      const piece = chunk.slice(from, nl);
+      from = nl + 1;
+      if (this.overlong) { this.overlong = false; this.partial = ''; continue; }
+      const ev = this.line((this.partial + piece).replace(/\r$/, ''));
+      this.partial = '';
       if (ev) events.push(ev);
+    }
+    if (!this.overlong) {
+      this.partial += chunk.slice(from);
+      if (this.partial.length > MAX_LINE) {
+        this.lineNo++;
+        this.bad(this.partial);
+        this.partial = '';
+        this.overlong = true;
+      }
     }
     return events;
   }
 
   /** End of stream: a trailing partial line is garbage (the guest died mid-line). */
   end(): ParsedStream {
-    if (this.partial.length) { this.line(this.partial, true); this.partial = ''; }
+    if (this.partial.length) {
+      // A last line without its newline still counts when it is a whole event
+      // (an object that parses had its closing brace); otherwise it was cut.
+      const before = this.out.garbageCount;
+      this.line(this.partial.replace(/\r$/, ''));
+      if (this.out.garbageCount > before) this.out.cut = this.partial.slice(-200);
+      this.partial = '';
+    }
+    this.overlong = false;
     return this.out;
   }
 
@@ -82,10 +110,9 @@ export class StreamParser {
     return s;
   }
 
-  private line(text: string, truncated = false): Record<string, unknown> | undefined {
+  private line(text: string): Record<string, unknown> | undefined {
     this.lineNo++;
     if (text.trim() === '') return undefined;
-    if (truncated) return this.bad(text);
     let ev: unknown;
     try { ev = JSON.parse(text); } catch { return this.bad(text); }
     if (!isObj(ev) || typeof ev.ev !== 'string') return this.bad(text);
@@ -114,7 +141,7 @@ export class StreamParser {
       }
       case 'op': {
         const i = num(ev.i), op = str(ev.op);
-        if (!sid || i === undefined || !op || typeof ev.ok !== 'boolean') return this.bad(text);
+        if (!sid || i === undefined || !Number.isInteger(i) || i < 0 || !op || typeof ev.ok !== 'boolean') return this.bad(text);
         const m: MeasuredOp = {
           i, op, ok: ev.ok, errno: str(ev.errno) ?? '',
           // null when the reproducer could not read /proc/PID/status
@@ -149,6 +176,25 @@ export class StreamParser {
         return this.bad(text);
     }
   }
+}
+
+/**
+ * What a stream that stopped early lacks, in words: the missing done line,
+ * the scenario left without its end (and its last op), a line cut mid-way.
+ */
+export function describeCut(s: ParsedStream): string {
+  const parts: string[] = [];
+  if (!s.hello) parts.push('the result stream has no hello line (the reproducer never started)');
+  else if (!s.done) parts.push('the result stream stopped before its done line');
+  else parts.push('the result stream is complete');
+  if (s.open) {
+    const st = s.scenarios.get(s.open);
+    const last = st && st.ops.length ? st.ops[st.ops.length - 1] : undefined;
+    parts.push(`${s.open} has no end line (last op seen: ${last ? `${last.i} ${last.op}` : 'none'})`);
+  }
+  if (s.cut !== undefined) parts.push(`the last line was cut mid-way: ${JSON.stringify(s.cut.length > 80 ? `...${s.cut.slice(-80)}` : s.cut)}`);
+  if (s.garbageCount) parts.push(`${s.garbageCount} unreadable line(s)`);
+  return parts.join('; ');
 }
 
 export function parseStream(text: string): ParsedStream {

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { dir as tmpDir } from 'tmp-promise';
 import { toScript } from '../scenario/ops.ts';
 import { type BaseImage, writeBootInitrd } from '../image/initramfs.ts';
-import { type Accel, boot, kvmUsable, qemuVersion } from './qemu.ts';
+import { type Accel, boot, extraCmdlineFromEnv, kvmUsable, qemuVersion } from './qemu.ts';
 import type { GroupOutcome, GroupRequest, Runtime } from './runtime.ts';
-import { consoleFaults, StreamParser, tail } from './stream.ts';
+import { consoleFaults, describeCut, StreamParser, tail } from './stream.ts';
 
 /** Guest memory: the incident's ballast pins 128 MiB of ring buffers. */
 export const GUEST_MEM_MB = 1024;
@@ -18,6 +18,8 @@ export class QemuRuntime implements Runtime {
   readonly name = 'qemu' as const;
   private accel?: Promise<{ accel: Accel; why: string }>;
   private version?: Promise<string>;
+  /** $LOCKSTEP_EXTRA_CMDLINE, checked once here so a bad value stops the run before any boot */
+  private readonly extraCmdline = extraCmdlineFromEnv();
 
   /**
    * `decided`: the accelerator already chosen (by --accel, or by the run's
@@ -49,11 +51,14 @@ export class QemuRuntime implements Runtime {
         const parser = new StreamParser();
         const r = await boot({
           vmlinuz: req.vmlinuz!, initrd, cpus: req.cpus, memMb: GUEST_MEM_MB, accel: a,
-          timeoutMs: req.timeoutMs, workDir: tmp.path, signal: req.signal,
+          timeoutMs: req.timeoutMs, workDir: tmp.path, signal: req.signal, extraCmdline: this.extraCmdline,
           // a KVM guest that cannot even start the reproducer in 60 s is broken here
           firstResultDeadlineMs: a === 'kvm' && !this.forced ? 60_000 : undefined,
           onResultLine: (l) => { for (const ev of parser.push(l + '\n')) req.onEvent?.(ev); },
         });
+        // a line cut by the guest's death has no newline: hand it over so it counts as garbage
+        const rest = r.results.slice(r.results.lastIndexOf('\n') + 1);
+        if (rest) parser.push(rest);
         return { r, stream: parser.end() };
       };
       let { r, stream } = await attempt(accel);
@@ -74,7 +79,7 @@ export class QemuRuntime implements Runtime {
       else if (r.status === 'aborted') { status = 'aborted'; detail = 'interrupted'; }
       else if (r.status === 'spawn-failed') { status = 'error'; detail = tail(r.stderr, 3); }
       else if (!stream.hello) { status = 'boot_fail'; detail = `QEMU exited (code ${r.exitCode}) before the reproducer started${r.stderr.trim() ? `: ${tail(r.stderr.trim(), 2)}` : ''}`; }
-      else if (!stream.done) { status = 'error'; detail = 'the result stream ended before its done line'; }
+      else if (!stream.done) { status = 'error'; detail = `QEMU exited (code ${r.exitCode}${r.exitSignal ? `, ${r.exitSignal}` : ''}) and ${describeCut(stream)}`; }
       return {
         status, detail, stream, faults, consoleTail: tail(r.console, 40), consoleLog, resultsLog,
         accel, accelWhy: why, bootMs: r.firstResultMs, wallMs: r.wallMs, argv: r.argv, emulator,
