@@ -55,8 +55,9 @@ function plotFor(r: Results, kernel: string, scenario: string | null, defs: Read
     : !c ? `no ${scenario} cell for this kernel`
       : !measured.length && !expected.length ? `${c.verdict}: nothing to plot` : undefined;
   const svg = linePlot([
-    { name: `expected${c?.expected_logic ? ` (${c.expected_logic})` : ''}`, values: expected, color: '#1f5fbf', dash: '6 4', marker: 'square' },
+    // measured drawn first: where the two agree, the dashed expected line stays visible on top
     { name: 'measured', values: measured, color: '#d0471b', marker: 'circle' },
+    { name: `expected${c?.expected_logic ? ` (${c.expected_logic})` : ''}`, values: expected, color: '#1f5fbf', dash: '6 4', marker: 'square' },
   ], { title: `${kernel}: ${scenario ?? '-'}`, xLabel: 'map call number', yLabel: 'VmPin (pages)', note });
   return `<div class="plot-card" data-kernel="${esc(kernel)}" data-scenario="${esc(scenario ?? '')}"><h3>${esc(kernel)}${c ? ` <small>${c.verdict}</small>` : ''}</h3>${svg}</div>`;
 }

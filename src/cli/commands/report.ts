@@ -15,7 +15,7 @@ async function screenshot(html: string, png: string): Promise<void> {
   const profile = await mkdtemp(join(tmpdir(), 'lockstep-chromium-'));
   try {
     await promisify(execFile)(process.env.LOCKSTEP_CHROMIUM ?? 'chromium', ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', `--user-data-dir=${profile}`, '--hide-scrollbars', '--window-size=1400,1700',
+      '--disable-component-update', '--disable-sync', '--no-first-run', `--user-data-dir=${profile}`, '--hide-scrollbars', '--window-size=1700,1900',
       `--screenshot=${png}`, `file://${html}`], { timeout: 120_000 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new MissingDependencyError('chromium', 'apt-get install chromium (or set LOCKSTEP_CHROMIUM)');
