@@ -27,6 +27,7 @@ import { promisify } from 'node:util';
 import { dir as tmpDir } from 'tmp-promise';
 import { ConfigError, MissingDependencyError } from '../util/errors.ts';
 import { coerceKernelVersion } from './expect.ts';
+import { ensureSourceKernel } from './build.ts';
 import type { DebianImageSpec, HostSpec, ImageSpec, KernelKind, KernelSpec } from './spec.ts';
 
 const execFileP = promisify(execFile);
@@ -73,12 +74,7 @@ export async function ensureKernel(spec: KernelSpec, opts: EnsureOptions): Promi
     case 'image':
       return spec.path !== undefined ? localImage(spec, spec.path, opts) : ensureImageUrl(spec, opts);
     case 'source':
-      throw new ConfigError(
-        spec.origin,
-        `${spec.at}kind`,
-        'kernels of kind "source" cannot be built by this version of lockstep yet',
-        'use a "debian-image" or "image" spec for now',
-      );
+      return ensureSourceKernel(spec, opts);
   }
 }
 

@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import semver from 'semver';
 import { ACCOUNTINGS, COUNTERS, type Accounting, type Counter } from '../model/accounting.ts';
 import { ConfigError } from '../util/errors.ts';
+import { readSourceSpec, type SourceTree } from './source.ts';
 
 // ───────────────────────────── types ─────────────────────────────
 
@@ -50,6 +51,8 @@ interface SpecCommon {
 
 export interface HostSpec extends SpecCommon {
   kind: 'host';
+  /** "container": the host kernel reached through a Docker container (src/runner/container.ts); absent = natively */
+  runtime?: 'container';
 }
 
 export interface DebianImageSpec extends SpecCommon {
@@ -72,11 +75,17 @@ export interface ImageSpec extends SpecCommon {
   sha256?: string;
 }
 
-/** Reserved: a kernel built from a tree. `source` is opaque until its builder lands. */
+/** A kernel built from a tree (src/kernels/source.ts reads the fields, build.ts builds it). */
 export interface SourceSpec extends SpecCommon {
   kind: 'source';
   version: string;
-  source: Record<string, unknown>;
+  source: SourceTree;
+  /** absolute path of the kconfig fragment */
+  config: string;
+  /** absolute paths, applied in order with patch -p1 */
+  patches: string[];
+  /** the kernel differs from others only on AUX unmapping: its cells are SKIP without an AUX-capable PMU */
+  aux_only?: boolean;
 }
 
 export type KernelSpec = HostSpec | DebianImageSpec | ImageSpec | SourceSpec;
@@ -271,7 +280,12 @@ type Common = Omit<SpecCommon, 'kind'>;
 export type KindValidator = (r: FieldReader, common: Common) => KernelSpec;
 
 export const KIND_VALIDATORS: Record<KernelKind, KindValidator> = {
-  host: (_r, c) => ({ ...c, kind: 'host' }),
+  host: (r, c) => {
+    const rt = r.string('runtime', { what: '"container" (the host kernel through a Docker container), or leave it out', max: 32 });
+    if (rt === undefined) return { ...c, kind: 'host' };
+    if (rt !== 'container') throw r.error('runtime', `unknown runtime ${show(rt)}`, 'use "container", or leave "runtime" out to run on the host natively');
+    return { ...c, kind: 'host', runtime: 'container' };
+  },
 
   'debian-image': (r, c) => {
     if (c.distro !== undefined && c.distro !== 'debian') {
@@ -314,15 +328,7 @@ export const KIND_VALIDATORS: Record<KernelKind, KindValidator> = {
     return spec;
   },
 
-  // Reserved: accepted and checked for the common fields only, `source` stays opaque.
-  source: (r, c) => {
-    const version = readVersion(r);
-    const s = r.raw('source');
-    if (typeof s !== 'object' || s === null || Array.isArray(s)) {
-      throw r.error('source', s === undefined ? 'missing' : `must be an object, got ${typeName(s)}`, 'add "source": {...} describing the tree');
-    }
-    return { ...c, kind: 'source', version, source: s as Record<string, unknown> };
-  },
+  source: (r, c) => readSourceSpec(r, c, readVersion(r), (o, at) => new FieldReader(o, r.file, at), builtinSpecsDir()),
 };
 
 // ───────────────────────────── parse / load ─────────────────────────────

@@ -1,0 +1,279 @@
+// Kernels built from source: the spec fields and pure helpers, then real
+// builds of the 6.1 base and its variant patches (cached under the default
+// cache, so reruns only verify hashes), booted through the matrix with the
+// measured behaviour asserted, a "path" tree the test makes, a fragment the
+// tree cannot honour, a corrupt cache entry and a build killed half-way.
+
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { access, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultCacheDir, ensureKernel, sha256File } from '../src/kernels/artifact.ts';
+import { BuildError, debianTarball, prepareInputs } from '../src/kernels/build.ts';
+import { AUX_SKIP_REASON, artifactKey, missingOptions, parseDotConfig, parseFragment, patchedFiles, treeKey } from '../src/kernels/source.ts';
+import { builtinSpecs, builtinSpecsDir, parseSpec, type KernelSpec, type SourceSpec } from '../src/kernels/spec.ts';
+import { runMatrix } from '../src/matrix/run.ts';
+import type { CellResult, Results } from '../src/results/schema.ts';
+import { builtinScenarios } from '../src/scenario/load.ts';
+import { ConfigError } from '../src/util/errors.ts';
+
+// A cold base build takes 10-30 min on a busy 2-core machine.
+t.setTimeout(150 * 60_000);
+
+const F = '/nowhere/specs.json';
+const K = builtinSpecsDir();
+const catchAsync = async (p: Promise<unknown>): Promise<unknown> => p.then(() => null, (e: unknown) => e);
+const exists = (p: string) => access(p).then(() => true, () => false);
+
+t.test('source spec fields', async (t) => {
+  const s = parseSpec({ id: 'v', kind: 'source', version: '6.1.192', source: { debian_package: 'linux-source-6.1' }, patches: ['patches/a.patch', '/abs/b.patch'], expect: 'V2/shared' }, F) as SourceSpec;
+  t.match(s, { kind: 'source', source: { type: 'debian', package: 'linux-source-6.1' }, patches: ['/nowhere/patches/a.patch', '/abs/b.patch'] }, 'patches resolve against the spec file');
+  t.equal(s.config, join(K, 'config/lockstep-guest.config'), 'default fragment from kernels/config');
+  t.equal(s.aux_only, undefined);
+  const p = parseSpec({ id: 'p', kind: 'source', version: '5.3.8', source: { path: '/srv/linux-5.3.8/' }, config: '/abs/frag.config', aux_only: true }, F) as SourceSpec;
+  t.match(p, { source: { type: 'path', path: '/srv/linux-5.3.8' }, config: '/abs/frag.config', patches: [], aux_only: true });
+  t.match(parseSpec({ id: 'g', kind: 'source', version: '5.3', source: { git: 'https://git.kernel.org/pub/scm/linux/kernel/git/stable/linux.git', ref: 'v5.3.8' } }, F), { source: { type: 'git', ref: 'v5.3.8' } });
+  t.match(parseSpec({ id: 'z', kind: 'source', version: '5.3', source: { tarball: 'https://cdn.kernel.org/linux-5.3.8.tar.xz', sha256: 'AB'.repeat(32) } }, F), { source: { type: 'tarball', sha256: 'ab'.repeat(32) } });
+
+  const bad: [string, object, string][] = [
+    ['no tree', { source: {} }, 'source'],
+    ['two trees', { source: { path: '/a', debian_package: 'linux-source-6.1' } }, 'source'],
+    ['relative path', { source: { path: 'linux' } }, 'source.path'],
+    ['unknown source key', { source: { debian_package: 'linux-source-6.1', branch: 'x' } }, 'source.branch'],
+    ['not a linux-source package', { source: { debian_package: 'linux-image-6.1' } }, 'source.debian_package'],
+    ['git without ref', { source: { git: 'https://example.org/linux.git' } }, 'source.ref'],
+    ['tarball without sha256', { source: { tarball: 'https://example.org/l.tar.xz' } }, 'source.sha256'],
+    ['patches not an array', { source: { debian_package: 'linux-source-6.1' }, patches: 'a.patch' }, 'patches'],
+    ['patch with ..', { source: { debian_package: 'linux-source-6.1' }, patches: ['../a.patch'] }, 'patches[0]'],
+    ['patches on a path tree', { source: { path: '/srv/linux' }, patches: ['/a.patch'] }, 'patches'],
+    ['aux_only not boolean', { source: { debian_package: 'linux-source-6.1' }, aux_only: 'yes' }, 'aux_only'],
+    ['unknown field', { source: { debian_package: 'linux-source-6.1' }, patch: [] }, 'patch'],
+  ];
+  for (const [name, over, field] of bad) {
+    let err: unknown = null;
+    try {
+      parseSpec({ id: 'x', kind: 'source', version: '6.1', ...over }, F);
+    } catch (e) {
+      err = e;
+    }
+    t.ok(err instanceof ConfigError && err.field === field, `${name}: ConfigError on ${field} (got ${(err as Error | null)?.message})`);
+  }
+  const rel = catchAsync(Promise.resolve().then(() => parseSpec({ id: 'x', kind: 'source', version: '6.1', source: { debian_package: 'linux-source-6.1' }, patches: ['a.patch'] }, 'command line')));
+  t.ok((await rel) instanceof ConfigError, 'a relative patch needs a spec file to resolve against');
+});
+
+t.test('built-in variants: explicit logic, upstream commit named, AUX ones flagged', async (t) => {
+  const specs = (await builtinSpecs()).filter((s): s is SourceSpec => s.kind === 'source');
+  const want: Record<string, [string, string | null]> = {
+    'pre-fix': ['V0/shared', 'd44248a41337'], 'fix-1': ['V1/shared', 'd44248a41337'], 'fix-1a': ['V1/shared', '5e6c3c7b1ec2'], 'fix-1b': ['V1/shared', '36b3db03b474'],
+    'fix-4': ['V2/shared', 'c4b75479741c'], 'fix-5': ['V3/shared', '003461559ef7'], 'current-6.1': ['V3/perf', '003461559ef7'], 'remmap-charge': ['V4/perf', '0c8a4e4139ad'],
+  };
+  for (const [id, [label, commit]] of Object.entries(want)) {
+    const s = specs.find((x) => x.id === id);
+    t.ok(s, `${id} is a built-in spec`);
+    if (!s) continue;
+    t.equal(s.expect.mode === 'label' ? `${s.expect.accounting}/${s.expect.counter}` : s.expect.mode, label, `${id} declares ${label}`);
+    t.match(s.description ?? '', commit!, `${id} names ${commit}`);
+    t.equal(Boolean(s.aux_only), id === 'fix-1a' || id === 'fix-1b', `${id} aux_only`);
+    for (const p of s.patches) t.ok(await exists(p), `${id}: ${p} exists`);
+  }
+});
+
+t.test('fragments, .config checks, patch file lists, keys', async (t) => {
+  const err = (f: string, field: string, problem: string, fix: string) => new ConfigError(f, field, problem, fix);
+  const frag = parseFragment('# comment\nCONFIG_A=y\nCONFIG_N=64\n# CONFIG_B is not set\nCONFIG_S="x y"\n', 'f', err);
+  t.strictSame(frag.map((f) => [f.option, f.value]), [['CONFIG_A', 'y'], ['CONFIG_N', '64'], ['CONFIG_B', null], ['CONFIG_S', '"x y"']]);
+  t.throws(() => parseFragment('CONFIG_A=y\nCONFIG_A=n\n', 'f', err), ConfigError, 'an option twice');
+  t.throws(() => parseFragment('A=y\n', 'f', err), ConfigError, 'not a kconfig line');
+  const dot = parseDotConfig('CONFIG_A=y\nCONFIG_N=32\nCONFIG_B=y\n# CONFIG_S is not set\n');
+  t.strictSame(missingOptions(frag, dot), ['CONFIG_N=64 (got: 32)', 'CONFIG_B is not set (got: y)', 'CONFIG_S="x y" (got: not set)']);
+  t.strictSame(missingOptions(frag.slice(0, 1), dot), []);
+
+  t.strictSame(patchedFiles('text\n--- a/kernel/events/core.c\n+++ b/kernel/events/core.c\n@@ -1 +1 @@\n--- a/x\n+++ b/new/file.c\n'), ['kernel/events/core.c', 'new/file.c', 'x']);
+  t.strictSame(patchedFiles('--- /dev/null\n+++ b/added.c\n'), ['added.c']);
+  t.throws(() => patchedFiles('--- a/../etc/passwd\n+++ b/../etc/passwd\n'), /unsafe/);
+
+  const base = { source: 'debian:linux-source-6.1=6.1.192-2', fragment: 'CONFIG_A=y\n', patches: [] as string[], compiler: 'gcc 12.2.0' };
+  const keys = new Set([artifactKey(base), artifactKey({ ...base, patches: ['p'] }), artifactKey({ ...base, patches: ['q'] }), artifactKey({ ...base, patches: ['p', 'q'] }), artifactKey({ ...base, patches: ['q', 'p'] }), artifactKey({ ...base, compiler: 'gcc 13' }), artifactKey({ ...base, fragment: 'CONFIG_A=n\n' })]);
+  t.equal(keys.size, 7, 'every input (and the patch order) changes the artifact key');
+  t.equal(treeKey(base), treeKey({ ...base, patches: ['p'] }), 'variants of one base share one tree');
+  t.not(treeKey(base), treeKey({ ...base, fragment: 'CONFIG_A=n\n' }), 'a new fragment is a new tree');
+});
+
+t.test('sources that cannot be had here say how to provide them locally', async (t) => {
+  const cache = await mkdtemp(join(tmpdir(), 'lockstep-build-cfg-'));
+  t.teardown(() => rm(cache, { recursive: true, force: true }));
+  const opts = { cacheDir: cache, log: () => {} };
+  const cases: [object, string][] = [
+    [{ git: 'https://git.kernel.org/pub/scm/linux/kernel/git/stable/linux.git', ref: 'v5.3.8' }, 'source.git'],
+    [{ tarball: 'https://cdn.kernel.org/pub/linux/kernel/v5.x/linux-5.3.8.tar.xz', sha256: '0'.repeat(64) }, 'source.tarball'],
+    [{ debian_package: 'linux-source-4.19' }, 'source.debian_package'],
+    [{ path: '/nonexistent/linux-5.3' }, 'source.path'],
+  ];
+  for (const [source, field] of cases) {
+    const e = await catchAsync(ensureKernel(parseSpec({ id: 'x', kind: 'source', version: '5.3.8', source }, F), opts));
+    t.ok(e instanceof ConfigError && e.field === field, `${field}: ConfigError (got ${(e as Error | null)?.message})`);
+    t.match((e as Error).message, /"path"|apt-get install/, 'the fix says how to provide the tree locally');
+  }
+  t.same(await readdir(join(cache, 'kernels', 'source')).catch(() => []), [], 'nothing was left in the cache');
+});
+
+// ───────────────────────────── real builds ─────────────────────────────
+
+const scenarios = builtinScenarios().map((l) => l.compiled);
+const pick = (ids: string[]) => ids.map((id) => scenarios.find((s) => s.id === id)!);
+const cellOf = (r: Results, k: string, s: string): CellResult => {
+  const c = r.cells.find((x) => x.kernel === k && x.scenario === s);
+  if (!c) throw new Error(`no cell ${k} x ${s}`);
+  return c;
+};
+const probes = (c: CellResult) => c.measured.filter((m) => m.op === 'probe').map((m) => m.headroom);
+const cache = defaultCacheDir();
+
+async function matrix(kernels: KernelSpec[], ids: string[]): Promise<Results> {
+  const outDir = await mkdtemp(join(tmpdir(), 'lockstep-build-run-'));
+  t.teardown(() => rm(outDir, { recursive: true, force: true }));
+  const logs: string[] = [];
+  const r = await runMatrix({
+    kernels, scenarios: pick(ids), outDir, cacheDir: cache, jobs: 1, opTimeoutS: 120,
+    log: (l) => { logs.push(l); t.setTimeout(150 * 60_000); }, rerun: (k, s) => `lockstep run --kernels ${k} --scenarios ${s}`,
+  });
+  return r;
+}
+
+const hasBase = await exists(debianTarball('linux-source-6.1'));
+
+t.test('variants built from linux-source-6.1 boot and behave as declared', { skip: hasBase ? false : 'linux-source-6.1 is not installed (bash .ci/setup.sh installs it)' }, async (t) => {
+  const all = await builtinSpecs();
+  const ids = ['current-6.1', 'remmap-charge', 'fix-4', 'fix-5', 'fix-1a'];
+  const r = await matrix(ids.map((id) => all.find((s) => s.id === id)!), ['remmap', 'sysctl-lowered']);
+  for (const k of ids.filter((k) => k !== 'fix-1a')) {
+    for (const s of ['remmap', 'sysctl-lowered']) {
+      const c = cellOf(r, k, s);
+      t.equal(c.verdict, 'MATCH', `${k} x ${s}: ${c.reason ?? c.verdict}`);
+      t.match(c.kernel_release ?? '', /^6\.1\.192-ls[0-9a-f]{8}$/, `${k} booted its own build (${c.kernel_release})`);
+    }
+  }
+  for (const s of ['remmap', 'sysctl-lowered']) t.match(cellOf(r, 'fix-1a', s), { verdict: 'SKIP', reason: AUX_SKIP_REASON }, 'AUX-only variant is skipped, not built');
+
+  // remmap: 29 extra mappings of a 3-page buffer leak 87 pages of U under V4, none under V3.
+  const cur = probes(cellOf(r, 'current-6.1', 'remmap'));
+  const leak = probes(cellOf(r, 'remmap-charge', 'remmap'));
+  t.equal(cur[0], leak[0], 'same headroom before the first map');
+  t.equal(cur[0]! - cur[2]!, 0, 'current-6.1: the unmap gives everything back');
+  t.equal(leak[0]! - leak[2]!, 29 * 3, 'remmap-charge: U keeps 29 x 3 pages after the last unmap');
+
+  // sysctl-lowered: V2 pins the whole overage once, V3 ue per map.
+  const pins = (k: string) => cellOf(r, k, 'sysctl-lowered').measured.filter((m) => m.op === 'map').map((m) => m.vmpin_kb / 4);
+  const v2 = pins('fix-4');
+  const v3 = pins('fix-5');
+  t.equal(v3[0], 3, 'fix-5 pins ue = 3 pages on the first map past the lowered limit');
+  t.ok(v2[0]! > 3, `fix-4 pins more than ue at once (${v2[0]} pages): the "simple again" jump`);
+  t.not(JSON.stringify(v2), JSON.stringify(v3), 'sysctl-lowered tells fix-4 from fix-5');
+
+  // A second ensure is a verified cache hit.
+  const again = await ensureKernel(all.find((s) => s.id === 'fix-4')!, { cacheDir: cache, log: () => {} });
+  t.equal(again.cached, true, 'fix-4 comes from the cache the second time');
+  t.equal(await sha256File(again.vmlinuz!), again.sha256, 'its bzImage hash was verified');
+  for (const f of ['bzImage', 'config', 'build.log', 'meta.json', 'reproduce.sh', 'inputs/config.fragment']) t.ok(await exists(join(String(again.meta.cache_entry), f)), `artifact holds ${f}`);
+  t.match(await readFile(join(String(again.meta.cache_entry), 'config'), 'utf8'), /^CONFIG_PERF_EVENTS=y$/m);
+});
+
+t.test('a local kernel tree (path, no patches) builds and boots the same way', { skip: hasBase ? false : 'linux-source-6.1 is not installed' }, async (t) => {
+  // The tree: the unpacked base, copied, with the fix-4 patch applied to the copy.
+  const all = await builtinSpecs();
+  const fix4 = all.find((s) => s.id === 'fix-4') as SourceSpec;
+  const inp = await prepareInputs(fix4);
+  const baseSrc = join(cache, 'kernels', 'source-trees', inp.tree, 'src');
+  t.ok(await exists(join(baseSrc, 'Makefile')), 'the base tree was unpacked by the previous test');
+  const work = await mkdtemp(join(tmpdir(), 'lockstep-tree-'));
+  t.teardown(() => rm(work, { recursive: true, force: true }));
+  const tree = join(work, 'linux-6.1-fix4');
+  await run('cp', ['-a', '--reflink=auto', baseSrc, tree]);
+  await rm(join(tree, '_build'), { recursive: true, force: true });
+  await run('patch', ['-p1', '--batch', '-i', fix4.patches[0]!], tree);
+  const specFile = join(work, 'tree.json');
+  const spec = parseSpec({ id: 'tree-fix4', kind: 'source', version: '6.1.192', source: { path: tree }, expect: 'V2/shared' }, specFile);
+  const r = await matrix([spec], ['sysctl-lowered']);
+  const c = cellOf(r, 'tree-fix4', 'sysctl-lowered');
+  t.equal(c.verdict, 'MATCH', `path tree as V2/shared: ${c.reason ?? 'MATCH'}`);
+  t.ok(c.measured.filter((m) => m.op === 'map')[0]!.vmpin_kb / 4 > 3, 'and it jumps like fix-4');
+  const a = await ensureKernel(spec, { cacheDir: cache, log: () => {} });
+  t.equal(a.cached, true, 'the tree\'s kernel is cached under its content identity');
+
+  // A fragment option the tree cannot honour fails the build, naming it.
+  const frag = join(work, 'bad.config');
+  await writeFile(frag, `${await readFile(fix4.config, 'utf8')}CONFIG_LOCKSTEP_NO_SUCH_OPTION=y\n# CONFIG_PERF_EVENTS is not set\n`);
+  const bad = parseSpec({ id: 'tree-bad', kind: 'source', version: '6.1.192', source: { path: tree }, config: frag, expect: 'V2/shared' }, specFile);
+  const e = await catchAsync(ensureKernel(bad, { cacheDir: cache, log: () => {} }));
+  t.ok(e instanceof BuildError, `BuildError (got ${(e as Error | null)?.message?.slice(0, 200)})`);
+  t.match((e as Error).message, /CONFIG_LOCKSTEP_NO_SUCH_OPTION=y \(got: not set\)/);
+  t.match((e as Error).message, /CONFIG_PERF_EVENTS is not set \(got: y\)/);
+  // ... and in a matrix it is a BUILD_FAIL cell carrying the reason, not a crash.
+  const rb = await matrix([bad], ['baseline']);
+  t.match(cellOf(rb, 'tree-bad', 'baseline'), { verdict: 'BUILD_FAIL', reason: /CONFIG_LOCKSTEP_NO_SUCH_OPTION/ });
+  // The tree lives in a temp dir, so its identity is new every run: drop what it left in the cache.
+  for (const s of [bad, spec] as SourceSpec[]) {
+    const i = await prepareInputs(s);
+    await rm(join(cache, 'kernels', 'source-trees', i.tree), { recursive: true, force: true });
+    await rm(join(cache, 'kernels', 'source', i.key), { recursive: true, force: true });
+  }
+});
+
+t.test('a corrupt artifact is rebuilt; a killed build leaves no artifact and a clean tree', { skip: hasBase ? false : 'linux-source-6.1 is not installed' }, async (t) => {
+  const all = await builtinSpecs();
+  const base = all.find((s) => s.id === 'remmap-charge') as SourceSpec;
+  const good = await ensureKernel(base, { cacheDir: cache, log: () => {} });
+  const entry = String(good.meta.cache_entry);
+  await writeFile(join(entry, 'bzImage'), 'not a kernel');
+  const logs: string[] = [];
+  const rebuilt = await ensureKernel(base, { cacheDir: cache, log: (m) => logs.push(m) });
+  t.equal(rebuilt.cached, false, 'rebuilt');
+  t.match(logs.join('\n'), /corrupt \(bzImage sha256/, 'the hash check caught it');
+  t.equal(await sha256File(rebuilt.vmlinuz!), rebuilt.sha256);
+
+  // A one-off variant (a comment in core.c), built by a child process that is killed mid-make.
+  const work = await mkdtemp(join(tmpdir(), 'lockstep-kill-'));
+  t.teardown(() => rm(work, { recursive: true, force: true }));
+  const patch = join(work, 'comment.patch');
+  const core = await readFile(join(cache, 'kernels', 'source-trees', (await prepareInputs(base)).tree, 'src', 'kernel/events/core.c'), 'utf8');
+  const line = core.split('\n').findIndex((l) => l.startsWith('static int perf_mmap(struct file *file')) + 1;
+  await writeFile(patch, `--- a/kernel/events/core.c\n+++ b/kernel/events/core.c\n@@ -${line},1 +${line},2 @@\n+/* lockstep test ${Date.now()} */\n static int perf_mmap(struct file *file, struct vm_area_struct *vma)\n`);
+  const specFile = join(work, 'kill.json');
+  await writeFile(specFile, JSON.stringify({ id: 'kill-me', kind: 'source', version: '6.1.192', source: { debian_package: 'linux-source-6.1' }, config: base.config, patches: [patch], expect: 'V3/perf' }));
+  const spec = parseSpec(JSON.parse(await readFile(specFile, 'utf8')), specFile) as SourceSpec;
+  const inp = await prepareInputs(spec);
+  const entryK = join(cache, 'kernels', 'source', inp.key);
+  const treeRoot = join(cache, 'kernels', 'source-trees', inp.tree);
+  const child = spawn(process.execPath, ['bin/lockstep.mjs', 'kernels', 'build', '--kernel-spec', specFile, 'kill-me'], { cwd: join(K, '..'), stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const closed = new Promise((r) => child.on('close', r));
+  let err = '';
+  await new Promise<void>((resolve) => {
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (/make bzImage -j/.test(err)) resolve();
+    });
+    child.on('close', () => resolve());
+  });
+  t.ok(await exists(join(treeRoot, 'patched.json')), 'the patch was applied when the build was killed');
+  process.kill(-child.pid!, 'SIGKILL');
+  await closed;
+  t.notOk(await exists(entryK), 'no artifact from the killed build');
+  t.match(await readFile(join(treeRoot, 'src', 'kernel/events/core.c'), 'utf8'), /lockstep test/, 'the tree is left patched by the kill');
+  // The next build on this tree restores the pristine file first.
+  const k2 = await ensureKernel(spec, { cacheDir: cache, log: () => {} });
+  t.equal(k2.cached, false, 'the killed variant builds fine afterwards');
+  t.notOk(await exists(join(treeRoot, 'patched.json')), 'and leaves the tree clean');
+  t.notMatch(await readFile(join(treeRoot, 'src', 'kernel/events/core.c'), 'utf8'), /lockstep test/, 'pristine core.c is back');
+  await rm(entryK, { recursive: true, force: true });
+});
+
+function run(cmd: string, args: string[], cwd?: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    let e = '';
+    c.stderr.on('data', (d: Buffer) => (e += d.toString()));
+    c.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')}: exit ${code}: ${e}`))));
+  });
+}
