@@ -4,6 +4,7 @@
 
 import { classify } from '../diff/classify.ts';
 import { ALL_LOGICS, type Logic } from '../model/accounting.ts';
+import { simOptionsForVersion } from '../model/simulate.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import { logicClasses, pinnedSeries } from '../scenario/discriminate.ts';
 import type { CellResult, CellVerdict, Results } from '../results/schema.ts';
@@ -45,14 +46,20 @@ export function fitsLabel(fits: readonly Logic[]): string {
   return `ambiguous: ${[...byCounter].map(([c, a]) => `${a.join('/')} (${c})`).join('; ')}`;
 }
 
-/** classify() over the kernel's finished, non-SKIP cells whose scenario definition is known. */
+/**
+ * classify() over the kernel's finished, non-SKIP cells whose scenario
+ * definition is known, with the simulator options its version implies (as
+ * the table's classified column and `lockstep classify` do).
+ */
 export function classifyKernel(r: Results, kernel: string, defs: ReadonlyMap<string, CompiledScenario>, candidates: readonly Logic[] = ALL_LOGICS): KernelLogic {
   const cells = r.cells.filter((c) => c.kernel === kernel && FINISHED.includes(c.verdict) && c.measured.length && defs.has(c.scenario));
   if (!cells.length) {
     const why = r.cells.some((c) => c.kernel === kernel && FINISHED.includes(c.verdict)) ? 'scenario definitions missing' : 'no finished cells';
     return { kernel, fits: null, label: `not classified (${why})`, cells: 0 };
   }
-  const fits = classify(cells.map((c) => ({ scenario: defs.get(c.scenario)!, measured: c.measured })), candidates);
+  const version = r.kernels.find((k) => k.id === kernel)?.version;
+  const opts = version ? simOptionsForVersion(version) : undefined;
+  const fits = classify(cells.map((c) => ({ scenario: defs.get(c.scenario)!, measured: c.measured })), candidates, opts);
   return { kernel, fits, label: fitsLabel(fits), cells: cells.length };
 }
 
