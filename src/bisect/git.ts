@@ -117,7 +117,11 @@ export async function bisectTree(o: TreeBisectOptions): Promise<TreeBisectResult
   }
   const gd = await gitDir(o.tree);
   const inSession = await exists(join(gd, 'BISECT_START'));
-  const saved = await loadState(o.statePath);
+  let saved = await loadState(o.statePath);
+  if (saved && saved.result && !inSession && (saved.mode !== 'git' || saved.positions.join(' ') !== `${good} ${bad}` || saved.scenario_hash !== scenarioHash(o.scenario))) {
+    o.log(`replacing the finished bisect saved in ${o.statePath} (${saved.scenario}, ${saved.positions.map((p) => p.slice(0, 12)).join('..')})`);
+    saved = null;
+  }
   const fix = `rerun with the same --good/--bad/--scenario, or run \`git -C ${o.tree} bisect reset\` and delete ${o.statePath} to start afresh`;
   if (saved) {
     if (saved.mode !== 'git' || saved.positions.join(' ') !== `${good} ${bad}` || saved.scenario_hash !== scenarioHash(o.scenario)) {
@@ -176,9 +180,13 @@ export async function bisectTree(o: TreeBisectOptions): Promise<TreeBisectResult
   if (!ended) {
     o.log(`git bisect run ${o.stepArgv.slice(2, 3).join(' ')} ... (a step = build + boot + ${o.scenario.id})`);
     const code = await new Promise<number>((res, rej) => {
-      const p = spawn('git', ['-C', o.tree, 'bisect', 'run', ...o.stepArgv], { stdio: ['ignore', 'inherit', 'inherit'] });
+      // Own process group: a stop reaches git, the step and its build/VM at once,
+      // and the step saves what it has before it exits.
+      const p = spawn('git', ['-C', o.tree, 'bisect', 'run', ...o.stepArgv], { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+      const stop = () => { try { if (p.pid) process.kill(-p.pid, 'SIGINT'); } catch { /* already gone */ } };
+      o.signal?.addEventListener('abort', stop, { once: true });
       p.on('error', rej);
-      p.on('close', (c, sig) => res(c ?? (sig ? 128 : 1)));
+      p.on('close', (c, sig) => { o.signal?.removeEventListener('abort', stop); res(c ?? (sig ? 128 : 1)); });
     });
     ended = parseBisectLog(await logText());
     if (!ended) {
