@@ -23,7 +23,8 @@ export function renderJunit(r: Results): string {
     const ks = cells.filter((c) => c.verdict === 'SKIP').length;
     out.push(`  <testsuite name="${xmlEsc(k)}" tests="${cells.length}" failures="${kf}" errors="0" skipped="${ks}" time="${secs(cells.reduce((n, c) => n + (c.duration_ms ?? 0), 0))}" timestamp="${xmlEsc(cells[0]?.started_at ?? r.started_at)}">`);
     for (const c of cells) {
-      const open = `    <testcase classname="lockstep.${xmlEsc(k)}" name="${xmlEsc(c.scenario)}" time="${secs(c.duration_ms)}"`;
+      // classname dots are read as packages by JUnit viewers: keep a kernel id one level
+      const open = `    <testcase classname="lockstep.${xmlEsc(k.replace(/\./g, '_'))}" name="${xmlEsc(c.scenario)}" time="${secs(c.duration_ms)}"`;
       const sysout = `      <system-out>${xmlEsc(`verdict ${c.verdict}; expected logic ${c.expected_logic ?? 'unknown'}; first EPERM measured ${c.first_eperm_measured ?? '-'}, expected ${c.first_eperm_expected ?? '-'}\nre-run: ${c.rerun}${c.console_log ? `\nconsole: ${c.console_log}` : ''}`)}</system-out>`;
       if (FAILING.includes(c.verdict)) {
         out.push(`${open}>`, `      <failure type="${c.verdict}" message="${xmlEsc(`${c.verdict}: ${c.reason ?? ''}`.slice(0, 500))}">${xmlEsc(c.console_excerpt ?? c.reason ?? '')}</failure>`, sysout, '    </testcase>');
