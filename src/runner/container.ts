@@ -71,6 +71,8 @@ export class ContainerRuntime implements Runtime {
     }
     const resultsLog = join(req.logDir, 'results.jsonl');
     await writeFile(resultsLog, raw);
+    // What the engine was asked for, per scenario (the equivalent docker command lines).
+    await writeFile(join(req.logDir, 'containers.txt'), argv.join('\n') + '\n');
     const stream = parser.end();
     return {
       status, detail: details.join('; '), stream, faults: [], consoleTail: tail(stderr, 20), consoleLog: null, resultsLog,
