@@ -86,12 +86,24 @@ export function qemuArgs(r: BootRequest, sockPath: string): string[] {
 }
 
 export async function qemuVersion(): Promise<string> {
+  const viaEnv = process.env.LOCKSTEP_QEMU !== undefined;
+  let out: string;
   try {
-    const { stdout } = await promisify(execFile)(QEMU, ['--version']);
-    return stdout.split('\n')[0].trim();
-  } catch {
-    throw new MissingDependencyError(`QEMU (${QEMU})`, 'apt-get install qemu-system-x86');
+    out = (await promisify(execFile)(QEMU, ['--version'], { timeout: 30_000 })).stdout;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { stderr?: string };
+    if (err.code === 'ENOENT' || err.code === 'EACCES') {
+      if (viaEnv) throw new ConfigError('environment', 'LOCKSTEP_QEMU', `${QEMU} cannot be run (${err.code})`, 'point LOCKSTEP_QEMU at a qemu-system-x86_64 binary, or unset it to use the one on PATH');
+      throw new MissingDependencyError(`QEMU (${QEMU})`, 'apt-get install qemu-system-x86');
+    }
+    const why = (err.stderr ?? '').trim().split('\n')[0] || `exit ${String((e as { code?: unknown }).code)}`;
+    throw new ConfigError('environment', viaEnv ? 'LOCKSTEP_QEMU' : '', `${QEMU} --version failed (${why})`, viaEnv ? 'point LOCKSTEP_QEMU at a working qemu-system-x86_64, or unset it' : 'reinstall qemu-system-x86 (apt-get install --reinstall qemu-system-x86)');
   }
+  const first = out.split('\n')[0].trim();
+  if (!/QEMU emulator version/i.test(first)) {
+    throw new ConfigError('environment', viaEnv ? 'LOCKSTEP_QEMU' : '', `${QEMU} does not say it is QEMU (--version printed ${JSON.stringify(first.slice(0, 80))})`, viaEnv ? 'point LOCKSTEP_QEMU at qemu-system-x86_64, or unset it' : 'apt-get install qemu-system-x86');
+  }
+  return first;
 }
 
 /**
