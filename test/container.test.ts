@@ -169,3 +169,31 @@ t.test('real Docker engine: root container, no CAP_IPC_LOCK -> EPERM where the m
   }
   await rm(dir, { recursive: true, force: true });
 });
+
+t.test('real Docker engine: the workload wants CAP_IPC_LOCK, the container does not grant it (the incident): EPERM as without the cap', async (t) => {
+  const { ContainerRuntime } = await import('../src/runner/container.ts');
+  const { freshHostUids } = await import('../src/runner/host.ts');
+  const engine = await connectEngine();
+  const image = await ensureReproImage(engine.docker);
+  const cpus = hostOnlineCpus();
+  const s = compileScenario({
+    id: 'wants-ipc-lock', description: 'worker keeps CAP_IPC_LOCK if the container has it', cpus, rlimit_kb: 32, cap_ipc_lock: true,
+    ops: [{ op: 'ballast', via: 'perf', pages: 'L' }, { op: 'map', buf: 'rb', cpu: 'round-robin', count: 6, data_pages: 2 }],
+  }, 'test');
+  const dir = await mkdtemp(join(tmpdir(), 'lockstep-container-deny-'));
+  const outcomes: Record<string, (number | string)[]> = {};
+  for (const grant of [false, true]) {
+    // Same scenario; only the container's capability set differs.
+    const rt = new ContainerRuntime(engine, image, (x) => ({ ...containerSettings(x), capAdd: grant ? ['SYS_ADMIN', 'IPC_LOCK'] : ['SYS_ADMIN'] }));
+    const o = await rt.run({ kernel: 'host-container', vmlinuz: null, cpus, scenarios: [s], uids: freshHostUids(1), timeoutMs: 120_000, opTimeoutS: 60, logDir: dir });
+    t.equal(o.status, 'ok', `${grant ? 'with' : 'without'} IPC_LOCK: ${o.detail || 'ok'}`);
+    const ops = o.stream.scenarios.get(s.id)!.ops.filter((m) => m.op === 'map');
+    outcomes[String(grant)] = ops.map((m) => (m.ok ? m.vmpin_kb / 4 : m.errno));
+  }
+  const asExpected = (e: ReturnType<typeof simulate>) => s.ops.flatMap((op, i) => (op.op === 'map' ? [e[i]!.ok ? e[i]!.pinned : e[i]!.errno] : []));
+  t.strictSame(outcomes.false, asExpected(simulate({ ...s, cap_ipc_lock: false }, { accounting: 'V4', counter: 'shared' })), 'not granted: the worker cannot keep it, EPERM from call 3');
+  t.strictSame(outcomes.false, [3, 6, 'EPERM', 'EPERM', 'EPERM', 'EPERM']);
+  t.strictSame(outcomes.true, asExpected(simulate(s, { accounting: 'V4', counter: 'shared' })), 'granted: no EPERM');
+  t.strictSame(outcomes.true, [3, 6, 9, 12, 15, 18]);
+  await rm(dir, { recursive: true, force: true });
+});

@@ -11,8 +11,8 @@ import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import { connectEngine, type Engine } from '../container/engine.ts';
 import { ensureReproImage, REPRO_IN_IMAGE, type ReproImage } from '../container/image.ts';
-import { containerSettings, hostConfigFor } from '../container/settings.ts';
-import { toScript } from '../scenario/ops.ts';
+import { type ContainerSettings, containerSettings, hostConfigFor } from '../container/settings.ts';
+import { type CompiledScenario, toScript } from '../scenario/ops.ts';
 import type { GroupOutcome, GroupRequest, Runtime } from './runtime.ts';
 import { StreamParser, tail } from './stream.ts';
 
@@ -25,6 +25,8 @@ export class ContainerRuntime implements Runtime {
   constructor(
     readonly engine: Engine,
     readonly image: ReproImage,
+    /** container settings per scenario (default: from the scenario; tests override it to deny a capability) */
+    readonly settingsFor: (s: CompiledScenario) => ContainerSettings = containerSettings,
   ) {}
 
   async run(req: GroupRequest): Promise<GroupOutcome> {
@@ -50,7 +52,7 @@ export class ContainerRuntime implements Runtime {
       const s = req.scenarios[k]!;
       const file = `script-${k}.ops`;
       await writeFile(join(req.logDir, file), toScript(s, req.uids[k]!));
-      const settings = containerSettings(s);
+      const settings = this.settingsFor(s);
       const cmd = [REPRO_IN_IMAGE, '--script', `/lockstep/${file}`, '--op-timeout', String(req.opTimeoutS)];
       const hostConfig = hostConfigFor(settings, req.logDir);
       argv.push(
