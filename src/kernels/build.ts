@@ -394,12 +394,16 @@ async function buildVariant(
   opts: EnsureOptions,
   lockOpts: { log: (m: string) => void; timeoutMs: number },
 ): Promise<SourceMeta> {
-  const t0 = Date.now();
+  let t0 = Date.now();
   const el = () => `${((Date.now() - t0) / 1000).toFixed(0)}s`;
   const log = (m: string) => opts.log(`[build ${el()}] ${m}`);
   const tp = treePaths(opts.cacheDir, inp);
   await mkdir(treesDir(opts.cacheDir), { recursive: true });
   const releaseTree = await acquireLock(`${tp.root}.lock`, `kernel tree ${inp.tree.slice(0, 12)}`, lockOpts);
+  // Time the build itself, not the wait for another variant's build on this tree.
+  const waited = Date.now() - t0;
+  if (waited > 2000) opts.log(`waited ${(waited / 1000).toFixed(0)}s for the shared tree`);
+  t0 = Date.now();
   const logPath = join(tp.root, 'logs', `${inp.key}.log`);
   try {
     log(`building ${spec.id} (key ${inp.key.slice(0, 12)}, tree ${inp.tree.slice(0, 12)}, ${inp.resolved.label}, ${spec.patches.length} patch(es))`);
