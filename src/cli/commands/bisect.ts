@@ -180,6 +180,8 @@ leave it ambiguous or the reference could not be measured; 2 bad input.`,
           env: matrixEnv({ scenario, cacheDir: c.cacheDir, accel: c.accel, timeoutMs: c.timeoutMs, opTimeoutS: c.opTimeoutS, signal, log: c.log, build }),
           stepArgv: stepArgv(v, c, statePath, outDir, baseCommit), log: c.log, signal,
         });
+        // git bisect run's last line has no newline: start ours on a fresh line.
+        console.log('');
         for (const l of r.lines) console.log(l);
         console.log(`wall time ${((Date.now() - t0) / 1000).toFixed(1)}s; state ${statePath}`);
         if (signal.aborted) return 130;

@@ -1,0 +1,136 @@
+// Git-tree bisect on real kernel commits: the fixture history (base
+// linux-source-6.1, then the variant patches as successive commits, with a
+// commit that does not build) is bisected between fix-1 (V1) and a commit
+// after fix-4 (V2) on sysctl-lowered, with real builds (the project's source
+// builder, one shared object tree) and real QEMU boots. Bisect must name the
+// fix-4 commit and skip the broken one; a stopped bisect, even one whose git
+// session was reset, continues from its state. Also: an infrastructure
+// failure is retried before it counts.
+
+import { execFile, spawn } from 'node:child_process';
+import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { type BisectEnv, judgePosition, matrixEnv } from '../src/bisect/env.ts';
+import { parseBisectLog } from '../src/bisect/git.ts';
+import { loadState, newState } from '../src/bisect/state.ts';
+import { defaultCacheDir } from '../src/kernels/artifact.ts';
+import { loadSpecFile } from '../src/kernels/spec.ts';
+import { builtinScenarios } from '../src/scenario/load.ts';
+import { kernelHistoryTree } from './bisect-tree.ts';
+
+const execFileP = promisify(execFile);
+const REPO = new URL('../', import.meta.url).pathname;
+const BIN = join(REPO, 'bin', 'lockstep.mjs');
+const exists = (p: string) => access(p).then(() => true, () => false);
+const scenarios = builtinScenarios().map((l) => l.compiled);
+
+t.test('parseBisectLog reads git\'s verdict', async (t) => {
+  const a = 'a'.repeat(40);
+  const b = 'b'.repeat(40);
+  t.same(parseBisectLog(`git bisect start\n# bad: [${b}] x\n# first bad commit: [${a}] perf: y\n`), { first: a });
+  t.same(parseBisectLog(`# only skipped commits left to test\n# possible first bad commit: [${a}] x\n# possible first bad commit: [${b}] y\n`), { candidates: [a, b] });
+  t.equal(parseBisectLog('git bisect start\n# good: [x] y\n'), null);
+});
+
+t.test('an infrastructure failure is retried, and the retry decides', async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'lockstep-bisect-retry-'));
+  t.teardown(() => rm(out, { recursive: true, force: true }));
+  const scenario = scenarios.find((s) => s.id === 'shared-counter')!;
+  const spec = (await loadSpecFile(join(REPO, 'kernels', 'debian-6.1-history', 'cloud-amd64.json'))).find((k) => k.id === 'debian-6.1.190-1')!;
+  const log = (_: string) => {};
+  // Attempt 1 gets 1 s for boot + scenario (a real TIMEOUT), attempt 2 the normal budget.
+  const short = matrixEnv({ scenario, cacheDir: defaultCacheDir(), opTimeoutS: 60, timeoutMs: 1000, log });
+  const normal = matrixEnv({ scenario, cacheDir: defaultCacheDir(), opTimeoutS: 60, log });
+  let n = 0;
+  const env: BisectEnv = { attempt: (target, dir) => (n++ === 0 ? short : normal).attempt(target, dir) };
+  const state = newState({ mode: 'list', scenario: scenario.id, scenario_hash: 'x', positions: [spec.id] }, 'now');
+  const r = await judgePosition({ env, state, key: spec.id, label: spec.id, target: { kind: 'spec', spec }, isReference: true, maxAttempts: 2, outDir: out, save: async () => {}, log });
+  t.equal(r?.mark, 'old');
+  const attempts = state.steps[spec.id]!.attempts;
+  t.equal(attempts.length, 2);
+  t.match(attempts[0], { attempt: { status: 'infra' }, verdict: /^(TIMEOUT|BOOT_FAIL|ERROR)$/ });
+  t.match(attempts[1], { attempt: { status: 'measured' }, verdict: 'MATCH' });
+  t.match(state.reference?.fits, ['V0/shared']);
+
+  // With one attempt allowed, the same failure is a skip.
+  const s2 = newState({ mode: 'list', scenario: scenario.id, scenario_hash: 'x', positions: [spec.id] }, 'now');
+  const r2 = await judgePosition({ env: short, state: s2, key: spec.id, label: spec.id, target: { kind: 'spec', spec }, isReference: true, maxAttempts: 1, outDir: join(out, 'b'), save: async () => {}, log });
+  t.match(r2, { mark: 'skip', why: /1 infrastructure failure/ });
+});
+
+t.test('git bisect over real kernel commits names fix-4 and skips the broken commit', async (t) => {
+  const cacheDir = defaultCacheDir();
+  const { tree, commits } = await kernelHistoryTree(cacheDir, (m) => t.comment(m));
+  const sha = (n: string) => commits.get(n)!.sha;
+  const gitDir = join(tree, '.git');
+  const reset = async () => {
+    if (await exists(join(gitDir, 'BISECT_START'))) await execFileP('git', ['-C', tree, 'bisect', 'reset']);
+    await execFileP('git', ['-C', tree, 'checkout', '-q', 'main']);
+    await rm(join(gitDir, 'lockstep-bisect.json'), { force: true });
+  };
+  await reset();
+  t.teardown(reset);
+  const out = await mkdtemp(join(tmpdir(), 'lockstep-bisect-git-'));
+  t.teardown(() => rm(out, { recursive: true, force: true }));
+  const argv = [BIN, 'bisect', '--tree', tree, '--good', 'fix-1', '--bad', 'fix-4-doc', '--scenario', 'sysctl-lowered',
+    '--base-package', 'linux-source-6.1', '--base-ref', 'base', '--out', out];
+  const statePath = join(gitDir, 'lockstep-bisect.json');
+
+  const ends = new Set([sha('fix-1'), sha('fix-4-doc')]);
+  const midMarks = async () => {
+    const s = await loadState(statePath).catch(() => null);
+    return s ? Object.entries(s.steps).filter(([k, st]) => !ends.has(k) && st.mark !== undefined).map(([k]) => k) : [];
+  };
+  /** Run the command and stop it (SIGINT, as Ctrl-C would) once `more` commits between the ends got marks. */
+  const runAndStop = async (more: number): Promise<number | null> => {
+    const before = (await midMarks()).length;
+    const p = spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'ignore'] });
+    return new Promise((resolveP) => {
+      const poll = setInterval(async () => {
+        if ((await midMarks()).length >= before + more) { clearInterval(poll); p.kill('SIGINT'); }
+      }, 200);
+      p.on('close', (c) => { clearInterval(poll); resolveP(c); });
+    });
+  };
+
+  // Run 1: stopped once git's first pick is judged.
+  const stopped = await runAndStop(1);
+  t.not(stopped, 0, `the first run was stopped (exit ${stopped})`);
+  const mid = await loadState(statePath);
+  t.equal(mid?.steps[sha('fix-1')]?.mark, 'old', 'good end measured');
+  t.equal(mid?.steps[sha('fix-4-doc')]?.mark, 'new', 'bad end verified to differ');
+  t.equal(mid?.steps[sha('broken')]?.mark, 'skip', 'git\'s first pick, the broken commit, was skipped');
+  t.match(mid?.steps[sha('broken')]?.why, /build failed/);
+  t.equal(mid?.steps[sha('broken')]?.attempts.length, 1, 'a build failure is not retried');
+  t.ok(await exists(join(gitDir, 'BISECT_START')), 'git\'s session is kept for the rerun');
+
+  // Run 2: continues the live git session; stopped again after one more commit.
+  const stopped2 = await runAndStop(1);
+  t.not(stopped2, 0, `the second run was stopped (exit ${stopped2})`);
+  const marks2 = await midMarks();
+  t.ok(marks2.length >= 2 && marks2.includes(sha('broken')), `judged so far: ${marks2.map((k) => k.slice(0, 12)).join(' ')}`);
+  const judgedBefore = Object.fromEntries(Object.entries((await loadState(statePath))!.steps).map(([k, s]) => [k, s.attempts.length]));
+  // Throw git's session away: the last run must start it again and replay the saved marks.
+  await execFileP('git', ['-C', tree, 'bisect', 'reset']);
+
+  // Run 3: replays and finishes.
+  const r = await execFileP(process.execPath, argv, { maxBuffer: 16 << 20 }).catch((e: { stdout: string; stderr: string; code: number }) => e);
+  const stdout = (r as { stdout: string }).stdout;
+  t.comment(stdout);
+  t.match(stdout, new RegExp(`^first commit with the new behaviour: ${sha('fix-4')} perf/core: Make the mlock accounting simple again`, 'm'));
+  t.match(stdout, new RegExp(`^skipped ${sha('broken').slice(0, 12)} perf/core: half-done refactor \\(does not build\\): build failed`, 'm'));
+  const end = await loadState(statePath);
+  for (const [k, n] of Object.entries(judgedBefore)) t.equal(end!.steps[k]!.attempts.length, n, `${k.slice(0, 12)} not measured again`);
+  // Evidence: the good end fits V1 (and V3, which sysctl-lowered cannot tell from it), fix-4 fits V2 only.
+  t.ok(end!.reference!.fits.includes('V1/shared') && !end!.reference!.fits.includes('V2/shared'), `good end fits ${end!.reference!.fits.join(' ')}`);
+  const fix4 = end!.steps[sha('fix-4')]!.attempts.at(-1)!.behaviour!;
+  t.same(fix4.fits.filter((l) => l.startsWith('V2')), fix4.fits, `fix-4 fits ${fix4.fits.join(' ')}`);
+  t.match(end!.result, { kind: 'found', first: sha('fix-4') });
+  t.notOk(await exists(join(gitDir, 'BISECT_START')), 'the git session is reset at the end');
+  const head = (await execFileP('git', ['-C', tree, 'rev-parse', '--abbrev-ref', 'HEAD'])).stdout.trim();
+  t.equal(head, 'main', 'the tree is back on its branch');
+  t.equal(JSON.parse(await readFile(statePath, 'utf8')).schema, 'lockstep/bisect-state@1');
+});
