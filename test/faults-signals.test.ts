@@ -62,6 +62,8 @@ for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     t.equal(cell(res, 'q1')?.verdict, 'MATCH', 'finished VM cell kept');
     t.equal(cell(res, 'q1', 'host')?.verdict, 'SKIP', 'finished host cell kept');
     for (const k of [DEBIAN_ID, 'host']) t.match(cell(res, 's2', k), { verdict: 'ERROR', reason: /interrupted/ }, `${k} s2 says it was interrupted`);
+    // the host reproducer got SIGTERM (whatever lockstep got) and went through its restore path
+    t.match(cell(res, 's2', 'host')?.reason, /^run interrupted; reproducer: terminated by SIGTERM \(op \d+\)$/);
     t.equal(res.cells.length, 4);
     t.same(readdirSync(out).filter((n) => n.endsWith('.tmp')), [], 'no half-written results file');
     t.same({ mlock: sysctl('perf_event_mlock_kb'), paranoid: sysctl('perf_event_paranoid') }, before, 'host sysctls as before');

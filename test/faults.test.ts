@@ -5,7 +5,7 @@
 // same boot measured before the fault.
 
 import t from 'tap';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultCacheDir, ensureKernel } from '../src/kernels/artifact.ts';
 import { parseSpec } from '../src/kernels/spec.ts';
@@ -106,22 +106,24 @@ t.test('sysrq c mid-scenario: PANIC with the oops text, earlier cells of the boo
 });
 
 t.test('the guest resets mid-output (sysrq b after a burst of lines): ERROR naming what is missing', async (t) => {
-  // 400 result lines leave the UART far behind, so the reset loses queued
-  // output and usually cuts a line; try a few boots until one is cut.
+  // 150 long result lines back to back leave the guest's UART behind, so the
+  // reset loses queued output and cuts a line about every other boot (a
+  // boot is ~3 s): try up to 10 boots until one is cut.
+  const id = `f-burst-${'y'.repeat(56)}`;
   const burst = scenarioFile(dir, {
-    id: 'f-burst', fault_injection: true,
-    ops: [{ op: 'map', buf: 'm', cpu: 'round-robin', count: 400, data_pages: 0 }, { op: 'sysrq', key: 'b' }, { op: 'probe' }],
+    id, fault_injection: true,
+    ops: [{ op: 'map', buf: `m${'b'.repeat(60)}`, cpu: 'round-robin', count: 150, data_pages: 0 }, { op: 'sysrq', key: 'b' }, { op: 'probe' }],
   });
   let sawCut = false;
-  for (let k = 0; k < 4 && !sawCut; k++) {
+  for (let k = 0; k < 10 && !sawCut; k++) {
     const out = join(dir, `r-burst-${k}`);
     const r = await lockstep(runArgs({ specs: [deb], scenarios: [ok, burst], out, extra: ['--timeout', '120'] }));
     t.equal(r.code, 1, r.stderr);
     const res = readResults(out);
     t.equal(cell(res, 'a-ok')?.verdict, 'MATCH', 'the cell before the reset is kept');
-    const c = cell(res, 'f-burst')!;
+    const c = cell(res, id)!;
     t.equal(c.verdict, 'ERROR');
-    t.match(c.reason, /the result stream stopped before its done line; f-burst has no end line \(last op seen: \d+ map\)/);
+    t.match(c.reason, new RegExp(`the result stream stopped before its done line; ${id} has no end line \\(last op seen: \\d+ map\\)`));
     const raw = readFileSync(join(out, 'logs', `${DEBIAN_ID}@2cpu`, 'results.jsonl'), 'utf8');
     const last = raw.slice(raw.lastIndexOf('\n') + 1);
     let whole = last === '';
@@ -135,4 +137,14 @@ t.test('the guest resets mid-output (sysrq b after a burst of lines): ERROR nami
     }
   }
   t.ok(sawCut, 'at least one reset cut a result line mid-way');
+});
+
+t.test('a TMPDIR deeper than a unix socket path allows: the boot still runs, nothing left behind', async (t) => {
+  const deep = join(dir, 'd'.repeat(100));
+  mkdirSync(deep);
+  const out = join(dir, 'r-deep-tmpdir');
+  const r = await lockstep(runArgs({ specs: [deb], scenarios: [ok], out, extra: ['--timeout', '120'] }), { env: { TMPDIR: deep } });
+  t.equal(r.code, 0, r.stderr);
+  t.equal(cell(readResults(out), 'a-ok')?.verdict, 'MATCH');
+  t.same(readdirSync(deep).filter((n) => n.startsWith('lockstep-')), [], 'VM temp dir removed');
 });

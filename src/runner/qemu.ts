@@ -7,6 +7,7 @@ import { spawn, execFile } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { accessSync, constants } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { ConfigError, MissingDependencyError } from '../util/errors.ts';
 
@@ -130,7 +131,13 @@ export async function kvmUsable(): Promise<{ ok: boolean; why: string }> {
 }
 
 export async function boot(r: BootRequest): Promise<BootResult> {
-  const sockPath = join(r.workDir, 'results.sock');
+  let sockPath = join(r.workDir, 'results.sock');
+  // sun_path holds 108 bytes: under a deep TMPDIR the socket goes in a short private dir
+  let sockDir: string | undefined;
+  if (Buffer.byteLength(sockPath) > 100) {
+    sockDir = await mkdtemp('/tmp/lockstep-sock-');
+    sockPath = join(sockDir, 's');
+  }
   const argv = qemuArgs(r, sockPath);
   const started = Date.now();
   let results = '';
@@ -184,6 +191,7 @@ export async function boot(r: BootRequest): Promise<BootResult> {
       r.signal?.removeEventListener('abort', onAbort);
       for (const s of sockets) s.destroy();
       server?.close();
+      if (sockDir) void rm(sockDir, { recursive: true, force: true });
       resolve({
         status: spawnError ? 'spawn-failed' : status,
         exitCode: code, exitSignal: sig,
