@@ -5,12 +5,13 @@
 // same boot measured before the fault.
 
 import t from 'tap';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultCacheDir, ensureKernel } from '../src/kernels/artifact.ts';
 import { parseSpec } from '../src/kernels/spec.ts';
 import {
-  AFTER_SCENARIO, cell, DEBIAN_ID, DEBIAN_SPEC, lockstep, OK_SCENARIO, readResults, runArgs, scenarioFile, specFile, tmp,
+  AFTER_SCENARIO, cell, DEBIAN_ID, DEBIAN_SPEC, lockstep, OK_SCENARIO, readResults, ROOT, runArgs, scenarioFile, specFile, tmp,
 } from './faults-util.ts';
 
 const dir = tmp('faults');
@@ -147,4 +148,25 @@ t.test('a TMPDIR deeper than a unix socket path allows: the boot still runs, not
   t.equal(r.code, 0, r.stderr);
   t.equal(cell(readResults(out), 'a-ok')?.verdict, 'MATCH');
   t.same(readdirSync(deep).filter((n) => n.startsWith('lockstep-')), [], 'VM temp dir removed');
+});
+
+t.test('fault-injection scenarios never run on the host kernel', async (t) => {
+  // "h" only prints sysrq help: harmless even if every guard below failed
+  const sysrq = scenarioFile(dir, { id: 'f-host-sysrq', fault_injection: true, ops: [{ op: 'map', buf: 'a', cpu: 0, data_pages: 1 }, { op: 'sysrq', key: 'h' }] });
+  const hang = scenarioFile(dir, { id: 'f-host-hang', fault_injection: true, ops: [{ op: 'hang', seconds: 1 }] });
+  const out = join(dir, 'r-host-faults');
+  const r = await lockstep(runArgs({ specs: [join(ROOT, 'kernels', 'host.json')], scenarios: [ok, sysrq, hang], out }));
+  const res = readResults(out);
+  for (const id of ['f-host-sysrq', 'f-host-hang']) {
+    t.match(cell(res, id, 'host'), { verdict: 'SKIP', reason: /fault-injection ops \(hang\/sysrq\): VM only, never on the host/ }, `${id} skipped`);
+  }
+  t.equal(cell(res, 'a-ok', 'host')?.verdict, 'MATCH', r.stderr);
+  t.notOk(existsSync(join(out, 'logs', 'host@2cpu', 'script.ops')) && readFileSync(join(out, 'logs', 'host@2cpu', 'script.ops'), 'utf8').includes('sysrq'), 'no sysrq line reached the host reproducer');
+  // and the reproducer itself refuses sysrq outside a lockstep guest
+  const script = join(dir, 'sysrq.ops');
+  writeFileSync(script, 'begin x uid=3456791 cpus=2 mlock_kb=516 paranoid=2 rlimit_kb=8192 cap_ipc_lock=0\nsysrq h\nend\n');
+  const env = { ...process.env };
+  delete env.LOCKSTEP_GUEST;
+  const outText = execFileSync(join(ROOT, 'harness', 'build', 'lockstep-repro'), ['--script', script], { encoding: 'utf8', env });
+  t.match(outText, /"op":"sysrq","ok":false,"errno":"EPERM","msg":"sysrq refused: not in a lockstep guest/);
 });
