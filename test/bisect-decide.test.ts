@@ -192,3 +192,32 @@ t.test('judgeStep: retries infrastructure failures, never build failures', async
   t.throws(() => judgeStep([], null, 0), RangeError);
   t.same(GIT_EXIT, { old: 0, new: 1, skip: 125 });
 });
+
+t.test('behaviour keys: the classifier\'s logic set, or the raw observables when no logic fits', async (t) => {
+  const { builtinScenarios } = await import('../src/scenario/load.ts');
+  const { simulate, parseLogic } = await import('../src/model/index.ts');
+  const { syntheticMeasured } = await import('../src/scenario/discriminate.ts');
+  const { behaviourOf, attemptOfCell } = await import('../src/bisect/behaviour.ts');
+  const s = builtinScenarios().map((l) => l.compiled).find((x) => x.id === 'shared-counter')!;
+  const as = (label: string) => syntheticMeasured(s, simulate(s, parseLogic(label)));
+  const shared = behaviourOf(s, as('V3/shared'));
+  const perf = behaviourOf(s, as('V3/perf'));
+  t.ok(shared.fits.includes('V3/shared') && !shared.fits.includes('V3/perf'), shared.key);
+  t.ok(perf.fits.includes('V3/perf') && !perf.fits.includes('V3/shared'), perf.key);
+  t.not(shared.key, perf.key);
+  t.equal(behaviourOf(s, as('V1/shared')).key, shared.key, 'one class: shared-counter cannot tell V1 from V3');
+  // A measurement no logic explains: keyed by what was measured, so equal measurements still compare equal.
+  const odd = as('V3/shared').map((m) => (m.op === 'probe' ? { ...m, headroom: (m.headroom ?? 0) + 7 } : m));
+  const b = behaviourOf(s, odd);
+  t.same(b.fits, []);
+  t.match(b.key, /^unexplained /);
+  t.equal(behaviourOf(s, odd.map((m) => ({ ...m }))).key, b.key);
+  t.not(b.key, shared.key);
+  // Cells to attempts: what is retried, what is the tree's fault, what cannot be judged.
+  const cell = (verdict: string, measured = as('V3/shared')) => ({ verdict, reason: 'r', measured }) as unknown as Parameters<typeof attemptOfCell>[1];
+  t.match(attemptOfCell(s, cell('MATCH')).attempt, { status: 'measured', behaviour: shared.key });
+  t.match(attemptOfCell(s, cell('UNCHECKED')).attempt, { status: 'measured', behaviour: shared.key });
+  for (const v of ['TIMEOUT', 'BOOT_FAIL', 'ERROR']) t.match(attemptOfCell(s, cell(v, [])).attempt, { status: 'infra', verdict: v });
+  t.match(attemptOfCell(s, cell('BUILD_FAIL', [])).attempt, { status: 'build_failed' });
+  for (const v of ['PANIC', 'SKIP']) t.match(attemptOfCell(s, cell(v, [])).attempt, { status: 'unjudgeable', verdict: v });
+});
