@@ -28,16 +28,18 @@ t.before(async () => {
   await ensureKernel(parseSpec(DEBIAN_SPEC, 'test'), { cacheDir: defaultCacheDir(), log: () => {} });
 });
 
-for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
-  t.test(`${sig} mid-matrix`, async (t) => {
-    const tmpdir = join(dir, `tmp-${sig}`);
+// Ctrl-C: the terminal sends SIGINT to the whole foreground process group,
+// so QEMU and the host reproducer get it at the same time as lockstep.
+for (const [sig, code, group] of [['SIGINT', 130, false], ['SIGTERM', 143, false], ['SIGINT', 130, true]] as const) {
+  t.test(`${sig} ${group ? 'to the process group (Ctrl-C)' : 'to lockstep'} mid-matrix`, async (t) => {
+    const tmpdir = join(dir, `tmp-${sig}${group ? '-group' : ''}`);
     mkdirSync(tmpdir);
-    const out = join(dir, `r-${sig}`);
+    const out = join(dir, `r-${sig}${group ? '-group' : ''}`);
     const before = { mlock: sysctl('perf_event_mlock_kb'), paranoid: sysctl('perf_event_paranoid') };
     let pid = -1;
     let stderr = '';
     const run = lockstep(runArgs({ specs: [deb, host], scenarios: [q1, s2], out, progress: true, extra: ['--jobs', '4', '--op-timeout', '600'] }), {
-      env: { TMPDIR: tmpdir }, onStart: (p) => { pid = p; }, onStderr: (s) => { stderr = s; },
+      env: { TMPDIR: tmpdir }, onStart: (p) => { pid = p; }, onStderr: (s) => { stderr = s; }, detached: group,
     });
     const ready = await waitFor(() =>
       stderr.includes(`${DEBIAN_ID}@1cpu: q1=MATCH`) && stderr.includes('host@1cpu: q1=SKIP') &&
@@ -48,7 +50,7 @@ for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     t.ok(children.length >= 2, `children before the signal: ${children.map((c) => c.cmd.slice(0, 60)).join(' | ')}`);
     t.ok(children.every((c) => alive(c.pid)), 'all of them alive before the signal');
     const sentAt = Date.now();
-    process.kill(pid, sig);
+    process.kill(group ? -pid : pid, sig);
     const gone = await waitFor(() => children.every((c) => !alive(c.pid)), 15_000);
     t.ok(gone, `every QEMU and reproducer child gone ${Date.now() - sentAt} ms after ${sig}`);
     const r = await run;
@@ -62,8 +64,8 @@ for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     t.equal(cell(res, 'q1')?.verdict, 'MATCH', 'finished VM cell kept');
     t.equal(cell(res, 'q1', 'host')?.verdict, 'SKIP', 'finished host cell kept');
     for (const k of [DEBIAN_ID, 'host']) t.match(cell(res, 's2', k), { verdict: 'ERROR', reason: /interrupted/ }, `${k} s2 says it was interrupted`);
-    // the host reproducer got SIGTERM (whatever lockstep got) and went through its restore path
-    t.match(cell(res, 's2', 'host')?.reason, /^run interrupted; reproducer: terminated by SIGTERM \(op \d+\)$/);
+    // the host reproducer got SIGTERM from lockstep (or the group's SIGINT) and went through its restore path
+    t.match(cell(res, 's2', 'host')?.reason, group ? /^run interrupted; reproducer: terminated by SIG(INT|TERM) \(op \d+\)$/ : /^run interrupted; reproducer: terminated by SIGTERM \(op \d+\)$/);
     t.equal(res.cells.length, 4);
     t.same(readdirSync(out).filter((n) => n.endsWith('.tmp')), [], 'no half-written results file');
     t.same({ mlock: sysctl('perf_event_mlock_kb'), paranoid: sysctl('perf_event_paranoid') }, before, 'host sysctls as before');

@@ -28,6 +28,8 @@ export interface CliOpts {
   killAfterMs?: number;
   onStart?: (pid: number) => void;
   onStderr?: (all: string) => void;
+  /** own process group, as a shell job is (so a test can signal the whole group, like Ctrl-C) */
+  detached?: boolean;
 }
 
 export function lockstep(args: string[], opts: CliOpts = {}): Promise<CliRun> {
@@ -36,6 +38,7 @@ export function lockstep(args: string[], opts: CliOpts = {}): Promise<CliRun> {
       cwd: ROOT,
       env: { ...process.env, LOCKSTEP_ACCEL: 'tcg', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: opts.detached ?? false,
     });
     let stdout = '';
     let stderr = '';

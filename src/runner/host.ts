@@ -105,6 +105,8 @@ export class HostRuntime implements Runtime {
     });
     clearTimeout(timer);
     req.signal?.removeEventListener('abort', onAbort);
+    // on Ctrl-C the reproducer gets the SIGINT too and may stop before we ask it to
+    if (req.signal?.aborted && status === 'ok') { status = 'aborted'; detail = 'interrupted'; }
     await writeFile(resultsLog, raw);
     const stream = parser.end();
     if (status === 'ok' && !stream.done) {

@@ -76,7 +76,8 @@ export class QemuRuntime implements Runtime {
       let status: GroupOutcome['status'] = 'ok';
       let detail = '';
       if (r.status === 'timeout') { status = 'timeout'; detail = `VM killed at its ${req.timeoutMs / 1000}s timeout`; }
-      else if (r.status === 'aborted') { status = 'aborted'; detail = 'interrupted'; }
+      // on Ctrl-C QEMU gets the SIGINT too and may exit before we kill it
+      else if (r.status === 'aborted' || req.signal?.aborted) { status = 'aborted'; detail = 'interrupted'; }
       else if (r.status === 'spawn-failed') { status = 'error'; detail = tail(r.stderr, 3); }
       else if (!stream.hello) { status = 'boot_fail'; detail = `QEMU exited (code ${r.exitCode}) before the reproducer started${r.stderr.trim() ? `: ${tail(r.stderr.trim(), 2)}` : ''}`; }
       else if (!stream.done) { status = 'error'; detail = `QEMU exited (code ${r.exitCode}${r.exitSignal ? `, ${r.exitSignal}` : ''}) and ${describeCut(stream)}`; }
