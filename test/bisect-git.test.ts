@@ -134,3 +134,57 @@ t.test('git bisect over real kernel commits names fix-4 and skips the broken com
   t.equal(head, 'main', 'the tree is back on its branch');
   t.equal(JSON.parse(await readFile(statePath, 'utf8')).schema, 'lockstep/bisect-state@1');
 });
+
+t.test('--build-cmd: a build program\'s answer, its failure, and a malformed answer', async (t) => {
+  const { commandBuild } = await import('../src/bisect/build.ts');
+  const { writeFile, chmod } = await import('node:fs/promises');
+  const dir = await mkdtemp(join(tmpdir(), 'lockstep-bisect-cmd-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const script = async (name: string, body: string) => {
+    const p = join(dir, name);
+    await writeFile(p, `#!/bin/sh\n${body}\n`);
+    await chmod(p, 0o755);
+    return p;
+  };
+  const log = () => {};
+  const ok = await commandBuild(await script('ok', 'echo building "$1"; echo /boot/vmlinuz-x 6.1.192'))(dir, { log });
+  t.same(ok, { vmlinuz: '/boot/vmlinuz-x', version: '6.1.192' });
+  const fail = await commandBuild(await script('fail', 'echo "core.c:1: error: nope" >&2; exit 2'))(dir, { log });
+  t.match(fail, { buildFailed: /exited 2: core\.c:1: error: nope/ });
+  await t.rejects(commandBuild(await script('odd', 'echo done'))(dir, { log }), { name: 'ConfigError', message: /printed "done" as its last line/ });
+  await t.rejects(commandBuild(join(dir, 'missing'))(dir, { log }), { name: 'ConfigError', message: /cannot run/ });
+});
+
+t.test('refusals: a bad end that behaves like the good end, a reversed range, a dirty tree', async (t) => {
+  const cacheDir = defaultCacheDir();
+  const { tree } = await kernelHistoryTree(cacheDir, (m) => t.comment(m));
+  const gitDir = join(tree, '.git');
+  const reset = async () => {
+    if (await exists(join(gitDir, 'BISECT_START'))) await execFileP('git', ['-C', tree, 'bisect', 'reset']);
+    await execFileP('git', ['-C', tree, 'checkout', '-q', '-f', 'main']);
+    await rm(join(gitDir, 'lockstep-bisect.json'), { force: true });
+  };
+  await reset();
+  t.teardown(reset);
+  const out = await mkdtemp(join(tmpdir(), 'lockstep-bisect-refuse-'));
+  t.teardown(() => rm(out, { recursive: true, force: true }));
+  const run = (good: string, bad: string) => execFileP(process.execPath, [BIN, 'bisect', '--tree', tree, '--good', good, '--bad', bad, '--scenario', 'sysctl-lowered',
+    '--base-package', 'linux-source-6.1', '--base-ref', 'base', '--out', out, '--quiet'], { maxBuffer: 16 << 20 }).then(() => ({ code: 0, stdout: '', stderr: '' }), (e: { code: number; stdout: string; stderr: string }) => e);
+
+  // fix-5 (V3) and fix-1 (V1) split ring buffers alike: sysctl-lowered sees no change between them.
+  const same = await run('fix-1', 'fix-5');
+  t.equal(same.code, 1);
+  t.match(same.stdout, /the bad end [0-9a-f]{12} behaves like the good end .*scenario sysctl-lowered sees no change between them/);
+  t.notOk(await exists(join(gitDir, 'BISECT_START')), 'no git session was started');
+  await rm(join(gitDir, 'lockstep-bisect.json'), { force: true });
+
+  const reversed = await run('fix-4', 'fix-1');
+  t.equal(reversed.code, 2);
+  t.match(reversed.stderr, /--good: fix-4 is not an ancestor of fix-1/);
+
+  const { appendFile } = await import('node:fs/promises');
+  await appendFile(join(tree, 'Makefile'), '\n# local change\n');
+  const dirty = await run('fix-1', 'fix-4');
+  t.equal(dirty.code, 2);
+  t.match(dirty.stderr, /has uncommitted changes/);
+});
