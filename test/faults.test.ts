@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { defaultCacheDir, ensureKernel } from '../src/kernels/artifact.ts';
 import { parseSpec } from '../src/kernels/spec.ts';
 import {
-  AFTER_SCENARIO, cell, DEBIAN_ID, DEBIAN_SPEC, lockstep, OK_SCENARIO, readResults, ROOT, runArgs, scenarioFile, specFile, tmp,
+  AFTER_SCENARIO, cell, DEBIAN_ID, DEBIAN_SPEC, lockstep, OK_SCENARIO, procsWith, readResults, ROOT, runArgs, scenarioFile, specFile, tmp, waitFor,
 } from './faults-util.ts';
 
 const dir = tmp('faults');
@@ -169,4 +169,36 @@ t.test('fault-injection scenarios never run on the host kernel', async (t) => {
   delete env.LOCKSTEP_GUEST;
   const outText = execFileSync(join(ROOT, 'harness', 'build', 'lockstep-repro'), ['--script', script], { encoding: 'utf8', env });
   t.match(outText, /"op":"sysrq","ok":false,"errno":"EPERM","msg":"sysrq refused: not in a lockstep guest/);
+});
+
+t.test('QEMU killed from outside mid-stream: ERROR naming what is missing, earlier cells kept', async (t) => {
+  const tmpdir = join(dir, 'tmp-qemu-kill');
+  mkdirSync(tmpdir);
+  const slow = scenarioFile(dir, { id: 'f-slow', ops: Array.from({ length: 3000 }, () => ({ op: 'probe' })) });
+  const out = join(dir, 'r-qemu-kill');
+  const run = lockstep(runArgs({ specs: [deb], scenarios: [ok, slow], out, extra: ['--timeout', '300'] }), { env: { TMPDIR: tmpdir } });
+  // wait until the guest is well into f-slow (its first probes take a while under TCG)
+  const qemu = await waitFor(() => procsWith(tmpdir).find((p) => p.cmd.startsWith('qemu-system')), 120_000);
+  t.ok(qemu, 'QEMU started');
+  // by QEMU's own CPU time, not the wall clock (the machine is shared): the
+  // boot and a-ok take a few CPU seconds, then f-slow runs for minutes
+  const cpuS = (): number => {
+    try {
+      const stat = readFileSync(`/proc/${qemu!.pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // utime + stime, in clock ticks of 1/100 s
+      return (Number(f[11]) + Number(f[12])) / 100;
+    } catch { return Infinity; }
+  };
+  await waitFor(() => cpuS() >= 12, 240_000);
+  process.kill(qemu!.pid, 'SIGKILL');
+  const r = await run;
+  t.equal(r.code, 1, r.stderr);
+  const res = readResults(out);
+  t.equal(res.complete, true);
+  t.equal(cell(res, 'a-ok')?.verdict, 'MATCH', 'finished before the kill, kept');
+  const c = cell(res, 'f-slow')!;
+  t.equal(c.verdict, 'ERROR');
+  t.match(c.reason, /^QEMU exited \(code null, SIGKILL\) and the result stream stopped before its done line; f-slow has no end line \(last op seen: \d+ probe\)/);
+  t.same(readdirSync(tmpdir).filter((n) => n.startsWith('lockstep-vm-')), [], 'VM temp dir removed');
 });
