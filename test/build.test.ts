@@ -196,6 +196,12 @@ t.test('a local kernel tree (path, no patches) builds and boots the same way', {
   await run('patch', ['-p1', '--batch', '-i', fix4.patches[0]!], tree);
   const specFile = join(work, 'tree.json');
   const spec = parseSpec({ id: 'tree-fix4', kind: 'source', version: '6.1.192', source: { path: tree }, expect: 'V2/shared' }, specFile);
+  // The tree lives in a temp dir, so its identity is new every run: drop what it leaves in the cache.
+  const treeInp = await prepareInputs(spec as SourceSpec);
+  t.teardown(async () => {
+    await rm(join(cache, 'kernels', 'source-trees', treeInp.tree), { recursive: true, force: true });
+    await rm(join(cache, 'kernels', 'source', treeInp.key), { recursive: true, force: true });
+  });
   const r = await matrix([spec], ['sysctl-lowered']);
   const c = cellOf(r, 'tree-fix4', 'sysctl-lowered');
   t.equal(c.verdict, 'MATCH', `path tree as V2/shared: ${c.reason ?? 'MATCH'}`);
@@ -205,21 +211,18 @@ t.test('a local kernel tree (path, no patches) builds and boots the same way', {
 
   // A fragment option the tree cannot honour fails the build, naming it.
   const frag = join(work, 'bad.config');
-  await writeFile(frag, `${await readFile(fix4.config, 'utf8')}CONFIG_LOCKSTEP_NO_SUCH_OPTION=y\n# CONFIG_PERF_EVENTS is not set\n`);
+  await writeFile(frag, `${await readFile(fix4.config, 'utf8')}CONFIG_LOCKSTEP_NO_SUCH_OPTION=y\nCONFIG_KVM=y\n# CONFIG_X86_64 is not set\n`);
   const bad = parseSpec({ id: 'tree-bad', kind: 'source', version: '6.1.192', source: { path: tree }, config: frag, expect: 'V2/shared' }, specFile);
+  const badInp = await prepareInputs(bad as SourceSpec);
+  t.teardown(() => rm(join(cache, 'kernels', 'source-trees', badInp.tree), { recursive: true, force: true }));
   const e = await catchAsync(ensureKernel(bad, { cacheDir: cache, log: () => {} }));
   t.ok(e instanceof BuildError, `BuildError (got ${(e as Error | null)?.message?.slice(0, 200)})`);
   t.match((e as Error).message, /CONFIG_LOCKSTEP_NO_SUCH_OPTION=y \(got: not set\)/);
-  t.match((e as Error).message, /CONFIG_PERF_EVENTS is not set \(got: y\)/);
+  t.match((e as Error).message, /CONFIG_KVM=y \(got: not set\)/, 'an option whose dependency is missing');
+  t.match((e as Error).message, /CONFIG_X86_64 is not set \(got: y\)/, 'an option that cannot be unset');
   // ... and in a matrix it is a BUILD_FAIL cell carrying the reason, not a crash.
   const rb = await matrix([bad], ['baseline']);
   t.match(cellOf(rb, 'tree-bad', 'baseline'), { verdict: 'BUILD_FAIL', reason: /CONFIG_LOCKSTEP_NO_SUCH_OPTION/ });
-  // The tree lives in a temp dir, so its identity is new every run: drop what it left in the cache.
-  for (const s of [bad, spec] as SourceSpec[]) {
-    const i = await prepareInputs(s);
-    await rm(join(cache, 'kernels', 'source-trees', i.tree), { recursive: true, force: true });
-    await rm(join(cache, 'kernels', 'source', i.key), { recursive: true, force: true });
-  }
 });
 
 t.test('a corrupt artifact is rebuilt; a killed build leaves no artifact and a clean tree', { skip: hasBase ? false : 'linux-source-6.1 is not installed' }, async (t) => {
