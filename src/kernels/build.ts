@@ -28,7 +28,7 @@ import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { ConfigError, MissingDependencyError } from '../util/errors.ts';
-import { acquireLock, bzImageVersionString, isBzImage, sha256File, type EnsureOptions, type KernelArtifact } from './artifact.ts';
+import { acquireLock, bzImageVersionString, defaultCacheDir, isBzImage, sha256File, type EnsureOptions, type KernelArtifact } from './artifact.ts';
 import type { SourceSpec } from './spec.ts';
 import {
   artifactKey,
@@ -123,9 +123,11 @@ interface ResolvedSource {
   path?: string;
   /** shown in logs/meta */
   label: string;
+  /** a download not fetched yet (state queries only) */
+  absent?: boolean;
 }
 
-async function resolveSource(spec: SourceSpec): Promise<ResolvedSource> {
+async function resolveSource(spec: SourceSpec, dl: DownloadDir): Promise<ResolvedSource> {
   const s = spec.source;
   const field = `${spec.at}source`;
   switch (s.type) {
@@ -155,32 +157,71 @@ async function resolveSource(spec: SourceSpec): Promise<ResolvedSource> {
       return { identity: `path:${p}:${await treeIdentity(p)}`, path: p, label: p };
     }
     case 'git':
-      return fetchGit(spec, s.url, s.ref);
+      return fetchGit(spec, s.url, s.ref, dl);
     case 'tarball':
-      throw new ConfigError(
-        spec.origin,
-        `${field}.tarball`,
-        `downloading kernel tarballs is not supported on this machine (only the Debian mirror and npm are reachable): ${s.url}`,
-        `download it elsewhere, check \`sha256sum\` = ${s.sha256.slice(0, 12)}..., unpack it here and use "source": {"path": "/abs/linux-X.Y"}`,
-      );
+      return fetchTarball(spec, s.url, s.sha256, dl);
   }
 }
 
-async function fetchGit(spec: SourceSpec, url: string, ref: string): Promise<ResolvedSource> {
-  // Only the remote's answer tells whether it is reachable: ask with a short timeout.
+/** Downloads (tarballs, shallow clones) live in <cacheDir>/kernels/source-downloads/; null dir = do not fetch. */
+type DownloadDir = { dir: string; fetch: boolean };
+
+async function fetchTarball(spec: SourceSpec, url: string, sha: string, dl: DownloadDir): Promise<ResolvedSource> {
+  const file = join(dl.dir, `${sha}.tar`);
+  const out: ResolvedSource = { identity: `tarball:sha256:${sha}`, tarball: file, label: url };
+  if ((await exists(file)) && (await fileIdentity(file)) === sha) return out;
+  if (!dl.fetch) return { ...out, absent: true };
+  const noNet = (why: string) =>
+    new ConfigError(spec.origin, `${spec.at}source.tarball`, `cannot download ${url} (${why})`, `download it where the network allows, check \`sha256sum\` = ${sha.slice(0, 12)}..., unpack it here and use "source": {"path": "/abs/linux-X.Y"}`);
+  await mkdir(dl.dir, { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
   try {
-    const out = await execFileP('git', ['ls-remote', url, ref], { timeout: 30_000, env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } });
-    const commit = out.stdout.split('\n')[0]?.split('\t')[0];
-    if (!commit) throw new Error(`no ref ${ref}`);
-    throw new Error(`reachable (${commit.slice(0, 12)}), but lockstep does not clone trees itself`);
-  } catch (e) {
-    throw new ConfigError(
-      spec.origin,
-      `${spec.at}source.git`,
-      `cannot use ${url} ${ref}: ${firstLine((e as { stderr?: string }).stderr || (e as Error).message)}`,
-      `clone it where the network allows (git clone --depth 1 --branch ${ref} ${url} /abs/linux), then use "source": {"path": "/abs/linux"}`,
-    );
+    let res: Response;
+    try {
+      res = await fetch(url, { redirect: 'follow', signal: AbortSignal.timeout(30 * 60_000) });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      throw noNet(cause?.code ?? cause?.message ?? (e as Error).message);
+    }
+    if (!res.ok || !res.body) throw noNet(`HTTP ${res.status} ${res.statusText}`);
+    await writeFile(tmp, Buffer.from(await res.arrayBuffer()));
+    const got = await sha256File(tmp);
+    if (got !== sha) throw new ConfigError(spec.origin, `${spec.at}source.sha256`, `${url} has sha256 ${got}, the spec says ${sha}`, 'check the URL and the expected hash (sha256sum FILE)');
+    await rename(tmp, file);
+    return out;
+  } finally {
+    await rm(tmp, { force: true });
   }
+}
+
+async function fetchGit(spec: SourceSpec, url: string, ref: string, dl: DownloadDir): Promise<ResolvedSource> {
+  const dir = join(dl.dir, `git-${sha256Text(`${url}\0${ref}`).slice(0, 24)}`);
+  const label = `${url} ${ref}`;
+  if (!(await exists(join(dir, '.git')))) {
+    if (!dl.fetch) return { identity: `git:${url}@${ref}`, path: dir, label, absent: true };
+    const tmp = `${dir}.tmp-${process.pid}`;
+    const env = { ...process.env, GIT_TERMINAL_PROMPT: '0' };
+    try {
+      await mkdir(tmp, { recursive: true });
+      // init + fetch of one ref works for tags, branches and commit ids alike.
+      await execFileP('git', ['init', '-q', tmp], { env });
+      await execFileP('git', ['-C', tmp, 'fetch', '-q', '--depth', '1', url, ref], { env, timeout: 60 * 60_000, maxBuffer: 64 << 20 });
+      await execFileP('git', ['-C', tmp, 'checkout', '-q', 'FETCH_HEAD'], { env, maxBuffer: 64 << 20 });
+      await rename(tmp, dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new MissingDependencyError('git', 'apt-get install git');
+      throw new ConfigError(
+        spec.origin,
+        `${spec.at}source.git`,
+        `cannot fetch ${label}: ${firstLine((e as { stderr?: string }).stderr || (e as Error).message)}`,
+        `clone it where the network allows (git clone --depth 1 --branch ${ref} ${url} /abs/linux), copy it here and use "source": {"path": "/abs/linux"}`,
+      );
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+  const commit = (await execFileP('git', ['-C', dir, 'rev-parse', 'HEAD'])).stdout.trim();
+  return { identity: `git:${url}@${commit}`, path: dir, label: `${label} (${commit.slice(0, 12)})` };
 }
 
 const firstLine = (s: string) => s.split('\n').map((l) => l.trim()).filter(Boolean)[0] ?? s;
@@ -229,8 +270,12 @@ export interface PreparedInputs {
   tree: string;
 }
 
-/** Read everything a build depends on and compute the keys (no build). */
-export async function prepareInputs(spec: SourceSpec): Promise<PreparedInputs> {
+/**
+ * Read everything a build depends on and compute the keys (no build). Git and
+ * tarball sources are fetched into the cache unless `fetch` is false (then a
+ * missing download gives `resolved.absent`).
+ */
+export async function prepareInputs(spec: SourceSpec, opts: { cacheDir?: string; fetch?: boolean } = {}): Promise<PreparedInputs> {
   const fragmentText = await readFile(spec.config, 'utf8').catch((e: NodeJS.ErrnoException) => {
     throw new ConfigError(spec.origin, `${spec.at}config`, `cannot read the config fragment ${spec.config} (${e.code})`, 'name an existing kconfig fragment (kernels/config/lockstep-guest.config is the default)');
   });
@@ -247,7 +292,7 @@ export async function prepareInputs(spec: SourceSpec): Promise<PreparedInputs> {
     }
     patchTexts.push(t);
   }
-  const resolved = await resolveSource(spec);
+  const resolved = await resolveSource(spec, { dir: join(opts.cacheDir ?? defaultCacheDir(), 'kernels', 'source-downloads'), fetch: opts.fetch ?? true });
   const keyInputs: KeyInputs = { source: resolved.identity, fragment: fragmentText, patches: patchTexts, compiler: await compilerVersion() };
   return { resolved, keyInputs, fragmentText, patchTexts, key: artifactKey(keyInputs), tree: treeKey(keyInputs) };
 }
@@ -294,7 +339,8 @@ const lockAlive = async (lock: string): Promise<boolean> => {
 
 /** cached / building / missing (/ corrupt), without building anything. */
 export async function sourceState(spec: SourceSpec, cacheDir: string): Promise<{ state: SourceState; key: string; entry: string; detail?: string }> {
-  const inp = await prepareInputs(spec);
+  const inp = await prepareInputs(spec, { cacheDir, fetch: false });
+  if (inp.resolved.absent) return { state: 'missing', key: '(not downloaded)', entry: '', detail: `${inp.resolved.label} is fetched on the first build` };
   const entry = join(artifactsDir(cacheDir), inp.key);
   const c = await checkEntry(entry);
   if (c && 'ok' in c) return { state: 'cached', key: inp.key, entry };
@@ -321,7 +367,7 @@ function toArtifact(spec: SourceSpec, entry: string, meta: SourceMeta, cached: b
 
 /** Build `spec`'s kernel, or take it from the cache (verified by hash). */
 export async function ensureSourceKernel(spec: SourceSpec, opts: EnsureOptions): Promise<KernelArtifact> {
-  const inp = await prepareInputs(spec);
+  const inp = await prepareInputs(spec, { cacheDir: opts.cacheDir });
   const parent = artifactsDir(opts.cacheDir);
   await mkdir(parent, { recursive: true });
   const entry = join(parent, inp.key);
