@@ -137,3 +137,31 @@ t.test('real kernels: host = V4/shared, Debian 6.1.190 = V1|V3/shared, 6.1.192 =
   t.ok((await readFile(join(dir, 'table.md'), 'utf8')).includes('| classified |'), 'table.md has the column');
   await rm(dir, { recursive: true, force: true });
 });
+
+t.test('every kernel of the default matrix is classified as the logic it is meant to implement, from its cells alone', async (t) => {
+  // The built-in specs: host, host-container, the Debian kernels and the
+  // variant kernels built from linux-source-6.1 (cached by test/build.test.ts;
+  // built here otherwise). The 2-CPU built-ins run on every one of them.
+  const { builtinSpecs } = await import('../src/kernels/spec.ts');
+  const specs = await builtinSpecs();
+  const dir = await mkdtemp(join(tmpdir(), 'lockstep-classify-all-'));
+  const r = await runMatrix({
+    kernels: specs, scenarios: two, outDir: dir, cacheDir: defaultCacheDir(),
+    jobs: 2, opTimeoutS: 60, log: (l) => t.comment(l), rerun: (k, s) => `lockstep run --kernels ${k} --scenarios ${s}`,
+  });
+  const classOf = (label: string): string => label.replace(/^V[13]\//, 'V1|V3/');
+  for (const k of r.kernels) {
+    const c = classifyKernel(r, k.id);
+    const cells = r.cells.filter((x) => x.kernel === k.id);
+    if (cells.every((x) => x.verdict === 'SKIP')) {
+      // AUX-only variants (V1a, V1b) differ on AUX unmapping only: no cell, no guess.
+      t.equal(c.status, 'no-cells', `${k.id}: nothing measured (${cells[0]?.reason}), nothing claimed`);
+      continue;
+    }
+    t.ok(k.expected_logic, `${k.id}: has an expected logic`);
+    t.equal(c.label, classOf(k.expected_logic!), `${k.id}: classified ${c.label}, expected ${k.expected_logic}, from ${c.scenarios.length} cells`);
+  }
+  const labels = new Set(r.kernels.map((k) => classifyKernel(r, k.id).label));
+  t.ok(['V0/shared', 'V2/shared', 'V4/shared', 'V1|V3/shared', 'V1|V3/perf'].every((l) => labels.has(l)), `the matrix spans the logics: ${[...labels].join(', ')}`);
+  await rm(dir, { recursive: true, force: true });
+});
