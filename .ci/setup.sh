@@ -13,6 +13,20 @@ declare -A PROBE=(
   [libc6-dev]=/usr/include/stdio.h
   [make]=/usr/bin/make
   [linux-libc-dev]=/usr/include/linux/perf_event.h
+  # container mode (src/runner/container.ts): the Docker engine; .ci/run starts dockerd
+  [docker.io]=/usr/sbin/dockerd
+  # test/report.test.ts renders report.html headless
+  [chromium]=/usr/bin/chromium
+  # source kernels (src/kernels/build.ts): the 6.1 base tree and what kbuild needs
+  [linux-source-6.1]=/usr/src/linux-source-6.1.tar.xz
+  [bc]=/usr/bin/bc
+  [flex]=/usr/bin/flex
+  [bison]=/usr/bin/bison
+  [libelf-dev]=/usr/include/libelf.h
+  [libssl-dev]=/usr/include/openssl/ssl.h
+  [ccache]=/usr/bin/ccache
+  [patch]=/usr/bin/patch
+  [xz-utils]=/usr/bin/xz
 )
 missing=()
 for p in "${!PROBE[@]}"; do

@@ -3,13 +3,19 @@
 
 import { command as host } from './commands/host.ts';
 import { command as kernelsFetch } from './commands/kernels-fetch.ts';
+import { command as kernelsBuild } from './commands/kernels-build.ts';
 import { command as kernelsList } from './commands/kernels-list.ts';
 import { command as run } from './commands/run.ts';
 import { command as scenariosList } from './commands/scenarios-list.ts';
 import { command as simulate } from './commands/simulate.ts';
 import { command as table } from './commands/table.ts';
+import { command as bisect, stepCommand as bisectStep } from './commands/bisect.ts';
+import { command as report } from './commands/report.ts';
+import { command as diff } from './commands/diff.ts';
+import { command as merge } from './commands/merge.ts';
+import { command as classify } from './commands/classify.ts';
 import type { Command } from './common.ts';
 
 export type { Command } from './common.ts';
 
-export const COMMANDS: Command[] = [run, simulate, kernelsList, kernelsFetch, scenariosList, table, host];
+export const COMMANDS: Command[] = [run, simulate, kernelsList, kernelsFetch, kernelsBuild, scenariosList, table, host, bisect, bisectStep, report, diff, merge, classify];

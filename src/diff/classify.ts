@@ -32,8 +32,8 @@ export interface Calibration {
  * say why in `note`. The probe must see U below L for this to be informative:
  * a probe at headroom 0 gives x = 0.
  */
-export function calibrate(s: CompiledScenario, logic: Logic, measured: readonly MeasuredOp[]): Calibration {
-  const expected = simulate(s, logic);
+export function calibrate(s: CompiledScenario, logic: Logic, measured: readonly MeasuredOp[], base?: SimulateOptions): Calibration {
+  const expected = simulate(s, logic, base);
   if (logic.counter !== 'shared') return { expected };
   const ops = s.ops;
   let ballasts = 0;
@@ -62,7 +62,7 @@ export function calibrate(s: CompiledScenario, logic: Logic, measured: readonly 
     };
   }
   if (x === 0) return { expected, calibrated: { ioUringExtraPages: 0 } };
-  const opts: SimulateOptions = { ioUringExtraPages: x };
+  const opts: SimulateOptions = { ...base, ioUringExtraPages: x };
   return { expected: simulate(s, logic, opts), calibrated: { ioUringExtraPages: x } };
 }
 
@@ -79,8 +79,8 @@ export interface CalibratedDiff extends CellDiff {
 }
 
 /** calibrate + diffCell for one cell under one logic. */
-export function diffCalibrated(cell: Cell, logic: Logic): CalibratedDiff {
-  const c = calibrate(cell.scenario, logic, cell.measured);
+export function diffCalibrated(cell: Cell, logic: Logic, opts?: SimulateOptions): CalibratedDiff {
+  const c = calibrate(cell.scenario, logic, cell.measured, opts);
   const d: CalibratedDiff = { ...diffCell(cell.scenario.ops, cell.measured, c.expected), expected: c.expected };
   if (c.calibrated !== undefined) d.calibrated = c.calibrated;
   if (c.note !== undefined) d.calibrationNote = c.note;
@@ -95,6 +95,6 @@ export function diffCalibrated(cell: Cell, logic: Logic): CalibratedDiff {
  * ERROR (truncated stream) matches no logic, so callers should leave errored
  * or skipped cells out rather than read an empty list as "no logic fits".
  */
-export function classify(cells: readonly Cell[], candidates: readonly Logic[] = ALL_LOGICS): Logic[] {
-  return candidates.filter((logic) => cells.every((cell) => diffCalibrated(cell, logic).verdict === 'MATCH'));
+export function classify(cells: readonly Cell[], candidates: readonly Logic[] = ALL_LOGICS, opts?: SimulateOptions): Logic[] {
+  return candidates.filter((logic) => cells.every((cell) => diffCalibrated(cell, logic, opts).verdict === 'MATCH'));
 }

@@ -9,12 +9,17 @@ import { join } from 'node:path';
 import PQueue from 'p-queue';
 import { ensureKernel, type KernelArtifact } from '../kernels/artifact.ts';
 import { resolveExpect } from '../kernels/expect.ts';
+import { AUX_SKIP_REASON } from '../kernels/source.ts';
 import type { KernelSpec } from '../kernels/spec.ts';
-import { ensureBaseImage } from '../image/initramfs.ts';
+import { ensureBaseImage, reproducerBinary } from '../image/initramfs.ts';
+import { createHash } from 'node:crypto';
 import { type Logic, logicLabel } from '../model/index.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import { scenarioHash } from '../scenario/load.ts';
 import { freshHostUids, HostRuntime, hostOnlineCpus, hostSkipReason } from '../runner/host.ts';
+import { containerRuntime, hostPerfSysctls } from '../runner/container.ts';
+import { containerSkipReason } from '../container/settings.ts';
+import { type SimulateOptions, simOptionsForVersion } from '../model/simulate.ts';
 import { kvmUsable, qemuVersion, type Accel } from '../runner/qemu.ts';
 import type { GroupOutcome, Runtime } from '../runner/runtime.ts';
 import { QemuRuntime } from '../runner/vm.ts';
@@ -23,6 +28,7 @@ import { renderTable } from '../results/table.ts';
 import { writeAtomic } from '../results/write.ts';
 import { type CellContext, cellsFromOutcome, cellWithoutRun } from './cells.ts';
 import { groupTimeoutMs, planGroups, type PlannedGroup, scheduleOrder } from './plan.ts';
+import { matrixIdentity, shardGroups, type ShardSpec } from './shard.ts';
 
 export const LOCKSTEP_VERSION = '0.1.0';
 
@@ -41,9 +47,35 @@ export interface MatrixOptions {
   log: (line: string) => void;
   /** the command line that reproduces a cell (scenario, kernel) */
   rerun: (kernel: string, scenario: string) => string;
+  /** run only this slice of the matrix's groups (`--shard i/n`) */
+  shard?: ShardSpec;
 }
 
-const runtimeOf = (k: KernelSpec): 'host' | 'qemu' => (k.kind === 'host' ? 'host' : 'qemu');
+/** Where a kernel came from, for provenance: from the artifact's kind-specific facts. */
+function kernelSource(k: KernelSpec, a: KernelArtifact): string {
+  const m = a.meta;
+  if (k.kind === 'host') return `host: ${String(m.uname_version ?? '')}`.trim();
+  if (k.kind === 'source' && typeof m.source === 'string') return `${m.source} + ${Array.isArray(m.patches) ? m.patches.length : 0} patch(es), artifact ${String(m.key ?? '').slice(0, 12)}`;
+  if (typeof m.package === 'string') return `debian:${m.package}=${String(m.package_version ?? '')}`;
+  if (typeof m.url === 'string') return m.url;
+  if (typeof m.path === 'string') return m.path;
+  return k.kind;
+}
+
+/** `p`, or a rejection as soon as `signal` aborts (p keeps running; its late failure is swallowed). */
+function untilAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  p.catch(() => { /* reported by whoever still awaits it */ });
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new Error('run interrupted while the kernel was being fetched or built'));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then((v) => { signal.removeEventListener('abort', onAbort); resolve(v); },
+      (e) => { signal.removeEventListener('abort', onAbort); reject(e); });
+  });
+}
+
+const runtimeOf = (k: KernelSpec): 'host' | 'qemu' | 'container' => (k.kind === 'host' ? (k.runtime === 'container' ? 'container' : 'host') : 'qemu');
 
 export async function runMatrix(o: MatrixOptions): Promise<Results> {
   await mkdir(o.outDir, { recursive: true });
@@ -55,11 +87,24 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
   const results: Results = {
     schema: RESULTS_SCHEMA, lockstep_version: LOCKSTEP_VERSION, started_at: started, complete: false,
     host: { release: osRelease(), cpus: hostOnlineCpus(), accel: accelInfo.accel, accel_why: accelInfo.why, emulator: needVm ? await qemuVersion() : undefined },
-    kernels: [], scenarios: o.scenarios.map((s) => ({ id: s.id, hash: scenarioHash(s), cpus: s.cpus })), cells: [],
+    kernels: [], scenarios: o.scenarios.map((s) => ({ id: s.id, hash: scenarioHash(s), cpus: s.cpus, def: s })), cells: [],
   };
+  results.matrix = matrixIdentity(o.kernels.map((k) => k.id), results.scenarios);
+  const reproSha = await reproducerBinary().then((b) => createHash('sha256').update(b).digest('hex'), () => null);
   const base = needVm ? await ensureBaseImage(o.cacheDir) : undefined;
   const qemu = base && accelInfo.accel !== 'none' ? new QemuRuntime(base, accelInfo, Boolean(o.accel)) : undefined;
   const host = new HostRuntime();
+  // The Docker engine and the image, once per run; a missing engine stops the run here (exit 2, with how to start it).
+  const container = o.kernels.some((k) => runtimeOf(k) === 'container') ? await containerRuntime((m) => o.log(`[container] ${m}`)) : undefined;
+  // Read before any host group runs: a host scenario changes them for its duration.
+  const hostSysctls = container ? hostPerfSysctls() : undefined;
+  // Host and container groups share one kernel, its sysctls and CPUs: one at a time.
+  let hostKernelBusy: Promise<unknown> = Promise.resolve();
+  const onHostKernel = <T>(f: () => Promise<T>): Promise<T> => {
+    const p = hostKernelBusy.then(f, f);
+    hostKernelBusy = p.catch(() => {});
+    return p;
+  };
 
   // Writes are serialised: each one snapshots the cells finished so far.
   let writing = Promise.resolve();
@@ -83,7 +128,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
         logics.set(k.id, exp.logic);
         const rec: KernelRecord = {
           id: k.id, kind: k.kind, version: a.version, release: a.release, expected_logic: exp.logic ? logicLabel(exp.logic) : null,
-          expect_reason: exp.reason, artifact_sha256: a.sha256,
+          expect_reason: exp.reason, artifact_sha256: a.sha256, source: kernelSource(k, a),
         };
         results.kernels.push(rec);
         results.kernels.sort((x, y) => o.kernels.findIndex((s) => s.id === x.id) - o.kernels.findIndex((s) => s.id === y.id));
@@ -94,8 +139,11 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
     return p;
   };
 
-  const groups = scheduleOrder(planGroups(o.kernels.map((k) => ({ id: k.id, runtime: runtimeOf(k) })), o.scenarios));
-  const total = o.kernels.length * o.scenarios.length;
+  const planned = planGroups(o.kernels.map((k) => ({ id: k.id, runtime: runtimeOf(k) })), o.scenarios);
+  const mine = o.shard ? shardGroups(planned, o.shard) : planned;
+  if (o.shard) results.shard = { ...o.shard, groups: mine.map((g) => g.key) };
+  const groups = scheduleOrder(mine);
+  const total = mine.reduce((n, g) => n + g.scenarios.length, 0);
   let done = 0;
   const t0 = Date.now();
   const report = (cells: CellResult[], g: PlannedGroup, extra = ''): void => {
@@ -107,32 +155,58 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
   const queue = new PQueue({ concurrency: Math.max(1, o.jobs) });
   const runGroup = async (g: PlannedGroup): Promise<void> => {
     const spec = o.kernels.find((k) => k.id === g.kernel)!;
+    let simOpts: SimulateOptions | undefined;
     const ctx = (logic: Logic | null): CellContext => ({
       kernel: g.kernel, logic, runtime: g.runtime, startedAt: new Date().toISOString(),
-      scenarioHash, rerun: (s) => o.rerun(g.kernel, s),
+      scenarioHash, rerun: (s) => o.rerun(g.kernel, s), simOpts,
     });
+    if (spec.kind === 'source' && spec.aux_only) {
+      // Differs from its base logic only on AUX unmapping: nothing to build or boot without an AUX-capable PMU.
+      const logic = resolveExpect(spec, spec.version).logic;
+      if (!results.kernels.some((k) => k.id === spec.id)) {
+        results.kernels.push({ id: spec.id, kind: spec.kind, version: spec.version, expected_logic: logic ? logicLabel(logic) : null, expect_reason: AUX_SKIP_REASON, artifact_sha256: null });
+      }
+      const cells = g.scenarios.map((s) => cellWithoutRun(ctx(logic), s, 'SKIP', AUX_SKIP_REASON));
+      results.cells.push(...cells);
+      report(cells, g);
+      await persist();
+      return;
+    }
     let a: KernelArtifact;
     try {
-      a = await artifact(spec);
+      // an interrupt must not wait for a kernel download or build to finish
+      a = await untilAborted(artifact(spec), o.signal);
     } catch (e) {
       const reason = `kernel artifact: ${(e as Error).message}`;
       if (!results.kernels.some((k) => k.id === spec.id)) {
         results.kernels.push({ id: spec.id, kind: spec.kind, version: 'version' in spec && spec.version ? spec.version : '?', expected_logic: null, expect_reason: reason, artifact_sha256: null });
       }
-      const cells = g.scenarios.map((s) => cellWithoutRun(ctx(null), s, spec.kind === 'source' ? 'BUILD_FAIL' : 'BOOT_FAIL', reason));
+      const cells = g.scenarios.map((s) => cellWithoutRun(ctx(null), s, o.signal?.aborted ? 'ERROR' : spec.kind === 'source' ? 'BUILD_FAIL' : 'BOOT_FAIL', reason));
       results.cells.push(...cells);
       report(cells, g);
       await persist();
       return;
     }
     const logic = logics.get(spec.id) ?? null;
+    simOpts = simOptionsForVersion(a.version);
     let runnable = g.scenarios;
     const skipped: CellResult[] = [];
+    if (g.runtime === 'container') {
+      runnable = [];
+      const h = hostSysctls!;
+      for (const s of g.scenarios) {
+        const why = containerSkipReason(s, { onlineCpus: hostOnlineCpus(), ...h });
+        if (why) skipped.push(cellWithoutRun(ctx(logic), s, 'SKIP', why));
+        else runnable.push(s);
+      }
+    }
     if (g.runtime === 'host') {
       runnable = [];
       for (const s of g.scenarios) {
         const rl = [s.rlimit_kb, ...s.ops.flatMap((op) => (op.op === 'rlimit' ? [op.memlock_kb] : []))];
-        const why = hostSkipReason(s.cpus, rl) ??
+        // sysrq on the host would crash the machine that runs lockstep
+        const why = (s.ops.some((op) => op.op === 'hang' || op.op === 'sysrq') ? 'has fault-injection ops (hang/sysrq): VM only, never on the host' : null) ??
+          hostSkipReason(s.cpus, rl) ??
           (s.ops.some((op) => op.op === 'cpu') ? 'takes CPUs offline: lockstep never hotplugs host CPUs' : null);
         if (why) skipped.push(cellWithoutRun(ctx(logic), s, 'SKIP', why));
         else runnable.push(s);
@@ -140,16 +214,36 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
     }
     let cells = skipped;
     if (runnable.length && !o.signal?.aborted) {
-      const uids = g.runtime === 'host' ? freshHostUids(runnable.length) : runnable.map((_, k) => 10_000 + k);
+      const uids = g.runtime !== 'qemu' ? freshHostUids(runnable.length) : runnable.map((_, k) => 10_000 + k);
       const logDir = join(o.outDir, 'logs', g.key);
       await mkdir(logDir, { recursive: true });
-      const rt: Runtime = g.runtime === 'host' ? host : qemu!;
-      const outcome: GroupOutcome = await rt.run({
+      const rt: Runtime = g.runtime === 'host' ? host : g.runtime === 'container' ? container! : qemu!;
+      // Per-scenario begin/end times, from the stream as it arrives.
+      const began = new Map<string, number>();
+      const ended = new Map<string, number>();
+      const runIt = (): Promise<GroupOutcome> => rt.run({
         kernel: g.kernel, vmlinuz: a.vmlinuz, cpus: g.cpus, scenarios: runnable, uids,
         timeoutMs: groupTimeoutMs({ ...g, scenarios: runnable }, accelInfo.accel === 'kvm', o.timeoutMs),
         opTimeoutS: o.opTimeoutS, logDir, signal: o.signal,
+        onEvent: (ev) => {
+          if (typeof ev.scenario !== 'string') return;
+          if (ev.ev === 'begin' || ev.ev === 'skip') began.set(ev.scenario, Date.now());
+          if (ev.ev === 'end' || ev.ev === 'skip') ended.set(ev.scenario, Date.now());
+        },
       });
+      const outcome: GroupOutcome = g.runtime === 'qemu' ? await runIt() : await onHostKernel(runIt);
       cells = [...cells, ...cellsFromOutcome(ctx(logic), runnable, outcome)];
+      for (const c of cells) {
+        const b = began.get(c.scenario);
+        const e = ended.get(c.scenario);
+        if (b !== undefined) c.started_at = new Date(b).toISOString();
+        c.duration_ms = b !== undefined && e !== undefined ? e - b : null;
+        if (runnable.some((s) => s.id === c.scenario)) {
+          c.qemu_version = g.runtime === 'qemu' ? outcome.emulator ?? null : null;
+          c.qemu_argv = g.runtime === 'qemu' ? outcome.argv : null;
+          c.accel_why = outcome.accelWhy;
+        }
+      }
       if (outcome.accel !== 'none') { results.host.accel = outcome.accel; results.host.accel_why = outcome.accelWhy; }
       if (outcome.emulator) results.host.emulator = outcome.emulator;
       for (const c of cells) if (runnable.some((s) => s.id === c.scenario)) c.accel = outcome.accel;
@@ -159,6 +253,14 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
       if (o.signal?.aborted) for (const s of runnable) cells.push(cellWithoutRun(ctx(logic), s, 'ERROR', 'run interrupted before this cell started'));
       results.cells.push(...cells);
       report(cells, g);
+    }
+    for (const c of cells) {
+      c.kernel_version = a.version;
+      c.kernel_source = kernelSource(spec, a);
+      c.kernel_config_sha256 = typeof a.meta.config_sha256 === 'string' ? a.meta.config_sha256 : null;
+      c.kernel_artifact_sha256 = a.sha256;
+      c.reproducer_sha256 = reproSha;
+      c.accel_why ??= c.verdict === 'SKIP' ? 'not run' : accelInfo.why;
     }
     await persist();
   };

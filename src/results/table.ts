@@ -2,6 +2,8 @@
 // EPERM points, then what went wrong where. Pure: Results in, text out.
 
 import type { CellResult, Results } from './schema.ts';
+import { classifyKernel } from '../diff/evidence.ts';
+import { simOptionsForVersion } from '../model/simulate.ts';
 
 const eperm = (n: number | null): string => (n === null ? '-' : `#${n}`);
 
@@ -16,6 +18,13 @@ function cellText(c: CellResult | undefined): string {
   }
 }
 
+/** The classified column: what the kernel's measured cells alone fit. */
+function classifiedText(r: Results, kernel: string, version: string): string {
+  const c = classifyKernel(r, kernel, undefined, simOptionsForVersion(version));
+  // "V1|V3/shared": a bare | would split the markdown cell
+  return c.status === 'no-cells' ? '-' : c.label.replace(/\|/g, '\\|');
+}
+
 export function renderTable(r: Results): string {
   const kernels = r.kernels.map((k) => k.id);
   const scenarios = r.scenarios.map((s) => s.id);
@@ -28,11 +37,12 @@ export function renderTable(r: Results): string {
     `host ${r.host.release}, ${r.host.cpus} CPUs, VMs under ${r.host.accel.toUpperCase()} (${r.host.accel_why}).`, '');
   out.push(`Cells: ${r.cells.length}; ${[...counts].map(([v, n]) => `${v} ${n}`).join(', ')}.`, '');
   out.push('Each cell: verdict against the kernel\'s expected logic, then the first `map` call refused with EPERM (`-` = none); ' +
-    'when measured and expected differ, the expected one follows.', '');
-  out.push(`| kernel | expected logic | ${scenarios.join(' | ')} |`);
-  out.push(`|---|---|${scenarios.map(() => '---').join('|')}|`);
+    'when measured and expected differ, the expected one follows. ' +
+    '"classified": the logic(s) the measured cells alone fit, V1|V3 being one class without AUX cells (`lockstep classify` shows the evidence).', '');
+  out.push(`| kernel | expected logic | classified | ${scenarios.join(' | ')} |`);
+  out.push(`|---|---|---|${scenarios.map(() => '---').join('|')}|`);
   for (const k of r.kernels) {
-    out.push(`| ${k.id}${k.release ? ` (${k.release})` : ''} | ${k.expected_logic ?? 'unknown'} | ` +
+    out.push(`| ${k.id}${k.release ? ` (${k.release})` : ''} | ${k.expected_logic ?? 'unknown'} | ${classifiedText(r, k.id, k.version)} | ` +
       `${scenarios.map((s) => cellText(byKey.get(`${k.id}\0${s}`))).join(' | ')} |`);
   }
   const notes = r.cells.filter((c) => c.verdict !== 'MATCH' && c.reason);

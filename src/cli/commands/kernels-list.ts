@@ -1,6 +1,9 @@
 import { release as osRelease } from 'node:os';
 import { resolveExpect } from '../../kernels/expect.ts';
 import { logicLabel } from '../../model/index.ts';
+import { resolve } from 'node:path';
+import { defaultCacheDir } from '../../kernels/artifact.ts';
+import { sourceState } from '../../kernels/build.ts';
 import { type Command, kernelOptions, loadKernels } from '../common.ts';
 
 export const command: Command = {
@@ -10,15 +13,18 @@ export const command: Command = {
   options: { ...kernelOptions, json: { type: 'boolean', help: 'print JSON' }, cache: { type: 'string', arg: 'DIR', help: 'cache dir to report state from' } },
   async run(v) {
     const specs = await loadKernels(v);
-    const rows = specs.map((s) => {
+    const cacheDir = v.cache ? resolve(String(v.cache)) : defaultCacheDir();
+    const rows = await Promise.all(specs.map(async (s) => {
       const version = s.kind === 'host' ? osRelease() : ('version' in s && s.version) || '?';
       const exp = resolveExpect(s, String(version));
-      return { id: s.id, kind: s.kind, version, expect: exp.logic ? logicLabel(exp.logic) : 'unknown', why: exp.reason, description: s.description ?? '' };
-    });
+      // source kernels: cached / missing / building (aux-only ones are never built)
+      const state = s.kind !== 'source' ? '' : s.aux_only ? 'aux-only' : await sourceState(s, cacheDir).then((x) => x.state, (e: Error) => `error: ${e.message.split('\n')[0]}`);
+      return { id: s.id, kind: s.kind, version, expect: exp.logic ? logicLabel(exp.logic) : 'unknown', why: exp.reason, state, description: s.description ?? '' };
+    }));
     if (v.json) console.log(JSON.stringify(rows, null, 1));
     else {
-      console.log(`${'id'.padEnd(22)} ${'kind'.padEnd(13)} ${'version'.padEnd(18)} expected   description`);
-      for (const r of rows) console.log(`${r.id.padEnd(22)} ${r.kind.padEnd(13)} ${String(r.version).padEnd(18)} ${r.expect.padEnd(10)} ${r.description}`);
+      console.log(`${'id'.padEnd(22)} ${'kind'.padEnd(13)} ${'version'.padEnd(18)} expected   ${'state'.padEnd(9)} description`);
+      for (const r of rows) console.log(`${r.id.padEnd(22)} ${r.kind.padEnd(13)} ${String(r.version).padEnd(18)} ${r.expect.padEnd(10)} ${r.state.padEnd(9)} ${r.description}`);
     }
     return 0;
   },

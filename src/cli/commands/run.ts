@@ -2,6 +2,9 @@ import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { defaultCacheDir } from '../../kernels/artifact.ts';
 import { runMatrix } from '../../matrix/run.ts';
+import { parseShard } from '../../matrix/shard.ts';
+import { writeReports, writeStepSummary } from '../../report/files.ts';
+import { renderSummary } from '../../report/summary.ts';
 import { renderTable } from '../../results/table.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { type Command, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
@@ -15,7 +18,9 @@ and writes OUT/results.json (schema lockstep/results@1), OUT/table.md and
 OUT/logs/<kernel>@<cpus>cpu/{console.log,results.jsonl,script.ops}. Results are
 rewritten atomically after every boot, so an interrupted run keeps what it measured.
 Without --kernels/--scenarios it runs the embedded default matrix.
-Exit 0 when every cell is MATCH, SKIP or UNCHECKED; 1 otherwise.`,
+Exit 0 when every cell is MATCH, SKIP or UNCHECKED; 1 otherwise. On SIGINT/SIGTERM every
+VM is killed and the host reproducer stopped (it restores the sysctls), results.json keeps
+the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SIGTERM).`,
   options: {
     kernels: { type: 'string', arg: 'ID,..', help: 'kernel ids to run (default: all built-in + --kernel-spec ones); `lockstep kernels list`' },
     scenarios: { type: 'string', arg: 'ID,..', help: 'scenario ids (default: all); `lockstep scenarios list`' },
@@ -28,6 +33,7 @@ Exit 0 when every cell is MATCH, SKIP or UNCHECKED; 1 otherwise.`,
     'op-timeout': { type: 'string', arg: 'SECONDS', help: 'limit per op inside the guest', default: '60' },
     cache: { type: 'string', arg: 'DIR', help: 'kernel and image cache (default: $LOCKSTEP_CACHE or ~/.cache/lockstep)' },
     quiet: { type: 'boolean', help: 'no progress lines' },
+    shard: { type: 'string', arg: 'I/N', help: 'run only slice I of N (whole boots: kernel x CPU count); join with `lockstep merge`' },
   },
   examples: [
     'lockstep run                                   # the default matrix',
@@ -38,11 +44,19 @@ Exit 0 when every cell is MATCH, SKIP or UNCHECKED; 1 otherwise.`,
     const kernels = pick(await loadKernels(v), list(v.kernels), 'kernel', 'kernels');
     const scenarios = pick(await loadScenarios(v), list(v.scenarios), 'scenario', 'scenarios');
     const accel = v.accel as string | undefined;
+    const shard = v.shard !== undefined ? parseShard(String(v.shard)) : undefined;
     if (accel !== undefined && accel !== 'kvm' && accel !== 'tcg') throw new ConfigError('command line', '--accel', `${JSON.stringify(accel)} is not kvm or tcg`, 'use --accel kvm or --accel tcg, or leave it out');
     const outDir = resolve(v.out === 'results/runs/<UTC timestamp>' ? join('results', 'runs', new Date().toISOString().replace(/[:.]/g, '-')) : String(v.out));
     const ac = new AbortController();
+    // Exit 130 after SIGINT, 143 (128 + 15) after SIGTERM, once every child is gone and results.json is written.
+    let caught: NodeJS.Signals | undefined;
     const onSignal = (sig: NodeJS.Signals): void => {
-      if (ac.signal.aborted) return;
+      if (ac.signal.aborted) {
+        // a second signal: do not wait for the cleanup (VMs were SIGKILLed at the first)
+        console.error(`lockstep: ${sig} again: exiting now`);
+        process.exit(sig === 'SIGTERM' ? 143 : 130);
+      }
+      caught = sig;
       console.error(`lockstep: ${sig}: stopping VMs and the reproducer, keeping finished cells in ${outDir}`);
       ac.abort();
     };
@@ -51,23 +65,36 @@ Exit 0 when every cell is MATCH, SKIP or UNCHECKED; 1 otherwise.`,
     const quiet = Boolean(v.quiet);
     const specFlags = ((v['kernel-spec'] as string[] | undefined) ?? []).map((f) => ` --kernel-spec ${resolve(f)}`).join('');
     const scenFlags = ((v['scenario-file'] as string[] | undefined) ?? []).map((f) => ` --scenario-file ${resolve(f)}`).join('');
-    if (!quiet) console.error(`lockstep: ${kernels.length} kernels x ${scenarios.length} scenarios -> ${outDir}`);
+    // Flags are checked before anything is printed, and the header waits for the
+    // first progress line, so bad input or a missing tool gives exactly one line.
+    const jobs = int(v.jobs, 'jobs', 1, 64);
+    const timeoutMs = v.timeout !== undefined ? int(v.timeout, 'timeout', 5, 86_400) * 1000 : undefined;
+    const opTimeoutS = int(v['op-timeout'], 'op-timeout', 1, 3600);
+    let header = quiet ? '' : `lockstep: ${kernels.length} kernels x ${scenarios.length} scenarios -> ${outDir}`;
+    const progress = (l: string): void => {
+      if (quiet) return;
+      if (header) { console.error(header); header = ''; }
+      console.error(l);
+    };
     try {
       const r = await runMatrix({
         kernels, scenarios, outDir,
         cacheDir: v.cache ? resolve(String(v.cache)) : defaultCacheDir(),
-        jobs: int(v.jobs, 'jobs', 1, 64),
+        jobs,
         accel: accel as 'kvm' | 'tcg' | undefined,
-        timeoutMs: v.timeout !== undefined ? int(v.timeout, 'timeout', 5, 86_400) * 1000 : undefined,
-        opTimeoutS: int(v['op-timeout'], 'op-timeout', 1, 3600),
+        timeoutMs,
+        opTimeoutS,
         signal: ac.signal,
-        log: (l) => { if (!quiet) console.error(l); },
+        log: progress,
+        shard,
         rerun: (k, s) => `lockstep run --kernels ${k} --scenarios ${s}${specFlags}${scenFlags} --out ${outDir}-rerun`,
       });
       const bad = r.cells.filter((c) => !['MATCH', 'SKIP', 'UNCHECKED'].includes(c.verdict));
       console.log(renderTable(r));
-      console.error(`lockstep: wrote ${join(outDir, 'results.json')} and table.md; ${r.cells.length - bad.length}/${r.cells.length} cells MATCH/SKIP/UNCHECKED`);
-      if (ac.signal.aborted) return 130;
+      const w = await writeReports(r, outDir);
+      await writeStepSummary(renderSummary(r, w.logic));
+      console.error(`lockstep: wrote ${join(outDir, 'results.json')}, table.md, report.html, junit.xml, results.tap; ${r.cells.length - bad.length}/${r.cells.length} cells MATCH/SKIP/UNCHECKED`);
+      if (ac.signal.aborted) return caught === 'SIGTERM' ? 143 : 130;
       return bad.length ? 1 : 0;
     } finally {
       process.off('SIGINT', onSignal);
