@@ -19,9 +19,11 @@ Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(18)} ${c.summary}`).join('\n')}
 
 Exit codes: 0 all good; 1 a cell did not MATCH (or the command failed);
-2 bad input or a missing dependency (the message names file, field and fix).
+2 bad input or a missing dependency (the message names file, field and fix);
+130 / 143 \`run\` stopped by SIGINT / SIGTERM (finished cells kept, complete: false).
 Environment: LOCKSTEP_CACHE (kernel + image cache, default ~/.cache/lockstep),
-LOCKSTEP_ACCEL=tcg (never try KVM), LOCKSTEP_QEMU (QEMU binary).`;
+LOCKSTEP_ACCEL=tcg (never try KVM), LOCKSTEP_QEMU (QEMU binary),
+LOCKSTEP_EXTRA_CMDLINE (extra guest kernel parameters, for debugging).`;
 
 export function helpText(c: Command): string {
   const opts = Object.entries(c.options).map(([name, o]) => {
@@ -53,7 +55,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true }) as typeof parsed;
   } catch (e) {
-    console.error(`lockstep ${c.name}: ${(e as Error).message}. Fix: see \`lockstep ${c.name} --help\`.`);
+    // node's message can span lines; the error stays one line
+    console.error(`lockstep ${c.name}: command line: ${(e as Error).message.replace(/\s*\n\s*/g, ' ').replace(/\.$/, '')}. Fix: see \`lockstep ${c.name} --help\`.`);
     return 2;
   }
   for (const [name, o] of Object.entries(c.options)) {
