@@ -2,7 +2,7 @@
 // busybox, the reproducer and init, and a per-boot archive appends cleanly.
 
 import t from 'tap';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { dir as tmpDir } from 'tmp-promise';
 import { cpioArchive, cpioList } from '../src/image/cpio.ts';
@@ -45,4 +45,20 @@ t.test('base image holds init, static busybox and the reproducer; boot initrd ap
   t.match(script[1].data.toString(), /^begin x uid=10000/);
   t.equal(script[2].data.toString(), '--op-timeout 5\n');
   t.throws(() => scriptArchive('x', ['$(reboot)']), /bad reproducer argument/);
+});
+
+t.test('a damaged cached image is rebuilt, never used', async (t) => {
+  const d = await tmpDir({ unsafeCleanup: true });
+  t.teardown(() => d.cleanup());
+  const base = await ensureBaseImage(d.path);
+  const good = await readFile(base.path);
+  const bad = Buffer.from(good);
+  for (let k = 0; k < 64; k++) bad[Math.floor(bad.length / 2) + k] ^= 0xff;
+  await writeFile(base.path, bad);
+  const again = await ensureBaseImage(d.path);
+  t.equal(again.path, base.path);
+  t.same(await readFile(again.path), good, 'rebuilt to the same bytes');
+  await writeFile(base.path, good.subarray(0, 1000));
+  await ensureBaseImage(d.path);
+  t.same(await readFile(base.path), good, 'a truncated image is rebuilt too');
 });

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { MissingDependencyError } from '../util/errors.ts';
 import { cpioArchive, type CpioEntry } from './cpio.ts';
 
@@ -38,16 +38,12 @@ export async function reproducerBinary(): Promise<Buffer> {
 }
 
 export async function ensureBaseImage(cacheDir: string): Promise<BaseImage> {
-  const busybox = await readStaticBinary(BUSYBOX, 'busybox-static', 'apt-get install busybox-static (it provides a static /bin/busybox)');
+  const busyboxFix = process.env.LOCKSTEP_BUSYBOX
+    ? `LOCKSTEP_BUSYBOX=${process.env.LOCKSTEP_BUSYBOX} must name a static busybox binary; unset it to use /bin/busybox`
+    : 'apt-get install busybox-static (it provides a static /bin/busybox)';
+  const busybox = await readStaticBinary(BUSYBOX, 'busybox-static', busyboxFix);
   const repro = await reproducerBinary();
   const init = await readFile(INIT_SCRIPT);
-  const key = sha256(Buffer.concat([Buffer.from(sha256(busybox)), Buffer.from(sha256(repro)), Buffer.from(sha256(init))]));
-  const path = join(cacheDir, 'initramfs', `${key}.cpio.gz`);
-  const reproSha256 = sha256(repro);
-  if (existsSync(path)) {
-    const bytes = (await readFile(path)).length;
-    return { path, sha256: key, reproSha256, bytes };
-  }
   const dir = (name: string): CpioEntry => ({ name, kind: 'dir', perm: 0o755 });
   const entries: CpioEntry[] = [
     dir('bin'), dir('dev'), dir('proc'), dir('sys'), dir('tmp'), dir('lockstep'),
@@ -57,7 +53,20 @@ export async function ensureBaseImage(cacheDir: string): Promise<BaseImage> {
     { name: 'bin/sh', kind: 'file', perm: 0o755, data: Buffer.from('#!/bin/busybox sh\nexec /bin/busybox sh "$@"\n') },
     { name: 'lockstep/repro', kind: 'file', perm: 0o755, data: repro },
   ];
-  const gz = gzipSync(cpioArchive(entries), { level: 6 });
+  // The archive is byte-for-byte reproducible, so its hash names it and a
+  // cached copy is checked against it: a damaged image must never boot
+  // (a flipped byte in the reproducer could measure wrong and still MATCH).
+  const cpio = cpioArchive(entries);
+  const key = sha256(cpio);
+  const path = join(cacheDir, 'initramfs', `${key}.cpio.gz`);
+  const reproSha256 = sha256(repro);
+  if (existsSync(path)) {
+    const gz = await readFile(path);
+    let ok = false;
+    try { ok = sha256(gunzipSync(gz)) === key; } catch { /* truncated or corrupt gzip */ }
+    if (ok) return { path, sha256: key, reproSha256, bytes: gz.length };
+  }
+  const gz = gzipSync(cpio, { level: 6 });
   await mkdir(dirname(path), { recursive: true });
   // Written under a temp name and renamed: a crash never leaves a half image in the cache.
   const tmp = `${path}.${process.pid}.tmp`;
