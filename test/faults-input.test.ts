@@ -85,8 +85,8 @@ cases.push({ name: 'missing scenario file', args: [...base, '--kernel-spec', goo
 const env = (name: string, e: NodeJS.ProcessEnv, line: RegExp, args = ok): void => { cases.push({ name: `environment: ${name}`, args, env: e, line }); };
 env('LOCKSTEP_QEMU=/nonexistent', { LOCKSTEP_QEMU: '/nonexistent' }, /^lockstep run: environment: LOCKSTEP_QEMU: \/nonexistent cannot be run \(ENOENT\)\. Fix: point LOCKSTEP_QEMU at/);
 env('LOCKSTEP_QEMU=/bin/false', { LOCKSTEP_QEMU: '/bin/false' }, /^lockstep run: environment: LOCKSTEP_QEMU: \/bin\/false --version failed \(exit 1\)\. Fix: /);
-env('LOCKSTEP_BUSYBOX=/nonexistent', { LOCKSTEP_BUSYBOX: '/nonexistent' }, /^lockstep run: environment: busybox-static \(\/nonexistent\) is missing\. Fix: apt-get install busybox-static/);
-env('LOCKSTEP_BUSYBOX=/bin/ls (dynamic)', { LOCKSTEP_BUSYBOX: '/bin/ls' }, /^lockstep run: environment: .*\/bin\/ls is dynamically linked.*Fix: apt-get install busybox-static/);
+env('LOCKSTEP_BUSYBOX=/nonexistent', { LOCKSTEP_BUSYBOX: '/nonexistent' }, /^lockstep run: environment: busybox-static \(\/nonexistent\) is missing\. Fix: LOCKSTEP_BUSYBOX=\/nonexistent must name a static busybox binary; unset it to use \/bin\/busybox/);
+env('LOCKSTEP_BUSYBOX=/bin/ls (dynamic)', { LOCKSTEP_BUSYBOX: '/bin/ls' }, /^lockstep run: environment: .*\/bin\/ls is dynamically linked.*Fix: LOCKSTEP_BUSYBOX=\/bin\/ls must name a static busybox binary/);
 env('LOCKSTEP_EXTRA_CMDLINE with ;', { LOCKSTEP_EXTRA_CMDLINE: 'quiet init=/bin/sh;reboot' }, /^lockstep run: environment: LOCKSTEP_EXTRA_CMDLINE: "init=\/bin\/sh;reboot" is not a plain kernel parameter.*Fix: /);
 // A stopped engine leaves no socket to connect to (DOCKER_HOST points where none listens).
 env('stopped Docker engine', { DOCKER_HOST: `unix://${join(dir, 'docker.sock')}` },
