@@ -15,23 +15,13 @@ import { IDENT_RE, SCENARIO_LIMITS } from '../src/scenario/schema.ts';
 import { describeCut, parseStream, StreamParser, type ParsedStream } from '../src/runner/stream.ts';
 import { ConfigError } from '../src/util/errors.ts';
 import { ROOT } from './faults-util.ts';
+import { prng } from './lib/prng.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261127);
 const N = 3000;
 /** A parse that takes this long is a hang, not slowness (each takes well under a millisecond). */
 const HANG_MS = 2000;
 
-/** mulberry32: small, fast, good enough to drive a fuzzer, and replayable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   constructor(readonly r: () => number) {}

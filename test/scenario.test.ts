@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { ConfigError } from '../src/util/errors.ts';
 import { ALL_LOGICS, type Accounting, type Counter, type ExpectedOp, type Logic, logicLabel, rlimitPages, simulate } from '../src/model/index.ts';
 import { classify } from '../src/diff/index.ts';
+import { prng } from './lib/prng.ts';
 import {
   BUILTIN_SCENARIO_DIR,
   type CompiledScenario,
@@ -576,17 +577,6 @@ t.test('loaders: files, directories, duplicate ids', (t) => {
 // ---------------------------------------------------------------------------
 // Property: random and mutated scenario objects
 
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A random scenario object that is valid by construction (the generator tracks open buffers and online CPUs). */
 function genValid(r: () => number): Record<string, unknown> {
