@@ -30,7 +30,7 @@ const cacheDir = args.cache ? resolve(args.cache) : await mkdtemp(join(tmpdir(),
 // The build uses <cacheDir>/ccache unless CCACHE_DIR says otherwise: a fresh cache dir is a cold ccache.
 if (!args.cache) delete process.env.CCACHE_DIR;
 const rows: [string, string, string, string][] = [];
-const t = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const t = (ms: number) => (ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`);
 
 try {
   console.error(`bench:build: cache ${cacheDir}, ${cpus().length} CPUs, load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);

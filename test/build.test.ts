@@ -223,6 +223,24 @@ t.test('a local kernel tree (path, no patches) builds and boots the same way', {
   // ... and in a matrix it is a BUILD_FAIL cell carrying the reason, not a crash.
   const rb = await matrix([bad], ['baseline']);
   t.match(cellOf(rb, 'tree-bad', 'baseline'), { verdict: 'BUILD_FAIL', reason: /CONFIG_LOCKSTEP_NO_SUCH_OPTION/ });
+
+  // The same tree as a git repository, given by URL + ref: fetched (one ref, shallow) into the cache.
+  const env = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' };
+  await run('git', ['init', '-q', tree], undefined, env);
+  // -f: Debian's top-level .gitignore ignores everything at the top of the tree
+  await run('git', ['-C', tree, 'add', '-A', '-f'], undefined, env);
+  await run('git', ['-C', tree, 'commit', '-q', '-m', 'linux 6.1.192 + fix-4'], undefined, env);
+  await run('git', ['-C', tree, 'tag', 'v6.1.192-fix4'], undefined, env);
+  const gspec = parseSpec({ id: 'git-fix4', kind: 'source', version: '6.1.192', source: { git: `file://${tree}`, ref: 'v6.1.192-fix4' }, expect: 'V2/shared' }, specFile) as SourceSpec;
+  const gInp = await prepareInputs(gspec, { cacheDir: cache });
+  t.teardown(async () => {
+    await rm(join(cache, 'kernels', 'source-trees', gInp.tree), { recursive: true, force: true });
+    await rm(join(cache, 'kernels', 'source', gInp.key), { recursive: true, force: true });
+    await rm(gInp.resolved.path!, { recursive: true, force: true });
+  });
+  t.match(gInp.resolved.identity, /^git:file:\/\/.*@[0-9a-f]{40}$/, 'a git tree is identified by its commit');
+  const rg = await matrix([gspec], ['sysctl-lowered']);
+  t.equal(cellOf(rg, 'git-fix4', 'sysctl-lowered').verdict, 'MATCH', `git tree as V2/shared: ${cellOf(rg, 'git-fix4', 'sysctl-lowered').reason ?? 'MATCH'}`);
 });
 
 t.test('a corrupt artifact is rebuilt; a killed build leaves no artifact and a clean tree', { skip: hasBase ? false : 'linux-source-6.1 is not installed' }, async (t) => {
@@ -273,9 +291,9 @@ t.test('a corrupt artifact is rebuilt; a killed build leaves no artifact and a c
   await rm(entryK, { recursive: true, force: true });
 });
 
-function run(cmd: string, args: string[], cwd?: string): Promise<void> {
+function run(cmd: string, args: string[], cwd?: string, env?: NodeJS.ProcessEnv): Promise<void> {
   return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = spawn(cmd, args, { cwd, env: env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'] });
     let e = '';
     c.stderr.on('data', (d: Buffer) => (e += d.toString()));
     c.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')}: exit ${code}: ${e}`))));
