@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, 
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { type TarEntry, tarEntryProblem, TarFormatError, tarProblems, TarScanner } from '../src/kernels/tarsafe.ts';
-import { tmp } from './faults-util.ts';
+import { lockstep, ROOT, specFile, tmp } from './faults-util.ts';
 
 const dir = tmp('tar');
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -136,4 +136,34 @@ t.test('damaged archives: a TarFormatError, never anything else, never a hang', 
     try { scan(cut, 1 + rnd(600)); } catch (e) { if (!(e instanceof TarFormatError)) { other++; t.fail(String((e as Error).stack)); break; } }
   }
   t.equal(other, 0, `${n} damaged archives: only TarFormatError`);
+});
+
+t.test('a source kernel from a tarball with an escaping entry: exit 2 naming the field, nothing unpacked', async (t) => {
+  // Served from loopback, as a tarball URL would be; built by Python's tarfile (GNU tar will not write "..").
+  const evil = join(dir, 'evil-src.tar.gz');
+  execFileSync('python3', ['-c', `
+import tarfile, io
+with tarfile.open(${JSON.stringify(evil)}, 'w:gz') as tf:
+    for name, data in [('linux-6.1/Makefile', b'VERSION = 6\\n'), ('linux-6.1/../../escaped-by-lockstep-test', b'x')]:
+        ti = tarfile.TarInfo(name); ti.size = len(data); tf.addfile(ti, io.BytesIO(data))
+`]);
+  const { createHash } = await import('node:crypto');
+  const { createServer } = await import('node:http');
+  const body = readFileSync(evil);
+  const server = createServer((_req, res) => { res.end(body); });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const port = (server.address() as { port: number }).port;
+  const specPath = specFile(dir, 'evil-spec.json', {
+    id: 'evil-tarball', kind: 'source', version: '6.1.0', expect: 'V3',
+    source: { tarball: `http://127.0.0.1:${port}/linux.tar.gz`, sha256: createHash('sha256').update(body).digest('hex') },
+    config: join(ROOT, 'kernels', 'config', 'lockstep-guest.config'),
+  });
+  const cache = tmp('tar-cache');
+  t.teardown(() => rmSync(cache, { recursive: true, force: true }));
+  const r = await lockstep(['kernels', 'build', 'evil-tarball', '--no-builtin-kernels', '--kernel-spec', specPath, '--cache', cache], { killAfterMs: 120_000 });
+  t.equal(r.code, 2, r.stderr);
+  t.match(r.stderr, /source\.tarball: .* is unsafe to unpack: entry ".*escaped-by-lockstep-test" has a "\.\." component\. Fix: /);
+  t.equal(r.stderr.trim().split('\n').filter((l) => /^lockstep /.test(l)).length, 1, 'one error line');
+  t.notOk(existsSync(join(cache, '..', 'escaped-by-lockstep-test')), 'nothing written outside');
 });

@@ -28,6 +28,7 @@ import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { ConfigError, MissingDependencyError } from '../util/errors.ts';
+import { tarFileProblems } from './tarsafe.ts';
 import { acquireLock, bzImageVersionString, defaultCacheDir, isBzImage, sha256File, type EnsureOptions, type KernelArtifact } from './artifact.ts';
 import type { SourceSpec } from './spec.ts';
 import {
@@ -453,7 +454,7 @@ async function buildVariant(
   const logPath = join(tp.root, 'logs', `${inp.key}.log`);
   try {
     log(`building ${spec.id} (key ${inp.key.slice(0, 12)}, tree ${inp.tree.slice(0, 12)}, ${inp.resolved.label}, ${spec.patches.length} patch(es))`);
-    await ensureTree(tp, inp, opts.cacheDir, log);
+    await ensureTree(tp, inp, spec, opts.cacheDir, log);
     await mkdir(dirname(logPath), { recursive: true });
     const localversion = `-ls${inp.key.slice(0, 8)}`;
     await restorePristine(tp, log);
@@ -509,7 +510,7 @@ async function buildVariant(
 }
 
 /** Unpack (if needed) and configure the shared tree; verify the fragment. */
-async function ensureTree(tp: TreePaths, inp: PreparedInputs, cacheDir: string, log: (m: string) => void): Promise<void> {
+async function ensureTree(tp: TreePaths, inp: PreparedInputs, spec: SourceSpec, cacheDir: string, log: (m: string) => void): Promise<void> {
   if (!(await exists(join(tp.root, 'unpacked')))) {
     // Unpack beside the final place, then rename: a killed unpack leaves only a .tmp dir.
     const parent = dirname(tp.root);
@@ -518,6 +519,15 @@ async function ensureTree(tp: TreePaths, inp: PreparedInputs, cacheDir: string, 
     const staging = join(parent, `.tmp-${inp.tree}-${process.pid}`);
     await mkdir(join(staging, 'src'), { recursive: true });
     if (inp.resolved.tarball) {
+      // A downloaded tarball is checked entry by entry first: nothing may land
+      // outside the tree (GNU tar alone fails part-way, leaving escaping symlinks).
+      if (inp.resolved.identity.startsWith('tarball:')) {
+        const bad = await tarFileProblems(inp.resolved.tarball, 1).catch((e: Error) => [`unreadable: ${e.message}`]);
+        if (bad.length) {
+          throw new ConfigError(spec.origin, `${spec.at}source.tarball`, `${inp.resolved.label} is unsafe to unpack: ${bad.slice(0, 3).join('; ')}`,
+            'use a release tarball from kernel.org or your distribution, or unpack a trusted tree yourself and use "source": {"path": "/abs/tree"}');
+        }
+      }
       log(`unpacking ${inp.resolved.tarball} (once per tree)`);
       await tool('tar', ['-xf', inp.resolved.tarball, '--strip-components=1', '--no-same-owner', '-C', join(staging, 'src')], { install: 'apt-get install tar xz-utils' });
     } else {

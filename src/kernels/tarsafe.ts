@@ -202,3 +202,41 @@ export function tarProblems(data: Buffer, strip = 0, max = 20): string[] {
   s.end();
   return out;
 }
+
+/**
+ * Scan a (possibly compressed) tarball on disk, entry by entry, without
+ * unpacking it: the problems of its first `max` bad entries, [] when every
+ * entry stays inside the tree. The decompressor is chosen from the magic
+ * bytes and run with an argument array (never a shell).
+ */
+export async function tarFileProblems(path: string, strip = 0, max = 20): Promise<string[]> {
+  const { open } = await import('node:fs/promises');
+  const { spawn } = await import('node:child_process');
+  const fh = await open(path, 'r');
+  const magic = Buffer.alloc(6);
+  await fh.read(magic, 0, 6, 0);
+  await fh.close();
+  const tool =
+    magic.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])) ? ['xz', '-dc', path]
+    : magic[0] === 0x1f && magic[1] === 0x8b ? ['gzip', '-dc', path]
+    : magic.subarray(0, 3).toString('latin1') === 'BZh' ? ['bzip2', '-dc', path]
+    : magic.subarray(0, 4).equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd])) ? ['zstd', '-dc', path]
+    : ['cat', path];
+  const out: string[] = [];
+  const scanner = new TarScanner((e) => { const p = tarEntryProblem(e, strip); if (p && out.length < max) out.push(p); });
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(tool[0], tool.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => { err += d; });
+    child.stdout.on('data', (d: Buffer) => {
+      try { scanner.push(d); } catch (e) { child.kill(); reject(e); }
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0 && !out.length) return reject(new TarFormatError(`${tool[0]} could not read ${path}: ${err.trim() || `exit ${code}`}`));
+      try { scanner.end(); } catch (e) { return reject(e); }
+      resolve();
+    });
+  });
+  return out;
+}
