@@ -3,11 +3,12 @@
 // results.json + table.md atomically after every group, so an interrupted or
 // crashed run keeps every cell it finished.
 
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { release as osRelease } from 'node:os';
+import { release as osRelease, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import PQueue from 'p-queue';
-import { ensureKernel, type KernelArtifact } from '../kernels/artifact.ts';
+import { acquireLock, ensureKernel, type KernelArtifact } from '../kernels/artifact.ts';
 import { resolveExpect } from '../kernels/expect.ts';
 import { AUX_SKIP_REASON } from '../kernels/source.ts';
 import type { KernelSpec } from '../kernels/spec.ts';
@@ -29,6 +30,9 @@ import { writeAtomic } from '../results/write.ts';
 import { type CellContext, cellsFromOutcome, cellWithoutRun } from './cells.ts';
 import { groupTimeoutMs, planGroups, type PlannedGroup, scheduleOrder } from './plan.ts';
 import { matrixIdentity, shardGroups, type ShardSpec } from './shard.ts';
+
+/** Machine-wide: one lockstep at a time runs scenarios on the host kernel. */
+export const HOST_KERNEL_LOCK = join(existsSync('/run/lock') ? '/run/lock' : tmpdir(), 'lockstep-host-kernel.lock');
 
 export const LOCKSTEP_VERSION = '0.1.0';
 
@@ -98,10 +102,17 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
   const container = o.kernels.some((k) => runtimeOf(k) === 'container') ? await containerRuntime((m) => o.log(`[container] ${m}`)) : undefined;
   // Read before any host group runs: a host scenario changes them for its duration.
   const hostSysctls = container ? hostPerfSysctls() : undefined;
-  // Host and container groups share one kernel, its sysctls and CPUs: one at a time.
+  // Host and container groups share one kernel, its sysctls and CPUs: one at
+  // a time in this run, and, through a lock file, one at a time on the
+  // machine (another lockstep lowering perf_event_mlock_kb mid-scenario would
+  // make this run's cells MISMATCH for nothing).
   let hostKernelBusy: Promise<unknown> = Promise.resolve();
   const onHostKernel = <T>(f: () => Promise<T>): Promise<T> => {
-    const p = hostKernelBusy.then(f, f);
+    const locked = async (): Promise<T> => {
+      const release = await acquireLock(HOST_KERNEL_LOCK, 'the host kernel (its sysctls and per-uid counters)', { log: o.log, timeoutMs: 6 * 3600_000 });
+      try { return await f(); } finally { await release(); }
+    };
+    const p = hostKernelBusy.then(locked, locked);
     hostKernelBusy = p.catch(() => {});
     return p;
   };
