@@ -27,7 +27,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     ...kernelOptions,
     ...scenarioOptions,
     out: { type: 'string', arg: 'DIR', help: 'output directory', default: 'results/runs/<UTC timestamp>' },
-    jobs: { type: 'string', arg: 'N', help: 'boots at once (each TCG vCPU is a host thread, so more rarely helps)', default: String(Math.max(1, Math.min(2, cpus().length))) },
+    jobs: { type: 'string', arg: 'N', help: 'boots at once; each TCG guest runs on one host thread (single-threaded TCG), so one per core', default: String(Math.max(1, cpus().length)) },
     accel: { type: 'string', arg: 'kvm|tcg', help: 'force an accelerator (default: KVM if a probe VM starts, else TCG)' },
     timeout: { type: 'string', arg: 'SECONDS', help: 'hard limit per boot (default: scaled by CPUs and ops)' },
     'op-timeout': { type: 'string', arg: 'SECONDS', help: 'limit per op inside the guest', default: '60' },
