@@ -59,4 +59,20 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 
+# Container mode (the host-container kernel, test/container.test.ts) needs a
+# Docker engine: start dockerd (docker.io) when none answers and we are root.
+engine_up() {
+  [ -S /var/run/docker.sock ] && node -e "require('http').get({socketPath: '/var/run/docker.sock', path: '/_ping'}, (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))"
+}
+if ! engine_up; then
+  if [ "$(id -u)" = 0 ] && command -v dockerd >/dev/null; then
+    echo "lockstep setup: starting dockerd (log: /var/log/dockerd.log)" >&2
+    setsid dockerd >/var/log/dockerd.log 2>&1 < /dev/null &
+    for _ in $(seq 1 60); do engine_up && break; sleep 1; done
+    engine_up || { echo "lockstep setup: dockerd did not answer within 60 s:" >&2; tail -n 20 /var/log/dockerd.log >&2; }
+  else
+    echo "lockstep setup: no Docker engine answers on /var/run/docker.sock; host-container cells need one (fix: start dockerd as root)" >&2
+  fi
+fi
+
 make -s -C harness >&2
