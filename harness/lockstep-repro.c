@@ -1519,8 +1519,21 @@ static bool run_op(const struct item *b, int i, const struct op *op)
 		/* only the guest's init sets this: sysrq on a real machine would crash it */
 		if (!getenv("LOCKSTEP_GUEST"))
 			fail(&r, EPERM, "sysrq refused: not in a lockstep guest (LOCKSTEP_GUEST unset)");
-		else if (write_str("/proc/sysrq-trigger", op->name) < 0)
-			fail(&r, errno, "write to /proc/sysrq-trigger failed");
+		else {
+			if (op->name[0] == 'b' || op->name[0] == 'o') {
+				/* Fault injection of a guest that dies mid-line, made
+				 * deterministic: half of this op's result line goes out
+				 * and the UART is drained (tcdrain) before the reset, so
+				 * the stream always ends on a cut line. */
+				char half[ID_MAX + 96];
+				int n = snprintf(half, sizeof half, "{\"ev\":\"op\",\"scenario\":\"%s\",\"i\":%d,\"op\":\"sysrq\",\"ok\":tr", b->id, i);
+				write_all(g_out, half, (size_t)n);
+				if (isatty(g_out))
+					tcdrain(g_out);
+			}
+			if (write_str("/proc/sysrq-trigger", op->name) < 0)
+				fail(&r, errno, "write to /proc/sysrq-trigger failed");
+		}
 		break;
 	case OP_BALLAST_PERF:
 	case OP_BALLAST_URING:
