@@ -23,7 +23,7 @@ import { runMatrix } from '../src/matrix/run.ts';
 import { planGroups } from '../src/matrix/plan.ts';
 import { ALL_LOGICS, simulate } from '../src/model/index.ts';
 import { builtinScenarios } from '../src/scenario/load.ts';
-import type { CompiledScenario, Op } from '../src/scenario/ops.ts';
+import { type CompiledScenario, hasFaultInjection, type Op } from '../src/scenario/ops.ts';
 import { boot, kvmUsable, type Accel } from '../src/runner/qemu.ts';
 import { renderTable } from '../src/results/table.ts';
 import { RESULTS_SCHEMA, type CellResult, type Results } from '../src/results/schema.ts';
@@ -61,7 +61,7 @@ const spec = async (id: string): Promise<KernelSpec> => {
   return s;
 };
 const scenarios = builtinScenarios().map((l) => l.compiled);
-const twoCpu = scenarios.filter((s) => s.cpus === 2 && !s.ops.some((o) => o.op === 'hang' || o.op === 'sysrq'));
+const twoCpu = scenarios.filter((s) => s.cpus === 2 && !hasFaultInjection(s));
 
 async function benchSim(): Promise<void> {
   log('simulator throughput');
@@ -130,7 +130,7 @@ async function benchGrouping(cacheDir: string): Promise<void> {
 async function benchMatrix(): Promise<void> {
   log('default matrix cold (empty kernel cache and ccache: builds everything) and warm');
   const kernels = await builtinSpecs();
-  const sc = scenarios.filter((s) => !s.ops.some((o) => o.op === 'hang' || o.op === 'sysrq'));
+  const sc = scenarios.filter((s) => !hasFaultInjection(s));
   // The ccache lives inside the cache dir, so a fresh dir is a truly cold machine.
   const cold = await mkdtemp(join(tmpdir(), 'lockstep-bench-cache-'));
   const c = await matrixOnce(kernels, sc, cold);

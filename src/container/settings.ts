@@ -14,7 +14,7 @@
 // shared with every root process on the host, which is why the incident's
 // root started at 32886 pages and why lockstep never measures as uid 0).
 
-import type { CompiledScenario } from '../scenario/ops.ts';
+import { type CompiledScenario, hasFaultInjection } from '../scenario/ops.ts';
 
 export interface ContainerSettings {
   /** capabilities added to Docker's default set */
@@ -58,7 +58,7 @@ export function containerSkipReason(s: CompiledScenario, h: ContainerHost): stri
   const sysctl = s.ops.find((op) => op.op === 'sysctl');
   if (sysctl) return `writes ${sysctl.name} mid-run: ${ro}`;
   if (s.ops.some((op) => op.op === 'cpu')) return 'takes CPUs offline: lockstep never hotplugs host CPUs';
-  if (s.ops.some((op) => op.op === 'hang' || op.op === 'sysrq')) return 'has fault-injection ops (hang/sysrq): VM only';
+  if (hasFaultInjection(s)) return 'has fault-injection ops (hang/sysrq): VM only';
   return null;
 }
 

@@ -15,7 +15,7 @@ import type { KernelSpec } from '../kernels/spec.ts';
 import { ensureBaseImage, reproducerBinary } from '../image/initramfs.ts';
 import { createHash } from 'node:crypto';
 import { type Logic, logicLabel } from '../model/index.ts';
-import type { CompiledScenario } from '../scenario/ops.ts';
+import { type CompiledScenario, hasFaultInjection } from '../scenario/ops.ts';
 import { scenarioHash } from '../scenario/load.ts';
 import { freshHostUids, HostRuntime, hostOnlineCpus, hostSkipReason } from '../runner/host.ts';
 import { containerRuntime, hostPerfSysctls } from '../runner/container.ts';
@@ -216,7 +216,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
       for (const s of g.scenarios) {
         const rl = [s.rlimit_kb, ...s.ops.flatMap((op) => (op.op === 'rlimit' ? [op.memlock_kb] : []))];
         // sysrq on the host would crash the machine that runs lockstep
-        const why = (s.ops.some((op) => op.op === 'hang' || op.op === 'sysrq') ? 'has fault-injection ops (hang/sysrq): VM only, never on the host' : null) ??
+        const why = (hasFaultInjection(s) ? 'has fault-injection ops (hang/sysrq): VM only, never on the host' : null) ??
           hostSkipReason(s.cpus, rl) ??
           (s.ops.some((op) => op.op === 'cpu') ? 'takes CPUs offline: lockstep never hotplugs host CPUs' : null);
         if (why) skipped.push(cellWithoutRun(ctx(logic), s, 'SKIP', why));

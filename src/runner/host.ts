@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { cpus as osCpus } from 'node:os';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
-import { toScript } from '../scenario/ops.ts';
+import { hasFaultInjection, toScript } from '../scenario/ops.ts';
 import { REPRO_BINARY } from '../image/initramfs.ts';
 import type { GroupOutcome, GroupRequest, Runtime } from './runtime.ts';
 import { describeCut, StreamParser, tail } from './stream.ts';
@@ -66,7 +66,7 @@ export class HostRuntime implements Runtime {
 
   async run(req: GroupRequest): Promise<GroupOutcome> {
     // Last line of defence: the matrix SKIPs these, but sysrq here would crash the machine.
-    const fault = req.scenarios.find((s) => s.ops.some((op) => op.op === 'hang' || op.op === 'sysrq'));
+    const fault = req.scenarios.find(hasFaultInjection);
     if (fault) throw new Error(`refusing to run fault-injection scenario ${fault.id} on the host kernel`);
     const script = req.scenarios.map((s, k) => toScript(s, req.uids[k])).join('');
     const scriptPath = join(req.logDir, 'script.ops');

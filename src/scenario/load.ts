@@ -9,7 +9,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../util/errors.ts';
-import { type CompiledScenario, type Op, type SysctlName, ballastBuffers, userLockLimit } from './ops.ts';
+import { type CompiledScenario, type Op, type SysctlName, ballastBuffers, hasFaultInjection, userLockLimit } from './ops.ts';
 import { type PagesSpec, SCENARIO_LIMITS, type ScenarioSource, show, validateScenario } from './schema.ts';
 
 /** A scenario file, loaded: its source (defaults filled) and what it compiles to. */
@@ -249,7 +249,6 @@ export function scenarioNeeds(s: CompiledScenario): ScenarioNeeds {
   let rlimitKbMax = s.rlimit_kb;
   let rlimitUnlimited = s.rlimit_kb === null;
   let ioUring = false;
-  let faultInjection = false;
   for (const op of s.ops) {
     if (op.op === 'cpu') hot.add(op.cpu);
     else if (op.op === 'sysctl') sysctls.add(op.name);
@@ -257,7 +256,6 @@ export function scenarioNeeds(s: CompiledScenario): ScenarioNeeds {
       if (op.memlock_kb === null) rlimitUnlimited = true;
       else if (rlimitKbMax === null || op.memlock_kb > rlimitKbMax) rlimitKbMax = op.memlock_kb;
     } else if (op.op === 'ballast' && op.via === 'io_uring') ioUring = true;
-    else if (op.op === 'hang' || op.op === 'sysrq') faultInjection = true;
   }
   return {
     cpus: s.cpus,
@@ -266,7 +264,7 @@ export function scenarioNeeds(s: CompiledScenario): ScenarioNeeds {
     rlimitUnlimited,
     sysctls: [...sysctls].sort(),
     ioUring,
-    faultInjection,
+    faultInjection: hasFaultInjection(s),
   };
 }
 

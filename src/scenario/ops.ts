@@ -55,6 +55,11 @@ export type Op =
 
 export type OpName = Op['op'];
 
+/** Ops that exist to test the runner (sysrq can crash the machine): VM only, never the host or a container. */
+export const FAULT_OPS: ReadonlySet<OpName> = new Set<OpName>(['hang', 'sysrq']);
+
+export const hasFaultInjection = (s: { ops: readonly Op[] }): boolean => s.ops.some((op) => FAULT_OPS.has(op.op));
+
 /** A scenario after compilation: everything concrete, ready to run or simulate. */
 export interface CompiledScenario {
   id: string;
