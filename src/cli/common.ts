@@ -2,11 +2,15 @@
 // from built-ins plus user files, and flag parsing helpers.
 
 import { existsSync, statSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { builtinSpecs, checkUniqueIds, loadSpecFile, type KernelSpec } from '../kernels/spec.ts';
 import { builtinScenarios, loadScenarioDir, loadScenarioFile } from '../scenario/load.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import { ConfigError } from '../util/errors.ts';
+
+/** Boots at once: each TCG guest runs on one host thread (single-threaded TCG), so one per core. */
+export const DEFAULT_JOBS = String(Math.max(1, cpus().length));
 
 export interface OptionSpec {
   type: 'string' | 'boolean';

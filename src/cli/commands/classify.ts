@@ -9,7 +9,7 @@ import type { CompiledScenario } from '../../scenario/ops.ts';
 import type { Results } from '../../results/schema.ts';
 import { readResults } from '../../results/write.ts';
 import { ConfigError } from '../../util/errors.ts';
-import { type Command, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
+import { type Command, DEFAULT_JOBS, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
 
 /** The report for one kernel, as printed. */
 export function classificationText(c: KernelClassification, expected: string | null): string {
@@ -54,7 +54,7 @@ Exit 0 when every classified kernel fits at least one logic, 1 otherwise.`,
     ...kernelOptions,
     ...scenarioOptions,
     out: { type: 'string', arg: 'DIR', help: 'output directory of a fresh run', default: 'results/runs/<UTC timestamp>' },
-    jobs: { type: 'string', arg: 'N', help: 'boots at once in a fresh run', default: '2' },
+    jobs: { type: 'string', arg: 'N', help: 'boots at once in a fresh run (one per core)', default: DEFAULT_JOBS },
     cache: { type: 'string', arg: 'DIR', help: 'kernel and image cache (default: $LOCKSTEP_CACHE or ~/.cache/lockstep)' },
     json: { type: 'boolean', help: 'print the classifications as JSON' },
   },

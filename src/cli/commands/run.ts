@@ -1,4 +1,3 @@
-import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { defaultCacheDir } from '../../kernels/artifact.ts';
 import { runMatrix } from '../../matrix/run.ts';
@@ -7,7 +6,7 @@ import { writeReports, writeStepSummary } from '../../report/files.ts';
 import { renderSummary } from '../../report/summary.ts';
 import { renderTable } from '../../results/table.ts';
 import { ConfigError } from '../../util/errors.ts';
-import { type Command, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
+import { type Command, DEFAULT_JOBS, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
 
 export const command: Command = {
   name: 'run',
@@ -27,7 +26,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     ...kernelOptions,
     ...scenarioOptions,
     out: { type: 'string', arg: 'DIR', help: 'output directory', default: 'results/runs/<UTC timestamp>' },
-    jobs: { type: 'string', arg: 'N', help: 'boots at once; each TCG guest runs on one host thread (single-threaded TCG), so one per core', default: String(Math.max(1, cpus().length)) },
+    jobs: { type: 'string', arg: 'N', help: 'boots at once; each TCG guest runs on one host thread (single-threaded TCG), so one per core', default: DEFAULT_JOBS },
     accel: { type: 'string', arg: 'kvm|tcg', help: 'force an accelerator (default: KVM if a probe VM starts, else TCG)' },
     timeout: { type: 'string', arg: 'SECONDS', help: 'hard limit per boot (default: scaled by CPUs and ops)' },
     'op-timeout': { type: 'string', arg: 'SECONDS', help: 'limit per op inside the guest', default: '60' },
