@@ -4,7 +4,9 @@
 
 import { diffCalibrated } from '../diff/index.ts';
 import { type Logic, logicLabel, simulate, type SimulateOptions } from '../model/index.ts';
+import { FAIL_ALL, type SplatDecider, splatDecider } from '../policy/splats.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
+import { type ConsoleFault, SPLAT_KINDS } from '../runner/stream.ts';
 import type { GroupOutcome } from '../runner/runtime.ts';
 import type { CellResult, CellVerdict } from '../results/schema.ts';
 
@@ -17,6 +19,8 @@ export interface CellContext {
   rerun: (scenario: string) => string;
   /** what the kernel's version implies for the simulator (BPF charging before 5.11) */
   simOpts?: SimulateOptions;
+  /** which console splats fail this kernel's cells (src/policy/splats.ts); default: all fail */
+  splats?: SplatDecider;
 }
 
 function base(ctx: CellContext, s: CompiledScenario, o: GroupOutcome | null): CellResult {
@@ -39,11 +43,18 @@ export function cellWithoutRun(ctx: CellContext, s: CompiledScenario, verdict: C
   return c;
 }
 
-const FAULT_VERDICT = { panic: 'PANIC', oops: 'PANIC', bug: 'PANIC' } as const;
-
 export function cellsFromOutcome(ctx: CellContext, scenarios: readonly CompiledScenario[], o: GroupOutcome): CellResult[] {
-  const fatal = o.faults.find((f) => f.kind !== 'warn');
-  const warns = o.faults.filter((f) => f.kind === 'warn');
+  // Splats the policy fails make the cell PANIC (most severe kind first); the others are notes on a MATCH.
+  const policy = ctx.splats ?? splatDecider(FAIL_ALL, ctx.kernel);
+  const rank = (f: ConsoleFault): number => SPLAT_KINDS.indexOf(f.kind);
+  const fatal = o.faults.filter((f) => policy.action(f.kind) === 'fail').sort((a, b) => rank(a) - rank(b))[0];
+  const notes = o.faults.filter((f) => policy.action(f.kind) === 'note');
+  const failBySplat = (c: CellResult): CellResult => {
+    if (!fatal) return c;
+    c.reason = `kernel ${fatal.kind} during the boot (fails the cell: ${policy.why(fatal.kind)}): ${fatal.line}; measured: ${c.verdict}${c.reason ? ` (${c.reason})` : ''}`;
+    c.verdict = 'PANIC'; c.console_excerpt = fatal.excerpt;
+    return c;
+  };
   // The scenario that was running when the stream stopped, if any.
   const inFlight = o.stream.open;
   return scenarios.map((s) => {
@@ -55,8 +66,8 @@ export function cellsFromOutcome(ctx: CellContext, scenarios: readonly CompiledS
     const groupFailure = (): void => {
       const what = st ? `during ${s.id} (last op seen: ${st.ops.length ? st.ops[st.ops.length - 1].i : 'none'})` : `before ${s.id} started`;
       if (fatal) {
-        c.verdict = FAULT_VERDICT[fatal.kind as keyof typeof FAULT_VERDICT];
-        c.reason = `kernel ${fatal.kind} ${what}: ${fatal.line}`;
+        c.verdict = 'PANIC';
+        c.reason = `kernel ${fatal.kind} ${what} (fails the cell: ${policy.why(fatal.kind)}): ${fatal.line}`;
         c.console_excerpt = fatal.excerpt;
       } else if (o.status === 'timeout') {
         c.verdict = 'TIMEOUT'; c.reason = `${o.detail} ${what}`; c.console_excerpt = o.consoleTail;
@@ -79,8 +90,7 @@ export function cellsFromOutcome(ctx: CellContext, scenarios: readonly CompiledS
       const e = st.errors[0];
       c.verdict = /timed out/.test(e.msg) ? 'TIMEOUT' : 'ERROR';
       c.reason = `${o.status === 'aborted' ? 'run interrupted; ' : ''}reproducer: ${e.msg}${e.i !== undefined ? ` (op ${e.i})` : ''}`;
-      if (fatal) { c.verdict = 'PANIC'; c.reason = `kernel ${fatal.kind}: ${fatal.line}`; c.console_excerpt = fatal.excerpt; }
-      return withExpected(c, s, ctx);
+      return withExpected(failBySplat(c), s, ctx);
     }
     if (!ctx.logic) {
       c.verdict = 'UNCHECKED';
@@ -88,7 +98,7 @@ export function cellsFromOutcome(ctx: CellContext, scenarios: readonly CompiledS
       c.pinned_measured = st.ops.filter((m) => m.op === 'map').map((m) => m.vmpin_kb / 4);
       const k = st.ops.filter((m) => m.op === 'map').findIndex((m) => m.errno === 'EPERM');
       c.first_eperm_measured = k < 0 ? null : k + 1;
-      return c;
+      return failBySplat(c);
     }
     const d = diffCalibrated({ scenario: s, measured: st.ops }, ctx.logic, ctx.simOpts);
     c.verdict = d.verdict;
@@ -104,8 +114,8 @@ export function cellsFromOutcome(ctx: CellContext, scenarios: readonly CompiledS
     if (d.verdict === 'ERROR') c.reason = d.missing ?? c.reason;
     if (d.calibrated) c.calibrated = { ...d.calibrated };
     c.expected = d.expected ?? simulate(s, ctx.logic, ctx.simOpts);
-    if (warns.length && c.verdict === 'MATCH') c.reason = `kernel WARN during the boot: ${warns[0].line}`;
-    return c;
+    if (notes.length && c.verdict === 'MATCH' && !fatal) c.reason = `kernel ${notes[0]!.kind} during the boot (a note: ${policy.why(notes[0]!.kind)}): ${notes[0]!.line}`;
+    return failBySplat(c);
   });
 }
 

@@ -28,6 +28,7 @@ import { RESULTS_SCHEMA, type CellResult, type KernelRecord, type Results } from
 import { renderTable } from '../results/table.ts';
 import { writeAtomic } from '../results/write.ts';
 import { type CellContext, cellsFromOutcome, cellWithoutRun } from './cells.ts';
+import { type SplatPolicy, splatDecider } from '../policy/splats.ts';
 import { groupTimeoutMs, planGroups, type PlannedGroup, scheduleOrder } from './plan.ts';
 import { matrixIdentity, shardGroups, type ShardSpec } from './shard.ts';
 
@@ -53,6 +54,8 @@ export interface MatrixOptions {
   rerun: (kernel: string, scenario: string) => string;
   /** run only this slice of the matrix's groups (`--shard i/n`) */
   shard?: ShardSpec;
+  /** which console splats fail a cell (default: every one) */
+  splatPolicy?: SplatPolicy;
 }
 
 /** Where a kernel came from, for provenance: from the artifact's kind-specific facts. */
@@ -170,6 +173,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
     const ctx = (logic: Logic | null): CellContext => ({
       kernel: g.kernel, logic, runtime: g.runtime, startedAt: new Date().toISOString(),
       scenarioHash, rerun: (s) => o.rerun(g.kernel, s), simOpts,
+      splats: o.splatPolicy ? splatDecider(o.splatPolicy, g.kernel) : undefined,
     });
     if (spec.kind === 'source' && spec.aux_only) {
       // Differs from its base logic only on AUX unmapping: nothing to build or boot without an AUX-capable PMU.

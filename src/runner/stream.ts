@@ -203,28 +203,57 @@ export function parseStream(text: string): ParsedStream {
   return p.end();
 }
 
-/** Console lines that mean the kernel is in trouble, in order of severity. */
-const CONSOLE_FAULTS: { kind: 'panic' | 'oops' | 'bug' | 'warn'; re: RegExp }[] = [
+/**
+ * Kinds of kernel splat the console scan tells apart; a splat policy
+ * (src/policy/splats.ts) decides per kernel which fail a cell. Names follow
+ * the kernel's own reports: panic(), oops (die()), BUG()/"BUG: ...",
+ * KASAN and UBSAN reports, lockdep's "WARNING: possible ... locking",
+ * RCU's stall warnings, khungtaskd's "blocked for more than N seconds" and
+ * plain WARN()s.
+ */
+export const SPLAT_KINDS = ['panic', 'oops', 'bug', 'kasan', 'ubsan', 'lockdep', 'rcu_stall', 'hung_task', 'warn'] as const;
+export type SplatKind = (typeof SPLAT_KINDS)[number];
+
+// A console line starts with the printk timestamp "[    1.234567] " (and with
+// CONFIG_PRINTK_CALLER a "[    T1] " after it), or with nothing.
+const AT = String.raw`(?:^|\] )`;
+
+/**
+ * Console lines that start a splat, most specific first (a KASAN report is a
+ * "BUG: KASAN:", a lockdep splat a "WARNING: possible ..."), so each line gets
+ * one kind. Texts from the kernel sources: kernel/panic.c, arch/x86/kernel/dumpstack.c
+ * and traps.c, mm/kasan/report.c, lib/ubsan.c, kernel/locking/lockdep.c,
+ * kernel/rcu/tree_stall.h, kernel/hung_task.c, lib/bug.c + kernel/panic.c __warn().
+ */
+const CONSOLE_FAULTS: { kind: SplatKind; re: RegExp }[] = [
   { kind: 'panic', re: /Kernel panic - not syncing/ },
-  { kind: 'oops', re: /(^|\] )Oops: / },
+  { kind: 'oops', re: new RegExp(`${AT}Oops: `) },
   { kind: 'oops', re: /general protection fault/ },
-  { kind: 'bug', re: /(^|\] )BUG: / },
-  { kind: 'warn', re: /(^|\] )WARNING: CPU: / },
+  { kind: 'kasan', re: new RegExp(`${AT}BUG: KASAN: `) },
+  { kind: 'bug', re: new RegExp(`${AT}(?:BUG: |kernel BUG at )`) },
+  { kind: 'ubsan', re: new RegExp(`${AT}UBSAN: `) },
+  // lockdep: "possible circular locking dependency detected", "possible recursive
+  // locking detected", "inconsistent lock state", "possible irq lock inversion
+  // dependency detected", "suspicious RCU usage", "bad unlock balance detected!",
+  // "held lock freed!", "lock held when returning to user space!", "nested lock
+  // was not taken", "HARDIRQ-safe -> HARDIRQ-unsafe lock order detected"
+  { kind: 'lockdep', re: new RegExp(`${AT}WARNING: (?:possible (?:circular|recursive|irq lock)|inconsistent lock state|suspicious RCU usage|bad unlock balance|held lock freed|lock held when returning|nested lock was not taken|\\S+-safe -> \\S+-unsafe lock order)`) },
+  { kind: 'rcu_stall', re: /(?:^|\] )(?:rcu: )?INFO: \S+ (?:self-)?detected (?:expedited )?stalls?\b/ },
+  { kind: 'hung_task', re: /(?:^|\] )INFO: task .+ blocked for more than \d+ seconds/ },
+  { kind: 'warn', re: new RegExp(`${AT}WARNING: (?:CPU: \\d+ PID: \\d+ )?at `) },
 ];
 
-export interface ConsoleFault { kind: 'panic' | 'oops' | 'bug' | 'warn'; line: string; excerpt: string }
+/** One splat seen on the console: its kind, the line that started it and the ~30 lines around it. */
+export interface ConsoleFault { kind: SplatKind; line: string; excerpt: string }
 
-/** First serious fault on the console (panic > oops > BUG > WARN), with the text around it. */
+/** Every splat on the console, in console order, one per starting line (see CONSOLE_FAULTS for the texts). */
 export function consoleFaults(log: string): ConsoleFault[] {
   const lines = log.split('\n');
   const found: ConsoleFault[] = [];
   for (let n = 0; n < lines.length; n++) {
-    for (const f of CONSOLE_FAULTS) {
-      if (f.re.test(lines[n])) {
-        found.push({ kind: f.kind, line: lines[n].trim(), excerpt: lines.slice(Math.max(0, n - 2), n + 30).join('\n') });
-        break;
-      }
-    }
+    const text = lines[n]!.replace(/\r$/, '');
+    const f = CONSOLE_FAULTS.find((x) => x.re.test(text));
+    if (f) found.push({ kind: f.kind, line: text.trim(), excerpt: lines.slice(Math.max(0, n - 2), n + 30).join('\n') });
   }
   return found;
 }

@@ -2,6 +2,7 @@ import { join, resolve } from 'node:path';
 import { defaultCacheDir } from '../../kernels/artifact.ts';
 import { runMatrix } from '../../matrix/run.ts';
 import { parseShard } from '../../matrix/shard.ts';
+import { DEFAULT_SPLAT_POLICY, loadSplatPolicy } from '../../policy/load.ts';
 import { writeReports, writeStepSummary } from '../../report/files.ts';
 import { renderSummary } from '../../report/summary.ts';
 import { renderTable } from '../../results/table.ts';
@@ -33,6 +34,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     cache: { type: 'string', arg: 'DIR', help: 'kernel and image cache (default: $LOCKSTEP_CACHE or ~/.cache/lockstep)' },
     quiet: { type: 'boolean', help: 'no progress lines' },
     shard: { type: 'string', arg: 'I/N', help: 'run only slice I of N (whole boots: kernel x CPU count); join with `lockstep merge`' },
+    'splat-policy': { type: 'string', arg: 'FILE', help: 'which kernel splats (WARN, lockdep, KASAN, ...) fail a cell, per kernel id (default: the repo\'s policy/splats.json)' },
   },
   examples: [
     'lockstep run                                   # the default matrix',
@@ -69,6 +71,9 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     const jobs = int(v.jobs, 'jobs', 1, 64);
     const timeoutMs = v.timeout !== undefined ? int(v.timeout, 'timeout', 5, 86_400) * 1000 : undefined;
     const opTimeoutS = int(v['op-timeout'], 'op-timeout', 1, 3600);
+    const splatPolicy = v['splat-policy'] !== undefined
+      ? await loadSplatPolicy(resolve(String(v['splat-policy'])), String(v['splat-policy']))
+      : await loadSplatPolicy(DEFAULT_SPLAT_POLICY, 'policy/splats.json');
     let header = quiet ? '' : `lockstep: ${kernels.length} kernels x ${scenarios.length} scenarios -> ${outDir}`;
     const progress = (l: string): void => {
       if (quiet) return;
@@ -86,6 +91,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
         signal: ac.signal,
         log: progress,
         shard,
+        splatPolicy,
         rerun: (k, s) => `lockstep run --kernels ${k} --scenarios ${s}${specFlags}${scenFlags} --out ${outDir}-rerun`,
       });
       const bad = r.cells.filter((c) => !['MATCH', 'SKIP', 'UNCHECKED'].includes(c.verdict));
