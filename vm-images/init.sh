@@ -14,6 +14,16 @@ case " $(/bin/busybox cat /proc/cmdline) " in
 	/bin/busybox echo "lockstep-init: lockstep.hang_before=1: hanging before the reproducer"
 	while :; do /bin/busybox sleep 3600; done ;;
 esac
+# Splat hook for the splat-policy test (test/splats.test.ts): with
+# lockstep.splat=warn the guest's kernel log gets a WARN in the kernel's own
+# format through /dev/kmsg (the minimal guest config has no LKDTM), so the
+# console carries it like a real WARN_ON() and the scan and policy judge it.
+case " $(/bin/busybox cat /proc/cmdline) " in
+*" lockstep.splat=warn "*)
+	/bin/busybox echo "<4>------------[ cut here ]------------" >/dev/kmsg
+	/bin/busybox echo "<4>WARNING: CPU: 0 PID: 1 at vm-images/init.sh:1 lockstep_splat_hook+0x0/0x0" >/dev/kmsg
+	/bin/busybox echo "<4>---[ end trace 0000000000000000 ]---" >/dev/kmsg ;;
+esac
 /bin/busybox echo "lockstep-init: starting reproducer"
 # the reproducer refuses sysrq ops unless it runs here
 export LOCKSTEP_GUEST=1
