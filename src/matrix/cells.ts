@@ -49,8 +49,10 @@ export function cellsFromOutcome(ctx: CellContext, scenarios: readonly CompiledS
   const rank = (f: ConsoleFault): number => SPLAT_KINDS.indexOf(f.kind);
   const fatal = o.faults.filter((f) => policy.action(f.kind) === 'fail').sort((a, b) => rank(a) - rank(b))[0];
   const notes = o.faults.filter((f) => policy.action(f.kind) === 'note');
+  // A boot cut short is blamed on the scenario in flight (groupFailure): cells finished
+  // before it keep their verdicts. A boot that completed cannot say when its splat came.
   const failBySplat = (c: CellResult): CellResult => {
-    if (!fatal) return c;
+    if (!fatal || !o.stream.done) return c;
     c.reason = `kernel ${fatal.kind} during the boot (fails the cell: ${policy.why(fatal.kind)}): ${fatal.line}; measured: ${c.verdict}${c.reason ? ` (${c.reason})` : ''}`;
     c.verdict = 'PANIC'; c.console_excerpt = fatal.excerpt;
     return c;
@@ -67,7 +69,7 @@ export function cellsFromOutcome(ctx: CellContext, scenarios: readonly CompiledS
       const what = st ? `during ${s.id} (last op seen: ${st.ops.length ? st.ops[st.ops.length - 1].i : 'none'})` : `before ${s.id} started`;
       if (fatal) {
         c.verdict = 'PANIC';
-        c.reason = `kernel ${fatal.kind} ${what} (fails the cell: ${policy.why(fatal.kind)}): ${fatal.line}`;
+        c.reason = `kernel ${fatal.kind} ${what}: ${fatal.line} (fails the cell: ${policy.why(fatal.kind)})`;
         c.console_excerpt = fatal.excerpt;
       } else if (o.status === 'timeout') {
         c.verdict = 'TIMEOUT'; c.reason = `${o.detail} ${what}`; c.console_excerpt = o.consoleTail;
