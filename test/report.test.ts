@@ -108,7 +108,7 @@ t.test('report.html in headless Chromium: the table read back from the DOM equal
   const cellHtml = new RegExp(`data-kernel="host-as-v2-perf" data-scenario="${sl.scenario}"[^]*?</td>`).exec(table)![0];
   t.match(cellHtml, sl.first_eperm_measured === sl.first_eperm_expected ? /EPERM/ : /\(exp /, 'a mismatch shows the expected EPERM point too');
 
-  const plots = dom.stdout.slice(dom.stdout.indexOf('id="plots"'));
+  const plots = dom.stdout.slice(dom.stdout.indexOf('id="plots"'), dom.stdout.indexOf('<h2>', dom.stdout.indexOf('id="plots"')));
   const cards = [...plots.matchAll(/<div class="plot-card" data-kernel="([^"]+)" data-scenario="([^"]*)">/g)].map((m) => m[1]);
   t.same(cards, results.kernels.map((k) => k.id), 'one plot card per kernel');
   t.equal((plots.match(/<svg /g) ?? []).length, results.kernels.length, 'one <svg> plot per kernel');
@@ -124,12 +124,75 @@ t.test('report.html in headless Chromium: the table read back from the DOM equal
   t.equal(logicRow('host-as-v2-perf'), 'V4/shared', 'the same kernel classifies the same whatever it was expected to be');
   t.equal(logicRow('debian-6.1.190'), fitsLabel([parseLogic('V1/shared'), parseLogic('V3/shared')]), 'V1 and V3 cannot be told apart by these scenarios');
 
+  // Every measured cell that is not MATCH has its own plots: VmPin and probe headroom per op, first divergent op marked.
+  const shown = results.cells.filter((c) => c.verdict !== 'MATCH' && c.verdict !== 'SKIP' && c.measured.length);
+  t.ok(shown.some((c) => c.verdict === 'MISMATCH' && c.divergence), 'a MISMATCH with a divergence to show');
+  const cellCards = [...dom.stdout.matchAll(/<div class="cell-plot plot-card" data-kernel="([^"]+)" data-scenario="([^"]+)" data-verdict="([A-Z_]+)" data-divergent-op="(\d*)">([^]*?)<\/svg><svg[^]*?<\/svg><\/div>/g)];
+  t.same(cellCards.map((m) => `${m[1]} x ${m[2]} ${m[3]}`).sort(), shown.map((c) => `${c.kernel} x ${c.scenario} ${c.verdict}`).sort(), 'one card per non-MATCH measured cell');
+  for (const m of cellCards) {
+    const c = shown.find((x) => x.kernel === m[1] && x.scenario === m[2])!;
+    const card = m[0];
+    const [pin, head] = card.split('</svg>');
+    t.equal((pin!.match(/<circle /g) ?? []).length, c.measured.filter((x) => Number.isFinite(x.vmpin_kb)).length, `${m[1]} x ${m[2]}: a measured VmPin point per op`);
+    t.equal((pin!.match(/<rect /g) ?? []).length, c.expected.length, `${m[1]} x ${m[2]}: an expected VmPin point per op`);
+    t.equal((head!.match(/<circle /g) ?? []).length, c.measured.filter((x) => x.headroom !== undefined).length, 'a measured headroom point per probe');
+    t.equal((head!.match(/<rect /g) ?? []).length, c.expected.filter((x) => x.headroom !== undefined).length, 'an expected headroom point per probe');
+    t.match(pin!, /data-series="measured" fill="none" stroke="#d0471b" stroke-width="2" points=/, 'measured solid');
+    if (c.expected.length) t.match(pin!, /data-series="expected[^"]*" fill="none" stroke="#1f5fbf" stroke-width="2" stroke-dasharray="6 4"/, 'expected dashed');
+    else t.match(pin!, />expected \(none\)<\/text>/, 'no expected logic (UNCHECKED): the legend says none');
+    if (c.divergence) {
+      t.equal(m[4], String(c.divergence.i));
+      // the marker stands at the divergent op's x, where that op's measured point is
+      const mark = /<line class="mark" x1="([\d.]+)"/.exec(pin!)![1];
+      const k = c.measured.filter((x) => Number.isFinite(x.vmpin_kb)).findIndex((x) => x.i === c.divergence!.i);
+      const pts = [...pin!.matchAll(/<circle cx="([\d.]+)"/g)].map((x) => x[1]);
+      t.equal(pts[k], mark, `${m[1]} x ${m[2]}: marker at op ${c.divergence.i}`);
+      t.match(pin!, new RegExp(`>op ${c.divergence.i} ${c.divergence.field}</text>`), 'the marker names the op and field');
+    } else t.notMatch(pin!, /class="mark"/, 'no divergence, no marker');
+  }
+
   const png = join(dir, 'report.png');
   const shot = await lockstep(['report', out, '--out', join(dir, 'shot'), '--screenshot', png]);
   t.equal(shot.code, 0, shot.stderr.slice(-500));
   const head = await readFile(png);
   t.equal(head.subarray(1, 4).toString(), 'PNG');
   t.ok(head.length > 20_000, `screenshot has content (${head.length} bytes)`);
+});
+
+/** Layout facts of a report page at a window width, measured by Chromium in a copy of the page with a measuring script appended. */
+async function layout(html: string, width: number): Promise<Record<string, number>> {
+  const probe = join(dir, `measure-${width}.html`);
+  await writeFile(join(dir, 'measure.js'), `
+    const box = document.getElementById('verdicts-box'), t = document.getElementById('verdicts');
+    const ths = t.querySelectorAll('thead th'), last = ths[ths.length - 1].getBoundingClientRect(), b = box.getBoundingClientRect();
+    document.body.setAttribute('data-layout', JSON.stringify({ viewport: innerWidth, boxClient: box.clientWidth, boxScroll: box.scrollWidth,
+      boxRight: b.right, lastColumnRight: last.right, pageScroll: document.documentElement.scrollWidth }));`);
+  await writeFile(probe, html.replace('</body>', '<script src="measure.js"></script></body>'));
+  const profile = await mkdtemp(join(tmpdir(), 'lockstep-chromium-'));
+  try {
+    const d = await chromium(`file://${probe}`, ['--dump-dom', `--window-size=${width},1000`], profile);
+    const m = /data-layout="([^"]*)"/.exec(d.stdout);
+    if (!m) throw new Error(`no layout read back: ${d.stderr.slice(-500)}`);
+    return JSON.parse(m[1]!.replace(/&quot;/g, '"')) as Record<string, number>;
+  } finally { await rm(profile, { recursive: true, force: true }); }
+}
+
+t.test('the verdict table of the published 13 x 15 matrix fits its box at 1400 px; a wider matrix scrolls inside the box, not the page', async (t) => {
+  const pub = join(dir, 'published');
+  const r = await lockstep(['report', join(ROOT, 'results', 'results.json'), '--out', pub]);
+  t.equal(r.code, 0, r.stderr);
+  const html = await readFile(join(pub, 'report.html'), 'utf8');
+  const published: Results = JSON.parse(await readFile(join(pub, 'results.json'), 'utf8'));
+  t.ok(published.scenarios.length >= 15, `${published.scenarios.length} scenarios`);
+  const l = await layout(html, 1400);
+  t.equal(l.viewport, 1400);
+  t.ok(l.lastColumnRight <= l.boxRight, `last column ends at ${l.lastColumnRight} px, inside the box (${l.boxRight} px)`);
+  t.ok(l.boxScroll <= l.boxClient, `nothing to scroll at 1400 px (${l.boxScroll} <= ${l.boxClient})`);
+  t.ok(l.pageScroll <= 1400, 'the page itself does not scroll sideways');
+  // Narrower than the table: the box scrolls, the page does not.
+  const n = await layout(html, 900);
+  t.ok(n.boxScroll > n.boxClient, `the box scrolls at 900 px (${n.boxScroll} > ${n.boxClient})`);
+  t.ok(n.pageScroll <= 900, `the page does not (${n.pageScroll} px)`);
 });
 
 t.test('JUnit XML, TAP and the step summary', async (t) => {

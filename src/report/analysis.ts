@@ -118,3 +118,36 @@ export function counts(r: Results): Counts {
 }
 
 export const epermText = (n: number | null): string => (n === null ? '-' : `#${n}`);
+
+/**
+ * One op of a cell in script order, for the per-cell plots: the worker's
+ * VmPin in pages (measured VmPin kB / 4, expected ExpectedOp.pinned) and, on
+ * probe ops, the headroom (fresh 1-page maps that did not spill). null where
+ * the op has no such value (not run, not a probe, VmPin unreadable).
+ */
+export interface OpPoint {
+  i: number;
+  op: string;
+  pinned_measured: number | null;
+  pinned_expected: number | null;
+  headroom_measured: number | null;
+  headroom_expected: number | null;
+}
+
+/** The cell's ops as OpPoints (expected values from the kernel's expected logic; [] when neither side has ops). */
+export function opSeries(c: CellResult, def?: CompiledScenario): OpPoint[] {
+  const byI = new Map(c.measured.map((m) => [m.i, m]));
+  const n = Math.max(c.expected.length, def?.ops.length ?? 0, ...c.measured.map((m) => m.i + 1));
+  const fin = (v: number | undefined): number | null => (v === undefined || !Number.isFinite(v) ? null : v);
+  return Array.from({ length: n }, (_, i) => {
+    const m = byI.get(i); const e = c.expected[i];
+    return {
+      i, op: m?.op ?? def?.ops[i]?.op ?? '?',
+      pinned_measured: m ? fin(m.vmpin_kb / 4) : null, pinned_expected: e ? e.pinned : null,
+      headroom_measured: fin(m?.headroom), headroom_expected: fin(e?.headroom),
+    };
+  });
+}
+
+/** 0-based index of the first op where measured and expected differ (the diff's first divergence), null when none. */
+export const firstDivergentOp = (c: CellResult): number | null => c.divergence?.i ?? null;

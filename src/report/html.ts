@@ -1,12 +1,15 @@
 // The report page: one self-contained HTML file (inline CSS, inline SVG, no
 // scripts, nothing fetched) with the kernels x scenarios verdicts, the
-// classified logic per kernel, first EPERM points, one VmPin plot per kernel
-// and every cell's provenance. Pure: results in, HTML out.
+// classified logic per kernel, first EPERM points, one VmPin plot per kernel,
+// a plot per op of every measured cell that is not MATCH (VmPin and probe
+// headroom, expected against measured, its first divergent op marked) and
+// every cell's provenance. Pure: results in, HTML out.
 
 import type { CompiledScenario } from '../scenario/ops.ts';
 import type { CellResult, Results } from '../results/schema.ts';
 import {
-  cellKey, choosePlotScenario, counts, epermText, expectedSeries, type KernelLogic, kernelIds, measuredSeries, scenarioIds,
+  cellKey, choosePlotScenario, counts, epermText, expectedSeries, firstDivergentOp, type KernelLogic, kernelIds, measuredSeries, opSeries,
+  scenarioIds,
 } from './analysis.ts';
 import { esc, linePlot } from './svg.ts';
 
@@ -28,6 +31,9 @@ body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1
 h1{font-size:1.5em;margin:0 0 .3em} h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.5em 0} th,td{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top}
 thead th{background:#f3f3f3;position:sticky;top:0} .scroll{overflow-x:auto}
+.tablebox{overflow:auto;max-width:100%;max-height:85vh;border:1px solid #ccc;margin:.5em 0}
+.tablebox table{margin:0} .tablebox thead th{z-index:2} .tablebox tbody th{position:sticky;left:0;background:#fafafa;z-index:1}
+th.scen{font-size:12px;max-width:7em;overflow-wrap:anywhere} .cell-plot p.reason{font-size:12px;max-width:860px;margin:2px 0 4px}
 td.cell{white-space:nowrap;font-family:ui-monospace,monospace;font-size:12px} td.cell small{color:#555}
 ${Object.entries(COLORS).map(([v, c]) => `td.v-${v}{background:${c}}`).join('\n')}
 .meta{color:#444} code{font-size:12px} .plots{display:flex;flex-wrap:wrap;gap:12px}
@@ -62,6 +68,31 @@ function plotFor(r: Results, kernel: string, scenario: string | null, defs: Read
   return `<div class="plot-card" data-kernel="${esc(kernel)}" data-scenario="${esc(scenario ?? '')}"><h3>${esc(kernel)}${c ? ` <small>${c.verdict}</small>` : ''}</h3>${svg}</div>`;
 }
 
+/** The two per-op plots of one cell (VmPin, probe headroom), read through analysis.ts's opSeries(). */
+function cellPlots(c: CellResult, defs: ReadonlyMap<string, CompiledScenario>): string {
+  const ops = opSeries(c, defs.get(c.scenario));
+  const div = firstDivergentOp(c);
+  const mark = div !== null && div < ops.length
+    ? { at: div, label: `op ${div}${c.divergence ? ` ${c.divergence.field}` : ''}` } : undefined;
+  const exp = `expected${c.expected_logic ? ` (${c.expected_logic})` : ''}`;
+  const tick = (i: number): string => `${i} ${ops[i]?.op ?? ''}`.trim();
+  const plot = (what: 'pinned' | 'headroom', yLabel: string, unit: string): string => {
+    const measured = ops.map((p) => p[`${what}_measured`]);
+    const expected = ops.map((p) => p[`${what}_expected`]);
+    return linePlot([
+      { name: 'measured', values: measured, color: '#d0471b', marker: 'circle' },
+      { name: exp, values: expected, color: '#1f5fbf', dash: '6 4', marker: 'square' },
+    ], {
+      title: `${c.kernel} x ${c.scenario}: ${what === 'pinned' ? 'VmPin' : 'probe headroom'}`, xLabel: 'op', yLabel, unit, pointName: 'op',
+      xTick: tick, mark, width: 430, height: 250,
+      note: measured.every((v) => v === null) && expected.every((v) => v === null) ? 'no values for this cell' : undefined,
+    });
+  };
+  return `<div class="cell-plot plot-card" data-kernel="${esc(c.kernel)}" data-scenario="${esc(c.scenario)}" data-verdict="${c.verdict}"` +
+    ` data-divergent-op="${div ?? ''}"><h3>${esc(c.kernel)} x ${esc(c.scenario)} <small>${c.verdict}</small></h3>` +
+    `${c.reason ? `<p class="reason">${esc(c.reason)}</p>` : ''}${plot('pinned', 'VmPin (pages)', 'pages')}${plot('headroom', 'headroom (1-page maps)', 'maps')}</div>`;
+}
+
 export function renderHtml(r: Results, o: HtmlOptions): string {
   const kernels = kernelIds(r);
   const scenarios = scenarioIds(r);
@@ -86,8 +117,9 @@ export function renderHtml(r: Results, o: HtmlOptions): string {
   h.push('<h2>Verdicts</h2>');
   h.push('<p>Each cell: the verdict against the kernel\'s expected logic, then the first <code>map</code> call refused with EPERM ' +
     '(<code>-</code> = none; when measured and expected differ, the expected one follows). Hover a cell for the reason.</p>');
-  h.push('<div class="scroll"><table id="verdicts"><thead><tr><th>kernel</th><th>expected logic</th><th>classified logic</th>' +
-    scenarios.map((s) => `<th data-scenario="${esc(s)}">${esc(s)}</th>`).join('') + '</tr></thead><tbody>');
+  // Its own scroll box: a wide matrix scrolls inside it (kernel column and header stay put) instead of running off the page.
+  h.push('<div class="tablebox" id="verdicts-box"><table id="verdicts"><thead><tr><th>kernel</th><th>expected logic</th><th>classified logic</th>' +
+    scenarios.map((s) => `<th class="scen" data-scenario="${esc(s)}">${esc(s).replace(/-/g, '-<wbr>')}</th>`).join('') + '</tr></thead><tbody>');
   for (const k of kernels) {
     const kr = rec.get(k);
     const lg = o.logic.get(k);
@@ -114,6 +146,15 @@ export function renderHtml(r: Results, o: HtmlOptions): string {
   h.push(`<h2>VmPin against call number${plotScenario ? `: ${esc(plotScenario)}` : ''}</h2>`);
   h.push('<p>Worker VmPin in pages after each <code>map</code> call: dashed squares the kernel\'s expected logic, solid circles measured.</p>');
   h.push(`<div class="plots" id="plots">${kernels.map((k) => plotFor(r, k, plotScenario, o.defs)).join('')}</div>`);
+
+  const failing = r.cells.filter((c) => c.verdict !== 'MATCH' && c.verdict !== 'SKIP' && c.measured.length);
+  if (failing.length) {
+    h.push('<h2>Cells that are not MATCH, op by op</h2>');
+    h.push('<p>Every measured cell whose verdict is not MATCH: per op of its scenario (0-based, as in the reasons), the worker\'s VmPin in pages ' +
+      'and, at <code>probe</code> ops, the headroom (fresh 1-page maps that did not spill); dashed squares the kernel\'s expected logic, solid circles measured, ' +
+      'the red line the first op where they differ.</p>');
+    h.push(`<div class="plots" id="cell-plots">${failing.map((c) => cellPlots(c, o.defs)).join('')}</div>`);
+  }
 
   const notes = r.cells.filter((c) => c.verdict !== 'MATCH' && c.reason);
   if (notes.length) {
