@@ -31,7 +31,7 @@ const fmt = (n: number): string => (Number.isInteger(n) ? String(n) : n.toFixed(
 export function linePlot(series: readonly Series[], o: PlotOptions): string {
   const W = o.width ?? 420;
   const H = o.height ?? 240;
-  const m = { l: 56, r: 12, t: 28, b: 52 };
+  const m = { l: 56, r: o.xTick ? 30 : 12, t: 28, b: 52 };
   const pw = W - m.l - m.r;
   const ph = H - m.t - m.b;
   const n = Math.max(1, ...series.map((s) => s.values.length));
