@@ -49,7 +49,7 @@ for (const f of ['ci.yml', 'nightly.yml']) {
   });
 }
 
-type Step = { uses?: string; run?: string; with?: Record<string, unknown>; if?: string; name?: string };
+type Step = { uses?: string; run?: string; with?: Record<string, unknown>; if?: string; name?: string; id?: string; env?: Record<string, string> };
 type Job = { 'runs-on': string; needs?: string | string[]; if?: string; steps: Step[]; strategy?: { matrix: Record<string, unknown> }; container?: { image: string; options?: string } };
 const load = (f: string) => parseYaml(readFileSync(join(WF, f), 'utf8')) as { on: Record<string, unknown>; jobs: Record<string, Job> };
 
@@ -101,11 +101,55 @@ t.test('nightly.yml: shard matrix, artifacts, merge, diff against the last night
   t.equal(dl.with!.pattern, 'shard-*');
   const mergeRun = merge.steps.find((s) => /lockstep\.mjs merge/.test(s.run ?? ''))!.run!;
   for (let i = 1; i <= n; i++) t.match(mergeRun, new RegExp(`shards/shard-${i}\\b`), `merges shard ${i}`);
-  const restore = merge.steps.findIndex((s) => s.uses === 'actions/cache/restore@v4');
-  const diff = merge.steps.findIndex((s) => /lockstep\.mjs diff previous merged/.test(s.run ?? ''));
-  const save = merge.steps.findIndex((s) => s.uses === 'actions/cache/save@v4');
-  t.ok(restore >= 0 && restore < diff && diff < save, 'restore the last night, diff (fails the job on regression), then store tonight');
+  // The accepted baseline is a committed file, not an evictable cache; only an explicit run moves it.
+  t.notOk(JSON.stringify(w).includes('actions/cache/'), 'no baseline in actions/cache (evictable)');
+  const check = merge.steps.findIndex((s) => s.id === 'baseline');
+  const diff = merge.steps.findIndex((s) => /lockstep\.mjs diff results\/baseline\.json merged/.test(s.run ?? ''));
+  const accept = merge.steps.findIndex((s) => /cp merged\/results\.json results\/baseline\.json/.test(s.run ?? ''));
+  t.ok(check >= 0 && check < diff && diff < accept, 'check the baseline exists, diff (fails the job on regression), then accept only when asked');
+  t.equal(merge.steps[diff]!.if, "steps.baseline.outputs.found == 'true'");
+  t.match(merge.steps[accept]!.if!, /\binputs\.accept\b/, 'the baseline moves only on workflow_dispatch with accept');
+  t.match(merge.steps[accept]!.run!, /git commit [^\n]*\n\s*git push origin/, 'accepting commits and pushes the file');
+  t.equal((merge as Job & { permissions?: Record<string, string> }).permissions?.contents, 'write', 'the merge job may push the baseline');
+  t.notOk((w as { permissions?: Record<string, string> }).permissions?.contents === 'write', 'only the merge job can write');
+  t.ok('accept' in ((w.on.workflow_dispatch as { inputs: Record<string, unknown> }).inputs), 'workflow_dispatch input accept');
+  // The merge job installs only what merging needs: node and npm ci.
+  t.equal(merge.container, undefined, 'no container');
+  const mergeText = JSON.stringify(merge.steps);
+  for (const no of ['apt-get', '.ci/setup.sh', 'qemu', 'actions/cache']) t.notOk(mergeText.includes(no), `merge job has no ${no}`);
+  t.ok(merge.steps.some((s) => s.run?.trim() === 'npm ci --no-audit --no-fund'), 'npm ci');
   t.ok(checkLockstepCalls(t, merge.steps) >= 2);
   // only official actions, pinned to a major version
   for (const j of Object.values(w.jobs)) for (const s of j.steps) if (s.uses) t.match(s.uses, /^actions\/[a-z-]+(\/[a-z]+)?@v\d+$/, s.uses);
+});
+
+/** The baseline check step's script, run by bash as the runner would (GITHUB_OUTPUT a file, ACCEPT from the input). */
+t.test('nightly.yml: no accepted baseline fails loudly unless this run accepts one', async (t) => {
+  const { execFileSync, spawnSync } = await import('node:child_process');
+  const { mkdtempSync, mkdirSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const step = load('nightly.yml').jobs.merge!.steps.find((s) => s.id === 'baseline')!;
+  t.equal(step.env?.ACCEPT, '${{ inputs.accept }}');
+  const dir = mkdtempSync(join(tmpdir(), 'lockstep-wf-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const run = (accept: string, withFile: boolean) => {
+    const ws = join(dir, `${accept || 'schedule'}-${withFile}`);
+    mkdirSync(join(ws, 'results'), { recursive: true });
+    execFileSync('git', ['init', '-q', ws]);
+    if (withFile) writeFileSync(join(ws, 'results', 'baseline.json'), '{}');
+    const out = join(ws, 'github_output');
+    writeFileSync(out, '');
+    const r = spawnSync('bash', ['-e', '-c', step.run!], { cwd: ws, env: { ...process.env, ACCEPT: accept, GITHUB_OUTPUT: out }, encoding: 'utf8' });
+    return { code: r.status, stdout: r.stdout, output: readFileSync(out, 'utf8') };
+  };
+  const none = run('', false);
+  t.equal(none.code, 1, 'a scheduled night without a baseline fails');
+  t.match(none.stdout, /^::error file=results\/baseline\.json::no accepted baseline: .* Fix: run this workflow by hand .*accept = true/m, 'with an annotation that says how to fix it');
+  const first = run('true', false);
+  t.equal(first.code, 0, 'a run that accepts stores the first baseline');
+  t.match(first.stdout, /^::warning file=results\/baseline\.json::no accepted baseline yet/m);
+  t.equal(first.output, 'found=false\n');
+  const found = run('', true);
+  t.equal(found.code, 0);
+  t.equal(found.output, 'found=true\n', 'the diff step runs');
 });
