@@ -10,7 +10,12 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSplatPolicy } from '../src/policy/load.ts';
 import { parseSplatPolicy, splatDecider } from '../src/policy/splats.ts';
-import { consoleFaults, SPLAT_KINDS } from '../src/runner/stream.ts';
+import { consoleFaults, type ParsedStream, SPLAT_KINDS } from '../src/runner/stream.ts';
+import { type CellContext, cellsFromOutcome } from '../src/matrix/cells.ts';
+import { parseLogic, simulate } from '../src/model/index.ts';
+import type { GroupOutcome } from '../src/runner/runtime.ts';
+import { syntheticMeasured } from '../src/scenario/discriminate.ts';
+import { compileScenario } from '../src/scenario/load.ts';
 import { cell, DEBIAN_SPEC, lockstep, readResults, ROOT, runArgs, scenarioFile, specFile, tmp } from './faults-util.ts';
 
 const T = (s: string): string => s.split('\n').map((l, i) => (l ? `[   ${(12.3 + i * 0.001).toFixed(6)}] ${l}` : l)).join('\n');
@@ -106,6 +111,39 @@ t.test('policy: bad files give one line naming the file, the field and the fix',
   t.equal(r.code, 2, r.stderr);
   t.match(r.stderr, /^lockstep run: .*typo\.json: rules\[0\]\.fail\[0\]: "warning" is not a splat kind\. Fix: use one of /);
   t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+});
+
+t.test('cells: a failing splat makes a finished boot\'s cells PANIC, a noted one annotates MATCH, a cut boot blames the scenario in flight', async (t) => {
+  const logic = parseLogic('V3/shared');
+  const sc = ['a-ok', 'b-ok'].map((id) => compileScenario({ id, description: 'x', cpus: 2, ops: [{ op: 'map', buf: 'a', cpu: 0, data_pages: 2 }, { op: 'probe' }] }, `${id}.json`));
+  const stream = (done: boolean): ParsedStream => ({
+    scenarios: new Map(sc.map((s, k) => [s.id, { scenario: s.id, ops: syntheticMeasured(s, simulate(s, logic)), errors: [], ended: done || k === 0 }])),
+    order: sc.map((s) => s.id), done, garbage: [], garbageCount: 0, ...(done ? {} : { open: 'b-ok' }),
+  });
+  const outcome = (done: boolean, console: string): GroupOutcome => ({
+    status: done ? 'ok' : 'error', detail: done ? '' : 'QEMU exited', stream: stream(done), faults: consoleFaults(console), consoleTail: '', consoleLog: null, resultsLog: null,
+    accel: 'tcg', accelWhy: 'test', bootMs: 1, wallMs: 2, argv: [],
+  });
+  const policy = parseSplatPolicy({ rules: [{ kernels: '*', fail: ['warn', 'lockdep', 'bug'] }, { kernels: 'noted', note: ['warn'] }] }, 'p.json');
+  const cells = (kernel: string, o: GroupOutcome) => {
+    const ctx: CellContext = { kernel, logic, runtime: 'qemu', startedAt: '2026-01-01T00:00:00Z', scenarioHash: () => 'h', rerun: (s) => s, splats: splatDecider(policy, kernel) };
+    return cellsFromOutcome(ctx, sc, o);
+  };
+  const clean = cells('k', outcome(true, 'lockstep-init: starting reproducer'));
+  t.same(clean.map((c) => c.verdict), ['MATCH', 'MATCH'], 'control: no splat, MATCH');
+  const failed = cells('k', outcome(true, EXCERPTS.warn!));
+  t.same(failed.map((c) => c.verdict), ['PANIC', 'PANIC'], 'a completed boot: every cell fails');
+  t.match(failed[0]!.reason, /^kernel warn during the boot \(fails the cell: p\.json rules\[0\] \(\*\)\): \[ *[\d.]+\] WARNING: CPU: 1 PID: 87 at kernel\/events\/core\.c:6120 .*; measured: MATCH$/);
+  t.match(failed[0]!.console_excerpt, /cut here[^]*WARNING: CPU: 1[^]*end trace/);
+  const noted = cells('noted', outcome(true, EXCERPTS.warn!));
+  t.same(noted.map((c) => c.verdict), ['MATCH', 'MATCH']);
+  t.match(noted[0]!.reason, /^kernel warn during the boot \(a note: p\.json rules\[1\] \(noted\)\): .*WARNING: CPU: 1/);
+  const worst = cells('noted', outcome(true, `${EXCERPTS.warn}\n${EXCERPTS.recursive}\n${EXCERPTS.sleeping}`));
+  t.match(worst[0]!.reason, /^kernel bug during the boot .*BUG: sleeping function/, 'the most severe failing kind is named (bug before lockdep; the noted warn is not)');
+  const cut = cells('k', outcome(false, EXCERPTS.bug!));
+  t.equal(cut[0]!.verdict, 'MATCH', 'finished before the boot was cut: kept');
+  t.equal(cut[1]!.verdict, 'PANIC');
+  t.match(cut[1]!.reason, /^kernel bug during b-ok \(last op seen: 1\): .*kernel BUG at mm\/mmap\.c:3350! \(fails the cell: p\.json rules\[0\] \(\*\)\)$/);
 });
 
 t.test('a guest whose kernel WARNs: the policy fails one kernel\'s cell and notes the other\'s (real boots)', async (t) => {
