@@ -9,7 +9,7 @@ import t from 'tap';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSplatPolicy } from '../src/policy/load.ts';
-import { parseSplatPolicy, splatDecider } from '../src/policy/splats.ts';
+import { MEASURE_POLICY, parseSplatPolicy, splatDecider } from '../src/policy/splats.ts';
 import { consoleFaults, type ParsedStream, SPLAT_KINDS } from '../src/runner/stream.ts';
 import { type CellContext, cellsFromOutcome } from '../src/matrix/cells.ts';
 import { parseLogic, simulate } from '../src/model/index.ts';
@@ -79,6 +79,10 @@ t.test('policy: the last matching rule that lists a kind decides; unlisted kinds
   t.equal(d('anything').action('kasan'), 'fail', 'no rule lists kasan: it fails');
   t.match(d('anything').why('kasan'), /no rule for anything lists kasan/);
   t.equal(d('anything').action('panic'), 'fail');
+  // bisect and classify (no policy file): a WARN does not change what was measured, an oops does
+  const m = splatDecider(MEASURE_POLICY, 'x');
+  t.same(SPLAT_KINDS.filter((k) => m.action(k) === 'fail'), ['panic', 'oops', 'bug', 'kasan']);
+  t.equal(parseSplatPolicy(JSON.parse(JSON.stringify({ rules: MEASURE_POLICY.rules })), 'copy').rules.length, 1, 'the built-in policy passes its own validation');
 });
 
 t.test('policy: bad files give one line naming the file, the field and the fix', async (t) => {

@@ -4,7 +4,7 @@
 
 import { diffCalibrated } from '../diff/index.ts';
 import { type Logic, logicLabel, simulate, type SimulateOptions } from '../model/index.ts';
-import { FAIL_ALL, type SplatDecider, splatDecider } from '../policy/splats.ts';
+import { MEASURE_POLICY, type SplatDecider, splatDecider } from '../policy/splats.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import { type ConsoleFault, SPLAT_KINDS } from '../runner/stream.ts';
 import type { GroupOutcome } from '../runner/runtime.ts';
@@ -19,7 +19,7 @@ export interface CellContext {
   rerun: (scenario: string) => string;
   /** what the kernel's version implies for the simulator (BPF charging before 5.11) */
   simOpts?: SimulateOptions;
-  /** which console splats fail this kernel's cells (src/policy/splats.ts); default: all fail */
+  /** which console splats fail this kernel's cells (src/policy/splats.ts); default MEASURE_POLICY */
   splats?: SplatDecider;
 }
 
@@ -45,7 +45,7 @@ export function cellWithoutRun(ctx: CellContext, s: CompiledScenario, verdict: C
 
 export function cellsFromOutcome(ctx: CellContext, scenarios: readonly CompiledScenario[], o: GroupOutcome): CellResult[] {
   // Splats the policy fails make the cell PANIC (most severe kind first); the others are notes on a MATCH.
-  const policy = ctx.splats ?? splatDecider(FAIL_ALL, ctx.kernel);
+  const policy = ctx.splats ?? splatDecider(MEASURE_POLICY, ctx.kernel);
   const rank = (f: ConsoleFault): number => SPLAT_KINDS.indexOf(f.kind);
   const fatal = o.faults.filter((f) => policy.action(f.kind) === 'fail').sort((a, b) => rank(a) - rank(b))[0];
   const notes = o.faults.filter((f) => policy.action(f.kind) === 'note');

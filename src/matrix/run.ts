@@ -54,7 +54,7 @@ export interface MatrixOptions {
   rerun: (kernel: string, scenario: string) => string;
   /** run only this slice of the matrix's groups (`--shard i/n`) */
   shard?: ShardSpec;
-  /** which console splats fail a cell (default: every one) */
+  /** which console splats fail a cell (default: MEASURE_POLICY, src/policy/splats.ts) */
   splatPolicy?: SplatPolicy;
 }
 

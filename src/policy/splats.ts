@@ -32,8 +32,17 @@ export interface SplatDecider {
 /** A kernel panic ended the boot: no policy can make it a note. */
 const ALWAYS_FAIL: readonly SplatKind[] = ['panic'];
 
-/** No policy file at all: every splat fails the cell (deny by default). */
-export const FAIL_ALL: SplatPolicy = { source: 'built-in', rules: [] };
+/**
+ * The policy of runs given none (`lockstep bisect`, `lockstep classify`: they
+ * measure behaviour, and a WARN does not change what was measured): splats
+ * that mean the kernel killed a task or corrupted memory (oops, BUG, KASAN;
+ * a panic) fail the cell, the others are notes. `lockstep run` reads
+ * policy/splats.json instead.
+ */
+export const MEASURE_POLICY: SplatPolicy = {
+  source: 'built-in policy',
+  rules: [{ kernels: '*', fail: ['oops', 'bug', 'kasan'], note: ['ubsan', 'lockdep', 'rcu_stall', 'hung_task', 'warn'] }],
+};
 
 /**
  * Checks a parsed policy file: `{ "rules": [ { "kernels": GLOB, "fail": [KIND..], "note": [KIND..] } ] }`
