@@ -1,14 +1,14 @@
 // The report page: one self-contained HTML file (inline CSS, inline SVG, no
 // scripts, nothing fetched) with the kernels x scenarios verdicts, the
 // classified logic per kernel, first EPERM points, one VmPin plot per kernel,
-// a plot per op of every measured cell that is not MATCH (VmPin and probe
+// a plot per op of every failed cell that measured something (VmPin and probe
 // headroom, expected against measured, its first divergent op marked) and
 // every cell's provenance. Pure: results in, HTML out.
 
 import type { CompiledScenario } from '../scenario/ops.ts';
 import type { CellResult, Results } from '../results/schema.ts';
 import {
-  cellKey, choosePlotScenario, counts, epermText, expectedSeries, firstDivergentOp, type KernelLogic, kernelIds, measuredSeries, opSeries,
+  cellKey, choosePlotScenario, counts, epermText, expectedSeries, FAILING, firstDivergentOp, type KernelLogic, kernelIds, measuredSeries, opSeries,
   scenarioIds,
 } from './analysis.ts';
 import { esc, linePlot } from './svg.ts';
@@ -147,10 +147,10 @@ export function renderHtml(r: Results, o: HtmlOptions): string {
   h.push('<p>Worker VmPin in pages after each <code>map</code> call: dashed squares the kernel\'s expected logic, solid circles measured.</p>');
   h.push(`<div class="plots" id="plots">${kernels.map((k) => plotFor(r, k, plotScenario, o.defs)).join('')}</div>`);
 
-  const failing = r.cells.filter((c) => c.verdict !== 'MATCH' && c.verdict !== 'SKIP' && c.measured.length);
+  const failing = r.cells.filter((c) => FAILING.includes(c.verdict) && c.measured.length);
   if (failing.length) {
-    h.push('<h2>Cells that are not MATCH, op by op</h2>');
-    h.push('<p>Every measured cell whose verdict is not MATCH: per op of its scenario (0-based, as in the reasons), the worker\'s VmPin in pages ' +
+    h.push('<h2>Failed cells, op by op</h2>');
+    h.push('<p>Every failed cell (MISMATCH, PANIC, ERROR, TIMEOUT...) that measured something: per op of its scenario (0-based, as in the reasons), the worker\'s VmPin in pages ' +
       'and, at <code>probe</code> ops, the headroom (fresh 1-page maps that did not spill); dashed squares the kernel\'s expected logic, solid circles measured, ' +
       'the red line the first op where they differ.</p>');
     h.push(`<div class="plots" id="cell-plots">${failing.map((c) => cellPlots(c, o.defs)).join('')}</div>`);
