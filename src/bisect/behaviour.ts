@@ -1,12 +1,11 @@
 // What "behaviour" means to bisect: the set of accounting logics the
-// measured cell fits (src/diff classify, calibrated), as one comparable key.
+// measured cell fits (src/diff/evidence.ts, the one classifier, calibrated), as one comparable key.
 // Two kernels behave alike when the same logics explain them. A cell no logic
 // explains is keyed by its raw observables, so two unexplained kernels that
 // measure the same still compare equal. Pure.
 
-import { classify } from '../diff/index.ts';
+import { classifyWithEvidence } from '../diff/evidence.ts';
 import type { MeasuredOp } from '../diff/index.ts';
-import { logicLabel } from '../model/index.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import type { CellResult } from '../results/schema.ts';
 import type { Attempt } from './decide.ts';
@@ -24,7 +23,7 @@ export interface Behaviour {
 }
 
 export function behaviourOf(s: CompiledScenario, measured: readonly MeasuredOp[]): Behaviour {
-  const fits = classify([{ scenario: s, measured }]).map(logicLabel);
+  const fits = classifyWithEvidence([{ scenario: s, measured }]).logics;
   const maps = measured.filter((m) => m.op === 'map');
   const k = maps.findIndex((m) => m.errno === 'EPERM');
   const pinned = maps.map((m) => m.vmpin_kb / 4);

@@ -1,8 +1,9 @@
-// Calibration of the model inputs the simulator cannot know, and the
-// classifier: which logic explains every measured cell of one kernel. Pure.
+// Calibration of the model inputs the simulator cannot know, and the diff of
+// one cell under one logic after calibration (what the classifier in
+// evidence.ts runs per candidate). Pure.
 
 import type { CompiledScenario } from '../scenario/ops.ts';
-import { ALL_LOGICS, type Logic } from '../model/accounting.ts';
+import type { Logic } from '../model/accounting.ts';
 import { type ExpectedOp, type SimulateOptions, simulate } from '../model/simulate.ts';
 import { type CellDiff, type MeasuredOp, diffCell } from './diff.ts';
 
@@ -85,16 +86,4 @@ export function diffCalibrated(cell: Cell, logic: Logic, opts?: SimulateOptions)
   if (c.calibrated !== undefined) d.calibrated = c.calibrated;
   if (c.note !== undefined) d.calibrationNote = c.note;
   return d;
-}
-
-/**
- * The logics (of `candidates`, default all 10) under which every cell of one
- * kernel diffs as MATCH after calibration, in ALL_LOGICS order. More than one
- * means the cells cannot tell them apart (V1 and V3 never differ on ring
- * buffers); none means no model explains the kernel. A cell whose verdict is
- * ERROR (truncated stream) matches no logic, so callers should leave errored
- * or skipped cells out rather than read an empty list as "no logic fits".
- */
-export function classify(cells: readonly Cell[], candidates: readonly Logic[] = ALL_LOGICS, opts?: SimulateOptions): Logic[] {
-  return candidates.filter((logic) => cells.every((cell) => diffCalibrated(cell, logic, opts).verdict === 'MATCH'));
 }

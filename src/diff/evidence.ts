@@ -3,15 +3,13 @@
 // Pure: compiled scenarios and measured ops in, a report out.
 
 import { ALL_LOGICS, type Logic, logicLabel } from '../model/accounting.ts';
-import type { SimulateOptions } from '../model/simulate.ts';
+import { type SimulateOptions, simOptionsForVersion } from '../model/simulate.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import { type Cell, diffCalibrated } from './classify.ts';
 import type { MeasuredOp } from './diff.ts';
 
-export interface EvidenceCell {
-  scenario: CompiledScenario;
-  measured: readonly MeasuredOp[];
-}
+/** One measured cell: its compiled scenario and the reproducer's ops. */
+export type EvidenceCell = Cell;
 
 /** One scenario ruling out a group of candidates for the same observed reason. */
 export interface Refutation {
@@ -69,7 +67,7 @@ export function classifyWithEvidence(cells: readonly EvidenceCell[], candidates:
   for (const c of cells) {
     const groups = new Map<string, string[]>();
     for (const logic of candidates) {
-      const d = diffCalibrated(c as Cell, logic, opts);
+      const d = diffCalibrated(c, logic, opts);
       if (d.verdict === 'MATCH') continue;
       const lab = logicLabel(logic);
       out.add(lab);
@@ -89,6 +87,20 @@ export function classifyWithEvidence(cells: readonly EvidenceCell[], candidates:
   if (classes.length === 0) return { status: 'none', label: 'none', logics, classes, scenarios, evidence };
   if (classes.length === 1) return { status: 'identified', label: classes[0]!, logics, classes, scenarios, evidence };
   return { status: 'ambiguous', label: `ambiguous: ${classes.join(', ')}`, logics, classes, scenarios, evidence };
+}
+
+/**
+ * The logics (of `candidates`, default all 10) under which every cell diffs
+ * as MATCH after calibration, in ALL_LOGICS order: classifyWithEvidence's
+ * answer as Logic objects. More than one means the cells cannot tell them
+ * apart (V1 and V3 never differ on ring buffers); none means no model
+ * explains them. A cell whose stream is incomplete matches no logic, so
+ * callers leave errored or skipped cells out rather than read an empty list
+ * as "no logic fits".
+ */
+export function classify(cells: readonly Cell[], candidates: readonly Logic[] = ALL_LOGICS, opts?: SimulateOptions): Logic[] {
+  const fits = new Set(classifyWithEvidence(cells, candidates, opts).logics);
+  return candidates.filter((l) => fits.has(logicLabel(l)));
 }
 
 /** "sysctl-lowered ruled out V2/shared, V2/perf: op 5 (map): pinned measured 3, predicted 131" */
@@ -123,9 +135,19 @@ export interface KernelClassification extends Classification {
  * Classify one kernel of a run from its measured cells only. The compiled
  * scenarios come from the results (`scenarios[].def`) or from `known` (by
  * hash: a scenario file changed since the run does not match and is left
- * out). `opts` are the kernel's simulator options (simOptionsForVersion).
+ * out). The simulator options are those the kernel's recorded version
+ * implies (simOptionsForVersion), unless `opts` says otherwise.
+ *
+ * This is lockstep's one classifier of a run: table.md's classified column,
+ * report.html, `lockstep classify`, `lockstep diff` and the step summary all
+ * print its `label` ("V3/perf", "V1|V3/shared", "ambiguous: ...", "none",
+ * "no cells").
  */
 export function classifyKernel(r: ResultsLike, kernel: string, known: ReadonlyMap<string, CompiledScenario> = new Map(), opts?: SimulateOptions): KernelClassification {
+  if (opts === undefined) {
+    const version = r.kernels.find((k) => k.id === kernel)?.version;
+    if (version) opts = simOptionsForVersion(version);
+  }
   const defs = new Map<string, CompiledScenario>(known);
   for (const s of r.scenarios) if (s.def) defs.set(s.hash, s.def);
   const cells: EvidenceCell[] = [];

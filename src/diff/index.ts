@@ -1,3 +1,4 @@
 // Measured vs expected, per cell; calibration; classification.
 export * from './diff.ts';
 export * from './classify.ts';
+export * from './evidence.ts';

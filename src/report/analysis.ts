@@ -2,15 +2,11 @@
 // per-kernel classification, first EPERM points, the VmPin series to plot.
 // Pure: results (and the scenario definitions) in, facts out.
 
-import { classify } from '../diff/classify.ts';
-import { ALL_LOGICS, type Logic } from '../model/accounting.ts';
-import { simOptionsForVersion } from '../model/simulate.ts';
+import { classifyKernel, type KernelClassification } from '../diff/evidence.ts';
+import { type Logic, parseLogic } from '../model/accounting.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import { logicClasses, pinnedSeries } from '../scenario/discriminate.ts';
 import type { CellResult, CellVerdict, Results } from '../results/schema.ts';
-
-/** Verdicts that mean "the scenario ran to its end and was measured". */
-const FINISHED: readonly CellVerdict[] = ['MATCH', 'MISMATCH', 'UNCHECKED'];
 
 /** Verdicts CI treats as a failed test case. */
 export const FAILING: readonly CellVerdict[] = ['MISMATCH', 'ERROR', 'TIMEOUT', 'PANIC', 'BOOT_FAIL', 'BUILD_FAIL'];
@@ -27,44 +23,29 @@ export function scenarioDefs(r: Results, fallback: ReadonlyMap<string, CompiledS
   return out;
 }
 
-export interface KernelLogic {
-  kernel: string;
-  /** the logics that explain every finished cell; null when nothing could be classified */
+/**
+ * The classification of one kernel as the report, the summary and the diff
+ * show it: the one classifier's answer (src/diff/evidence.ts classifyKernel,
+ * label "V1|V3/shared", "ambiguous: ...", "none", "no cells"), plus the
+ * surviving logics as Logic objects (null when no cell could be used) and
+ * how many cells it used.
+ */
+export interface KernelLogic extends KernelClassification {
   fits: Logic[] | null;
-  /** "V3/shared", "ambiguous: V1/V3 (shared)", "none fits", "not classified (...)" */
-  label: string;
-  /** cells the classification used */
   cells: number;
 }
 
-/** "V1/V3 (shared)" style: accountings that fit, grouped by counter. */
-export function fitsLabel(fits: readonly Logic[]): string {
-  if (!fits.length) return 'none fits';
-  if (fits.length === 1) return `${fits[0]!.accounting}/${fits[0]!.counter}`;
-  const byCounter = new Map<string, string[]>();
-  for (const l of fits) byCounter.set(l.counter, [...(byCounter.get(l.counter) ?? []), l.accounting]);
-  return `ambiguous: ${[...byCounter].map(([c, a]) => `${a.join('/')} (${c})`).join('; ')}`;
-}
-
-/**
- * classify() over the kernel's finished, non-SKIP cells whose scenario
- * definition is known, with the simulator options its version implies (as
- * the table's classified column and `lockstep classify` do).
- */
-export function classifyKernel(r: Results, kernel: string, defs: ReadonlyMap<string, CompiledScenario>, candidates: readonly Logic[] = ALL_LOGICS): KernelLogic {
-  const cells = r.cells.filter((c) => c.kernel === kernel && FINISHED.includes(c.verdict) && c.measured.length && defs.has(c.scenario));
-  if (!cells.length) {
-    const why = r.cells.some((c) => c.kernel === kernel && FINISHED.includes(c.verdict)) ? 'scenario definitions missing' : 'no finished cells';
-    return { kernel, fits: null, label: `not classified (${why})`, cells: 0 };
-  }
-  const version = r.kernels.find((k) => k.id === kernel)?.version;
-  const opts = version ? simOptionsForVersion(version) : undefined;
-  const fits = classify(cells.map((c) => ({ scenario: defs.get(c.scenario)!, measured: c.measured })), candidates, opts);
-  return { kernel, fits, label: fitsLabel(fits), cells: cells.length };
-}
-
+/** classifyKernel of every kernel of the run, with `defs` (by scenario id) for results written without definitions. */
 export function classifyAll(r: Results, defs: ReadonlyMap<string, CompiledScenario>): Map<string, KernelLogic> {
-  return new Map(kernelIds(r).map((k) => [k, classifyKernel(r, k, defs)]));
+  const known = new Map<string, CompiledScenario>();
+  for (const s of r.scenarios) {
+    const d = defs.get(s.id);
+    if (d) known.set(s.hash, d);
+  }
+  return new Map(kernelIds(r).map((k) => {
+    const c = classifyKernel(r, k, known);
+    return [k, { ...c, fits: c.status === 'no-cells' ? null : c.logics.map(parseLogic), cells: c.scenarios.length }];
+  }));
 }
 
 /** Kernel ids in report order: the kernels list, then any only seen in cells. */

@@ -22,10 +22,11 @@ export interface Written { files: string[]; logic: Map<string, KernelLogic>; def
 
 /** table.md, report.html, junit.xml, results.tap into `dir`. */
 export async function writeReports(r: Results, dir: string, opts: { plotScenario?: string | null; title?: string } = {}): Promise<Written> {
-  const defs = scenarioDefs(r, builtinDefsByHash());
+  const builtin = builtinDefsByHash();
+  const defs = scenarioDefs(r, builtin);
   const logic = classifyAll(r, defs);
   const files: [string, string][] = [
-    ['table.md', renderTable(r)],
+    ['table.md', renderTable(r, builtin)],
     ['report.html', renderHtml(r, { defs, logic, plotScenario: opts.plotScenario, title: opts.title })],
     ['junit.xml', renderJunit(r)],
     ['results.tap', renderTap(r)],

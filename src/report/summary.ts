@@ -18,7 +18,7 @@ export function renderSummary(r: Results, logic: ReadonlyMap<string, KernelLogic
   out.push(`| kernel | expected | classified | ${scen.join(' | ')} |`, `|---|---|---|${scen.map(() => '---').join('|')}|`);
   for (const k of kernelIds(r)) {
     const kr = r.kernels.find((x) => x.id === k);
-    out.push(`| ${k} | ${kr?.expected_logic ?? 'unknown'} | ${logic.get(k)?.label ?? ''} | ${scen.map((s) => {
+    out.push(`| ${k} | ${kr?.expected_logic ?? 'unknown'} | ${(logic.get(k)?.label ?? '').replace(/\|/g, '\\|')} | ${scen.map((s) => {
       const c = byKey.get(`${k}\0${s}`);
       return c ? `${ICON[c.verdict] ?? ''} ${['MATCH', 'MISMATCH', 'UNCHECKED'].includes(c.verdict) ? epermText(c.first_eperm_measured) : c.verdict}` : '';
     }).join(' | ')} |`);

@@ -3,7 +3,7 @@
 
 import type { CellResult, Results } from './schema.ts';
 import { classifyKernel } from '../diff/evidence.ts';
-import { simOptionsForVersion } from '../model/simulate.ts';
+import type { CompiledScenario } from '../scenario/ops.ts';
 
 const eperm = (n: number | null): string => (n === null ? '-' : `#${n}`);
 
@@ -18,14 +18,17 @@ function cellText(c: CellResult | undefined): string {
   }
 }
 
-/** The classified column: what the kernel's measured cells alone fit. */
-function classifiedText(r: Results, kernel: string, version: string): string {
-  const c = classifyKernel(r, kernel, undefined, simOptionsForVersion(version));
+/** The classified column: the one classifier's label for what the kernel's measured cells alone fit. */
+function classifiedText(r: Results, kernel: string, known: ReadonlyMap<string, CompiledScenario>): string {
   // "V1|V3/shared": a bare | would split the markdown cell
-  return c.status === 'no-cells' ? '-' : c.label.replace(/\|/g, '\\|');
+  return classifyKernel(r, kernel, known).label.replace(/\|/g, '\\|');
 }
 
-export function renderTable(r: Results): string {
+/**
+ * table.md. `known`: scenario definitions by hash for results written
+ * without them (the run's own definitions always win).
+ */
+export function renderTable(r: Results, known: ReadonlyMap<string, CompiledScenario> = new Map()): string {
   const kernels = r.kernels.map((k) => k.id);
   const scenarios = r.scenarios.map((s) => s.id);
   const byKey = new Map(r.cells.map((c) => [`${c.kernel}\0${c.scenario}`, c]));
@@ -42,7 +45,7 @@ export function renderTable(r: Results): string {
   out.push(`| kernel | expected logic | classified | ${scenarios.join(' | ')} |`);
   out.push(`|---|---|---|${scenarios.map(() => '---').join('|')}|`);
   for (const k of r.kernels) {
-    out.push(`| ${k.id}${k.release ? ` (${k.release})` : ''} | ${k.expected_logic ?? 'unknown'} | ${classifiedText(r, k.id, k.version)} | ` +
+    out.push(`| ${k.id}${k.release ? ` (${k.release})` : ''} | ${k.expected_logic ?? 'unknown'} | ${classifiedText(r, k.id, known)} | ` +
       `${scenarios.map((s) => cellText(byKey.get(`${k.id}\0${s}`))).join(' | ')} |`);
   }
   const notes = r.cells.filter((c) => c.verdict !== 'MATCH' && c.reason);

@@ -3,7 +3,6 @@ import { join, resolve } from 'node:path';
 import { type KernelClassification, classifyKernel, refutationText } from '../../diff/evidence.ts';
 import { defaultCacheDir } from '../../kernels/artifact.ts';
 import { runMatrix } from '../../matrix/run.ts';
-import { simOptionsForVersion } from '../../model/simulate.ts';
 import { scenarioHash } from '../../scenario/load.ts';
 import type { CompiledScenario } from '../../scenario/ops.ts';
 import type { Results } from '../../results/schema.ts';
@@ -89,7 +88,7 @@ Exit 0 when every classified kernel fits at least one logic, 1 otherwise.`,
     for (const id of ids) {
       const k = r.kernels.find((x) => x.id === id);
       if (!k) throw new ConfigError('command line', '--kernel', `no kernel ${JSON.stringify(id)} in these results`, `choose from: ${r.kernels.map((x) => x.id).join(', ')}`);
-      out.push({ c: classifyKernel(r, id, known, simOptionsForVersion(k.version)), expected: k.expected_logic });
+      out.push({ c: classifyKernel(r, id, known), expected: k.expected_logic });
     }
     if (v.json) console.log(JSON.stringify(out.map(({ c, expected }) => ({ ...c, expected_logic: expected })), null, 1));
     else console.log(out.map(({ c, expected }) => classificationText(c, expected)).join('\n\n'));

@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { readResults } from '../../results/write.ts';
 import { renderTable } from '../../results/table.ts';
+import { builtinDefsByHash } from '../../report/files.ts';
 import { ConfigError } from '../../util/errors.ts';
 import type { Command } from '../common.ts';
 
@@ -13,7 +14,7 @@ export const command: Command = {
   async run(_v, pos) {
     if (pos.length !== 1) throw new ConfigError('command line', 'DIR', 'expected one results directory or results.json', 'e.g. `lockstep table results/latest`');
     const p = pos[0].endsWith('.json') ? pos[0] : join(pos[0], 'results.json');
-    console.log(renderTable(await readResults(resolve(p))));
+    console.log(renderTable(await readResults(resolve(p)), builtinDefsByHash()));
     return 0;
   },
 };
