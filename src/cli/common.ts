@@ -7,10 +7,26 @@ import { resolve } from 'node:path';
 import { builtinSpecs, checkUniqueIds, loadSpecFile, type KernelSpec } from '../kernels/spec.ts';
 import { builtinScenarios, loadScenarioDir, loadScenarioFile } from '../scenario/load.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
+import { type CellVerdict, verdictClass } from '../results/schema.ts';
 import { ConfigError } from '../util/errors.ts';
 
 /** Boots at once: each TCG guest runs on one host thread (single-threaded TCG), so one per core. */
 export const DEFAULT_JOBS = String(Math.max(1, cpus().length));
+
+/**
+ * lockstep's exit codes: 0 ok; 1 a kernel behaved differently (a MISMATCH or
+ * PANIC cell, a diff regression); 2 bad input or a missing dependency (one
+ * line naming file, field and fix); 3 only infrastructure failed (TIMEOUT,
+ * BOOT_FAIL, BUILD_FAIL, ERROR cells, or diff cells that became unstable);
+ * 130/143 stopped by SIGINT/SIGTERM.
+ */
+export const EXIT = { ok: 0, behaviour: 1, badInput: 2, infrastructure: 3 } as const;
+
+/** The exit code of a run's cells: behaviour failures win over infrastructure ones. */
+export function exitForVerdicts(verdicts: readonly CellVerdict[]): number {
+  const classes = new Set(verdicts.map(verdictClass));
+  return classes.has('fail') ? EXIT.behaviour : classes.has('infra') ? EXIT.infrastructure : EXIT.ok;
+}
 
 export interface OptionSpec {
   type: 'string' | 'boolean';

@@ -18,8 +18,10 @@ Usage: lockstep <command> [options]      lockstep <command> --help
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(18)} ${c.summary}`).join('\n')}
 
-Exit codes: 0 all good; 1 a cell did not MATCH (or the command failed);
-2 bad input or a missing dependency (the message names file, field and fix);
+Exit codes: 0 all good; 1 a kernel behaved differently (a MISMATCH or PANIC
+cell, a \`diff\` regression; or the command failed); 2 bad input or a missing
+dependency (the message names file, field and fix); 3 only infrastructure
+failed (TIMEOUT, BOOT_FAIL, BUILD_FAIL, ERROR cells; \`diff\`: unstable cells);
 130 / 143 \`run\` stopped by SIGINT / SIGTERM (finished cells kept, complete: false).
 Environment: LOCKSTEP_CACHE (kernel + image cache, default ~/.cache/lockstep),
 LOCKSTEP_ACCEL=tcg (never try KVM), LOCKSTEP_QEMU (QEMU binary),

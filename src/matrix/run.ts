@@ -26,7 +26,7 @@ import type { GroupOutcome, Runtime } from '../runner/runtime.ts';
 import { QemuRuntime } from '../runner/vm.ts';
 import { RESULTS_SCHEMA, type CellResult, type KernelRecord, type Results } from '../results/schema.ts';
 import { renderTable } from '../results/table.ts';
-import { writeAtomic } from '../results/write.ts';
+import { serializeResults, writeAtomic } from '../results/write.ts';
 import { type CellContext, cellsFromOutcome, cellWithoutRun } from './cells.ts';
 import { type SplatPolicy, splatDecider } from '../policy/splats.ts';
 import { groupTimeoutMs, planGroups, type PlannedGroup, scheduleOrder } from './plan.ts';
@@ -125,7 +125,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
   const persist = (): Promise<void> => {
     writing = writing.then(async () => {
       results.cells.sort((a, b) => a.kernel.localeCompare(b.kernel) || a.scenario.localeCompare(b.scenario));
-      await writeAtomic(join(o.outDir, 'results.json'), JSON.stringify(results, null, 1) + '\n');
+      await writeAtomic(join(o.outDir, 'results.json'), serializeResults(results));
       await writeAtomic(join(o.outDir, 'table.md'), renderTable(results));
     });
     return writing;

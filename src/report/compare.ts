@@ -1,76 +1,145 @@
-// Comparing two runs: what changed per cell (verdict, first EPERM point),
-// per kernel (classification), and which kernels came or went. Pure.
+// Comparing two runs, in KernelCI's terms: per cell (kernel x scenario) a
+// regression, a fix, an unstable cell (infrastructure failed on one side), a
+// new or missing cell, or one still failing; per kernel, whether the one
+// classifier's label changed. Pure.
 
-import type { CompiledScenario } from '../scenario/ops.ts';
 import type { CellResult, Results } from '../results/schema.ts';
+import { verdictClass } from '../results/schema.ts';
+import type { CompiledScenario } from '../scenario/ops.ts';
 import { cellKey, classifyAll, epermText, kernelIds } from './analysis.ts';
+
+/**
+ * - regression: the cell ran on the new side and its behaviour got worse: a
+ *   passing (or skipped, or infrastructure-failed) cell that now MISMATCHes
+ *   or PANICs;
+ * - fixed: a failing cell (behaviour or infrastructure) that now passes;
+ * - unstable: infrastructure failed on the new side (TIMEOUT, BOOT_FAIL,
+ *   BUILD_FAIL, ERROR) where the old side had a judgement: says nothing
+ *   about the kernel;
+ * - still_failing: failed on both sides (behaviour or infrastructure);
+ * - new / missing: the cell exists on one side only;
+ * - changed: both sides pass (or skip) but something else moved (the first
+ *   EPERM point, SKIP <-> MATCH): listed, never counted against the run.
+ */
+export type CellCategory = 'regression' | 'fixed' | 'unstable' | 'still_failing' | 'new' | 'missing' | 'changed';
+
+export const CATEGORIES: readonly CellCategory[] = ['regression', 'fixed', 'unstable', 'still_failing', 'new', 'missing', 'changed'];
+
+type CellFacts = Pick<CellResult, 'verdict' | 'first_eperm_measured'>;
 
 export interface CellChange {
   kernel: string;
   scenario: string;
+  category: CellCategory;
   what: ('verdict' | 'first_eperm' | 'added' | 'removed')[];
-  old?: Pick<CellResult, 'verdict' | 'first_eperm_measured'>;
-  new?: Pick<CellResult, 'verdict' | 'first_eperm_measured'>;
-  regression: boolean;
+  old: CellFacts | null;
+  new: CellFacts | null;
+}
+
+export interface KernelChange {
+  kernel: string;
+  /** the one classifier's labels (src/diff/evidence.ts) */
+  old: string;
+  new: string;
+  /** regression: the label changed and both sides classified cells; unstable: one side had no usable cell */
+  category: 'unchanged' | 'regression' | 'unstable';
 }
 
 export interface Comparison {
   kernelsAdded: string[];
   kernelsRemoved: string[];
+  /** cells whose category is not "unchanged", in old-run order then new cells */
   cells: CellChange[];
-  classification: { kernel: string; old: string; new: string; regression: boolean }[];
+  /** every kernel present in both runs, changed or not */
+  classification: KernelChange[];
+  /** cells per category, plus kernels whose classification regressed (in `regression`) or went unstable */
+  counts: Record<CellCategory, number>;
+  /** behaviour regressions: regression cells + regressed classifications */
   regressions: number;
+  /** unstable cells + kernels without usable cells on one side */
+  unstable: number;
+}
+
+/** The category of one cell present on both sides, or null when nothing changed. */
+export function cellCategory(o: CellFacts, n: CellFacts): CellCategory | null {
+  const a = verdictClass(o.verdict);
+  const b = verdictClass(n.verdict);
+  const failed = a === 'fail' || a === 'infra';
+  if (b === 'fail') return a === 'fail' ? 'still_failing' : 'regression';
+  if (b === 'infra') return failed ? 'still_failing' : 'unstable';
+  if (failed) return 'fixed';
+  return o.verdict !== n.verdict || o.first_eperm_measured !== n.first_eperm_measured ? 'changed' : null;
 }
 
 /**
- * A regression: a MATCH cell that became anything else, or a kernel (present
- * in both runs) whose classified logic changed. Cells of kernels that were
- * added or removed are listed, never counted as regressions.
+ * Compare two runs. Cells of kernels present in only one run are `new` or
+ * `missing` (and the kernel is listed as added or removed); they are never
+ * regressions. A kernel present in both whose classified label changed is a
+ * regression when both sides had cells to classify, unstable otherwise (all
+ * of its cells failed to run on one side).
  */
 export function compareResults(a: Results, b: Results, defsA: ReadonlyMap<string, CompiledScenario>, defsB: ReadonlyMap<string, CompiledScenario>): Comparison {
   const ka = kernelIds(a);
   const kb = kernelIds(b);
   const kernelsAdded = kb.filter((k) => !ka.includes(k));
   const kernelsRemoved = ka.filter((k) => !kb.includes(k));
-  const both = new Set(ka.filter((k) => kb.includes(k)));
+  const both = ka.filter((k) => kb.includes(k));
   const am = new Map(a.cells.map((c) => [cellKey(c), c]));
   const bm = new Map(b.cells.map((c) => [cellKey(c), c]));
-  const pick = (c: CellResult) => ({ verdict: c.verdict, first_eperm_measured: c.first_eperm_measured });
+  const pick = (c: CellResult): CellFacts => ({ verdict: c.verdict, first_eperm_measured: c.first_eperm_measured });
   const cells: CellChange[] = [];
   for (const [k, o] of am) {
-    if (!both.has(o.kernel)) continue;
     const n = bm.get(k);
-    if (!n) { cells.push({ kernel: o.kernel, scenario: o.scenario, what: ['removed'], old: pick(o), regression: o.verdict === 'MATCH' }); continue; }
+    if (!n) { cells.push({ kernel: o.kernel, scenario: o.scenario, category: 'missing', what: ['removed'], old: pick(o), new: null }); continue; }
+    const category = cellCategory(o, n);
+    if (category === null) continue;
     const what: CellChange['what'] = [];
     if (o.verdict !== n.verdict) what.push('verdict');
     if (o.first_eperm_measured !== n.first_eperm_measured) what.push('first_eperm');
-    if (what.length) cells.push({ kernel: o.kernel, scenario: o.scenario, what, old: pick(o), new: pick(n), regression: o.verdict === 'MATCH' && n.verdict !== 'MATCH' });
+    cells.push({ kernel: o.kernel, scenario: o.scenario, category, what, old: pick(o), new: pick(n) });
   }
-  for (const [k, n] of bm) if (both.has(n.kernel) && !am.has(k)) cells.push({ kernel: n.kernel, scenario: n.scenario, what: ['added'], new: pick(n), regression: false });
+  for (const [k, n] of bm) if (!am.has(k)) cells.push({ kernel: n.kernel, scenario: n.scenario, category: 'new', what: ['added'], old: null, new: pick(n) });
   const la = classifyAll(a, defsA);
   const lb = classifyAll(b, defsB);
-  const classification = [...both].flatMap((k) => {
-    const o = la.get(k)!.label;
-    const n = lb.get(k)!.label;
-    return o === n ? [] : [{ kernel: k, old: o, new: n, regression: true }];
+  const classification: KernelChange[] = both.map((k) => {
+    const o = la.get(k)!;
+    const n = lb.get(k)!;
+    const category = o.label === n.label ? 'unchanged' : o.status === 'no-cells' || n.status === 'no-cells' ? 'unstable' : 'regression';
+    return { kernel: k, old: o.label, new: n.label, category };
   });
-  const regressions = cells.filter((c) => c.regression).length + classification.length;
-  return { kernelsAdded, kernelsRemoved, cells, classification, regressions };
+  const counts = Object.fromEntries(CATEGORIES.map((c) => [c, cells.filter((x) => x.category === c).length])) as Record<CellCategory, number>;
+  const regressions = counts.regression + classification.filter((k) => k.category === 'regression').length;
+  const unstable = counts.unstable + classification.filter((k) => k.category === 'unstable').length;
+  return { kernelsAdded, kernelsRemoved, cells, classification, counts, regressions, unstable };
 }
+
+const LABEL: Record<CellCategory, string> = {
+  regression: 'REGRESSION', fixed: 'FIXED', unstable: 'UNSTABLE', still_failing: 'STILL FAILING', new: 'NEW', missing: 'MISSING', changed: 'changed',
+};
 
 export function renderComparison(c: Comparison, oldName: string, newName: string): string {
   const out: string[] = [`## lockstep diff: ${oldName} -> ${newName}`, ''];
-  if (!c.cells.length && !c.classification.length && !c.kernelsAdded.length && !c.kernelsRemoved.length) {
+  const kernelChanges = c.classification.filter((k) => k.category !== 'unchanged');
+  if (!c.cells.length && !kernelChanges.length && !c.kernelsAdded.length && !c.kernelsRemoved.length) {
     out.push('No changes.');
     return out.join('\n') + '\n';
   }
   if (c.kernelsAdded.length) out.push(`Kernels added: ${c.kernelsAdded.join(', ')}`);
   if (c.kernelsRemoved.length) out.push(`Kernels removed: ${c.kernelsRemoved.join(', ')}`);
-  for (const k of c.classification) out.push(`REGRESSION ${k.kernel}: classification changed: ${k.old} -> ${k.new}`);
-  for (const x of c.cells) {
-    const fmt = (v?: CellChange['old']) => (v ? `${v.verdict} EPERM ${epermText(v.first_eperm_measured)}` : 'absent');
-    out.push(`${x.regression ? 'REGRESSION' : 'changed'} ${x.kernel} x ${x.scenario}: ${fmt(x.old)} -> ${fmt(x.new)} (${x.what.join(', ')})`);
-  }
-  out.push('', `${c.regressions} regression(s), ${c.cells.length} cell change(s).`);
+  for (const k of kernelChanges) out.push(`${k.category === 'regression' ? 'REGRESSION' : 'UNSTABLE'} ${k.kernel}: classification changed: ${k.old} -> ${k.new}`);
+  const fmt = (v: CellFacts | null) => (v ? `${v.verdict} EPERM ${epermText(v.first_eperm_measured)}` : 'absent');
+  for (const x of c.cells) out.push(`${LABEL[x.category]} ${x.kernel} x ${x.scenario}: ${fmt(x.old)} -> ${fmt(x.new)} (${x.what.join(', ')})`);
+  out.push('', `${c.regressions} regression(s), ${c.cells.length} cell change(s). ` +
+    `By category: ${CATEGORIES.map((k) => `${k} ${c.counts[k]}`).join(', ')}; unstable classifications ${kernelChanges.filter((k) => k.category === 'unstable').length}.`);
   return out.join('\n') + '\n';
+}
+
+/** `lockstep diff --json`: the comparison with both run names. */
+export function comparisonJson(c: Comparison, oldName: string, newName: string): object {
+  return {
+    old: oldName, new: newName,
+    kernels_added: c.kernelsAdded, kernels_removed: c.kernelsRemoved,
+    counts: c.counts, regressions: c.regressions, unstable: c.unstable,
+    classification: c.classification, cells: c.cells,
+  };
 }

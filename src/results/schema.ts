@@ -1,12 +1,23 @@
 // results.json: the source of truth of a run. Versioned; readers refuse
 // versions they do not know.
+//
+// In memory (the Results type) every cell carries its expected ops and its
+// kernel's provenance, as readers want them. On disk (lockstep/results@2)
+// neither is repeated: provenance is written once per kernel
+// (kernels[].provenance) and each cell's expected ops are left out, since
+// they are recomputed exactly from the scenario definition, the expected
+// logic, the kernel's version and the calibrated inputs
+// (compactResults/checkResults; a cell whose stored value would differ keeps
+// it). lockstep/results@1 files (everything in every cell) still read.
 
 import type { MeasuredOp, Divergence } from '../diff/index.ts';
-import type { ExpectedOp } from '../model/index.ts';
+import { type ExpectedOp, parseLogic, simOptionsForVersion, simulate } from '../model/index.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import { ConfigError } from '../util/errors.ts';
 
-export const RESULTS_SCHEMA = 'lockstep/results@1';
+export const RESULTS_SCHEMA = 'lockstep/results@2';
+/** Older schemas this lockstep still reads (migrated on read). */
+export const READABLE_SCHEMAS: readonly string[] = ['lockstep/results@1', RESULTS_SCHEMA];
 
 export type CellVerdict =
   | 'MATCH' | 'MISMATCH' | 'SKIP' | 'ERROR' | 'TIMEOUT' | 'PANIC' | 'BOOT_FAIL' | 'BUILD_FAIL'
@@ -75,10 +86,17 @@ export interface KernelRecord {
   expect_reason: string;
   artifact_sha256: string | null;
   source?: string;
+  /** on disk (@2): the provenance every cell of this kernel shares; cells keep only values that differ */
+  provenance?: Partial<Record<ProvenanceField, string | null>>;
 }
 
+/** Per-cell provenance that is the same for every cell of a kernel (in one run). */
+export const PROVENANCE_FIELDS = ['kernel_version', 'kernel_source', 'kernel_config_sha256', 'kernel_artifact_sha256', 'qemu_version', 'reproducer_sha256'] as const;
+export type ProvenanceField = (typeof PROVENANCE_FIELDS)[number];
+
 export interface Results {
-  schema: typeof RESULTS_SCHEMA;
+  /** written as RESULTS_SCHEMA; a file of an older readable schema is migrated on read */
+  schema: string;
   lockstep_version: string;
   started_at: string;
   finished_at?: string;
@@ -96,6 +114,25 @@ export interface Results {
   cells: CellResult[];
 }
 
+/**
+ * What a verdict says about the kernel, for exit codes and `lockstep diff`:
+ * 'pass' (MATCH, UNCHECKED: measured and nothing to object to), 'fail' (the
+ * kernel's behaviour: MISMATCH, or PANIC, the kernel's own oops), 'infra'
+ * (the cell did not run to a judgement: TIMEOUT, BOOT_FAIL, BUILD_FAIL,
+ * ERROR; another attempt may well succeed), 'skip' (the scenario cannot run
+ * there).
+ */
+export type VerdictClass = 'pass' | 'fail' | 'infra' | 'skip';
+
+export function verdictClass(v: CellVerdict): VerdictClass {
+  switch (v) {
+    case 'MATCH': case 'UNCHECKED': return 'pass';
+    case 'MISMATCH': case 'PANIC': return 'fail';
+    case 'SKIP': return 'skip';
+    default: return 'infra';
+  }
+}
+
 const VERDICTS: readonly CellVerdict[] = ['MATCH', 'MISMATCH', 'SKIP', 'ERROR', 'TIMEOUT', 'PANIC', 'BOOT_FAIL', 'BUILD_FAIL', 'UNCHECKED'];
 export const isVerdict = (v: unknown): v is CellVerdict => typeof v === 'string' && (VERDICTS as readonly string[]).includes(v);
 
@@ -109,8 +146,8 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object
 export function checkResults(obj: unknown, file: string): Results {
   if (!isObj(obj)) throw new ConfigError(file, '', 'not a JSON object', 'point at a results.json written by `lockstep run`');
   const schema = obj.schema;
-  if (schema !== RESULTS_SCHEMA) {
-    throw new ConfigError(file, 'schema', `unknown results schema ${JSON.stringify(schema)} (this lockstep reads ${RESULTS_SCHEMA})`,
+  if (typeof schema !== 'string' || !READABLE_SCHEMAS.includes(schema)) {
+    throw new ConfigError(file, 'schema', `unknown results schema ${JSON.stringify(schema)} (this lockstep reads ${READABLE_SCHEMAS.join(', ')})`,
       'regenerate it with this version of lockstep, or use the lockstep version that wrote it');
   }
   const damaged = 'the file is damaged or was not written by lockstep; re-run the matrix';
@@ -141,7 +178,9 @@ export function checkResults(obj: unknown, file: string): Results {
     for (const f of ['first_eperm_measured', 'first_eperm_expected']) {
       need(cell[f] === null || (Number.isInteger(cell[f]) && (cell[f] as number) > 0), `${at}.${f}`, 'not null or a call number >= 1');
     }
-    for (const f of ['pinned_measured', 'pinned_expected', 'measured', 'expected']) need(Array.isArray(cell[f]), `${at}.${f}`, 'missing or not an array');
+    for (const f of ['pinned_measured', 'pinned_expected', 'measured']) need(Array.isArray(cell[f]), `${at}.${f}`, 'missing or not an array');
+    // @2 leaves out what can be recomputed
+    need(Array.isArray(cell.expected) || (schema !== 'lockstep/results@1' && cell.expected === undefined), `${at}.expected`, 'not an array');
     need(typeof cell.scenario_hash === 'string', `${at}.scenario_hash`, 'missing or not a string');
     need(typeof cell.rerun === 'string', `${at}.rerun`, 'missing or not a string');
     const key = `${cell.kernel}\0${cell.scenario}`;
@@ -154,5 +193,66 @@ export function checkResults(obj: unknown, file: string): Results {
     need(isObj(sh) && Number.isInteger(sh.index) && Number.isInteger(sh.count) && (sh.index as number) >= 1 && (sh.index as number) <= (sh.count as number),
       'shard', 'not {index, count} with 1 <= index <= count');
   }
-  return obj as unknown as Results;
+  return expandResults(obj as unknown as Results);
+}
+
+/**
+ * A cell's expected ops, recomputed: the simulator under the cell's expected
+ * logic, with the options the kernel's version implies and the inputs the
+ * run calibrated (src/matrix/cells.ts computes them the same way). [] when
+ * the cell has no expected logic or the scenario definition is unknown.
+ */
+export function recomputeExpected(c: Pick<CellResult, 'expected_logic' | 'calibrated'>, def: CompiledScenario | undefined, version: string | undefined): ExpectedOp[] {
+  if (!c.expected_logic || !def) return [];
+  return simulate(def, parseLogic(c.expected_logic), { ...(version ? simOptionsForVersion(version) : {}), ...c.calibrated });
+}
+
+const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+function defsByHash(r: Results): Map<string, CompiledScenario> {
+  return new Map(r.scenarios.flatMap((s) => (s.def ? [[s.hash, s.def] as const] : [])));
+}
+
+/**
+ * The on-disk form (RESULTS_SCHEMA) of in-memory results: provenance once
+ * per kernel (the value of its first cell; a cell that differs keeps its
+ * own), and no expected ops where recomputeExpected gives them back exactly.
+ * Does not change `r`.
+ */
+export function compactResults(r: Results): Results {
+  const defs = defsByHash(r);
+  const version = new Map(r.kernels.map((k) => [k.id, k.version]));
+  const prov = new Map<string, Partial<Record<ProvenanceField, string | null>>>();
+  for (const c of r.cells) {
+    if (prov.has(c.kernel)) continue;
+    const p: Partial<Record<ProvenanceField, string | null>> = {};
+    for (const f of PROVENANCE_FIELDS) if (c[f] !== undefined) p[f] = c[f];
+    prov.set(c.kernel, p);
+  }
+  const cells = r.cells.map((c) => {
+    const out: Partial<CellResult> = { ...c };
+    const p = prov.get(c.kernel)!;
+    for (const f of PROVENANCE_FIELDS) if (c[f] !== undefined && p[f] === c[f]) delete out[f];
+    if (sameJson(c.expected, recomputeExpected(c, defs.get(c.scenario_hash), version.get(c.kernel)))) delete out.expected;
+    return out as CellResult;
+  });
+  const kernels = r.kernels.map((k) => {
+    const p = prov.get(k.id);
+    return p && Object.keys(p).length ? { ...k, provenance: p } : k;
+  });
+  return { ...r, schema: RESULTS_SCHEMA, kernels, cells };
+}
+
+/** compactResults' inverse (and the @1 migration: nothing to fill in there). Mutates and returns `r`. */
+export function expandResults(r: Results): Results {
+  const defs = defsByHash(r);
+  const kernels = new Map(r.kernels.map((k) => [k.id, k]));
+  for (const c of r.cells) {
+    const k = kernels.get(c.kernel);
+    if (k?.provenance) for (const f of PROVENANCE_FIELDS) if (c[f] === undefined && k.provenance[f] !== undefined) (c as unknown as Record<string, unknown>)[f] = k.provenance[f];
+    if (c.expected === undefined) c.expected = recomputeExpected(c, defs.get(c.scenario_hash), k?.version);
+  }
+  for (const k of r.kernels) delete k.provenance;
+  r.schema = RESULTS_SCHEMA;
+  return r;
 }

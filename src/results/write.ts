@@ -4,7 +4,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ConfigError } from '../util/errors.ts';
-import { checkResults, type Results } from './schema.ts';
+import { checkResults, compactResults, type Results } from './schema.ts';
 
 export async function writeAtomic(path: string, data: string | Buffer): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
@@ -24,3 +24,6 @@ export async function readResults(path: string): Promise<Results> {
   }
   return checkResults(obj, path);
 }
+
+/** results.json text: the on-disk form (compactResults), one-space indented. */
+export const serializeResults = (r: Results): string => JSON.stringify(compactResults(r), null, 1) + '\n';

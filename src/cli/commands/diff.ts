@@ -1,31 +1,42 @@
 import { readResults } from '../../results/write.ts';
 import { scenarioDefs } from '../../report/analysis.ts';
-import { compareResults, renderComparison } from '../../report/compare.ts';
+import { compareResults, comparisonJson, renderComparison } from '../../report/compare.ts';
 import { builtinDefsByHash, writeStepSummary } from '../../report/files.ts';
 import { ConfigError } from '../../util/errors.ts';
-import type { Command } from '../common.ts';
+import { type Command, EXIT } from '../common.ts';
 import { resultsPath } from './report.ts';
 
 export const command: Command = {
   name: 'diff',
   args: 'OLD NEW',
-  summary: 'compare two runs; exit 1 when something regressed',
-  description: `Lists cells whose verdict or first EPERM point changed, kernels whose
-classified logic changed, and kernels added or removed. A regression is a MATCH
-cell that became anything else (or vanished while its kernel stayed), or a
-changed classification. Exit 1 when there is one, 0 otherwise, 2 on bad input.
-OLD and NEW are results directories or results.json files. When
-$GITHUB_STEP_SUMMARY is set the comparison is appended to it.`,
-  options: {},
-  examples: ['lockstep diff results/previous results/latest'],
-  async run(_v, pos) {
+  summary: 'compare two runs: regressions, fixes, unstable cells; exit 1 on a regression, 3 when only infrastructure changed',
+  description: `Puts every cell (kernel x scenario) that changed into one category, as KernelCI does:
+  regression     the cell ran and its behaviour got worse (MATCH/SKIP/TIMEOUT.. -> MISMATCH/PANIC)
+  fixed          a failing cell (MISMATCH, PANIC, TIMEOUT, BOOT_FAIL, ...) that now passes
+  unstable       infrastructure failed on the new side only (MATCH -> TIMEOUT, BOOT_FAIL, BUILD_FAIL, ERROR)
+  still_failing  failed on both sides
+  new, missing   the cell exists on one side only (kernels added or removed are listed too)
+  changed        both pass or skip, something else moved (first EPERM point, SKIP <-> MATCH)
+and compares each kernel's classified logic (the label \`lockstep classify\` prints):
+a changed label is a regression when both sides had cells to classify,
+unstable when one side had none.
+Exit 1 when there is a regression, 3 when there is none but something was
+unstable, 0 otherwise, 2 on bad input. OLD and NEW are results directories
+or results.json files. When $GITHUB_STEP_SUMMARY is set the comparison is
+appended to it.`,
+  options: {
+    json: { type: 'boolean', help: 'print the comparison as JSON (categories, counts, per-kernel classification)' },
+  },
+  examples: ['lockstep diff results/previous results/latest', 'lockstep diff --json last-night/ tonight/ | jq .counts'],
+  async run(v, pos) {
     if (pos.length !== 2) throw new ConfigError('command line', 'OLD NEW', `expected two results (got ${pos.length})`, 'e.g. `lockstep diff last-night/ tonight/`');
     const [a, b] = await Promise.all(pos.map((p) => readResults(resultsPath(p))));
     const fallback = builtinDefsByHash();
     const c = compareResults(a!, b!, scenarioDefs(a!, fallback), scenarioDefs(b!, fallback));
     const text = renderComparison(c, pos[0]!, pos[1]!);
-    process.stdout.write(text);
+    if (v.json) console.log(JSON.stringify(comparisonJson(c, pos[0]!, pos[1]!), null, 1));
+    else process.stdout.write(text);
     await writeStepSummary(text);
-    return c.regressions ? 1 : 0;
+    return c.regressions ? EXIT.behaviour : c.unstable ? EXIT.infrastructure : EXIT.ok;
   },
 };

@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 import { mergeResults } from '../../matrix/shard.ts';
-import { readResults, writeAtomic } from '../../results/write.ts';
+import { readResults, serializeResults, writeAtomic } from '../../results/write.ts';
 import { renderSummary } from '../../report/summary.ts';
 import { writeReports, writeStepSummary } from '../../report/files.ts';
 import { ConfigError } from '../../util/errors.ts';
@@ -27,7 +27,7 @@ When $GITHUB_STEP_SUMMARY is set a markdown summary is appended to it.`,
     const { merged, warnings } = mergeResults(inputs);
     for (const w of warnings) console.error(`lockstep merge: warning: ${w}`);
     const out = resolve(String(v.out));
-    await writeAtomic(join(out, 'results.json'), JSON.stringify(merged, null, 1) + '\n');
+    await writeAtomic(join(out, 'results.json'), serializeResults(merged));
     const w = await writeReports(merged, out);
     await writeStepSummary(renderSummary(merged, w.logic));
     console.error(`lockstep merge: ${inputs.length} result(s), ${merged.cells.length} cells -> ${join(out, 'results.json')}, ${w.files.map((f) => f.slice(out.length + 1)).join(', ')}`);

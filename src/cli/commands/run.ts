@@ -7,7 +7,7 @@ import { writeReports, writeStepSummary } from '../../report/files.ts';
 import { renderSummary } from '../../report/summary.ts';
 import { renderTable } from '../../results/table.ts';
 import { ConfigError } from '../../util/errors.ts';
-import { type Command, DEFAULT_JOBS, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
+import { type Command, DEFAULT_JOBS, exitForVerdicts, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
 
 export const command: Command = {
   name: 'run',
@@ -18,7 +18,9 @@ and writes OUT/results.json (schema lockstep/results@1), OUT/table.md and
 OUT/logs/<kernel>@<cpus>cpu/{console.log,results.jsonl,script.ops}. Results are
 rewritten atomically after every boot, so an interrupted run keeps what it measured.
 Without --kernels/--scenarios it runs the embedded default matrix.
-Exit 0 when every cell is MATCH, SKIP or UNCHECKED; 1 otherwise. On SIGINT/SIGTERM every
+Exit 0 when every cell is MATCH, SKIP or UNCHECKED; 1 when a cell MISMATCHed or PANICked (the
+kernel's behaviour); 3 when the only failures are infrastructure (TIMEOUT, BOOT_FAIL, BUILD_FAIL,
+ERROR, after --attempts boots); 2 bad input. On SIGINT/SIGTERM every
 VM is killed and the host reproducer stopped (it restores the sysctls), results.json keeps
 the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SIGTERM).`,
   options: {
@@ -100,7 +102,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
       await writeStepSummary(renderSummary(r, w.logic));
       console.error(`lockstep: wrote ${join(outDir, 'results.json')}, table.md, report.html, junit.xml, results.tap; ${r.cells.length - bad.length}/${r.cells.length} cells MATCH/SKIP/UNCHECKED`);
       if (ac.signal.aborted) return caught === 'SIGTERM' ? 143 : 130;
-      return bad.length ? 1 : 0;
+      return exitForVerdicts(r.cells.map((c) => c.verdict));
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

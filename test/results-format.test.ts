@@ -1,0 +1,66 @@
+// results.json on disk (lockstep/results@2): provenance once per kernel, no
+// expected ops that can be recomputed, and every reader still sees the full
+// cells; lockstep/results@1 files still read. Pure.
+
+import t from 'tap';
+import { parseLogic, simulate } from '../src/model/index.ts';
+import { cellsFromOutcome } from '../src/matrix/cells.ts';
+import { checkResults, compactResults, RESULTS_SCHEMA, type Results } from '../src/results/schema.ts';
+import { serializeResults } from '../src/results/write.ts';
+import type { GroupOutcome } from '../src/runner/runtime.ts';
+import { syntheticMeasured } from '../src/scenario/discriminate.ts';
+import { builtinScenarios, scenarioHash } from '../src/scenario/load.ts';
+
+const scen = builtinScenarios().map((l) => l.compiled).filter((s) => s.cpus === 2);
+
+/** as JSON carries it (no undefined fields) */
+const plain = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
+
+function run(): Results {
+  const cells = (['V3/shared', 'V4/perf'] as const).flatMap((label, k) => {
+    const logic = parseLogic(label);
+    const kernel = `k${k}`;
+    const map = new Map(scen.map((s) => [s.id, { scenario: s.id, ops: syntheticMeasured(s, simulate(s, logic)), errors: [], ended: true }]));
+    const o: GroupOutcome = {
+      status: 'ok', detail: '', faults: [], consoleTail: '', consoleLog: 'logs/x/console.log', resultsLog: null, accel: 'tcg', accelWhy: 'simulated',
+      bootMs: 1, wallMs: 2, argv: ['qemu-system-x86_64'], stream: { scenarios: map, order: scen.map((s) => s.id), done: true, garbage: [], garbageCount: 0 },
+    };
+    const cs = cellsFromOutcome({ kernel, logic, runtime: 'qemu', startedAt: '2026-01-01T00:00:00.000Z', scenarioHash, rerun: (s) => `x ${s}` }, scen, o);
+    for (const c of cs) Object.assign(c, { kernel_version: '6.1.192', kernel_source: `debian:pkg${k}=1`, kernel_config_sha256: 'c'.repeat(64), kernel_artifact_sha256: String(k).repeat(64), qemu_version: 'QEMU emulator version 7.2.0', reproducer_sha256: 'r'.repeat(64) });
+    return cs;
+  });
+  return {
+    schema: RESULTS_SCHEMA, lockstep_version: 't', started_at: '2026-01-01T00:00:00.000Z', complete: true,
+    host: { release: 't', cpus: 2, accel: 'tcg', accel_why: 't' },
+    kernels: [0, 1].map((k) => ({ id: `k${k}`, kind: 'image', version: '6.1.192', expected_logic: k ? 'V4/perf' : 'V3/shared', expect_reason: 't', artifact_sha256: null })),
+    scenarios: scen.map((s) => ({ id: s.id, hash: scenarioHash(s), cpus: s.cpus, def: s })), cells,
+  };
+}
+
+t.test('@2 round trip: smaller on disk, the same in memory', async (t) => {
+  const r = run();
+  const text = serializeResults(r);
+  const disk = JSON.parse(text);
+  t.equal(disk.schema, 'lockstep/results@2');
+  t.ok(disk.cells.every((c: Record<string, unknown>) => c.expected === undefined && c.kernel_source === undefined && c.reproducer_sha256 === undefined), 'no per-cell expectation or provenance on disk');
+  t.same(disk.kernels[1].provenance, { kernel_version: '6.1.192', kernel_source: 'debian:pkg1=1', kernel_config_sha256: 'c'.repeat(64), kernel_artifact_sha256: '1'.repeat(64), qemu_version: 'QEMU emulator version 7.2.0', reproducer_sha256: 'r'.repeat(64) });
+  const v1 = JSON.stringify({ ...r, schema: 'lockstep/results@1' }, null, 1);
+  t.ok(text.length < v1.length * 0.6, `@2 ${text.length} bytes vs @1 ${v1.length}`);
+  t.strictSame(checkResults(disk, 'x'), plain(r), 'read back: every cell as the writer had it');
+  t.strictSame(checkResults(JSON.parse(v1), 'x'), plain(r), 'an @1 file reads the same');
+});
+
+t.test('what cannot be recomputed exactly stays in the cell', async (t) => {
+  const r = run();
+  r.cells[0]!.expected = r.cells[0]!.expected.map((e) => ({ ...e, pinned: e.pinned + 1 }));
+  r.cells[1]!.kernel_source = 'debian:other=2';
+  const disk = compactResults(r);
+  t.ok(Array.isArray(disk.cells[0]!.expected), 'a non-recomputable expectation is kept');
+  t.equal(disk.cells[1]!.kernel_source, 'debian:other=2', 'a differing provenance value is kept');
+  t.equal(disk.cells[2]!.kernel_source, undefined);
+  t.strictSame(checkResults(JSON.parse(JSON.stringify(disk)), 'x'), plain(r));
+});
+
+t.test('an unknown schema is refused with one line', async (t) => {
+  t.throws(() => checkResults({ ...run(), schema: 'lockstep/results@9' }, 'f.json'), /schema: unknown results schema "lockstep\/results@9" \(this lockstep reads lockstep\/results@1, lockstep\/results@2\)/);
+});
