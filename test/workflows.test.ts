@@ -153,3 +153,29 @@ t.test('nightly.yml: no accepted baseline fails loudly unless this run accepts o
   t.equal(found.code, 0);
   t.equal(found.output, 'found=true\n', 'the diff step runs');
 });
+
+t.test('.ci/run type-checks too: a type error fails it, and the tap summary line is still printed', async (t) => {
+  // A tiny project with .ci/run itself, a `test` script that prints tap's
+  // totals line, and the repo's TypeScript: one file well typed, then not.
+  const { mkdtempSync, mkdirSync, copyFileSync, writeFileSync, symlinkSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { spawnSync } = await import('node:child_process');
+  const dir = mkdtempSync(join(tmpdir(), 'lockstep-ci-run-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, '.ci'));
+  copyFileSync(join(ROOT, '.ci/run'), join(dir, '.ci/run'));
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'ci-run-probe', private: true, scripts: { test: 'echo "# { total: 3, pass: 3 }"' } }));
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, noEmit: true, types: [] }, include: ['a.ts'] }));
+  const ci = () => spawnSync('bash', [join(dir, '.ci/run')], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+  writeFileSync(join(dir, 'a.ts'), 'export const n: number = 1;\n');
+  const good = ci();
+  t.equal(good.status, 0, good.stdout + good.stderr);
+  t.match(good.stdout, /^3 passed, 0 failed$/m);
+  writeFileSync(join(dir, 'a.ts'), 'export const n: number = "one";\n');
+  const bad = ci();
+  t.equal(bad.status, 1, 'a type error fails CI although every test passed');
+  t.match(bad.stdout, /^3 passed, 0 failed$/m, 'the test summary is still there');
+  t.match(bad.stdout, /a\.ts\(1,14\): error TS2322/);
+  t.match(bad.stdout, /^type check: FAILED/m);
+});
