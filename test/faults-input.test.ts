@@ -141,3 +141,17 @@ t.test('no string reaches a shell: the code never uses one', async (t) => {
   }
   t.same(bad, [], 'every child process is spawned with an argument array, never a shell');
 });
+
+t.test('a misspelt Debian package is bad input, not a BOOT_FAIL cell: exit 2, one line naming the spec file, field and fix', async (t) => {
+  const f = w('k-misspelt.json', { ...deb, id: 'misspelt', package: 'linux-image-6.1.0-54-cloud-amd64-unsigend' });
+  const o = join(dir, 'out-misspelt');
+  const r = await lockstep(['run', '--no-builtin-kernels', '--no-builtin-scenarios', '--kernel-spec', f, '--scenario-file', goodS, '--out', o, '--quiet'], { killAfterMs: 300_000 });
+  const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
+  t.equal(r.code, 2, r.stderr);
+  t.equal(lines.length, 1, r.stderr);
+  t.match(lines[0], new RegExp(`^lockstep run: ${esc(f)}: package: apt does not know "linux-image-6\\.1\\.0-54-cloud-amd64-unsigend".*\\. Fix: run \`apt-get update\``));
+  // What the run had is kept (here: nothing measured), and no cell pretends the kernel failed to boot.
+  const res = JSON.parse(readFileSync(join(o, 'results.json'), 'utf8')) as { complete: boolean; cells: { verdict: string }[] };
+  t.equal(res.complete, false, 'the run did not finish');
+  t.notOk(res.cells.some((c) => c.verdict === 'BOOT_FAIL' || c.verdict === 'BUILD_FAIL'), 'no BOOT_FAIL/BUILD_FAIL cell for bad input');
+});

@@ -27,6 +27,7 @@ import { QemuRuntime } from '../runner/vm.ts';
 import { RESULTS_SCHEMA, type CellResult, type KernelRecord, type Results } from '../results/schema.ts';
 import { renderTable } from '../results/table.ts';
 import { serializeResults, writeAtomic } from '../results/write.ts';
+import { ConfigError, isUserError } from '../util/errors.ts';
 import { type CellContext, cellsFromOutcome, cellWithoutRun } from './cells.ts';
 import { type SplatPolicy, splatDecider } from '../policy/splats.ts';
 import { groupTimeoutMs, planGroups, type PlannedGroup, scheduleOrder } from './plan.ts';
@@ -84,6 +85,14 @@ function untilAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
 
 const runtimeOf = (k: KernelSpec): 'host' | 'qemu' | 'container' => (k.kind === 'host' ? (k.runtime === 'container' ? 'container' : 'host') : 'qemu');
 
+/**
+ * Run the matrix and write OUT/results.json + table.md after every group.
+ * Returns the results (complete: false when interrupted). Throws a
+ * ConfigError/MissingDependencyError (the CLI's exit 2, one line naming
+ * file, field and fix) when a kernel's setup fails on bad input or a missing
+ * tool: no new group starts, running ones finish and are written first.
+ * Real download, build or boot failures stay cells (BUILD_FAIL, BOOT_FAIL).
+ */
 export async function runMatrix(o: MatrixOptions): Promise<Results> {
   await mkdir(o.outDir, { recursive: true });
   const started = new Date().toISOString();
@@ -167,6 +176,8 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
   };
 
   const queue = new PQueue({ concurrency: Math.max(1, o.jobs) });
+  /** the first user error of a kernel's setup (ConfigError, MissingDependencyError): thrown once the run is kept */
+  let setupError: ConfigError | undefined;
   const runGroup = async (g: PlannedGroup): Promise<void> => {
     const spec = o.kernels.find((k) => k.id === g.kernel)!;
     let simOpts: SimulateOptions | undefined;
@@ -192,6 +203,14 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
       // an interrupt must not wait for a kernel download or build to finish
       a = await untilAborted(artifact(spec), o.signal);
     } catch (e) {
+      if (isUserError(e) && !o.signal?.aborted) {
+        // Bad input or a missing tool (a misspelt package, an unreadable
+        // spec path): not a property of the kernel. Start no new group; the
+        // run ends with this one line (exit 2) once the running ones are kept.
+        setupError ??= e;
+        queue.clear();
+        return;
+      }
       const reason = `kernel artifact: ${(e as Error).message}`;
       if (!results.kernels.some((k) => k.id === spec.id)) {
         results.kernels.push({ id: spec.id, kind: spec.kind, version: 'version' in spec && spec.version ? spec.version : '?', expected_logic: null, expect_reason: reason, artifact_sha256: null });
@@ -284,6 +303,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
       try {
         await runGroup(g);
       } catch (e) {
+        if (isUserError(e) && !o.signal?.aborted) { setupError ??= e; queue.clear(); return; }
         // A bug in one group must not lose the others: record it and go on.
         const ctx: CellContext = { kernel: g.kernel, logic: null, runtime: g.runtime, startedAt: new Date().toISOString(), scenarioHash, rerun: (x) => o.rerun(g.kernel, x) };
         const cells = g.scenarios.map((s) => cellWithoutRun(ctx, s, 'ERROR', `internal error: ${(e as Error).stack ?? e}`));
@@ -295,8 +315,9 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
   }
   await queue.onIdle();
   await writing;
-  results.complete = !o.signal?.aborted;
+  results.complete = !o.signal?.aborted && setupError === undefined;
   results.finished_at = new Date().toISOString();
   await persist();
+  if (setupError) throw setupError;
   return results;
 }
