@@ -96,3 +96,17 @@ export const scenarioOptions: Record<string, OptionSpec> = {
   'no-builtin-scenarios': { type: 'boolean', help: 'only the scenarios from --scenario-file' },
 };
 
+
+export const artifactUrlOption: Record<string, OptionSpec> = {
+  'artifact-base-url': { type: 'string', arg: 'URL', help: 'where the results directory will be published: report.html links each log path under it' },
+};
+
+/** --artifact-base-url, checked: an http(s) URL. */
+export function artifactBaseUrl(v: Record<string, unknown>): string | undefined {
+  const u = v['artifact-base-url'];
+  if (u === undefined) return undefined;
+  let ok = false;
+  try { ok = ['http:', 'https:'].includes(new URL(String(u)).protocol); } catch { /* not a URL */ }
+  if (!ok) throw new ConfigError('command line', '--artifact-base-url', `${JSON.stringify(u)} is not an http(s) URL`, 'give the URL the results directory is uploaded to, e.g. https://ci.example.org/runs/42/');
+  return String(u);
+}

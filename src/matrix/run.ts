@@ -5,7 +5,7 @@
 
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { release as osRelease, tmpdir } from 'node:os';
+import { homedir, release as osRelease, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import PQueue from 'p-queue';
 import { acquireLock, ensureKernel, type KernelArtifact } from '../kernels/artifact.ts';
@@ -24,9 +24,11 @@ import { type SimulateOptions, simOptionsForVersion } from '../model/simulate.ts
 import { kvmUsable, qemuVersion, type Accel } from '../runner/qemu.ts';
 import type { GroupOutcome, Runtime } from '../runner/runtime.ts';
 import { QemuRuntime } from '../runner/vm.ts';
-import { RESULTS_SCHEMA, type CellResult, type KernelRecord, type Results } from '../results/schema.ts';
+import { type CellAttempt, RESULTS_SCHEMA, type CellResult, type KernelRecord, type Results, verdictClass } from '../results/schema.ts';
 import { renderTable } from '../results/table.ts';
 import { serializeResults, writeAtomic } from '../results/write.ts';
+import { pathRoots, portableJson } from '../results/paths.ts';
+import { fileURLToPath } from 'node:url';
 import { ConfigError, isUserError } from '../util/errors.ts';
 import { type CellContext, cellsFromOutcome, cellWithoutRun } from './cells.ts';
 import { type SplatPolicy, splatDecider } from '../policy/splats.ts';
@@ -37,6 +39,9 @@ import { matrixIdentity, shardGroups, type ShardSpec } from './shard.ts';
 export const HOST_KERNEL_LOCK = join(existsSync('/run/lock') ? '/run/lock' : tmpdir(), 'lockstep-host-kernel.lock');
 
 export const LOCKSTEP_VERSION = '0.1.0';
+
+/** lockstep's checkout (re-run commands are written relative to it). */
+export const LOCKSTEP_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface MatrixOptions {
   kernels: KernelSpec[];
@@ -51,13 +56,24 @@ export interface MatrixOptions {
   opTimeoutS: number;
   signal?: AbortSignal;
   log: (line: string) => void;
-  /** the command line that reproduces a cell (scenario, kernel) */
+  /** the command line that reproduces a cell (scenario, kernel), run from lockstep's checkout; absolute paths in it are made portable */
   rerun: (kernel: string, scenario: string) => string;
   /** run only this slice of the matrix's groups (`--shard i/n`) */
   shard?: ShardSpec;
   /** which console splats fail a cell (default: MEASURE_POLICY, src/policy/splats.ts) */
   splatPolicy?: SplatPolicy;
+  /** boots per group at most: cells that end TIMEOUT, BOOT_FAIL or ERROR run again in a fresh boot (default 1) */
+  attempts?: number;
 }
+
+/**
+ * Test hook: $LOCKSTEP_TEST_FAIL_FIRST_BOOTS=N makes the first N QEMU boots
+ * of this process fail for real (QEMU is given a kernel image that does not
+ * exist, so it exits before the guest starts: BOOT_FAIL), to exercise the
+ * retries. Unset in normal use.
+ */
+let bootsToFail = Number(process.env.LOCKSTEP_TEST_FAIL_FIRST_BOOTS ?? 0) || 0;
+const failThisBoot = (): boolean => bootsToFail-- > 0;
 
 /** Where a kernel came from, for provenance: from the artifact's kind-specific facts. */
 function kernelSource(k: KernelSpec, a: KernelArtifact): string {
@@ -129,13 +145,17 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
     return p;
   };
 
+  // No path of this machine in what is written: log paths relative to the
+  // results directory, the cache, checkout, $HOME and temp dir by name.
+  const roots = pathRoots({ out: o.outDir, cache: o.cacheDir, repo: LOCKSTEP_ROOT, home: homedir(), tmp: tmpdir() });
   // Writes are serialised: each one snapshots the cells finished so far.
   let writing = Promise.resolve();
   const persist = (): Promise<void> => {
     writing = writing.then(async () => {
       results.cells.sort((a, b) => a.kernel.localeCompare(b.kernel) || a.scenario.localeCompare(b.scenario));
-      await writeAtomic(join(o.outDir, 'results.json'), serializeResults(results));
-      await writeAtomic(join(o.outDir, 'table.md'), renderTable(results));
+      const portable = portableJson(results, roots);
+      await writeAtomic(join(o.outDir, 'results.json'), serializeResults(portable));
+      await writeAtomic(join(o.outDir, 'table.md'), renderTable(portable));
     });
     return writing;
   };
@@ -248,40 +268,73 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
     }
     let cells = skipped;
     if (runnable.length && !o.signal?.aborted) {
-      const uids = g.runtime !== 'qemu' ? freshHostUids(runnable.length) : runnable.map((_, k) => 10_000 + k);
-      const logDir = join(o.outDir, 'logs', g.key);
-      await mkdir(logDir, { recursive: true });
       const rt: Runtime = g.runtime === 'host' ? host : g.runtime === 'container' ? container! : qemu!;
-      // Per-scenario begin/end times, from the stream as it arrives.
-      const began = new Map<string, number>();
-      const ended = new Map<string, number>();
-      const runIt = (): Promise<GroupOutcome> => rt.run({
-        kernel: g.kernel, vmlinuz: a.vmlinuz, cpus: g.cpus, scenarios: runnable, uids,
-        timeoutMs: groupTimeoutMs({ ...g, scenarios: runnable }, accelInfo.accel === 'kvm', o.timeoutMs),
-        opTimeoutS: o.opTimeoutS, logDir, signal: o.signal,
-        onEvent: (ev) => {
-          if (typeof ev.scenario !== 'string') return;
-          if (ev.ev === 'begin' || ev.ev === 'skip') began.set(ev.scenario, Date.now());
-          if (ev.ev === 'end' || ev.ev === 'skip') ended.set(ev.scenario, Date.now());
-        },
-      });
-      const outcome: GroupOutcome = g.runtime === 'qemu' ? await runIt() : await onHostKernel(runIt);
-      cells = [...cells, ...cellsFromOutcome(ctx(logic), runnable, outcome)];
-      for (const c of cells) {
-        const b = began.get(c.scenario);
-        const e = ended.get(c.scenario);
-        if (b !== undefined) c.started_at = new Date(b).toISOString();
-        c.duration_ms = b !== undefined && e !== undefined ? e - b : null;
-        if (runnable.some((s) => s.id === c.scenario)) {
+      /** One boot (or host run) of `scenarios`: cells with their timing and the boot's provenance. */
+      const runOnce = async (scenarios: CompiledScenario[], attempt: number): Promise<{ cells: CellResult[]; outcome: GroupOutcome }> => {
+        const uids = g.runtime !== 'qemu' ? freshHostUids(scenarios.length) : scenarios.map((_, k) => 10_000 + k);
+        const logDir = join(o.outDir, 'logs', attempt === 1 ? g.key : `${g.key}.attempt-${attempt}`);
+        await mkdir(logDir, { recursive: true });
+        // Per-scenario begin/end times, from the stream as it arrives.
+        const began = new Map<string, number>();
+        const ended = new Map<string, number>();
+        const runIt = (): Promise<GroupOutcome> => rt.run({
+          kernel: g.kernel, vmlinuz: g.runtime === 'qemu' && failThisBoot() ? join(logDir, 'no-such-vmlinuz (LOCKSTEP_TEST_FAIL_FIRST_BOOTS)') : a.vmlinuz,
+          cpus: g.cpus, scenarios, uids,
+          timeoutMs: groupTimeoutMs({ ...g, scenarios }, accelInfo.accel === 'kvm', o.timeoutMs),
+          opTimeoutS: o.opTimeoutS, logDir, signal: o.signal,
+          onEvent: (ev) => {
+            if (typeof ev.scenario !== 'string') return;
+            if (ev.ev === 'begin' || ev.ev === 'skip') began.set(ev.scenario, Date.now());
+            if (ev.ev === 'end' || ev.ev === 'skip') ended.set(ev.scenario, Date.now());
+          },
+        });
+        const outcome: GroupOutcome = g.runtime === 'qemu' ? await runIt() : await onHostKernel(runIt);
+        const got = cellsFromOutcome(ctx(logic), scenarios, outcome);
+        for (const c of got) {
+          const b = began.get(c.scenario);
+          const e = ended.get(c.scenario);
+          if (b !== undefined) c.started_at = new Date(b).toISOString();
+          c.duration_ms = b !== undefined && e !== undefined ? e - b : null;
           c.qemu_version = g.runtime === 'qemu' ? outcome.emulator ?? null : null;
           c.qemu_argv = g.runtime === 'qemu' ? outcome.argv : null;
           c.accel_why = outcome.accelWhy;
+          c.accel = outcome.accel;
         }
+        if (outcome.accel !== 'none') { results.host.accel = outcome.accel; results.host.accel_why = outcome.accelWhy; }
+        if (outcome.emulator) results.host.emulator = outcome.emulator;
+        return { cells: got, outcome };
+      };
+      // Infrastructure failures (TIMEOUT, BOOT_FAIL, ERROR) get another boot
+      // of just their scenarios, up to o.attempts boots; every attempt is kept
+      // in the cell, and a cell that passed only on a retry is flaky.
+      const maxAttempts = Math.max(1, o.attempts ?? 1);
+      const history = new Map<string, CellAttempt[]>();
+      let pending = runnable;
+      const final: CellResult[] = [];
+      let last: GroupOutcome | undefined;
+      for (let n = 1; pending.length; n++) {
+        const { cells: got, outcome } = await runOnce(pending, n);
+        last = outcome;
+        for (const c of got) {
+          const h = history.get(c.scenario) ?? [];
+          h.push({ attempt: n, verdict: c.verdict, ...(c.reason !== undefined ? { reason: c.reason } : {}), duration_ms: c.duration_ms ?? null, console_log: c.console_log ?? null });
+          history.set(c.scenario, h);
+        }
+        const again = n < maxAttempts && !o.signal?.aborted ? got.filter((c) => verdictClass(c.verdict) === 'infra') : [];
+        final.push(...got.filter((c) => !again.includes(c)));
+        if (again.length) o.log(`${g.key}: attempt ${n}: ${again.map((c) => `${c.scenario}=${c.verdict}`).join(' ')}: retrying in a fresh boot (attempt ${n + 1} of ${maxAttempts})`);
+        pending = pending.filter((s) => again.some((c) => c.scenario === s.id));
       }
-      if (outcome.accel !== 'none') { results.host.accel = outcome.accel; results.host.accel_why = outcome.accelWhy; }
-      if (outcome.emulator) results.host.emulator = outcome.emulator;
-      for (const c of cells) if (runnable.some((s) => s.id === c.scenario)) c.accel = outcome.accel;
+      for (const c of final) {
+        const h = history.get(c.scenario)!;
+        if (h.length < 2) continue;
+        c.attempts = h;
+        if (verdictClass(c.verdict) !== 'infra') c.flaky = true;
+      }
+      final.sort((x, y) => runnable.findIndex((s) => s.id === x.scenario) - runnable.findIndex((s) => s.id === y.scenario));
+      cells = [...cells, ...final];
       results.cells.push(...cells);
+      const outcome = last!;
       report(cells, g, outcome.bootMs !== null ? ` (boot to first result ${(outcome.bootMs / 1000).toFixed(1)}s, group ${(outcome.wallMs / 1000).toFixed(1)}s, ${outcome.accel})` : ` (${outcome.status}: ${outcome.detail})`);
     } else {
       if (o.signal?.aborted) for (const s of runnable) cells.push(cellWithoutRun(ctx(logic), s, 'ERROR', 'run interrupted before this cell started'));
@@ -319,5 +372,5 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
   results.finished_at = new Date().toISOString();
   await persist();
   if (setupError) throw setupError;
-  return results;
+  return portableJson(results, roots);
 }

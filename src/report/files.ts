@@ -21,13 +21,13 @@ export function builtinDefsByHash(): Map<string, CompiledScenario> {
 export interface Written { files: string[]; logic: Map<string, KernelLogic>; defs: Map<string, CompiledScenario> }
 
 /** table.md, report.html, junit.xml, results.tap into `dir`. */
-export async function writeReports(r: Results, dir: string, opts: { plotScenario?: string | null; title?: string } = {}): Promise<Written> {
+export async function writeReports(r: Results, dir: string, opts: { plotScenario?: string | null; title?: string; artifactBaseUrl?: string } = {}): Promise<Written> {
   const builtin = builtinDefsByHash();
   const defs = scenarioDefs(r, builtin);
   const logic = classifyAll(r, defs);
   const files: [string, string][] = [
     ['table.md', renderTable(r, builtin)],
-    ['report.html', renderHtml(r, { defs, logic, plotScenario: opts.plotScenario, title: opts.title })],
+    ['report.html', renderHtml(r, { defs, logic, plotScenario: opts.plotScenario, title: opts.title, artifactBaseUrl: opts.artifactBaseUrl })],
     ['junit.xml', renderJunit(r)],
     ['results.tap', renderTap(r)],
   ];

@@ -19,6 +19,16 @@ export interface HtmlOptions {
   /** scenario to plot; default choosePlotScenario() */
   plotScenario?: string | null;
   title?: string;
+  /** where the results directory is published: log paths (relative to it) become links under this URL */
+  artifactBaseUrl?: string;
+}
+
+/** A log path (relative to the results directory) as code, or as a link under `base`. */
+function logLink(path: string | null | undefined, base?: string): string {
+  if (!path) return '<code>-</code>';
+  if (!base) return `<code>${esc(path)}</code>`;
+  const url = `${base.replace(/\/+$/, '')}/${path.split('/').map(encodeURIComponent).join('/')}`;
+  return `<a href="${esc(url)}"><code>${esc(path)}</code></a>`;
 }
 
 const COLORS: Record<string, string> = {
@@ -42,6 +52,10 @@ ${Object.entries(COLORS).map(([v, c]) => `td.v-${v}{background:${c}}`).join('\n'
 details{margin:.3em 0} summary{cursor:pointer} .ok{color:#070} .bad{color:#b00}
 `;
 
+/** "flaky: BOOT_FAIL, then MATCH" under a cell that passed only on a retry. */
+const flakyNote = (c: CellResult): string =>
+  c.flaky && c.attempts ? `<br><small class="flaky" data-attempts="${c.attempts.length}">flaky: ${esc(c.attempts.map((a) => a.verdict).join(', then '))}</small>` : '';
+
 function cellHtml(c: CellResult | undefined, kernel: string, scenario: string): string {
   const attrs = `data-kernel="${esc(kernel)}" data-scenario="${esc(scenario)}"`;
   if (!c) return `<td class="cell v-none" ${attrs} data-verdict="">-</td>`;
@@ -50,7 +64,7 @@ function cellHtml(c: CellResult | undefined, kernel: string, scenario: string): 
     : `EPERM ${epermText(c.first_eperm_measured)} (exp ${epermText(c.first_eperm_expected)})`;
   const showE = ['MATCH', 'MISMATCH', 'UNCHECKED'].includes(c.verdict);
   return `<td class="cell v-${c.verdict}" ${attrs} data-verdict="${c.verdict}"${c.reason ? ` title="${esc(c.reason)}"` : ''}>` +
-    `<span class="verdict">${c.verdict}</span>${showE ? `<br><small class="eperm">${esc(e)}</small>` : ''}</td>`;
+    `<span class="verdict">${c.verdict}</span>${showE ? `<br><small class="eperm">${esc(e)}</small>` : ''}${flakyNote(c)}</td>`;
 }
 
 function plotFor(r: Results, kernel: string, scenario: string | null, defs: ReadonlyMap<string, CompiledScenario>): string {
@@ -178,7 +192,7 @@ export function renderHtml(r: Results, o: HtmlOptions): string {
         `<td title="${esc(c.accel_why ?? '')}">${c.accel}</td>` +
         `<td${c.qemu_argv ? ` title="${esc(c.qemu_argv.join(' '))}"` : ''}>${esc(c.qemu_version ?? (c.runtime === 'host' ? 'host (native)' : '-'))}</td>` +
         `<td><code>${esc((c.reproducer_sha256 ?? '-').slice(0, 12))}</code></td><td><code>${esc(c.scenario_hash.slice(0, 12))}</code></td>` +
-        `<td><code>${esc(c.console_log ?? '-')}</code></td><td><code>${esc(c.rerun)}</code></td></tr>`);
+        `<td>${logLink(c.console_log, o.artifactBaseUrl)}</td><td><code>${esc(c.rerun)}</code></td></tr>`);
     }
     h.push('</tbody></table></div></details>');
   }

@@ -75,6 +75,21 @@ export interface CellResult {
   accel_why?: string;
   /** sha256 of the static reproducer binary that ran the ops */
   reproducer_sha256?: string | null;
+  /** present when the cell took more than one boot (`run --attempts`): every attempt, in order; the cell is the last */
+  attempts?: CellAttempt[];
+  /** true when the cell passed (or skipped) only after an infrastructure failure: a pass, visibly */
+  flaky?: boolean;
+}
+
+/** One boot's verdict for a cell that was retried. */
+export interface CellAttempt {
+  /** 1-based */
+  attempt: number;
+  verdict: CellVerdict;
+  reason?: string;
+  duration_ms: number | null;
+  /** relative to the results directory */
+  console_log: string | null;
 }
 
 export interface KernelRecord {

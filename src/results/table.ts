@@ -12,9 +12,10 @@ function cellText(c: CellResult | undefined): string {
   const e = c.first_eperm_measured === c.first_eperm_expected || c.verdict === 'UNCHECKED'
     ? eperm(c.first_eperm_measured)
     : `${eperm(c.first_eperm_measured)} (exp ${eperm(c.first_eperm_expected)})`;
+  const flaky = c.flaky ? ` (flaky: ${c.attempts?.length ?? 2} boots)` : '';
   switch (c.verdict) {
-    case 'MATCH': case 'MISMATCH': case 'UNCHECKED': return `${c.verdict} ${e}`;
-    default: return c.verdict;
+    case 'MATCH': case 'MISMATCH': case 'UNCHECKED': return `${c.verdict} ${e}${flaky}`;
+    default: return `${c.verdict}${flaky}`;
   }
 }
 
@@ -52,6 +53,11 @@ export function renderTable(r: Results, known: ReadonlyMap<string, CompiledScena
   if (notes.length) {
     out.push('', '## Details', '');
     for (const c of notes) out.push(`- **${c.kernel} x ${c.scenario}**: ${c.verdict}: ${c.reason}`);
+  }
+  const retried = r.cells.filter((c) => c.attempts && c.attempts.length > 1);
+  if (retried.length) {
+    out.push('', '## Retried cells', '', 'An infrastructure failure (TIMEOUT, BOOT_FAIL, ERROR) gets a fresh boot (`run --attempts`); a cell that passed only then is flaky.', '');
+    for (const c of retried) out.push(`- ${c.kernel} x ${c.scenario}${c.flaky ? ' (flaky)' : ''}: ${c.attempts!.map((a) => `${a.attempt}: ${a.verdict}${a.reason ? ` (${a.reason.split('\n')[0]})` : ''}`).join('; ')}`);
   }
   const calibrated = r.cells.filter((c) => c.calibrated && Object.keys(c.calibrated).length);
   if (calibrated.length) {

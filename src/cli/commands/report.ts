@@ -8,7 +8,7 @@ import { renderSummary } from '../../report/summary.ts';
 import { renderTap } from '../../report/tap.ts';
 import { writeReports, writeStepSummary } from '../../report/files.ts';
 import { ConfigError, MissingDependencyError } from '../../util/errors.ts';
-import type { Command } from '../common.ts';
+import { artifactBaseUrl, artifactUrlOption, type Command } from '../common.ts';
 
 /** A PNG of the page as headless Chromium renders it (isolated profile, no network services). */
 async function screenshot(html: string, png: string): Promise<void> {
@@ -47,6 +47,7 @@ $GITHUB_STEP_SUMMARY is set, a markdown summary is appended to it.`,
     tap: { type: 'boolean', help: 'also print the TAP stream to stdout' },
     title: { type: 'string', arg: 'TEXT', help: 'page title', default: 'lockstep results' },
     screenshot: { type: 'string', arg: 'PNG', help: 'also save a PNG of report.html rendered by headless Chromium' },
+    ...artifactUrlOption,
   },
   examples: ['lockstep report results/latest', 'lockstep report results/latest --out results --screenshot results/report.png   # publish'],
   async run(v, pos) {
@@ -58,7 +59,7 @@ $GITHUB_STEP_SUMMARY is set, a markdown summary is appended to it.`,
       throw new ConfigError('command line', '--plot-scenario', `${JSON.stringify(plot)} is not in this run`, `choose from: ${r.scenarios.map((s) => s.id).join(', ')}`);
     }
     const out = v.out ? resolve(String(v.out)) : dirname(src);
-    const w = await writeReports(r, out, { plotScenario: plot, title: String(v.title) });
+    const w = await writeReports(r, out, { plotScenario: plot, title: String(v.title), artifactBaseUrl: artifactBaseUrl(v) });
     if (join(out, 'results.json') !== src) { await copyFile(src, join(out, 'results.json')); w.files.unshift(join(out, 'results.json')); }
     const summary = await writeStepSummary(renderSummary(r, w.logic));
     if (v.tap) process.stdout.write(renderTap(r));

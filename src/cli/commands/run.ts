@@ -7,7 +7,7 @@ import { writeReports, writeStepSummary } from '../../report/files.ts';
 import { renderSummary } from '../../report/summary.ts';
 import { renderTable } from '../../results/table.ts';
 import { ConfigError } from '../../util/errors.ts';
-import { type Command, DEFAULT_JOBS, exitForVerdicts, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
+import { artifactBaseUrl, artifactUrlOption, type Command, DEFAULT_JOBS, exitForVerdicts, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
 
 export const command: Command = {
   name: 'run',
@@ -37,6 +37,8 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     quiet: { type: 'boolean', help: 'no progress lines' },
     shard: { type: 'string', arg: 'I/N', help: 'run only slice I of N (whole boots: kernel x CPU count); join with `lockstep merge`' },
     'splat-policy': { type: 'string', arg: 'FILE', help: 'which kernel splats (WARN, lockdep, KASAN, ...) fail a cell, per kernel id (default: the repo\'s policy/splats.json)' },
+    attempts: { type: 'string', arg: 'N', help: 'boots per group at most: a TIMEOUT, BOOT_FAIL or ERROR cell is run again in a fresh boot; a cell that passed only on a retry is marked flaky', default: '2' },
+    ...artifactUrlOption,
   },
   examples: [
     'lockstep run                                   # the default matrix',
@@ -76,6 +78,8 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     const splatPolicy = v['splat-policy'] !== undefined
       ? await loadSplatPolicy(resolve(String(v['splat-policy'])), String(v['splat-policy']))
       : await loadSplatPolicy(DEFAULT_SPLAT_POLICY, 'policy/splats.json');
+    const attempts = int(v.attempts, 'attempts', 1, 10);
+    const baseUrl = artifactBaseUrl(v);
     let header = quiet ? '' : `lockstep: ${kernels.length} kernels x ${scenarios.length} scenarios -> ${outDir}`;
     const progress = (l: string): void => {
       if (quiet) return;
@@ -94,11 +98,12 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
         log: progress,
         shard,
         splatPolicy,
-        rerun: (k, s) => `lockstep run --kernels ${k} --scenarios ${s}${specFlags}${scenFlags} --out ${outDir}-rerun`,
+        attempts,
+        rerun: (k, s) => `node bin/lockstep.mjs run --kernels ${k} --scenarios ${s}${specFlags}${scenFlags}`,
       });
       const bad = r.cells.filter((c) => !['MATCH', 'SKIP', 'UNCHECKED'].includes(c.verdict));
       console.log(renderTable(r));
-      const w = await writeReports(r, outDir);
+      const w = await writeReports(r, outDir, { artifactBaseUrl: baseUrl });
       await writeStepSummary(renderSummary(r, w.logic));
       console.error(`lockstep: wrote ${join(outDir, 'results.json')}, table.md, report.html, junit.xml, results.tap; ${r.cells.length - bad.length}/${r.cells.length} cells MATCH/SKIP/UNCHECKED`);
       if (ac.signal.aborted) return caught === 'SIGTERM' ? 143 : 130;
