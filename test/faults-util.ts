@@ -116,6 +116,9 @@ export function runArgs(o: { specs: string[]; scenarios: string[]; out: string; 
     ...o.specs.flatMap((s) => ['--kernel-spec', s]),
     ...o.scenarios.flatMap((s) => ['--scenario-file', s]),
     ...(o.kernels ? ['--kernels', o.kernels] : []),
-    '--out', o.out, ...(o.extra ?? []),
+    '--out', o.out,
+    // one boot per group: these tests watch one fault at a time (retries: test/portable.test.ts)
+    ...(o.extra?.includes('--attempts') ? [] : ['--attempts', '1']),
+    ...(o.extra ?? []),
   ];
 }

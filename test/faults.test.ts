@@ -29,7 +29,7 @@ t.test('an op that hangs past --op-timeout: TIMEOUT for that cell, the boot goes
   const hang = scenarioFile(dir, { id: 'f-hang', fault_injection: true, ops: [{ op: 'map', buf: 'a', cpu: 0, data_pages: 2 }, { op: 'hang', seconds: 60 }, { op: 'probe' }] });
   const out = join(dir, 'r-op-timeout');
   const r = await lockstep(runArgs({ specs: [deb], scenarios: [ok, hang, after], out, extra: ['--op-timeout', '3', '--timeout', '120'] }));
-  t.equal(r.code, 1, r.stderr);
+  t.equal(r.code, 3, `only infrastructure failed: exit 3\n${r.stderr}`);
   const res = readResults(out);
   t.equal(res.complete, true);
   t.equal(cell(res, 'a-ok')?.verdict, 'MATCH', 'the cell before the hang is kept');
@@ -43,7 +43,7 @@ t.test('an op that hangs past the boot timeout: the VM is killed, TIMEOUT with t
   const hang = scenarioFile(dir, { id: 'f-hang-long', fault_injection: true, ops: [{ op: 'map', buf: 'a', cpu: 0, data_pages: 2 }, { op: 'hang', seconds: 3600 }] });
   const out = join(dir, 'r-boot-timeout');
   const r = await lockstep(runArgs({ specs: [deb], scenarios: [ok, hang], out, extra: ['--op-timeout', '3600', '--timeout', '15'] }));
-  t.equal(r.code, 1, r.stderr);
+  t.equal(r.code, 3, `only infrastructure failed: exit 3\n${r.stderr}`);
   const res = readResults(out);
   t.equal(cell(res, 'a-ok')?.verdict, 'MATCH', 'measured before the hang, kept');
   const c = cell(res, 'f-hang-long')!;
@@ -56,7 +56,7 @@ t.test('an op that hangs past the boot timeout: the VM is killed, TIMEOUT with t
 t.test('a guest that reaches init but never starts the reproducer: TIMEOUT with the console tail', async (t) => {
   const out = join(dir, 'r-hang-before');
   const r = await lockstep(runArgs({ specs: [deb], scenarios: [ok], out, extra: ['--timeout', '12'] }), { env: { LOCKSTEP_EXTRA_CMDLINE: 'lockstep.hang_before=1' } });
-  t.equal(r.code, 1, r.stderr);
+  t.equal(r.code, 3, `only infrastructure failed: exit 3\n${r.stderr}`);
   const c = cell(readResults(out), 'a-ok')!;
   t.equal(c.verdict, 'TIMEOUT');
   t.match(c.reason, /VM killed at its 12s timeout before a-ok started/);
@@ -66,7 +66,7 @@ t.test('a guest that reaches init but never starts the reproducer: TIMEOUT with 
 t.test('a kernel with no init to run: PANIC with the panic line', async (t) => {
   const out = join(dir, 'r-no-init');
   const r = await lockstep(runArgs({ specs: [deb], scenarios: [ok], out, extra: ['--timeout', '60'] }), { env: { LOCKSTEP_EXTRA_CMDLINE: 'rdinit=/does-not-exist' } });
-  t.equal(r.code, 1, r.stderr);
+  t.equal(r.code, 3, `only infrastructure failed: exit 3\n${r.stderr}`);
   const c = cell(readResults(out), 'a-ok')!;
   t.equal(c.verdict, 'PANIC');
   t.match(c.reason, /kernel panic before a-ok started: .*Kernel panic - not syncing/);
@@ -85,7 +85,7 @@ t.test('a kernel image whose compressed payload is damaged never gets to init: T
   const spec = specFile(dir, 'broken.json', { id: 'broken-payload', kind: 'image', version: '6.1.190', path, description: '6.1.190 with 4 KiB of its payload inverted' });
   const out = join(dir, 'r-broken');
   const r = await lockstep(runArgs({ specs: [spec], scenarios: [ok], out, extra: ['--timeout', '12'] }));
-  t.equal(r.code, 1, r.stderr);
+  t.equal(r.code, 3, `only infrastructure failed: exit 3\n${r.stderr}`);
   const c = cell(readResults(out), 'a-ok', 'broken-payload')!;
   t.equal(c.verdict, 'TIMEOUT');
   t.match(c.reason, /VM killed at its 12s timeout before a-ok started/);
@@ -117,7 +117,7 @@ t.test('the guest resets mid-line (sysrq b after a burst of lines): ERROR naming
   for (let k = 0; k < 2; k++) {
     const out = join(dir, `r-burst-${k}`);
     const r = await lockstep(runArgs({ specs: [deb], scenarios: [ok, burst], out, extra: ['--timeout', '120'] }));
-    t.equal(r.code, 1, r.stderr);
+    t.equal(r.code, 3, `only infrastructure failed: exit 3\n${r.stderr}`);
     const res = readResults(out);
     t.equal(cell(res, 'a-ok')?.verdict, 'MATCH', 'the cell before the reset is kept');
     const c = cell(res, id)!;
@@ -184,7 +184,7 @@ t.test('QEMU killed from outside mid-stream: ERROR naming what is missing, earli
   await waitFor(() => cpuS() >= 12, 240_000);
   process.kill(qemu!.pid, 'SIGKILL');
   const r = await run;
-  t.equal(r.code, 1, r.stderr);
+  t.equal(r.code, 3, `only infrastructure failed: exit 3\n${r.stderr}`);
   const res = readResults(out);
   t.equal(res.complete, true);
   t.equal(cell(res, 'a-ok')?.verdict, 'MATCH', 'finished before the kill, kept');

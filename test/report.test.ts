@@ -69,7 +69,8 @@ t.test('the run: real cells of every kind the formats must carry', async (t) => 
   t.ok(typeof c.duration_ms === 'number' && c.duration_ms >= 0, `duration ${c.duration_ms} ms`);
   t.ok(Date.parse(c.started_at) >= Date.parse(results.started_at), 'cell start is its own, after the run start');
   t.match(c.rerun, /--kernels debian-6\.1\.190 --scenarios remmap/);
-  t.ok((await stat(c.console_log!)).size > 1000, 'console log exists');
+  t.notOk(c.console_log!.startsWith('/'), `console log path relative to the results directory: ${c.console_log}`);
+  t.ok((await stat(join(out, c.console_log!))).size > 1000, 'console log exists');
   const h = results.cells.find((x) => x.kernel === 'host' && x.scenario === 'remmap')!;
   t.equal(h.qemu_version, null, 'host cells name no emulator');
   t.equal(h.kernel_artifact_sha256, null);
@@ -280,7 +281,7 @@ t.test('results.json is validated on read', async (t) => {
     t.equal(r.code, 2, `${what}: exit 2`);
     t.match(r.stderr, re, what);
   };
-  await bad((o) => { o.schema = 'lockstep/results@2'; }, /schema: unknown results schema "lockstep\/results@2" \(this lockstep reads lockstep\/results@1\)\. Fix: /, 'unknown version');
+  await bad((o) => { o.schema = 'lockstep/results@3'; }, /schema: unknown results schema "lockstep\/results@3" \(this lockstep reads lockstep\/results@1, lockstep\/results@2\)\. Fix: /, 'unknown version');
   await bad((o) => { o.cells[3].verdict = 'PASSED'; }, /cells\[3\]\.verdict: "PASSED" is not one of MATCH, /, 'bad verdict');
   await bad((o) => { o.cells.push(o.cells[0]); }, /a second cell for /, 'duplicate cell');
   await bad((o) => { o.cells[0].first_eperm_measured = 0; }, /cells\[0\]\.first_eperm_measured: not null or a call number/, 'bad eperm');

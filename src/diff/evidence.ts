@@ -99,6 +99,7 @@ export function classifyWithEvidence(cells: readonly EvidenceCell[], candidates:
  * as "no logic fits".
  */
 export function classify(cells: readonly Cell[], candidates: readonly Logic[] = ALL_LOGICS, opts?: SimulateOptions): Logic[] {
+  if (!cells.length) return [...candidates]; // nothing rules anything out
   const fits = new Set(classifyWithEvidence(cells, candidates, opts).logics);
   return candidates.filter((l) => fits.has(logicLabel(l)));
 }

@@ -41,7 +41,11 @@ export interface KernelChange {
   /** the one classifier's labels (src/diff/evidence.ts) */
   old: string;
   new: string;
-  /** regression: the label changed and both sides classified cells; unstable: one side had no usable cell */
+  /**
+   * regression: the label changed on what was measured; unstable: one side
+   * had no usable cell, or the new side classified fewer cells and still
+   * allows every old candidate (infrastructure lost information)
+   */
   category: 'unchanged' | 'regression' | 'unstable';
 }
 
@@ -104,7 +108,9 @@ export function compareResults(a: Results, b: Results, defsA: ReadonlyMap<string
   const classification: KernelChange[] = both.map((k) => {
     const o = la.get(k)!;
     const n = lb.get(k)!;
-    const category = o.label === n.label ? 'unchanged' : o.status === 'no-cells' || n.status === 'no-cells' ? 'unstable' : 'regression';
+    // Fewer cells classified tonight (infrastructure) and no old candidate ruled out: less known, nothing contradicted.
+    const lessKnown = n.scenarios.length < o.scenarios.length && o.logics.every((l) => n.logics.includes(l));
+    const category = o.label === n.label ? 'unchanged' : o.status === 'no-cells' || n.status === 'no-cells' || lessKnown ? 'unstable' : 'regression';
     return { kernel: k, old: o.label, new: n.label, category };
   });
   const counts = Object.fromEntries(CATEGORIES.map((c) => [c, cells.filter((x) => x.category === c).length])) as Record<CellCategory, number>;

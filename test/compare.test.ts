@@ -1,8 +1,9 @@
-// One classifier, one label: for one results directory, table.md, report.html,
-// `lockstep table`, `lockstep classify` and `lockstep diff --json` print the
-// same classification label for every kernel (the answer of
-// src/diff/evidence.ts). Pure: simulated cells written as a real
-// results.json, then the real CLI over it.
+// Reading runs back: one classifier, one label (for one results directory,
+// table.md, report.html, `lockstep table`, `lockstep classify` and
+// `lockstep diff --json` print the same label for every kernel: the answer
+// of src/diff/evidence.ts), and `lockstep diff`'s KernelCI categories and
+// exit codes. Pure: simulated cells written as real results.json files,
+// then the real CLI over them.
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -13,7 +14,9 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { type Logic, parseLogic, simulate } from '../src/model/index.ts';
 import { cellsFromOutcome, cellWithoutRun } from '../src/matrix/cells.ts';
-import { RESULTS_SCHEMA, type CellResult, type Results } from '../src/results/schema.ts';
+import { RESULTS_SCHEMA, type CellResult, type CellVerdict, type Results } from '../src/results/schema.ts';
+import { cellCategory } from '../src/report/compare.ts';
+import { exitForVerdicts } from '../src/cli/common.ts';
 import { serializeResults } from '../src/results/write.ts';
 import type { GroupOutcome } from '../src/runner/runtime.ts';
 import { syntheticMeasured } from '../src/scenario/discriminate.ts';
@@ -100,4 +103,62 @@ t.test('table.md, report.html, table, classify and diff give every kernel the sa
     const d = dj.classification.find((c) => c.kernel === k);
     t.same([d?.old, d?.new, d?.category], [label, label, 'unchanged'], `${k}: lockstep diff`);
   }
+});
+
+t.test('diff categories, cell by cell', async (t) => {
+  const f = (verdict: CellVerdict, e: number | null = null) => ({ verdict, first_eperm_measured: e });
+  t.equal(cellCategory(f('MATCH'), f('MISMATCH')), 'regression');
+  t.equal(cellCategory(f('MATCH'), f('PANIC')), 'regression', 'a kernel oops is behaviour');
+  t.equal(cellCategory(f('MATCH'), f('TIMEOUT')), 'unstable', 'MATCH -> TIMEOUT says nothing about the kernel');
+  t.equal(cellCategory(f('MATCH'), f('BOOT_FAIL')), 'unstable');
+  t.equal(cellCategory(f('MISMATCH'), f('MATCH')), 'fixed');
+  t.equal(cellCategory(f('TIMEOUT'), f('MATCH')), 'fixed');
+  t.equal(cellCategory(f('TIMEOUT'), f('MISMATCH')), 'regression', 'it ran now, and mismatches');
+  t.equal(cellCategory(f('MISMATCH'), f('MISMATCH')), 'still_failing');
+  t.equal(cellCategory(f('MISMATCH'), f('TIMEOUT')), 'still_failing');
+  t.equal(cellCategory(f('MATCH', 3), f('MATCH', 4)), 'changed');
+  t.equal(cellCategory(f('SKIP'), f('MATCH')), 'changed');
+  t.equal(cellCategory(f('MATCH', 3), f('MATCH', 3)), null);
+  t.equal(exitForVerdicts(['MATCH', 'SKIP', 'UNCHECKED']), 0);
+  t.equal(exitForVerdicts(['MATCH', 'TIMEOUT', 'BOOT_FAIL']), 3, 'only infrastructure failed');
+  t.equal(exitForVerdicts(['TIMEOUT', 'MISMATCH']), 1, 'behaviour wins');
+});
+
+t.test('lockstep diff --json: one behaviour change and one timeout are one regression and one unstable cell', async (t) => {
+  const v3 = parseLogic('V3/shared');
+  const base: Results = {
+    schema: RESULTS_SCHEMA, lockstep_version: 'test', started_at: '2026-01-01T00:00:00.000Z', complete: true,
+    host: { release: 'test', cpus: 2, accel: 'tcg', accel_why: 'simulated' },
+    kernels: [{ id: 'k', kind: 'image', version: '6.1.192', expected_logic: 'V3/shared', expect_reason: 'test', artifact_sha256: null }],
+    scenarios: two.map((s) => ({ id: s.id, hash: scenarioHash(s), cpus: s.cpus, def: s })),
+    cells: cells('k', v3, v3, two),
+  };
+  const dir = await mkdtemp(join(tmpdir(), 'lockstep-diff-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const write = async (name: string, r: Results) => { const p = join(dir, `${name}.json`); await writeFile(p, serializeResults(r)); return p; };
+  const old = await write('old', base);
+  // Tonight: sysctl-lowered behaves like V2 (a real behaviour change), remmap's boot timed out.
+  const v2 = parseLogic('V2/shared');
+  const sl = get('sysctl-lowered');
+  const changed = cells('k', v3, v2, [sl])[0]!;
+  t.equal(changed.verdict, 'MISMATCH');
+  const timeout = cellWithoutRun(ctx('k', v3), get('remmap'), 'TIMEOUT', 'VM killed at its 60s timeout during remmap');
+  const both = await write('both', { ...base, cells: base.cells.map((c) => (c.scenario === sl.id ? changed : c.scenario === 'remmap' ? timeout : c)) });
+  const r = await lockstep(['diff', '--json', old, both]);
+  t.equal(r.code, 1, 'a behaviour regression: exit 1');
+  const j = JSON.parse(r.stdout) as { counts: Record<string, number>; regressions: number; unstable: number; cells: { scenario: string; category: string }[]; classification: { category: string; old: string; new: string }[] };
+  t.same(j.cells.map((c) => [c.scenario, c.category]).sort(), [['remmap', 'unstable'], ['sysctl-lowered', 'regression']]);
+  t.equal(j.counts.regression, 1);
+  t.equal(j.counts.unstable, 1);
+  t.equal(j.classification[0]!.category, 'regression', `the classification moved too: ${j.classification[0]!.old} -> ${j.classification[0]!.new}`);
+
+  const onlyTimeout = await write('timeout', { ...base, cells: base.cells.map((c) => (c.scenario === 'remmap' ? timeout : c)) });
+  const u = await lockstep(['diff', '--json', old, onlyTimeout]);
+  t.equal(u.code, 3, 'only infrastructure changed: exit 3');
+  const uj = JSON.parse(u.stdout) as { counts: Record<string, number>; classification: { category: string; old: string; new: string }[] };
+  t.same([uj.counts.regression, uj.counts.unstable], [0, 1]);
+  t.equal(uj.classification[0]!.category, 'unchanged', `the other cells still classify the kernel alike (${uj.classification[0]!.new})`);
+  const text = await lockstep(['diff', old, onlyTimeout]);
+  t.match(text.stdout, /^UNSTABLE k x remmap: MATCH EPERM - -> TIMEOUT EPERM - \(verdict\)$/m);
+  t.equal((await lockstep(['diff', onlyTimeout, old])).code, 0, 'the timeout fixed: exit 0');
 });
