@@ -14,7 +14,7 @@ export const command: Command = {
   summary: 'run the matrix (kernels x scenarios) and diff against the model',
   description: `Fetches each kernel (cached under the cache dir), boots one VM per kernel and CPU count
 (the host kernel runs natively, as root), runs every scenario under a fresh uid,
-and writes OUT/results.json (schema lockstep/results@1), OUT/table.md and
+and writes OUT/results.json (schema lockstep/results@2; paths in it relative to OUT), OUT/table.md and
 OUT/logs/<kernel>@<cpus>cpu/{console.log,results.jsonl,script.ops}. Results are
 rewritten atomically after every boot, so an interrupted run keeps what it measured.
 Without --kernels/--scenarios it runs the embedded default matrix.
