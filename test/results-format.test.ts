@@ -64,3 +64,15 @@ t.test('what cannot be recomputed exactly stays in the cell', async (t) => {
 t.test('an unknown schema is refused with one line', async (t) => {
   t.throws(() => checkResults({ ...run(), schema: 'lockstep/results@9' }, 'f.json'), /schema: unknown results schema "lockstep\/results@9" \(this lockstep reads lockstep\/results@1, lockstep\/results@2\)/);
 });
+
+t.test('kernel provenance from typed artifact metadata, one line per kind', async (t) => {
+  const { kernelProvenance } = await import('../src/matrix/provenance.ts');
+  t.same(kernelProvenance({ kind: 'debian-image', meta: { package: 'linux-image-x', package_version: '6.1.190-1', config_sha256: 'c'.repeat(64), deb_sha256: 'd' } }),
+    { source: 'debian:linux-image-x=6.1.190-1', config_sha256: 'c'.repeat(64) });
+  t.same(kernelProvenance({ kind: 'source', meta: { source: 'debian_package:linux-source-6.1', patches: [{ file: 'a.patch', sha256: 'x' }], key: '0123456789abcdef', config_sha256: 'e'.repeat(64) } }),
+    { source: 'debian_package:linux-source-6.1 + 1 patch(es), artifact 0123456789ab', config_sha256: 'e'.repeat(64) });
+  t.same(kernelProvenance({ kind: 'host', meta: { uname_version: '#1 SMP Debian' } }), { source: 'host: #1 SMP Debian', config_sha256: null });
+  t.same(kernelProvenance({ kind: 'image', meta: { url: 'https://x/bzImage', path: '/c/vmlinuz' } }), { source: 'https://x/bzImage', config_sha256: null });
+  t.same(kernelProvenance({ kind: 'image', meta: { path: '/srv/bzImage', size: 5 } }), { source: '/srv/bzImage', config_sha256: null });
+  t.same(kernelProvenance({ kind: 'debian-image', meta: { package: 7 } }), { source: 'debian:?=', config_sha256: null }, 'a field of the wrong type is not used');
+});

@@ -30,6 +30,7 @@ import { serializeResults, writeAtomic } from '../results/write.ts';
 import { pathRoots, portableJson } from '../results/paths.ts';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, isUserError } from '../util/errors.ts';
+import { kernelProvenance } from './provenance.ts';
 import { type CellContext, cellsFromOutcome, cellWithoutRun } from './cells.ts';
 import { type SplatPolicy, splatDecider } from '../policy/splats.ts';
 import { groupTimeoutMs, planGroups, type PlannedGroup, scheduleOrder } from './plan.ts';
@@ -74,17 +75,6 @@ export interface MatrixOptions {
  */
 let bootsToFail = Number(process.env.LOCKSTEP_TEST_FAIL_FIRST_BOOTS ?? 0) || 0;
 const failThisBoot = (): boolean => bootsToFail-- > 0;
-
-/** Where a kernel came from, for provenance: from the artifact's kind-specific facts. */
-function kernelSource(k: KernelSpec, a: KernelArtifact): string {
-  const m = a.meta;
-  if (k.kind === 'host') return `host: ${String(m.uname_version ?? '')}`.trim();
-  if (k.kind === 'source' && typeof m.source === 'string') return `${m.source} + ${Array.isArray(m.patches) ? m.patches.length : 0} patch(es), artifact ${String(m.key ?? '').slice(0, 12)}`;
-  if (typeof m.package === 'string') return `debian:${m.package}=${String(m.package_version ?? '')}`;
-  if (typeof m.url === 'string') return m.url;
-  if (typeof m.path === 'string') return m.path;
-  return k.kind;
-}
 
 /** `p`, or a rejection as soon as `signal` aborts (p keeps running; its late failure is swallowed). */
 function untilAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -171,7 +161,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
         logics.set(k.id, exp.logic);
         const rec: KernelRecord = {
           id: k.id, kind: k.kind, version: a.version, release: a.release, expected_logic: exp.logic ? logicLabel(exp.logic) : null,
-          expect_reason: exp.reason, artifact_sha256: a.sha256, source: kernelSource(k, a),
+          expect_reason: exp.reason, artifact_sha256: a.sha256, source: kernelProvenance(a).source,
         };
         results.kernels.push(rec);
         results.kernels.sort((x, y) => o.kernels.findIndex((s) => s.id === x.id) - o.kernels.findIndex((s) => s.id === y.id));
@@ -343,8 +333,9 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
     }
     for (const c of cells) {
       c.kernel_version = a.version;
-      c.kernel_source = kernelSource(spec, a);
-      c.kernel_config_sha256 = typeof a.meta.config_sha256 === 'string' ? a.meta.config_sha256 : null;
+      const prov = kernelProvenance(a);
+      c.kernel_source = prov.source;
+      c.kernel_config_sha256 = prov.config_sha256;
       c.kernel_artifact_sha256 = a.sha256;
       c.reproducer_sha256 = reproSha;
       c.accel_why ??= c.verdict === 'SKIP' ? 'not run' : accelInfo.why;
