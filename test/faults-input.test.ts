@@ -155,3 +155,20 @@ t.test('a misspelt Debian package is bad input, not a BOOT_FAIL cell: exit 2, on
   t.equal(res.complete, false, 'the run did not finish');
   t.notOk(res.cells.some((c) => c.verdict === 'BOOT_FAIL' || c.verdict === 'BUILD_FAIL'), 'no BOOT_FAIL/BUILD_FAIL cell for bad input');
 });
+
+t.test('list-mode bisect does not retry bad input: exit 2 at once, one error line, no attempt saved', async (t) => {
+  const f = w('k-misspelt-bisect.json', [{ ...deb, id: 'misspelt-a', package: 'linux-image-6.1.0-54-cloud-amd64-unsigend' }, { ...deb, id: 'second' }]);
+  const o = join(dir, 'out-bisect-misspelt');
+  const r = await lockstep(['bisect', '--no-builtin-kernels', '--kernel-spec', f, '--kernels', 'misspelt-a,second', '--no-builtin-scenarios', '--scenario-file', goodS,
+    '--scenario', 'good', '--attempts', '3', '--out', o], { killAfterMs: 300_000 });
+  t.equal(r.code, 2, r.stderr);
+  // progress lines come first; the error is one line, the last
+  const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
+  const errors = lines.filter((l) => /\. Fix: /.test(l));
+  t.equal(errors.length, 1, r.stderr);
+  t.equal(errors[0], lines[lines.length - 1]);
+  t.match(errors[0], new RegExp(`^lockstep bisect: ${esc(f)}: \\[0\\]\\.package: apt does not know .*\\. Fix: `));
+  t.notMatch(r.stderr, /retrying|attempt 2/, 'no second attempt');
+  const state = JSON.parse(readFileSync(join(o, 'bisect-state.json'), 'utf8')) as { steps: Record<string, { attempts: unknown[] }> };
+  t.same(state.steps['misspelt-a']?.attempts ?? [], [], 'no attempt recorded for bad input');
+});
