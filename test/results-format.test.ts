@@ -26,7 +26,7 @@ function run(): Results {
       bootMs: 1, wallMs: 2, argv: ['qemu-system-x86_64'], stream: { scenarios: map, order: scen.map((s) => s.id), done: true, garbage: [], garbageCount: 0 },
     };
     const cs = cellsFromOutcome({ kernel, logic, runtime: 'qemu', startedAt: '2026-01-01T00:00:00.000Z', scenarioHash, rerun: (s) => `x ${s}` }, scen, o);
-    for (const c of cs) Object.assign(c, { kernel_version: '6.1.192', kernel_source: `debian:pkg${k}=1`, kernel_config_sha256: 'c'.repeat(64), kernel_artifact_sha256: String(k).repeat(64), qemu_version: 'QEMU emulator version 7.2.0', reproducer_sha256: 'r'.repeat(64) });
+    for (const c of cs) Object.assign(c, { kernel_version: '6.1.192', kernel_source: `debian:pkg${k}=1`, kernel_config_sha256: 'c'.repeat(64), kernel_artifact_sha256: String(k).repeat(64), qemu_version: 'QEMU emulator version 7.2.0', reproducer_sha256: 'r'.repeat(64), qemu_argv: ['qemu-system-x86_64', '-smp', '2'] });
     return cs;
   });
   return {
@@ -42,8 +42,8 @@ t.test('@2 round trip: smaller on disk, the same in memory', async (t) => {
   const text = serializeResults(r);
   const disk = JSON.parse(text);
   t.equal(disk.schema, 'lockstep/results@2');
-  t.ok(disk.cells.every((c: Record<string, unknown>) => c.expected === undefined && c.kernel_source === undefined && c.reproducer_sha256 === undefined), 'no per-cell expectation or provenance on disk');
-  t.same(disk.kernels[1].provenance, { kernel_version: '6.1.192', kernel_source: 'debian:pkg1=1', kernel_config_sha256: 'c'.repeat(64), kernel_artifact_sha256: '1'.repeat(64), qemu_version: 'QEMU emulator version 7.2.0', reproducer_sha256: 'r'.repeat(64) });
+  t.ok(disk.cells.every((c: Record<string, unknown>) => c.expected === undefined && c.kernel_source === undefined && c.reproducer_sha256 === undefined && c.qemu_argv === undefined), 'no per-cell expectation or provenance on disk');
+  t.same(disk.kernels[1].provenance, { kernel_version: '6.1.192', kernel_source: 'debian:pkg1=1', kernel_config_sha256: 'c'.repeat(64), kernel_artifact_sha256: '1'.repeat(64), qemu_version: 'QEMU emulator version 7.2.0', reproducer_sha256: 'r'.repeat(64), qemu_argv: ['qemu-system-x86_64', '-smp', '2'] });
   const v1 = JSON.stringify({ ...r, schema: 'lockstep/results@1' }, null, 1);
   t.ok(text.length < v1.length * 0.6, `@2 ${text.length} bytes vs @1 ${v1.length}`);
   t.strictSame(checkResults(disk, 'x'), plain(r), 'read back: every cell as the writer had it');

@@ -102,11 +102,11 @@ export interface KernelRecord {
   artifact_sha256: string | null;
   source?: string;
   /** on disk (@2): the provenance every cell of this kernel shares; cells keep only values that differ */
-  provenance?: Partial<Record<ProvenanceField, string | null>>;
+  provenance?: Partial<Pick<CellResult, ProvenanceField>>;
 }
 
-/** Per-cell provenance that is the same for every cell of a kernel (in one run). */
-export const PROVENANCE_FIELDS = ['kernel_version', 'kernel_source', 'kernel_config_sha256', 'kernel_artifact_sha256', 'qemu_version', 'reproducer_sha256'] as const;
+/** Per-cell provenance that is the same for every cell of a kernel (in one run; qemu_argv: of one boot). */
+export const PROVENANCE_FIELDS = ['kernel_version', 'kernel_source', 'kernel_config_sha256', 'kernel_artifact_sha256', 'qemu_version', 'reproducer_sha256', 'qemu_argv'] as const;
 export type ProvenanceField = (typeof PROVENANCE_FIELDS)[number];
 
 export interface Results {
@@ -237,23 +237,23 @@ function defsByHash(r: Results): Map<string, CompiledScenario> {
 export function compactResults(r: Results): Results {
   const defs = defsByHash(r);
   const version = new Map(r.kernels.map((k) => [k.id, k.version]));
-  const prov = new Map<string, Partial<Record<ProvenanceField, string | null>>>();
+  const prov = new Map<string, Record<string, unknown>>();
   for (const c of r.cells) {
     if (prov.has(c.kernel)) continue;
-    const p: Partial<Record<ProvenanceField, string | null>> = {};
+    const p: Record<string, unknown> = {};
     for (const f of PROVENANCE_FIELDS) if (c[f] !== undefined) p[f] = c[f];
     prov.set(c.kernel, p);
   }
   const cells = r.cells.map((c) => {
     const out: Partial<CellResult> = { ...c };
     const p = prov.get(c.kernel)!;
-    for (const f of PROVENANCE_FIELDS) if (c[f] !== undefined && p[f] === c[f]) delete out[f];
+    for (const f of PROVENANCE_FIELDS) if (c[f] !== undefined && sameJson(p[f], c[f])) delete out[f];
     if (sameJson(c.expected, recomputeExpected(c, defs.get(c.scenario_hash), version.get(c.kernel)))) delete out.expected;
     return out as CellResult;
   });
   const kernels = r.kernels.map((k) => {
     const p = prov.get(k.id);
-    return p && Object.keys(p).length ? { ...k, provenance: p } : k;
+    return p && Object.keys(p).length ? { ...k, provenance: p as KernelRecord['provenance'] } : k;
   });
   return { ...r, schema: RESULTS_SCHEMA, kernels, cells };
 }
@@ -264,7 +264,7 @@ export function expandResults(r: Results): Results {
   const kernels = new Map(r.kernels.map((k) => [k.id, k]));
   for (const c of r.cells) {
     const k = kernels.get(c.kernel);
-    if (k?.provenance) for (const f of PROVENANCE_FIELDS) if (c[f] === undefined && k.provenance[f] !== undefined) (c as unknown as Record<string, unknown>)[f] = k.provenance[f];
+    if (k?.provenance) for (const f of PROVENANCE_FIELDS) if (c[f] === undefined && k.provenance[f] !== undefined) (c as unknown as Record<string, unknown>)[f] = structuredClone(k.provenance[f]);
     if (c.expected === undefined) c.expected = recomputeExpected(c, defs.get(c.scenario_hash), k?.version);
   }
   for (const k of r.kernels) delete k.provenance;
