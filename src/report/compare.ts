@@ -52,7 +52,7 @@ export interface KernelChange {
 export interface Comparison {
   kernelsAdded: string[];
   kernelsRemoved: string[];
-  /** cells whose category is not "unchanged", in old-run order then new cells */
+  /** cells with a category, in old-run order then new cells; a still_failing cell whose verdict and EPERM point did not move has `what` [] */
   cells: CellChange[];
   /** every kernel present in both runs, changed or not */
   classification: KernelChange[];
@@ -126,16 +126,19 @@ const LABEL: Record<CellCategory, string> = {
 export function renderComparison(c: Comparison, oldName: string, newName: string): string {
   const out: string[] = [`## lockstep diff: ${oldName} -> ${newName}`, ''];
   const kernelChanges = c.classification.filter((k) => k.category !== 'unchanged');
-  if (!c.cells.length && !kernelChanges.length && !c.kernelsAdded.length && !c.kernelsRemoved.length) {
-    out.push('No changes.');
+  const changed = c.cells.filter((x) => x.what.length);
+  const same = c.counts.still_failing - changed.filter((x) => x.category === 'still_failing').length;
+  const asBefore = same ? ` ${same} cell(s) still failing as before.` : '';
+  if (!changed.length && !kernelChanges.length && !c.kernelsAdded.length && !c.kernelsRemoved.length) {
+    out.push(`No changes.${asBefore}`);
     return out.join('\n') + '\n';
   }
   if (c.kernelsAdded.length) out.push(`Kernels added: ${c.kernelsAdded.join(', ')}`);
   if (c.kernelsRemoved.length) out.push(`Kernels removed: ${c.kernelsRemoved.join(', ')}`);
   for (const k of kernelChanges) out.push(`${k.category === 'regression' ? 'REGRESSION' : 'UNSTABLE'} ${k.kernel}: classification changed: ${k.old} -> ${k.new}`);
   const fmt = (v: CellFacts | null) => (v ? `${v.verdict} EPERM ${epermText(v.first_eperm_measured)}` : 'absent');
-  for (const x of c.cells) out.push(`${LABEL[x.category]} ${x.kernel} x ${x.scenario}: ${fmt(x.old)} -> ${fmt(x.new)} (${x.what.join(', ')})`);
-  out.push('', `${c.regressions} regression(s), ${c.cells.length} cell change(s). ` +
+  for (const x of changed) out.push(`${LABEL[x.category]} ${x.kernel} x ${x.scenario}: ${fmt(x.old)} -> ${fmt(x.new)} (${x.what.join(', ')})`);
+  out.push('', `${c.regressions} regression(s), ${changed.length} cell change(s).${asBefore} ` +
     `By category: ${CATEGORIES.map((k) => `${k} ${c.counts[k]}`).join(', ')}; unstable classifications ${kernelChanges.filter((k) => k.category === 'unstable').length}.`);
   return out.join('\n') + '\n';
 }
