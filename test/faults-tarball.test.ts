@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { type TarEntry, tarEntryProblem, TarFormatError, tarProblems, TarScanner } from '../src/kernels/tarsafe.ts';
+import { type TarEntry, tarEntryProblem, TarFormatError, tarProblems, TarScanner } from '../src/kernels/obtain/source/tarsafe.ts';
 import { lockstep, ROOT, specFile, tmp } from './faults-util.ts';
 
 const dir = tmp('tar');

@@ -15,7 +15,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ensureKernel } from '../kernels/artifact.ts';
-import { BuildError } from '../kernels/build.ts';
+import { BuildError } from '../kernels/obtain/source/build.ts';
 import { builtinSpecsDir, parseSpec } from '../kernels/spec.ts';
 import { ConfigError } from '../util/errors.ts';
 import type { BuildFn } from './env.ts';
