@@ -138,7 +138,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
   const artifact = (k: KernelSpec): Promise<KernelArtifact> => {
     let p = artifacts.get(k.id);
     if (!p) {
-      p = ensureKernel(k, { cacheDir: o.cacheDir, log: (m) => o.log(`[${k.id}] ${m}`) }).then((a) => {
+      p = ensureKernel(k, { cacheDir: o.cacheDir, log: (m) => o.log(`[${k.id}] ${m}`), signal: o.signal }).then((a) => {
         const exp = resolveExpect(k, a.version);
         logics.set(k.id, exp.logic);
         const rec: KernelRecord = {

@@ -44,7 +44,7 @@ export async function ensureTree(tp: TreePaths, inp: PreparedInputs, spec: Sourc
       // A downloaded tarball is checked entry by entry first: nothing may land
       // outside the tree (GNU tar alone fails part-way, leaving escaping symlinks).
       if (inp.resolved.identity.startsWith('tarball:')) {
-        const bad = await tarFileProblems(inp.resolved.tarball, 1).catch((e: Error) => [`unreadable: ${e.message}`]);
+        const bad = await tarFileProblems(inp.resolved.tarball, 1, 20, signal).catch((e: Error) => { if (signal?.aborted) throw e; return [`unreadable: ${e.message}`]; });
         if (bad.length) {
           throw new ConfigError(spec.origin, `${spec.at}source.tarball`, `${inp.resolved.label} is unsafe to unpack: ${bad.slice(0, 3).join('; ')}`,
             'use a release tarball from kernel.org or your distribution, or unpack a trusted tree yourself and use "source": {"path": "/abs/tree"}');
