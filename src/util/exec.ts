@@ -34,6 +34,8 @@ export class ToolError extends Error {
     readonly stderr: string,
     /** true when it was stopped because the caller's signal aborted */
     readonly canceled: boolean,
+    /** its exit code; undefined when killed by a signal or not started */
+    readonly exitCode?: number,
   ) {
     super(message);
     this.name = 'ToolError';
@@ -51,10 +53,10 @@ const options = (o: ToolOptions) => ({
 });
 
 function toError(cmd: string, args: readonly string[], o: ToolOptions, e: unknown): Error {
-  const x = e as { code?: string; stdout?: unknown; stderr?: unknown; isCanceled?: boolean; shortMessage?: string; message?: string };
+  const x = e as { code?: string; stdout?: unknown; stderr?: unknown; isCanceled?: boolean; shortMessage?: string; message?: string; exitCode?: number };
   if (x.code === 'ENOENT') return new MissingDependencyError(cmd, o.install);
   const text = (v: unknown): string => (typeof v === 'string' ? v : '');
-  return new ToolError(`${cmd} ${args.slice(0, 4).join(' ')}: ${x.shortMessage ?? x.message ?? String(e)}`, text(x.stdout), text(x.stderr), Boolean(x.isCanceled));
+  return new ToolError(`${cmd} ${args.slice(0, 4).join(' ')}: ${x.shortMessage ?? x.message ?? String(e)}`, text(x.stdout), text(x.stderr), Boolean(x.isCanceled), x.exitCode);
 }
 
 /**
