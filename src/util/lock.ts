@@ -5,7 +5,7 @@
 // (one fetch or build per entry), by matrix/ (one lockstep at a time on the
 // host kernel) and by container/.
 
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import lockfile from 'proper-lockfile';
 
@@ -66,7 +66,13 @@ export async function acquireLock(lockPath: string, what: string, opts: LockOpti
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       // ENOTDIR: a lock FILE of a lockstep from before these directory locks;
-      // its holder removes it when done, so it is waited for like a live lock.
+      // its holder removes it when done, so it is waited for like a live one,
+      // up to LEGACY_STALE_MS of age (older: its holder was killed).
+      if (code === 'ENOTDIR' && (await ageMs(lockPath)) > LEGACY_STALE_MS) {
+        await unlink(lockPath).catch(() => {});
+        opts.log(`removed an old-format lock file older than ${LEGACY_STALE_MS / 3600_000} h for ${what}`);
+        continue;
+      }
       if (code !== 'ELOCKED' && code !== 'ENOTDIR') throw e;
     }
     const waited = Date.now() - started;
@@ -80,10 +86,18 @@ export async function acquireLock(lockPath: string, what: string, opts: LockOpti
   }
 }
 
+/** A lock file of an older lockstep (never refreshed) this old is abandoned, ms. */
+const LEGACY_STALE_MS = 3 * 3600_000;
+
+/** ms since `p` was last modified (0 when absent). */
+async function ageMs(p: string): Promise<number> {
+  const st = await stat(p).catch(() => null);
+  return st === null ? 0 : Date.now() - st.mtimeMs;
+}
+
 /** True when the lock exists but its holder stopped refreshing it. */
 async function isStale(lockPath: string): Promise<boolean> {
-  const st = await stat(lockPath).catch(() => null);
-  return st !== null && Date.now() - st.mtimeMs > STALE_MS;
+  return (await ageMs(lockPath)) > STALE_MS;
 }
 
 /** Is `lockPath` held by a live process right now (exists and not stale)? */
