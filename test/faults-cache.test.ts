@@ -6,7 +6,8 @@
 import t from 'tap';
 import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { defaultCacheDir, ensureKernel, sha256File } from '../src/kernels/artifact.ts';
+import { defaultCacheDir, ensureKernel } from '../src/kernels/artifact.ts';
+import { sha256File } from '../src/kernels/obtain/files.ts';
 import { parseSpec } from '../src/kernels/spec.ts';
 import { cell, DEBIAN_ID, DEBIAN_SPEC, lockstep, OK_SCENARIO, readResults, runArgs, scenarioFile, specFile, tmp } from './faults-util.ts';
 

@@ -10,17 +10,15 @@
 //   argument; it builds however it likes and prints "BZIMAGE VERSION" as its
 //   last stdout line; a nonzero exit is a build failure.
 
-import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { ensureKernel } from '../kernels/artifact.ts';
-import { BuildError } from '../kernels/build.ts';
+import { BuildError } from '../kernels/obtain/source/build.ts';
 import { builtinSpecsDir, parseSpec } from '../kernels/spec.ts';
-import { ConfigError } from '../util/errors.ts';
+import { ConfigError, MissingDependencyError } from '../util/errors.ts';
+import { runTool, ToolError } from '../util/exec.ts';
 import type { BuildFn } from './env.ts';
 
-const execFileP = promisify(execFile);
 
 export interface BuildChoice {
   buildCmd?: string;
@@ -41,9 +39,10 @@ export async function treeVersion(tree: string): Promise<string> {
 
 /** The base + diff builder. `work` holds the per-commit patches (kept as evidence). */
 export function baseBuild(basePackage: string, baseCommit: string, cacheDir: string, work: string): BuildFn {
-  return async (tree, { log }) => {
-    const head = (await execFileP('git', ['-C', tree, 'rev-parse', 'HEAD'])).stdout.trim();
-    const diff = (await execFileP('git', ['-C', tree, 'diff', '--no-color', '--no-ext-diff', '--src-prefix=a/', '--dst-prefix=b/', baseCommit, head], { maxBuffer: 512 << 20 })).stdout;
+  return async (tree, { log, signal }) => {
+    const git = { install: 'apt-get install git', signal };
+    const head = (await runTool('git', ['-C', tree, 'rev-parse', 'HEAD'], git)).stdout.trim();
+    const diff = (await runTool('git', ['-C', tree, 'diff', '--no-color', '--no-ext-diff', '--src-prefix=a/', '--dst-prefix=b/', baseCommit, head], git)).stdout;
     const patches: string[] = [];
     if (diff.trim()) {
       await mkdir(work, { recursive: true });
@@ -59,7 +58,7 @@ export function baseBuild(basePackage: string, baseCommit: string, cacheDir: str
     }, origin);
     log(`building ${head.slice(0, 12)} as ${basePackage} + ${patches.length ? `${diff.split('\n').length} diff lines` : 'no diff'}`);
     try {
-      const a = await ensureKernel(spec, { cacheDir, log });
+      const a = await ensureKernel(spec, { cacheDir, log, signal });
       if (!a.vmlinuz) throw new Error(`the source build of ${head} returned no image`);
       return { vmlinuz: a.vmlinuz, version: a.version };
     } catch (e) {
@@ -74,18 +73,17 @@ export function commandBuild(cmd: string): BuildFn {
   return async (tree, { log, signal }) => {
     log(`running ${cmd} ${tree}`);
     try {
-      const r = await execFileP(cmd, [tree], { cwd: tree, maxBuffer: 256 << 20, signal });
+      const r = await runTool(cmd, [tree], { cwd: tree, signal, install: 'give an executable --build-cmd' });
       const last = r.stdout.trim().split('\n').pop() ?? '';
       const m = /^(\S+)\s+(\S+)$/.exec(last.trim());
       if (!m || !isAbsolute(m[1]!)) throw new ConfigError('command line', '--build-cmd', `${cmd} printed ${JSON.stringify(last)} as its last line`, 'make it print "ABSOLUTE_BZIMAGE_PATH VERSION" last');
       return { vmlinuz: m[1]!, version: m[2]! };
     } catch (e) {
-      if (e instanceof ConfigError) throw e;
-      const x = e as { code?: number | string; stderr?: string; stdout?: string };
-      if (x.code === 'ENOENT' || x.code === 'EACCES') throw new ConfigError('command line', '--build-cmd', `cannot run ${cmd} (${x.code})`, 'give an executable file');
-      if (signal?.aborted) throw e;
-      const tail = `${x.stdout ?? ''}${x.stderr ?? ''}`.trim().split('\n').slice(-10).join('\n');
-      return { buildFailed: `${cmd} exited ${x.code}: ${tail}` };
+      if (e instanceof MissingDependencyError) throw new ConfigError('command line', '--build-cmd', `cannot run ${cmd} (ENOENT)`, 'give an executable file');
+      if (e instanceof ConfigError || !(e instanceof ToolError) || signal?.aborted) throw e;
+      if (/EACCES/.test(e.message)) throw new ConfigError('command line', '--build-cmd', `cannot run ${cmd} (EACCES)`, 'give an executable file');
+      const tail = `${e.stdout}${e.stderr}`.trim().split('\n').slice(-10).join('\n');
+      return { buildFailed: `${cmd} exited ${e.exitCode ?? `(${e.message})`}: ${tail}` };
     }
   };
 }

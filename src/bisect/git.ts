@@ -7,34 +7,32 @@
 // replayed from the saved marks. git runs through execFile/spawn with
 // argument arrays, never a shell.
 
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { access, readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import { promisify } from 'node:util';
 import { scenarioHash } from '../scenario/load.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import { ConfigError } from '../util/errors.ts';
+import { runTool, ToolError } from '../util/exec.ts';
 import { GIT_EXIT, type Mark } from './decide.ts';
 import { type BisectEnv, judgePosition } from './env.ts';
 import { type BisectState, loadState, newState, saveState, type StepRecord } from './state.ts';
 
-const execFileP = promisify(execFile);
 const now = (): string => new Date().toISOString();
 
 async function git(tree: string, args: string[]): Promise<string> {
   try {
-    return (await execFileP('git', ['-C', tree, ...args], { maxBuffer: 64 << 20 })).stdout.trim();
+    return (await runTool('git', ['-C', tree, ...args], { install: 'apt-get install git' })).stdout.trim();
   } catch (e) {
-    const x = e as { code?: string; stderr?: string };
-    if (x.code === 'ENOENT') throw new ConfigError('environment', '', 'git is missing', 'apt-get install git');
-    throw new Error(`git ${args.join(' ')} failed: ${(x.stderr ?? String(e)).trim()}`);
+    if (!(e instanceof ToolError)) throw e;
+    throw new Error(`git ${args.join(' ')} failed: ${(e.stderr || e.message).trim()}`);
   }
 }
 
 export async function gitDir(tree: string): Promise<string> {
   let d: string;
   try {
-    d = (await execFileP('git', ['-C', tree, 'rev-parse', '--git-dir'])).stdout.trim();
+    d = await git(tree, ['rev-parse', '--git-dir']);
   } catch {
     throw new ConfigError('command line', '--tree', `${tree} is not a git tree`, 'point --tree at a kernel git checkout');
   }
@@ -46,7 +44,7 @@ export const defaultStatePath = async (tree: string): Promise<string> => join(aw
 export async function resolveCommit(tree: string, ref: string, flag: string): Promise<string> {
   if (ref.startsWith('-')) throw new ConfigError('command line', flag, `${JSON.stringify(ref)} looks like an option`, 'give a commit, tag or branch');
   try {
-    return (await execFileP('git', ['-C', tree, 'rev-parse', '--verify', '--quiet', `${ref}^{commit}`])).stdout.trim();
+    return await git(tree, ['rev-parse', '--verify', '--quiet', `${ref}^{commit}`]);
   } catch {
     throw new ConfigError('command line', flag, `${JSON.stringify(ref)} is not a commit in ${tree}`, `check it with git -C ${tree} log --oneline`);
   }
@@ -112,7 +110,7 @@ export async function bisectTree(o: TreeBisectOptions): Promise<TreeBisectResult
   const good = await resolveCommit(o.tree, o.good, '--good');
   const bad = await resolveCommit(o.tree, o.bad, '--bad');
   if (good === bad) throw new ConfigError('command line', '--bad', 'the good and bad ends are the same commit', 'give two different commits');
-  if ((await execFileP('git', ['-C', o.tree, 'merge-base', '--is-ancestor', good, bad]).then(() => true, () => false)) === false) {
+  if ((await git(o.tree, ['merge-base', '--is-ancestor', good, bad]).then(() => true, () => false)) === false) {
     throw new ConfigError('command line', '--good', `${o.good} is not an ancestor of ${o.bad}`, 'give the older commit as --good');
   }
   const gd = await gitDir(o.tree);

@@ -53,7 +53,7 @@ export interface ReproImage {
 export async function ensureReproImage(docker: Docker, log: (m: string) => void = () => {}): Promise<ReproImage> {
   const repro = await reproducerBinary();
   const busybox = await staticBusybox(BUSYBOX);
-  const tar = tarArchive(rootfsEntries(busybox, repro));
+  const tar = await tarArchive(rootfsEntries(busybox, repro));
   const tag = createHash('sha256').update(tar).digest('hex').slice(0, 16);
   const ref = `${IMAGE_REPO}:${tag}`;
   const reproSha256 = createHash('sha256').update(repro).digest('hex');

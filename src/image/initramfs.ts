@@ -3,7 +3,8 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import writeFileAtomic from 'write-file-atomic';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -68,10 +69,8 @@ export async function ensureBaseImage(cacheDir: string): Promise<BaseImage> {
   }
   const gz = gzipSync(cpio, { level: 6 });
   await mkdir(dirname(path), { recursive: true });
-  // Written under a temp name and renamed: a crash never leaves a half image in the cache.
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, gz);
-  await rename(tmp, path);
+  // Written atomically (temp name, fsync, rename): a crash never leaves a half image in the cache.
+  await writeFileAtomic(path, gz);
   return { path, sha256: key, reproSha256, bytes: gz.length };
 }
 

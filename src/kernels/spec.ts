@@ -18,84 +18,15 @@ import { fileURLToPath } from 'node:url';
 import semver from 'semver';
 import { ACCOUNTINGS, COUNTERS, type Accounting, type Counter } from '../model/accounting.ts';
 import { ConfigError } from '../util/errors.ts';
-import { readSourceSpec, type SourceTree } from './source.ts';
+import { checkString, FieldReader, show, typeName } from './fields.ts';
+import { readSourceSpec } from './source-spec.ts';
+import type { DebianImageSpec, ExpectSpec, ImageSpec, KernelKind, KernelSpec, SpecCommon } from './types.ts';
 
-// ───────────────────────────── types ─────────────────────────────
+export type { DebianImageSpec, ExpectSpec, HostSpec, ImageSpec, KernelKind, KernelSpec, SourceSpec, SourceTree } from './types.ts';
 
-export type KernelKind = 'host' | 'debian-image' | 'image' | 'source';
 export const KERNEL_KINDS: readonly KernelKind[] = ['host', 'debian-image', 'image', 'source'];
 
-/**
- * What the spec says about the logic the kernel implements.
- * - auto:    derived from the version (src/kernels/expect.ts table)
- * - unknown: classify only, no expectation
- * - label:   an explicit accounting (V0..V4); counter null = take it from the table
- */
-export type ExpectSpec =
-  | { mode: 'auto' }
-  | { mode: 'unknown' }
-  | { mode: 'label'; accounting: Accounting; counter: Counter | null };
-
-interface SpecCommon {
-  id: string;
-  kind: KernelKind;
-  expect: ExpectSpec;
-  /** "debian", "upstream", ...; `debian-image` implies (and forces) "debian". */
-  distro?: string;
-  description?: string;
-  /** Where the spec came from (file path, "command line", ...): not a JSON field, set by the parser. */
-  origin: string;
-  /** Field path prefix inside `origin` ("" for a single object, "[2]." for the third of an array). */
-  at: string;
-}
-
-export interface HostSpec extends SpecCommon {
-  kind: 'host';
-  /** "container": the host kernel reached through a Docker container (src/runner/container.ts); absent = natively */
-  runtime?: 'container';
-}
-
-export interface DebianImageSpec extends SpecCommon {
-  kind: 'debian-image';
-  /** e.g. "linux-image-6.1.0-54-cloud-amd64-unsigned" */
-  package: string;
-  /** upstream version the package carries, e.g. "6.1.190" */
-  version: string;
-  /** Debian package version to pin, e.g. "6.1.190-1"; absent = apt's candidate */
-  package_version?: string;
-}
-
-export interface ImageSpec extends SpecCommon {
-  kind: 'image';
-  version: string;
-  /** absolute path of a bzImage (exactly one of path / url) */
-  path?: string;
-  url?: string;
-  /** lower-case hex; required with url, checked when given with path */
-  sha256?: string;
-}
-
-/** A kernel built from a tree (src/kernels/source.ts reads the fields, build.ts builds it). */
-export interface SourceSpec extends SpecCommon {
-  kind: 'source';
-  version: string;
-  source: SourceTree;
-  /** absolute path of the kconfig fragment */
-  config: string;
-  /** absolute paths, applied in order with patch -p1 */
-  patches: string[];
-  /** the kernel differs from others only on AUX unmapping: its cells are SKIP without an AUX-capable PMU */
-  aux_only?: boolean;
-}
-
-export type KernelSpec = HostSpec | DebianImageSpec | ImageSpec | SourceSpec;
-
-// ───────────────────────────── field reader ─────────────────────────────
-
-/** Control characters (C0, DEL, C1) — never valid in any spec string. */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-/** Shell metacharacters refused in every spec string. `~`, `+`, `:` stay allowed (Debian versions use them). */
-const SHELL_META = /[`$;&|<>\\*?!"'(){}[\]]/;
+// ───────────────────────────── patterns ─────────────────────────────
 
 export const ID_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const SHA256_RE = /^[0-9a-fA-F]{64}$/;
@@ -107,88 +38,6 @@ const DEB_VERSION_RE = /^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*$/;
 const KERNEL_VERSION_RE = /^[0-9][A-Za-z0-9.+~_-]{0,63}$/;
 const DISTRO_RE = /^[a-z][a-z0-9-]{0,31}$/;
 
-const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
-const show = (v: unknown): string => {
-  const s = JSON.stringify(v) ?? String(v);
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-};
-
-/**
- * Reads the fields of one JSON object, each read marks the field as known;
- * `finish()` refuses the rest. Kind validators are written against it.
- */
-export class FieldReader {
-  private readonly seen = new Set<string>();
-
-  constructor(
-    readonly obj: Record<string, unknown>,
-    /** file (or "command line") for errors */
-    readonly file: string,
-    /** field-path prefix, e.g. "[2]." */
-    readonly at: string,
-  ) {}
-
-  error(field: string, problem: string, fix: string): ConfigError {
-    return new ConfigError(this.file, `${this.at}${field}`, problem, fix);
-  }
-
-  has(field: string): boolean {
-    return Object.prototype.hasOwnProperty.call(this.obj, field) && this.obj[field] !== undefined;
-  }
-
-  /** A string field; checks control characters, shell metacharacters, length and an optional pattern. */
-  string(field: string, opts: { required: true; pattern?: RegExp; what?: string; max?: number }): string;
-  string(field: string, opts?: { required?: false; pattern?: RegExp; what?: string; max?: number }): string | undefined;
-  string(field: string, opts: { required?: boolean; pattern?: RegExp; what?: string; max?: number } = {}): string | undefined {
-    this.seen.add(field);
-    if (!this.has(field)) {
-      if (opts.required) throw this.error(field, 'missing', `add "${field}": ${opts.what ?? 'a string'}`);
-      return undefined;
-    }
-    const v = this.obj[field];
-    if (typeof v !== 'string') {
-      throw this.error(field, `must be a string, got ${typeName(v)} ${show(v)}`, `write "${field}" as a JSON string: ${opts.what ?? 'a string'}`);
-    }
-    checkString(v, (problem, fix) => this.error(field, problem, fix), opts.max ?? 4096);
-    if (opts.pattern && !opts.pattern.test(v)) {
-      throw this.error(field, `invalid value ${show(v)}`, `use ${opts.what ?? `a value matching ${opts.pattern}`}`);
-    }
-    return v;
-  }
-
-  /** An arbitrary JSON value (validated by the caller). */
-  raw(field: string): unknown {
-    this.seen.add(field);
-    return this.obj[field];
-  }
-
-  /** Refuse every field that no read asked for. */
-  finish(kindLabel: string): void {
-    for (const k of Object.keys(this.obj)) {
-      if (!this.seen.has(k)) {
-        throw this.error(
-          k,
-          `unknown field for ${kindLabel}`,
-          `remove it (allowed: ${[...this.seen].join(', ')}); check the spelling`,
-        );
-      }
-    }
-  }
-}
-
-/** The checks every spec string gets. */
-function checkString(v: string, err: (problem: string, fix: string) => ConfigError, max: number): void {
-  if (v.length === 0) throw err('is empty', 'give a non-empty value or leave the field out');
-  if (v.length > max) throw err(`is ${v.length} characters long (max ${max})`, 'shorten it');
-  const c = CONTROL.exec(v);
-  if (c) {
-    const code = c[0].charCodeAt(0).toString(16).padStart(2, '0');
-    throw err(`contains control character U+00${code.toUpperCase()}`, 'remove control characters (newlines, tabs, escapes)');
-  }
-  const m = SHELL_META.exec(v);
-  if (m) throw err(`contains the shell metacharacter ${show(m[0])}`, `remove it (these are refused in every spec string: \` $ ; & | < > \\ * ? ! " ' ( ) { } [ ])`);
-  if (v !== v.trim()) throw err('has leading or trailing whitespace', 'remove the surrounding whitespace');
-}
 
 // ───────────────────────────── shared field validators ─────────────────────────────
 

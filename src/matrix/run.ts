@@ -8,9 +8,10 @@ import { mkdir } from 'node:fs/promises';
 import { homedir, release as osRelease, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import PQueue from 'p-queue';
-import { acquireLock, ensureKernel, type KernelArtifact } from '../kernels/artifact.ts';
+import { ensureKernel, type KernelArtifact } from '../kernels/artifact.ts';
+import { acquireLock } from '../util/lock.ts';
 import { resolveExpect } from '../kernels/expect.ts';
-import { AUX_SKIP_REASON } from '../kernels/source.ts';
+import { AUX_SKIP_REASON } from '../kernels/source-spec.ts';
 import type { KernelSpec } from '../kernels/spec.ts';
 import { ensureBaseImage, reproducerBinary } from '../image/initramfs.ts';
 import { createHash } from 'node:crypto';
@@ -156,7 +157,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
   const artifact = (k: KernelSpec): Promise<KernelArtifact> => {
     let p = artifacts.get(k.id);
     if (!p) {
-      p = ensureKernel(k, { cacheDir: o.cacheDir, log: (m) => o.log(`[${k.id}] ${m}`) }).then((a) => {
+      p = ensureKernel(k, { cacheDir: o.cacheDir, log: (m) => o.log(`[${k.id}] ${m}`), signal: o.signal }).then((a) => {
         const exp = resolveExpect(k, a.version);
         logics.set(k.id, exp.logic);
         const rec: KernelRecord = {

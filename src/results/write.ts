@@ -1,16 +1,16 @@
 // Writing results: always atomically (temp file + rename in the same
 // directory), so a reader or a crash never sees half a file.
 
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import writeFileAtomic from 'write-file-atomic';
 import { ConfigError } from '../util/errors.ts';
 import { checkResults, compactResults, type Results } from './schema.ts';
 
+/** Write `path` atomically and durably (write-file-atomic: temp file, fsync, rename). */
 export async function writeAtomic(path: string, data: string | Buffer): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}.tmp`);
-  await writeFile(tmp, data);
-  await rename(tmp, path);
+  await writeFileAtomic(path, data);
 }
 
 export async function readResults(path: string): Promise<Results> {

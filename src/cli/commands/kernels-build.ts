@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { defaultCacheDir, ensureKernel } from '../../kernels/artifact.ts';
-import { sourceState } from '../../kernels/build.ts';
+import { sourceState } from '../../kernels/obtain/source/build.ts';
 import { type Command, kernelOptions, loadKernels, pick } from '../common.ts';
 
 export const command: Command = {

@@ -3,7 +3,7 @@ import { resolveExpect } from '../../kernels/expect.ts';
 import { logicLabel } from '../../model/index.ts';
 import { resolve } from 'node:path';
 import { defaultCacheDir } from '../../kernels/artifact.ts';
-import { sourceState } from '../../kernels/build.ts';
+import { sourceState } from '../../kernels/obtain/source/build.ts';
 import { type Command, kernelOptions, loadKernels } from '../common.ts';
 
 export const command: Command = {

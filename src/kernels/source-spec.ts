@@ -1,6 +1,5 @@
-// Kernels built from source: the spec fields of kind "source" and the pure
-// parts of a build (config fragments, cache keys, patch file lists). No I/O
-// here; src/kernels/build.ts does the work.
+// The spec fields of kind "source": which tree, which fragment, which
+// patches. Pure: no I/O; src/kernels/obtain/source/ builds the kernel.
 //
 // Documented form:
 //   {"id": "fix-4", "kind": "source", "version": "6.1.192",
@@ -14,22 +13,12 @@
 // Relative config/patch paths are resolved against the directory of the spec
 // file (kernels/ for the built-ins).
 
-import { createHash } from 'node:crypto';
 import { dirname, isAbsolute, join } from 'node:path';
-import type { ConfigError } from '../util/errors.ts';
-import type { FieldReader, SourceSpec } from './spec.ts';
-
-export type SourceTree =
-  | { type: 'debian'; package: string }
-  | { type: 'path'; path: string }
-  | { type: 'git'; url: string; ref: string }
-  | { type: 'tarball'; url: string; sha256: string };
+import type { FieldReader } from './fields.ts';
+import type { SourceSpec, SourceTree } from './types.ts';
 
 /** The fragment used when a spec names none (kernels/config/...). */
 export const DEFAULT_FRAGMENT = 'config/lockstep-guest.config';
-
-/** Bumped whenever the build recipe changes in a way that changes the artifact. */
-export const BUILD_RECIPE = 'lockstep-kbuild-1';
 
 /** Why aux_only cells are skipped. */
 export const AUX_SKIP_REASON = 'needs an AUX-capable PMU (Intel PT, CoreSight); QEMU\'s emulated CPUs have none';
@@ -130,98 +119,4 @@ export function readSourceSpec(
   const spec: SourceSpec = { ...c, kind: 'source', version, source: tree, config, patches };
   if (aux === true) spec.aux_only = true;
   return spec;
-}
-
-// ───────────────────────────── pure build helpers ─────────────────────────────
-
-export interface FragmentLine {
-  option: string;
-  /** "y", "m", a number, a quoted string, or null for "# CONFIG_X is not set" */
-  value: string | null;
-  line: number;
-}
-
-/** Parse a kconfig fragment: CONFIG_X=v lines and "# CONFIG_X is not set" lines. */
-export function parseFragment(text: string, file: string, err: (file: string, field: string, problem: string, fix: string) => ConfigError): FragmentLine[] {
-  const out: FragmentLine[] = [];
-  const seen = new Map<string, number>();
-  text.split('\n').forEach((raw, i) => {
-    const l = raw.trim();
-    const line = i + 1;
-    let m: RegExpExecArray | null;
-    if (l === '') return;
-    if ((m = /^# (CONFIG_[A-Za-z0-9_]+) is not set$/.exec(l))) out.push({ option: m[1]!, value: null, line });
-    else if (l.startsWith('#')) return;
-    else if ((m = /^(CONFIG_[A-Za-z0-9_]+)=(.+)$/.exec(l))) out.push({ option: m[1]!, value: m[2]!, line });
-    else throw err(file, `line ${line}`, `not a kconfig line: ${JSON.stringify(l)}`, 'write CONFIG_NAME=value or "# CONFIG_NAME is not set"');
-    const o = out[out.length - 1]!.option;
-    if (seen.has(o)) throw err(file, `line ${line}`, `${o} is set twice (also line ${seen.get(o)})`, 'keep one line per option');
-    seen.set(o, line);
-  });
-  return out;
-}
-
-/** The options of a .config text: CONFIG_X -> value (unset options are absent). */
-export function parseDotConfig(text: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const l of text.split('\n')) {
-    const x = /^(CONFIG_[A-Za-z0-9_]+)=(.*)$/.exec(l);
-    if (x) m.set(x[1]!, x[2]!);
-  }
-  return m;
-}
-
-/** Fragment lines the final .config does not honour, as "CONFIG_X=want (got: have)". */
-export function missingOptions(fragment: readonly FragmentLine[], dotConfig: Map<string, string>): string[] {
-  const bad: string[] = [];
-  for (const f of fragment) {
-    const got = dotConfig.get(f.option);
-    if (f.value === null) {
-      if (got !== undefined && got !== 'n') bad.push(`${f.option} is not set (got: ${got})`);
-    } else if (got !== f.value) {
-      bad.push(`${f.option}=${f.value} (got: ${got === undefined ? 'not set' : got})`);
-    }
-  }
-  return bad;
-}
-
-/** Files a unified diff touches, relative to the tree (patch -p1), from its "+++ b/..." / "--- a/..." lines. */
-export function patchedFiles(diff: string): string[] {
-  const files = new Set<string>();
-  const lines = diff.split('\n');
-  for (let i = 0; i < lines.length - 1; i++) {
-    const a = /^--- (\S+)/.exec(lines[i]!);
-    const b = /^\+\+\+ (\S+)/.exec(lines[i + 1]!);
-    if (!a || !b) continue;
-    for (const p of [a[1]!, b[1]!]) {
-      if (p === '/dev/null') continue;
-      const rel = p.split('/').slice(1).join('/');
-      if (!rel || rel.split('/').includes('..') || isAbsolute(rel)) throw new Error(`patch names an unsafe path ${JSON.stringify(p)}`);
-      files.add(rel);
-    }
-  }
-  return [...files].sort();
-}
-
-export const sha256Text = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
-
-export interface KeyInputs {
-  /** what identifies the tree's content: "debian:linux-source-6.1=6.1.192-2:sha256:...", "git:URL@commit", ... */
-  source: string;
-  /** the fragment's text */
-  fragment: string;
-  /** each patch's text, in order */
-  patches: readonly string[];
-  /** `gcc --version` first line */
-  compiler: string;
-}
-
-/** The shared object tree's key: everything but the patches. */
-export function treeKey(k: KeyInputs): string {
-  return sha256Text(JSON.stringify({ recipe: BUILD_RECIPE, arch: 'x86_64', source: k.source, config: sha256Text(k.fragment), compiler: k.compiler }));
-}
-
-/** The artifact's key: the tree's key plus the patches in order. */
-export function artifactKey(k: KeyInputs): string {
-  return sha256Text(JSON.stringify({ tree: treeKey(k), patches: k.patches.map((p) => sha256Text(p)) }));
 }

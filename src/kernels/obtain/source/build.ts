@@ -1,0 +1,191 @@
+// Building "source" kernels: one shared object tree per (source, fragment,
+// compiler), one content-addressed artifact per (tree, patches).
+//   <cacheDir>/kernels/source/<key>/{bzImage,config,build.log,meta.json,reproduce.sh,inputs/}
+//   <cacheDir>/kernels/source/<key>.lock   held while one process builds <key>
+// (trees: ./tree.ts; inputs and keys: ./inputs.ts, ./recipe.ts; make: ./make.ts)
+//
+// A variant build: restore leftovers of an interrupted build, apply the
+// patches, make bzImage (ccache; only what the patches touch recompiles),
+// copy bzImage + .config into the entry's staging dir, put the pristine
+// files back; the cache publishes the staging dir. A build killed half-way
+// leaves no artifact, and the next build of that tree first restores the
+// pristine files. An aborted signal stops make (SIGTERM) at once.
+
+import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { acquireLock, lockHeld } from '../../../util/lock.ts';
+import type { SourceSpec } from '../../types.ts';
+import { checkEntry, ensureEntry, writeMeta } from '../cache.ts';
+import { bzImageVersionString, isBzImage, sha256File } from '../files.ts';
+import type { EnsureOptions, KernelArtifact } from '../types.ts';
+import { type PreparedInputs, prepareInputs } from './inputs.ts';
+import { BuildError, jobs, makeArgs, makeEnv, runMake, tailOf } from './make.ts';
+import { BUILD_RECIPE, sha256Text } from './recipe.ts';
+import { applyPatches, ensureTree, restorePristine, treePaths, treesDir } from './tree.ts';
+
+export { BuildError } from './make.ts';
+
+/** meta.json of a source artifact. */
+export interface SourceMeta {
+  key: string;
+  tree_key: string;
+  recipe: string;
+  source: string;
+  config_fragment: string;
+  config_fragment_sha256: string;
+  patches: { file: string; sha256: string }[];
+  compiler: string;
+  bzimage_sha256: string;
+  config_sha256: string;
+  release: string | null;
+  banner: string | null;
+  built_at: string;
+  build_seconds: number;
+  host: string;
+}
+
+export type SourceState = 'cached' | 'missing' | 'building' | 'corrupt';
+
+const artifactsDir = (cacheDir: string): string => join(cacheDir, 'kernels', 'source');
+const checkSource = (entry: string) => checkEntry<SourceMeta>(entry, (m) => (typeof m.bzimage_sha256 === 'string' ? { bzImage: m.bzimage_sha256 } : null));
+
+/** cached / building / missing (/ corrupt), without building or fetching anything. */
+export async function sourceState(spec: SourceSpec, cacheDir: string): Promise<{ state: SourceState; key: string; entry: string; detail?: string }> {
+  const inp = await prepareInputs(spec, { cacheDir, fetch: false });
+  if (inp.resolved.absent) return { state: 'missing', key: '(not downloaded)', entry: '', detail: `${inp.resolved.label} is fetched on the first build` };
+  const entry = join(artifactsDir(cacheDir), inp.key);
+  const c = await checkSource(entry);
+  if (c && 'ok' in c) return { state: 'cached', key: inp.key, entry };
+  if (await lockHeld(join(artifactsDir(cacheDir), `${inp.key}.lock`))) return { state: 'building', key: inp.key, entry };
+  if (c) return { state: 'corrupt', key: inp.key, entry, detail: c.bad };
+  return { state: 'missing', key: inp.key, entry };
+}
+
+/**
+ * Build `spec`'s kernel, or take it from the cache (verified by hash).
+ * Throws ConfigError (inputs), BuildError (make/patch failed), or the
+ * signal's reason / a canceled ToolError when `opts.signal` aborts.
+ */
+export async function ensureSourceKernel(spec: SourceSpec, opts: EnsureOptions): Promise<KernelArtifact> {
+  const inp = await prepareInputs(spec, { cacheDir: opts.cacheDir, log: opts.log, signal: opts.signal });
+  // Builds can take long on a busy machine: wait generously for another builder.
+  const lockTimeoutMs = opts.lockTimeoutMs ?? 3 * 3600_000;
+  const { entry, meta, cached } = await ensureEntry<SourceMeta>({
+    parent: artifactsDir(opts.cacheDir),
+    key: inp.key,
+    label: `kernel ${spec.id} (${inp.key.slice(0, 12)})`,
+    verb: 'building',
+    log: opts.log,
+    lockTimeoutMs,
+    signal: opts.signal,
+    check: checkSource,
+    fill: (staging) => buildVariant(spec, inp, staging, opts, lockTimeoutMs),
+  });
+  const a: KernelArtifact = {
+    id: spec.id,
+    kind: 'source',
+    vmlinuz: join(entry, 'bzImage'),
+    version: spec.version,
+    sha256: meta.bzimage_sha256,
+    cached,
+    meta: { ...meta, config: join(entry, 'config'), cache_entry: entry, path: undefined },
+  };
+  if (meta.release) a.release = meta.release;
+  return a;
+}
+
+/** Build one variant in its shared tree (under the tree's lock) and put the artifact's files into `staging`. */
+async function buildVariant(spec: SourceSpec, inp: PreparedInputs, staging: string, opts: EnsureOptions, lockTimeoutMs: number): Promise<SourceMeta> {
+  let t0 = Date.now();
+  const el = () => `${((Date.now() - t0) / 1000).toFixed(0)}s`;
+  const log = (m: string) => opts.log(`[build ${el()}] ${m}`);
+  const tp = treePaths(opts.cacheDir, inp);
+  await mkdir(treesDir(opts.cacheDir), { recursive: true });
+  const releaseTree = await acquireLock(`${tp.root}.lock`, `kernel tree ${inp.tree.slice(0, 12)}`, { log: opts.log, timeoutMs: lockTimeoutMs, signal: opts.signal });
+  // Time the build itself, not the wait for another variant's build on this tree.
+  const waited = Date.now() - t0;
+  if (waited > 2000) opts.log(`waited ${(waited / 1000).toFixed(0)}s for the shared tree`);
+  t0 = Date.now();
+  const logPath = join(tp.root, 'logs', `${inp.key}.log`);
+  try {
+    log(`building ${spec.id} (key ${inp.key.slice(0, 12)}, tree ${inp.tree.slice(0, 12)}, ${inp.resolved.label}, ${spec.patches.length} patch(es))`);
+    await ensureTree(tp, inp, spec, opts.cacheDir, log, opts.signal);
+    await mkdir(dirname(logPath), { recursive: true });
+    const localversion = `-ls${inp.key.slice(0, 8)}`;
+    await restorePristine(tp, log);
+    try {
+      await applyPatches(tp, spec, inp, logPath, opts.signal);
+      log(`make bzImage -j${jobs()} (log ${logPath})`);
+      await runMake(tp, [...makeArgs(tp, localversion), 'bzImage'], logPath, { log, t0, env: makeEnv(tp, opts.cacheDir), signal: opts.signal });
+      await mkdir(join(staging, 'inputs', 'patches'), { recursive: true });
+      {
+        await copyFile(join(tp.obj, 'arch/x86/boot/bzImage'), join(staging, 'bzImage'));
+        await copyFile(join(tp.obj, '.config'), join(staging, 'config'));
+        const release = (await readFile(join(tp.obj, 'include/config/kernel.release'), 'utf8').catch(() => '')).trim() || null;
+        if (!(await isBzImage(join(staging, 'bzImage')))) throw new BuildError('the build left no valid bzImage', tailOf(await readFile(logPath, 'utf8')), logPath);
+        await writeFile(join(staging, 'build.log'), tailOf(await readFile(logPath, 'utf8'), 200) + '\n');
+        await writeFile(join(staging, 'inputs', 'config.fragment'), inp.fragmentText);
+        const patchNames = spec.patches.map((p, i) => `${String(i + 1).padStart(2, '0')}-${basename(p)}`);
+        for (const [i, n] of patchNames.entries()) await writeFile(join(staging, 'inputs', 'patches', n), inp.patchTexts[i]!);
+        await writeFile(join(staging, 'reproduce.sh'), reproducerScript(spec, inp, patchNames, localversion));
+        await chmod(join(staging, 'reproduce.sh'), 0o755);
+        const meta: SourceMeta = {
+          key: inp.key,
+          tree_key: inp.tree,
+          recipe: BUILD_RECIPE,
+          source: inp.resolved.identity,
+          config_fragment: spec.config,
+          config_fragment_sha256: sha256Text(inp.fragmentText),
+          patches: spec.patches.map((p, i) => ({ file: p, sha256: sha256Text(inp.patchTexts[i]!) })),
+          compiler: inp.keyInputs.compiler,
+          bzimage_sha256: await sha256File(join(staging, 'bzImage')),
+          config_sha256: await sha256File(join(staging, 'config')),
+          release,
+          banner: await bzImageVersionString(join(staging, 'bzImage')),
+          built_at: new Date().toISOString(),
+          build_seconds: Math.round((Date.now() - t0) / 100) / 10,
+          host: hostname(),
+        };
+        await writeMeta(staging, meta);
+        log(`built ${spec.id}: ${release ?? '?'} bzImage sha256 ${meta.bzimage_sha256.slice(0, 12)} in ${meta.build_seconds}s`);
+        return meta;
+      }
+    } finally {
+      await restorePristine(tp, log);
+    }
+  } finally {
+    await releaseTree();
+  }
+}
+
+
+/** A shell script that redoes this build from scratch (tuxmake style), next to the artifact. */
+function reproducerScript(spec: SourceSpec, inp: PreparedInputs, patchNames: string[], localversion: string): string {
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const getTree = inp.resolved.tarball
+    ? `mkdir -p "$W/src" && tar -xf ${q(inp.resolved.tarball)} --strip-components=1 -C "$W/src"`
+    : `cp -a ${q(inp.resolved.path!)} "$W/src"`;
+  return `#!/bin/sh
+# Rebuilds lockstep kernel ${spec.id} (artifact ${inp.key}) from scratch.
+# Source: ${inp.resolved.identity}
+# Compiler when built: ${inp.keyInputs.compiler}
+# Usage: reproduce.sh [WORKDIR]   (the bzImage ends up in WORKDIR/src/_build/arch/x86/boot/bzImage)
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+W=\${1:-$PWD/lockstep-build-${inp.key.slice(0, 12)}}
+mkdir -p "$W"
+${getTree}
+cd "$W/src"
+${patchNames.map((n) => `patch -p1 --forward --batch -i "$HERE/inputs/patches/${n}"`).join('\n')}
+export KBUILD_BUILD_USER=lockstep KBUILD_BUILD_HOST=lockstep KBUILD_BUILD_VERSION=1
+export KBUILD_BUILD_TIMESTAMP='Thu Jan  1 00:00:00 UTC 2026'
+M="make O=_build ARCH=x86_64 HOSTCC=gcc LOCALVERSION=${localversion} -j$(nproc)"
+$M KCONFIG_ALLCONFIG="$HERE/inputs/config.fragment" allnoconfig
+$M olddefconfig
+$M bzImage
+sha256sum _build/arch/x86/boot/bzImage
+echo "compare with: $(sed -n 's/.*"bzimage_sha256": "\\(.*\\)".*/\\1/p' "$HERE/meta.json") (equal only with the same compiler)"
+`;
+}
+

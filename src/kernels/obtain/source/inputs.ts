@@ -1,0 +1,221 @@
+// What a source build depends on, read and fetched: the tree (a Debian
+// linux-source package, a local path, a git ref cloned shallowly, a tarball
+// downloaded and verified), the fragment, the patches, the compiler; and
+// the cache keys they give.
+//   <cacheDir>/kernels/source-downloads/{<sha256>.tar,git-<hash>/}
+
+import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ConfigError } from '../../../util/errors.ts';
+import { runTool, ToolError } from '../../../util/exec.ts';
+import type { SourceSpec } from '../../types.ts';
+import { defaultCacheDir } from '../cache.ts';
+import { download, DownloadError } from '../download.ts';
+import { exists, sha256File } from '../files.ts';
+import { buildTool } from './make.ts';
+import { artifactKey, type KeyInputs, parseFragment, patchedFiles, sha256Text, treeKey } from './recipe.ts';
+
+
+/** `gcc --version`'s first line: part of every key (a new compiler is a new kernel). */
+let compilerMemo: Promise<string> | undefined;
+export function compilerVersion(): Promise<string> {
+  compilerMemo ??= buildTool('gcc', ['--version'], { install: 'apt-get install gcc' }).then((o) => o.split('\n')[0]!.trim());
+  return compilerMemo;
+}
+
+const tarballHashes = new Map<string, Promise<string>>();
+/** sha256 of a big file, memoised per path+size+mtime (a run asks for it once per variant). */
+async function fileIdentity(path: string): Promise<string> {
+  const st = await stat(path);
+  const k = `${path}:${st.size}:${st.mtimeMs}`;
+  let p = tarballHashes.get(k);
+  if (!p) {
+    p = sha256File(path);
+    tarballHashes.set(k, p);
+  }
+  return p;
+}
+
+/** Where a Debian linux-source-X.Y package keeps its tarball. */
+export const debianTarball = (pkg: string) => `/usr/src/${pkg}.tar.xz`;
+
+export interface ResolvedSource {
+  /** content identity for the key */
+  identity: string;
+  /** how to get the tree: unpack a tarball, or build a path in place */
+  tarball?: string;
+  path?: string;
+  /** shown in logs/meta */
+  label: string;
+  /** a download not fetched yet (state queries only) */
+  absent?: boolean;
+}
+
+async function resolveSource(spec: SourceSpec, dl: DownloadDir): Promise<ResolvedSource> {
+  const s = spec.source;
+  const field = `${spec.at}source`;
+  switch (s.type) {
+    case 'debian': {
+      const tb = debianTarball(s.package);
+      let version = '';
+      try {
+        version = (await runTool('dpkg-query', ['-W', '-f', '${Version}', s.package], { install: 'apt-get install dpkg', signal: dl.signal })).stdout.trim();
+      } catch (e) {
+        if (dl.signal?.aborted) throw e;
+        version = '';
+      }
+      if (!version || !(await exists(tb))) {
+        throw new ConfigError(spec.origin, `${field}.debian_package`, `${s.package} is not installed (no ${tb})`, `install it with \`apt-get install ${s.package}\` (bash .ci/setup.sh does), or unpack a tree and use "source": {"path": "/abs/tree"}`);
+      }
+      return { identity: `debian:${s.package}=${version}:sha256:${await fileIdentity(tb)}`, tarball: tb, label: `${s.package}=${version}` };
+    }
+    case 'path': {
+      const p = s.path;
+      const st = await stat(p).catch(() => null);
+      if (!st?.isDirectory()) throw new ConfigError(spec.origin, `${field}.path`, `${p} is not a directory`, 'point "path" at an unpacked kernel tree (the directory holding Makefile, kernel/, arch/)');
+      if (!(await exists(join(p, 'Makefile'))) || !(await exists(join(p, 'kernel', 'events', 'core.c')))) {
+        throw new ConfigError(spec.origin, `${field}.path`, `${p} does not look like a kernel tree (no Makefile or kernel/events/core.c)`, 'point "path" at the top of an unpacked kernel tree');
+      }
+      if (await exists(join(p, '.config'))) {
+        throw new ConfigError(spec.origin, `${field}.path`, `${p} holds a .config (built in place)`, `lockstep builds out of tree (O=): run \`make -C ${p} mrproper\` or use a clean copy`);
+      }
+      return { identity: `path:${p}:${await treeIdentity(p)}`, path: p, label: p };
+    }
+    case 'git':
+      return fetchGit(spec, s.url, s.ref, dl);
+    case 'tarball':
+      return fetchTarball(spec, s.url, s.sha256, dl);
+  }
+}
+
+/** Downloads (tarballs, shallow clones) live in <cacheDir>/kernels/source-downloads/; null dir = do not fetch. */
+type DownloadDir = { dir: string; fetch: boolean; log: (m: string) => void; signal?: AbortSignal };
+
+async function fetchTarball(spec: SourceSpec, url: string, sha: string, dl: DownloadDir): Promise<ResolvedSource> {
+  const file = join(dl.dir, `${sha}.tar`);
+  const out: ResolvedSource = { identity: `tarball:sha256:${sha}`, tarball: file, label: url };
+  if ((await exists(file)) && (await fileIdentity(file)) === sha) return out;
+  if (!dl.fetch) return { ...out, absent: true };
+  const noNet = (why: string) =>
+    new ConfigError(spec.origin, `${spec.at}source.tarball`, `cannot download ${url} (${why})`, `download it where the network allows, check \`sha256sum\` = ${sha.slice(0, 12)}..., unpack it here and use "source": {"path": "/abs/linux-X.Y"}`);
+  await mkdir(dl.dir, { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  dl.log(`downloading ${url}`);
+  let got: string;
+  try {
+    got = (await download(url, tmp, { log: dl.log, signal: dl.signal })).sha256;
+  } catch (e) {
+    throw e instanceof DownloadError ? noNet(e.message) : e;
+  }
+  if (got !== sha) {
+    await rm(tmp, { force: true });
+    throw new ConfigError(spec.origin, `${spec.at}source.sha256`, `${url} has sha256 ${got}, the spec says ${sha}`, 'check the URL and the expected hash (sha256sum FILE)');
+  }
+  await rename(tmp, file);
+  return out;
+}
+
+async function fetchGit(spec: SourceSpec, url: string, ref: string, dl: DownloadDir): Promise<ResolvedSource> {
+  const dir = join(dl.dir, `git-${sha256Text(`${url}\0${ref}`).slice(0, 24)}`);
+  const label = `${url} ${ref}`;
+  if (!(await exists(join(dir, '.git')))) {
+    if (!dl.fetch) return { identity: `git:${url}@${ref}`, path: dir, label, absent: true };
+    const tmp = `${dir}.tmp-${process.pid}`;
+    const git = { env: { GIT_TERMINAL_PROMPT: '0' }, install: 'apt-get install git', signal: dl.signal };
+    try {
+      await mkdir(tmp, { recursive: true });
+      // init + fetch of one ref works for tags, branches and commit ids alike.
+      dl.log(`fetching ${label} (git, depth 1)`);
+      await runTool('git', ['init', '-q', tmp], git);
+      await runTool('git', ['-C', tmp, 'fetch', '-q', '--depth', '1', url, ref], { ...git, timeoutMs: 60 * 60_000 });
+      await runTool('git', ['-C', tmp, 'checkout', '-q', 'FETCH_HEAD'], git);
+      await rename(tmp, dir);
+    } catch (e) {
+      if (!(e instanceof ToolError) || e.canceled) throw e;
+      throw new ConfigError(
+        spec.origin,
+        `${spec.at}source.git`,
+        `cannot fetch ${label}: ${firstLine(e.stderr || e.message)}`,
+        `clone it where the network allows (git clone --depth 1 --branch ${ref} ${url} /abs/linux), copy it here and use "source": {"path": "/abs/linux"}`,
+      );
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+  const commit = (await runTool('git', ['-C', dir, 'rev-parse', 'HEAD'], { install: 'apt-get install git' })).stdout.trim();
+  return { identity: `git:${url}@${commit}`, path: dir, label: `${label} (${commit.slice(0, 12)})` };
+}
+
+const firstLine = (s: string) => s.split('\n').map((l) => l.trim()).filter(Boolean)[0] ?? s;
+
+/**
+ * Identity of a local tree: for a git checkout, HEAD plus a hash of the diff
+ * against it; else a hash of every file's path, size and mtime (a changed file
+ * changes the key; no need to read 1 GB of sources).
+ */
+async function treeIdentity(p: string): Promise<string> {
+  if (await exists(join(p, '.git'))) {
+    try {
+      const git = (args: string[]) => runTool('git', ['-C', p, ...args], { install: 'apt-get install git' }).then((r) => r.stdout);
+      const head = (await git(['rev-parse', 'HEAD'])).trim();
+      const diff = await git(['diff', 'HEAD']);
+      const untracked = await git(['ls-files', '--others', '--exclude-standard']);
+      return `git:${head}:${sha256Text(diff + '\0' + untracked)}`;
+    } catch {
+      // not a usable git checkout: fall through to the file walk
+    }
+  }
+  const h: string[] = [];
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    const ents = await readdir(dir, { withFileTypes: true });
+    ents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of ents) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) {
+        if (e.name === '.git') continue;
+        await walk(join(dir, e.name), r);
+      } else if (e.isFile() || e.isSymbolicLink()) {
+        const st = await stat(join(dir, e.name)).catch(() => null);
+        h.push(`${r}\0${st?.size ?? -1}\0${st?.mtimeMs ?? -1}`);
+      }
+    }
+  };
+  await walk(p, '');
+  return `files:${h.length}:${sha256Text(h.join('\n'))}`;
+}
+
+export interface PreparedInputs {
+  resolved: ResolvedSource;
+  keyInputs: KeyInputs;
+  fragmentText: string;
+  patchTexts: string[];
+  key: string;
+  tree: string;
+}
+
+/**
+ * Read everything a build depends on and compute the keys (no build). Git and
+ * tarball sources are fetched into the cache unless `fetch` is false (then a
+ * missing download gives `resolved.absent`).
+ */
+export async function prepareInputs(spec: SourceSpec, opts: { cacheDir?: string; fetch?: boolean; log?: (m: string) => void; signal?: AbortSignal } = {}): Promise<PreparedInputs> {
+  const fragmentText = await readFile(spec.config, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new ConfigError(spec.origin, `${spec.at}config`, `cannot read the config fragment ${spec.config} (${e.code})`, 'name an existing kconfig fragment (kernels/config/lockstep-guest.config is the default)');
+  });
+  parseFragment(fragmentText, spec.config, (f, field, problem, fix) => new ConfigError(f, field, problem, fix));
+  const patchTexts: string[] = [];
+  for (const [i, p] of spec.patches.entries()) {
+    const t = await readFile(p, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      throw new ConfigError(spec.origin, `${spec.at}patches[${i}]`, `cannot read ${p} (${e.code})`, 'name an existing patch file');
+    });
+    try {
+      if (patchedFiles(t).length === 0) throw new Error('no "--- a/x" / "+++ b/x" file headers');
+    } catch (e) {
+      throw new ConfigError(spec.origin, `${spec.at}patches[${i}]`, `${p} is not a usable unified diff (${(e as Error).message})`, 'give a patch -p1 diff (git format-patch or diff -u with a/ b/ prefixes)');
+    }
+    patchTexts.push(t);
+  }
+  const resolved = await resolveSource(spec, { dir: join(opts.cacheDir ?? defaultCacheDir(), 'kernels', 'source-downloads'), fetch: opts.fetch ?? true, log: opts.log ?? (() => {}), signal: opts.signal });
+  const keyInputs: KeyInputs = { source: resolved.identity, fragment: fragmentText, patches: patchTexts, compiler: await compilerVersion() };
+  return { resolved, keyInputs, fragmentText, patchTexts, key: artifactKey(keyInputs), tree: treeKey(keyInputs) };
+}

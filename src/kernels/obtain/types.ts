@@ -1,0 +1,34 @@
+// What obtaining a kernel gives back, and what it needs. Declarations only.
+
+import type { KernelKind } from '../types.ts';
+
+export interface KernelArtifact {
+  id: string;
+  kind: KernelKind;
+  /** the bzImage to boot; null for host */
+  vmlinuz: string | null;
+  /** upstream version (MAJOR.MINOR.PATCH[-suffix] as the spec gives it; coerced for host) */
+  version: string;
+  /** uname -r style release, when known */
+  release?: string;
+  /** sha256 of vmlinuz; null for host */
+  sha256: string | null;
+  /** true when the artifact came from the cache (or from another process's fetch) without a download */
+  cached: boolean;
+  /** kind-specific facts: package, package_version, deb_sha256, config path, url, ... */
+  meta: Record<string, unknown>;
+}
+
+export interface EnsureOptions {
+  /** the cache root (defaultCacheDir()) */
+  cacheDir: string;
+  log: (msg: string) => void;
+  /** Give up waiting for another process's lock after this long, ms (default 30 min; 3 h for builds). */
+  lockTimeoutMs?: number;
+  /**
+   * Stop fetching/building when this aborts: every child (apt-get, git,
+   * make, tar) gets SIGTERM (SIGKILL 5 s later), nothing is published, and
+   * the call rejects.
+   */
+  signal?: AbortSignal;
+}

@@ -1,0 +1,79 @@
+// What a kernel is, as a spec names it: the types every spec kind shares.
+// Pure declarations; src/kernels/spec.ts parses them, src/kernels/obtain/
+// makes them bootable.
+
+import type { Accounting, Counter } from '../model/accounting.ts';
+
+/** The tree a "source" kernel is built from (src/kernels/source-spec.ts reads it). */
+export type SourceTree =
+  | { type: 'debian'; package: string }
+  | { type: 'path'; path: string }
+  | { type: 'git'; url: string; ref: string }
+  | { type: 'tarball'; url: string; sha256: string };
+
+export type KernelKind = 'host' | 'debian-image' | 'image' | 'source';
+
+/**
+ * What the spec says about the logic the kernel implements.
+ * - auto:    derived from the version (src/kernels/expect.ts table)
+ * - unknown: classify only, no expectation
+ * - label:   an explicit accounting (V0..V4); counter null = take it from the table
+ */
+export type ExpectSpec =
+  | { mode: 'auto' }
+  | { mode: 'unknown' }
+  | { mode: 'label'; accounting: Accounting; counter: Counter | null };
+
+export interface SpecCommon {
+  id: string;
+  kind: KernelKind;
+  expect: ExpectSpec;
+  /** "debian", "upstream", ...; `debian-image` implies (and forces) "debian". */
+  distro?: string;
+  description?: string;
+  /** Where the spec came from (file path, "command line", ...): not a JSON field, set by the parser. */
+  origin: string;
+  /** Field path prefix inside `origin` ("" for a single object, "[2]." for the third of an array). */
+  at: string;
+}
+
+export interface HostSpec extends SpecCommon {
+  kind: 'host';
+  /** "container": the host kernel reached through a Docker container (src/runner/container.ts); absent = natively */
+  runtime?: 'container';
+}
+
+export interface DebianImageSpec extends SpecCommon {
+  kind: 'debian-image';
+  /** e.g. "linux-image-6.1.0-54-cloud-amd64-unsigned" */
+  package: string;
+  /** upstream version the package carries, e.g. "6.1.190" */
+  version: string;
+  /** Debian package version to pin, e.g. "6.1.190-1"; absent = apt's candidate */
+  package_version?: string;
+}
+
+export interface ImageSpec extends SpecCommon {
+  kind: 'image';
+  version: string;
+  /** absolute path of a bzImage (exactly one of path / url) */
+  path?: string;
+  url?: string;
+  /** lower-case hex; required with url, checked when given with path */
+  sha256?: string;
+}
+
+/** A kernel built from a tree (src/kernels/source-spec.ts reads the fields, obtain/source/ builds it). */
+export interface SourceSpec extends SpecCommon {
+  kind: 'source';
+  version: string;
+  source: SourceTree;
+  /** absolute path of the kconfig fragment */
+  config: string;
+  /** absolute paths, applied in order with patch -p1 */
+  patches: string[];
+  /** the kernel differs from others only on AUX unmapping: its cells are SKIP without an AUX-capable PMU */
+  aux_only?: boolean;
+}
+
+export type KernelSpec = HostSpec | DebianImageSpec | ImageSpec | SourceSpec;
