@@ -3,8 +3,9 @@
 // (KernelArtifact.meta: Record<string, unknown>); this is the one place that
 // reads it, into a union typed by kernel kind. Pure.
 
-import type { DebianMeta, KernelArtifact } from '../kernels/artifact.ts';
-import type { SourceMeta } from '../kernels/build.ts';
+import type { KernelArtifact } from '../kernels/artifact.ts';
+import type { DebianMeta } from '../kernels/obtain/debian.ts';
+import type { SourceMeta } from '../kernels/obtain/source/build.ts';
 
 /** The facts each kind of artifact provides (src/kernels writes them). */
 export type ArtifactMeta =
