@@ -98,7 +98,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
       console.log(renderTable(r));
       const w = await writeReports(r, outDir);
       await writeStepSummary(renderSummary(r, w.logic));
-      console.error(`lockstep: wrote ${join(outDir, 'results.json')}, table.md, report.html, junit.xml, results.tap; ${r.cells.length - bad.length}/${r.cells.length} cells MATCH/SKIP/UNCHECKED`);
+      console.error(`lockstep: wrote ${join(outDir, 'results.json')}, table.md, report.html, junit.xml, results.tap, results.ktap; ${r.cells.length - bad.length}/${r.cells.length} cells MATCH/SKIP/UNCHECKED`);
       if (ac.signal.aborted) return caught === 'SIGTERM' ? 143 : 130;
       return bad.length ? 1 : 0;
     } finally {
