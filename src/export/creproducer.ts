@@ -5,8 +5,9 @@
 // reproducer does, and compare each value with what the reference logic
 // predicts (embedded, with every other logic's prediction in comments).
 // `gcc -static -o repro repro.c && ./repro` as a user with no other process.
-// Exit 0: as predicted; 1: a divergence (the bug); 2: the machine differs
-// from the scenario (CPUs, sysctls, limits). Pure: text in, text out.
+// It prints KTAP (one test per op, "# " diagnostics) and exits as a kselftest
+// does: 0 as predicted; 1 a divergence (the bug); 4 (KSFT_SKIP) when the
+// machine differs from the scenario (CPUs, sysctls, limits). Pure: text in, text out.
 
 import { type ExpectedOp, type Logic, logicLabel } from '../model/index.ts';
 import type { CompiledScenario, Op } from '../scenario/ops.ts';
@@ -88,8 +89,9 @@ export function generateCReproducer(i: CReproInput): string {
  * Each op prints what it measured next to what ${ref} predicts
  * (pages: VmPin / 4 = mm->pinned_vm; a probe maps 1-page buffers until
  * VmPin grows, so its headroom = L - the per-user counter).
- * Exit 0: everything as ${ref} predicts. 1: a divergence (printed as BUG).
- * 2: this machine differs from the scenario.
+ * Output is KTAP version 1 (one test per op; kselftest style), so it also runs
+ * as a selftest. Exit 0: everything as ${ref} predicts. 1: a divergence
+ * ("# BUG" line). 4 (KSFT_SKIP): this machine differs from the scenario.
 ${i.notes.map((n) => ` * ${n.replace(/\*\//g, '* /')}`).join('\n')}
  */
 #define _GNU_SOURCE
@@ -219,23 +221,23 @@ static int env_ok(void)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	long long mlock_kb = read_sysctl("perf_event_mlock_kb"), paranoid = read_sysctl("perf_event_paranoid");
 	if (cpus != ${s.cpus}) {
-		printf("needs ${s.cpus} online CPUs, this machine has %ld (the expected values depend on it)\\n", cpus);
+		printf("# needs ${s.cpus} online CPUs, this machine has %ld (the expected values depend on it)\\n", cpus);
 		ok = 0;
 	}
 	if (mlock_kb != ${s.mlock_kb}) {
-		printf("needs kernel.perf_event_mlock_kb = ${s.mlock_kb}, it is %lld: sysctl -w kernel.perf_event_mlock_kb=${s.mlock_kb}\\n", mlock_kb);
+		printf("# needs kernel.perf_event_mlock_kb = ${s.mlock_kb}, it is %lld: sysctl -w kernel.perf_event_mlock_kb=${s.mlock_kb}\\n", mlock_kb);
 		ok = 0;
 	}
 	if (paranoid != ${s.paranoid}) {
-		printf("needs kernel.perf_event_paranoid = ${s.paranoid}, it is %lld: sysctl -w kernel.perf_event_paranoid=${s.paranoid}\\n", paranoid);
+		printf("# needs kernel.perf_event_paranoid = ${s.paranoid}, it is %lld: sysctl -w kernel.perf_event_paranoid=${s.paranoid}\\n", paranoid);
 		ok = 0;
 	}
 	if (geteuid() == 0) {
-		printf("run as a uid with no other process, not root: sudo setpriv --reuid=UID --regid=UID --clear-groups ./repro\\n");
+		printf("# run as a uid with no other process, not root: sudo setpriv --reuid=UID --regid=UID --clear-groups ./repro\\n");
 		ok = 0;
 	}
 	if (set_memlock(${s.rlimit_kb === null ? -1 : s.rlimit_kb}) < 0) {
-		printf("cannot set RLIMIT_MEMLOCK to ${s.rlimit_kb === null ? 'unlimited' : `${s.rlimit_kb} kB`} (hard limit too low)\\n");
+		printf("# cannot set RLIMIT_MEMLOCK to ${s.rlimit_kb === null ? 'unlimited' : `${s.rlimit_kb} kB`} (hard limit too low)\\n");
 		ok = 0;
 	}
 	struct rlimit nf;
@@ -252,9 +254,13 @@ int main(void)
 	page = sysconf(_SC_PAGESIZE);
 	for (int b = 0; b < NBUFS; b++)
 		bufs[b].fd = -1;
-	if (!env_ok())
-		return 2;
-	printf("scenario ${s.id}: ${s.cpus} CPUs, perf_event_mlock_kb ${s.mlock_kb}, L = ${(s.mlock_kb >> 2) * s.cpus} pages, uid %u; expected: ${ref}\\n", (unsigned)getuid());
+	printf("KTAP version 1\\n");
+	if (!env_ok()) {
+		printf("1..0 # SKIP this machine differs from scenario ${s.id}\\n");
+		return 4; /* KSFT_SKIP */
+	}
+	printf("1..%d\\n", NOPS);
+	printf("# scenario ${s.id}: ${s.cpus} CPUs, perf_event_mlock_kb ${s.mlock_kb}, L = ${(s.mlock_kb >> 2) * s.cpus} pages, uid %u; expected: ${ref}\\n", (unsigned)getuid());
 	for (int i = 0; i < NOPS; i++) {
 		const struct op *o = &ops[i];
 		int ok = 1, err = 0;
@@ -310,27 +316,30 @@ int main(void)
 			break;
 		}
 		long long pinned = vmpin_pages();
-		printf("op %2d %-32s %s VmPin %lld pages", i, o->what, ok ? "ok   " : (err == EPERM ? "EPERM" : strerror(err)), pinned);
+		printf("# op %2d %-32s %s VmPin %lld pages", i, o->what, ok ? "ok   " : (err == EPERM ? "EPERM" : strerror(err)), pinned);
 		if (o->kind == OP_PROBE)
 			printf(" headroom %lld", headroom);
 		printf("   (${ref}: %s VmPin %lld", o->exp_ok ? "ok" : "EPERM", o->exp_pinned);
 		if (o->kind == OP_PROBE)
 			printf(" headroom %lld", o->exp_headroom);
 		printf(")\\n");
+		int bug = 0;
 		if (ok != o->exp_ok || (!ok && err != EPERM) || pinned != o->exp_pinned || (o->kind == OP_PROBE && headroom != o->exp_headroom)) {
 			bugs++;
+			bug = 1;
 			if (o->kind == OP_PROBE && headroom != o->exp_headroom)
-				printf("BUG: op %d probe: the per-user counter is %lld pages %s than ${ref} predicts (headroom %lld, expected %lld)\\n",
+				printf("# BUG: op %d probe: the per-user counter is %lld pages %s than ${ref} predicts (headroom %lld, expected %lld)\\n",
 				       i, llabs(o->exp_headroom - headroom), headroom < o->exp_headroom ? "higher" : "lower", headroom, o->exp_headroom);
 			else
-				printf("BUG: op %d %s: measured %s VmPin %lld, ${ref} predicts %s VmPin %lld\\n", i, o->what,
+				printf("# BUG: op %d %s: measured %s VmPin %lld, ${ref} predicts %s VmPin %lld\\n", i, o->what,
 				       ok ? "ok" : "refused", pinned, o->exp_ok ? "ok" : "EPERM", o->exp_pinned);
 		}
+		printf("%s %d op %d %s\\n", bug ? "not ok" : "ok", i + 1, i, o->what);
 	}
 	if (bugs)
-		printf("FAIL: %d of %d ops differ from ${ref}\\n", bugs, NOPS);
+		printf("# FAIL: %d of %d ops differ from ${ref}\\n", bugs, NOPS);
 	else
-		printf("PASS: all %d ops as ${ref} predicts\\n", NOPS);
+		printf("# PASS: all %d ops as ${ref} predicts\\n", NOPS);
 	return bugs ? 1 : 0;
 }
 `;

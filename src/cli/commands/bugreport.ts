@@ -59,7 +59,7 @@ first bad commit or release and the bisect log), and OUT/repro.c, a single-file 
 program generated from the scenario (gcc -static repro.c) that maps the same perf
 ring buffers, prints each measured value beside the expected one (all logics'
 predictions are in its comments) and exits 1 with a BUG line where the kernel
-differs. The expected logic is --against, else the kernel's own when the cell
+differs (its output is KTAP, one test per op; exit 4 = skip, as a kselftest). The expected logic is --against, else the kernel's own when the cell
 MISMATCHed, else V3 (the intended rule: 003461559ef7) with the kernel's counter,
 so a cell that matches a buggy logic (V0, or V4's re-mmap charge) is reported
 against the rule it breaks. DIR is a run directory (default results/latest).`,
