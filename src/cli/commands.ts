@@ -14,8 +14,11 @@ import { command as report } from './commands/report.ts';
 import { command as diff } from './commands/diff.ts';
 import { command as merge } from './commands/merge.ts';
 import { command as classify } from './commands/classify.ts';
+import { command as explain } from './commands/explain.ts';
+import { command as bugreport } from './commands/bugreport.ts';
+import { kcidbCommand as exportKcidb, ktapCommand as exportKtap } from './commands/export.ts';
 import type { Command } from './common.ts';
 
 export type { Command } from './common.ts';
 
-export const COMMANDS: Command[] = [run, simulate, kernelsList, kernelsFetch, kernelsBuild, scenariosList, table, host, bisect, bisectStep, report, diff, merge, classify];
+export const COMMANDS: Command[] = [run, simulate, kernelsList, kernelsFetch, kernelsBuild, scenariosList, table, host, bisect, bisectStep, report, diff, merge, classify, explain, exportKcidb, exportKtap, bugreport];

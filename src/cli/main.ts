@@ -5,6 +5,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isUserError } from '../util/errors.ts';
 import { COMMANDS, type Command } from './commands.ts';
+import { LOCKSTEP_VERSION } from '../matrix/run.ts';
+import { RESULTS_SCHEMA } from '../results/schema.ts';
 
 const USAGE = `lockstep: kernel-version differential regression harness for perf_mmap() locked-memory accounting
 
@@ -13,7 +15,7 @@ runs op-script scenarios in a native reproducer under fresh uids, and diffs the
 measured EPERM points and VmPin series against a simulator of the accounting
 logic each kernel is expected to implement (V0..V4, shared or separate counter).
 
-Usage: lockstep <command> [options]      lockstep <command> --help
+Usage: lockstep <command> [options]      lockstep <command> --help      lockstep --version
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(18)} ${c.summary}`).join('\n')}
@@ -36,6 +38,10 @@ export function helpText(c: Command): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === '--version' || argv[0] === '-V') {
+    console.log(`lockstep ${LOCKSTEP_VERSION} (results schema ${RESULTS_SCHEMA}; node ${process.versions.node})`);
+    return 0;
+  }
   if (!argv.length || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     console.log(USAGE);
     return argv.length ? 0 : 2;

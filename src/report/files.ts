@@ -12,6 +12,7 @@ import { classifyAll, type KernelLogic, scenarioDefs } from './analysis.ts';
 import { renderHtml } from './html.ts';
 import { renderJunit } from './junit.ts';
 import { renderTap } from './tap.ts';
+import { renderKtap } from '../export/ktap.ts';
 
 /** Built-in scenarios by content hash: definitions for results written without them. */
 export function builtinDefsByHash(): Map<string, CompiledScenario> {
@@ -20,7 +21,7 @@ export function builtinDefsByHash(): Map<string, CompiledScenario> {
 
 export interface Written { files: string[]; logic: Map<string, KernelLogic>; defs: Map<string, CompiledScenario> }
 
-/** table.md, report.html, junit.xml, results.tap into `dir`. */
+/** table.md, report.html, junit.xml, results.tap, results.ktap into `dir`. */
 export async function writeReports(r: Results, dir: string, opts: { plotScenario?: string | null; title?: string; artifactBaseUrl?: string } = {}): Promise<Written> {
   const builtin = builtinDefsByHash();
   const defs = scenarioDefs(r, builtin);
@@ -30,6 +31,7 @@ export async function writeReports(r: Results, dir: string, opts: { plotScenario
     ['report.html', renderHtml(r, { defs, logic, plotScenario: opts.plotScenario, title: opts.title, artifactBaseUrl: opts.artifactBaseUrl })],
     ['junit.xml', renderJunit(r)],
     ['results.tap', renderTap(r)],
+    ['results.ktap', renderKtap(r)],
   ];
   for (const [name, text] of files) await writeAtomic(join(dir, name), text);
   return { files: files.map(([n]) => join(dir, n)), logic, defs };

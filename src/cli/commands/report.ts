@@ -31,7 +31,7 @@ export const resultsPath = (p: string): string => resolve(p.endsWith('.json') ? 
 export const command: Command = {
   name: 'report',
   args: 'DIR|results.json',
-  summary: 'write table.md, report.html, junit.xml and results.tap for a run',
+  summary: 'write table.md, report.html, junit.xml, results.tap and results.ktap for a run',
   description: `Reads results.json (validating its schema) and writes, next to it or into --out:
   table.md     the markdown compatibility table
   report.html  a self-contained page (inline CSS and SVG, no network): kernels x
@@ -39,6 +39,7 @@ export const command: Command = {
                one VmPin-against-call-number plot per kernel, per-cell provenance
   junit.xml    one testcase per cell (failure: MISMATCH/ERROR/TIMEOUT/PANIC/BOOT_FAIL/BUILD_FAIL; skipped: SKIP)
   results.tap  the same as a TAP 14 stream
+  results.ktap the same as KTAP version 1, nested kernel -> scenario (kselftest style)
 With --out elsewhere, results.json is copied there too (publishing). When
 $GITHUB_STEP_SUMMARY is set, a markdown summary is appended to it.`,
   options: {

@@ -8,6 +8,9 @@ import { renderSummary } from '../../report/summary.ts';
 import { renderTable } from '../../results/table.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { artifactBaseUrl, artifactUrlOption, type Command, DEFAULT_JOBS, exitForVerdicts, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
+import { checkUniqueIds } from '../../kernels/spec.ts';
+import { resolveKernelArg } from '../kernel-arg.ts';
+import { extraCmdlineFromEnv } from '../../runner/qemu.ts';
 
 export const command: Command = {
   name: 'run',
@@ -27,6 +30,8 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     kernels: { type: 'string', arg: 'ID,..', help: 'kernel ids to run (default: all built-in + --kernel-spec ones); `lockstep kernels list`' },
     scenarios: { type: 'string', arg: 'ID,..', help: 'scenario ids (default: all); `lockstep scenarios list`' },
     ...kernelOptions,
+    kernel: { type: 'string', multiple: true, arg: 'PATH|URL|debian:PKG[=VER][@SUITE]', help: 'run this kernel without a spec file: a bzImage, https://.../bzImage#sha256=HEX&version=X.Y.Z, or a Debian linux-image package' },
+    append: { type: 'string', arg: 'PARAMS', help: 'extra guest kernel command line words, e.g. "loglevel=7 nokaslr"' },
     ...scenarioOptions,
     out: { type: 'string', arg: 'DIR', help: 'output directory', default: 'results/runs/<UTC timestamp>' },
     jobs: { type: 'string', arg: 'N', help: 'boots at once; each TCG guest runs on one host thread (single-threaded TCG), so one per core', default: DEFAULT_JOBS },
@@ -44,9 +49,20 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     'lockstep run                                   # the default matrix',
     'lockstep run --kernels debian-6.1.190 --scenarios remmap,shared-counter',
     'lockstep run --kernel-spec my-kernels.json --kernels my-5.3 --out /tmp/r',
+    'lockstep run --kernel debian:linux-image-6.1.0-54-cloud-amd64-unsigned --scenarios remmap --append loglevel=7',
   ],
   async run(v) {
-    const kernels = pick(await loadKernels(v), list(v.kernels), 'kernel', 'kernels');
+    // --kernel: these kernels (plus any --kernels picks); without it, the spec-file kernels as before.
+    const argKernels = ((v.kernel as string[] | undefined) ?? []).map(resolveKernelArg);
+    const all = checkUniqueIds([...(await loadKernels(v)), ...argKernels]);
+    const kernels = argKernels.length && !v.kernels ? argKernels : pick(all, list(v.kernels), 'kernel', 'kernels');
+    if (v.append !== undefined) {
+      // the QEMU runtime reads (and checks) $LOCKSTEP_EXTRA_CMDLINE once, before any boot
+      process.env.LOCKSTEP_EXTRA_CMDLINE = [process.env.LOCKSTEP_EXTRA_CMDLINE, String(v.append)].filter((x) => x && x.trim()).join(' ');
+      try { extraCmdlineFromEnv(); } catch {
+        throw new ConfigError('command line', '--append', `${JSON.stringify(v.append)} is not plain kernel parameters (key or key=value of [A-Za-z0-9_.,:/+-], at most 32)`, 'give space-separated words like --append "loglevel=7 nokaslr"');
+      }
+    }
     const scenarios = pick(await loadScenarios(v), list(v.scenarios), 'scenario', 'scenarios');
     const accel = v.accel as string | undefined;
     const shard = v.shard !== undefined ? parseShard(String(v.shard)) : undefined;
@@ -69,6 +85,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     process.on('SIGTERM', onSignal);
     const quiet = Boolean(v.quiet);
     const specFlags = ((v['kernel-spec'] as string[] | undefined) ?? []).map((f) => ` --kernel-spec ${resolve(f)}`).join('');
+    const argFlags = ((v.kernel as string[] | undefined) ?? []).map((k) => ` --kernel ${k}`).join('') + (v.append !== undefined ? ` --append '${String(v.append)}'` : '');
     const scenFlags = ((v['scenario-file'] as string[] | undefined) ?? []).map((f) => ` --scenario-file ${resolve(f)}`).join('');
     // Flags are checked before anything is printed, and the header waits for the
     // first progress line, so bad input or a missing tool gives exactly one line.
@@ -99,13 +116,13 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
         shard,
         splatPolicy,
         attempts,
-        rerun: (k, s) => `node bin/lockstep.mjs run --kernels ${k} --scenarios ${s}${specFlags}${scenFlags}`,
+        rerun: (k, s) => `node bin/lockstep.mjs run --kernels ${k} --scenarios ${s}${specFlags}${argFlags}${scenFlags}`,
       });
       const bad = r.cells.filter((c) => !['MATCH', 'SKIP', 'UNCHECKED'].includes(c.verdict));
       console.log(renderTable(r));
       const w = await writeReports(r, outDir, { artifactBaseUrl: baseUrl });
       await writeStepSummary(renderSummary(r, w.logic));
-      console.error(`lockstep: wrote ${join(outDir, 'results.json')}, table.md, report.html, junit.xml, results.tap; ${r.cells.length - bad.length}/${r.cells.length} cells MATCH/SKIP/UNCHECKED`);
+      console.error(`lockstep: wrote ${join(outDir, 'results.json')}, table.md, report.html, junit.xml, results.tap, results.ktap; ${r.cells.length - bad.length}/${r.cells.length} cells MATCH/SKIP/UNCHECKED`);
       if (ac.signal.aborted) return caught === 'SIGTERM' ? 143 : 130;
       return exitForVerdicts(r.cells.map((c) => c.verdict));
     } finally {

@@ -1,0 +1,105 @@
+// `lockstep run --kernel ARG`: a kernel from one argument, without a spec
+// file. ARG is a bzImage path, an image URL (with its sha256), or
+// debian:PACKAGE[=VERSION][@SUITE]. parseKernelArg() is pure; resolveKernelArg()
+// fills in what the argument leaves out (the version from the bzImage
+// header or from apt) and returns an ordinary spec object for the spec parser.
+
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import { parseSpec, type KernelSpec } from '../kernels/spec.ts';
+import { ConfigError } from '../util/errors.ts';
+
+export type KernelArg =
+  | { kind: 'path'; path: string }
+  | { kind: 'url'; url: string; sha256: string; version: string | null }
+  | { kind: 'debian'; package: string; version: string | null; suite: string | null };
+
+const bad = (arg: string, problem: string): ConfigError =>
+  new ConfigError('command line', '--kernel', `${JSON.stringify(arg)}: ${problem}`,
+    'give a bzImage path, https://host/bzImage#sha256=HEX[&version=X.Y.Z], or debian:linux-image-PACKAGE[=DEBIAN_VERSION][@SUITE]');
+
+/** Parse one --kernel value. Throws ConfigError (exit 2) naming the problem. */
+export function parseKernelArg(arg: string): KernelArg {
+  if (arg.startsWith('debian:')) {
+    const m = /^debian:([a-z0-9][a-z0-9+.-]+)(?:=((?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*))?(?:@([a-z0-9][a-z0-9.-]*))?$/.exec(arg);
+    if (!m) throw bad(arg, 'not debian:PACKAGE[=VERSION][@SUITE]');
+    if (!m[1]!.startsWith('linux-image-')) throw bad(arg, `${m[1]} is not a linux-image-* package`);
+    return { kind: 'debian', package: m[1]!, version: m[2] ?? null, suite: m[3] ?? null };
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(arg)) {
+    const u = new URL(arg);
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw bad(arg, `${u.protocol} URLs are not fetched`);
+    const frag = new URLSearchParams(u.hash.replace(/^#/, ''));
+    const sha = frag.get('sha256');
+    if (!sha || !/^[0-9a-f]{64}$/.test(sha)) throw bad(arg, 'a URL needs #sha256=<64 lower-case hex> (the image is checked against it)');
+    u.hash = '';
+    return { kind: 'url', url: u.href, sha256: sha, version: frag.get('version') };
+  }
+  if (!arg || /[\0\n]/.test(arg)) throw bad(arg, 'not a path');
+  return { kind: 'path', path: resolve(arg) };
+}
+
+/**
+ * The kernel version a bzImage announces in its setup header (boot protocol
+ * >= 2.00: "HdrS" at 0x202, the string at 0x200 + the u16 at 0x20e), e.g.
+ * "6.1.0-54-cloud-amd64 (debian-kernel@lists.debian.org) ...". Null when not a bzImage.
+ */
+export function bzImageVersion(path: string): string | null {
+  let fd: number;
+  try { fd = openSync(path, 'r'); } catch { return null; }
+  try {
+    const hdr = Buffer.alloc(0x210);
+    if (readSync(fd, hdr, 0, hdr.length, 0) < hdr.length || hdr.toString('latin1', 0x202, 0x206) !== 'HdrS') return null;
+    const buf = Buffer.alloc(256);
+    const n = readSync(fd, buf, 0, buf.length, 0x200 + hdr.readUInt16LE(0x20e));
+    const s = buf.toString('latin1', 0, n);
+    return s.slice(0, Math.max(0, s.indexOf('\0'))) || null;
+  } finally { closeSync(fd); }
+}
+
+/** `apt-cache madison PKG`: [debian version, suite] rows. */
+function aptVersions(pkg: string): { version: string; suite: string }[] {
+  const r = spawnSync('apt-cache', ['madison', pkg], { encoding: 'utf8' });
+  if (r.status !== 0) return [];
+  return r.stdout.split('\n').map((l) => l.split('|').map((x) => x.trim())).filter((f) => f.length >= 3 && f[0] === pkg)
+    .map((f) => ({ version: f[1]!, suite: (f[2]!.split(/\s+/)[1] ?? '').split('/')[0]! }));
+}
+
+const upstream = (v: string): string | null => /^(?:\d+:)?(\d+\.\d+(?:\.\d+)?)/.exec(v)?.[1] ?? null;
+const idPart = (s: string): string => s.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 56) || 'kernel';
+
+/**
+ * A spec for one --kernel value (ids "deb-...", "img-...", "url-..."), through
+ * the ordinary spec parser so every check of a spec file applies. Reads the
+ * bzImage header or asks apt-cache for what the argument does not say.
+ */
+export function resolveKernelArg(arg: string): KernelSpec {
+  const a = parseKernelArg(arg);
+  const origin = `--kernel ${arg}`;
+  if (a.kind === 'debian') {
+    const rows = aptVersions(a.package);
+    let pv = a.version;
+    if (a.suite !== null) {
+      const inSuite = rows.filter((r) => r.suite === a.suite || r.suite.startsWith(`${a.suite}-`) || r.suite.split('-')[0] === a.suite);
+      const exact = rows.filter((r) => r.suite === a.suite);
+      const pick = (exact.length ? exact : inSuite).filter((r) => pv === null || r.version === pv);
+      if (!pick.length) throw bad(arg, `apt knows no ${a.package}${pv ? ` ${pv}` : ''} in suite ${a.suite} (it has: ${rows.map((r) => `${r.version} in ${r.suite}`).join(', ') || 'none: apt-get update?'})`);
+      pv = pick[0]!.version;
+    }
+    if (pv === null) pv = rows[0]?.version ?? null;
+    const up = pv ? upstream(pv) : null;
+    if (!up) throw bad(arg, `cannot tell the upstream version of ${a.package}: apt-cache madison lists none; give it as debian:${a.package}=DEBIAN_VERSION`);
+    return parseSpec({ id: `deb-${idPart(a.package.replace(/^linux-image-/, '').replace(/-unsigned$/, ''))}`, kind: 'debian-image', package: a.package, version: up, package_version: pv, expect: 'auto' }, origin);
+  }
+  if (a.kind === 'url') {
+    if (!a.version) throw bad(arg, 'a URL image needs its version: #sha256=HEX&version=X.Y.Z');
+    return parseSpec({ id: `url-${idPart(basename(new URL(a.url).pathname))}-${a.sha256.slice(0, 8)}`, kind: 'image', url: a.url, sha256: a.sha256, version: a.version, expect: 'auto' }, origin);
+  }
+  const hv = bzImageVersion(a.path);
+  if (hv === null) throw bad(arg, `${a.path} is not a readable bzImage (no "HdrS" setup header)`);
+  // Distribution kernels name an ABI ("6.1.0-54-cloud-amd64") first and the real release later ("Debian 6.1.190-1").
+  const up = /\b(?:Debian|Ubuntu) (\d+\.\d+\.\d+)/.exec(hv)?.[1] ?? upstream(hv);
+  if (!up) throw bad(arg, `cannot read a version from the image's header ${JSON.stringify(hv.slice(0, 60))}`);
+  return parseSpec({ id: `img-${idPart(hv.split(' ')[0]!)}`, kind: 'image', path: a.path, version: up, expect: 'auto' }, origin);
+}
