@@ -10,6 +10,7 @@ import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { ConfigError, MissingDependencyError } from '../util/errors.ts';
+import { kvmVerdictFile, machineKey, readKvmVerdict } from './kvm-verdict.ts';
 
 export const QEMU = process.env.LOCKSTEP_QEMU ?? 'qemu-system-x86_64';
 
@@ -110,10 +111,17 @@ export async function qemuVersion(): Promise<string> {
 /**
  * Is KVM usable for a guest here? /dev/kvm can exist and still fail (nested
  * virtualisation that rejects MSRs QEMU sets): start a paused VM and quit.
+ * A paused VM can start while real guests still hang (they stop in the
+ * kernel's decompressor on some nested hosts): a KVM boot that gave no
+ * result is recorded (src/runner/kvm-verdict.ts) and read back here, so
+ * later runs on this machine go straight to TCG and say why.
  */
 export async function kvmUsable(): Promise<{ ok: boolean; why: string }> {
   if (process.env.LOCKSTEP_ACCEL === 'tcg') return { ok: false, why: 'LOCKSTEP_ACCEL=tcg' };
   try { accessSync('/dev/kvm', constants.R_OK | constants.W_OK); } catch { return { ok: false, why: 'no usable /dev/kvm' }; }
+  const file = kvmVerdictFile();
+  const known = readKvmVerdict(machineKey(await qemuVersion().catch(() => '')), file);
+  if (known) return { ok: false, why: `a kvm boot gave no result on this machine before (${known.at}: ${known.why}); remove ${file} to try kvm again` };
   return new Promise((resolve) => {
     const p = spawn(QEMU, ['-accel', 'kvm', '-cpu', 'host', '-machine', 'pc', '-nodefaults', '-display', 'none', '-S', '-monitor', 'stdio'],
       { stdio: ['pipe', 'ignore', 'pipe'] });

@@ -9,7 +9,14 @@ import { toScript } from '../scenario/ops.ts';
 import { type BaseImage, writeBootInitrd } from '../image/initramfs.ts';
 import { type Accel, boot, extraCmdlineFromEnv, kvmUsable, qemuVersion } from './qemu.ts';
 import type { GroupOutcome, GroupRequest, Runtime } from './runtime.ts';
+import { machineKey, recordKvmBroken } from './kvm-verdict.ts';
 import { consoleFaults, describeCut, StreamParser, tail } from './stream.ts';
+
+/**
+ * How long a KVM guest may take to start the reproducer before KVM counts as
+ * broken here (ms). A working KVM guest gets there in 1-3 s even at 36 vCPUs.
+ */
+const KVM_FIRST_RESULT_MS = 30_000;
 
 /** Guest memory: the incident's ballast pins 128 MiB of ring buffers. */
 export const GUEST_MEM_MB = 1024;
@@ -18,6 +25,8 @@ export class QemuRuntime implements Runtime {
   readonly name = 'qemu' as const;
   private accel?: Promise<{ accel: Accel; why: string }>;
   private version?: Promise<string>;
+  /** the first KVM boot of this runtime: later boots wait for its verdict before trying KVM themselves */
+  private kvmTrial?: Promise<void>;
   /** $LOCKSTEP_EXTRA_CMDLINE, checked once here so a bad value stops the run before any boot */
   private readonly extraCmdline = extraCmdlineFromEnv();
 
@@ -39,11 +48,18 @@ export class QemuRuntime implements Runtime {
     if (!req.vmlinuz) throw new Error(`qemu runtime needs a kernel image for ${req.kernel}`);
     this.version ??= qemuVersion();
     const emulator = await this.version;
-    let { accel, why } = await this.chooseAccel();
     const script = req.scenarios.map((s, k) => toScript(s, req.uids[k])).join('');
     await writeFile(join(req.logDir, 'script.ops'), script);
     // One private temp dir per VM, removed even when the boot fails.
     const tmp = await tmpDir({ unsafeCleanup: true, prefix: 'lockstep-vm-' });
+    // Until one KVM boot has shown life, boots wait for the first one: when
+    // KVM hangs here only that one pays the first-result deadline.
+    let endTrial: (() => void) | undefined;
+    if ((await this.chooseAccel()).accel === 'kvm' && !this.forced) {
+      if (this.kvmTrial) await this.kvmTrial;
+      else this.kvmTrial = new Promise<void>((res) => { endTrial = res; });
+    }
+    let { accel, why } = await this.chooseAccel();
     try {
       const initrd = join(tmp.path, 'initrd');
       await writeBootInitrd(this.base, script, ['--op-timeout', String(req.opTimeoutS)], initrd);
@@ -52,8 +68,8 @@ export class QemuRuntime implements Runtime {
         const r = await boot({
           vmlinuz: req.vmlinuz!, initrd, cpus: req.cpus, memMb: GUEST_MEM_MB, accel: a,
           timeoutMs: req.timeoutMs, workDir: tmp.path, signal: req.signal, extraCmdline: this.extraCmdline,
-          // a KVM guest that cannot even start the reproducer in 60 s is broken here
-          firstResultDeadlineMs: a === 'kvm' && !this.forced ? 60_000 : undefined,
+          // a KVM guest that cannot even start the reproducer by then is broken here
+          firstResultDeadlineMs: a === 'kvm' && !this.forced ? KVM_FIRST_RESULT_MS : undefined,
           onResultLine: (l) => { for (const ev of parser.push(l + '\n')) req.onEvent?.(ev); },
         });
         // a line cut by the guest's death has no newline: hand it over so it counts as garbage
@@ -61,11 +77,14 @@ export class QemuRuntime implements Runtime {
         if (rest) parser.push(rest);
         return { r, stream: parser.end() };
       };
-      let { r, stream } = await attempt(accel);
+      let first: Awaited<ReturnType<typeof attempt>>;
+      try { first = await attempt(accel); } finally { endTrial?.(); }
+      let { r, stream } = first;
       if (accel === 'kvm' && (r.status === 'no-first-result' || (r.status === 'exited' && r.firstResultMs === null && !stream.hello))) {
         why = `kvm boot gave no result (${r.status}${r.stderr ? `: ${tail(r.stderr, 1)}` : ''}); fell back to tcg`;
         accel = 'tcg';
         this.accel = Promise.resolve({ accel, why });
+        recordKvmBroken(machineKey(emulator), why);
         ({ r, stream } = await attempt('tcg'));
       }
       const consoleLog = join(req.logDir, 'console.log');
@@ -86,6 +105,7 @@ export class QemuRuntime implements Runtime {
         accel, accelWhy: why, bootMs: r.firstResultMs, wallMs: r.wallMs, argv: r.argv, emulator,
       };
     } finally {
+      endTrial?.();
       await tmp.cleanup();
     }
   }
