@@ -101,8 +101,31 @@ export interface KernelRecord {
   expect_reason: string;
   artifact_sha256: string | null;
   source?: string;
+  /**
+   * "real": a kernel as its distribution ships it (a Debian package, the
+   * host's); "stand-in": built here from a tree with lockstep's config
+   * fragment (and patches) to stand for a logic; "image": a bzImage given by path or URL
+   */
+  release_kind?: 'real' | 'stand-in' | 'image';
+  /** how a Debian kernel's package and version were chosen when the run started ("latest" rows: which one ran) */
+  resolution?: KernelResolution;
   /** on disk (@2): the provenance every cell of this kernel shares; cells keep only values that differ */
   provenance?: Partial<Pick<CellResult, ProvenanceField>>;
+}
+
+/** A Debian kernel's resolution (src/kernels/obtain/debian.ts DebianResolution). */
+export interface KernelResolution {
+  /** the suite whose lists resolved it; null = the machine's apt sources */
+  suite: string | null;
+  /** "latest", "latest 6.12", "pinned", "candidate", "cached" */
+  rule: string;
+  package: string;
+  package_version: string;
+  /** upstream version, e.g. "7.2.13" */
+  version: string;
+  /** sha256 of the kernel's .deb */
+  deb_sha256: string;
+  resolved_at: string;
 }
 
 /** Per-cell provenance that is the same for every cell of a kernel (in one run; qemu_argv: of one boot). */
