@@ -13,6 +13,7 @@
 import type { MeasuredOp, Divergence } from '../diff/index.ts';
 import { type ExpectedOp, parseLogic, simOptionsForVersion, simulate } from '../model/index.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
+import type { DebianResolution } from '../kernels/obtain/debian.ts';
 import { ConfigError } from '../util/errors.ts';
 
 export const RESULTS_SCHEMA = 'lockstep/results@2';
@@ -113,20 +114,8 @@ export interface KernelRecord {
   provenance?: Partial<Pick<CellResult, ProvenanceField>>;
 }
 
-/** A Debian kernel's resolution (src/kernels/obtain/debian.ts DebianResolution). */
-export interface KernelResolution {
-  /** the suite whose lists resolved it; null = the machine's apt sources */
-  suite: string | null;
-  /** "latest", "latest 6.12", "pinned", "candidate", "cached" */
-  rule: string;
-  package: string;
-  package_version: string;
-  /** upstream version, e.g. "7.2.13" */
-  version: string;
-  /** sha256 of the kernel's .deb */
-  deb_sha256: string;
-  resolved_at: string;
-}
+/** A Debian kernel's resolution: package, versions, suite, .deb sha256 (written by src/kernels/obtain/debian.ts). */
+export type KernelResolution = DebianResolution;
 
 /** Per-cell provenance that is the same for every cell of a kernel (in one run; qemu_argv: of one boot). */
 export const PROVENANCE_FIELDS = ['kernel_version', 'kernel_source', 'kernel_config_sha256', 'kernel_artifact_sha256', 'qemu_version', 'reproducer_sha256', 'qemu_argv'] as const;

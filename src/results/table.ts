@@ -29,7 +29,7 @@ export function releaseText(k: KernelRecord): string {
   const res = k.resolution;
   if (!res) return kind;
   const rule = res.rule === 'pinned' || res.rule === 'candidate' || res.rule === 'cached' ? '' : ` ${res.rule}`;
-  return `${kind}: ${res.suite ?? 'apt'}${rule} = ${res.package_version}`;
+  return `${kind}: ${res.suite ?? 'host apt'}${rule} = ${res.package_version}`;
 }
 
 /** The classified column: the one classifier's label for what the kernel's measured cells alone fit. */
