@@ -56,8 +56,6 @@ export interface DebianResolution {
   version: string;
   /** sha256 of the kernel's .deb */
   deb_sha256: string;
-  /** when the run resolved it */
-  resolved_at: string;
 }
 
 /** The machine's own apt configuration. */
@@ -124,13 +122,18 @@ function notFound(spec: DebianImageSpec, apt: AptSource, field: string, what: st
 /** Package and Debian version to fetch: the pin, "latest" of the suite (or series), apt's candidate, or (offline) the only cached one. */
 async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSource, opts: EnsureOptions): Promise<{ package: string; pv: string; rule: string }> {
   const flavour = (spec.package ? kernelPackage(spec.package)?.flavour : undefined) ?? DEFAULT_FLAVOUR;
+  /** the kernels of the spec's flavour (of cloud-amd64 when the flavour has none), for "nearest there" */
+  const family = async (): Promise<DebRow[]> => {
+    const rows = await kernelPackages(apt, flavour, opts.signal);
+    return rows.length || flavour === DEFAULT_FLAVOUR ? rows : kernelPackages(apt, DEFAULT_FLAVOUR, opts.signal);
+  };
   if (spec.version === 'latest') {
     const rows = spec.package ? await aptVersions([spec.package], apt, opts.signal) : await kernelPackages(apt, flavour, opts.signal);
     const pick = newest(rows, spec.series);
     const rule = spec.series ? `latest ${spec.series}` : 'latest';
     if (!pick) {
       const what = `${spec.package ?? `${flavour} kernel`}${spec.series ? ` of series ${spec.series}` : ''}`;
-      const all = spec.package ? await kernelPackages(apt, flavour, opts.signal) : rows;
+      const all = spec.package ? await family() : rows;
       throw notFound(spec, apt, spec.series ? 'series' : 'package', what, all);
     }
     opts.log(`${rule} in ${where(apt)}: ${pick.package}=${pick.version}`);
@@ -138,12 +141,10 @@ async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSou
   }
   const pkg = spec.package!;
   if (spec.package_version !== undefined) {
-    if (apt.suite) {
-      const rows = await aptVersions([pkg], apt, opts.signal);
-      if (!rows.some((r) => r.version === spec.package_version)) {
-        throw notFound(spec, apt, rows.length ? 'package_version' : 'package', `${pkg}=${spec.package_version}`, rows.length ? rows : await kernelPackages(apt, flavour, opts.signal));
-      }
-    }
+    // The machine's lists may know nothing of the package offline (the cache may still hold it): only a known package's missing version is refused here.
+    const rows = await aptVersions([pkg], apt, opts.signal);
+    if (rows.length && !rows.some((r) => r.version === spec.package_version)) throw notFound(spec, apt, 'package_version', `${pkg}=${spec.package_version}`, rows);
+    if (!rows.length && apt.suite) throw notFound(spec, apt, 'package', `${pkg}=${spec.package_version}`, await family());
     return { package: pkg, pv: spec.package_version, rule: 'pinned' };
   }
   const candidate = await aptCandidate(pkg, apt, opts.signal);
@@ -159,7 +160,7 @@ async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSou
   if (valid.length > 1) {
     throw new ConfigError(spec.origin, `${spec.at}package_version`, `apt-cache has no candidate for ${pkg} and the cache holds several versions (${valid.join(', ')})`, `pin one with "package_version", or ${aptFix(apt)}`);
   }
-  throw notFound(spec, apt, 'package', `package ${pkg}`, await kernelPackages(apt, flavour, opts.signal).catch(() => []));
+  throw notFound(spec, apt, 'package', `package ${pkg}`, await family().catch(() => []));
 }
 
 /** A "debian-image" spec's kernel, from the cache or fetched once. Throws ConfigError for a package or version the suite lacks (naming the nearest ones) and no network. */
@@ -181,7 +182,7 @@ export async function ensureDebian(spec: DebianImageSpec, opts: EnsureOptions, a
     fill: (staging) => fetchDebian(spec, pkg, pv, parent, `${pkg}_${pv}`, staging, apt, opts),
   });
   const version = upstreamOf(pv);
-  const resolution: DebianResolution = { suite: apt.suite ?? null, rule, package: pkg, package_version: pv, version, deb_sha256: meta.deb_sha256, resolved_at: new Date().toISOString() };
+  const resolution: DebianResolution = { suite: apt.suite ?? null, rule, package: pkg, package_version: pv, version, deb_sha256: meta.deb_sha256 };
   return {
     id: spec.id,
     kind: 'debian-image',
