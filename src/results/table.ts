@@ -56,11 +56,11 @@ export function renderTable(r: Results, known: ReadonlyMap<string, CompiledScena
   out.push('Each cell: verdict against the kernel\'s expected logic, then the first `map` call refused with EPERM (`-` = none); ' +
     'when measured and expected differ, the expected one follows. ' +
     '"classified": the logic(s) the measured cells alone fit, V1|V3 being one class without AUX cells (`lockstep classify` shows the evidence).', '');
-  out.push(`| kernel | release | expected logic | classified | ${scenarios.join(' | ')} |`);
-  out.push(`|---|---|---|---|${scenarios.map(() => '---').join('|')}|`);
+  out.push(`| kernel | expected logic | classified | ${scenarios.join(' | ')} | release |`);
+  out.push(`|---|---|---|${scenarios.map(() => '---').join('|')}|---|`);
   for (const k of r.kernels) {
-    out.push(`| ${k.id}${k.release ? ` (${k.release})` : ''} | ${releaseText(k)} | ${k.expected_logic ?? 'unknown'} | ${classifiedText(r, k.id, known)} | ` +
-      `${scenarios.map((s) => cellText(byKey.get(`${k.id}\0${s}`))).join(' | ')} |`);
+    out.push(`| ${k.id}${k.release ? ` (${k.release})` : ''} | ${k.expected_logic ?? 'unknown'} | ${classifiedText(r, k.id, known)} | ` +
+      `${scenarios.map((s) => cellText(byKey.get(`${k.id}\0${s}`))).join(' | ')} | ${releaseText(k)} |`);
   }
   const notes = r.cells.filter((c) => c.verdict !== 'MATCH' && c.reason);
   if (notes.length) {
