@@ -8,7 +8,8 @@
 // and prints a table with ratios. Not part of the tests: speed is measured
 // here, never asserted in timed tests.
 //
-//   node --import tsx bench/run.ts [--quick] [--only sim,boot,grouping,matrix,scale]
+//   - the real Debian rows (suites, "latest"): fetch cold and warm, their matrix (--only suites; suites-fetch: fetch only)
+//   node --import tsx bench/run.ts [--quick] [--only sim,boot,grouping,matrix,scale,suites,suites-fetch]
 //   (npm run bench)
 
 import { readdirSync, readFileSync } from 'node:fs';
@@ -141,6 +142,29 @@ async function benchMatrix(): Promise<void> {
   row('default matrix, warm cache', secs(w.ms), `${ok(w.r)}; cold/warm ${(c.ms / w.ms).toFixed(1)}x`);
 }
 
+/** The real Debian rows (suites, "latest"): fetch cold (empty cache: apt lists + packages) all at once, warm, then one matrix run of them. */
+async function benchSuites(withMatrix: boolean): Promise<void> {
+  log('real Debian rows: fetch cold (empty cache) and warm; their matrix warm');
+  const kernels = (await builtinSpecs()).filter((k) => k.kind === 'debian-image');
+  const cold = await mkdtemp(join(tmpdir(), 'lockstep-bench-suites-'));
+  const fetchAll = async (): Promise<number> => {
+    const t0 = Date.now();
+    await Promise.all(kernels.map((k) => ensureKernel(k, { cacheDir: cold, log: () => {} })));
+    return Date.now() - t0;
+  };
+  const c = await fetchAll();
+  const w = await fetchAll();
+  row(`fetch ${kernels.length} Debian kernels (${kernels.map((k) => k.id).join(', ')}), cold cache`, secs(c), 'apt lists of each suite + .debs, concurrently');
+  row('the same, warm cache (lists fresh, entries hash-checked)', secs(w), `cold/warm ${(c / w).toFixed(1)}x`);
+  if (withMatrix) {
+    const sc = twoCpu;
+    const m = await matrixOnce(kernels, sc, cold);
+    const ok = m.r.cells.filter((x) => x.verdict === 'MATCH' || x.verdict === 'SKIP').length;
+    row(`real Debian rows x ${sc.length} 2-CPU scenarios, warm`, secs(m.ms), `${ok}/${m.r.cells.length} MATCH/SKIP; ${m.r.kernels.map((k) => `${k.id}=${k.version}`).join(', ')}`);
+  }
+  await rm(cold, { recursive: true, force: true });
+}
+
 async function benchScale(): Promise<void> {
   log('200 kernels x 50 scenarios: plan, simulate, render');
   const before = process.memoryUsage().heapUsed;
@@ -174,6 +198,7 @@ if (want('scale')) await benchScale();
 if (want('boot')) await benchBoot(cacheDir);
 if (want('grouping')) await benchGrouping(cacheDir);
 if (want('matrix')) await benchMatrix();
+if (only?.has('suites') || only?.has('suites-fetch')) await benchSuites(only.has('suites'));
 row('orchestrator peak RSS', `${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`, `load average ${loadavg()[0].toFixed(1)} at end`);
 
 const w = [0, 0, 0];

@@ -3,6 +3,7 @@
 // metacharacters, length). Pure: no I/O.
 
 import { ConfigError } from '../util/errors.ts';
+import { DEBIAN_SUITES } from './obtain/deb-kernels.ts';
 
 /** Control characters (C0, DEL, C1) — never valid in any spec string. */
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
@@ -91,3 +92,13 @@ export function checkString(v: string, err: (problem: string, fix: string) => Co
   if (m) throw err(`contains the shell metacharacter ${show(m[0])}`, `remove it (these are refused in every spec string: \` $ ; & | < > \\ * ? ! " ' ( ) { } [ ])`);
   if (v !== v.trim()) throw err('has leading or trailing whitespace', 'remove the surrounding whitespace');
 }
+
+/** The optional `suite` field: one of the Debian suites lockstep keeps lists of. */
+export function readSuite(r: FieldReader): string | undefined {
+  const suite = r.string('suite', { what: `a Debian suite: ${DEBIAN_SUITES.join(', ')}`, max: 32 });
+  if (suite !== undefined && !(DEBIAN_SUITES as readonly string[]).includes(suite)) {
+    throw r.error('suite', `unknown Debian suite ${show(suite)}`, `use one of ${DEBIAN_SUITES.join(', ')} (or leave "suite" out for the machine's apt sources)`);
+  }
+  return suite;
+}
+

@@ -3,7 +3,7 @@
 //
 // Documented form:
 //   {"id": "fix-4", "kind": "source", "version": "6.1.192",
-//    "source": {"debian_package": "linux-source-6.1"},     (or {"path": "/abs/tree"},
+//    "source": {"debian_package": "linux-source-6.1"},     (+ "suite": "bullseye": from lockstep's own lists; or {"path": "/abs/tree"},
 //                                                           {"git": URL, "ref": "v5.3"},
 //                                                           {"tarball": URL, "sha256": HEX})
 //    "config": "config/lockstep-guest.config",              (default: that fragment)
@@ -14,7 +14,7 @@
 // file (kernels/ for the built-ins).
 
 import { dirname, isAbsolute, join } from 'node:path';
-import type { FieldReader } from './fields.ts';
+import { type FieldReader, readSuite } from './fields.ts';
 import type { SourceSpec, SourceTree } from './types.ts';
 
 /** The fragment used when a spec names none (kernels/config/...). */
@@ -67,7 +67,8 @@ export function readSourceSpec(
   switch (kinds[0]) {
     case 'debian_package': {
       const pkg = s.string('debian_package', { required: true, pattern: DEB_SOURCE_RE, what: 'a Debian kernel source package such as "linux-source-6.1"', max: 64 });
-      tree = { type: 'debian', package: pkg };
+      const suite = readSuite(s);
+      tree = suite === undefined ? { type: 'debian', package: pkg } : { type: 'debian', package: pkg, suite };
       break;
     }
     case 'path': {

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import semver from 'semver';
 import { ACCOUNTINGS, COUNTERS, type Accounting, type Counter } from '../model/accounting.ts';
 import { ConfigError } from '../util/errors.ts';
-import { checkString, FieldReader, show, typeName } from './fields.ts';
+import { checkString, FieldReader, readSuite, show, typeName } from './fields.ts';
 import { readSourceSpec } from './source-spec.ts';
 import type { DebianImageSpec, ExpectSpec, ImageSpec, KernelKind, KernelSpec, SpecCommon } from './types.ts';
 
@@ -37,6 +37,8 @@ const DEB_VERSION_RE = /^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*$/;
 /** Kernel versions as people write them: 5.3.1, 6.1.190, 6.18.44-fc-v509, 6.12.117+deb12. */
 const KERNEL_VERSION_RE = /^[0-9][A-Za-z0-9.+~_-]{0,63}$/;
 const DISTRO_RE = /^[a-z][a-z0-9-]{0,31}$/;
+/** An upstream series for "version": "latest": "6.12", "7". */
+const SERIES_RE = /^[0-9]+(?:\.[0-9]+)?$/;
 
 
 // ───────────────────────────── shared field validators ─────────────────────────────
@@ -140,19 +142,27 @@ export const KIND_VALIDATORS: Record<KernelKind, KindValidator> = {
     if (c.distro !== undefined && c.distro !== 'debian') {
       throw r.error('distro', `a debian-image kernel is a Debian kernel, not ${show(c.distro)}`, 'remove "distro" or set it to "debian"');
     }
-    const pkg = r.string('package', {
-      required: true,
+    const suite = readSuite(r);
+    const latest = r.raw('version') === 'latest';
+    const pkgOpts = {
       pattern: DEB_PACKAGE_RE,
-      what: 'a Debian package name, e.g. "linux-image-6.1.0-54-cloud-amd64-unsigned"',
+      what: 'a Debian kernel package, e.g. "linux-image-6.1.0-54-cloud-amd64-unsigned" or "linux-binary-unsigned-7.2.13+deb14-cloud-amd64"',
       max: 128,
-    });
-    if (!pkg.startsWith('linux-image-')) {
-      throw r.error('package', `${show(pkg)} is not a linux-image-* package`, 'name a kernel image package (apt-cache search linux-image | grep cloud-amd64-unsigned)');
+    };
+    const pkg = latest ? r.string('package', pkgOpts) : r.string('package', { ...pkgOpts, required: true });
+    if (pkg !== undefined && !pkg.startsWith('linux-image-') && !pkg.startsWith('linux-binary-')) {
+      throw r.error('package', `${show(pkg)} is not a linux-image-* or linux-binary-* package`, 'name a kernel image package (apt-cache pkgnames linux- | grep cloud-amd64)');
     }
-    const version = readVersion(r);
+    const version = latest ? (r.string('version'), 'latest') : readVersion(r);
+    const series = r.string('series', { pattern: SERIES_RE, what: 'an upstream series such as "6.12" or "7"', max: 16 });
+    if (series !== undefined && !latest) throw r.error('series', 'only means something with "version": "latest"', 'remove "series", or set "version": "latest"');
     const pv = r.string('package_version', { pattern: DEB_VERSION_RE, what: 'a Debian package version, e.g. "6.1.190-1"', max: 64 });
-    const spec: DebianImageSpec = { ...c, kind: 'debian-image', distro: 'debian', package: pkg, version };
+    const spec: DebianImageSpec = { ...c, kind: 'debian-image', distro: 'debian', version };
+    if (pkg !== undefined) spec.package = pkg;
+    if (suite !== undefined) spec.suite = suite;
+    if (series !== undefined) spec.series = series;
     if (pv !== undefined) {
+      if (latest) throw r.error('package_version', 'contradicts "version": "latest"', 'remove "package_version" (latest is resolved at run start), or pin "version" too');
       const a = semver.coerce(pv);
       const b = semver.coerce(version);
       if (a && b && a.version !== b.version) {

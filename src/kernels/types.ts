@@ -6,7 +6,8 @@ import type { Accounting, Counter } from '../model/accounting.ts';
 
 /** The tree a "source" kernel is built from (src/kernels/source-spec.ts reads it). */
 export type SourceTree =
-  | { type: 'debian'; package: string }
+  /** suite: a Debian suite (lockstep's own apt lists, src/kernels/obtain/apt-suite.ts); absent = the machine's installed package */
+  | { type: 'debian'; package: string; suite?: string }
   | { type: 'path'; path: string }
   | { type: 'git'; url: string; ref: string }
   | { type: 'tarball'; url: string; sha256: string };
@@ -45,12 +46,20 @@ export interface HostSpec extends SpecCommon {
 
 export interface DebianImageSpec extends SpecCommon {
   kind: 'debian-image';
-  /** e.g. "linux-image-6.1.0-54-cloud-amd64-unsigned" */
-  package: string;
-  /** upstream version the package carries, e.g. "6.1.190" */
+  /**
+   * e.g. "linux-image-6.1.0-54-cloud-amd64-unsigned" or (Debian 14)
+   * "linux-binary-unsigned-7.2.13+deb14-cloud-amd64"; absent only with
+   * version "latest" (then: the newest cloud-amd64 kernel of the suite)
+   */
+  package?: string;
+  /** upstream version the package carries, e.g. "6.1.190"; or "latest", resolved when the run fetches it */
   version: string;
   /** Debian package version to pin, e.g. "6.1.190-1"; absent = apt's candidate */
   package_version?: string;
+  /** Debian suite whose lists lockstep keeps under its cache (bullseye .. experimental); absent = the machine's apt sources */
+  suite?: string;
+  /** with version "latest": only this upstream series, "6.12" or "7" */
+  series?: string;
 }
 
 export interface ImageSpec extends SpecCommon {

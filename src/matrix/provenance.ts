@@ -4,13 +4,13 @@
 // reads it, into a union typed by kernel kind. Pure.
 
 import type { KernelArtifact } from '../kernels/artifact.ts';
-import type { DebianMeta } from '../kernels/obtain/debian.ts';
+import type { DebianMeta, DebianResolution } from '../kernels/obtain/debian.ts';
 import type { SourceMeta } from '../kernels/obtain/source/build.ts';
 
 /** The facts each kind of artifact provides (src/kernels writes them). */
 export type ArtifactMeta =
   | { kind: 'host'; meta: { uname_version?: string; machine?: string } }
-  | { kind: 'debian-image'; meta: Partial<DebianMeta> }
+  | { kind: 'debian-image'; meta: Partial<DebianMeta> & { resolution?: DebianResolution } }
   | { kind: 'source'; meta: Partial<SourceMeta> }
   | { kind: 'image'; meta: { url?: string; path?: string; sha256?: string; banner?: string } };
 
@@ -21,7 +21,13 @@ export function artifactMeta(a: Pick<KernelArtifact, 'kind' | 'meta'>): Artifact
   const m = a.meta;
   switch (a.kind) {
     case 'host': return { kind: 'host', meta: { uname_version: str(m.uname_version), machine: str(m.machine) } };
-    case 'debian-image': return { kind: 'debian-image', meta: { package: str(m.package), package_version: str(m.package_version), config_sha256: str(m.config_sha256) } };
+    case 'debian-image': return {
+      kind: 'debian-image',
+      meta: {
+        package: str(m.package), package_version: str(m.package_version), config_sha256: str(m.config_sha256),
+        resolution: typeof m.resolution === 'object' && m.resolution !== null ? (m.resolution as DebianResolution) : undefined,
+      },
+    };
     case 'source': return {
       kind: 'source',
       meta: { source: str(m.source), key: str(m.key), config_sha256: str(m.config_sha256), patches: Array.isArray(m.patches) ? (m.patches as SourceMeta['patches']) : [] },
@@ -39,7 +45,10 @@ export function kernelProvenance(a: Pick<KernelArtifact, 'kind' | 'meta'>): { so
   const t = artifactMeta(a);
   switch (t.kind) {
     case 'host': return { source: `host: ${t.meta.uname_version ?? ''}`.trim(), config_sha256: null };
-    case 'debian-image': return { source: `debian:${t.meta.package ?? '?'}=${t.meta.package_version ?? ''}`, config_sha256: t.meta.config_sha256 ?? null };
+    case 'debian-image': {
+      const suite = t.meta.resolution?.suite;
+      return { source: `debian:${t.meta.package ?? '?'}=${t.meta.package_version ?? ''}${suite ? `@${suite}` : ''}`, config_sha256: t.meta.config_sha256 ?? null };
+    }
     case 'source': return {
       source: `${t.meta.source ?? 'source'} + ${t.meta.patches?.length ?? 0} patch(es), artifact ${(t.meta.key ?? '').slice(0, 12)}`,
       config_sha256: t.meta.config_sha256 ?? null,
@@ -47,3 +56,16 @@ export function kernelProvenance(a: Pick<KernelArtifact, 'kind' | 'meta'>): { so
     case 'image': return { source: t.meta.url ?? t.meta.path ?? 'image', config_sha256: null };
   }
 }
+
+/** How a Debian kernel was resolved (package, version, suite, .deb sha256), or undefined for other kinds. */
+export function kernelResolution(a: Pick<KernelArtifact, 'kind' | 'meta'>): DebianResolution | undefined {
+  const t = artifactMeta(a);
+  return t.kind === 'debian-image' ? t.meta.resolution : undefined;
+}
+
+/**
+ * Whether a kernel is a real release or a stand-in: Debian packages and the
+ * host are real; "source" kernels are built here with lockstep's config
+ * fragment (and patches) and stand in for a logic; images are what the user gave.
+ */
+export const releaseKind = (kind: string): 'real' | 'stand-in' | 'image' => (kind === 'source' ? 'stand-in' : kind === 'image' ? 'image' : 'real');

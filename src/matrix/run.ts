@@ -31,7 +31,7 @@ import { serializeResults, writeAtomic } from '../results/write.ts';
 import { pathRoots, portableJson } from '../results/paths.ts';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, isUserError } from '../util/errors.ts';
-import { kernelProvenance } from './provenance.ts';
+import { kernelProvenance, kernelResolution, releaseKind } from './provenance.ts';
 import { type CellContext, cellsFromOutcome, cellWithoutRun } from './cells.ts';
 import { type SplatPolicy, splatDecider } from '../policy/splats.ts';
 import { groupTimeoutMs, planGroups, type PlannedGroup, scheduleOrder } from './plan.ts';
@@ -162,8 +162,10 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
         logics.set(k.id, exp.logic);
         const rec: KernelRecord = {
           id: k.id, kind: k.kind, version: a.version, release: a.release, expected_logic: exp.logic ? logicLabel(exp.logic) : null,
-          expect_reason: exp.reason, artifact_sha256: a.sha256, source: kernelProvenance(a).source,
+          expect_reason: exp.reason, artifact_sha256: a.sha256, source: kernelProvenance(a).source, release_kind: releaseKind(k.kind),
         };
+        const resolution = kernelResolution(a);
+        if (resolution) rec.resolution = resolution;
         results.kernels.push(rec);
         results.kernels.sort((x, y) => o.kernels.findIndex((s) => s.id === x.id) - o.kernels.findIndex((s) => s.id === y.id));
         return a;
@@ -219,7 +221,6 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
         // spec path): not a property of the kernel. Start no new group; the
         // run ends with this one line (exit 2) once the running ones are kept.
         setupError ??= e;
-        queue.clear();
         return;
       }
       const reason = `kernel artifact: ${(e as Error).message}`;
@@ -343,12 +344,30 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
     }
     await persist();
   };
+  // A kernel's fetch or build does not hold a boot slot: a group joins the
+  // boot queue once its kernel is ready (or failed: runGroup reports it),
+  // so downloads of later kernels overlap with the boots of earlier ones.
+  // Setups run `jobs` at a time among themselves (builds are CPU-heavy).
+  const setups = new PQueue({ concurrency: Math.max(1, o.jobs) });
+  const ready = new Map<string, Promise<unknown>>();
+  const kernelReady = (k: KernelSpec): Promise<unknown> => {
+    if (k.kind === 'host' || (k.kind === 'source' && k.aux_only)) return Promise.resolve();
+    let p = ready.get(k.id);
+    if (!p) {
+      p = setups.add(async () => { if (!setupError && !o.signal?.aborted) await artifact(k).catch(() => {}); }).catch(() => {});
+      ready.set(k.id, p);
+    }
+    return p;
+  };
+  const finished: Promise<unknown>[] = [];
   for (const g of groups) {
-    void queue.add(async () => {
+    const spec = o.kernels.find((k) => k.id === g.kernel)!;
+    finished.push(kernelReady(spec).then(() => queue.add(async () => {
+      if (setupError) return;
       try {
         await runGroup(g);
       } catch (e) {
-        if (isUserError(e) && !o.signal?.aborted) { setupError ??= e; queue.clear(); return; }
+        if (isUserError(e) && !o.signal?.aborted) { setupError ??= e; return; }
         // A bug in one group must not lose the others: record it and go on.
         const ctx: CellContext = { kernel: g.kernel, logic: null, runtime: g.runtime, startedAt: new Date().toISOString(), scenarioHash, rerun: (x) => o.rerun(g.kernel, x) };
         const cells = g.scenarios.map((s) => cellWithoutRun(ctx, s, 'ERROR', `internal error: ${(e as Error).stack ?? e}`));
@@ -356,8 +375,9 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
         report(cells, g);
         await persist();
       }
-    });
+    })));
   }
+  await Promise.all(finished);
   await queue.onIdle();
   await writing;
   results.complete = !o.signal?.aborted && setupError === undefined;

@@ -49,7 +49,16 @@ export interface KernelChange {
   category: 'unchanged' | 'regression' | 'unstable';
 }
 
+/** A kernel present in both runs whose version moved (a "latest" row that followed its suite). */
+export interface KernelVersionChange {
+  kernel: string;
+  old: string;
+  new: string;
+}
+
 export interface Comparison {
+  /** kernels whose version (upstream, or the Debian package version when that is all that moved) differs */
+  kernelVersions: KernelVersionChange[];
   kernelsAdded: string[];
   kernelsRemoved: string[];
   /** cells with a category, in old-run order then new cells; a still_failing cell whose verdict and EPERM point did not move has `what` [] */
@@ -116,7 +125,22 @@ export function compareResults(a: Results, b: Results, defsA: ReadonlyMap<string
   const counts = Object.fromEntries(CATEGORIES.map((c) => [c, cells.filter((x) => x.category === c).length])) as Record<CellCategory, number>;
   const regressions = counts.regression + classification.filter((k) => k.category === 'regression').length;
   const unstable = counts.unstable + classification.filter((k) => k.category === 'unstable').length;
-  return { kernelsAdded, kernelsRemoved, cells, classification, counts, regressions, unstable };
+  return { kernelVersions: versionChanges(a, b, both), kernelsAdded, kernelsRemoved, cells, classification, counts, regressions, unstable };
+}
+
+/** Kernels of both runs whose version moved: "7.2.13 -> 7.2.14" (or the Debian versions when only they differ). */
+function versionChanges(a: Results, b: Results, both: readonly string[]): KernelVersionChange[] {
+  const out: KernelVersionChange[] = [];
+  for (const id of both) {
+    const x = a.kernels.find((k) => k.id === id);
+    const y = b.kernels.find((k) => k.id === id);
+    if (!x || !y) continue;
+    if (x.version !== y.version) out.push({ kernel: id, old: x.version, new: y.version });
+    else if (x.resolution && y.resolution && x.resolution.package_version !== y.resolution.package_version) {
+      out.push({ kernel: id, old: x.resolution.package_version, new: y.resolution.package_version });
+    }
+  }
+  return out;
 }
 
 const LABEL: Record<CellCategory, string> = {
@@ -129,15 +153,18 @@ export function renderComparison(c: Comparison, oldName: string, newName: string
   const changed = c.cells.filter((x) => x.what.length);
   const same = c.counts.still_failing - changed.filter((x) => x.category === 'still_failing').length;
   const asBefore = same ? ` ${same} cell(s) still failing as before.` : '';
+  const moved = new Map(c.kernelVersions.map((v) => [v.kernel, `${v.kernel}: ${v.old} -> ${v.new}`]));
+  for (const v of moved.values()) out.push(`Kernel version ${v}`);
   if (!changed.length && !kernelChanges.length && !c.kernelsAdded.length && !c.kernelsRemoved.length) {
     out.push(`No changes.${asBefore}`);
     return out.join('\n') + '\n';
   }
   if (c.kernelsAdded.length) out.push(`Kernels added: ${c.kernelsAdded.join(', ')}`);
   if (c.kernelsRemoved.length) out.push(`Kernels removed: ${c.kernelsRemoved.join(', ')}`);
-  for (const k of kernelChanges) out.push(`${k.category === 'regression' ? 'REGRESSION' : 'UNSTABLE'} ${k.kernel}: classification changed: ${k.old} -> ${k.new}`);
+  for (const k of kernelChanges) out.push(`${k.category === 'regression' ? 'REGRESSION' : 'UNSTABLE'} ${k.kernel}: classification changed: ${k.old} -> ${k.new}${moved.has(k.kernel) ? ` [${moved.get(k.kernel)}]` : ''}`);
   const fmt = (v: CellFacts | null) => (v ? `${v.verdict} EPERM ${epermText(v.first_eperm_measured)}` : 'absent');
-  for (const x of changed) out.push(`${LABEL[x.category]} ${x.kernel} x ${x.scenario}: ${fmt(x.old)} -> ${fmt(x.new)} (${x.what.join(', ')})`);
+  const beside = (k: string): string => (moved.has(k) ? ` [${moved.get(k)}]` : '');
+  for (const x of changed) out.push(`${LABEL[x.category]} ${x.kernel} x ${x.scenario}: ${fmt(x.old)} -> ${fmt(x.new)} (${x.what.join(', ')})${beside(x.kernel)}`);
   out.push('', `${c.regressions} regression(s), ${changed.length} cell change(s).${asBefore} ` +
     `By category: ${CATEGORIES.map((k) => `${k} ${c.counts[k]}`).join(', ')}; unstable classifications ${kernelChanges.filter((k) => k.category === 'unstable').length}.`);
   return out.join('\n') + '\n';
@@ -147,6 +174,7 @@ export function renderComparison(c: Comparison, oldName: string, newName: string
 export function comparisonJson(c: Comparison, oldName: string, newName: string): object {
   return {
     old: oldName, new: newName,
+    kernel_versions: c.kernelVersions,
     kernels_added: c.kernelsAdded, kernels_removed: c.kernelsRemoved,
     counts: c.counts, regressions: c.regressions, unstable: c.unstable,
     classification: c.classification, cells: c.cells,

@@ -13,6 +13,7 @@
 import type { MeasuredOp, Divergence } from '../diff/index.ts';
 import { type ExpectedOp, parseLogic, simOptionsForVersion, simulate } from '../model/index.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
+import type { DebianResolution } from '../kernels/obtain/debian.ts';
 import { ConfigError } from '../util/errors.ts';
 
 export const RESULTS_SCHEMA = 'lockstep/results@2';
@@ -101,9 +102,20 @@ export interface KernelRecord {
   expect_reason: string;
   artifact_sha256: string | null;
   source?: string;
+  /**
+   * "real": a kernel as its distribution ships it (a Debian package, the
+   * host's); "stand-in": built here from a tree with lockstep's config
+   * fragment (and patches) to stand for a logic; "image": a bzImage given by path or URL
+   */
+  release_kind?: 'real' | 'stand-in' | 'image';
+  /** how a Debian kernel's package and version were chosen when the run started ("latest" rows: which one ran) */
+  resolution?: KernelResolution;
   /** on disk (@2): the provenance every cell of this kernel shares; cells keep only values that differ */
   provenance?: Partial<Pick<CellResult, ProvenanceField>>;
 }
+
+/** A Debian kernel's resolution: package, versions, suite, .deb sha256 (written by src/kernels/obtain/debian.ts). */
+export type KernelResolution = DebianResolution;
 
 /** Per-cell provenance that is the same for every cell of a kernel (in one run; qemu_argv: of one boot). */
 export const PROVENANCE_FIELDS = ['kernel_version', 'kernel_source', 'kernel_config_sha256', 'kernel_artifact_sha256', 'qemu_version', 'reproducer_sha256', 'qemu_argv'] as const;

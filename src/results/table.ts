@@ -1,7 +1,7 @@
 // The markdown table of a run: kernels x scenarios with verdicts and first
 // EPERM points, then what went wrong where. Pure: Results in, text out.
 
-import type { CellResult, Results } from './schema.ts';
+import type { CellResult, KernelRecord, Results } from './schema.ts';
 import { classifyKernel } from '../diff/evidence.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 
@@ -17,6 +17,19 @@ function cellText(c: CellResult | undefined): string {
     case 'MATCH': case 'MISMATCH': case 'UNCHECKED': return `${c.verdict} ${e}${flaky}`;
     default: return `${c.verdict}${flaky}`;
   }
+}
+
+/**
+ * The release column: "real" (as its distribution ships it) or "stand-in"
+ * (built here to stand for a logic), and for Debian kernels the suite, the
+ * rule and the package version that ran: "real: sid latest = 7.2.13-1".
+ */
+export function releaseText(k: KernelRecord): string {
+  const kind = k.release_kind ?? (k.kind === 'source' ? 'stand-in' : k.kind === 'image' ? 'image' : 'real');
+  const res = k.resolution;
+  if (!res) return kind;
+  const rule = res.rule === 'pinned' || res.rule === 'candidate' || res.rule === 'cached' ? '' : ` ${res.rule}`;
+  return `${kind}: ${res.suite ?? 'host apt'}${rule} = ${res.package_version}`;
 }
 
 /** The classified column: the one classifier's label for what the kernel's measured cells alone fit. */
@@ -43,11 +56,11 @@ export function renderTable(r: Results, known: ReadonlyMap<string, CompiledScena
   out.push('Each cell: verdict against the kernel\'s expected logic, then the first `map` call refused with EPERM (`-` = none); ' +
     'when measured and expected differ, the expected one follows. ' +
     '"classified": the logic(s) the measured cells alone fit, V1|V3 being one class without AUX cells (`lockstep classify` shows the evidence).', '');
-  out.push(`| kernel | expected logic | classified | ${scenarios.join(' | ')} |`);
-  out.push(`|---|---|---|${scenarios.map(() => '---').join('|')}|`);
+  out.push(`| kernel | expected logic | classified | ${scenarios.join(' | ')} | release |`);
+  out.push(`|---|---|---|${scenarios.map(() => '---').join('|')}|---|`);
   for (const k of r.kernels) {
     out.push(`| ${k.id}${k.release ? ` (${k.release})` : ''} | ${k.expected_logic ?? 'unknown'} | ${classifiedText(r, k.id, known)} | ` +
-      `${scenarios.map((s) => cellText(byKey.get(`${k.id}\0${s}`))).join(' | ')} |`);
+      `${scenarios.map((s) => cellText(byKey.get(`${k.id}\0${s}`))).join(' | ')} | ${releaseText(k)} |`);
   }
   const notes = r.cells.filter((c) => c.verdict !== 'MATCH' && c.reason);
   if (notes.length) {
@@ -66,5 +79,13 @@ export function renderTable(r: Results, known: ReadonlyMap<string, CompiledScena
   }
   out.push('', `Kernels: ${kernels.length}. Expected logic per kernel and why:`, '');
   for (const k of r.kernels) out.push(`- ${k.id} (${k.kind}, ${k.version}): ${k.expected_logic ?? 'unknown'}: ${k.expect_reason}`);
+  const resolved = r.kernels.filter((k) => k.resolution);
+  if (resolved.length) {
+    out.push('', 'Debian kernels as resolved when the run started (package, version, suite, .deb sha256):', '');
+    for (const k of resolved) {
+      const x = k.resolution!;
+      out.push(`- ${k.id}: ${x.package}=${x.package_version} (upstream ${x.version}) from ${x.suite ?? "the machine's apt sources"}, ${x.rule}, sha256 ${x.deb_sha256}`);
+    }
+  }
   return out.join('\n') + '\n';
 }

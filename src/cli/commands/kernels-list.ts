@@ -16,10 +16,13 @@ export const command: Command = {
     const cacheDir = v.cache ? resolve(String(v.cache)) : defaultCacheDir();
     const rows = await Promise.all(specs.map(async (s) => {
       const version = s.kind === 'host' ? osRelease() : ('version' in s && s.version) || '?';
-      const exp = resolveExpect(s, String(version));
+      // "latest" is resolved when a run fetches it: nothing to derive yet
+      const latest = s.kind === 'debian-image' && s.version === 'latest';
+      const exp = latest ? { logic: null, reason: 'version "latest": resolved when the run starts' } : resolveExpect(s, String(version));
       // source kernels: cached / missing / building (aux-only ones are never built)
       const state = s.kind !== 'source' ? '' : s.aux_only ? 'aux-only' : await sourceState(s, cacheDir).then((x) => x.state, (e: Error) => `error: ${e.message.split('\n')[0]}`);
-      return { id: s.id, kind: s.kind, version, expect: exp.logic ? logicLabel(exp.logic) : 'unknown', why: exp.reason, state, description: s.description ?? '' };
+      const shown = latest ? `latest${s.series ? ` ${s.series}` : ''}@${s.suite ?? 'apt'}` : version;
+      return { id: s.id, kind: s.kind, version: shown, expect: exp.logic ? logicLabel(exp.logic) : latest ? 'at run' : 'unknown', why: exp.reason, state, description: s.description ?? '' };
     }));
     if (v.json) console.log(JSON.stringify(rows, null, 1));
     else {

@@ -1,12 +1,16 @@
-// "debian-image" kernels: a linux-image-* package fetched with
-// `apt-get download`, of which only /boot/vmlinuz-* and /boot/config-* are
-// kept (the package is never installed).
+// "debian-image" kernels: a Debian kernel package fetched with
+// `apt-get download`, of which only the vmlinuz and the config are kept
+// (the package is never installed). Both layouts (src/kernels/obtain/deb-kernels.ts):
+// linux-image-<abi>-unsigned (/boot/vmlinuz-*, /boot/config-*) and, from
+// Debian 14, linux-binary-unsigned-<abi> (usr/lib/modules/<abi>/vmlinuz*)
+// with its config from linux-base-<abi>.
 //   <cacheDir>/kernels/debian/<package>_<package_version>/{vmlinuz,config,meta.json}
 //
-// apt is reached through an AptSource: today the machine's own apt
-// configuration (SYSTEM_APT). A source with its own sources.list and lists
-// under the cache (a Debian suite, issue 12) is another AptSource whose
-// `options` point apt there (-o Dir::Etc::SourceList=..., -o Dir::State::Lists=...).
+// apt is reached through an AptSource: the machine's own apt configuration
+// (SYSTEM_APT, specs without "suite"), or a Debian suite with lockstep's own
+// lists under the cache (src/kernels/obtain/apt-suite.ts).
+// "version": "latest" (optionally of a "series") is resolved here, when the
+// run fetches the kernel; the resolution is kept in the artifact's meta.
 
 import { copyFile, mkdir, readdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -14,35 +18,54 @@ import { ConfigError } from '../../util/errors.ts';
 import { runTool, spawnTool, ToolError } from '../../util/exec.ts';
 import { coerceKernelVersion } from '../expect.ts';
 import type { DebianImageSpec } from '../types.ts';
+import { hostSuite, suiteSource } from './apt-suite.ts';
 import { checkEntry, ensureEntry, readMeta, scratchDir, writeMeta } from './cache.ts';
+import { configPackage, DEFAULT_FLAVOUR, type DebRow, kernelPackage, nearest, newest, parseMadison, rowsText, upstreamOf } from './deb-kernels.ts';
 import { isBzImage, sha256File } from './files.ts';
-import type { EnsureOptions, KernelArtifact } from './types.ts';
+import type { AptSource, EnsureOptions, KernelArtifact } from './types.ts';
+
+export type { AptSource } from './types.ts';
+export { DEBIAN_SUITES, hostSuite, suiteSource } from './apt-suite.ts';
 
 export interface DebianMeta {
   package: string;
   package_version: string;
   deb_sha256: string;
   vmlinuz_sha256: string;
-  config_sha256: string;
-  /** uname -r of the kernel, from /boot/vmlinuz-<release> */
+  /** null when the package set has no config */
+  config_sha256: string | null;
+  /** uname -r of the kernel (/boot/vmlinuz-<release>, usr/lib/modules/<release>/) */
   release: string;
+  /** "boot" (linux-image-*) or "modules" (linux-binary-*, Debian 14) */
+  layout?: 'boot' | 'modules';
+  /** the package the config came from when not the kernel's own (linux-base-<abi>) */
+  config_package?: string;
   fetched_at: string;
 }
 
-/** Where apt looks for packages: extra `-o` options given to apt-cache and apt-get. */
-export interface AptSource {
-  /** shown in messages ("the machine's apt sources") */
-  label: string;
-  /** e.g. ['-o', 'Dir::State::Lists=/cache/apt/bookworm/lists'] */
-  options: string[];
+/** How a spec's package and version were chosen, recorded in results.json (kernels[].resolution). */
+export interface DebianResolution {
+  /** the suite's lists it was resolved in; null = the machine's apt sources */
+  suite: string | null;
+  /** "latest", "latest 6.12", "pinned", "candidate" */
+  rule: string;
+  package: string;
+  /** the Debian version */
+  package_version: string;
+  /** upstream version the package carries, e.g. "7.2.13", "7.3-rc7" */
+  version: string;
+  /** sha256 of the kernel's .deb */
+  deb_sha256: string;
 }
 
 /** The machine's own apt configuration. */
 export const SYSTEM_APT: AptSource = { label: "the machine's apt sources", options: [] };
 
 const APT_INSTALL = 'this needs a Debian/Ubuntu machine with apt';
-const APT_FIX = 'run `apt-get update`, then list the available ones with `apt-cache search linux-image | grep cloud-amd64-unsigned`';
 const APT_ENV = { DEBIAN_FRONTEND: 'noninteractive' };
+const aptFix = (apt: AptSource): string => (apt.suite
+  ? `pick one of the versions named, or "version": "latest" (lockstep updates its ${apt.suite} lists when older than LOCKSTEP_APT_MAX_AGE_H hours)`
+  : 'run `apt-get update`, or add "suite" to use lockstep\'s own lists of a Debian suite');
 
 const firstLines = (s: string, n = 4): string => s.split('\n').map((l) => l.trim()).filter(Boolean).slice(0, n).join(' | ');
 
@@ -59,65 +82,124 @@ export async function aptCandidate(pkg: string, apt: AptSource = SYSTEM_APT, sig
   return m && m[1] !== '(none)' ? m[1]! : null;
 }
 
-/** The package version to fetch: the pinned one, apt's candidate, or (offline) the only one in the cache. */
-async function pickVersion(spec: DebianImageSpec, parent: string, apt: AptSource, opts: EnsureOptions): Promise<string> {
-  if (spec.package_version !== undefined) return spec.package_version;
-  const pkg = spec.package;
+/** Every (package, Debian version) apt knows for `pkgs` (`apt-cache madison`); [] when none. */
+export async function aptVersions(pkgs: readonly string[], apt: AptSource = SYSTEM_APT, signal?: AbortSignal): Promise<DebRow[]> {
+  if (!pkgs.length) return [];
+  try {
+    return parseMadison((await runTool('apt-cache', [...apt.options, 'madison', ...pkgs], { install: APT_INSTALL, env: APT_ENV, signal })).stdout);
+  } catch (e) {
+    if (!(e instanceof ToolError) || e.canceled) throw e;
+    return parseMadison(e.stdout ?? '');
+  }
+}
+
+/**
+ * The kernel image packages of one flavour apt knows, with every version:
+ * linux-image-<abi>-unsigned and linux-binary-unsigned-<abi> (the unsigned
+ * image where both exist).
+ */
+export async function kernelPackages(apt: AptSource, flavour = DEFAULT_FLAVOUR, signal?: AbortSignal): Promise<DebRow[]> {
+  const names = (await runTool('apt-cache', [...apt.options, 'pkgnames', 'linux-'], { install: APT_INSTALL, env: APT_ENV, signal })).stdout.split('\n');
+  const kps = names.map((n) => kernelPackage(n.trim())).filter((k) => k !== null && k.flavour === flavour);
+  const unsigned = kps.filter((k) => k!.package.includes('unsigned')).map((k) => k!.package);
+  return aptVersions(unsigned, apt, signal);
+}
+
+/** The AptSource of a spec: its suite's own lists, or the machine's apt sources. */
+export async function specApt(spec: Pick<DebianImageSpec, 'suite' | 'origin' | 'at'>, opts: EnsureOptions): Promise<AptSource> {
+  if (spec.suite === undefined) return SYSTEM_APT;
+  return suiteSource(spec.suite, { cacheDir: opts.cacheDir, log: opts.log, signal: opts.signal }, { file: spec.origin, field: `${spec.at}suite` });
+}
+
+const where = (apt: AptSource): string => (apt.suite ? `Debian ${apt.suite}` : `the machine's apt sources (${hostSuite() ?? 'no Debian codename'})`);
+
+/** One line: the suite, what is missing, the nearest versions that exist. */
+function notFound(spec: DebianImageSpec, apt: AptSource, field: string, what: string, known: DebRow[]): ConfigError {
+  const near = nearest(known, spec.version === 'latest' ? '999' : spec.version);
+  return new ConfigError(spec.origin, `${spec.at}${field}`, `${where(apt)} has no ${what}; nearest there: ${near.length ? rowsText(near) : 'none'}`, aptFix(apt));
+}
+
+/** Package and Debian version to fetch: the pin, "latest" of the suite (or series), apt's candidate, or (offline) the only cached one. */
+async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSource, opts: EnsureOptions): Promise<{ package: string; pv: string; rule: string }> {
+  const flavour = (spec.package ? kernelPackage(spec.package)?.flavour : undefined) ?? DEFAULT_FLAVOUR;
+  /** the kernels of the spec's flavour (of cloud-amd64 when the flavour has none), for "nearest there" */
+  const family = async (): Promise<DebRow[]> => {
+    const rows = await kernelPackages(apt, flavour, opts.signal);
+    return rows.length || flavour === DEFAULT_FLAVOUR ? rows : kernelPackages(apt, DEFAULT_FLAVOUR, opts.signal);
+  };
+  if (spec.version === 'latest') {
+    const rows = spec.package ? await aptVersions([spec.package], apt, opts.signal) : await kernelPackages(apt, flavour, opts.signal);
+    const pick = newest(rows, spec.series);
+    const rule = spec.series ? `latest ${spec.series}` : 'latest';
+    if (!pick) {
+      const what = `${spec.package ?? `${flavour} kernel`}${spec.series ? ` of series ${spec.series}` : ''}`;
+      const all = spec.package ? await family() : rows;
+      throw notFound(spec, apt, spec.series ? 'series' : 'package', what, all);
+    }
+    opts.log(`${rule} in ${where(apt)}: ${pick.package}=${pick.version}`);
+    return { package: pick.package, pv: pick.version, rule };
+  }
+  const pkg = spec.package!;
+  if (spec.package_version !== undefined) {
+    // The machine's lists may know nothing of the package offline (the cache may still hold it): only a known package's missing version is refused here.
+    const rows = await aptVersions([pkg], apt, opts.signal);
+    if (rows.length && !rows.some((r) => r.version === spec.package_version)) throw notFound(spec, apt, 'package_version', `${pkg}=${spec.package_version}`, rows);
+    if (!rows.length && apt.suite) throw notFound(spec, apt, 'package', `${pkg}=${spec.package_version}`, await family());
+    return { package: pkg, pv: spec.package_version, rule: 'pinned' };
+  }
   const candidate = await aptCandidate(pkg, apt, opts.signal);
-  if (candidate !== null) return candidate;
+  if (candidate !== null) return { package: pkg, pv: candidate, rule: 'candidate' };
   // Offline re-runs: apt knows nothing, but the cache may.
   const names = (await readdir(parent).catch(() => [] as string[])).filter((n) => n.startsWith(`${pkg}_`) && !n.endsWith('.lock'));
   const valid: string[] = [];
   for (const n of names) if (await readMeta<DebianMeta>(join(parent, n))) valid.push(n.slice(pkg.length + 1));
   if (valid.length === 1) {
     opts.log(`apt-cache has no candidate for ${pkg}; using the only cached version ${valid[0]}`);
-    return valid[0]!;
+    return { package: pkg, pv: valid[0]!, rule: 'cached' };
   }
   if (valid.length > 1) {
-    throw new ConfigError(spec.origin, `${spec.at}package_version`, `apt-cache has no candidate for ${pkg} and the cache holds several versions (${valid.join(', ')})`, `pin one with "package_version", or ${APT_FIX}`);
+    throw new ConfigError(spec.origin, `${spec.at}package_version`, `apt-cache has no candidate for ${pkg} and the cache holds several versions (${valid.join(', ')})`, `pin one with "package_version", or ${aptFix(apt)}`);
   }
-  throw new ConfigError(spec.origin, `${spec.at}package`, `apt knows no package ${JSON.stringify(pkg)} (apt-cache policy shows no candidate)`, APT_FIX);
+  throw notFound(spec, apt, 'package', `package ${pkg}`, await family().catch(() => []));
 }
 
-/** A "debian-image" spec's kernel, from the cache or fetched once. Throws ConfigError for apt's "no such package/version" and no network. */
-export async function ensureDebian(spec: DebianImageSpec, opts: EnsureOptions, apt: AptSource = SYSTEM_APT): Promise<KernelArtifact> {
+/** A "debian-image" spec's kernel, from the cache or fetched once. Throws ConfigError for a package or version the suite lacks (naming the nearest ones) and no network. */
+export async function ensureDebian(spec: DebianImageSpec, opts: EnsureOptions, aptIn?: AptSource): Promise<KernelArtifact> {
   const parent = join(opts.cacheDir, 'kernels', 'debian');
-  const pv = await pickVersion(spec, parent, apt, opts);
-  const label = `${spec.package}=${pv}`;
+  const apt = aptIn ?? (await specApt(spec, opts));
+  const { package: pkg, pv, rule } = await resolveVersion(spec, parent, apt, opts);
+  const label = `${pkg}=${pv}`;
   const { entry, meta, cached } = await ensureEntry<DebianMeta>({
     parent,
-    key: `${spec.package}_${pv}`,
+    key: `${pkg}_${pv}`,
     label,
     verb: 'fetching',
     log: opts.log,
     lockTimeoutMs: opts.lockTimeoutMs,
     signal: opts.signal,
-    check: (e) => checkEntry<DebianMeta>(e, (m) => (typeof m.vmlinuz_sha256 === 'string' ? { vmlinuz: m.vmlinuz_sha256, config: m.config_sha256 } : null)),
-    fill: (staging) => fetchDebian(spec, pv, parent, `${spec.package}_${pv}`, staging, apt, opts),
+    check: (e) => checkEntry<DebianMeta>(e, (m) => (typeof m.vmlinuz_sha256 === 'string'
+      ? { vmlinuz: m.vmlinuz_sha256, ...(typeof m.config_sha256 === 'string' ? { config: m.config_sha256 } : {}) } : null)),
+    fill: (staging) => fetchDebian(spec, pkg, pv, parent, `${pkg}_${pv}`, staging, apt, opts),
   });
+  const version = upstreamOf(pv);
+  const resolution: DebianResolution = { suite: apt.suite ?? null, rule, package: pkg, package_version: pv, version, deb_sha256: meta.deb_sha256 };
   return {
     id: spec.id,
     kind: 'debian-image',
     vmlinuz: join(entry, 'vmlinuz'),
-    version: spec.version,
+    version: spec.version === 'latest' ? version : spec.version,
     release: meta.release,
     sha256: meta.vmlinuz_sha256,
     cached,
-    meta: { ...meta, config: join(entry, 'config'), cache_entry: entry },
+    meta: { ...meta, ...(meta.config_sha256 ? { config: join(entry, 'config') } : {}), cache_entry: entry, resolution },
   };
 }
 
 /** apt-get download's failure as a ConfigError when the user can fix it (package, version, network). */
-function aptDownloadError(spec: DebianImageSpec, pv: string, e: ToolError): Error {
-  const pkg = spec.package;
-  const label = `${pkg}=${pv}`;
+function aptDownloadError(spec: DebianImageSpec, label: string, apt: AptSource, e: ToolError): Error {
   const stderr = e.stderr || e.message;
-  if (/Unable to locate package|has no installation candidate|No packages found/i.test(stderr)) {
-    return new ConfigError(spec.origin, `${spec.at}package`, `apt does not know ${JSON.stringify(pkg)} (${firstLines(stderr, 2)})`, APT_FIX);
-  }
-  if (/Version '.*' for '.*' was not found|Can't select version/i.test(stderr)) {
-    return new ConfigError(spec.origin, `${spec.at}package_version`, `apt has no version ${JSON.stringify(pv)} of ${pkg} (${firstLines(stderr, 2)})`,
-      `check the available versions with \`apt-cache policy ${pkg}\` (run \`apt-get update\` first); old versions leave the mirror: use an "image" spec with the saved vmlinuz instead`);
+  if (/Unable to locate package|has no installation candidate|No packages found|Version '.*' for '.*' was not found|Can't select version/i.test(stderr)) {
+    return new ConfigError(spec.origin, `${spec.at}package`, `${where(apt)} has no ${label} (${firstLines(stderr, 2)})`, aptFix(apt));
   }
   if (/Failed to fetch|Temporary failure|Could not resolve|Connection failed|Unable to connect/i.test(stderr)) {
     return new ConfigError(spec.origin, `${spec.at}package`, `cannot download ${label} (${firstLines(stderr, 2)})`,
@@ -126,69 +208,130 @@ function aptDownloadError(spec: DebianImageSpec, pv: string, e: ToolError): Erro
   return new Error(`apt-get download ${label} failed: ${firstLines(stderr)}`);
 }
 
-/** Download the .deb into a scratch dir, check it, and put vmlinuz, config and meta.json into `staging`. */
-async function fetchDebian(spec: DebianImageSpec, pv: string, parent: string, key: string, staging: string, apt: AptSource, opts: EnsureOptions): Promise<DebianMeta> {
-  const pkg = spec.package;
-  const label = `${pkg}=${pv}`;
-  const work = await scratchDir(parent, key);
-  try {
-    opts.log(`fetching ${label} with apt-get download`);
-    try {
-      // Sandbox user root: apt-get download as root into a root-only dir would otherwise warn.
-      await runTool('apt-get', [...apt.options, 'download', '-q', '-o', 'APT::Sandbox::User=root', label], { cwd: work, install: APT_INSTALL, env: APT_ENV, signal: opts.signal });
-    } catch (e) {
-      if (e instanceof ToolError && !e.canceled) throw aptDownloadError(spec, pv, e);
-      throw e;
-    }
-    const debs = (await readdir(work)).filter((n) => n.endsWith('.deb'));
-    if (debs.length !== 1) throw new Error(`apt-get download ${label} left ${debs.length} .deb files in ${work}`);
-    const deb = join(work, debs[0]!);
-
-    const fields = (await runTool('dpkg-deb', ['-f', deb, 'Package', 'Version'], { install: 'apt-get install dpkg', signal: opts.signal })).stdout;
+/**
+ * Download Debian packages (`name=version` each) from `apt` into `dir` with
+ * apt-get download, and check each .deb is the package and version asked
+ * for. Returns the .deb paths in the order asked. Throws ToolError from
+ * apt-get (see aptDownloadError for reading it), Error on a wrong package.
+ * Used for kernels here and for source packages (linux-source-5.10 from
+ * bullseye) by src/kernels/obtain/source/.
+ */
+export async function downloadDebs(wanted: readonly { package: string; version: string }[], apt: AptSource, dir: string, signal?: AbortSignal): Promise<string[]> {
+  // Sandbox user root: apt-get download as root into a root-only dir would otherwise warn.
+  await runTool('apt-get', [...apt.options, 'download', '-q', '-o', 'APT::Sandbox::User=root', ...wanted.map((w) => `${w.package}=${w.version}`)], { cwd: dir, install: APT_INSTALL, env: APT_ENV, signal });
+  const debs = (await readdir(dir)).filter((n) => n.endsWith('.deb'));
+  const out: string[] = [];
+  for (const w of wanted) {
+    const deb = debs.find((n) => n.startsWith(`${w.package}_`));
+    if (!deb) throw new Error(`apt-get download ${w.package}=${w.version} left no ${w.package}_*.deb in ${dir}`);
+    const p = join(dir, deb);
+    const fields = (await runTool('dpkg-deb', ['-f', p, 'Package', 'Version'], { install: 'apt-get install dpkg', signal })).stdout;
     const gotPkg = /^Package:\s*(\S+)$/m.exec(fields)?.[1];
     const gotVer = /^Version:\s*(\S+)$/m.exec(fields)?.[1];
-    if (gotPkg !== pkg || gotVer !== pv) throw new Error(`apt-get download ${label} produced ${gotPkg ?? '?'}=${gotVer ?? '?'}`);
-    const upstream = coerceKernelVersion(gotVer);
-    if (upstream !== coerceKernelVersion(spec.version)) {
+    if (gotPkg !== w.package || gotVer !== w.version) throw new Error(`apt-get download ${w.package}=${w.version} produced ${gotPkg ?? '?'}=${gotVer ?? '?'}`);
+    out.push(p);
+  }
+  return out;
+}
+
+/**
+ * A Debian package's .deb from a suite (lockstep's own lists; null = the
+ * machine's apt sources), downloaded into `dir`: the simple entry point for
+ * other stages. `version` null = the suite's candidate. Throws ConfigError
+ * naming the suite and the nearest versions when it has no such package/version.
+ */
+export async function debianPackage(pkg: string, version: string | null, suite: string | null, dir: string, opts: EnsureOptions, at: { file: string; field: string } = { file: 'spec', field: 'debian_package' }): Promise<{ deb: string; version: string; sha256: string }> {
+  const apt = suite === null ? SYSTEM_APT : await suiteSource(suite, { cacheDir: opts.cacheDir, log: opts.log, signal: opts.signal }, at);
+  const rows = await aptVersions([pkg], apt, opts.signal);
+  const v = version ?? (await aptCandidate(pkg, apt, opts.signal));
+  if (v === null || !rows.some((r) => r.version === v)) {
+    const near = nearest(rows, version ?? '999');
+    throw new ConfigError(at.file, at.field, `${where(apt)} has no ${pkg}${version ? `=${version}` : ''}; nearest there: ${near.length ? rowsText(near) : 'none'}`, aptFix(apt));
+  }
+  const [deb] = await downloadDebs([{ package: pkg, version: v }], apt, dir, opts.signal);
+  return { deb: deb!, version: v, sha256: await sha256File(deb!) };
+}
+
+/** Download the .deb(s) into a scratch dir, check them, and put vmlinuz, config and meta.json into `staging`. */
+async function fetchDebian(spec: DebianImageSpec, pkg: string, pv: string, parent: string, key: string, staging: string, apt: AptSource, opts: EnsureOptions): Promise<DebianMeta> {
+  const label = `${pkg}=${pv}`;
+  const kp = kernelPackage(pkg);
+  const layout = kp?.layout ?? 'boot';
+  const cfgPkg = kp ? configPackage(kp) : null;
+  const work = await scratchDir(parent, key);
+  try {
+    opts.log(`fetching ${label}${cfgPkg ? ` and ${cfgPkg} (its config)` : ''} from ${apt.suite ? `Debian ${apt.suite}` : 'the machine\'s apt sources'}`);
+    let debs: string[];
+    try {
+      debs = await downloadDebs([{ package: pkg, version: pv }, ...(cfgPkg ? [{ package: cfgPkg, version: pv }] : [])], apt, work, opts.signal);
+    } catch (e) {
+      if (e instanceof ToolError && !e.canceled) throw aptDownloadError(spec, label, apt, e);
+      throw e;
+    }
+    const deb = debs[0]!;
+    const upstream = coerceKernelVersion(upstreamOf(pv));
+    if (spec.version !== 'latest' && upstream !== coerceKernelVersion(spec.version)) {
       throw new ConfigError(spec.origin, `${spec.at}version`, `${label} carries upstream ${upstream}, but the spec says ${JSON.stringify(spec.version)}`,
         `set "version" to "${upstream}" (or pin "package_version" to a package that carries ${spec.version})`);
     }
 
-    // Only ./boot/vmlinuz-* and ./boot/config-* leave the package.
     const root = join(work, 'root');
     await mkdir(root);
-    await extractBoot(deb, root, opts.signal);
-    const boot = join(root, 'boot');
-    const files = await readdir(boot).catch(() => [] as string[]);
-    const vm = files.filter((n) => n.startsWith('vmlinuz-'));
-    const cfg = files.filter((n) => n.startsWith('config-'));
-    if (vm.length !== 1 || cfg.length !== 1) throw new Error(`${label}: expected one /boot/vmlinuz-* and one /boot/config-*, found ${JSON.stringify(files)}`);
-    if (!(await isBzImage(join(boot, vm[0]!)))) throw new Error(`${label}: /boot/${vm[0]} is not an x86 bzImage (no "HdrS" at 0x202)`);
-    await copyFile(join(boot, vm[0]!), join(staging, 'vmlinuz'));
-    await copyFile(join(boot, cfg[0]!), join(staging, 'config'));
+    let vmFile: string;
+    let cfgFile: string | null;
+    let release: string;
+    if (layout === 'boot') {
+      // Only ./boot/vmlinuz-* and ./boot/config-* leave the package.
+      await extract(deb, root, ['./boot/vmlinuz-*', './boot/config-*'], opts.signal);
+      const files = await readdir(join(root, 'boot')).catch(() => [] as string[]);
+      const vm = files.filter((n) => n.startsWith('vmlinuz-'));
+      const cfg = files.filter((n) => n.startsWith('config-'));
+      if (vm.length !== 1 || cfg.length !== 1) throw new Error(`${label}: expected one /boot/vmlinuz-* and one /boot/config-*, found ${JSON.stringify(files)}`);
+      vmFile = join(root, 'boot', vm[0]!);
+      cfgFile = join(root, 'boot', cfg[0]!);
+      release = vm[0]!.slice('vmlinuz-'.length);
+    } else {
+      // Debian 14: usr/lib/modules/<abi>/vmlinuz(.unsigned); the config from linux-base-<abi>.
+      await extract(deb, root, ['./usr/lib/modules/*/vmlinuz*'], opts.signal);
+      if (debs[1]) await extract(debs[1], root, ['./usr/lib/modules/*/config'], opts.signal);
+      const abis = await readdir(join(root, 'usr/lib/modules')).catch(() => [] as string[]);
+      if (abis.length !== 1) throw new Error(`${label}: expected one usr/lib/modules/<abi>/, found ${JSON.stringify(abis)}`);
+      const mod = join(root, 'usr/lib/modules', abis[0]!);
+      const files = await readdir(mod);
+      const vm = files.filter((n) => n === 'vmlinuz' || n === 'vmlinuz.unsigned');
+      if (vm.length !== 1) throw new Error(`${label}: expected one usr/lib/modules/${abis[0]}/vmlinuz, found ${JSON.stringify(files)}`);
+      vmFile = join(mod, vm[0]!);
+      cfgFile = files.includes('config') ? join(mod, 'config') : null;
+      release = abis[0]!;
+    }
+    if (!(await isBzImage(vmFile))) throw new Error(`${label}: ${basename(vmFile)} is not an x86 bzImage (no "HdrS" at 0x202)`);
+    await copyFile(vmFile, join(staging, 'vmlinuz'));
+    if (cfgFile) await copyFile(cfgFile, join(staging, 'config'));
     const meta: DebianMeta = {
       package: pkg,
       package_version: pv,
       deb_sha256: await sha256File(deb),
       vmlinuz_sha256: await sha256File(join(staging, 'vmlinuz')),
-      config_sha256: await sha256File(join(staging, 'config')),
-      release: vm[0]!.slice('vmlinuz-'.length),
+      config_sha256: cfgFile ? await sha256File(join(staging, 'config')) : null,
+      release,
+      layout,
+      ...(cfgPkg && cfgFile ? { config_package: `${cfgPkg}=${pv}` } : {}),
       fetched_at: new Date().toISOString(),
     };
     await writeMeta(staging, meta);
-    opts.log(`cached ${label} (release ${meta.release}, vmlinuz sha256 ${meta.vmlinuz_sha256.slice(0, 12)})`);
+    opts.log(`cached ${label} (release ${meta.release}, vmlinuz sha256 ${meta.vmlinuz_sha256.slice(0, 12)}${cfgFile ? '' : ', no config in the package set'})`);
     return meta;
   } finally {
     await rm(work, { recursive: true, force: true });
   }
 }
 
-/** dpkg-deb --fsys-tarfile DEB | tar -x ./boot/vmlinuz-* ./boot/config-*: two processes, no shell. */
-async function extractBoot(deb: string, into: string, signal?: AbortSignal): Promise<void> {
+/** dpkg-deb --fsys-tarfile DEB | tar -x PATTERNS: two processes, no shell. */
+async function extract(deb: string, into: string, patterns: string[], signal?: AbortSignal): Promise<void> {
   const dpkg = spawnTool('dpkg-deb', ['--fsys-tarfile', deb], { install: 'apt-get install dpkg', signal });
-  const tar = spawnTool('tar', ['-x', '--no-same-owner', '--wildcards', '-C', into, './boot/vmlinuz-*', './boot/config-*'], { install: 'apt-get install tar', signal, stdin: 'pipe' });
+  const tar = spawnTool('tar', ['-x', '--no-same-owner', '--wildcards', '-C', into, ...patterns], { install: 'apt-get install tar', signal, stdin: 'pipe' });
   dpkg.child.stdout!.pipe(tar.child.stdin!);
   tar.child.stdin!.on('error', () => {}); // EPIPE if tar dies first: reported through its exit
   const [a, b] = await Promise.allSettled([dpkg.done, tar.done]);
-  for (const r of [a, b]) if (r.status === 'rejected') throw r.reason instanceof ToolError ? new Error(`extracting /boot from ${basename(deb)} failed: ${r.reason.message}`) : r.reason;
+  for (const r of [a, b]) if (r.status === 'rejected') throw r.reason instanceof ToolError ? new Error(`extracting ${patterns.join(' ')} from ${basename(deb)} failed: ${r.reason.message}`) : r.reason;
 }

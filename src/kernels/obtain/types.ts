@@ -32,3 +32,13 @@ export interface EnsureOptions {
    */
   signal?: AbortSignal;
 }
+
+/** Where apt looks for packages: extra `-o` options given to apt-cache and apt-get. */
+export interface AptSource {
+  /** shown in messages ("the machine's apt sources", "Debian sid (lockstep's own apt lists)") */
+  label: string;
+  /** e.g. ['-o', 'Dir::State::Lists=/cache/apt/sid/lists'] */
+  options: string[];
+  /** the Debian suite, for lockstep's own lists; absent = the machine's apt sources */
+  suite?: string;
+}

@@ -1,0 +1,108 @@
+// Debian suites as apt sources of lockstep's own: one sources.list, lists
+// and package cache per suite under the lockstep cache, reached with `-o`
+// options, so the machine's apt configuration is never read for sources
+// nor changed (its keyring verifies the Release signatures).
+//   <cacheDir>/apt/<suite>/{sources.list,lists/,cache/,status,updated}
+//   <cacheDir>/apt/<suite>.lock      held while one process runs apt-get update
+//
+// Lists older than LOCKSTEP_APT_MAX_AGE_H hours (default 12) are updated
+// at first use in a run; a failed update with older lists present keeps
+// them (logged), so an offline re-run still resolves.
+
+import { readFileSync } from 'node:fs';
+import { mkdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { acquireLock } from '../../util/lock.ts';
+import { ConfigError } from '../../util/errors.ts';
+import { runTool, ToolError } from '../../util/exec.ts';
+import { DEBIAN_SUITES } from './deb-kernels.ts';
+import type { AptSource } from './types.ts';
+
+export { DEBIAN_SUITES } from './deb-kernels.ts';
+
+
+export const DEBIAN_MIRROR = 'http://deb.debian.org/debian';
+
+/** The host's Debian codename (VERSION_CODENAME of /etc/os-release), or null off Debian. */
+export function hostSuite(osRelease = '/etc/os-release'): string | null {
+  try {
+    const m = /^VERSION_CODENAME=("?)([a-z-]+)\1$/m.exec(readFileSync(osRelease, 'utf8'));
+    return m ? m[2]! : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The `-o` options that point apt-get/apt-cache at `dir` (a suite's directory) only. Pure. */
+export function suiteAptOptions(dir: string): string[] {
+  const o = (k: string, v: string): string[] => ['-o', `${k}=${v}`];
+  return [
+    ...o('Dir::Etc::SourceList', join(dir, 'sources.list')), ...o('Dir::Etc::SourceParts', '-'),
+    ...o('Dir::State::Lists', join(dir, 'lists')), ...o('Dir::Cache', join(dir, 'cache')),
+    ...o('Dir::State::status', join(dir, 'status')),
+    ...o('Dir::Etc::Preferences', '/dev/null'), ...o('Dir::Etc::PreferencesParts', '-'),
+    ...o('APT::Architectures', 'amd64'), ...o('APT::Architecture', 'amd64'),
+    // the cache is root's: apt's _apt sandbox user could not write into it
+    ...o('APT::Sandbox::User', 'root'),
+  ];
+}
+
+/** The sources.list line of a suite. Pure. */
+export const suiteSourcesLine = (suite: string): string => `deb ${DEBIAN_MIRROR} ${suite} main\n`;
+
+export interface SuiteOptions {
+  cacheDir: string;
+  log: (m: string) => void;
+  signal?: AbortSignal;
+  /** update lists older than this, hours (default $LOCKSTEP_APT_MAX_AGE_H or 12; 0 = always) */
+  maxAgeHours?: number;
+}
+
+const maxAge = (o: SuiteOptions): number => o.maxAgeHours ?? (Number(process.env.LOCKSTEP_APT_MAX_AGE_H ?? '') || 12);
+
+/**
+ * An AptSource for Debian `suite` with lists no older than the refresh
+ * policy: `apt-get update` of lockstep's own lists under a per-suite lock
+ * when they are stale (one process updates, the others wait and reuse).
+ * Throws ConfigError when the suite is unknown, or when there are no lists
+ * and the update fails (no network).
+ */
+export async function suiteSource(suite: string, o: SuiteOptions, where: { file: string; field: string } = { file: 'suite', field: 'suite' }): Promise<AptSource> {
+  if (!(DEBIAN_SUITES as readonly string[]).includes(suite)) {
+    throw new ConfigError(where.file, where.field, `unknown Debian suite ${JSON.stringify(suite)}`, `use one of ${DEBIAN_SUITES.join(', ')}`);
+  }
+  const dir = join(o.cacheDir, 'apt', suite);
+  const src: AptSource = { label: `Debian ${suite} (lockstep's own apt lists)`, options: suiteAptOptions(dir), suite };
+  const stamp = join(dir, 'updated');
+  const age = async (): Promise<number> => stat(stamp).then((s) => (Date.now() - s.mtimeMs) / 3600_000, () => Infinity);
+  if ((await age()) < maxAge(o)) return src;
+  await mkdir(join(dir, 'lists', 'partial'), { recursive: true });
+  await mkdir(join(dir, 'cache', 'archives', 'partial'), { recursive: true });
+  const release = await acquireLock(join(o.cacheDir, 'apt', `${suite}.lock`), `apt lists of ${suite}`, { log: o.log, signal: o.signal, timeoutMs: 30 * 60_000 });
+  try {
+    const before = await age();
+    if (before < maxAge(o)) return src;
+    await writeFile(join(dir, 'sources.list'), suiteSourcesLine(suite));
+    await writeFile(join(dir, 'status'), '', { flag: 'a' });
+    o.log(`updating lockstep's apt lists of ${suite} (${before === Infinity ? 'none yet' : `${before.toFixed(1)} h old`})`);
+    const t0 = Date.now();
+    try {
+      await runTool('apt-get', [...src.options, 'update', '-q'], { install: 'this needs a Debian/Ubuntu machine with apt', env: { DEBIAN_FRONTEND: 'noninteractive' }, signal: o.signal });
+    } catch (e) {
+      if (!(e instanceof ToolError) || e.canceled) throw e;
+      const why = (e.stderr || e.message).split('\n').map((l) => l.trim()).filter(Boolean).slice(0, 2).join(' | ');
+      if (before !== Infinity) {
+        o.log(`warning: apt-get update of ${suite} failed (${why}); using the lists of ${before.toFixed(1)} h ago`);
+        return src;
+      }
+      throw new ConfigError(where.file, where.field, `cannot fetch the apt lists of Debian ${suite} from ${DEBIAN_MIRROR} (${why})`, 'check the network path to the Debian mirror, then run again');
+    }
+    const now = new Date();
+    await writeFile(stamp, `${now.toISOString()}\n`);
+    await utimes(stamp, now, now);
+    o.log(`apt lists of ${suite} updated in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    return src;
+  } finally {
+    await release();
+  }
+}

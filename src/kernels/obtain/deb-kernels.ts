@@ -1,0 +1,120 @@
+// Debian kernel packages by name and version: which layout a package has,
+// which ABI and flavour it carries, the upstream version of a Debian
+// version, the newest of a series, the nearest to a wanted one. Pure.
+//
+// Two layouts (both seen on deb.debian.org, November 2026):
+// - up to Debian 13 (bullseye..trixie): linux-image-<abi>-unsigned holds
+//   /boot/vmlinuz-<abi> and /boot/config-<abi>;
+// - Debian 14 (sid, experimental, linux 7.x): linux-image-<abi> is a meta
+//   package; the kernel is linux-binary-unsigned-<abi> with
+//   usr/lib/modules/<abi>/vmlinuz.unsigned (linux-binary-<abi>: the signed
+//   vmlinuz), the config is in linux-base-<abi> at usr/lib/modules/<abi>/config.
+
+import semver from 'semver';
+
+/** The suites lockstep keeps apt lists of (deb.debian.org, component main). buster is gone from the mirror. */
+export const DEBIAN_SUITES = ['bullseye', 'bookworm', 'bookworm-backports', 'trixie', 'forky', 'sid', 'experimental'] as const;
+export type DebianSuite = (typeof DEBIAN_SUITES)[number];
+
+export type DebLayout = 'boot' | 'modules';
+
+export interface KernelPackage {
+  package: string;
+  /** uname -r, e.g. "6.1.0-54-cloud-amd64", "7.2.13+deb14-cloud-amd64" */
+  abi: string;
+  /** e.g. "cloud-amd64" */
+  flavour: string;
+  layout: DebLayout;
+}
+
+/** The flavour every built-in Debian spec uses: small, virtio drivers built in. */
+export const DEFAULT_FLAVOUR = 'cloud-amd64';
+
+const ABI_RE = /^(\d+\.\d+(?:\.\d+)?(?:\+deb\d+)?(?:-\d+)?)-([a-z0-9][a-z0-9-]*)$/;
+
+/** A kernel image package name read as layout, ABI and flavour; null for anything else (meta, -dbg, headers). */
+export function kernelPackage(name: string): KernelPackage | null {
+  let abi: string;
+  let layout: DebLayout;
+  if (name.startsWith('linux-binary-unsigned-')) { abi = name.slice('linux-binary-unsigned-'.length); layout = 'modules'; }
+  else if (name.startsWith('linux-binary-')) { abi = name.slice('linux-binary-'.length); layout = 'modules'; }
+  else if (name.startsWith('linux-image-')) { abi = name.slice('linux-image-'.length).replace(/-unsigned$/, ''); layout = 'boot'; }
+  else return null;
+  const m = ABI_RE.exec(abi);
+  if (!m || m[2]!.endsWith('-dbg')) return null;
+  return { package: name, abi, flavour: m[2]!, layout };
+}
+
+/** The package that holds a modules-layout kernel's config: linux-base-<abi>. */
+export const configPackage = (p: KernelPackage): string | null => (p.layout === 'modules' ? `linux-base-${p.abi}` : null);
+
+/**
+ * The upstream kernel version of a Debian package version, as the model
+ * reads it: "6.12.117-1~deb12u1" -> "6.12.117", "7.3~rc7-1~exp1" -> "7.3-rc7",
+ * "1:5.10.223-1" -> "5.10.223".
+ */
+export function upstreamOf(debVersion: string): string {
+  const noEpoch = debVersion.replace(/^\d+:/, '');
+  const i = noEpoch.lastIndexOf('-');
+  return (i > 0 ? noEpoch.slice(0, i) : noEpoch).replace(/~/g, '-');
+}
+
+/** semver of an upstream version, release candidates as prereleases (7.3-rc7 < 7.3). */
+const sv = (upstream: string): semver.SemVer | null => semver.coerce(upstream, { includePrerelease: true });
+
+/** Does `upstream` belong to `series` ("6.12" = any 6.12.x, "7" = any 7.x)? */
+export function inSeries(upstream: string, series: string): boolean {
+  const v = sv(upstream);
+  if (!v) return false;
+  const [maj, min] = series.split('.').map(Number);
+  return v.major === maj && (min === undefined || v.minor === min);
+}
+
+export interface DebRow {
+  package: string;
+  /** the Debian version */
+  version: string;
+}
+
+/** Newer first: by upstream (rc before release), then the Debian version (numeric-aware), then the name. */
+export function compareRows(a: DebRow, b: DebRow): number {
+  const x = sv(upstreamOf(a.version));
+  const y = sv(upstreamOf(b.version));
+  if (x && y && semver.compare(x, y) !== 0) return semver.compare(y, x);
+  return b.version.localeCompare(a.version, 'en', { numeric: true }) || a.package.localeCompare(b.package);
+}
+
+/** The newest row (of `series` when given), or null. */
+export function newest(rows: readonly DebRow[], series?: string): DebRow | null {
+  const fit = series === undefined ? [...rows] : rows.filter((r) => inSeries(upstreamOf(r.version), series));
+  return fit.sort(compareRows)[0] ?? null;
+}
+
+const weight = (upstream: string): number => {
+  const v = sv(upstream);
+  return v ? v.major * 1e8 + v.minor * 1e4 + v.patch : 0;
+};
+
+/** Up to `n` rows closest to the upstream version `want`, nearest first. */
+export function nearest(rows: readonly DebRow[], want: string, n = 3): DebRow[] {
+  const w = weight(want);
+  return [...rows].sort((a, b) => Math.abs(weight(upstreamOf(a.version)) - w) - Math.abs(weight(upstreamOf(b.version)) - w) || compareRows(a, b)).slice(0, n);
+}
+
+/** "pkg=ver, pkg=ver" */
+export const rowsText = (rows: readonly DebRow[]): string => rows.map((r) => `${r.package}=${r.version}`).join(', ');
+
+/** Parse `apt-cache madison P...` output into rows (one per package and version; sources lines dropped). */
+export function parseMadison(out: string): DebRow[] {
+  const rows: DebRow[] = [];
+  const seen = new Set<string>();
+  for (const line of out.split('\n')) {
+    const f = line.split('|').map((x) => x.trim());
+    if (f.length < 3 || !/Packages$/.test(f[2]!)) continue;
+    const key = `${f[0]}=${f[1]}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    rows.push({ package: f[0]!, version: f[1]! });
+  }
+  return rows;
+}
