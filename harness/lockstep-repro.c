@@ -1705,6 +1705,7 @@ static void emit_hello(void)
 	l_str(&l, "version", u.version);
 	l_str(&l, "machine", u.machine);
 	l_int(&l, "online_cpus", online_cpus(NULL, 0));
+	l_int(&l, "page_kb", g_page / 1024);
 	l_int(&l, "mlock_kb", mlock);
 	l_int(&l, "paranoid", paranoid);
 	l_bool(&l, "perfmon", last_cap >= CAP_PERFMON);

@@ -562,3 +562,89 @@ t.test('exit: the dying worker gives its charges back, V4 keeps the re-mmap leak
   }
   t.end();
 });
+
+// ---------------------------------------------------------------------------
+// Issue 14: the counter split keyed on the upstream version line, page size
+
+t.test('counter split: "perf: Track the perf mlock gift separately" by upstream line (stable 6.1.191, 6.12.115; sid 7.2.13)', async (t) => {
+  const { counterFor, resolveExpect } = await import('../src/kernels/expect.ts');
+  const { parseSpec } = await import('../src/kernels/spec.ts');
+  const c = (v: string): string => counterFor(v).row.counter;
+  // stable 6.1.191: the change, inside Debian 6.1.192's ChangeLog-6.1.191 list
+  t.equal(c('6.1.190'), 'shared', '6.1.190 (Debian bookworm, measured V3/shared)');
+  t.equal(c('6.1.191'), 'perf', 'stable 6.1.191');
+  t.equal(c('6.1.192'), 'perf', '6.1.192 (Debian bookworm-security, measured V3/perf)');
+  // stable 6.12.115
+  t.equal(c('6.12.114'), 'shared');
+  t.equal(c('6.12.115'), 'perf', 'stable 6.12.115');
+  t.equal(c('6.12.117'), 'perf');
+  // not in mainline up to 7.3-rc7 (measured: experimental 7.3-rc7 V4/shared); host 6.18.44 measured shared
+  for (const v of ['6.13.0', '6.15.0', '6.18.0', '6.18.44', '7.0.0', '7.1.0', '7.2.0', '7.3.0-rc7', '7.3.0']) t.equal(c(v), 'shared', `${v}: mainline / measured shared`);
+  // sid 7.2.13 measured V4/perf
+  t.equal(c('7.2.13'), 'perf', 'sid 7.2.13');
+  t.equal(c('7.2.20'), 'perf');
+  // nothing known: the counter stays open, never a guess
+  for (const v of ['6.6.1', '6.6.120', '6.18.45', '7.0.5', '7.1.9', '7.2.1', '7.2.12', '7.3.2', '7.4.0', '8.0.0']) t.equal(c(v), 'unknown', `${v}: unknown`);
+  // the distro does not matter any more: an upstream 6.1.192 image is perf too
+  const img = (version: string) => parseSpec({ id: 'k', kind: 'image', path: '/k', version }, 'x.json');
+  t.equal(logicLabel(resolveExpect(img('6.1.192'), '6.1.192').logic!), 'V3/perf');
+  t.equal(logicLabel(resolveExpect(img('7.0.3'), '7.0.3').logic!), 'V4/unknown');
+  t.match(resolveExpect(img('7.0.3'), '7.0.3').reason, /7\.0\.y: not known/);
+});
+
+t.test('an unknown counter carries both predictions; the measurement picks, never a guessed MISMATCH', async (t) => {
+  const { diffExpected } = await import('../src/diff/classify.ts');
+  const { syntheticMeasured } = await import('../src/scenario/discriminate.ts');
+  // io_uring ballast then a probe: shared and perf differ.
+  const s = scenario([{ op: 'probe' }, { op: 'ballast', via: 'io_uring', pages: 100 }, { op: 'probe' }], { cpus: 2 });
+  for (const counter of ['shared', 'perf'] as const) {
+    const measured = syntheticMeasured(s, simulate(s, { accounting: 'V4', counter }));
+    const d = diffExpected({ scenario: s, measured }, { accounting: 'V4', counter: 'unknown' });
+    t.equal(d.verdict, 'MATCH', `a ${counter} kernel matches the open expectation`);
+    t.equal(d.counterNote, `counter: unknown, measured ${counter}`);
+    t.same(d.logic, { accounting: 'V4', counter });
+    const known = diffExpected({ scenario: s, measured }, { accounting: 'V4', counter: counter === 'shared' ? 'perf' : 'shared' });
+    t.equal(known.verdict, 'MISMATCH', `a known wrong counter still mismatches (${counter})`);
+    t.equal(known.counterNote, undefined);
+  }
+  const plain = scenario([{ op: 'probe' }], { cpus: 2 });
+  const both = diffExpected({ scenario: plain, measured: syntheticMeasured(plain, simulate(plain, shared('V4'))) }, { accounting: 'V4', counter: 'unknown' });
+  t.equal(both.counterNote, 'counter: unknown, not told apart by this cell');
+  const v0 = syntheticMeasured(s, simulate(s, shared('V0')));
+  v0[0]!.headroom = 1; // no logic fits
+  t.equal(diffExpected({ scenario: s, measured: v0 }, { accounting: 'V4', counter: 'unknown' }).verdict, 'MISMATCH', 'a kernel neither counter explains still mismatches');
+});
+
+t.test('page size is a model input: default perf_event_mlock_kb = 512 + PAGE_SIZE/1024 (kernel/events/core.c)', async (t) => {
+  const { defaultMlockKb, rlimitPages, checkPageKb } = await import('../src/model/accounting.ts');
+  const { diffCell } = await import('../src/diff/diff.ts');
+  const { syntheticMeasured } = await import('../src/scenario/discriminate.ts');
+  t.equal(defaultMlockKb(4), 516);
+  t.equal(defaultMlockKb(16), 528);
+  t.equal(defaultMlockKb(64), 576);
+  t.equal(userLockLimit(defaultMlockKb(4), 1, 4), 129, '129 pages per CPU on 4K pages');
+  t.equal(userLockLimit(defaultMlockKb(16), 1, 16), 33, '33 on 16K');
+  t.equal(userLockLimit(defaultMlockKb(64), 1, 64), 9, '9 on 64K');
+  t.equal(rlimitPages(8192, 64), 128, 'RLIMIT_MEMLOCK >> PAGE_SHIFT');
+  t.equal(rlimitPages(8192), 2048);
+  t.throws(() => checkPageKb(8), RangeError);
+  // 64K pages: 2 CPUs at 576 kB = 18 pages; four 4-page buffers spill the last 2 pages
+  const s = scenario([...maps(4, 4, 'b', 2), { op: 'probe' }], { cpus: 2, mlock_kb: 576, rlimit_kb: 8192 });
+  const e = simulate(s, shared('V3'), { pageKb: 64 });
+  t.same(mapIdx(s).map((i) => e[i]!.pinned), [0, 0, 0, 2]);
+  t.equal(e[4]!.headroom, 0);
+  t.equal(e[mapIdx(s)[3]!]!.check!.lockLimit, 128);
+  // the diff reads VmPin in the same pages
+  const m = syntheticMeasured(s, e).map((x) => ({ ...x, vmpin_kb: (x.vmpin_kb / 4) * 64 }));
+  t.equal(diffCell(s.ops, m, e, 64).verdict, 'MATCH', 'VmPin kB / 64 on a 64K kernel');
+  t.equal(diffCell(s.ops, m, e).verdict, 'MISMATCH', 'read as 4K pages it would not match');
+});
+
+t.test('simOptionsForVersion carries the reported page size', async (t) => {
+  const { simOptionsForVersion, kernelTriple } = await import('../src/model/simulate.ts');
+  t.strictSame(simOptionsForVersion('6.12.115', 16), { pageKb: 16, bpfChargesUser: false });
+  t.throws(() => simOptionsForVersion('6.12.115', 3), RangeError);
+  t.same(kernelTriple('7.3.0-rc7'), [7, 3, 0]);
+  t.same(kernelTriple('5.3'), [5, 3, 0]);
+  t.equal(kernelTriple('x'), null);
+});

@@ -3,7 +3,7 @@
 // observe. Pure: no I/O, no clocks, no randomness.
 
 import { type CompiledScenario, mappingPages, userLockLimit } from '../scenario/ops.ts';
-import { type Logic, type Split, SPLITS, rlimitPages } from './accounting.ts';
+import { DEFAULT_PAGE_KB, type Logic, type Split, SPLITS, checkPageKb, rlimitPages } from './accounting.ts';
 
 /** What the kernel's check in perf_mmap() computed for a new ring buffer (pages). */
 export interface MapCheck {
@@ -17,14 +17,14 @@ export interface MapCheck {
   locked: number;
   /** RLIMIT_MEMLOCK >> PAGE_SHIFT (2^52 - 1 when unlimited) */
   lockLimit: number;
-  /** (perf_event_mlock_kb >> 2) * num_online_cpus() at the time of the call */
+  /** (perf_event_mlock_kb >> (PAGE_SHIFT - 10)) * num_online_cpus() at the time of the call */
   userLockLimit: number;
 }
 
 export interface ExpectedOp {
   ok: boolean;
   errno: '' | 'EPERM';
-  /** the worker's mm->pinned_vm (VmPin / 4) in pages after the op */
+  /** the worker's mm->pinned_vm (VmPin kB / page kB) in native pages after the op */
   pinned: number;
   /** perf's per-user counter (U) in pages after the op */
   user: number;
@@ -50,15 +50,40 @@ export interface SimulateOptions {
    * Only matters for counter 'shared'.
    */
   bpfChargesUser?: boolean;
+  /**
+   * The kernel's PAGE_SIZE in kB (4, 16 or 64; default 4). Every quantity of
+   * the model is in these native pages: the header page, user_extra,
+   * RLIMIT_MEMLOCK >> PAGE_SHIFT, VmPin. The guest reports it in `hello`.
+   */
+  pageKb?: number;
 }
 
-/** The simulator options a kernel's version implies (BPF charging before 5.11). */
-export function simOptionsForVersion(version: string): SimulateOptions {
-  const m = /^(\d+)\.(\d+)/.exec(version);
-  if (!m) return {};
-  const major = Number(m[1]);
-  const minor = Number(m[2]);
-  return { bpfChargesUser: major < 5 || (major === 5 && minor < 11) };
+/** [major, minor, patch] of a kernel version string, or null. "7.3.0-rc7" -> [7, 3, 0]. */
+export function kernelTriple(version: string): [number, number, number] | null {
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(version);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : null;
+}
+
+/** Is kernel version `v` at least `min` (both [major, minor, patch])? */
+export const atLeast = (v: readonly number[], min: readonly number[]): boolean => {
+  for (let k = 0; k < 3; k++) if (v[k] !== min[k]) return v[k]! > min[k]!;
+  return true;
+};
+
+/**
+ * The simulator options a kernel's version implies: BPF maps charge
+ * user->locked_vm before v5.11 (Roman Gushchin's series moving BPF to
+ * memcg-based accounting, merged for v5.11). `pageKb` is the
+ * kernel's page size when known (hello), default 4. An unreadable version
+ * gives the defaults.
+ */
+export function simOptionsForVersion(version: string, pageKb?: number): SimulateOptions {
+  const v = kernelTriple(version);
+  const out: SimulateOptions = {};
+  if (pageKb !== undefined) out.pageKb = checkPageKb(pageKb);
+  if (v === null) return out;
+  out.bpfChargesUser = !atLeast(v, [5, 11, 0]);
+  return out;
 }
 
 /** The reproducer's probe stops after this many maps without a spill. */
@@ -103,11 +128,12 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
   const ioUringExtra = opts?.ioUringExtraPages ?? 0;
   const bpfCharges = opts?.bpfChargesUser ?? false;
   if (!Number.isInteger(ioUringExtra) || ioUringExtra < 0) throw new RangeError(`ioUringExtraPages must be a whole number >= 0, got ${ioUringExtra}`);
+  const pageKb = checkPageKb(opts?.pageKb ?? DEFAULT_PAGE_KB);
 
   const cap = s.cap_ipc_lock;
   let mlockKb = s.mlock_kb;
   let paranoid = s.paranoid;
-  let R = rlimitPages(s.rlimit_kb);
+  let R = rlimitPages(s.rlimit_kb, pageKb);
   // Online CPUs: 0..cpus-1 at start (the reproducer checks the count); `cpu` ops toggle ids.
   const offline = new Set<number>();
   const extraOnline = new Set<number>();
@@ -174,7 +200,7 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
         break;
       }
       case 'probe': {
-        const L = userLockLimit(mlockKb, cpus);
+        const L = userLockLimit(mlockKb, cpus, pageKb);
         const limited = paranoid > -1 && !cap;
         let ok = true;
         let headroom: number;
@@ -199,7 +225,7 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
       case 'ballast': {
         if (op.via === 'perf') {
           // A helper with CAP_IPC_LOCK (never refused) maps fresh buffers in order.
-          const L = userLockLimit(mlockKb, cpus);
+          const L = userLockLimit(mlockKb, cpus, pageKb);
           let hp = 0;
           const bl = op.buffers;
           for (let k = 0; k < bl.length; k++) {
@@ -224,7 +250,7 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
         // new worker starts with the scenario's RLIMIT_MEMLOCK and no pins.
         for (const b of bufs.values()) releaseBuf(b);
         bufs.clear();
-        R = rlimitPages(s.rlimit_kb);
+        R = rlimitPages(s.rlimit_kb, pageKb);
         out[i] = { ok: true, errno: '', pinned: P, user: U };
         break;
       }
@@ -235,7 +261,7 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
         break;
       }
       case 'rlimit': {
-        R = rlimitPages(op.memlock_kb);
+        R = rlimitPages(op.memlock_kb, pageKb);
         out[i] = { ok: true, errno: '', pinned: P, user: U };
         break;
       }
@@ -263,7 +289,7 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
 
   /** A new ring buffer for `b`: split, check, charge. */
   function firstMapping(b: Buf): ExpectedOp {
-    const L = userLockLimit(mlockKb, cpus);
+    const L = userLockLimit(mlockKb, cpus, pageKb);
     split(U, b.ue, L, sp);
     const locked = P + sp.extra;
     const check: MapCheck = { userLocked: sp.userLocked, extra: sp.extra, pinnedBefore: P, locked, lockLimit: R, userLockLimit: L };

@@ -5,7 +5,7 @@
 import { classify } from '../diff/classify.ts';
 import { ALL_LOGICS, type Logic } from '../model/accounting.ts';
 import { simOptionsForVersion } from '../model/simulate.ts';
-import type { CompiledScenario } from '../scenario/ops.ts';
+import { type CompiledScenario, PAGE_KB } from '../scenario/ops.ts';
 import { logicClasses, pinnedSeries } from '../scenario/discriminate.ts';
 import type { CellResult, CellVerdict, Results } from '../results/schema.ts';
 
@@ -83,7 +83,7 @@ export function scenarioIds(r: Results): string[] {
 /** Worker VmPin (pages) after each map call, measured. */
 export function measuredSeries(c: CellResult): number[] {
   if (c.pinned_measured.length) return c.pinned_measured;
-  return c.measured.filter((m) => m.op === 'map').map((m) => m.vmpin_kb / 4);
+  return c.measured.filter((m) => m.op === 'map').map((m) => m.vmpin_kb / PAGE_KB);
 }
 
 /** The same, as the kernel's expected logic predicts it ([] when unknown). */

@@ -2,7 +2,10 @@
 // (src/model) and the native reproducer (harness/) execute. Pure types and
 // small pure helpers only; no I/O here.
 
-export const PAGE_KB = 4;
+import { DEFAULT_PAGE_KB } from '../model/accounting.ts';
+
+/** kB per page where the kernel's page size is not known (x86_64): what compile-time "L" and the default diff use. */
+export const PAGE_KB = DEFAULT_PAGE_KB;
 
 /** Which sysctls a scenario may set. Values are what /proc/sys/kernel takes. */
 export type SysctlName = 'perf_event_mlock_kb' | 'perf_event_paranoid';
@@ -98,8 +101,12 @@ export function ballastBuffers(pages: number): number[] {
 /** Pages a mapping of `data_pages` costs (the kernel's user_extra). */
 export const mappingPages = (dataPages: number): number => dataPages + 1;
 
-/** user_lock_limit in pages, as perf_mmap() computes it. */
-export const userLockLimit = (mlockKb: number, cpus: number): number => (mlockKb >> 2) * cpus;
+/**
+ * user_lock_limit in native pages, as perf_mmap() computes it:
+ * (perf_event_mlock_kb >> (PAGE_SHIFT - 10)) * num_online_cpus(), for pages
+ * of `pageKb` kB (a power of two, so the shift is a floor division).
+ */
+export const userLockLimit = (mlockKb: number, cpus: number, pageKb: number = PAGE_KB): number => Math.floor(mlockKb / pageKb) * cpus;
 
 /**
  * Serialise a compiled scenario to the reproducer's line protocol
