@@ -531,10 +531,10 @@ t.test('ballast via bpf: charges U only on a shared counter of a kernel before 5
 
 t.test('simOptionsForVersion: BPF charges locked_vm before 5.11 only', async (t) => {
   const { simOptionsForVersion } = await import('../src/model/simulate.ts');
-  t.strictSame(simOptionsForVersion('4.19.103'), { bpfChargesUser: true });
-  t.strictSame(simOptionsForVersion('5.10.200'), { bpfChargesUser: true });
-  t.strictSame(simOptionsForVersion('5.11.0'), { bpfChargesUser: false });
-  t.strictSame(simOptionsForVersion('6.18.44-fc-v509'), { bpfChargesUser: false });
+  t.equal(simOptionsForVersion('4.19.103').bpfChargesUser, true);
+  t.equal(simOptionsForVersion('5.10.200').bpfChargesUser, true);
+  t.equal(simOptionsForVersion('5.11.0').bpfChargesUser, false);
+  t.equal(simOptionsForVersion('6.18.44-fc-v509').bpfChargesUser, false);
   t.strictSame(simOptionsForVersion('junk'), {});
 });
 
@@ -642,9 +642,99 @@ t.test('page size is a model input: default perf_event_mlock_kb = 512 + PAGE_SIZ
 
 t.test('simOptionsForVersion carries the reported page size', async (t) => {
   const { simOptionsForVersion, kernelTriple } = await import('../src/model/simulate.ts');
-  t.strictSame(simOptionsForVersion('6.12.115', 16), { pageKb: 16, bpfChargesUser: false });
+  t.equal(simOptionsForVersion('6.12.115', 16).pageKb, 16);
   t.throws(() => simOptionsForVersion('6.12.115', 3), RangeError);
   t.same(kernelTriple('7.3.0-rc7'), [7, 3, 0]);
   t.same(kernelTriple('5.3'), [5, 3, 0]);
   t.equal(kernelTriple('x'), null);
+});
+
+t.test('new errors by version: partial munmap EINVAL (v6.17; 6.16.1, 6.12.42, 6.1.148), map_output EBUSY (6.19, 6.18.8)', async (t) => {
+  const { simOptionsForVersion } = await import('../src/model/simulate.ts');
+  const einval = (v: string) => simOptionsForVersion(v).partialMunmapEinval;
+  const ebusy = (v: string) => simOptionsForVersion(v).mapOutputEbusy;
+  t.equal(einval('6.1.147'), false);
+  t.equal(einval('6.1.148'), true, 'stable 6.1.148 (Debian changelog: "perf/core: Prevent VMA split of buffer mappings")');
+  t.equal(einval('6.12.41'), false);
+  t.equal(einval('6.12.42'), true, 'stable 6.12.42');
+  t.equal(einval('6.16.0'), false);
+  t.equal(einval('6.16.1'), true, 'stable 6.16.1');
+  t.equal(einval('6.17.0'), true, 'v6.17');
+  t.equal(einval('7.2.13'), true);
+  t.equal(einval('5.10.200'), false);
+  t.equal(ebusy('6.18.7'), false);
+  t.equal(ebusy('6.18.8'), true, 'stable 6.18.8');
+  t.equal(ebusy('6.18.44'), true);
+  t.equal(ebusy('6.19.0'), true, 'v6.19');
+  t.equal(ebusy('6.15.0'), false);
+  t.equal(ebusy('6.12.117'), false);
+  const secret = (v: string) => simOptionsForVersion(v).secretmemChargesUser;
+  t.equal(secret('6.1.190'), false);
+  t.equal(secret('6.1.191'), true, 'stable 6.1.191 ("mm/secretmem: properly account locked pages")');
+  t.equal(secret('6.12.112'), false);
+  t.equal(secret('6.12.113'), true, 'stable 6.12.113');
+  t.end();
+});
+
+t.test('unmap_part: EINVAL where refused, else ok with the charges kept until the rest goes', (t) => {
+  const s = scenario([{ op: 'map', buf: 'a', cpu: 0, data_pages: 4 }, { op: 'unmap_part', buf: 'a' }, { op: 'probe' }, { op: 'unmap', buf: 'a' }, { op: 'probe' }], { cpus: 2 });
+  for (const partialMunmapEinval of [false, true]) {
+    const e = simulate(s, shared('V3'), { partialMunmapEinval });
+    t.equal(e[1]!.ok, !partialMunmapEinval);
+    t.equal(e[1]!.errno, partialMunmapEinval ? 'EINVAL' : '');
+    t.equal(e[2]!.headroom, 258 - 5, 'still charged');
+    t.equal(e[4]!.headroom, 258, 'all given back by the unmap');
+  }
+  t.end();
+});
+
+t.test('map_output: shares the ring buffer (V3), charges again and leaks (V4 before 6.18.8), EBUSY (6.18.8+, 6.19)', (t) => {
+  const s = scenario([
+    { op: 'map', buf: 'a', cpu: 0, data_pages: 4 },
+    { op: 'map_output', buf: 'c', to: 'a' },
+    { op: 'probe' },
+    { op: 'unmap', buf: 'a' },
+    { op: 'probe' },
+    { op: 'unmap', buf: '*' },
+    { op: 'probe' },
+  ], { cpus: 2 });
+  const v3 = simulate(s, shared('V3'));
+  t.same([v3[1]!.ok, v3[2]!.headroom, v3[4]!.headroom, v3[6]!.headroom], [true, 253, 253, 258], 'V3: shared, held by c after a goes, all back at the end');
+  const v4 = simulate(s, shared('V4'));
+  t.same([v4[1]!.ok, v4[2]!.headroom, v4[4]!.headroom, v4[6]!.headroom], [true, 248, 248, 253], 'V4: charged again, 5 pages leak');
+  const busy = simulate(s, shared('V4'), { mapOutputEbusy: true });
+  t.same([busy[1]!.ok, busy[1]!.errno, busy[2]!.headroom, busy[4]!.headroom], [false, 'EBUSY', 253, 258], 'EBUSY: nothing shared, nothing leaked');
+  t.end();
+});
+
+t.test('the EPERM rule and io_uring: perf charges on a shared counter make a registration fail with ENOMEM', (t) => {
+  // RLIMIT 1024 kB = 256 pages. Fill U with 258 pages of perf (L), then register 100 pages.
+  const s = scenario([
+    { op: 'map', buf: 'a', cpu: 0, data_pages: 128 },
+    { op: 'map', buf: 'b', cpu: 1, data_pages: 64 },
+    { op: 'uring', pages: 100 },
+    { op: 'unmap', buf: '*' },
+    { op: 'uring', pages: 100 },
+    { op: 'map', buf: 'c', cpu: 0, data_pages: 256 },
+  ], { cpus: 2, rlimit_kb: 1024 });
+  const sh = simulate(s, shared('V3'));
+  t.same([sh[2]!.ok, sh[2]!.errno], [false, 'ENOMEM'], 'shared: U 194 + 100 > 256: ENOMEM');
+  t.same([sh[4]!.ok, sh[4]!.pinned], [true, 100], 'after the unmap it fits; VmPin grows by the registration');
+  t.same([sh[5]!.ok, sh[5]!.pinned, sh[5]!.check!.extra], [true, 199, 99], 'the registration took U: 100 + 257 - 258 = 99 pages spill to pinned_vm');
+  const pf = simulate(s, { accounting: 'V3', counter: 'perf' });
+  t.same([pf[2]!.ok, pf[2]!.pinned], [true, 100], 'perf counter: io_uring does not see perf\'s charges');
+  const capped = simulate({ ...s, cap_ipc_lock: true }, shared('V3'));
+  t.equal(capped[2]!.ok, true, 'CAP_IPC_LOCK: io_uring checks nothing');
+  // EPERM: P from io_uring counts against RLIMIT_MEMLOCK in perf_mmap() too
+  const e = simulate(scenario([{ op: 'uring', pages: 250 }, { op: 'map', buf: 'x', cpu: 0, data_pages: 256 }], { cpus: 2, rlimit_kb: 1024 }), shared('V3'));
+  t.same([e[1]!.ok, e[1]!.errno, e[1]!.check!.extra, e[1]!.check!.locked], [false, 'EPERM', 249, 499], 'perf: pinned_vm 250 (io_uring) + extra 249 > 256: EPERM');
+  t.end();
+});
+
+t.test('memfd_secret ballast: eats the shared allowance where it charges user->locked_vm (6.1.191+, 6.12.113+)', (t) => {
+  const s = scenario([{ op: 'ballast', via: 'memfd_secret', pages: 100 }, { op: 'probe' }], { cpus: 2 });
+  t.equal(simulate(s, shared('V3'), { secretmemChargesUser: true })[1]!.headroom, 158, 'shared counter eaten');
+  t.equal(simulate(s, { accounting: 'V3', counter: 'perf' }, { secretmemChargesUser: true })[1]!.headroom, 258, 'perf counter untouched');
+  t.equal(simulate(s, shared('V3'))[1]!.headroom, 258, 'kernels that do not charge it');
+  t.end();
 });

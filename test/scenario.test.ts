@@ -64,6 +64,8 @@ const EXPECTED_BUILTINS = [
   'cpu-offline',
   'exit-returns',
   'incident',
+  'mapping-errors',
+  'memfd-secret',
   'munmap-returns',
   'overage',
   'paranoid-minus-one',
@@ -72,6 +74,7 @@ const EXPECTED_BUILTINS = [
   'rlimit-sweep',
   'shared-counter',
   'sysctl-lowered',
+  'uring-refused',
 ];
 
 t.test('every built-in scenario file loads, and is runnable', (t) => {
@@ -305,6 +308,12 @@ t.test('every built-in but the sanity cells tells some logics apart', (t) => {
     if (s.id === 'bpf-ballast') {
       t.equal(c.length, 1, 'bpf-ballast: one class on 5.11+');
       t.equal(logicClasses(s.compiled, { bpfChargesUser: true }).length, 2, 'bpf-ballast: shared | perf before 5.11');
+      continue;
+    }
+    // memfd_secret charges user->locked_vm only on 6.1.191+ / 6.12.113+ (mm/secretmem: properly account locked pages).
+    if (s.id === 'memfd-secret') {
+      t.equal(c.length, 1, 'memfd-secret: one class where memfd_secret charges nothing');
+      t.equal(classesLabel(logicClasses(s.compiled, { secretmemChargesUser: true })).split(' | ').length, 2, 'memfd-secret: shared | perf where it charges');
       continue;
     }
     t.ok(c.length >= 2, `${s.id}: ${c.length} classes`);
@@ -687,6 +696,10 @@ function protocolLine(line: string): boolean {
     `ballast perf(?:(?: ${N})+| )`,
     `ballast io_uring ${N}`,
     `ballast bpf ${N}`,
+    `ballast memfd_secret ${N}`,
+    `uring [1-9][0-9]*`,
+    `unmap_part ${ID}`,
+    `map_output ${ID} ${ID}`,
     'exit',
     `map ${ID} ${N} ${N}`,
     `remap ${ID}`,

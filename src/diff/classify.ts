@@ -22,8 +22,8 @@ export interface Calibration {
  * How many pages io_uring charges to user->locked_vm besides the registered
  * buffers (its rings, on some kernels) is not something the model can know.
  * When the logic's counter is 'shared' and the scenario has `ballast io_uring`
- * ops followed by a `probe`, infer it from the first probe after the first
- * io_uring ballast:
+ * (or worker `uring`) ops followed by a `probe`, infer it from the first probe
+ * after the first of them:
  *
  *   x = (expectedHeadroom(with 0) - measuredHeadroom) / (io_uring ballasts before that probe)
  *
@@ -40,7 +40,7 @@ export function calibrate(s: CompiledScenario, logic: Logic, measured: readonly 
   let probe = -1;
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
-    if (op.op === 'ballast' && op.via === 'io_uring') ballasts++;
+    if ((op.op === 'ballast' && op.via === 'io_uring') || op.op === 'uring') ballasts++;
     else if (op.op === 'probe' && ballasts > 0) {
       probe = i;
       break;

@@ -32,6 +32,34 @@ export type Op =
    */
   | { op: 'ballast'; via: 'bpf'; pages: number }
   /**
+   * A helper (no CAP_IPC_LOCK, RLIMIT_MEMLOCK unlimited) maps `pages` pages
+   * of memfd_secret(2) memory and touches each: stables 6.1.191+ and
+   * 6.12.113+ ("mm/secretmem: properly account locked pages") charge them to
+   * user->locked_vm. ENOSYS where secretmem is off: the reproducer skips the
+   * scenario with the reason.
+   */
+  | { op: 'ballast'; via: 'memfd_secret'; pages: number }
+  /**
+   * Worker: registers `pages` pages as io_uring fixed buffers itself: io_uring
+   * refuses with ENOMEM when user->locked_vm + pages > its RLIMIT_MEMLOCK
+   * (no check with CAP_IPC_LOCK), else charges user->locked_vm and adds the
+   * pages to mm->pinned_vm. Kept until the worker exits.
+   */
+  | { op: 'uring'; pages: number }
+  /**
+   * Worker: munmap the last page of `buf`'s first mapping: EINVAL since v6.17
+   * (stables 6.16.1, 6.12.42, 6.1.148); before, the split succeeds and nothing
+   * is given back until the rest is unmapped.
+   */
+  | { op: 'unmap_part'; buf: string }
+  /**
+   * Worker: a new event `buf` on `to`'s CPU, PERF_EVENT_IOC_SET_OUTPUT to
+   * `to`, then mmap of it at `to`'s size: shares `to`'s ring buffer before
+   * v6.15, shares it and charges the per-user counter again (never given
+   * back) from v6.15 to 6.18.7, EBUSY from 6.19 and 6.18.8.
+   */
+  | { op: 'map_output'; buf: string; to: string }
+  /**
    * Worker: exits (every mapping goes with it) and a fresh worker of the same
    * uid, caps and initial RLIMIT_MEMLOCK takes its place. The per-user counter
    * survives because a ballast helper keeps the uid alive (load.ts insists).
@@ -127,6 +155,9 @@ export function opLine(op: Op): string {
     case 'sysctl': return `sysctl ${op.name === 'perf_event_mlock_kb' ? 'mlock_kb' : 'paranoid'} ${op.value}`;
     case 'rlimit': return `rlimit ${op.memlock_kb === null ? 'inf' : op.memlock_kb}`;
     case 'ballast': return op.via === 'perf' ? `ballast perf ${op.buffers.join(' ')}` : `ballast ${op.via} ${op.pages}`;
+    case 'uring': return `uring ${op.pages}`;
+    case 'unmap_part': return `unmap_part ${op.buf}`;
+    case 'map_output': return `map_output ${op.buf} ${op.to}`;
     case 'exit': return 'exit';
     case 'map': return `map ${op.buf} ${op.cpu} ${op.data_pages}`;
     case 'remap': return `remap ${op.buf}`;
