@@ -968,6 +968,30 @@ static void fail(struct rep *r, int err, const char *msg)
 		snprintf(r->msg, sizeof r->msg, "%s", msg);
 }
 
+/* Remember a new mapping `m` of fd as buffer `name`; undoes it when out of memory. */
+static void wbuf_add(const char *name, int fd, int cpu, size_t size, void *m, struct rep *r)
+{
+	struct wbuf *nb = realloc(wbufs, sizeof *wbufs * (size_t)(nwbufs + 1));
+	void **maps = malloc(sizeof *maps);
+	if (!nb || !maps) {
+		munmap(m, size);
+		close(fd);
+		free(maps);
+		if (nb)
+			wbufs = nb;
+		return fail(r, ENOMEM, "out of memory in worker");
+	}
+	wbufs = nb;
+	struct wbuf *b = &wbufs[nwbufs++];
+	snprintf(b->name, sizeof b->name, "%s", name);
+	b->fd = fd;
+	b->cpu = cpu;
+	b->size = size;
+	b->maps = maps;
+	b->maps[0] = m;
+	b->nmaps = 1;
+}
+
 static void w_map(const struct req *q, struct rep *r)
 {
 	if (wbuf_find(q->name))
@@ -981,25 +1005,7 @@ static void w_map(const struct req *q, struct rep *r)
 		close(fd);
 		return fail(r, e, "mmap failed");
 	}
-	struct wbuf *nb = realloc(wbufs, sizeof *wbufs * (size_t)(nwbufs + 1));
-	void **maps = malloc(sizeof *maps);
-	if (!nb || !maps) {
-		munmap(m, (size_t)(q->b + 1) * (size_t)g_page);
-		close(fd);
-		free(maps);
-		if (nb)
-			wbufs = nb;
-		return fail(r, ENOMEM, "out of memory in worker");
-	}
-	wbufs = nb;
-	struct wbuf *b = &wbufs[nwbufs++];
-	snprintf(b->name, sizeof b->name, "%s", q->name);
-	b->fd = fd;
-	b->cpu = (int)q->a;
-	b->size = (size_t)(q->b + 1) * (size_t)g_page;
-	b->maps = maps;
-	b->maps[0] = m;
-	b->nmaps = 1;
+	wbuf_add(q->name, fd, (int)q->a, (size_t)(q->b + 1) * (size_t)g_page, m, r);
 }
 
 static void w_remap(const struct req *q, struct rep *r)
@@ -1102,25 +1108,7 @@ static void w_map_output(const struct req *q, struct rep *r)
 		close(fd);
 		return fail(r, e, "mmap of the redirected event failed");
 	}
-	struct wbuf *nb = realloc(wbufs, sizeof *wbufs * (size_t)(nwbufs + 1));
-	void **maps = malloc(sizeof *maps);
-	if (!nb || !maps) {
-		munmap(m, size);
-		close(fd);
-		free(maps);
-		if (nb)
-			wbufs = nb;
-		return fail(r, ENOMEM, "out of memory in worker");
-	}
-	wbufs = nb;
-	struct wbuf *b = &wbufs[nwbufs++];
-	snprintf(b->name, sizeof b->name, "%s", q->name);
-	b->fd = fd;
-	b->cpu = cpu;
-	b->size = size;
-	b->maps = maps;
-	b->maps[0] = m;
-	b->nmaps = 1;
+	wbuf_add(q->name, fd, cpu, size, m, r);
 }
 
 /*

@@ -738,3 +738,27 @@ t.test('memfd_secret ballast: eats the shared allowance where it charges user->l
   t.equal(simulate(s, shared('V3'))[1]!.headroom, 258, 'kernels that do not charge it');
   t.end();
 });
+
+t.test('lockstep simulate --kernel-version: the version-driven options and the incident table (5.3)', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const bin = new URL('../bin/lockstep.mjs', import.meta.url).pathname;
+  const run = (...a: string[]): string => execFileSync(process.execPath, [bin, 'simulate', ...a], { encoding: 'utf8' });
+  const inc = run('incident', '--kernel-version', '5.3');
+  t.match(inc, /kernel 5\.3: V0\/shared/);
+  const rows = inc.split('\n').filter((l) => /^\s+\d+\s+map/.test(l));
+  t.same(rows.slice(0, 4).map((l) => Number(l.trim().split(/\s+/)[3])), [28245, 56493, 84744, 112998], 'pinned after calls 1..4');
+  t.match(rows[4]!, /EPERM/, 'EPERM at call 5');
+  t.notMatch(rows[3]!, /EPERM/);
+  // BPF charges user->locked_vm before 5.11 only: the probe after the ballast moves on 5.4, not on 6.1.
+  const headroom = (v: string): number[] => run('bpf-ballast', '--kernel-version', v, '--json').trim().split('\n').map((l) => JSON.parse(l) as { op: string; expected: { headroom?: number } }).filter((x) => x.op === 'probe').map((x) => x.expected.headroom!);
+  t.equal(headroom('5.4')[1], 158, '5.4: BPF ate 100 pages of the shared counter');
+  t.equal(headroom('6.1.190')[1], 258, '6.1: memcg-accounted, nothing charged');
+  // an unknown counter prints both predictions
+  const open = run('shared-counter', '--kernel-version', '7.0.3');
+  t.match(open, /V4\/unknown/);
+  t.match(open, /under V4\/shared/);
+  t.match(open, /under V4\/perf/);
+  let err = '';
+  try { run('incident', '--kernel-version', 'banana'); } catch (e) { err = String((e as { stderr: string }).stderr); }
+  t.match(err, /--kernel-version: "banana" is not a kernel version/);
+});

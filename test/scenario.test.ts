@@ -427,6 +427,17 @@ t.test('scenarioHash: canonical, sugar- and key-order-independent, content-sensi
 
 const mapOp = (over: Record<string, unknown> = {}): Record<string, unknown> => ({ op: 'map', buf: 'a', cpu: 0, data_pages: 2, ...over });
 const BAD: [string, unknown, string][] = [
+  // issue 14 ops
+  ['uring of 0 pages', base([{ op: 'uring', pages: 0 }]), 'ops[0].pages'],
+  ['uring without pages', base([{ op: 'uring' }]), 'ops[0].pages'],
+  ['unknown ballast kind', base([{ op: 'ballast', via: 'secretmem', pages: 1 }]), 'ops[0].via'],
+  ['memfd_secret ballast with buffers', base([{ op: 'ballast', via: 'memfd_secret', buffers: [1] }]), 'ops[0].buffers'],
+  ['unmap_part of a header-only buffer', base([mapOp({ data_pages: 0 }), { op: 'unmap_part', buf: 'a' }]), 'ops[1].buf'],
+  ['unmap_part of nothing', base([{ op: 'unmap_part', buf: 'a' }]), 'ops[0].buf'],
+  ['map_output to nothing', base([{ op: 'map_output', buf: 'c', to: 'a' }]), 'ops[0].to'],
+  ['map_output onto an open name', base([mapOp(), { op: 'map_output', buf: 'a', to: 'a' }]), 'ops[1].buf'],
+  ['remap of a map_output buffer', base([mapOp(), { op: 'map_output', buf: 'c', to: 'a' }, { op: 'remap', buf: 'c' }]), 'ops[2].buf'],
+  ['unmap of a map_output buffer by name', base([mapOp(), { op: 'map_output', buf: 'c', to: 'a' }, { op: 'unmap', buf: 'c' }]), 'ops[2].buf'],
   ['not an object', [], ''],
   ['null', null, ''],
   ['unknown top field', base([{ op: 'probe' }], { cpu: 2 }), 'cpu'],

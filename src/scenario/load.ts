@@ -116,11 +116,11 @@ function compileValidated(src: ScenarioSource, file: string): CompiledScenario {
     open.set(name, path);
     closed.delete(name);
   };
-  const needOpen = (path: string, name: string, what: string): void => {
+  const needOpen = (path: string, name: string, what: string, field = 'buf'): void => {
     if (open.has(name)) return;
     const by = closed.get(name);
     fail(
-      `${path}.buf`,
+      `${path}.${field}`,
       by === undefined ? `${what} of buffer ${show(name)}, which no earlier op maps` : `${what} of buffer ${show(name)}, which ${by} already unmapped`,
       `map it first ({"op": "map", "buf": ${JSON.stringify(name)}, ...}) or name an open buffer`,
     );
@@ -208,7 +208,7 @@ function compileValidated(src: ScenarioSource, file: string): CompiledScenario {
       }
       case 'map_output': {
         room(path, 1);
-        needOpen(path, op.to, 'map_output to');
+        needOpen(path, op.to, 'map_output to', 'to');
         notOutput(path, op.to, 'map_output to');
         openBuf(path, op.buf);
         outputs.set(op.buf, path);
