@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -95,7 +96,8 @@ struct io_uring_params { uint8_t raw[120]; };
 enum op_kind {
 	OP_SYSCTL, OP_RLIMIT, OP_BALLAST_PERF, OP_BALLAST_URING, OP_MAP,
 	OP_REMAP, OP_UNMAP, OP_PROBE, OP_CPU, OP_HANG, OP_SYSRQ,
-	OP_BALLAST_BPF, OP_EXIT,
+	OP_BALLAST_BPF, OP_EXIT, OP_BALLAST_SECRET, OP_URING, OP_UNMAP_PART,
+	OP_MAP_OUTPUT,
 };
 
 static const char *const op_names[] = {
@@ -104,12 +106,15 @@ static const char *const op_names[] = {
 	[OP_MAP] = "map", [OP_REMAP] = "remap", [OP_UNMAP] = "unmap",
 	[OP_PROBE] = "probe", [OP_CPU] = "cpu", [OP_HANG] = "hang",
 	[OP_SYSRQ] = "sysrq", [OP_BALLAST_BPF] = "ballast", [OP_EXIT] = "exit",
+	[OP_BALLAST_SECRET] = "ballast", [OP_URING] = "uring",
+	[OP_UNMAP_PART] = "unmap_part", [OP_MAP_OUTPUT] = "map_output",
 };
 
 struct op {
 	enum op_kind kind;
 	int line;
 	char name[ID_MAX + 1];   /* buffer name, sysctl file name or sysrq key */
+	char to[ID_MAX + 1];     /* map_output: the buffer whose ring buffer the new event writes to */
 	long long a, b;          /* op-specific numbers; -1 means "inf" for rlimit */
 	int nbufs;               /* ballast perf: data pages per buffer */
 	long long *bufs;
@@ -133,6 +138,7 @@ struct item {
 struct req {
 	enum op_kind kind;
 	char name[ID_MAX + 1];
+	char to[ID_MAX + 1];
 	long long a, b;
 };
 
@@ -594,9 +600,34 @@ static int parse_op(struct op *op, char **t, int nt, char *err)
 			op->kind = OP_BALLAST_BPF;
 			if (!parse_num(t[2], 0, 1LL << 30, &op->a))
 				return perr(err, "bad bpf page count '%.64s'", t[2]);
+		} else if (!strcmp(t[1], "memfd_secret")) {
+			NEED(3);
+			op->kind = OP_BALLAST_SECRET;
+			if (!parse_num(t[2], 0, 1LL << 30, &op->a))
+				return perr(err, "bad memfd_secret page count '%.64s'", t[2]);
 		} else {
-			return perr(err, "unknown ballast kind '%.64s' (perf, io_uring or bpf)", t[1]);
+			return perr(err, "unknown ballast kind '%.64s' (perf, io_uring, bpf or memfd_secret)", t[1]);
 		}
+	} else if (!strcmp(w, "uring")) {
+		NEED(2);
+		op->kind = OP_URING;
+		if (!parse_num(t[1], 1, 1LL << 30, &op->a))
+			return perr(err, "bad io_uring page count '%.64s'", t[1]);
+	} else if (!strcmp(w, "unmap_part")) {
+		NEED(2);
+		op->kind = OP_UNMAP_PART;
+		if (!is_ident(t[1]))
+			return perr(err, "bad buffer name '%.64s'", t[1]);
+		snprintf(op->name, sizeof op->name, "%s", t[1]);
+	} else if (!strcmp(w, "map_output")) {
+		NEED(3);
+		op->kind = OP_MAP_OUTPUT;
+		if (!is_ident(t[1]))
+			return perr(err, "bad buffer name '%.64s'", t[1]);
+		if (!is_ident(t[2]))
+			return perr(err, "bad buffer name '%.64s'", t[2]);
+		snprintf(op->name, sizeof op->name, "%s", t[1]);
+		snprintf(op->to, sizeof op->to, "%s", t[2]);
 	} else if (!strcmp(w, "map")) {
 		NEED(4);
 		op->kind = OP_MAP;
@@ -912,6 +943,7 @@ static void *perf_map(int fd, long long data_pages)
 struct wbuf {
 	char name[ID_MAX + 1];
 	int fd;
+	int cpu;
 	size_t size;
 	void **maps;
 	int nmaps;
@@ -936,6 +968,30 @@ static void fail(struct rep *r, int err, const char *msg)
 		snprintf(r->msg, sizeof r->msg, "%s", msg);
 }
 
+/* Remember a new mapping `m` of fd as buffer `name`; undoes it when out of memory. */
+static void wbuf_add(const char *name, int fd, int cpu, size_t size, void *m, struct rep *r)
+{
+	struct wbuf *nb = realloc(wbufs, sizeof *wbufs * (size_t)(nwbufs + 1));
+	void **maps = malloc(sizeof *maps);
+	if (!nb || !maps) {
+		munmap(m, size);
+		close(fd);
+		free(maps);
+		if (nb)
+			wbufs = nb;
+		return fail(r, ENOMEM, "out of memory in worker");
+	}
+	wbufs = nb;
+	struct wbuf *b = &wbufs[nwbufs++];
+	snprintf(b->name, sizeof b->name, "%s", name);
+	b->fd = fd;
+	b->cpu = cpu;
+	b->size = size;
+	b->maps = maps;
+	b->maps[0] = m;
+	b->nmaps = 1;
+}
+
 static void w_map(const struct req *q, struct rep *r)
 {
 	if (wbuf_find(q->name))
@@ -949,24 +1005,7 @@ static void w_map(const struct req *q, struct rep *r)
 		close(fd);
 		return fail(r, e, "mmap failed");
 	}
-	struct wbuf *nb = realloc(wbufs, sizeof *wbufs * (size_t)(nwbufs + 1));
-	void **maps = malloc(sizeof *maps);
-	if (!nb || !maps) {
-		munmap(m, (size_t)(q->b + 1) * (size_t)g_page);
-		close(fd);
-		free(maps);
-		if (nb)
-			wbufs = nb;
-		return fail(r, ENOMEM, "out of memory in worker");
-	}
-	wbufs = nb;
-	struct wbuf *b = &wbufs[nwbufs++];
-	snprintf(b->name, sizeof b->name, "%s", q->name);
-	b->fd = fd;
-	b->size = (size_t)(q->b + 1) * (size_t)g_page;
-	b->maps = maps;
-	b->maps[0] = m;
-	b->nmaps = 1;
+	wbuf_add(q->name, fd, (int)q->a, (size_t)(q->b + 1) * (size_t)g_page, m, r);
 }
 
 static void w_remap(const struct req *q, struct rep *r)
@@ -1018,6 +1057,94 @@ static void w_unmap(const struct req *q, struct rep *r)
 	}
 	if (err)
 		fail(r, err, "munmap/close failed");
+}
+
+/*
+ * munmap the last page of the buffer's first mapping only: since v6.17
+ * (stables 6.16.1, 6.12.42, 6.1.148: "perf/core: Prevent VMA split of buffer
+ * mappings") the kernel refuses the split with EINVAL; before, the split
+ * succeeds and the charges stay until the rest is unmapped (`unmap` munmaps
+ * the whole range again, which covers the remaining piece).
+ */
+static void w_unmap_part(const struct req *q, struct rep *r)
+{
+	struct wbuf *b = wbuf_find(q->name);
+	if (!b)
+		return fail(r, ENOENT, "no such buffer");
+	if (b->size < 2 * (size_t)g_page)
+		return fail(r, EINVAL, "a header-only buffer has no part to unmap");
+	if (munmap((char *)b->maps[0] + b->size - (size_t)g_page, (size_t)g_page) < 0)
+		return fail(r, errno, "munmap of the last page failed");
+}
+
+/*
+ * A new event on `to`'s CPU whose output goes to `to`'s ring buffer
+ * (PERF_EVENT_IOC_SET_OUTPUT), then mmap of the new event at the same size:
+ * succeeds before v6.15 (the event shares the ring buffer), succeeds and
+ * charges the per-user counter again from v6.15 to 6.18.7, EBUSY from 6.19
+ * and 6.18.8.
+ */
+static void w_map_output(const struct req *q, struct rep *r)
+{
+	if (wbuf_find(q->name))
+		return fail(r, EEXIST, "buffer already mapped (use remap)");
+	struct wbuf *to = wbuf_find(q->to);
+	if (!to)
+		return fail(r, ENOENT, "no such buffer to redirect to");
+	int cpu = to->cpu;
+	size_t size = to->size;
+	int tofd = to->fd;
+	int fd = perf_open(cpu);
+	if (fd < 0)
+		return fail(r, errno, "perf_event_open failed");
+	if (ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, tofd) < 0) {
+		int e = errno;
+		close(fd);
+		return fail(r, e, "PERF_EVENT_IOC_SET_OUTPUT failed");
+	}
+	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		int e = errno;
+		close(fd);
+		return fail(r, e, "mmap of the redirected event failed");
+	}
+	wbuf_add(q->name, fd, cpu, size, m, r);
+}
+
+/*
+ * Register `pages` pages of anonymous memory as io_uring fixed buffers from
+ * the worker itself (its caps, its RLIMIT_MEMLOCK): io_uring checks
+ * user->locked_vm + pages against RLIMIT_MEMLOCK unless CAP_IPC_LOCK
+ * (ENOMEM when over) and adds the pages to mm->pinned_vm. The ring and the
+ * registration live as long as the worker.
+ */
+static void w_uring(long long pages, struct rep *r)
+{
+	struct io_uring_params p;
+	memset(&p, 0, sizeof p);
+	int fd = (int)syscall(SYS_io_uring_setup, 1, &p);
+	if (fd < 0)
+		return fail(r, errno, "io_uring_setup failed");
+	size_t len = (size_t)pages * (size_t)g_page;
+	char *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED) {
+		int e = errno;
+		close(fd);
+		return fail(r, e, "mmap of the memory to register failed");
+	}
+	madvise(mem, len, MADV_NOHUGEPAGE);
+	for (size_t off = 0; off < len; off += (size_t)g_page)
+		mem[off] = 1;
+	struct iovec iov = { .iov_base = mem, .iov_len = len };
+	if (syscall(SYS_io_uring_register, fd, IORING_REGISTER_BUFFERS, &iov, 1) < 0) {
+		int e = errno;
+		munmap(mem, len);
+		/* the ring stays open: its own pages stay charged until the worker
+		 * exits, rather than going back at a moment of io_uring's choosing
+		 * (its teardown is asynchronous) */
+		return fail(r, e, "IORING_REGISTER_BUFFERS failed");
+	}
+	/* fd and memory stay: the charge lasts until the worker exits */
 }
 
 /*
@@ -1128,6 +1255,9 @@ static void __attribute__((noreturn)) worker_main(const struct item *b, int req_
 		case OP_MAP:    w_map(&q, &r); break;
 		case OP_REMAP:  w_remap(&q, &r); break;
 		case OP_UNMAP:  w_unmap(&q, &r); break;
+		case OP_UNMAP_PART: w_unmap_part(&q, &r); break;
+		case OP_MAP_OUTPUT: w_map_output(&q, &r); break;
+		case OP_URING:  w_uring(q.a, &r); break;
 		case OP_PROBE:  w_probe(&r); break;
 		case OP_HANG:   w_hang(q.a); break;
 		case OP_EXIT:   _exit(0);   /* the mappings go with the process */
@@ -1189,6 +1319,37 @@ static void ballast_uring(const struct op *op, struct rep *r)
 }
 
 /*
+ * memfd_secret(2) memory, every page touched: "mm/secretmem: properly account
+ * locked pages" (stables 6.1.191, 6.12.113) charges each folio to
+ * user->locked_vm, checked against RLIMIT_MEMLOCK, with no CAP_IPC_LOCK
+ * exemption. ENOSYS when secretmem is off (6.1: secretmem.enable=1 needed on
+ * the command line; on by default since v6.5) or the arch cannot set the
+ * direct map: the controller turns that into a skip.
+ */
+static void ballast_secret(const struct op *op, struct rep *r)
+{
+#ifndef SYS_memfd_secret
+#define SYS_memfd_secret 447
+#endif
+	int fd = (int)syscall(SYS_memfd_secret, 0);
+	if (fd < 0)
+		return fail(r, errno, "memfd_secret failed");
+	if (op->a == 0)
+		return;
+	size_t len = (size_t)op->a * (size_t)g_page;
+	if (ftruncate(fd, (off_t)len) < 0)
+		return fail(r, errno, "ftruncate of the memfd_secret failed");
+	char *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED)
+		return fail(r, errno, "mmap of the memfd_secret failed");
+	for (size_t off = 0; off < len; off += (size_t)g_page) {
+		/* a refused charge is a SIGBUS on the touch: probe with mlock-free writes */
+		mem[off] = 1;
+		r->mapped++;
+	}
+}
+
+/*
  * BPF array maps whose memory kernels before 5.11 charge to user->locked_vm
  * (bpf_map_charge_init: round_up(cost, PAGE_SIZE) pages, cost = the map's
  * header, well under a page, plus max_entries * value_size). One entry of
@@ -1237,6 +1398,8 @@ static void __attribute__((noreturn)) helper_main(const struct item *b, const st
 		ballast_perf(op, &r);
 	else if (op->kind == OP_BALLAST_BPF)
 		ballast_bpf(op, &r);
+	else if (op->kind == OP_BALLAST_SECRET)
+		ballast_secret(op, &r);
 	else
 		ballast_uring(op, &r);
 	write_all(rep_fd, &r, sizeof r);
@@ -1404,7 +1567,8 @@ static void emit_op(const struct item *b, int i, const struct op *op, const stru
 		l_int(&l, "headroom", r->headroom);
 		l_bool(&l, "spilled", r->spilled);
 	}
-	if (op->kind == OP_BALLAST_PERF || op->kind == OP_BALLAST_URING || op->kind == OP_BALLAST_BPF) {
+	if (op->kind == OP_BALLAST_PERF || op->kind == OP_BALLAST_URING || op->kind == OP_BALLAST_BPF ||
+	    op->kind == OP_BALLAST_SECRET) {
 		l_int(&l, "mapped", r->mapped);
 		l_kb(&l, "helper_vmpin_kb", helper_pin);
 	}
@@ -1473,6 +1637,15 @@ static bool run_ballast(const struct item *b, int i, const struct op *op)
 	long long hpin, hlck;
 	vm_status(pid, &hpin, &hlck);
 	emit_op(b, i, op, &r, hpin);
+	if (op->kind == OP_BALLAST_SECRET && !r.ok && r.err == ENOSYS) {
+		/* secretmem is off here: nothing this scenario measures means anything */
+		struct line l;
+		l_open(&l, "skip");
+		l_str(&l, "scenario", b->id);
+		l_str(&l, "reason", "memfd_secret: ENOSYS (secretmem off: boot with secretmem.enable=1 on 6.1..6.4, or no set_direct_map on this arch)");
+		l_emit(&l);
+		return false;
+	}
 	return true;
 }
 
@@ -1538,6 +1711,7 @@ static bool run_op(const struct item *b, int i, const struct op *op)
 	case OP_BALLAST_PERF:
 	case OP_BALLAST_URING:
 	case OP_BALLAST_BPF:
+	case OP_BALLAST_SECRET:
 		return run_ballast(b, i, op);
 	case OP_EXIT:
 		return run_exit(b, i, op);
@@ -1546,6 +1720,7 @@ static bool run_op(const struct item *b, int i, const struct op *op)
 		memset(&q, 0, sizeof q);
 		q.kind = op->kind;
 		snprintf(q.name, sizeof q.name, "%s", op->name);
+		snprintf(q.to, sizeof q.to, "%s", op->to);
 		q.a = op->a;
 		q.b = op->b;
 		if (write_all(R.req_fd, &q, sizeof q) < 0)
@@ -1705,6 +1880,7 @@ static void emit_hello(void)
 	l_str(&l, "version", u.version);
 	l_str(&l, "machine", u.machine);
 	l_int(&l, "online_cpus", online_cpus(NULL, 0));
+	l_int(&l, "page_kb", g_page / 1024);
 	l_int(&l, "mlock_kb", mlock);
 	l_int(&l, "paranoid", paranoid);
 	l_bool(&l, "perfmon", last_cap >= CAP_PERFMON);

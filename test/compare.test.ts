@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { type Logic, parseLogic, simulate } from '../src/model/index.ts';
+import { simOptionsForVersion } from '../src/model/simulate.ts';
 import { cellsFromOutcome, cellWithoutRun } from '../src/matrix/cells.ts';
 import { RESULTS_SCHEMA, type CellResult, type CellVerdict, type Results } from '../src/results/schema.ts';
 import { cellCategory } from '../src/report/compare.ts';
@@ -40,7 +41,7 @@ const get = (id: string) => all.find((s) => s.id === id)!;
 
 function cells(kernel: string, logic: Logic | null, truth: Logic, scen: CompiledScenario[], tweak?: (s: CompiledScenario, m: ReturnType<typeof syntheticMeasured>) => void): CellResult[] {
   const map = new Map(scen.map((s) => {
-    const ops = syntheticMeasured(s, simulate(s, truth));
+    const ops = syntheticMeasured(s, simulate(s, truth, VERSION_OPTS));
     tweak?.(s, ops);
     return [s.id, { scenario: s.id, ops, errors: [], ended: true }];
   }));
@@ -51,7 +52,9 @@ function cells(kernel: string, logic: Logic | null, truth: Logic, scen: Compiled
   };
   return cellsFromOutcome(ctx(kernel, logic), scen, outcome);
 }
-const ctx = (kernel: string, logic: Logic | null) => ({ kernel, logic, runtime: 'qemu' as const, startedAt: '2026-01-01T00:00:00.000Z', scenarioHash, rerun: (s: string) => `node bin/lockstep.mjs run --kernels ${kernel} --scenarios ${s}` });
+// the kernels below are all 6.1.192: its version-driven model options apply to measuring and predicting alike
+const VERSION_OPTS = simOptionsForVersion('6.1.192');
+const ctx = (kernel: string, logic: Logic | null) => ({ kernel, logic, simOpts: VERSION_OPTS, runtime: 'qemu' as const, startedAt: '2026-01-01T00:00:00.000Z', scenarioHash, rerun: (s: string) => `node bin/lockstep.mjs run --kernels ${kernel} --scenarios ${s}` });
 
 t.test('table.md, report.html, table, classify and diff give every kernel the same label', async (t) => {
   const v3 = parseLogic('V3/shared');

@@ -531,10 +531,10 @@ t.test('ballast via bpf: charges U only on a shared counter of a kernel before 5
 
 t.test('simOptionsForVersion: BPF charges locked_vm before 5.11 only', async (t) => {
   const { simOptionsForVersion } = await import('../src/model/simulate.ts');
-  t.strictSame(simOptionsForVersion('4.19.103'), { bpfChargesUser: true });
-  t.strictSame(simOptionsForVersion('5.10.200'), { bpfChargesUser: true });
-  t.strictSame(simOptionsForVersion('5.11.0'), { bpfChargesUser: false });
-  t.strictSame(simOptionsForVersion('6.18.44-fc-v509'), { bpfChargesUser: false });
+  t.equal(simOptionsForVersion('4.19.103').bpfChargesUser, true);
+  t.equal(simOptionsForVersion('5.10.200').bpfChargesUser, true);
+  t.equal(simOptionsForVersion('5.11.0').bpfChargesUser, false);
+  t.equal(simOptionsForVersion('6.18.44-fc-v509').bpfChargesUser, false);
   t.strictSame(simOptionsForVersion('junk'), {});
 });
 
@@ -561,4 +561,204 @@ t.test('exit: the dying worker gives its charges back, V4 keeps the re-mmap leak
     t.equal(e[7]!.ok, true, `${logicLabel(logic)}: the new worker has the scenario's RLIMIT again`);
   }
   t.end();
+});
+
+// ---------------------------------------------------------------------------
+// Issue 14: the counter split keyed on the upstream version line, page size
+
+t.test('counter split: "perf: Track the perf mlock gift separately" by upstream line (stable 6.1.191, 6.12.115; sid 7.2.13)', async (t) => {
+  const { counterFor, resolveExpect } = await import('../src/kernels/expect.ts');
+  const { parseSpec } = await import('../src/kernels/spec.ts');
+  const c = (v: string): string => counterFor(v).row.counter;
+  // stable 6.1.191: the change, inside Debian 6.1.192's ChangeLog-6.1.191 list
+  t.equal(c('6.1.190'), 'shared', '6.1.190 (Debian bookworm, measured V3/shared)');
+  t.equal(c('6.1.191'), 'perf', 'stable 6.1.191');
+  t.equal(c('6.1.192'), 'perf', '6.1.192 (Debian bookworm-security, measured V3/perf)');
+  // stable 6.12.115
+  t.equal(c('6.12.114'), 'shared');
+  t.equal(c('6.12.115'), 'perf', 'stable 6.12.115');
+  t.equal(c('6.12.117'), 'perf');
+  // not in mainline up to 7.3-rc7 (measured: experimental 7.3-rc7 V4/shared); host 6.18.44 measured shared
+  for (const v of ['6.13.0', '6.15.0', '6.18.0', '6.18.44', '7.0.0', '7.1.0', '7.2.0', '7.3.0-rc7', '7.3.0']) t.equal(c(v), 'shared', `${v}: mainline / measured shared`);
+  // sid 7.2.13 measured V4/perf
+  t.equal(c('7.2.13'), 'perf', 'sid 7.2.13');
+  t.equal(c('7.2.20'), 'perf');
+  // nothing known: the counter stays open, never a guess
+  for (const v of ['6.6.1', '6.6.120', '6.18.45', '7.0.5', '7.1.9', '7.2.1', '7.2.12', '7.3.2', '7.4.0', '8.0.0']) t.equal(c(v), 'unknown', `${v}: unknown`);
+  // the distro does not matter any more: an upstream 6.1.192 image is perf too
+  const img = (version: string) => parseSpec({ id: 'k', kind: 'image', path: '/k', version }, 'x.json');
+  t.equal(logicLabel(resolveExpect(img('6.1.192'), '6.1.192').logic!), 'V3/perf');
+  t.equal(logicLabel(resolveExpect(img('7.0.3'), '7.0.3').logic!), 'V4/unknown');
+  t.match(resolveExpect(img('7.0.3'), '7.0.3').reason, /7\.0\.y: not known/);
+});
+
+t.test('an unknown counter carries both predictions; the measurement picks, never a guessed MISMATCH', async (t) => {
+  const { diffExpected } = await import('../src/diff/classify.ts');
+  const { syntheticMeasured } = await import('../src/scenario/discriminate.ts');
+  // io_uring ballast then a probe: shared and perf differ.
+  const s = scenario([{ op: 'probe' }, { op: 'ballast', via: 'io_uring', pages: 100 }, { op: 'probe' }], { cpus: 2 });
+  for (const counter of ['shared', 'perf'] as const) {
+    const measured = syntheticMeasured(s, simulate(s, { accounting: 'V4', counter }));
+    const d = diffExpected({ scenario: s, measured }, { accounting: 'V4', counter: 'unknown' });
+    t.equal(d.verdict, 'MATCH', `a ${counter} kernel matches the open expectation`);
+    t.equal(d.counterNote, `counter: unknown, measured ${counter}`);
+    t.same(d.logic, { accounting: 'V4', counter });
+    const known = diffExpected({ scenario: s, measured }, { accounting: 'V4', counter: counter === 'shared' ? 'perf' : 'shared' });
+    t.equal(known.verdict, 'MISMATCH', `a known wrong counter still mismatches (${counter})`);
+    t.equal(known.counterNote, undefined);
+  }
+  const plain = scenario([{ op: 'probe' }], { cpus: 2 });
+  const both = diffExpected({ scenario: plain, measured: syntheticMeasured(plain, simulate(plain, shared('V4'))) }, { accounting: 'V4', counter: 'unknown' });
+  t.equal(both.counterNote, 'counter: unknown, not told apart by this cell');
+  const v0 = syntheticMeasured(s, simulate(s, shared('V0')));
+  v0[0]!.headroom = 1; // no logic fits
+  t.equal(diffExpected({ scenario: s, measured: v0 }, { accounting: 'V4', counter: 'unknown' }).verdict, 'MISMATCH', 'a kernel neither counter explains still mismatches');
+});
+
+t.test('page size is a model input: default perf_event_mlock_kb = 512 + PAGE_SIZE/1024 (kernel/events/core.c)', async (t) => {
+  const { defaultMlockKb, rlimitPages, checkPageKb } = await import('../src/model/accounting.ts');
+  const { diffCell } = await import('../src/diff/diff.ts');
+  const { syntheticMeasured } = await import('../src/scenario/discriminate.ts');
+  t.equal(defaultMlockKb(4), 516);
+  t.equal(defaultMlockKb(16), 528);
+  t.equal(defaultMlockKb(64), 576);
+  t.equal(userLockLimit(defaultMlockKb(4), 1, 4), 129, '129 pages per CPU on 4K pages');
+  t.equal(userLockLimit(defaultMlockKb(16), 1, 16), 33, '33 on 16K');
+  t.equal(userLockLimit(defaultMlockKb(64), 1, 64), 9, '9 on 64K');
+  t.equal(rlimitPages(8192, 64), 128, 'RLIMIT_MEMLOCK >> PAGE_SHIFT');
+  t.equal(rlimitPages(8192), 2048);
+  t.throws(() => checkPageKb(8), RangeError);
+  // 64K pages: 2 CPUs at 576 kB = 18 pages; four 4-page buffers spill the last 2 pages
+  const s = scenario([...maps(4, 4, 'b', 2), { op: 'probe' }], { cpus: 2, mlock_kb: 576, rlimit_kb: 8192 });
+  const e = simulate(s, shared('V3'), { pageKb: 64 });
+  t.same(mapIdx(s).map((i) => e[i]!.pinned), [0, 0, 0, 2]);
+  t.equal(e[4]!.headroom, 0);
+  t.equal(e[mapIdx(s)[3]!]!.check!.lockLimit, 128);
+  // the diff reads VmPin in the same pages
+  const m = syntheticMeasured(s, e).map((x) => ({ ...x, vmpin_kb: (x.vmpin_kb / 4) * 64 }));
+  t.equal(diffCell(s.ops, m, e, 64).verdict, 'MATCH', 'VmPin kB / 64 on a 64K kernel');
+  t.equal(diffCell(s.ops, m, e).verdict, 'MISMATCH', 'read as 4K pages it would not match');
+});
+
+t.test('simOptionsForVersion carries the reported page size', async (t) => {
+  const { simOptionsForVersion, kernelTriple } = await import('../src/model/simulate.ts');
+  t.equal(simOptionsForVersion('6.12.115', 16).pageKb, 16);
+  t.throws(() => simOptionsForVersion('6.12.115', 3), RangeError);
+  t.same(kernelTriple('7.3.0-rc7'), [7, 3, 0]);
+  t.same(kernelTriple('5.3'), [5, 3, 0]);
+  t.equal(kernelTriple('x'), null);
+});
+
+t.test('new errors by version: partial munmap EINVAL (v6.17; 6.16.1, 6.12.42, 6.1.148), map_output EBUSY (6.19, 6.18.8)', async (t) => {
+  const { simOptionsForVersion } = await import('../src/model/simulate.ts');
+  const einval = (v: string) => simOptionsForVersion(v).partialMunmapEinval;
+  const ebusy = (v: string) => simOptionsForVersion(v).mapOutputEbusy;
+  t.equal(einval('6.1.147'), false);
+  t.equal(einval('6.1.148'), true, 'stable 6.1.148 (Debian changelog: "perf/core: Prevent VMA split of buffer mappings")');
+  t.equal(einval('6.12.41'), false);
+  t.equal(einval('6.12.42'), true, 'stable 6.12.42');
+  t.equal(einval('6.16.0'), false);
+  t.equal(einval('6.16.1'), true, 'stable 6.16.1');
+  t.equal(einval('6.17.0'), true, 'v6.17');
+  t.equal(einval('7.2.13'), true);
+  t.equal(einval('5.10.200'), false);
+  t.equal(ebusy('6.18.7'), false);
+  t.equal(ebusy('6.18.8'), true, 'stable 6.18.8');
+  t.equal(ebusy('6.18.44'), true);
+  t.equal(ebusy('6.19.0'), true, 'v6.19');
+  t.equal(ebusy('6.15.0'), false);
+  t.equal(ebusy('6.12.117'), false);
+  const secret = (v: string) => simOptionsForVersion(v).secretmemChargesUser;
+  t.equal(secret('6.1.190'), false);
+  t.equal(secret('6.1.191'), true, 'stable 6.1.191 ("mm/secretmem: properly account locked pages")');
+  t.equal(secret('6.12.112'), false);
+  t.equal(secret('6.12.113'), true, 'stable 6.12.113');
+  t.end();
+});
+
+t.test('unmap_part: EINVAL where refused, else ok with the charges kept until the rest goes', (t) => {
+  const s = scenario([{ op: 'map', buf: 'a', cpu: 0, data_pages: 4 }, { op: 'unmap_part', buf: 'a' }, { op: 'probe' }, { op: 'unmap', buf: 'a' }, { op: 'probe' }], { cpus: 2 });
+  for (const partialMunmapEinval of [false, true]) {
+    const e = simulate(s, shared('V3'), { partialMunmapEinval });
+    t.equal(e[1]!.ok, !partialMunmapEinval);
+    t.equal(e[1]!.errno, partialMunmapEinval ? 'EINVAL' : '');
+    t.equal(e[2]!.headroom, 258 - 5, 'still charged');
+    t.equal(e[4]!.headroom, 258, 'all given back by the unmap');
+  }
+  t.end();
+});
+
+t.test('map_output: shares the ring buffer (V3), charges again and leaks (V4 before 6.18.8), EBUSY (6.18.8+, 6.19)', (t) => {
+  const s = scenario([
+    { op: 'map', buf: 'a', cpu: 0, data_pages: 4 },
+    { op: 'map_output', buf: 'c', to: 'a' },
+    { op: 'probe' },
+    { op: 'unmap', buf: 'a' },
+    { op: 'probe' },
+    { op: 'unmap', buf: '*' },
+    { op: 'probe' },
+  ], { cpus: 2 });
+  const v3 = simulate(s, shared('V3'));
+  t.same([v3[1]!.ok, v3[2]!.headroom, v3[4]!.headroom, v3[6]!.headroom], [true, 253, 253, 258], 'V3: shared, held by c after a goes, all back at the end');
+  const v4 = simulate(s, shared('V4'));
+  t.same([v4[1]!.ok, v4[2]!.headroom, v4[4]!.headroom, v4[6]!.headroom], [true, 248, 248, 253], 'V4: charged again, 5 pages leak');
+  const busy = simulate(s, shared('V4'), { mapOutputEbusy: true });
+  t.same([busy[1]!.ok, busy[1]!.errno, busy[2]!.headroom, busy[4]!.headroom], [false, 'EBUSY', 253, 258], 'EBUSY: nothing shared, nothing leaked');
+  t.end();
+});
+
+t.test('the EPERM rule and io_uring: perf charges on a shared counter make a registration fail with ENOMEM', (t) => {
+  // RLIMIT 1024 kB = 256 pages. Fill U with 258 pages of perf (L), then register 100 pages.
+  const s = scenario([
+    { op: 'map', buf: 'a', cpu: 0, data_pages: 128 },
+    { op: 'map', buf: 'b', cpu: 1, data_pages: 64 },
+    { op: 'uring', pages: 100 },
+    { op: 'unmap', buf: '*' },
+    { op: 'uring', pages: 100 },
+    { op: 'map', buf: 'c', cpu: 0, data_pages: 256 },
+  ], { cpus: 2, rlimit_kb: 1024 });
+  const sh = simulate(s, shared('V3'));
+  t.same([sh[2]!.ok, sh[2]!.errno], [false, 'ENOMEM'], 'shared: U 194 + 100 > 256: ENOMEM');
+  t.same([sh[4]!.ok, sh[4]!.pinned], [true, 100], 'after the unmap it fits; VmPin grows by the registration');
+  t.same([sh[5]!.ok, sh[5]!.pinned, sh[5]!.check!.extra], [true, 199, 99], 'the registration took U: 100 + 257 - 258 = 99 pages spill to pinned_vm');
+  const pf = simulate(s, { accounting: 'V3', counter: 'perf' });
+  t.same([pf[2]!.ok, pf[2]!.pinned], [true, 100], 'perf counter: io_uring does not see perf\'s charges');
+  const capped = simulate({ ...s, cap_ipc_lock: true }, shared('V3'));
+  t.equal(capped[2]!.ok, true, 'CAP_IPC_LOCK: io_uring checks nothing');
+  // EPERM: P from io_uring counts against RLIMIT_MEMLOCK in perf_mmap() too
+  const e = simulate(scenario([{ op: 'uring', pages: 250 }, { op: 'map', buf: 'x', cpu: 0, data_pages: 256 }], { cpus: 2, rlimit_kb: 1024 }), shared('V3'));
+  t.same([e[1]!.ok, e[1]!.errno, e[1]!.check!.extra, e[1]!.check!.locked], [false, 'EPERM', 249, 499], 'perf: pinned_vm 250 (io_uring) + extra 249 > 256: EPERM');
+  t.end();
+});
+
+t.test('memfd_secret ballast: eats the shared allowance where it charges user->locked_vm (6.1.191+, 6.12.113+)', (t) => {
+  const s = scenario([{ op: 'ballast', via: 'memfd_secret', pages: 100 }, { op: 'probe' }], { cpus: 2 });
+  t.equal(simulate(s, shared('V3'), { secretmemChargesUser: true })[1]!.headroom, 158, 'shared counter eaten');
+  t.equal(simulate(s, { accounting: 'V3', counter: 'perf' }, { secretmemChargesUser: true })[1]!.headroom, 258, 'perf counter untouched');
+  t.equal(simulate(s, shared('V3'))[1]!.headroom, 258, 'kernels that do not charge it');
+  t.end();
+});
+
+t.test('lockstep simulate --kernel-version: the version-driven options and the incident table (5.3)', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const bin = new URL('../bin/lockstep.mjs', import.meta.url).pathname;
+  const run = (...a: string[]): string => execFileSync(process.execPath, [bin, 'simulate', ...a], { encoding: 'utf8' });
+  const inc = run('incident', '--kernel-version', '5.3');
+  t.match(inc, /kernel 5\.3: V0\/shared/);
+  const rows = inc.split('\n').filter((l) => /^\s+\d+\s+map/.test(l));
+  t.same(rows.slice(0, 4).map((l) => Number(l.trim().split(/\s+/)[3])), [28245, 56493, 84744, 112998], 'pinned after calls 1..4');
+  t.match(rows[4]!, /EPERM/, 'EPERM at call 5');
+  t.notMatch(rows[3]!, /EPERM/);
+  // BPF charges user->locked_vm before 5.11 only: the probe after the ballast moves on 5.4, not on 6.1.
+  const headroom = (v: string): number[] => run('bpf-ballast', '--kernel-version', v, '--json').trim().split('\n').map((l) => JSON.parse(l) as { op: string; expected: { headroom?: number } }).filter((x) => x.op === 'probe').map((x) => x.expected.headroom!);
+  t.equal(headroom('5.4')[1], 158, '5.4: BPF ate 100 pages of the shared counter');
+  t.equal(headroom('6.1.190')[1], 258, '6.1: memcg-accounted, nothing charged');
+  // an unknown counter prints both predictions
+  const open = run('shared-counter', '--kernel-version', '7.0.3');
+  t.match(open, /V4\/unknown/);
+  t.match(open, /under V4\/shared/);
+  t.match(open, /under V4\/perf/);
+  let err = '';
+  try { run('incident', '--kernel-version', 'banana'); } catch (e) { err = String((e as { stderr: string }).stderr); }
+  t.match(err, /--kernel-version: "banana" is not a kernel version/);
 });

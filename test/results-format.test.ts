@@ -4,6 +4,10 @@
 
 import t from 'tap';
 import { parseLogic, simulate } from '../src/model/index.ts';
+import { simOptionsForVersion } from '../src/model/simulate.ts';
+
+/** every kernel below is 6.1.192: the version's model options, as src/matrix/run.ts passes them */
+const OPTS = simOptionsForVersion('6.1.192');
 import { cellsFromOutcome } from '../src/matrix/cells.ts';
 import { checkResults, compactResults, RESULTS_SCHEMA, type Results } from '../src/results/schema.ts';
 import { serializeResults } from '../src/results/write.ts';
@@ -20,12 +24,12 @@ function run(): Results {
   const cells = (['V3/shared', 'V4/perf'] as const).flatMap((label, k) => {
     const logic = parseLogic(label);
     const kernel = `k${k}`;
-    const map = new Map(scen.map((s) => [s.id, { scenario: s.id, ops: syntheticMeasured(s, simulate(s, logic)), errors: [], ended: true }]));
+    const map = new Map(scen.map((s) => [s.id, { scenario: s.id, ops: syntheticMeasured(s, simulate(s, logic, OPTS)), errors: [], ended: true }]));
     const o: GroupOutcome = {
       status: 'ok', detail: '', faults: [], consoleTail: '', consoleLog: 'logs/x/console.log', resultsLog: null, accel: 'tcg', accelWhy: 'simulated',
       bootMs: 1, wallMs: 2, argv: ['qemu-system-x86_64'], stream: { scenarios: map, order: scen.map((s) => s.id), done: true, garbage: [], garbageCount: 0 },
     };
-    const cs = cellsFromOutcome({ kernel, logic, runtime: 'qemu', startedAt: '2026-01-01T00:00:00.000Z', scenarioHash, rerun: (s) => `x ${s}` }, scen, o);
+    const cs = cellsFromOutcome({ kernel, logic, simOpts: OPTS, runtime: 'qemu', startedAt: '2026-01-01T00:00:00.000Z', scenarioHash, rerun: (s) => `x ${s}` }, scen, o);
     for (const c of cs) Object.assign(c, { kernel_version: '6.1.192', kernel_source: `debian:pkg${k}=1`, kernel_config_sha256: 'c'.repeat(64), kernel_artifact_sha256: String(k).repeat(64), qemu_version: 'QEMU emulator version 7.2.0', reproducer_sha256: 'r'.repeat(64), qemu_argv: ['qemu-system-x86_64', '-smp', '2'] });
     return cs;
   });

@@ -64,6 +64,8 @@ const EXPECTED_BUILTINS = [
   'cpu-offline',
   'exit-returns',
   'incident',
+  'mapping-errors',
+  'memfd-secret',
   'munmap-returns',
   'overage',
   'paranoid-minus-one',
@@ -72,6 +74,7 @@ const EXPECTED_BUILTINS = [
   'rlimit-sweep',
   'shared-counter',
   'sysctl-lowered',
+  'uring-refused',
 ];
 
 t.test('every built-in scenario file loads, and is runnable', (t) => {
@@ -307,6 +310,12 @@ t.test('every built-in but the sanity cells tells some logics apart', (t) => {
       t.equal(logicClasses(s.compiled, { bpfChargesUser: true }).length, 2, 'bpf-ballast: shared | perf before 5.11');
       continue;
     }
+    // memfd_secret charges user->locked_vm only on 6.1.191+ / 6.12.113+ (mm/secretmem: properly account locked pages).
+    if (s.id === 'memfd-secret') {
+      t.equal(c.length, 1, 'memfd-secret: one class where memfd_secret charges nothing');
+      t.equal(classesLabel(logicClasses(s.compiled, { secretmemChargesUser: true })).split(' | ').length, 2, 'memfd-secret: shared | perf where it charges');
+      continue;
+    }
     t.ok(c.length >= 2, `${s.id}: ${c.length} classes`);
   }
   t.end();
@@ -418,6 +427,17 @@ t.test('scenarioHash: canonical, sugar- and key-order-independent, content-sensi
 
 const mapOp = (over: Record<string, unknown> = {}): Record<string, unknown> => ({ op: 'map', buf: 'a', cpu: 0, data_pages: 2, ...over });
 const BAD: [string, unknown, string][] = [
+  // issue 14 ops
+  ['uring of 0 pages', base([{ op: 'uring', pages: 0 }]), 'ops[0].pages'],
+  ['uring without pages', base([{ op: 'uring' }]), 'ops[0].pages'],
+  ['unknown ballast kind', base([{ op: 'ballast', via: 'secretmem', pages: 1 }]), 'ops[0].via'],
+  ['memfd_secret ballast with buffers', base([{ op: 'ballast', via: 'memfd_secret', buffers: [1] }]), 'ops[0].buffers'],
+  ['unmap_part of a header-only buffer', base([mapOp({ data_pages: 0 }), { op: 'unmap_part', buf: 'a' }]), 'ops[1].buf'],
+  ['unmap_part of nothing', base([{ op: 'unmap_part', buf: 'a' }]), 'ops[0].buf'],
+  ['map_output to nothing', base([{ op: 'map_output', buf: 'c', to: 'a' }]), 'ops[0].to'],
+  ['map_output onto an open name', base([mapOp(), { op: 'map_output', buf: 'a', to: 'a' }]), 'ops[1].buf'],
+  ['remap of a map_output buffer', base([mapOp(), { op: 'map_output', buf: 'c', to: 'a' }, { op: 'remap', buf: 'c' }]), 'ops[2].buf'],
+  ['unmap of a map_output buffer by name', base([mapOp(), { op: 'map_output', buf: 'c', to: 'a' }, { op: 'unmap', buf: 'c' }]), 'ops[2].buf'],
   ['not an object', [], ''],
   ['null', null, ''],
   ['unknown top field', base([{ op: 'probe' }], { cpu: 2 }), 'cpu'],
@@ -687,6 +707,10 @@ function protocolLine(line: string): boolean {
     `ballast perf(?:(?: ${N})+| )`,
     `ballast io_uring ${N}`,
     `ballast bpf ${N}`,
+    `ballast memfd_secret ${N}`,
+    `uring [1-9][0-9]*`,
+    `unmap_part ${ID}`,
+    `map_output ${ID} ${ID}`,
     'exit',
     `map ${ID} ${N} ${N}`,
     `remap ${ID}`,

@@ -6,7 +6,7 @@
 
 import { classifyWithEvidence } from '../diff/evidence.ts';
 import type { MeasuredOp } from '../diff/index.ts';
-import type { CompiledScenario } from '../scenario/ops.ts';
+import { type CompiledScenario, PAGE_KB } from '../scenario/ops.ts';
 import type { CellResult } from '../results/schema.ts';
 import type { Attempt } from './decide.ts';
 
@@ -26,7 +26,7 @@ export function behaviourOf(s: CompiledScenario, measured: readonly MeasuredOp[]
   const fits = classifyWithEvidence([{ scenario: s, measured }]).logics;
   const maps = measured.filter((m) => m.op === 'map');
   const k = maps.findIndex((m) => m.errno === 'EPERM');
-  const pinned = maps.map((m) => m.vmpin_kb / 4);
+  const pinned = maps.map((m) => m.vmpin_kb / PAGE_KB);
   const headrooms = measured.flatMap((m) => (m.op === 'probe' && typeof m.headroom === 'number' ? [m.headroom] : []));
   const observables = measured.map((m) => `${m.op}:${m.ok ? 'ok' : m.errno}:${m.vmpin_kb}${m.headroom !== undefined ? `:h${m.headroom}` : ''}`).join(',');
   return {

@@ -3,7 +3,7 @@
 // evidence.ts runs per candidate). Pure.
 
 import type { CompiledScenario } from '../scenario/ops.ts';
-import type { Logic } from '../model/accounting.ts';
+import { type Counter, type Expectation, type Logic, candidateLogics } from '../model/accounting.ts';
 import { type ExpectedOp, type SimulateOptions, simulate } from '../model/simulate.ts';
 import { type CellDiff, type MeasuredOp, diffCell } from './diff.ts';
 
@@ -23,8 +23,8 @@ export interface Calibration {
  * How many pages io_uring charges to user->locked_vm besides the registered
  * buffers (its rings, on some kernels) is not something the model can know.
  * When the logic's counter is 'shared' and the scenario has `ballast io_uring`
- * ops followed by a `probe`, infer it from the first probe after the first
- * io_uring ballast:
+ * (or worker `uring`) ops followed by a `probe`, infer it from the first probe
+ * after the first of them:
  *
  *   x = (expectedHeadroom(with 0) - measuredHeadroom) / (io_uring ballasts before that probe)
  *
@@ -41,7 +41,7 @@ export function calibrate(s: CompiledScenario, logic: Logic, measured: readonly 
   let probe = -1;
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
-    if (op.op === 'ballast' && op.via === 'io_uring') ballasts++;
+    if ((op.op === 'ballast' && op.via === 'io_uring') || op.op === 'uring') ballasts++;
     else if (op.op === 'probe' && ballasts > 0) {
       probe = i;
       break;
@@ -82,8 +82,44 @@ export interface CalibratedDiff extends CellDiff {
 /** calibrate + diffCell for one cell under one logic. */
 export function diffCalibrated(cell: Cell, logic: Logic, opts?: SimulateOptions): CalibratedDiff {
   const c = calibrate(cell.scenario, logic, cell.measured, opts);
-  const d: CalibratedDiff = { ...diffCell(cell.scenario.ops, cell.measured, c.expected), expected: c.expected };
+  const d: CalibratedDiff = { ...diffCell(cell.scenario.ops, cell.measured, c.expected, opts?.pageKb), expected: c.expected };
   if (c.calibrated !== undefined) d.calibrated = c.calibrated;
   if (c.note !== undefined) d.calibrationNote = c.note;
   return d;
+}
+
+export interface ExpectedDiff extends CalibratedDiff {
+  /** the logic whose prediction the verdict is against */
+  logic: Logic;
+  /**
+   * Only for an expectation whose counter is 'unknown': what the cell says
+   * about it, e.g. "counter: unknown, measured perf" (only the perf
+   * prediction MATCHes), "counter: unknown, not told apart by this cell",
+   * "counter: unknown, neither prediction fits".
+   */
+  counterNote?: string;
+}
+
+/**
+ * diffCalibrated against an expectation. A known counter is one diff. An
+ * unknown counter carries both predictions (shared, then perf): the verdict
+ * is MATCH when either matches (the one that matched is `logic`); when both
+ * match, or neither, `logic` is the shared one, or the one whose first
+ * divergence comes later. The classifier, over all of a kernel's cells,
+ * decides the counter; one cell never turns an unknown into a MISMATCH of
+ * its own making.
+ */
+export function diffExpected(cell: Cell, e: Expectation, opts?: SimulateOptions): ExpectedDiff {
+  const cands = candidateLogics(e);
+  const diffs = cands.map((logic) => ({ logic, d: diffCalibrated(cell, logic, opts) }));
+  if (diffs.length === 1) return { ...diffs[0]!.d, logic: diffs[0]!.logic };
+  const matching = diffs.filter((x) => x.d.verdict === 'MATCH');
+  const at = (x: { d: CalibratedDiff }): number => x.d.firstDivergence?.i ?? Infinity;
+  const best = matching[0] ?? diffs.reduce((a, b) => (at(b) > at(a) ? b : a));
+  const counters = (xs: typeof diffs): Counter[] => xs.map((x) => x.logic.counter);
+  const note =
+    matching.length === 1 ? `counter: unknown, measured ${counters(matching)[0]}`
+      : matching.length > 1 ? 'counter: unknown, not told apart by this cell'
+        : 'counter: unknown, neither prediction fits';
+  return { ...best.d, logic: best.logic, counterNote: note };
 }

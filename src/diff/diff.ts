@@ -21,7 +21,7 @@ export interface MeasuredOp {
 
 export type Verdict = 'MATCH' | 'MISMATCH' | 'ERROR';
 
-/** Names of the compared fields; values are in pages (vmpin_kb / 4) where they are sizes. */
+/** Names of the compared fields; values are in native pages (vmpin_kb / page kB) where they are sizes. */
 export type DiffField = 'ok' | 'errno' | 'pinned' | 'headroom' | 'helperPinned';
 
 export interface Divergence {
@@ -44,7 +44,7 @@ export interface CellDiff {
    */
   firstEpermMeasured: number | null;
   firstEpermExpected: number | null;
-  /** worker pinned pages after each `map` op, in call order (measured: vmpin_kb / 4) */
+  /** worker pinned pages after each `map` op, in call order (measured: vmpin_kb / page kB) */
   pinnedSeriesMeasured: number[];
   pinnedSeriesExpected: number[];
   /** ERROR only: what is wrong with the measured stream (which op index was last seen) */
@@ -58,7 +58,7 @@ export const CONTROLLER_OPS: ReadonlySet<OpName> = new Set<OpName>(['sysctl', 'c
  * Compare a cell op by op.
  *
  * Per op, in this order: `ok`, then `errno`, then the worker's pinned pages
- * (vmpin_kb / 4 vs expected.pinned), then for `probe` the headroom, then for
+ * (vmpin_kb / pageKb vs expected.pinned), then for `probe` the headroom, then for
  * `ballast` the helper's pinned pages when both sides have it (the model does
  * not predict it for io_uring ballast). Controller ops (sysctl, cpu, sysrq)
  * compare `ok` only. The first differing field of the first differing op is
@@ -71,7 +71,7 @@ export const CONTROLLER_OPS: ReadonlySet<OpName> = new Set<OpName>(['sysctl', 'c
  * comparison still runs over the contiguous measured prefix so
  * `firstDivergence` and the series describe what was seen.
  */
-export function diffCell(ops: readonly Op[], measured: readonly MeasuredOp[], expected: readonly ExpectedOp[]): CellDiff {
+export function diffCell(ops: readonly Op[], measured: readonly MeasuredOp[], expected: readonly ExpectedOp[], pageKb: number = PAGE_KB): CellDiff {
   const n = ops.length;
   if (expected.length !== n) throw new RangeError(`expected has ${expected.length} entries for ${n} ops`);
 
@@ -120,12 +120,12 @@ export function diffCell(ops: readonly Op[], measured: readonly MeasuredOp[], ex
       pinnedSeriesExpected.push(e.pinned);
       if (firstEpermExpected === null && e.errno === 'EPERM') firstEpermExpected = call;
       if (m !== undefined) {
-        pinnedSeriesMeasured.push(m.vmpin_kb / PAGE_KB);
+        pinnedSeriesMeasured.push(m.vmpin_kb / pageKb);
         if (firstEpermMeasured === null && m.errno === 'EPERM') firstEpermMeasured = call;
       }
     }
     if (m === undefined || firstDivergence !== undefined) continue;
-    firstDivergence = compareOp(i, op, m, e);
+    firstDivergence = compareOp(i, op, m, e, pageKb);
   }
 
   const out: CellDiff = {
@@ -140,16 +140,16 @@ export function diffCell(ops: readonly Op[], measured: readonly MeasuredOp[], ex
   return out;
 }
 
-function compareOp(i: number, op: Op, m: MeasuredOp, e: ExpectedOp): Divergence | undefined {
+function compareOp(i: number, op: Op, m: MeasuredOp, e: ExpectedOp, pageKb: number): Divergence | undefined {
   const d = (field: DiffField, measured: unknown, expected: unknown): Divergence => ({ i, op: op.op, field, measured, expected });
   if (m.ok !== e.ok) return d('ok', m.ok, e.ok);
   if (CONTROLLER_OPS.has(op.op)) return undefined;
   if (m.errno !== e.errno) return d('errno', m.errno, e.errno);
-  const pinned = m.vmpin_kb / PAGE_KB;
+  const pinned = m.vmpin_kb / pageKb;
   if (pinned !== e.pinned) return d('pinned', pinned, e.pinned);
   if (op.op === 'probe' && m.headroom !== e.headroom) return d('headroom', m.headroom, e.headroom);
   if (op.op === 'ballast' && m.helper_vmpin_kb !== undefined && e.helperPinned !== undefined) {
-    const hp = m.helper_vmpin_kb / PAGE_KB;
+    const hp = m.helper_vmpin_kb / pageKb;
     if (hp !== e.helperPinned) return d('helperPinned', hp, e.helperPinned);
   }
   return undefined;

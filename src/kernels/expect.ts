@@ -3,7 +3,7 @@
 // keep them readable so they can be audited row by row.
 
 import semver from 'semver';
-import { type Accounting, type Counter, type Logic, logicLabel } from '../model/accounting.ts';
+import { type Accounting, type Counter, type Expectation, expectationLabel } from '../model/accounting.ts';
 import { ConfigError } from '../util/errors.ts';
 import type { KernelSpec } from './spec.ts';
 
@@ -39,20 +39,41 @@ export const ACCOUNTING_TABLE: readonly AccountingRow[] = [
 ];
 
 export interface CounterRow {
-  /** which distro's kernels the row applies to; '*' = any */
-  distro: string;
+  /** semver range over the coerced upstream kernel version (MAJOR.MINOR.PATCH) */
   range: string;
-  counter: Counter;
+  /** 'unknown': nothing is known for these releases; the expectation carries both counters */
+  counter: Counter | 'unknown';
   why: string;
 }
 
-/** Which per-user counter perf charges. The first match wins; the last row catches everything. */
+const GIFT = '"perf: Track the perf mlock gift separately"';
+
+/**
+ * Which per-user counter perf charges, keyed on the upstream version line
+ * (the split is an upstream stable change, not a distro's): the first match
+ * wins; the last row catches everything. Sources: Debian's 6.1.192 changelog
+ * lists the change inside the upstream ChangeLog-6.1.191 list (Debian skipped
+ * 6.1.191), its 6.12 changelog inside ChangeLog-6.12.115; Debian 6.1.192's
+ * kernel/events/core.c charges user->perf_mlock. Measured: sid 7.2.13 has it
+ * (V4/perf), experimental 7.3-rc7 does not (V4/shared), the host's 6.18.44
+ * does not. Lines still maintained when 6.1.191 came out, where no release is
+ * known either way, are 'unknown' from the first release that could carry it
+ * (6.1.148, Aug 2025, predates the change: 6.1.190 still lacked it).
+ */
 export const COUNTER_TABLE: readonly CounterRow[] = [
-  { distro: 'debian', range: '>=6.1.0 <6.1.192', counter: 'shared', why: 'debian 6.1 < 6.1.192 -> shared user->locked_vm' },
-  { distro: 'debian', range: '>=6.1.192 <6.2.0', counter: 'perf', why: 'debian 6.1 >= 6.1.192 -> separate user->perf_mlock' },
-  { distro: 'debian', range: '>=6.12.0 <6.12.115', counter: 'shared', why: 'debian 6.12 < 6.12.115 -> shared user->locked_vm' },
-  { distro: 'debian', range: '>=6.12.115 <6.13.0', counter: 'perf', why: 'debian 6.12 >= 6.12.115 -> separate user->perf_mlock' },
-  { distro: '*', range: '*', counter: 'shared', why: 'no perf_mlock split known for this kernel -> shared user->locked_vm' },
+  { range: '>=5.10.241 <5.11.0', counter: 'unknown', why: `5.10.y after 5.10.240: not known whether ${GIFT} reached this line` },
+  { range: '>=5.15.190 <5.16.0', counter: 'unknown', why: `5.15.y after 5.15.189: not known whether ${GIFT} reached this line` },
+  { range: '>=6.1.191 <6.2.0', counter: 'perf', why: `6.1.y >= 6.1.191: ${GIFT} (stable 6.1.191) -> separate user->perf_mlock` },
+  { range: '>=6.6.1 <6.7.0', counter: 'unknown', why: `6.6.y: not known whether ${GIFT} reached this line` },
+  { range: '>=6.12.115 <6.13.0', counter: 'perf', why: `6.12.y >= 6.12.115: ${GIFT} (stable 6.12.115) -> separate user->perf_mlock` },
+  { range: '>=6.18.45 <6.19.0', counter: 'unknown', why: `6.18.y after 6.18.44 (measured shared): not known whether ${GIFT} reached it` },
+  { range: '>=7.0.1 <7.1.0', counter: 'unknown', why: `7.0.y: not known whether ${GIFT} reached this line` },
+  { range: '>=7.1.1 <7.2.0', counter: 'unknown', why: `7.1.y: not known whether ${GIFT} reached this line` },
+  { range: '>=7.2.1 <7.2.13', counter: 'unknown', why: `7.2.y before 7.2.13: not known where ${GIFT} came in (7.2.13 measured perf)` },
+  { range: '>=7.2.13 <7.3.0', counter: 'perf', why: `7.2.y >= 7.2.13: ${GIFT} (measured on Debian sid 7.2.13) -> separate user->perf_mlock` },
+  { range: '>=7.3.1 <7.4.0', counter: 'unknown', why: `7.3.y: not known whether ${GIFT} reached this line` },
+  { range: '>=7.4.0', counter: 'unknown', why: `newer than 7.3: not known whether mainline took ${GIFT}` },
+  { range: '*', counter: 'shared', why: `${GIFT} not in this release (mainline up to 7.3-rc7, stable before the change) -> shared user->locked_vm` },
 ];
 
 /** ">=5.6.0 <6.15.0" -> ">= 5.6 and < 6.15" */
@@ -80,25 +101,32 @@ export function accountingFor(version: string): { row: AccountingRow; text: stri
   return { row, text: `${rangeText(row.range)} -> ${row.accounting} (${row.why})` };
 }
 
-export function counterFor(version: string, distro: string): { row: CounterRow; text: string } {
+/**
+ * The counter row for an upstream kernel version (any distro: the split is
+ * keyed on the upstream version line). Throws RangeError on a string with no
+ * version in it.
+ */
+export function counterFor(version: string): { row: CounterRow; text: string } {
   const v = coerceKernelVersion(version);
   if (v === null) throw new RangeError(`not a kernel version: ${JSON.stringify(version)}`);
-  const row = COUNTER_TABLE.find((r) => (r.distro === '*' || r.distro === distro) && semver.satisfies(v, r.range));
-  if (!row) throw new Error(`COUNTER_TABLE has no row for ${distro} ${v}`);
+  const row = COUNTER_TABLE.find((r) => semver.satisfies(v, r.range, { includePrerelease: true }));
+  if (!row) throw new Error(`COUNTER_TABLE has no row for ${v}`);
   return { row, text: row.why };
 }
 
 /**
  * The logic `spec` is expected to implement when its kernel is `version`
  * (the upstream version: the spec's, or the host's for kind host).
- * logic null = "unknown": classify only.
+ * logic null = "unknown": classify only. A logic whose counter is 'unknown'
+ * (COUNTER_TABLE) carries both counters: see src/diff diffExpected. Throws
+ * ConfigError when the version cannot be read and the spec gives no full label.
  */
-export function resolveExpect(spec: KernelSpec, version: string): { logic: Logic | null; reason: string } {
+export function resolveExpect(spec: KernelSpec, version: string): { logic: Expectation | null; reason: string } {
   const e = spec.expect;
   if (e.mode === 'unknown') return { logic: null, reason: 'expect "unknown": classify only' };
   if (e.mode === 'label' && e.counter !== null) {
-    const logic: Logic = { accounting: e.accounting, counter: e.counter };
-    return { logic, reason: `explicit "${logicLabel(logic)}" in the spec` };
+    const logic: Expectation = { accounting: e.accounting, counter: e.counter };
+    return { logic, reason: `explicit "${expectationLabel(logic)}" in the spec` };
   }
   const v = coerceKernelVersion(version);
   if (v === null) {
@@ -111,14 +139,13 @@ export function resolveExpect(spec: KernelSpec, version: string): { logic: Logic
         : 'write "version" as MAJOR.MINOR.PATCH, or give an explicit "expect" label such as "V3/shared"',
     );
   }
-  const distro = specDistro(spec);
-  const counter = counterFor(v, distro);
+  const counter = counterFor(v);
   const shownVersion = v === version ? v : `${version} (${v})`;
   if (e.mode === 'label') {
-    const logic: Logic = { accounting: e.accounting, counter: counter.row.counter };
+    const logic: Expectation = { accounting: e.accounting, counter: counter.row.counter };
     return { logic, reason: `${shownVersion}: explicit "${e.accounting}" in the spec; ${counter.text}` };
   }
   const acc = accountingFor(v);
-  const logic: Logic = { accounting: acc.row.accounting, counter: counter.row.counter };
+  const logic: Expectation = { accounting: acc.row.accounting, counter: counter.row.counter };
   return { logic, reason: `${shownVersion}: ${acc.text}; ${counter.text}` };
 }

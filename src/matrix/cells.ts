@@ -2,17 +2,18 @@
 // outcome, the compiled scenarios and the expected logic go in, cells come
 // out. Cells finished before a fault keep their verdicts.
 
-import { diffCalibrated } from '../diff/index.ts';
-import { type Logic, logicLabel, simulate, type SimulateOptions } from '../model/index.ts';
+import { diffExpected } from '../diff/index.ts';
+import { candidateLogics, type Expectation, logicLabel, simulate, type SimulateOptions } from '../model/index.ts';
 import { MEASURE_POLICY, type SplatDecider, splatDecider } from '../policy/splats.ts';
-import type { CompiledScenario } from '../scenario/ops.ts';
+import { type CompiledScenario, PAGE_KB } from '../scenario/ops.ts';
 import { type ConsoleFault, SPLAT_KINDS } from '../runner/stream.ts';
 import type { GroupOutcome } from '../runner/runtime.ts';
 import type { CellResult, CellVerdict } from '../results/schema.ts';
 
 export interface CellContext {
   kernel: string;
-  logic: Logic | null;
+  /** the expected logic; its counter may be 'unknown' (both predictions carried, see diffExpected) */
+  logic: Expectation | null;
   runtime: CellResult['runtime'];
   startedAt: string;
   scenarioHash: (s: CompiledScenario) => string;
@@ -39,7 +40,7 @@ export function cellWithoutRun(ctx: CellContext, s: CompiledScenario, verdict: C
   const c = base(ctx, s, null);
   c.verdict = verdict;
   c.reason = reason;
-  if (ctx.logic) c.expected = simulate(s, ctx.logic, ctx.simOpts);
+  if (ctx.logic) c.expected = simulate(s, candidateLogics(ctx.logic)[0]!, ctx.simOpts);
   return c;
 }
 
@@ -97,12 +98,14 @@ export function cellsFromOutcome(ctx: CellContext, scenarios: readonly CompiledS
     if (!ctx.logic) {
       c.verdict = 'UNCHECKED';
       c.reason = 'kernel spec says expect: unknown; measured only (see classification)';
-      c.pinned_measured = st.ops.filter((m) => m.op === 'map').map((m) => m.vmpin_kb / 4);
+      c.pinned_measured = st.ops.filter((m) => m.op === 'map').map((m) => m.vmpin_kb / (o.stream.hello?.page_kb ?? PAGE_KB));
       const k = st.ops.filter((m) => m.op === 'map').findIndex((m) => m.errno === 'EPERM');
       c.first_eperm_measured = k < 0 ? null : k + 1;
       return failBySplat(c);
     }
-    const d = diffCalibrated({ scenario: s, measured: st.ops }, ctx.logic, ctx.simOpts);
+    // The guest's page size (hello) is a model input; 4 kB when not reported.
+    const opts: SimulateOptions | undefined = o.stream.hello?.page_kb ? { ...ctx.simOpts, pageKb: o.stream.hello.page_kb } : ctx.simOpts;
+    const d = diffExpected({ scenario: s, measured: st.ops }, ctx.logic, opts);
     c.verdict = d.verdict;
     c.first_eperm_measured = d.firstEpermMeasured;
     c.first_eperm_expected = d.firstEpermExpected;
@@ -114,14 +117,15 @@ export function cellsFromOutcome(ctx: CellContext, scenarios: readonly CompiledS
       c.reason = `op ${f.i} (${f.op}): ${f.field} measured ${JSON.stringify(f.measured)}, expected ${JSON.stringify(f.expected)}`;
     }
     if (d.verdict === 'ERROR') c.reason = d.missing ?? c.reason;
+    if (d.counterNote) c.reason = c.reason ? `${d.counterNote}; ${c.reason}` : d.counterNote;
     if (d.calibrated) c.calibrated = { ...d.calibrated };
-    c.expected = d.expected ?? simulate(s, ctx.logic, ctx.simOpts);
-    if (notes.length && c.verdict === 'MATCH' && !fatal) c.reason = `kernel ${notes[0]!.kind} during the boot (a note: ${policy.why(notes[0]!.kind)}): ${notes[0]!.line}`;
+    c.expected = d.expected;
+    if (notes.length && c.verdict === 'MATCH' && !fatal) c.reason = `${c.reason ? `${c.reason}; ` : ''}kernel ${notes[0]!.kind} during the boot (a note: ${policy.why(notes[0]!.kind)}): ${notes[0]!.line}`;
     return failBySplat(c);
   });
 }
 
 function withExpected(c: CellResult, s: CompiledScenario, ctx: CellContext): CellResult {
-  if (ctx.logic) c.expected = simulate(s, ctx.logic, ctx.simOpts);
+  if (ctx.logic) c.expected = simulate(s, candidateLogics(ctx.logic)[0]!, ctx.simOpts);
   return c;
 }

@@ -15,7 +15,7 @@ import { AUX_SKIP_REASON } from '../kernels/source-spec.ts';
 import type { KernelSpec } from '../kernels/spec.ts';
 import { ensureBaseImage, reproducerBinary } from '../image/initramfs.ts';
 import { createHash } from 'node:crypto';
-import { type Logic, logicLabel } from '../model/index.ts';
+import { type Expectation, logicLabel } from '../model/index.ts';
 import { type CompiledScenario, hasFaultInjection } from '../scenario/ops.ts';
 import { scenarioHash } from '../scenario/load.ts';
 import { freshHostUids, HostRuntime, hostOnlineCpus, hostSkipReason } from '../runner/host.ts';
@@ -153,7 +153,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
 
   // Kernel artifacts: fetched (or built) once per kernel, shared by its groups.
   const artifacts = new Map<string, Promise<KernelArtifact>>();
-  const logics = new Map<string, Logic | null>();
+  const logics = new Map<string, Expectation | null>();
   const artifact = (k: KernelSpec): Promise<KernelArtifact> => {
     let p = artifacts.get(k.id);
     if (!p) {
@@ -194,7 +194,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
   const runGroup = async (g: PlannedGroup): Promise<void> => {
     const spec = o.kernels.find((k) => k.id === g.kernel)!;
     let simOpts: SimulateOptions | undefined;
-    const ctx = (logic: Logic | null): CellContext => ({
+    const ctx = (logic: Expectation | null): CellContext => ({
       kernel: g.kernel, logic, runtime: g.runtime, startedAt: new Date().toISOString(),
       scenarioHash, rerun: (s) => o.rerun(g.kernel, s), simOpts,
       splats: o.splatPolicy ? splatDecider(o.splatPolicy, g.kernel) : undefined,

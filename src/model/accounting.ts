@@ -1,9 +1,10 @@
 // The perf_mmap() locked-memory split, one pure function per accounting logic
-// (shared/kernel-history.md). All quantities are 4 KiB pages.
+// (shared/kernel-history.md). All quantities are native pages of the kernel
+// (PAGE_SIZE: 4 KiB on x86_64, 16 or 64 KiB on some arm64/ppc64 builds).
 //
 //   U  = the per-user counter perf charges (user->locked_vm or user->perf_mlock)
 //   ue = user_extra, the pages a new mapping asks for (data pages + 1 header page)
-//   L  = user_lock_limit = (perf_event_mlock_kb >> 2) * num_online_cpus()
+//   L  = user_lock_limit = (perf_event_mlock_kb >> (PAGE_SHIFT - 10)) * num_online_cpus()
 //
 // Each function returns what the kernel computes for a *new* ring buffer:
 //   userLocked  the `user_locked` value the kernel compared against L
@@ -16,10 +17,12 @@ export type Accounting = 'V0' | 'V1' | 'V2' | 'V3' | 'V4';
 
 /**
  * Which per-user counter perf charges.
- * - `shared`: user->locked_vm, also charged by io_uring registered buffers
- *   (and by BPF before v5.11, MSG_ZEROCOPY, AF_XDP).
- * - `perf`:   a per-user counter of perf's own (Debian 6.1 / 6.12
- *   `user->perf_mlock`) that io_uring does not touch.
+ * - `shared`: user->locked_vm, also charged by io_uring registered buffers,
+ *   memfd_secret (stable 6.1.191+, 6.12.113+), BPF before v5.11,
+ *   MSG_ZEROCOPY, AF_XDP.
+ * - `perf`:   `user->perf_mlock`, perf's own per-user counter that no other
+ *   charger touches ("perf: Track the perf mlock gift separately", upstream
+ *   stable 6.1.191 and 6.12.115; not in mainline up to 7.3-rc7).
  */
 export type Counter = 'shared' | 'perf';
 
@@ -27,6 +30,25 @@ export interface Logic {
   accounting: Accounting;
   counter: Counter;
 }
+
+/**
+ * What a kernel is expected to implement: a logic, except that the counter
+ * may be `unknown` where nothing is known about the counter split for the
+ * kernel's stable line (e.g. 6.6.y, 7.0.y). Such an expectation carries both
+ * predictions; the diff takes whichever counter the measurement fits
+ * (src/diff diffExpected) instead of guessing a MISMATCH.
+ */
+export interface Expectation {
+  accounting: Accounting;
+  counter: Counter | 'unknown';
+}
+
+/** "V4/unknown" for an open counter, else as logicLabel. */
+export const expectationLabel = (e: Expectation): string => logicLabel(e);
+
+/** The concrete logics an expectation allows: one, or both counters (shared first) when the counter is unknown. */
+export const candidateLogics = (e: Expectation): Logic[] =>
+  e.counter === 'unknown' ? COUNTERS.map((counter): Logic => ({ accounting: e.accounting, counter })) : [{ accounting: e.accounting, counter: e.counter }];
 
 export const ACCOUNTINGS: readonly Accounting[] = ['V0', 'V1', 'V2', 'V3', 'V4'];
 export const COUNTERS: readonly Counter[] = ['shared', 'perf'];
@@ -36,8 +58,8 @@ export const ALL_LOGICS: readonly Logic[] = ACCOUNTINGS.flatMap((accounting) =>
   COUNTERS.map((counter): Logic => ({ accounting, counter })),
 );
 
-/** "V3/perf" */
-export const logicLabel = (l: Logic): string => `${l.accounting}/${l.counter}`;
+/** "V3/perf"; for an expectation with an open counter "V4/unknown". */
+export const logicLabel = (l: Logic | Expectation): string => `${l.accounting}/${l.counter}`;
 
 /** Inverse of logicLabel; throws on anything else. */
 export function parseLogic(label: string): Logic {
@@ -132,5 +154,28 @@ export const SPLITS: Readonly<Record<Accounting, SplitFn>> = {
 /** RLIM_INFINITY >> PAGE_SHIFT on 64-bit: what the kernel's lock_limit is when unlimited. */
 export const RLIM_INFINITY_PAGES = 2 ** 52 - 1;
 
-/** RLIMIT_MEMLOCK in kB (null = unlimited) to the kernel's lock_limit in pages (bytes >> 12). */
-export const rlimitPages = (kb: number | null): number => (kb === null ? RLIM_INFINITY_PAGES : Math.floor(kb / 4));
+/** PAGE_SIZE / 1024 of x86_64 and most kernels: the default wherever a kernel's page size is not reported. */
+export const DEFAULT_PAGE_KB = 4;
+
+/** Page sizes (kB) the model accepts: 4K, 16K, 64K pages. */
+export const PAGE_KBS: readonly number[] = [4, 16, 64];
+
+/** Throws RangeError unless `pageKb` is one of PAGE_KBS. */
+export function checkPageKb(pageKb: number): number {
+  if (!PAGE_KBS.includes(pageKb)) throw new RangeError(`page size must be one of ${PAGE_KBS.join(', ')} kB, got ${pageKb}`);
+  return pageKb;
+}
+
+/**
+ * RLIMIT_MEMLOCK in kB (null = unlimited) to the kernel's lock_limit in
+ * native pages (bytes >> PAGE_SHIFT), for pages of `pageKb` kB.
+ */
+export const rlimitPages = (kb: number | null, pageKb: number = DEFAULT_PAGE_KB): number =>
+  kb === null ? RLIM_INFINITY_PAGES : Math.floor(kb / pageKb);
+
+/**
+ * The default perf_event_mlock_kb: 512 + PAGE_SIZE/1024 (kernel/events/core.c,
+ * `sysctl_perf_event_mlock = 512 + (PAGE_SIZE / 1024)`): 516 on 4K pages, 528
+ * on 16K, 576 on 64K, i.e. 129, 33 and 9 pages per CPU.
+ */
+export const defaultMlockKb = (pageKb: number = DEFAULT_PAGE_KB): number => 512 + pageKb;

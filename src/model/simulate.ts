@@ -3,7 +3,7 @@
 // observe. Pure: no I/O, no clocks, no randomness.
 
 import { type CompiledScenario, mappingPages, userLockLimit } from '../scenario/ops.ts';
-import { type Logic, type Split, SPLITS, rlimitPages } from './accounting.ts';
+import { DEFAULT_PAGE_KB, type Logic, type Split, SPLITS, checkPageKb, rlimitPages } from './accounting.ts';
 
 /** What the kernel's check in perf_mmap() computed for a new ring buffer (pages). */
 export interface MapCheck {
@@ -17,14 +17,17 @@ export interface MapCheck {
   locked: number;
   /** RLIMIT_MEMLOCK >> PAGE_SHIFT (2^52 - 1 when unlimited) */
   lockLimit: number;
-  /** (perf_event_mlock_kb >> 2) * num_online_cpus() at the time of the call */
+  /** (perf_event_mlock_kb >> (PAGE_SHIFT - 10)) * num_online_cpus() at the time of the call */
   userLockLimit: number;
 }
 
+/** The errors the model predicts: EPERM (perf_mmap), ENOMEM (io_uring), EINVAL (unmap_part), EBUSY (map_output). */
+export type ExpectedErrno = '' | 'EPERM' | 'ENOMEM' | 'EINVAL' | 'EBUSY';
+
 export interface ExpectedOp {
   ok: boolean;
-  errno: '' | 'EPERM';
-  /** the worker's mm->pinned_vm (VmPin / 4) in pages after the op */
+  errno: ExpectedErrno;
+  /** the worker's mm->pinned_vm (VmPin kB / page kB) in native pages after the op */
   pinned: number;
   /** perf's per-user counter (U) in pages after the op */
   user: number;
@@ -50,15 +53,77 @@ export interface SimulateOptions {
    * Only matters for counter 'shared'.
    */
   bpfChargesUser?: boolean;
+  /**
+   * The kernel's PAGE_SIZE in kB (4, 16 or 64; default 4). Every quantity of
+   * the model is in these native pages: the header page, user_extra,
+   * RLIMIT_MEMLOCK >> PAGE_SHIFT, VmPin. The guest reports it in `hello`.
+   */
+  pageKb?: number;
+  /**
+   * munmap of part of a perf mapping fails with EINVAL ("perf/core: Prevent
+   * VMA split of buffer mappings": v6.17; stables 6.16.1, 6.12.42, 6.1.148).
+   * Default false.
+   */
+  partialMunmapEinval?: boolean;
+  /**
+   * mmap of an event whose output was redirected (PERF_EVENT_IOC_SET_OUTPUT)
+   * fails with EBUSY: v6.19 and 6.18.8. Default false (it shares the target's
+   * ring buffer; V4 charges the per-user counter again, as for a re-mmap).
+   */
+  mapOutputEbusy?: boolean;
+  /**
+   * memfd_secret pages are charged to user->locked_vm ("mm/secretmem:
+   * properly account locked pages": stables 6.1.191, 6.12.113). Default false.
+   */
+  secretmemChargesUser?: boolean;
 }
 
-/** The simulator options a kernel's version implies (BPF charging before 5.11). */
-export function simOptionsForVersion(version: string): SimulateOptions {
-  const m = /^(\d+)\.(\d+)/.exec(version);
-  if (!m) return {};
-  const major = Number(m[1]);
-  const minor = Number(m[2]);
-  return { bpfChargesUser: major < 5 || (major === 5 && minor < 11) };
+/** [major, minor, patch] of a kernel version string, or null. "7.3.0-rc7" -> [7, 3, 0]. */
+export function kernelTriple(version: string): [number, number, number] | null {
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(version);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : null;
+}
+
+/** Is kernel version `v` at least `min` (both [major, minor, patch])? */
+export const atLeast = (v: readonly number[], min: readonly number[]): boolean => {
+  for (let k = 0; k < 3; k++) if (v[k] !== min[k]) return v[k]! > min[k]!;
+  return true;
+};
+
+/**
+ * The simulator options a kernel's version implies:
+ * - bpfChargesUser: BPF maps charge user->locked_vm before v5.11 (Roman
+ *   Gushchin's series moving BPF to memcg-based accounting, merged for v5.11);
+ * - partialMunmapEinval: v6.17, stables 6.16.1, 6.12.42, 6.1.148
+ *   ("perf/core: Prevent VMA split of buffer mappings", in Debian 6.1's
+ *   ChangeLog-6.1.148 list);
+ * - mapOutputEbusy: v6.19, stable 6.18.8;
+ * - secretmemChargesUser: stables 6.1.191 and 6.12.113 ("mm/secretmem:
+ *   properly account locked pages", in Debian 6.1.192's ChangeLog-6.1.191 list).
+ * Stable lines not named (6.6.y, 5.15.y, ...) are taken to lack a change. `pageKb` is the
+ * kernel's page size when known (hello), default 4. An unreadable version
+ * gives the defaults.
+ */
+export function simOptionsForVersion(version: string, pageKb?: number): SimulateOptions {
+  const v = kernelTriple(version);
+  const out: SimulateOptions = {};
+  if (pageKb !== undefined) out.pageKb = checkPageKb(pageKb);
+  if (v === null) return out;
+  out.bpfChargesUser = !atLeast(v, [5, 11, 0]);
+  out.partialMunmapEinval = since(v, [6, 17, 0], [[6, 16, 1], [6, 12, 42], [6, 1, 148]]);
+  out.mapOutputEbusy = since(v, [6, 19, 0], [[6, 18, 8]]);
+  out.secretmemChargesUser = since(v, null, [[6, 12, 113], [6, 1, 191]]);
+  return out;
+}
+
+/**
+ * Does kernel `v` carry a change that mainline took in `mainline` (null: not
+ * known in mainline) and the stable lines took at the given releases? A
+ * stable line not listed is taken not to have it.
+ */
+function since(v: readonly number[], mainline: readonly number[] | null, stables: readonly (readonly number[])[]): boolean {
+  if (mainline !== null && atLeast(v, mainline)) return true;
+  return stables.some((st) => st[0] === v[0] && st[1] === v[1] && v[2]! >= st[2]!);
 }
 
 /** The reproducer's probe stops after this many maps without a spill. */
@@ -75,15 +140,22 @@ export class ScriptError extends Error {
   }
 }
 
-/** One perf event fd of the worker and its ring buffer's remembered charges. */
+/**
+ * One perf event fd of the worker. A `map` owns a ring buffer (rb === itself)
+ * and remembers its charges; a `map_output` event shares another's (rb).
+ */
 interface Buf {
   /** pages per mapping (data pages + 1) */
   ue: number;
-  /** live mappings; 0 = fd open but mmap failed (or never succeeded) */
+  /** ring buffer owners: live mappings of the ring buffer through any fd; 0 = never mapped */
   mapCount: number;
-  /** charges remembered by the ring buffer, given back by the last munmap */
+  /** charges remembered by the ring buffer, given back when its last mapping goes */
   userCharge: number;
   extra: number;
+  /** the ring buffer this fd's mappings belong to */
+  rb: Buf;
+  /** mappings made through this fd */
+  own: number;
 }
 
 /**
@@ -102,12 +174,16 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
   const shared = logic.counter === 'shared';
   const ioUringExtra = opts?.ioUringExtraPages ?? 0;
   const bpfCharges = opts?.bpfChargesUser ?? false;
+  const secretCharges = opts?.secretmemChargesUser ?? false;
+  const partialEinval = opts?.partialMunmapEinval ?? false;
+  const outputEbusy = opts?.mapOutputEbusy ?? false;
   if (!Number.isInteger(ioUringExtra) || ioUringExtra < 0) throw new RangeError(`ioUringExtraPages must be a whole number >= 0, got ${ioUringExtra}`);
+  const pageKb = checkPageKb(opts?.pageKb ?? DEFAULT_PAGE_KB);
 
   const cap = s.cap_ipc_lock;
   let mlockKb = s.mlock_kb;
   let paranoid = s.paranoid;
-  let R = rlimitPages(s.rlimit_kb);
+  let R = rlimitPages(s.rlimit_kb, pageKb);
   // Online CPUs: 0..cpus-1 at start (the reproducer checks the count); `cpu` ops toggle ids.
   const offline = new Set<number>();
   const extraOnline = new Set<number>();
@@ -115,6 +191,16 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
 
   let U = 0;
   let P = 0;
+  // user->locked_vm as other chargers (io_uring, memfd_secret, BPF) see it: U itself
+  // on a shared counter; on a perf counter only what those chargers put there.
+  let LV = 0;
+  const chargeLocked = (pages: number): void => {
+    if (shared) U += pages;
+    else LV += pages;
+  };
+  // The worker's own io_uring registrations: given back when it exits.
+  let uringUser = 0;
+  let uringPinned = 0;
   const bufs = new Map<string, Buf>(); // insertion order == map order
   const pool: Buf[] = [];
   const sp: Split = { userLocked: 0, extra: 0, userCharge: 0 };
@@ -124,11 +210,27 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
   const out: ExpectedOp[] = new Array(n);
 
   const releaseBuf = (b: Buf): void => {
-    if (b.mapCount > 0) {
-      U -= b.userCharge;
-      P -= b.extra;
+    const rb = b.rb;
+    if (b.own > 0) {
+      rb.mapCount -= b.own;
+      b.own = 0;
+      if (rb.mapCount === 0) {
+        U -= rb.userCharge;
+        P -= rb.extra;
+      }
     }
-    pool.push(b);
+    // an owner whose ring buffer another fd still maps stays referenced: not reused
+    if (rb === b && b.mapCount === 0) pool.push(b);
+  };
+  const newBuf = (ue: number): Buf => {
+    const b = pool.pop() ?? ({ ue: 0, mapCount: 0, userCharge: 0, extra: 0, own: 0 } as unknown as Buf);
+    b.ue = ue;
+    b.mapCount = 0;
+    b.userCharge = 0;
+    b.extra = 0;
+    b.rb = b;
+    b.own = 0;
+    return b;
   };
 
   for (let i = 0; i < n; i++) {
@@ -136,11 +238,7 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
     switch (op.op) {
       case 'map': {
         if (bufs.has(op.buf)) throw new ScriptError(i, `map ${op.buf}: a buffer of that name is still open`);
-        const b = pool.pop() ?? { ue: 0, mapCount: 0, userCharge: 0, extra: 0 };
-        b.ue = mappingPages(op.data_pages);
-        b.mapCount = 0;
-        b.userCharge = 0;
-        b.extra = 0;
+        const b = newBuf(mappingPages(op.data_pages));
         bufs.set(op.buf, b);
         out[i] = firstMapping(b);
         break;
@@ -148,16 +246,69 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
       case 'remap': {
         const b = bufs.get(op.buf);
         if (b === undefined) throw new ScriptError(i, `remap ${op.buf}: no such open buffer`);
-        if (b.mapCount === 0) {
+        if (b.rb.mapCount === 0) {
           // The earlier mmap failed: this mmap creates the ring buffer, with the full check.
           out[i] = firstMapping(b);
         } else {
           // Mapping an existing ring buffer: V0..V3 charge nothing; V4 charges ue to U,
           // unchecked, and never gives it back.
           if (v4) U += b.ue;
-          b.mapCount++;
+          b.rb.mapCount++;
+          b.own++;
           out[i] = { ok: true, errno: '', pinned: P, user: U };
         }
+        break;
+      }
+      case 'unmap_part': {
+        if (!bufs.has(op.buf)) throw new ScriptError(i, `unmap_part ${op.buf}: no such open buffer`);
+        // Refused since v6.17; before, the split succeeds and the charges wait for the rest.
+        out[i] = partialEinval ? { ok: false, errno: 'EINVAL', pinned: P, user: U } : { ok: true, errno: '', pinned: P, user: U };
+        break;
+      }
+      case 'map_output': {
+        if (bufs.has(op.buf)) throw new ScriptError(i, `map_output ${op.buf}: a buffer of that name is still open`);
+        const t = bufs.get(op.to);
+        if (t === undefined) throw new ScriptError(i, `map_output ${op.buf} ${op.to}: no such open buffer`);
+        if (outputEbusy) {
+          out[i] = { ok: false, errno: 'EBUSY', pinned: P, user: U };
+          break;
+        }
+        const b = newBuf(t.ue);
+        bufs.set(op.buf, b);
+        if (t.rb.mapCount === 0) {
+          // nothing to share: the mmap creates a ring buffer of its own
+          out[i] = firstMapping(b);
+          break;
+        }
+        // Shares the target's ring buffer: like a re-mmap of it (V4: charged again, never given back).
+        b.rb = t.rb;
+        b.own = 1;
+        t.rb.mapCount++;
+        if (v4) U += b.ue;
+        out[i] = { ok: true, errno: '', pinned: P, user: U };
+        break;
+      }
+      case 'uring': {
+        // io_uring's own check: user->locked_vm + pages against the worker's RLIMIT_MEMLOCK,
+        // skipped (and nothing charged to the user) with CAP_IPC_LOCK; mm->pinned_vm grows either way.
+        // io_uring_setup first: its ring pages (ioUringExtraPages) stay charged with the ring,
+        // which the worker keeps open until it exits, registered or not.
+        if (!cap) {
+          chargeLocked(ioUringExtra);
+          uringUser += ioUringExtra;
+        }
+        const locked = shared ? U : LV;
+        if (!cap && locked + op.pages > R) {
+          out[i] = { ok: false, errno: 'ENOMEM', pinned: P, user: U };
+          break;
+        }
+        if (!cap) {
+          chargeLocked(op.pages);
+          uringUser += op.pages;
+        }
+        P += op.pages;
+        uringPinned += op.pages;
+        out[i] = { ok: true, errno: '', pinned: P, user: U };
         break;
       }
       case 'unmap': {
@@ -174,7 +325,7 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
         break;
       }
       case 'probe': {
-        const L = userLockLimit(mlockKb, cpus);
+        const L = userLockLimit(mlockKb, cpus, pageKb);
         const limited = paranoid > -1 && !cap;
         let ok = true;
         let headroom: number;
@@ -199,7 +350,7 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
       case 'ballast': {
         if (op.via === 'perf') {
           // A helper with CAP_IPC_LOCK (never refused) maps fresh buffers in order.
-          const L = userLockLimit(mlockKb, cpus);
+          const L = userLockLimit(mlockKb, cpus, pageKb);
           let hp = 0;
           const bl = op.buffers;
           for (let k = 0; k < bl.length; k++) {
@@ -210,10 +361,14 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
           out[i] = { ok: true, errno: '', pinned: P, user: U, helperPinned: hp };
         } else if (op.via === 'bpf') {
           // Before 5.11 the maps' pages go to user->locked_vm (no capability exemption).
-          if (shared && bpfCharges) U += op.pages;
+          if (bpfCharges) chargeLocked(op.pages);
+          out[i] = { ok: true, errno: '', pinned: P, user: U };
+        } else if (op.via === 'memfd_secret') {
+          // 6.1.191+ / 6.12.113+: each touched page to user->locked_vm, no CAP_IPC_LOCK exemption.
+          if (secretCharges) chargeLocked(op.pages);
           out[i] = { ok: true, errno: '', pinned: P, user: U };
         } else {
-          if (shared) U += op.pages + ioUringExtra;
+          chargeLocked(op.pages + ioUringExtra);
           out[i] = { ok: true, errno: '', pinned: P, user: U };
         }
         break;
@@ -224,7 +379,12 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
         // new worker starts with the scenario's RLIMIT_MEMLOCK and no pins.
         for (const b of bufs.values()) releaseBuf(b);
         bufs.clear();
-        R = rlimitPages(s.rlimit_kb);
+        if (shared) U -= uringUser;
+        else LV -= uringUser;
+        P -= uringPinned;
+        uringUser = 0;
+        uringPinned = 0;
+        R = rlimitPages(s.rlimit_kb, pageKb);
         out[i] = { ok: true, errno: '', pinned: P, user: U };
         break;
       }
@@ -235,7 +395,7 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
         break;
       }
       case 'rlimit': {
-        R = rlimitPages(op.memlock_kb);
+        R = rlimitPages(op.memlock_kb, pageKb);
         out[i] = { ok: true, errno: '', pinned: P, user: U };
         break;
       }
@@ -263,7 +423,7 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
 
   /** A new ring buffer for `b`: split, check, charge. */
   function firstMapping(b: Buf): ExpectedOp {
-    const L = userLockLimit(mlockKb, cpus);
+    const L = userLockLimit(mlockKb, cpus, pageKb);
     split(U, b.ue, L, sp);
     const locked = P + sp.extra;
     const check: MapCheck = { userLocked: sp.userLocked, extra: sp.extra, pinnedBefore: P, locked, lockLimit: R, userLockLimit: L };
@@ -275,6 +435,7 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
     b.userCharge = sp.userCharge;
     b.extra = sp.extra;
     b.mapCount = 1;
+    b.own = 1;
     return { ok: true, errno: '', pinned: P, user: U, check };
   }
 }

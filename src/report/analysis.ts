@@ -4,7 +4,7 @@
 
 import { classifyKernel, type KernelClassification } from '../diff/evidence.ts';
 import { type Logic, parseLogic } from '../model/accounting.ts';
-import type { CompiledScenario } from '../scenario/ops.ts';
+import { type CompiledScenario, PAGE_KB } from '../scenario/ops.ts';
 import { logicClasses, pinnedSeries } from '../scenario/discriminate.ts';
 import type { CellResult, CellVerdict, Results } from '../results/schema.ts';
 
@@ -64,7 +64,7 @@ export function scenarioIds(r: Results): string[] {
 /** Worker VmPin (pages) after each map call, measured. */
 export function measuredSeries(c: CellResult): number[] {
   if (c.pinned_measured.length) return c.pinned_measured;
-  return c.measured.filter((m) => m.op === 'map').map((m) => m.vmpin_kb / 4);
+  return c.measured.filter((m) => m.op === 'map').map((m) => m.vmpin_kb / PAGE_KB);
 }
 
 /** The same, as the kernel's expected logic predicts it ([] when unknown). */
@@ -102,7 +102,7 @@ export const epermText = (n: number | null): string => (n === null ? '-' : `#${n
 
 /**
  * One op of a cell in script order, for the per-cell plots: the worker's
- * VmPin in pages (measured VmPin kB / 4, expected ExpectedOp.pinned) and, on
+ * VmPin in pages (measured VmPin kB / PAGE_KB, expected ExpectedOp.pinned) and, on
  * probe ops, the headroom (fresh 1-page maps that did not spill). null where
  * the op has no such value (not run, not a probe, VmPin unreadable).
  */
@@ -124,7 +124,7 @@ export function opSeries(c: CellResult, def?: CompiledScenario): OpPoint[] {
     const m = byI.get(i); const e = c.expected[i];
     return {
       i, op: m?.op ?? def?.ops[i]?.op ?? '?',
-      pinned_measured: m ? fin(m.vmpin_kb / 4) : null, pinned_expected: e ? e.pinned : null,
+      pinned_measured: m ? fin(m.vmpin_kb / PAGE_KB) : null, pinned_expected: e ? e.pinned : null,
       headroom_measured: fin(m?.headroom), headroom_expected: fin(e?.headroom),
     };
   });

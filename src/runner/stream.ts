@@ -11,6 +11,8 @@ export interface Hello {
   mlock_kb: number;
   paranoid: number;
   perfmon: boolean;
+  /** the guest's PAGE_SIZE in kB (reproducer proto >= the page_kb field); absent from older reproducers */
+  page_kb?: number;
 }
 
 export interface StreamError { i?: number; line?: number; msg: string }
@@ -125,6 +127,8 @@ export class StreamParser {
           release, version: str(ev.version) ?? '', online_cpus: online,
           mlock_kb: num(ev.mlock_kb) ?? -1, paranoid: num(ev.paranoid) ?? -99, perfmon: ev.perfmon === true,
         };
+        const pageKb = num(ev.page_kb);
+        if (pageKb !== undefined) this.out.hello.page_kb = pageKb;
         return ev;
       }
       case 'begin': {

@@ -97,6 +97,16 @@ function compileValidated(src: ScenarioSource, file: string): CompiledScenario {
   const open = new Map<string, string>();
   /** closed buffer name -> op path that closed it */
   const closed = new Map<string, string>();
+  /** open buffer name -> its data pages */
+  const dataPagesOf = new Map<string, number>();
+  /** buffers opened by map_output: may fail (EBUSY) depending on the kernel, so later ops cannot name them */
+  const outputs = new Map<string, string>();
+  const notOutput = (path: string, name: string, what: string): void => {
+    const by = outputs.get(name);
+    if (by !== undefined && open.has(name)) {
+      fail(`${path}.buf`, `${what} of buffer ${show(name)}, which ${by} mapped with map_output (its mmap fails with EBUSY on some kernels)`, 'release it with {"op": "unmap", "buf": "*"} or an exit, or name a buffer mapped with map');
+    }
+  };
 
   const openBuf = (path: string, name: string): void => {
     const by = open.get(name);
@@ -106,11 +116,11 @@ function compileValidated(src: ScenarioSource, file: string): CompiledScenario {
     open.set(name, path);
     closed.delete(name);
   };
-  const needOpen = (path: string, name: string, what: string): void => {
+  const needOpen = (path: string, name: string, what: string, field = 'buf'): void => {
     if (open.has(name)) return;
     const by = closed.get(name);
     fail(
-      `${path}.buf`,
+      `${path}.${field}`,
       by === undefined ? `${what} of buffer ${show(name)}, which no earlier op maps` : `${what} of buffer ${show(name)}, which ${by} already unmapped`,
       `map it first ({"op": "map", "buf": ${JSON.stringify(name)}, ...}) or name an open buffer`,
     );
@@ -135,7 +145,7 @@ function compileValidated(src: ScenarioSource, file: string): CompiledScenario {
       case 'ballast': {
         room(path, 1);
         helperAlive = true;
-        if (op.via === 'io_uring' || op.via === 'bpf') out.push({ op: 'ballast', via: op.via, pages: pagesOf(`${path}.pages`, op.pages) });
+        if (op.via !== 'perf') out.push({ op: 'ballast', via: op.via, pages: pagesOf(`${path}.pages`, op.pages) });
         else if ('buffers' in op) out.push({ op: 'ballast', via: 'perf', buffers: op.buffers.slice() });
         else out.push({ op: 'ballast', via: 'perf', buffers: cappedBallastBuffers(pagesOf(`${path}.pages`, op.pages)) });
         break;
@@ -161,6 +171,7 @@ function compileValidated(src: ScenarioSource, file: string): CompiledScenario {
           const name = suffixed ? `${op.buf}${j}` : op.buf;
           if (name.length > 64) fail(`${path}.buf`, `buffer name ${show(op.buf)} plus the index ${j} is longer than 64 characters`, 'use a shorter name');
           openBuf(path, name);
+          dataPagesOf.set(name, op.data_pages);
           out.push({ op: 'map', buf: name, cpu: cpus[j]!, data_pages: op.data_pages });
         }
         break;
@@ -169,6 +180,7 @@ function compileValidated(src: ScenarioSource, file: string): CompiledScenario {
         const n = op.count ?? 1;
         room(path, n);
         needOpen(path, op.buf, 'remap');
+        notOutput(path, op.buf, 'remap');
         for (let j = 0; j < n; j++) out.push({ op: 'remap', buf: op.buf });
         break;
       }
@@ -179,12 +191,35 @@ function compileValidated(src: ScenarioSource, file: string): CompiledScenario {
           open.clear();
         } else {
           needOpen(path, op.buf, 'unmap');
+          notOutput(path, op.buf, 'unmap');
           open.delete(op.buf);
           closed.set(op.buf, path);
         }
         out.push({ op: 'unmap', buf: op.buf });
         break;
       }
+      case 'unmap_part': {
+        room(path, 1);
+        needOpen(path, op.buf, 'unmap_part');
+        notOutput(path, op.buf, 'unmap_part');
+        if ((dataPagesOf.get(op.buf) ?? 0) === 0) fail(`${path}.buf`, `buffer ${show(op.buf)} is header-only (data_pages 0): it has no part to unmap`, 'map it with data_pages 1 or more');
+        out.push({ op: 'unmap_part', buf: op.buf });
+        break;
+      }
+      case 'map_output': {
+        room(path, 1);
+        needOpen(path, op.to, 'map_output to', 'to');
+        notOutput(path, op.to, 'map_output to');
+        openBuf(path, op.buf);
+        outputs.set(op.buf, path);
+        dataPagesOf.set(op.buf, dataPagesOf.get(op.to) ?? 0);
+        out.push({ op: 'map_output', buf: op.buf, to: op.to });
+        break;
+      }
+      case 'uring':
+        room(path, 1);
+        out.push({ op: 'uring', pages: op.pages });
+        break;
       case 'probe':
         room(path, 1);
         out.push({ op: 'probe' });
@@ -255,7 +290,7 @@ export function scenarioNeeds(s: CompiledScenario): ScenarioNeeds {
     else if (op.op === 'rlimit') {
       if (op.memlock_kb === null) rlimitUnlimited = true;
       else if (rlimitKbMax === null || op.memlock_kb > rlimitKbMax) rlimitKbMax = op.memlock_kb;
-    } else if (op.op === 'ballast' && op.via === 'io_uring') ioUring = true;
+    } else if ((op.op === 'ballast' && op.via === 'io_uring') || op.op === 'uring') ioUring = true;
   }
   return {
     cpus: s.cpus,

@@ -2,7 +2,10 @@
 // (src/model) and the native reproducer (harness/) execute. Pure types and
 // small pure helpers only; no I/O here.
 
-export const PAGE_KB = 4;
+import { DEFAULT_PAGE_KB } from '../model/accounting.ts';
+
+/** kB per page where the kernel's page size is not known (x86_64): what compile-time "L" and the default diff use. */
+export const PAGE_KB = DEFAULT_PAGE_KB;
 
 /** Which sysctls a scenario may set. Values are what /proc/sys/kernel takes. */
 export type SysctlName = 'perf_event_mlock_kb' | 'perf_event_paranoid';
@@ -28,6 +31,34 @@ export type Op =
    * (perf's counter where it is shared), later ones to the memory cgroup.
    */
   | { op: 'ballast'; via: 'bpf'; pages: number }
+  /**
+   * A helper (no CAP_IPC_LOCK, RLIMIT_MEMLOCK unlimited) maps `pages` pages
+   * of memfd_secret(2) memory and touches each: stables 6.1.191+ and
+   * 6.12.113+ ("mm/secretmem: properly account locked pages") charge them to
+   * user->locked_vm. ENOSYS where secretmem is off: the reproducer skips the
+   * scenario with the reason.
+   */
+  | { op: 'ballast'; via: 'memfd_secret'; pages: number }
+  /**
+   * Worker: registers `pages` pages as io_uring fixed buffers itself: io_uring
+   * refuses with ENOMEM when user->locked_vm + pages > its RLIMIT_MEMLOCK
+   * (no check with CAP_IPC_LOCK), else charges user->locked_vm and adds the
+   * pages to mm->pinned_vm. Kept until the worker exits.
+   */
+  | { op: 'uring'; pages: number }
+  /**
+   * Worker: munmap the last page of `buf`'s first mapping: EINVAL since v6.17
+   * (stables 6.16.1, 6.12.42, 6.1.148); before, the split succeeds and nothing
+   * is given back until the rest is unmapped.
+   */
+  | { op: 'unmap_part'; buf: string }
+  /**
+   * Worker: a new event `buf` on `to`'s CPU, PERF_EVENT_IOC_SET_OUTPUT to
+   * `to`, then mmap of it at `to`'s size: shares `to`'s ring buffer before
+   * v6.15, shares it and charges the per-user counter again (never given
+   * back) from v6.15 to 6.18.7, EBUSY from 6.19 and 6.18.8.
+   */
+  | { op: 'map_output'; buf: string; to: string }
   /**
    * Worker: exits (every mapping goes with it) and a fresh worker of the same
    * uid, caps and initial RLIMIT_MEMLOCK takes its place. The per-user counter
@@ -98,8 +129,12 @@ export function ballastBuffers(pages: number): number[] {
 /** Pages a mapping of `data_pages` costs (the kernel's user_extra). */
 export const mappingPages = (dataPages: number): number => dataPages + 1;
 
-/** user_lock_limit in pages, as perf_mmap() computes it. */
-export const userLockLimit = (mlockKb: number, cpus: number): number => (mlockKb >> 2) * cpus;
+/**
+ * user_lock_limit in native pages, as perf_mmap() computes it:
+ * (perf_event_mlock_kb >> (PAGE_SHIFT - 10)) * num_online_cpus(), for pages
+ * of `pageKb` kB (a power of two, so the shift is a floor division).
+ */
+export const userLockLimit = (mlockKb: number, cpus: number, pageKb: number = PAGE_KB): number => Math.floor(mlockKb / pageKb) * cpus;
 
 /**
  * Serialise a compiled scenario to the reproducer's line protocol
@@ -120,6 +155,9 @@ export function opLine(op: Op): string {
     case 'sysctl': return `sysctl ${op.name === 'perf_event_mlock_kb' ? 'mlock_kb' : 'paranoid'} ${op.value}`;
     case 'rlimit': return `rlimit ${op.memlock_kb === null ? 'inf' : op.memlock_kb}`;
     case 'ballast': return op.via === 'perf' ? `ballast perf ${op.buffers.join(' ')}` : `ballast ${op.via} ${op.pages}`;
+    case 'uring': return `uring ${op.pages}`;
+    case 'unmap_part': return `unmap_part ${op.buf}`;
+    case 'map_output': return `map_output ${op.buf} ${op.to}`;
     case 'exit': return 'exit';
     case 'map': return `map ${op.buf} ${op.cpu} ${op.data_pages}`;
     case 'remap': return `remap ${op.buf}`;

@@ -59,7 +59,9 @@ const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const SHELL_META_RE = /[`$;|&<>()\\'"*?!{}[\]~#]/;
 
 export const SYSCTL_NAMES: readonly SysctlName[] = ['perf_event_mlock_kb', 'perf_event_paranoid'];
-export const OP_NAMES = ['ballast', 'map', 'remap', 'unmap', 'probe', 'exit', 'rlimit', 'sysctl', 'cpu', 'hang', 'sysrq'] as const;
+export const OP_NAMES = ['ballast', 'map', 'remap', 'unmap', 'unmap_part', 'map_output', 'uring', 'probe', 'exit', 'rlimit', 'sysctl', 'cpu', 'hang', 'sysrq'] as const;
+/** Ballast kinds: who charges what (see ops.ts). */
+export const BALLAST_VIAS = ['perf', 'io_uring', 'bpf', 'memfd_secret'] as const;
 export type SourceOpName = (typeof OP_NAMES)[number];
 
 // ---------------------------------------------------------------------------
@@ -74,7 +76,10 @@ export type CpuSpec = number | 'each' | 'round-robin';
 export type SourceOp =
   | { op: 'ballast'; via: 'perf'; pages: PagesSpec }
   | { op: 'ballast'; via: 'perf'; buffers: number[] }
-  | { op: 'ballast'; via: 'io_uring' | 'bpf'; pages: PagesSpec }
+  | { op: 'ballast'; via: 'io_uring' | 'bpf' | 'memfd_secret'; pages: PagesSpec }
+  | { op: 'uring'; pages: number }
+  | { op: 'unmap_part'; buf: string }
+  | { op: 'map_output'; buf: string; to: string }
   | { op: 'exit' }
   | { op: 'map'; buf: string; cpu: CpuSpec; data_pages: number; count?: number }
   | { op: 'remap'; buf: string; count?: number }
@@ -108,6 +113,9 @@ const OP_FIELDS: Record<SourceOpName, { required: readonly string[]; optional: r
   map: { required: ['buf', 'cpu', 'data_pages'], optional: ['count'] },
   remap: { required: ['buf'], optional: ['count'] },
   unmap: { required: ['buf'], optional: [] },
+  unmap_part: { required: ['buf'], optional: [] },
+  map_output: { required: ['buf', 'to'], optional: [] },
+  uring: { required: ['pages'], optional: [] },
   probe: { required: [], optional: [] },
   exit: { required: [], optional: [] },
   rlimit: { required: ['memlock_kb'], optional: [] },
@@ -339,10 +347,10 @@ function validateOp(file: string, path: string, v: unknown, faultInjection: bool
 
   switch (op) {
     case 'ballast': {
-      const via = r.oneOf('via', ['perf', 'io_uring', 'bpf'] as const, 'via');
+      const via = r.oneOf('via', BALLAST_VIAS, 'via');
       const hasPages = r.has('pages');
       const hasBuffers = r.has('buffers');
-      if (via === 'io_uring' || via === 'bpf') {
+      if (via !== 'perf') {
         if (hasBuffers) r.fail('buffers', `an ${via} ballast takes "pages", not "buffers"`, 'remove "buffers" and give "pages"');
         if (!hasPages) r.fail('pages', `missing "pages" of an ${via} ballast`, 'add "pages": 100');
         return { op, via, pages: r.pages('pages') };
@@ -383,6 +391,12 @@ function validateOp(file: string, path: string, v: unknown, faultInjection: bool
       if (!r.has('count')) return { op, buf };
       return { op, buf, count: r.int('count', 1, L.maxCount, 'count') };
     }
+    case 'unmap_part':
+      return { op, buf: r.ident('buf', 'buffer name') };
+    case 'map_output':
+      return { op, buf: r.ident('buf', 'buffer name'), to: r.ident('to', 'buffer name to redirect to') };
+    case 'uring':
+      return { op, pages: r.int('pages', 1, L.maxBallastPages, 'pages') };
     case 'unmap': {
       const bv = r.get('buf');
       return { op, buf: bv === '*' ? '*' : r.ident('buf', 'buffer name (or "*" for all)', bv) };
@@ -417,7 +431,9 @@ function validateOp(file: string, path: string, v: unknown, faultInjection: bool
 
 function exampleFor(op: SourceOpName, field: string): string {
   const ex: Record<string, string> = {
-    via: '"perf" (or "io_uring", "bpf")',
+    via: '"perf" (or "io_uring", "bpf", "memfd_secret")',
+    to: '"a"',
+    pages: '100',
     buf: '"a"',
     cpu: op === 'map' ? '0 (or "each", "round-robin")' : '1',
     data_pages: '2',

@@ -34,7 +34,6 @@ The accounting is the simulator's (src/model). Exit 0.`,
     charged: { type: 'string', arg: 'PAGES', help: 'pages the uid had already charged (user->locked_vm) before the first call', default: '0' },
     'cap-ipc-lock': { type: 'boolean', help: 'the process has CAP_IPC_LOCK (in the initial user namespace)' },
     paranoid: { type: 'string', arg: 'N', help: 'kernel.perf_event_paranoid', default: '2' },
-    distro: { type: 'string', arg: 'NAME', help: '"debian" for Debian kernels (their separate perf counter)', default: 'upstream' },
     json: { type: 'boolean', help: 'print the explanation as JSON' },
   },
   examples: ['lockstep explain --kernel-version 5.3 --cpus 36 --rlimit-memlock 512M --pages 3 --rings 36 --charged 32886'],
@@ -51,9 +50,12 @@ The accounting is the simulator's (src/model). Exit 0.`,
       const kv = String(v['kernel-version'] ?? '');
       if (!/^\d+\.\d+(\.\d+)?/.test(kv)) throw new ConfigError('command line', '--kernel-version', `${JSON.stringify(v['kernel-version'] ?? '')} is not a kernel version`, 'pass e.g. --kernel-version 5.3 (or --logic V0/shared)');
       const a = accountingFor(kv);
-      const c = counterFor(kv, String(v.distro));
-      logic = { accounting: a.row.accounting, counter: c.row.counter };
-      why = `${kv}: ${a.text}; ${c.text}`;
+      const c = counterFor(kv);
+      // an open counter (no fact known for that stable line): shown for the
+      // shared user->locked_vm, where other chargers' pages count too
+      const counter = c.row.counter === 'unknown' ? 'shared' : c.row.counter;
+      logic = { accounting: a.row.accounting, counter };
+      why = `${kv}: ${a.text}; ${c.text}${c.row.counter === 'unknown' ? ' (counter unknown for this line: shown for the shared counter)' : ''}`;
     }
     const e = explain({
       logic, logicWhy: why, cpus,

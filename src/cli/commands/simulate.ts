@@ -1,6 +1,10 @@
-import { ALL_LOGICS, logicLabel, parseLogic, simulate } from '../../model/index.ts';
+import { release as osRelease } from 'node:os';
+import { coerceKernelVersion, resolveExpect } from '../../kernels/expect.ts';
+import { parseSpec } from '../../kernels/spec.ts';
+import type { CompiledScenario } from '../../scenario/ops.ts';
+import { ALL_LOGICS, type ExpectedOp, type Expectation, type Logic, type SimulateOptions, candidateLogics, logicLabel, parseLogic, simOptionsForVersion, simulate } from '../../model/index.ts';
 import { ConfigError } from '../../util/errors.ts';
-import { type Command, loadScenarios, pick, scenarioOptions } from '../common.ts';
+import { type Command, kernelOptions, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
 
 export const command: Command = {
   name: 'simulate',
@@ -8,25 +12,59 @@ export const command: Command = {
   summary: 'print what a logic predicts for a scenario, op by op (no kernel needed)',
   description: `Runs the simulator (src/model) over a scenario's op script. --logic takes V0..V4,
 optionally with the counter: V3/perf (separate perf counter), V0/shared (user->locked_vm).
-Without a counter, "shared". --logic all prints the first EPERM call for every logic.`,
+Without a counter, "shared". --logic all prints the first EPERM call for every logic.
+--kernel-version X (or --kernel ID, a kernel spec) applies what that kernel's version implies,
+as classify and run do: its expected logic (unless --logic is given; a counter the tables leave
+unknown prints both predictions) and its version-driven model options (BPF charging
+user->locked_vm before 5.11). Without either: --logic, default V0, on this host's defaults.`,
   options: {
-    logic: { type: 'string', arg: 'LOGIC', help: 'V0..V4[/shared|/perf] or all', default: 'V0' },
+    logic: { type: 'string', arg: 'LOGIC', help: 'V0..V4[/shared|/perf] or all (default V0, or the kernel\'s expected logic)' },
+    'kernel-version': { type: 'string', arg: 'X', help: 'simulate as kernel version X would (e.g. 5.3, 6.12.115)' },
+    kernel: { type: 'string', arg: 'ID', help: 'simulate as the kernel spec ID would (its version; host: this machine\'s)' },
+    ...kernelOptions,
     json: { type: 'boolean', help: 'print JSON (one object per op)' },
     ...scenarioOptions,
   },
-  examples: ['lockstep simulate incident --logic V0', 'lockstep simulate sysctl-lowered --logic all', 'lockstep simulate remmap --logic V4/shared --json'],
+  examples: ['lockstep simulate incident --logic V0', 'lockstep simulate incident --kernel-version 5.3', 'lockstep simulate bpf-ballast --kernel debian-6.1.192', 'lockstep simulate sysctl-lowered --logic all', 'lockstep simulate remmap --logic V4/shared --json'],
   async run(v, pos) {
     if (pos.length !== 1) throw new ConfigError('command line', 'SCENARIO', 'expected exactly one scenario id', 'e.g. `lockstep simulate incident --logic V0`; `lockstep scenarios list` shows them');
     const [s] = pick(await loadScenarios(v), [pos[0]], 'scenario', 'SCENARIO');
-    const label = String(v.logic);
-    const parse = (l: string) => {
-      try { return parseLogic(l.includes('/') ? l : `${l}/shared`); } catch {
+    if (v['kernel-version'] !== undefined && v.kernel !== undefined) {
+      throw new ConfigError('command line', '--kernel', 'give --kernel-version or --kernel, not both', 'drop one of them');
+    }
+    // The kernel's version: options for the model and, unless --logic says otherwise, the expectation.
+    let opts: SimulateOptions | undefined;
+    let expected: Expectation | undefined;
+    let kernelText = '';
+    if (v['kernel-version'] !== undefined || v.kernel !== undefined) {
+      let version: string;
+      let spec;
+      if (v.kernel !== undefined) {
+        [spec] = pick(await loadKernels(v), [String(v.kernel)], 'kernel', 'kernel');
+        version = spec!.kind === 'host' ? osRelease() : ('version' in spec! && spec!.version) || '';
+      } else {
+        version = String(v['kernel-version']);
+        if (coerceKernelVersion(version) === null || !/^\d+\.\d+/.test(version)) {
+          throw new ConfigError('command line', '--kernel-version', `${JSON.stringify(version)} is not a kernel version`, 'write MAJOR.MINOR[.PATCH], e.g. --kernel-version 5.3 or 6.12.115');
+        }
+        spec = parseSpec({ id: 'cli', kind: 'image', path: '/dev/null', version }, 'command line');
+      }
+      const exp = resolveExpect(spec!, version);
+      opts = simOptionsForVersion(version);
+      if (exp.logic) expected = exp.logic;
+      kernelText = `kernel ${v.kernel ?? version}${v.kernel !== undefined ? ` (${version})` : ''}: ${exp.logic ? logicLabel(exp.logic) : 'unknown'} (${exp.reason}); BPF charges user->locked_vm: ${opts.bpfChargesUser ? 'yes' : 'no'}`;
+    }
+    const label = v.logic === undefined ? (expected ? logicLabel(expected) : 'V0') : String(v.logic);
+    const parse = (l: string): Logic[] => {
+      if (expected && v.logic === undefined) return candidateLogics(expected);
+      try { return [parseLogic(l.includes('/') ? l : `${l}/shared`)]; } catch {
         throw new ConfigError('command line', '--logic', `${JSON.stringify(l)} is not a logic`, 'use V0..V4, optionally /shared or /perf, or all');
       }
     };
+    if (kernelText && !v.json) console.log(kernelText);
     if (label === 'all') {
       const rows = ALL_LOGICS.map((l) => {
-        const e = simulate(s, l);
+        const e = simulate(s, l, opts);
         const maps = s.ops.map((op, i) => ({ op, e: e[i] })).filter((x) => x.op.op === 'map');
         const k = maps.findIndex((x) => !x.e.ok);
         return { logic: logicLabel(l), first_eperm: k < 0 ? null : k + 1, pinned: maps.map((x) => x.e.pinned), final_user: e.length ? e[e.length - 1].user : 0 };
@@ -35,12 +73,19 @@ Without a counter, "shared". --logic all prints the first EPERM call for every l
       else for (const r of rows) console.log(`${r.logic.padEnd(10)} first EPERM: ${r.first_eperm === null ? 'none' : `call ${r.first_eperm}`}; pinned after each map: ${r.pinned.join(' ')}`);
       return 0;
     }
-    const logic = parse(label);
-    const e = simulate(s, logic);
-    if (v.json) {
-      for (let i = 0; i < s.ops.length; i++) console.log(JSON.stringify({ i, ...s.ops[i], expected: e[i] }));
-      return 0;
+    for (const logic of parse(label)) {
+      const e = simulate(s, logic, opts);
+      if (v.json) {
+        for (let i = 0; i < s.ops.length; i++) console.log(JSON.stringify({ i, ...s.ops[i], logic: logicLabel(logic), expected: e[i] }));
+        continue;
+      }
+      printTable(s, logic, e);
     }
+    return 0;
+  },
+};
+
+function printTable(s: CompiledScenario, logic: Logic, e: ExpectedOp[]): void {
     console.log(`${s.id} under ${logicLabel(logic)}: ${s.cpus} CPUs, mlock_kb ${s.mlock_kb}, RLIMIT_MEMLOCK ${s.rlimit_kb === null ? 'unlimited' : `${s.rlimit_kb} kB`}, CAP_IPC_LOCK ${s.cap_ipc_lock ? 'kept' : 'dropped'}, paranoid ${s.paranoid}`);
     console.log(' op  what                        result   pinned   user   check (user_locked extra pinned+extra / limit)');
     s.ops.forEach((op, i) => {
@@ -49,6 +94,4 @@ Without a counter, "shared". --logic all prints the first EPERM call for every l
       const chk = x.check ? `${x.check.userLocked} ${x.check.extra} ${x.check.locked} / ${x.check.lockLimit}` : x.headroom !== undefined ? `headroom ${x.headroom}` : '';
       console.log(`${String(i).padStart(3)}  ${what.padEnd(27)} ${(x.ok ? 'ok' : x.errno).padEnd(8)} ${String(x.pinned).padStart(6)} ${String(x.user).padStart(6)}   ${chk}`);
     });
-    return 0;
-  },
-};
+}
