@@ -673,6 +673,8 @@ t.test('new errors by version: partial munmap EINVAL (v6.17; 6.16.1, 6.12.42, 6.
   t.equal(secret('6.1.191'), true, 'stable 6.1.191 ("mm/secretmem: properly account locked pages")');
   t.equal(secret('6.12.112'), false);
   t.equal(secret('6.12.113'), true, 'stable 6.12.113');
+  t.equal(secret('6.18.44'), false, 'measured: the 6.18.44 host charges nothing');
+  t.equal(secret('7.3.0-rc7'), true, 'measured: Debian experimental 7.3-rc7 charges user->locked_vm');
   t.end();
 });
 
