@@ -37,6 +37,8 @@ t.test('the backport table: each row cites an upstream commit and has its patch 
     const text = await readFile(join(backportsDir(), r.file), 'utf8');
     t.ok(text.includes(r.commit), `${r.file} cites ${r.commit} in its header`);
     t.ok(patchedFiles(text).length > 0, `${r.file} is a unified diff`);
+    t.ok(patchedFiles(text).includes(r.symptom.file), `${r.id}: the symptom is in a file the patch changes`);
+    t.ok(text.split('\n').some((l) => l.startsWith('-') && l.includes(r.symptom.text)), `${r.id}: the patch removes the symptom`);
   }
   t.same(backportsFor('5.3.1').map((r) => r.commit), ['1d489151e9f9'], 'v5.3 gets the objtool fix');
   t.same(backportsFor('5.10.223').map((r) => r.commit), ['1d489151e9f9'], '5.10.y is in the range (the tree may carry it already)');
@@ -105,10 +107,15 @@ t.test('the objtool backport: applied to lockstep\'s copy only, detected when al
   t.match(await readFile(join(mine, 'elf.c'), 'utf8'), /return 0;/);
   t.equal(await readFile(join(user, 'elf.c'), 'utf8'), orig, 'the user\'s file is untouched');
   t.equal((await stat(join(user, 'elf.c'))).nlink, 1, 'the hard link was broken before patching');
-  // A tree that carries the fix already: recorded as present, not patched twice.
+  // Our patched copy no longer has the unfixed code: not patched twice.
   const again = await applyBackports(join(dir, 'copy'), chosen, 'test tree');
   t.same(again.map((x) => x.status), ['present']);
-  // A tree where it applies neither way: a build error naming the backport.
-  await writeFile(join(mine, 'elf.c'), 'int main(void) { return 0; }\n');
-  await t.rejects(applyBackports(join(dir, 'copy'), chosen, 'test tree'), { name: 'BuildError', message: /1d489151e9f9.*applies neither way to test tree/ });
+  // A stable tree with the fix in its own wording (5.10.223): present, left alone.
+  const stable = `${'/* filler */\n'.repeat(213)}\tif (!symtab) {\n\t\t/* A missing symbol table is actually possible */\n\t\treturn 0;\n\t}\n`;
+  await writeFile(join(mine, 'elf.c'), stable);
+  t.same((await applyBackports(join(dir, 'copy'), chosen, 'test tree')).map((x) => x.status), ['present']);
+  t.equal(await readFile(join(mine, 'elf.c'), 'utf8'), stable);
+  // The unfixed code where the patch does not fit: a build error naming the backport.
+  await writeFile(join(mine, 'elf.c'), 'int f(void) {\n\tWARN("missing symbol table");\n}\n');
+  await t.rejects(applyBackports(join(dir, 'copy'), chosen, 'test tree'), { name: 'BuildError', message: /1d489151e9f9.*does not apply to test tree/ });
 });

@@ -40,14 +40,16 @@ export interface BackportRow {
   subject: string;
   /** semver range over the coerced kernel version where the fix may be missing */
   range: string;
+  /** the unfixed code: a tree whose `file` lacks `text` carries the fix already (in its own wording, e.g. a stable backport) */
+  symptom: { file: string; text: string };
   why: string;
 }
 
 /**
  * Build fixes by kernel version. A row is applied when the version is in
- * its range and the tree does not carry the fix already (stable lines took
- * some of them); lockstep checks that with `patch --dry-run` in both
- * directions before it touches the tree.
+ * its range and the tree still has the unfixed code (`symptom`): stable
+ * lines took some of these fixes (5.10.223 has this one), and then the tree
+ * is built as it is.
  */
 export const BACKPORT_TABLE: readonly BackportRow[] = [
   {
@@ -56,6 +58,7 @@ export const BACKPORT_TABLE: readonly BackportRow[] = [
     commit: '1d489151e9f9',
     subject: 'objtool: Don\'t fail on missing symbol table',
     range: '>=4.6.0 <5.11.0',
+    symptom: { file: 'tools/objtool/elf.c', text: 'WARN("missing symbol table");' },
     why: 'current binutils leave an empty arch/x86/entry/thunk_64.o without .symtab, and objtool before v5.11 stops the build on it',
   },
 ];

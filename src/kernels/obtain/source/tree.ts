@@ -52,20 +52,16 @@ export async function treeFacts(tp: TreePaths): Promise<TreeFacts> {
 /**
  * Apply the build-fix backports to lockstep's copy `src` (never the user's
  * tree: a hard-linked file is replaced by a copy before it is patched). A
- * backport the tree already carries (it reverse-applies) is recorded as
- * "present"; one that applies neither way is a BuildError.
+ * tree without the row's unfixed code carries the fix already: recorded as
+ * "present", left alone. One with the unfixed code where the patch does not
+ * apply is a BuildError naming the backport.
  */
 export async function applyBackports(src: string, backports: PreparedInputs['backports'], label: string, signal?: AbortSignal): Promise<TreeFacts['backports']> {
   const out: TreeFacts['backports'] = [];
-  const patch = (args: string[]) => buildTool('patch', ['-p1', '--batch', '--no-backup-if-mismatch', '-r', '-', ...args], { cwd: src, install: 'apt-get install patch', signal });
   for (const b of backports) {
     const rec = { id: b.row.id, commit: b.row.commit, file: b.row.file };
-    const fwd = await patch(['--forward', '--dry-run', '-i', b.path]).then(() => true, (e: unknown) => { if (!(e instanceof BuildError)) throw e; return false; });
-    if (!fwd) {
-      const rev = await patch(['-R', '--dry-run', '-i', b.path]).then(() => true, (e: unknown) => { if (!(e instanceof BuildError)) throw e; return false; });
-      if (rev) { out.push({ ...rec, status: 'present' }); continue; }
-      throw new BuildError(`backport ${b.row.file} (${b.row.commit} "${b.row.subject}") applies neither way to ${label}`, '', null);
-    }
+    const target = await readFile(join(src, b.row.symptom.file), 'utf8').catch(() => '');
+    if (!target.includes(b.row.symptom.text)) { out.push({ ...rec, status: 'present' }); continue; }
     for (const f of patchedFiles(b.text)) {
       const p = join(src, f);
       if (await exists(p)) {
@@ -74,7 +70,12 @@ export async function applyBackports(src: string, backports: PreparedInputs['bac
         await rename(`${p}.lockstep-tmp`, p);
       }
     }
-    await patch(['--forward', '-i', b.path]);
+    try {
+      await buildTool('patch', ['-p1', '--batch', '--forward', '--no-backup-if-mismatch', '-r', '-', '-i', b.path], { cwd: src, install: 'apt-get install patch', signal });
+    } catch (e) {
+      if (!(e instanceof BuildError)) throw e;
+      throw new BuildError(`backport ${b.row.file} (${b.row.commit} "${b.row.subject}") does not apply to ${label}, which has the unfixed code in ${b.row.symptom.file}`, e.logTail, null);
+    }
     out.push({ ...rec, status: 'applied' });
   }
   return out;
