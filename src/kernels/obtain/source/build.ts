@@ -189,6 +189,25 @@ export async function stageOutputs(tp: TreePaths, staging: string, logPath: stri
   };
 }
 
+/**
+ * The shell lines that patch (backports, then patches, from
+ * "$HERE/inputs/...") and build a tree in the current directory as lockstep
+ * does, ending with the bzImage's sha256; shared by every reproduce.sh.
+ */
+export function reproducerBuild(cc: string, localversion: string, backports: readonly string[], patches: readonly string[] = []): string {
+  return [
+    ...backports.map((n) => `patch -p1 --forward --batch -i "$HERE/inputs/backports/${n}"`),
+    ...patches.map((n) => `patch -p1 --forward --batch -i "$HERE/inputs/patches/${n}"`),
+    'export KBUILD_BUILD_USER=lockstep KBUILD_BUILD_HOST=lockstep KBUILD_BUILD_VERSION=1',
+    "export KBUILD_BUILD_TIMESTAMP='Thu Jan  1 00:00:00 UTC 2026'",
+    `M="make O=_build ARCH=x86_64 CC=${cc} HOSTCC=${cc} LOCALVERSION=${localversion} -j$(nproc)"`,
+    '$M KCONFIG_ALLCONFIG="$HERE/inputs/config.fragment" allnoconfig',
+    '$M olddefconfig',
+    '$M bzImage',
+    'sha256sum _build/arch/x86/boot/bzImage',
+  ].join('\n');
+}
+
 /** A shell script that redoes this build from scratch (tuxmake style), next to the artifact. */
 function reproducerScript(spec: SourceSpec, inp: PreparedInputs, patchNames: string[], localversion: string, backports: string[]): string {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -207,15 +226,7 @@ W=\${1:-$PWD/lockstep-build-${inp.key.slice(0, 12)}}
 mkdir -p "$W"
 ${getTree}
 cd "$W/src"
-${backports.map((n) => `patch -p1 --forward --batch -i "$HERE/inputs/backports/${n}"`).join('\n')}
-${patchNames.map((n) => `patch -p1 --forward --batch -i "$HERE/inputs/patches/${n}"`).join('\n')}
-export KBUILD_BUILD_USER=lockstep KBUILD_BUILD_HOST=lockstep KBUILD_BUILD_VERSION=1
-export KBUILD_BUILD_TIMESTAMP='Thu Jan  1 00:00:00 UTC 2026'
-M="make O=_build ARCH=x86_64 CC=${inp.cc.cc} HOSTCC=${inp.cc.cc} LOCALVERSION=${localversion} -j$(nproc)"
-$M KCONFIG_ALLCONFIG="$HERE/inputs/config.fragment" allnoconfig
-$M olddefconfig
-$M bzImage
-sha256sum _build/arch/x86/boot/bzImage
+${reproducerBuild(inp.cc.cc, localversion, backports, patchNames)}
 echo "compare with: $(sed -n 's/.*"bzimage_sha256": "\\(.*\\)".*/\\1/p' "$HERE/meta.json") (equal only with the same compiler)"
 `;
 }

@@ -19,7 +19,7 @@ import { acquireLock } from '../../../util/lock.ts';
 import { checkEntry, ensureEntry, writeMeta } from '../cache.ts';
 import { sha256File } from '../files.ts';
 import type { EnsureOptions, KernelArtifact } from '../types.ts';
-import { type SourceMeta, stageOutputs } from './build.ts';
+import { reproducerBuild, type SourceMeta, stageOutputs } from './build.ts';
 import { compilerVersion, toolchainFor } from './inputs.ts';
 import { jobs, makeArgs, makeEnv, runMake, type TreePaths } from './make.ts';
 import { artifactKey, BUILD_RECIPE, patchedFiles, sha256Text } from './recipe.ts';
@@ -162,13 +162,6 @@ W=\${1:-$PWD/lockstep-build-${key.slice(0, 12)}}
 mkdir -p "$W/src"
 git --git-dir=${q(gitDir)} archive ${b.commit} | tar -x -C "$W/src"
 cd "$W/src"
-${backports.map((n) => `patch -p1 --forward --batch -i "$HERE/inputs/backports/${n}"`).join('\n')}
-export KBUILD_BUILD_USER=lockstep KBUILD_BUILD_HOST=lockstep KBUILD_BUILD_VERSION=1
-export KBUILD_BUILD_TIMESTAMP='Thu Jan  1 00:00:00 UTC 2026'
-M="make O=_build ARCH=x86_64 CC=${cc} HOSTCC=${cc} LOCALVERSION=${localversion} -j$(nproc)"
-$M KCONFIG_ALLCONFIG="$HERE/inputs/config.fragment" allnoconfig
-$M olddefconfig
-$M bzImage
-sha256sum _build/arch/x86/boot/bzImage
+${reproducerBuild(cc, localversion, backports)}
 `;
 }
