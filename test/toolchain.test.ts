@@ -1,5 +1,6 @@
 // Old trees: the compiler and build-fix backport tables (pure), the fragment
-// options a release lacks, the SKIP reason they give, and the backport
+// options a release lacks (left out) and unknown names (kept: they fail the
+// build), the SKIP reason they give, and the backport
 // applied to a copy of a real objtool source (never to the original file,
 // even through a hard link). No build, no boot: runs without the heavy lock.
 
@@ -59,7 +60,8 @@ t.test('tree keys: a tree without backports keeps its old key; backports change 
 
 t.test('fragment options a release does not define are left out and reported', async (t) => {
   t.same(kconfigSymbols('config IO_URING\n\tbool "x"\nmenuconfig NET\n  config  PERF_EVENTS \n#config NOT\n'), ['IO_URING', 'NET', 'PERF_EVENTS']);
-  t.same(splitByTree(['CONFIG_IO_URING', 'CONFIG_NET'], new Set(['NET'])), { present: ['CONFIG_NET'], absent: ['CONFIG_IO_URING'] });
+  t.same(splitByTree(['CONFIG_IO_URING', 'CONFIG_NET'], new Set(['NET'])), { leftOut: ['CONFIG_IO_URING'], unknown: [] }, 'an option of a later release is left out');
+  t.same(splitByTree(['CONFIG_PERF_EVENT', 'CONFIG_NET'], new Set(['NET', 'PERF_EVENTS'])), { leftOut: [], unknown: ['CONFIG_PERF_EVENT'] }, 'a typo is not: it fails the build, named');
   const frag = 'CONFIG_NET=y\nCONFIG_IO_URING=y\n# CONFIG_X is not set\n';
   const eff = effectiveFragment(frag, ['CONFIG_IO_URING', 'CONFIG_X']);
   t.same(parseFragment(eff, 'f', () => new Error('bad') as never).map((l) => l.option), ['CONFIG_NET']);

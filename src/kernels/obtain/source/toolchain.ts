@@ -108,15 +108,21 @@ export function absentOptionText(option: string): string {
 }
 
 /**
- * Split a fragment's options into those the tree defines and those it does
- * not. `defined` holds the symbol names (without CONFIG_) found in the tree's
- * Kconfig files. Pure.
+ * Which of a fragment's options the tree does not define (`defined`: the
+ * symbols, without CONFIG_, of the tree's Kconfig files). `leftOut`: known
+ * to come with a later release (KCONFIG_INTRODUCED), so the build goes on
+ * without them and says so; `unknown`: any other undefined name (a typo, or
+ * an option of some other tree): those stay in and fail the build, named.
+ * Pure.
  */
-export function splitByTree(options: readonly string[], defined: ReadonlySet<string>): { present: string[]; absent: string[] } {
-  const present: string[] = [];
-  const absent: string[] = [];
-  for (const o of options) (defined.has(o.replace(/^CONFIG_/, '')) ? present : absent).push(o);
-  return { present, absent };
+export function splitByTree(options: readonly string[], defined: ReadonlySet<string>): { leftOut: string[]; unknown: string[] } {
+  const leftOut: string[] = [];
+  const unknown: string[] = [];
+  for (const o of options) {
+    if (defined.has(o.replace(/^CONFIG_/, ''))) continue;
+    (KCONFIG_INTRODUCED.some((k) => k.option === o) ? leftOut : unknown).push(o);
+  }
+  return { leftOut, unknown };
 }
 
 /** The symbols a Kconfig file defines ("config FOO" / "menuconfig FOO" lines). Pure. */

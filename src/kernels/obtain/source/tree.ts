@@ -154,17 +154,18 @@ export async function ensureTree(tp: TreePaths, inp: PreparedInputs, spec: Sourc
 
 /**
  * Configure the shared tree once (a `configured` marker): allnoconfig +
- * the fragment, less the options this release does not define (recorded in
+ * the fragment, less the options this release does not define that a later
+ * release brings (toolchain.ts KCONFIG_INTRODUCED; recorded in
  * toolchain.json), then olddefconfig; every remaining fragment line is
- * verified. Throws BuildError.
+ * verified (an unknown name fails the build). Throws BuildError.
  */
 export async function configureTree(tp: TreePaths, fragmentText: string, cacheDir: string, log: (m: string) => void, signal?: AbortSignal): Promise<void> {
   const marker = join(tp.root, 'configured');
   if (await exists(marker)) return;
   await mkdir(tp.obj, { recursive: true });
-  // Options this release does not have are left out (and reported), not failed on.
+  // Options known to come with a later release are left out (and reported), not failed on.
   const wanted = parseFragment(fragmentText, 'fragment', (f, field, problem, fix) => new ConfigError(f, field, problem, fix)).map((l) => l.option);
-  const { absent } = splitByTree(wanted, await treeKconfigSymbols(tp.src));
+  const { leftOut: absent } = splitByTree(wanted, await treeKconfigSymbols(tp.src));
   if (absent.length) log(`left out of the fragment (no such option in this release): ${absent.join(', ')}`);
   const facts = await treeFacts(tp);
   await writeFile(join(tp.root, 'toolchain.json'), JSON.stringify({ ...facts, absent_options: absent }, null, 2));
