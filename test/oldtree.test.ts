@@ -1,6 +1,6 @@
 // A real old tree through the source builder: Debian bullseye's
-// linux-source-5.10 (5.10.223), fetched with apt's own options into the
-// cache (test/lib/debian-archive.ts), given as a "path" tree with
+// linux-source-5.10 (5.10.223), fetched through lockstep's own bullseye apt
+// lists (src/kernels/obtain/apt-suite.ts; test/lib/debian-archive.ts), given as a "path" tree with
 // expect "auto", built with the compiler its version gets (gcc-11) and the
 // backport table checked against it (5.10.223 carries the objtool fix
 // already), then booted once for a few discriminating scenarios whose
