@@ -27,6 +27,8 @@ declare -A PROBE=(
   [ccache]=/usr/bin/ccache
   [patch]=/usr/bin/patch
   [xz-utils]=/usr/bin/xz
+  # old trees (src/kernels/obtain/source/toolchain.ts): releases before v5.15 build with gcc-11
+  [gcc-11]=/usr/bin/gcc-11
 )
 missing=()
 for p in "${!PROBE[@]}"; do

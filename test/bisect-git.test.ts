@@ -1,14 +1,17 @@
 // Git-tree bisect on real kernel commits: the fixture history (base
 // linux-source-6.1, then the variant patches as successive commits, with a
 // commit that does not build) is bisected between fix-1 (V1) and a commit
-// after fix-4 (V2) on sysctl-lowered, with real builds (the project's source
-// builder, one shared object tree) and real QEMU boots. Bisect must name the
-// fix-4 commit and skip the broken one; a stopped bisect, even one whose git
-// session was reset, continues from its state. Also: an infrastructure
-// failure is retried before it counts.
+// after fix-4 (V2) on sysctl-lowered, with real builds from the tree itself
+// (no --base-package, no --build-cmd: lockstep's own checkout of each commit,
+// one shared object dir, ccache) and real QEMU boots. Bisect must name the
+// fix-4 commit and skip the broken one, keep git's bisect log in the output
+// and never build in the user's tree; a stopped bisect, even one whose git
+// session was reset, continues from its state. The refusals run through
+// --base-package (the Debian package + git diff builder). Also: an
+// infrastructure failure is retried before it counts.
 
 import { execFile, spawn } from 'node:child_process';
-import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -61,7 +64,7 @@ t.test('an infrastructure failure is retried, and the retry decides', async (t) 
   t.match(r2, { mark: 'skip', why: /1 infrastructure failure/ });
 });
 
-t.test('git bisect over real kernel commits names fix-4 and skips the broken commit', async (t) => {
+t.test('git bisect over real kernel commits, built from the tree, names fix-4 and skips the broken commit', async (t) => {
   const cacheDir = defaultCacheDir();
   const { tree, commits } = await kernelHistoryTree(cacheDir, (m) => t.comment(m));
   const sha = (n: string) => commits.get(n)!.sha;
@@ -75,8 +78,7 @@ t.test('git bisect over real kernel commits names fix-4 and skips the broken com
   t.teardown(reset);
   const out = await mkdtemp(join(tmpdir(), 'lockstep-bisect-git-'));
   t.teardown(() => rm(out, { recursive: true, force: true }));
-  const argv = [BIN, 'bisect', '--tree', tree, '--good', 'fix-1', '--bad', 'fix-4-doc', '--scenario', 'sysctl-lowered',
-    '--base-package', 'linux-source-6.1', '--base-ref', 'base', '--out', out];
+  const argv = [BIN, 'bisect', '--tree', tree, '--good', 'fix-1', '--bad', 'fix-4-doc', '--scenario', 'sysctl-lowered', '--out', out];
   const statePath = join(gitDir, 'lockstep-bisect.json');
 
   const ends = new Set([sha('fix-1'), sha('fix-4-doc')]);
@@ -133,6 +135,19 @@ t.test('git bisect over real kernel commits names fix-4 and skips the broken com
   const head = (await execFileP('git', ['-C', tree, 'rev-parse', '--abbrev-ref', 'HEAD'])).stdout.trim();
   t.equal(head, 'main', 'the tree is back on its branch');
   t.equal(JSON.parse(await readFile(statePath, 'utf8')).schema, 'lockstep/bisect-state@1');
+  // git's log of the session is kept in the output (the reset dropped it from .git)
+  const blog = await readFile(join(out, 'bisect.log'), 'utf8');
+  t.match(blog, new RegExp(`^# first bad commit: \\[${sha('fix-4')}\\]`, 'm'), 'OUT/bisect.log holds git\'s verdict');
+  t.match(blog, new RegExp(`^git bisect skip ${sha('broken')}`, 'm'), 'and the skip of the broken commit');
+  t.match(stdout, /git bisect log: .*bisect\.log/);
+  // Built from lockstep's own checkout: nothing was built in the user's tree.
+  t.notOk(await exists(join(tree, '_build')), 'no object dir in the user\'s tree');
+  t.notOk(await exists(join(tree, '.config')), 'no .config in the user\'s tree');
+  t.equal((await execFileP('git', ['-C', tree, 'status', '--porcelain'])).stdout.trim(), '', 'the user\'s tree is clean');
+  // The fix-4 step's artifact says what it was built from, with which compiler.
+  const metas = await Promise.all((await readdir(join(cacheDir, 'kernels', 'source'))).map((d) => readFile(join(cacheDir, 'kernels', 'source', d, 'meta.json'), 'utf8').then((x) => JSON.parse(x) as Record<string, unknown>, () => null)));
+  const m4 = metas.find((m) => typeof m?.source === 'string' && m.source.includes(`@${sha('fix-4')}`));
+  t.match(m4, { cc: 'gcc', backports: [], absent_options: [], patches: [] }, 'the fix-4 commit was built from the tree, 6.1: default gcc, no backport');
 });
 
 t.test('--build-cmd: a build program\'s answer, its failure, and a malformed answer', async (t) => {

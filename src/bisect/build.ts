@@ -6,6 +6,11 @@
 //   as one patch through the project's source builder (src/kernels/build.ts),
 //   which keeps one object tree per base: a step recompiles what the commit
 //   changed and relinks, instead of building a kernel from scratch.
+// - tree (the default): each step builds the commit itself through the
+//   project's checkout builder (src/kernels/obtain/source/checkout.ts): one
+//   lockstep-owned checkout and object dir per repository, ccache, the
+//   compiler and build-fix backports of the commit's version; the user's
+//   working tree is only checked out by git bisect, never built in.
 // - command: `--build-cmd PROGRAM`, run in the tree with the tree as its one
 //   argument; it builds however it likes and prints "BZIMAGE VERSION" as its
 //   last stdout line; a nonzero exit is a build failure.
@@ -14,6 +19,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ensureKernel } from '../kernels/artifact.ts';
 import { BuildError } from '../kernels/obtain/source/build.ts';
+import { ensureCommitKernel } from '../kernels/obtain/source/checkout.ts';
 import { builtinSpecsDir, parseSpec } from '../kernels/spec.ts';
 import { ConfigError, MissingDependencyError } from '../util/errors.ts';
 import { runTool, ToolError } from '../util/exec.ts';
@@ -68,6 +74,22 @@ export function baseBuild(basePackage: string, baseCommit: string, cacheDir: str
   };
 }
 
+/** The default: build the commit at HEAD from the tree itself (lockstep's own checkout of it). */
+export function treeBuild(cacheDir: string): BuildFn {
+  return async (tree, { log, signal }) => {
+    const head = (await runTool('git', ['-C', tree, 'rev-parse', 'HEAD'], { install: 'apt-get install git', signal })).stdout.trim();
+    const version = await treeVersion(tree);
+    log(`building ${head.slice(0, 12)} (${version}) from the tree`);
+    try {
+      const a = await ensureCommitKernel({ repo: tree, commit: head, version, fragment: join(builtinSpecsDir(), 'config', 'lockstep-guest.config') }, { cacheDir, log, signal });
+      return { vmlinuz: a.vmlinuz!, version: a.version, absentOptions: (a.meta.absent_options as string[] | undefined) ?? [] };
+    } catch (e) {
+      if (e instanceof BuildError) return { buildFailed: e.message.split('\n').slice(0, 12).join('\n') };
+      throw e;
+    }
+  };
+}
+
 /** The user's build command. */
 export function commandBuild(cmd: string): BuildFn {
   return async (tree, { log, signal }) => {
@@ -92,9 +114,5 @@ export function resolveBuild(c: BuildChoice, cacheDir: string, work: string): Bu
   if (c.buildCmd && c.basePackage) throw new ConfigError('command line', '--build-cmd', 'both --build-cmd and --base-package given', 'use one way of building');
   if (c.buildCmd) return commandBuild(resolve(c.buildCmd));
   if (c.basePackage && c.baseCommit) return baseBuild(c.basePackage, c.baseCommit, cacheDir, work);
-  throw new ConfigError(
-    'command line', '--base-package',
-    'no way to build the tree',
-    'give --base-package linux-source-6.1 --base-ref REF (REF = the commit holding the unpacked package; each step builds the package plus the diff, sharing one object tree), or --build-cmd PROGRAM',
-  );
+  return treeBuild(cacheDir);
 }

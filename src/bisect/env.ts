@@ -8,6 +8,7 @@
 
 import { join } from 'node:path';
 import { runMatrix } from '../matrix/run.ts';
+import { buildLacksReason } from '../kernels/obtain/source/toolchain.ts';
 import type { ImageSpec, KernelSpec } from '../kernels/spec.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import type { Accel } from '../runner/qemu.ts';
@@ -19,7 +20,7 @@ import type { AttemptRecord, BisectState, StepRecord } from './state.ts';
 export type BuildFn = (
   tree: string,
   opts: { log: (line: string) => void; signal?: AbortSignal },
-) => Promise<{ vmlinuz: string; version: string } | { buildFailed: string }>;
+) => Promise<{ vmlinuz: string; version: string; /** fragment options the release lacks (CONFIG_IO_URING before 5.1) */ absentOptions?: string[] } | { buildFailed: string }>;
 
 /** What a position is, for the environment. */
 export type Target =
@@ -57,6 +58,8 @@ export function matrixEnv(o: MatrixEnvOptions): BisectEnv {
         if ('buildFailed' in b) {
           return { attempt: { status: 'build_failed', reason: b.buildFailed }, verdict: 'BUILD_FAIL', started_at, wall_ms: Date.now() - t0, out_dir: outDir };
         }
+        const lacks = buildLacksReason(o.scenario.ops, b.absentOptions ?? []);
+        if (lacks) return { attempt: { status: 'unjudgeable', verdict: 'SKIP', reason: lacks }, verdict: 'SKIP', started_at, wall_ms: Date.now() - t0, out_dir: outDir };
         const img: ImageSpec = {
           id: `bisect-${target.commit.slice(0, 12)}`, kind: 'image', path: b.vmlinuz, version: b.version,
           expect: { mode: 'unknown' }, origin: `bisect of ${target.tree}`, at: '',

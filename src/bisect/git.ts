@@ -8,7 +8,7 @@
 // argument arrays, never a shell.
 
 import { spawn } from 'node:child_process';
-import { access, readFile } from 'node:fs/promises';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { scenarioHash } from '../scenario/load.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
@@ -188,6 +188,7 @@ export async function bisectTree(o: TreeBisectOptions): Promise<TreeBisectResult
     });
     ended = parseBisectLog(await logText());
     if (!ended) {
+      await keepBisectLog(o);
       const again = await loadState(o.statePath);
       if (again) Object.assign(state, again);
       lines.push(o.signal?.aborted
@@ -218,8 +219,19 @@ export async function bisectTree(o: TreeBisectOptions): Promise<TreeBisectResult
   for (const [sha, s] of skipped) lines.push(`skipped ${sha.slice(0, 12)} ${await subject(o.tree, sha)}: ${s.why}`);
   state.result = 'first' in ended ? { kind: 'found', first: ended.first } : { kind: 'ambiguous', candidates: ended.candidates };
   await save();
+  // git's own record of the session, kept with the results before the reset drops it
+  await keepBisectLog(o);
+  lines.push(`git bisect log: ${join(o.outDir, 'bisect.log')}`);
   await git(o.tree, ['bisect', 'reset']);
   return result;
+}
+
+/** Copy `git bisect log` into OUT/bisect.log (replayable with git bisect replay). */
+async function keepBisectLog(o: TreeBisectOptions): Promise<void> {
+  const text = await git(o.tree, ['bisect', 'log']).catch(() => '');
+  if (!text) return;
+  await mkdir(o.outDir, { recursive: true });
+  await writeFile(join(o.outDir, 'bisect.log'), `${text}\n`);
 }
 
 export interface StepOptions {

@@ -12,6 +12,7 @@ import { ensureKernel, type KernelArtifact } from '../kernels/artifact.ts';
 import { acquireLock } from '../util/lock.ts';
 import { resolveExpect } from '../kernels/expect.ts';
 import { AUX_SKIP_REASON } from '../kernels/source-spec.ts';
+import { buildLacksReason } from '../kernels/obtain/source/toolchain.ts';
 import type { KernelSpec } from '../kernels/spec.ts';
 import { ensureBaseImage, reproducerBinary } from '../image/initramfs.ts';
 import { createHash } from 'node:crypto';
@@ -258,6 +259,13 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
         else runnable.push(s);
       }
     }
+    // a release without an option the scenario needs (CONFIG_IO_URING before 5.1): SKIP with that reason
+    const absent = Array.isArray(a.meta.absent_options) ? (a.meta.absent_options as string[]) : [];
+    runnable = runnable.filter((s) => {
+      const why = buildLacksReason(s.ops, absent);
+      if (why) skipped.push(cellWithoutRun(ctx(logic), s, 'SKIP', why));
+      return !why;
+    });
     let cells = skipped;
     if (runnable.length && !o.signal?.aborted) {
       const rt: Runtime = g.runtime === 'host' ? host : g.runtime === 'container' ? container! : qemu!;

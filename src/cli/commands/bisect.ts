@@ -122,8 +122,12 @@ accounting logics (V0..V4 x shared/perf counter) the measured cell fits.
   Infrastructure failures (TIMEOUT, BOOT_FAIL, ERROR) are retried, then
   skipped. State: GITDIR/lockstep-bisect.json; rerun the same command to
   continue a stopped bisect (git's own session is replayed if it was reset).
-  Building: --base-package PKG --base-ref REF (the project's source builder,
-  one shared object tree) or --build-cmd PROGRAM.
+  Building: by default each step is built from the tree itself: lockstep's
+  own checkout of the commit (the user's working tree is never built in),
+  one shared object dir, ccache, the compiler and build-fix backports of the
+  commit's version (README "Old trees"). Or --base-package PKG --base-ref REF
+  (a Debian source package plus git diff) or --build-cmd PROGRAM.
+  git's bisect log is kept as OUT/bisect.log.
 
 Exit 0 when the answer is one position (or nothing changed); 1 when skips
 leave it ambiguous or the reference could not be measured; 2 bad input.`,
@@ -140,6 +144,7 @@ leave it ambiguous or the reference could not be measured; 2 bad input.`,
   },
   examples: [
     'lockstep bisect --kernel-spec kernels/debian-6.1-history/cloud-amd64.json --scenario shared-counter \\\n    --kernels debian-6.1.170-3,debian-6.1.176-1,debian-6.1.187-1,debian-6.1.190-1,debian-6.1.192-1,debian-6.1.192-2',
+    'lockstep bisect --tree ~/src/linux --good v5.4 --bad v5.5 --scenario sysctl-lowered',
     'lockstep bisect --tree /srv/linux --good fix-1 --bad fix-4 --scenario sysctl-lowered --base-package linux-source-6.1 --base-ref base',
   ],
   async run(v) {

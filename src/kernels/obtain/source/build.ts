@@ -20,9 +20,9 @@ import { checkEntry, ensureEntry, writeMeta } from '../cache.ts';
 import { bzImageVersionString, isBzImage, sha256File } from '../files.ts';
 import type { EnsureOptions, KernelArtifact } from '../types.ts';
 import { type PreparedInputs, prepareInputs } from './inputs.ts';
-import { BuildError, jobs, makeArgs, makeEnv, runMake, tailOf } from './make.ts';
+import { BuildError, jobs, makeArgs, makeEnv, runMake, tailOf, type TreePaths } from './make.ts';
 import { BUILD_RECIPE, sha256Text } from './recipe.ts';
-import { applyPatches, ensureTree, restorePristine, treePaths, treesDir } from './tree.ts';
+import { applyPatches, ensureTree, restorePristine, type TreeFacts, treeFacts, treePaths, treesDir } from './tree.ts';
 
 export { BuildError } from './make.ts';
 
@@ -35,7 +35,15 @@ export interface SourceMeta {
   config_fragment: string;
   config_fragment_sha256: string;
   patches: { file: string; sha256: string }[];
+  /** `CC --version` first line */
   compiler: string;
+  /** the compiler command and why it was chosen (toolchain.ts COMPILER_TABLE) */
+  cc: string;
+  cc_why: string;
+  /** build-fix backports of the version's range: applied to lockstep's copy, or already in the tree (toolchain.ts BACKPORT_TABLE) */
+  backports: TreeFacts['backports'];
+  /** fragment options this release does not define: left out of the build; scenarios needing them SKIP */
+  absent_options: string[];
   bzimage_sha256: string;
   config_sha256: string;
   release: string | null;
@@ -120,15 +128,16 @@ async function buildVariant(spec: SourceSpec, inp: PreparedInputs, staging: stri
       await runMake(tp, [...makeArgs(tp, localversion), 'bzImage'], logPath, { log, t0, env: makeEnv(tp, opts.cacheDir), signal: opts.signal });
       await mkdir(join(staging, 'inputs', 'patches'), { recursive: true });
       {
-        await copyFile(join(tp.obj, 'arch/x86/boot/bzImage'), join(staging, 'bzImage'));
-        await copyFile(join(tp.obj, '.config'), join(staging, 'config'));
-        const release = (await readFile(join(tp.obj, 'include/config/kernel.release'), 'utf8').catch(() => '')).trim() || null;
-        if (!(await isBzImage(join(staging, 'bzImage')))) throw new BuildError('the build left no valid bzImage', tailOf(await readFile(logPath, 'utf8')), logPath);
-        await writeFile(join(staging, 'build.log'), tailOf(await readFile(logPath, 'utf8'), 200) + '\n');
-        await writeFile(join(staging, 'inputs', 'config.fragment'), inp.fragmentText);
+        const out = await stageOutputs(tp, staging, logPath);
+        const facts = await treeFacts(tp);
+        // the fragment as configured (options this release lacks commented out)
+        await copyFile(join(tp.root, 'fragment.config'), join(staging, 'inputs', 'config.fragment'));
         const patchNames = spec.patches.map((p, i) => `${String(i + 1).padStart(2, '0')}-${basename(p)}`);
         for (const [i, n] of patchNames.entries()) await writeFile(join(staging, 'inputs', 'patches', n), inp.patchTexts[i]!);
-        await writeFile(join(staging, 'reproduce.sh'), reproducerScript(spec, inp, patchNames, localversion));
+        const applied = facts.backports.filter((b) => b.status === 'applied').map((b) => b.file);
+        if (applied.length) await mkdir(join(staging, 'inputs', 'backports'), { recursive: true });
+        for (const f of applied) await writeFile(join(staging, 'inputs', 'backports', f), inp.backports.find((b) => b.row.file === f)?.text ?? '');
+        await writeFile(join(staging, 'reproduce.sh'), reproducerScript(spec, inp, patchNames, localversion, applied));
         await chmod(join(staging, 'reproduce.sh'), 0o755);
         const meta: SourceMeta = {
           key: inp.key,
@@ -139,16 +148,17 @@ async function buildVariant(spec: SourceSpec, inp: PreparedInputs, staging: stri
           config_fragment_sha256: sha256Text(inp.fragmentText),
           patches: spec.patches.map((p, i) => ({ file: p, sha256: sha256Text(inp.patchTexts[i]!) })),
           compiler: inp.keyInputs.compiler,
-          bzimage_sha256: await sha256File(join(staging, 'bzImage')),
-          config_sha256: await sha256File(join(staging, 'config')),
-          release,
-          banner: await bzImageVersionString(join(staging, 'bzImage')),
+          cc: inp.cc.cc,
+          cc_why: inp.cc.why,
+          backports: facts.backports,
+          absent_options: facts.absent_options,
+          ...out,
           built_at: new Date().toISOString(),
           build_seconds: Math.round((Date.now() - t0) / 100) / 10,
           host: hostname(),
         };
         await writeMeta(staging, meta);
-        log(`built ${spec.id}: ${release ?? '?'} bzImage sha256 ${meta.bzimage_sha256.slice(0, 12)} in ${meta.build_seconds}s`);
+        log(`built ${spec.id}: ${out.release ?? '?'} bzImage sha256 ${meta.bzimage_sha256.slice(0, 12)} in ${meta.build_seconds}s`);
         return meta;
       }
     } finally {
@@ -160,8 +170,46 @@ async function buildVariant(spec: SourceSpec, inp: PreparedInputs, staging: stri
 }
 
 
+/**
+ * Copy a finished build's bzImage and .config into `staging` (with the log's
+ * last 200 lines as build.log) and describe them. Throws BuildError when the
+ * build left no valid bzImage.
+ */
+export async function stageOutputs(tp: TreePaths, staging: string, logPath: string): Promise<{ bzimage_sha256: string; config_sha256: string; release: string | null; banner: string | null }> {
+  await copyFile(join(tp.obj, 'arch/x86/boot/bzImage'), join(staging, 'bzImage'));
+  await copyFile(join(tp.obj, '.config'), join(staging, 'config'));
+  const release = (await readFile(join(tp.obj, 'include/config/kernel.release'), 'utf8').catch(() => '')).trim() || null;
+  if (!(await isBzImage(join(staging, 'bzImage')))) throw new BuildError('the build left no valid bzImage', tailOf(await readFile(logPath, 'utf8')), logPath);
+  await writeFile(join(staging, 'build.log'), tailOf(await readFile(logPath, 'utf8'), 200) + '\n');
+  return {
+    bzimage_sha256: await sha256File(join(staging, 'bzImage')),
+    config_sha256: await sha256File(join(staging, 'config')),
+    release,
+    banner: await bzImageVersionString(join(staging, 'bzImage')),
+  };
+}
+
+/**
+ * The shell lines that patch (backports, then patches, from
+ * "$HERE/inputs/...") and build a tree in the current directory as lockstep
+ * does, ending with the bzImage's sha256; shared by every reproduce.sh.
+ */
+export function reproducerBuild(cc: string, localversion: string, backports: readonly string[], patches: readonly string[] = []): string {
+  return [
+    ...backports.map((n) => `patch -p1 --forward --batch -i "$HERE/inputs/backports/${n}"`),
+    ...patches.map((n) => `patch -p1 --forward --batch -i "$HERE/inputs/patches/${n}"`),
+    'export KBUILD_BUILD_USER=lockstep KBUILD_BUILD_HOST=lockstep KBUILD_BUILD_VERSION=1',
+    "export KBUILD_BUILD_TIMESTAMP='Thu Jan  1 00:00:00 UTC 2026'",
+    `M="make O=_build ARCH=x86_64 CC=${cc} HOSTCC=${cc} LOCALVERSION=${localversion} -j$(nproc)"`,
+    '$M KCONFIG_ALLCONFIG="$HERE/inputs/config.fragment" allnoconfig',
+    '$M olddefconfig',
+    '$M bzImage',
+    'sha256sum _build/arch/x86/boot/bzImage',
+  ].join('\n');
+}
+
 /** A shell script that redoes this build from scratch (tuxmake style), next to the artifact. */
-function reproducerScript(spec: SourceSpec, inp: PreparedInputs, patchNames: string[], localversion: string): string {
+function reproducerScript(spec: SourceSpec, inp: PreparedInputs, patchNames: string[], localversion: string, backports: string[]): string {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const getTree = inp.resolved.tarball
     ? `mkdir -p "$W/src" && tar -xf ${q(inp.resolved.tarball)} --strip-components=1 -C "$W/src"`
@@ -169,7 +217,8 @@ function reproducerScript(spec: SourceSpec, inp: PreparedInputs, patchNames: str
   return `#!/bin/sh
 # Rebuilds lockstep kernel ${spec.id} (artifact ${inp.key}) from scratch.
 # Source: ${inp.resolved.identity}
-# Compiler when built: ${inp.keyInputs.compiler}
+# Compiler when built: ${inp.keyInputs.compiler} (CC=${inp.cc.cc}: ${inp.cc.why})
+# Build-fix backports (kernels/backports/, each citing its upstream commit): ${backports.join(' ') || 'none'}
 # Usage: reproduce.sh [WORKDIR]   (the bzImage ends up in WORKDIR/src/_build/arch/x86/boot/bzImage)
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -177,14 +226,7 @@ W=\${1:-$PWD/lockstep-build-${inp.key.slice(0, 12)}}
 mkdir -p "$W"
 ${getTree}
 cd "$W/src"
-${patchNames.map((n) => `patch -p1 --forward --batch -i "$HERE/inputs/patches/${n}"`).join('\n')}
-export KBUILD_BUILD_USER=lockstep KBUILD_BUILD_HOST=lockstep KBUILD_BUILD_VERSION=1
-export KBUILD_BUILD_TIMESTAMP='Thu Jan  1 00:00:00 UTC 2026'
-M="make O=_build ARCH=x86_64 HOSTCC=gcc LOCALVERSION=${localversion} -j$(nproc)"
-$M KCONFIG_ALLCONFIG="$HERE/inputs/config.fragment" allnoconfig
-$M olddefconfig
-$M bzImage
-sha256sum _build/arch/x86/boot/bzImage
+${reproducerBuild(inp.cc.cc, localversion, backports, patchNames)}
 echo "compare with: $(sed -n 's/.*"bzimage_sha256": "\\(.*\\)".*/\\1/p' "$HERE/meta.json") (equal only with the same compiler)"
 `;
 }

@@ -6,6 +6,7 @@
 
 import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../../util/errors.ts';
 import { runTool, ToolError } from '../../../util/exec.ts';
 import type { SourceSpec } from '../../types.ts';
@@ -14,13 +15,51 @@ import { download, DownloadError } from '../download.ts';
 import { exists, sha256File } from '../files.ts';
 import { buildTool } from './make.ts';
 import { artifactKey, type KeyInputs, parseFragment, patchedFiles, sha256Text, treeKey } from './recipe.ts';
+import { type BackportRow, backportsFor, type CompilerRow, compilerFor } from './toolchain.ts';
 
 
-/** `gcc --version`'s first line: part of every key (a new compiler is a new kernel). */
-let compilerMemo: Promise<string> | undefined;
-export function compilerVersion(): Promise<string> {
-  compilerMemo ??= buildTool('gcc', ['--version'], { install: 'apt-get install gcc' }).then((o) => o.split('\n')[0]!.trim());
-  return compilerMemo;
+/**
+ * `CC --version`'s first line ("gcc-11 (Debian 11.3.0-12) 11.3.0"): part of
+ * every key (a new compiler is a new kernel). `apt` names the package that
+ * provides CC, for the fix line when it is missing.
+ */
+const compilerMemo = new Map<string, Promise<string>>();
+export function compilerVersion(cc = 'gcc', apt = 'gcc'): Promise<string> {
+  let p = compilerMemo.get(cc);
+  if (!p) {
+    p = buildTool(cc, ['--version'], { install: `apt-get install ${apt} (bash .ci/setup.sh does)` }).then((o) => o.split('\n')[0]!.trim());
+    p.catch(() => compilerMemo.delete(cc));
+    compilerMemo.set(cc, p);
+  }
+  return p;
+}
+
+/** kernels/backports/ of this checkout. */
+export const backportsDir = (): string => fileURLToPath(new URL('../../../../kernels/backports/', import.meta.url));
+
+/** A backport chosen for a build: its table row, the patch file and its text. */
+export interface ChosenBackport {
+  row: BackportRow;
+  path: string;
+  text: string;
+}
+
+/** The compiler row and the backport patches (read from kernels/backports/) for kernel `version`. Throws ConfigError for a version that is not one. */
+export async function toolchainFor(version: string, origin: string, field: string): Promise<{ cc: CompilerRow; backports: ChosenBackport[] }> {
+  let cc: CompilerRow;
+  let rows: BackportRow[];
+  try {
+    cc = compilerFor(version);
+    rows = backportsFor(version);
+  } catch (e) {
+    throw new ConfigError(origin, field, (e as Error).message, 'write the kernel version as MAJOR.MINOR[.PATCH], e.g. "5.4.0"');
+  }
+  const backports: ChosenBackport[] = [];
+  for (const row of rows) {
+    const path = join(backportsDir(), row.file);
+    backports.push({ row, path, text: await readFile(path, 'utf8') });
+  }
+  return { cc, backports };
 }
 
 const tarballHashes = new Map<string, Promise<string>>();
@@ -187,6 +226,10 @@ async function treeIdentity(p: string): Promise<string> {
 export interface PreparedInputs {
   resolved: ResolvedSource;
   keyInputs: KeyInputs;
+  /** the compiler chosen by version (src/kernels/obtain/source/toolchain.ts) */
+  cc: CompilerRow;
+  /** build-fix backports for this version, applied to lockstep's copy of the tree */
+  backports: ChosenBackport[];
   fragmentText: string;
   patchTexts: string[];
   key: string;
@@ -216,6 +259,7 @@ export async function prepareInputs(spec: SourceSpec, opts: { cacheDir?: string;
     patchTexts.push(t);
   }
   const resolved = await resolveSource(spec, { dir: join(opts.cacheDir ?? defaultCacheDir(), 'kernels', 'source-downloads'), fetch: opts.fetch ?? true, log: opts.log ?? (() => {}), signal: opts.signal });
-  const keyInputs: KeyInputs = { source: resolved.identity, fragment: fragmentText, patches: patchTexts, compiler: await compilerVersion() };
-  return { resolved, keyInputs, fragmentText, patchTexts, key: artifactKey(keyInputs), tree: treeKey(keyInputs) };
+  const { cc, backports } = await toolchainFor(spec.version, spec.origin, `${spec.at}version`);
+  const keyInputs: KeyInputs = { source: resolved.identity, fragment: fragmentText, patches: patchTexts, compiler: await compilerVersion(cc.cc, cc.apt), backports: backports.map((b) => b.text) };
+  return { resolved, keyInputs, cc, backports, fragmentText, patchTexts, key: artifactKey(keyInputs), tree: treeKey(keyInputs) };
 }

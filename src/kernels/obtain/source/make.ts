@@ -43,6 +43,8 @@ export interface TreePaths {
   obj: string;
   /** make's O= argument, relative to src */
   oArg: string;
+  /** the compiler (CC through ccache, and HOSTCC): "gcc", "gcc-11" (toolchain.ts) */
+  cc: string;
 }
 
 export const makeEnv = (tp: TreePaths, cacheDir: string): NodeJS.ProcessEnv => ({
@@ -61,7 +63,7 @@ export const makeEnv = (tp: TreePaths, cacheDir: string): NodeJS.ProcessEnv => (
 export const jobs = (): number => Number(process.env.LOCKSTEP_BUILD_JOBS) || availableParallelism();
 
 /** make argv (without the target) for a tree. */
-export const makeArgs = (tp: TreePaths, localversion: string): string[] => [`O=${tp.oArg}`, 'ARCH=x86_64', 'CC=ccache gcc', 'HOSTCC=gcc', `LOCALVERSION=${localversion}`, `-j${jobs()}`];
+export const makeArgs = (tp: TreePaths, localversion: string): string[] => [`O=${tp.oArg}`, 'ARCH=x86_64', `CC=ccache ${tp.cc}`, `HOSTCC=${tp.cc}`, `LOCALVERSION=${localversion}`, `-j${jobs()}`];
 
 /**
  * make `args` in the tree, output appended to `logPath`, progress logged

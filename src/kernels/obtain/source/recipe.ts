@@ -86,13 +86,17 @@ export interface KeyInputs {
   fragment: string;
   /** each patch's text, in order */
   patches: readonly string[];
-  /** `gcc --version` first line */
+  /** `CC --version` first line */
   compiler: string;
+  /** texts of the build-fix backports applied to the tree (toolchain.ts), in order */
+  backports?: readonly string[];
 }
 
 /** The shared object tree's key: everything but the patches. */
 export function treeKey(k: KeyInputs): string {
-  return sha256Text(JSON.stringify({ recipe: BUILD_RECIPE, arch: 'x86_64', source: k.source, config: sha256Text(k.fragment), compiler: k.compiler }));
+  // No backports: the same key as before backports existed (caches stay warm).
+  const bp = k.backports?.length ? { backports: k.backports.map((p) => sha256Text(p)) } : {};
+  return sha256Text(JSON.stringify({ recipe: BUILD_RECIPE, arch: 'x86_64', source: k.source, config: sha256Text(k.fragment), compiler: k.compiler, ...bp }));
 }
 
 /** The artifact's key: the tree's key plus the patches in order. */

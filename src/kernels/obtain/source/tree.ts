@@ -16,6 +16,7 @@ import { exists } from '../files.ts';
 import type { PreparedInputs } from './inputs.ts';
 import { BuildError, buildTool, makeArgs, makeEnv, runMake, type TreePaths } from './make.ts';
 import { missingOptions, parseDotConfig, parseFragment, patchedFiles } from './recipe.ts';
+import { kconfigSymbols, splitByTree } from './toolchain.ts';
 import { tarFileProblems } from './tarsafe.ts';
 
 /** <cacheDir>/kernels/source-trees */
@@ -28,7 +29,83 @@ export function treePaths(cacheDir: string, inp: PreparedInputs): TreePaths {
   // O= a direct child of the tree: kbuild then uses srctree "..", so compiler
   // command lines (and ccache's hashes) are the same for every tree of the
   // same sources, wherever it lives; a "path" tree is hard-link copied for that.
-  return { root, src, obj: join(src, '_build'), oArg: '_build' };
+  return { root, src, obj: join(src, '_build'), oArg: '_build', cc: inp.cc.cc };
+}
+
+/** What the shared tree holds beyond its sources: <root>/toolchain.json, written when it is set up. */
+export interface TreeFacts {
+  /** each backport of the version's table rows: applied to lockstep's copy, or found already in the tree */
+  backports: { id: string; commit: string; file: string; status: 'applied' | 'present' }[];
+  /** fragment options the tree's Kconfig files do not define: left out of the configuration */
+  absent_options: string[];
+}
+
+/** The facts of a set-up tree (empty lists for a tree set up before they were recorded). */
+export async function treeFacts(tp: TreePaths): Promise<TreeFacts> {
+  try {
+    return JSON.parse(await readFile(join(tp.root, 'toolchain.json'), 'utf8')) as TreeFacts;
+  } catch {
+    return { backports: [], absent_options: [] };
+  }
+}
+
+/**
+ * Apply the build-fix backports to lockstep's copy `src` (never the user's
+ * tree: a hard-linked file is replaced by a copy before it is patched). A
+ * tree without the row's unfixed code carries the fix already: recorded as
+ * "present", left alone. One with the unfixed code where the patch does not
+ * apply is a BuildError naming the backport.
+ */
+export async function applyBackports(src: string, backports: PreparedInputs['backports'], label: string, signal?: AbortSignal): Promise<TreeFacts['backports']> {
+  const out: TreeFacts['backports'] = [];
+  for (const b of backports) {
+    const rec = { id: b.row.id, commit: b.row.commit, file: b.row.file };
+    const target = await readFile(join(src, b.row.symptom.file), 'utf8').catch(() => '');
+    if (!target.includes(b.row.symptom.text)) { out.push({ ...rec, status: 'present' }); continue; }
+    for (const f of patchedFiles(b.text)) {
+      const p = join(src, f);
+      if (await exists(p)) {
+        // break a hard link to the user's file: patch the copy only
+        await copyFile(p, `${p}.lockstep-tmp`);
+        await rename(`${p}.lockstep-tmp`, p);
+      }
+    }
+    try {
+      await buildTool('patch', ['-p1', '--batch', '--forward', '--no-backup-if-mismatch', '-r', '-', '-i', b.path], { cwd: src, install: 'apt-get install patch', signal });
+    } catch (e) {
+      if (!(e instanceof BuildError)) throw e;
+      throw new BuildError(`backport ${b.row.file} (${b.row.commit} "${b.row.subject}") does not apply to ${label}, which has the unfixed code in ${b.row.symptom.file}`, e.logTail, null);
+    }
+    out.push({ ...rec, status: 'applied' });
+  }
+  return out;
+}
+
+/** Every symbol (without CONFIG_) some Kconfig file of the tree `src` defines. */
+export async function treeKconfigSymbols(src: string): Promise<Set<string>> {
+  const syms = new Set<string>();
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) {
+        if (e.name === '.git' || e.name === '_build' || e.name === 'Documentation') continue;
+        await walk(join(dir, e.name));
+      } else if (e.name.startsWith('Kconfig')) {
+        for (const s of kconfigSymbols(await readFile(join(dir, e.name), 'utf8'))) syms.add(s);
+      }
+    }
+  };
+  await walk(src);
+  return syms;
+}
+
+/** The fragment without the lines of `absent` options, each replaced by a comment saying so. Pure. */
+export function effectiveFragment(text: string, absent: readonly string[]): string {
+  if (!absent.length) return text;
+  const drop = new Set(absent);
+  return text.split('\n').map((l) => {
+    const m = /^\s*(CONFIG_[A-Za-z0-9_]+)=/.exec(l) ?? /^# (CONFIG_[A-Za-z0-9_]+) is not set$/.exec(l.trim());
+    return m && drop.has(m[1]!) ? `# lockstep: ${m[1]} left out: this release has no such option` : l;
+  }).join('\n');
 }
 
 /** Unpack (if needed) and configure the shared tree; verify the fragment. Throws ConfigError (unsafe tarball), BuildError. */
@@ -64,15 +141,37 @@ export async function ensureTree(tp: TreePaths, inp: PreparedInputs, spec: Sourc
         await buildTool('cp', ['-a', inp.resolved.path!, join(staging, 'src')], { install: 'apt-get install coreutils', signal });
       }
     }
+    const backports = await applyBackports(join(staging, 'src'), inp.backports, inp.resolved.label, signal);
+    for (const b of backports) log(`backport ${b.file}: ${b.status === 'applied' ? 'applied to lockstep\'s copy' : 'already in this tree'}`);
+    const facts: TreeFacts = { backports, absent_options: [] };
+    await writeFile(join(staging, 'toolchain.json'), JSON.stringify(facts, null, 2));
     await writeFile(join(staging, 'unpacked'), `${inp.resolved.identity}\n`);
     await rename(staging, tp.root);
   }
   await mkdir(tp.root, { recursive: true });
+  await configureTree(tp, inp.fragmentText, cacheDir, log, signal);
+}
+
+/**
+ * Configure the shared tree once (a `configured` marker): allnoconfig +
+ * the fragment, less the options this release does not define that a later
+ * release brings (toolchain.ts KCONFIG_INTRODUCED; recorded in
+ * toolchain.json), then olddefconfig; every remaining fragment line is
+ * verified (an unknown name fails the build). Throws BuildError.
+ */
+export async function configureTree(tp: TreePaths, fragmentText: string, cacheDir: string, log: (m: string) => void, signal?: AbortSignal): Promise<void> {
   const marker = join(tp.root, 'configured');
   if (await exists(marker)) return;
   await mkdir(tp.obj, { recursive: true });
+  // Options known to come with a later release are left out (and reported), not failed on.
+  const wanted = parseFragment(fragmentText, 'fragment', (f, field, problem, fix) => new ConfigError(f, field, problem, fix)).map((l) => l.option);
+  const { leftOut: absent } = splitByTree(wanted, await treeKconfigSymbols(tp.src));
+  if (absent.length) log(`left out of the fragment (no such option in this release): ${absent.join(', ')}`);
+  const facts = await treeFacts(tp);
+  await writeFile(join(tp.root, 'toolchain.json'), JSON.stringify({ ...facts, absent_options: absent }, null, 2));
+  const fragText = effectiveFragment(fragmentText, absent);
   const fragPath = join(tp.root, 'fragment.config');
-  await writeFile(fragPath, inp.fragmentText);
+  await writeFile(fragPath, fragText);
   const cfgLog = join(tp.root, 'logs', 'configure.log');
   await mkdir(dirname(cfgLog), { recursive: true });
   log('configuring: allnoconfig + fragment, then olddefconfig');
@@ -80,7 +179,7 @@ export async function ensureTree(tp: TreePaths, inp: PreparedInputs, spec: Sourc
   const args = makeArgs(tp, '');
   await runMake(tp, [...args, `KCONFIG_ALLCONFIG=${fragPath}`, 'allnoconfig'], cfgLog, { log, t0: Date.now(), env, signal });
   await runMake(tp, [...args, 'olddefconfig'], cfgLog, { log, t0: Date.now(), env, signal });
-  const frag = parseFragment(inp.fragmentText, 'fragment', (f, field, problem, fix) => new ConfigError(f, field, problem, fix));
+  const frag = parseFragment(fragText, 'fragment', (f, field, problem, fix) => new ConfigError(f, field, problem, fix));
   const bad = missingOptions(frag, parseDotConfig(await readFile(join(tp.obj, '.config'), 'utf8')));
   if (bad.length) {
     throw new BuildError(

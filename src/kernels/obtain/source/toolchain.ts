@@ -1,0 +1,146 @@
+// What an old tree needs to build on this machine, by kernel version: the
+// compiler, and our own small backports of upstream build fixes (applied to
+// lockstep's copy of a tree only, never to the user's). Pure: no I/O. The two
+// tables below ARE the rules; keep them readable so they can be audited row
+// by row. syzkaller's bisection keeps per-range compilers and fix backports
+// the same way (the idea, not its code).
+
+import semver from 'semver';
+
+export interface CompilerRow {
+  /** semver range over the coerced kernel version (MAJOR.MINOR.PATCH) */
+  range: string;
+  /** the gcc to run, for CC (through ccache) and HOSTCC */
+  cc: string;
+  /** the Debian package that provides it */
+  apt: string;
+  why: string;
+}
+
+/**
+ * The compiler by kernel version; the first match wins, the last row
+ * catches everything. Debian 12's gcc 12 added -Werror cases that old host
+ * tools trip on (objtool's libsubcmd: "pointer may be used after 'realloc'
+ * [-Werror=use-after-free]" in subcmd-util.h, fixed upstream by 52a9dab6d892
+ * "libsubcmd: Fix use-after-free for realloc(..., 0)", v6.0); Debian 12's
+ * gcc-11 builds those releases as they are.
+ */
+export const COMPILER_TABLE: readonly CompilerRow[] = [
+  { range: '<5.15.0', cc: 'gcc-11', apt: 'gcc-11', why: 'before v5.15: gcc 12 breaks old host tools (-Werror=use-after-free in tools/lib/subcmd, fixed by 52a9dab6d892 in v6.0)' },
+  { range: '*', cc: 'gcc', apt: 'gcc', why: 'v5.15 and later build with Debian 12\'s default gcc 12' },
+];
+
+export interface BackportRow {
+  /** short name, also the patch file's stem in kernels/backports/ */
+  id: string;
+  /** kernels/backports/<file> (a patch -p1 diff we wrote from the upstream fix) */
+  file: string;
+  /** upstream commit id (12 hex digits) and subject */
+  commit: string;
+  subject: string;
+  /** semver range over the coerced kernel version where the fix may be missing */
+  range: string;
+  /** the unfixed code: a tree whose `file` lacks `text` carries the fix already (in its own wording, e.g. a stable backport) */
+  symptom: { file: string; text: string };
+  why: string;
+}
+
+/**
+ * Build fixes by kernel version. A row is applied when the version is in
+ * its range and the tree still has the unfixed code (`symptom`): stable
+ * lines took some of these fixes (5.10.223 has this one), and then the tree
+ * is built as it is.
+ */
+export const BACKPORT_TABLE: readonly BackportRow[] = [
+  {
+    id: 'objtool-missing-symtab',
+    file: 'objtool-missing-symtab-1d489151e9f9.patch',
+    commit: '1d489151e9f9',
+    subject: 'objtool: Don\'t fail on missing symbol table',
+    range: '>=4.6.0 <5.11.0',
+    symptom: { file: 'tools/objtool/elf.c', text: 'WARN("missing symbol table");' },
+    why: 'current binutils leave an empty arch/x86/entry/thunk_64.o without .symtab, and objtool before v5.11 stops the build on it',
+  },
+];
+
+/** MAJOR.MINOR.PATCH of a kernel version string ("5.5-rc5" -> "5.5.0"), or null. */
+export function kernelVersion(v: string): string | null {
+  return semver.coerce(v)?.version ?? null;
+}
+
+/** The compiler row for `version`; throws RangeError for a version that is not one. */
+export function compilerFor(version: string): CompilerRow {
+  const v = kernelVersion(version);
+  if (!v) throw new RangeError(`not a kernel version: ${JSON.stringify(version)}`);
+  return COMPILER_TABLE.find((r) => r.range === '*' || semver.satisfies(v, r.range))!;
+}
+
+/** The backport rows whose range holds `version` (in table order); throws RangeError for a version that is not one. */
+export function backportsFor(version: string): BackportRow[] {
+  const v = kernelVersion(version);
+  if (!v) throw new RangeError(`not a kernel version: ${JSON.stringify(version)}`);
+  return BACKPORT_TABLE.filter((r) => semver.satisfies(v, r.range));
+}
+
+export interface KconfigNeed {
+  option: string;
+  /** the release that introduced it, for the reason line */
+  since: string;
+  /** the upstream commit that added it */
+  commit: string;
+}
+
+/**
+ * Fragment options that some scenario ops need and that old releases lack.
+ * A kernel built without one SKIPs the scenarios that use it. The list is
+ * for the reason line only: whether an option exists is read from the
+ * tree's own Kconfig files.
+ */
+export const KCONFIG_INTRODUCED: readonly KconfigNeed[] = [
+  { option: 'CONFIG_IO_URING', since: '5.1', commit: '2b188cc1bb85 ("Add io_uring IO interface")' },
+  { option: 'CONFIG_BPF_SYSCALL', since: '3.18', commit: '99c55f7d47c0 ("bpf: introduce BPF syscall and maps")' },
+];
+
+/** "CONFIG_IO_URING (added in v5.1 by 2b188cc1bb85 ...)" or the bare option. */
+export function absentOptionText(option: string): string {
+  const k = KCONFIG_INTRODUCED.find((x) => x.option === option);
+  return k ? `${option} (added in v${k.since} by ${k.commit})` : option;
+}
+
+/**
+ * Which of a fragment's options the tree does not define (`defined`: the
+ * symbols, without CONFIG_, of the tree's Kconfig files). `leftOut`: known
+ * to come with a later release (KCONFIG_INTRODUCED), so the build goes on
+ * without them and says so; `unknown`: any other undefined name (a typo, or
+ * an option of some other tree): those stay in and fail the build, named.
+ * Pure.
+ */
+export function splitByTree(options: readonly string[], defined: ReadonlySet<string>): { leftOut: string[]; unknown: string[] } {
+  const leftOut: string[] = [];
+  const unknown: string[] = [];
+  for (const o of options) {
+    if (defined.has(o.replace(/^CONFIG_/, ''))) continue;
+    (KCONFIG_INTRODUCED.some((k) => k.option === o) ? leftOut : unknown).push(o);
+  }
+  return { leftOut, unknown };
+}
+
+/** The symbols a Kconfig file defines ("config FOO" / "menuconfig FOO" lines). Pure. */
+export function kconfigSymbols(text: string): string[] {
+  return [...text.matchAll(/^\s*(?:menu)?config\s+([A-Za-z0-9_]+)\s*$/gm)].map((m) => m[1]!);
+}
+
+/** The kernel option each kind of ballast op needs (scenario ops "ballast" via io_uring / bpf). */
+const BALLAST_NEEDS: Readonly<Record<string, string>> = { io_uring: 'CONFIG_IO_URING', bpf: 'CONFIG_BPF_SYSCALL' };
+
+/**
+ * Why a scenario cannot run on a kernel built without `absent` options (the
+ * artifact's meta.absent_options), or null when it can. Takes the ops
+ * structurally ({op, via}) so it needs nothing from src/scenario. Pure.
+ */
+export function buildLacksReason(ops: readonly { op: string; via?: string }[], absent: readonly string[]): string | null {
+  if (!absent.length) return null;
+  const need = new Set(ops.flatMap((o) => (o.op === 'ballast' && o.via && BALLAST_NEEDS[o.via] ? [BALLAST_NEEDS[o.via]!] : [])));
+  const lacked = absent.filter((o) => need.has(o));
+  return lacked.length ? `the kernel's build lacks ${lacked.map(absentOptionText).join(', ')}: the scenario's ballast needs it` : null;
+}
