@@ -11,7 +11,7 @@ import { builtinSpecsDir, loadSpecFile } from '../src/kernels/spec.ts';
 import { runMatrix } from '../src/matrix/run.ts';
 import { builtinScenarios } from '../src/scenario/load.ts';
 import { userLockLimit } from '../src/scenario/ops.ts';
-import type { CellResult, Results } from '../src/results/schema.ts';
+import { type CellResult, type Results, RESULTS_SCHEMA } from '../src/results/schema.ts';
 import { hostSkipReason } from '../src/runner/host.ts';
 
 const scenarios = builtinScenarios().map((l) => l.compiled);
@@ -64,7 +64,7 @@ t.test('Debian 6.1.190 in QEMU: shared counter, no remmap leak, incident scaled 
   for (let k = 1; k < pinned.length; k++) t.equal(pinned[k] - pinned[k - 1], 3, `map ${k + 1} adds 3 pages`);
 
   const onDisk = JSON.parse(await readFile(join(dir, 'results.json'), 'utf8')) as Results;
-  t.equal(onDisk.schema, 'lockstep/results@1');
+  t.equal(onDisk.schema, RESULTS_SCHEMA);
   t.equal(onDisk.complete, true);
   t.equal(onDisk.cells.length, 4);
   t.match(await readFile(join(dir, 'table.md'), 'utf8'), /\| debian-6\.1\.190 .*\| V3\/shared \|/);
