@@ -67,6 +67,8 @@ export interface MatrixOptions {
   splatPolicy?: SplatPolicy;
   /** boots per group at most: cells that end TIMEOUT, BOOT_FAIL or ERROR run again in a fresh boot (default 1) */
   attempts?: number;
+  /** vCPU counts VM groups run `"cpus": "any"` scenarios at (`--cpus`; default [2]); host rows use the host's online count */
+  anyCpus?: number[];
 }
 
 /**
@@ -176,7 +178,12 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
     return p;
   };
 
-  const planned = planGroups(o.kernels.map((k) => ({ id: k.id, runtime: runtimeOf(k) })), o.scenarios);
+  const planned = planGroups(o.kernels.map((k) => ({ id: k.id, runtime: runtimeOf(k) })), o.scenarios, { hostCpus: hostOnlineCpus(), anyCpus: o.anyCpus });
+  // "any" scenarios compiled for other counts: their defs too (readers find a cell's def by scenario_hash)
+  for (const s of planned.flatMap((g) => g.scenarios)) {
+    const hash = scenarioHash(s);
+    if (!results.scenarios.some((x) => x.hash === hash)) results.scenarios.push({ id: s.id, hash, cpus: s.cpus, def: s });
+  }
   const mine = o.shard ? shardGroups(planned, o.shard) : planned;
   if (o.shard) results.shard = { ...o.shard, groups: mine.map((g) => g.key) };
   const groups = scheduleOrder(mine);
