@@ -18,7 +18,7 @@ import { ensureBaseImage, reproducerBinary } from '../image/initramfs.ts';
 import { createHash } from 'node:crypto';
 import { type Expectation, logicLabel } from '../model/index.ts';
 import { type CompiledScenario, hasFaultInjection } from '../scenario/ops.ts';
-import { scenarioHash } from '../scenario/load.ts';
+import { DEFAULT_ANY_CPUS, scenarioHash } from '../scenario/load.ts';
 import { freshHostUids, HostRuntime, hostOnlineCpus, hostSkipReason } from '../runner/host.ts';
 import { containerRuntime, hostPerfSysctls } from '../runner/container.ts';
 import { containerSkipReason } from '../container/settings.ts';
@@ -45,6 +45,12 @@ export const LOCKSTEP_VERSION = '0.1.0';
 
 /** lockstep's checkout (re-run commands are written relative to it). */
 export const LOCKSTEP_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** ` --cpus N` for a re-run of an "any" scenario a VM group ran at another count than the default, else '' */
+function anyCpusFlag(g: PlannedGroup, scenario: string): string {
+  const s = g.scenarios.find((x) => x.id === scenario);
+  return g.runtime === 'qemu' && s?.cpus_any && g.cpus !== DEFAULT_ANY_CPUS ? ` --cpus ${g.cpus}` : '';
+}
 
 export interface MatrixOptions {
   kernels: KernelSpec[];
@@ -204,7 +210,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
     let simOpts: SimulateOptions | undefined;
     const ctx = (logic: Expectation | null): CellContext => ({
       kernel: g.kernel, logic, runtime: g.runtime, startedAt: new Date().toISOString(),
-      scenarioHash, rerun: (s) => o.rerun(g.kernel, s), simOpts,
+      scenarioHash, rerun: (s) => o.rerun(g.kernel, s) + anyCpusFlag(g, s), simOpts,
       splats: o.splatPolicy ? splatDecider(o.splatPolicy, g.kernel) : undefined,
     });
     if (spec.kind === 'source' && spec.aux_only) {
@@ -384,7 +390,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
       } catch (e) {
         if (isUserError(e) && !o.signal?.aborted) { setupError ??= e; return; }
         // A bug in one group must not lose the others: record it and go on.
-        const ctx: CellContext = { kernel: g.kernel, logic: null, runtime: g.runtime, startedAt: new Date().toISOString(), scenarioHash, rerun: (x) => o.rerun(g.kernel, x) };
+        const ctx: CellContext = { kernel: g.kernel, logic: null, runtime: g.runtime, startedAt: new Date().toISOString(), scenarioHash, rerun: (x) => o.rerun(g.kernel, x) + anyCpusFlag(g, x) };
         const cells = g.scenarios.map((s) => cellWithoutRun(ctx, s, 'ERROR', `internal error: ${(e as Error).stack ?? e}`));
         results.cells.push(...cells);
         report(cells, g);
