@@ -12,7 +12,7 @@ import { runMatrix } from '../src/matrix/run.ts';
 import { builtinScenarios } from '../src/scenario/load.ts';
 import { userLockLimit } from '../src/scenario/ops.ts';
 import { type CellResult, type Results, RESULTS_SCHEMA } from '../src/results/schema.ts';
-import { hostSkipReason } from '../src/runner/host.ts';
+import { hostOnlineCpus, hostSkipReason } from '../src/runner/host.ts';
 
 const scenarios = builtinScenarios().map((l) => l.compiled);
 const pickScenarios = (ids: string[]) => ids.map((id) => scenarios.find((s) => s.id === id)!);
@@ -39,7 +39,8 @@ const probes = (c: CellResult) => c.measured.filter((m) => m.op === 'probe').map
 t.test('Debian 6.1.190 in QEMU: shared counter, no remmap leak, incident scaled down', async (t) => {
   const { r, dir } = await run(['debian-6.1.190'], ['shared-counter', 'remmap', 'overage', 'sysctl-lowered']);
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const L = userLockLimit(516, 2);
+  // the VM boots "any" scenarios at 2 vCPUs by default; L follows the count each cell ran at
+  const L = userLockLimit(516, cell(r, 'debian-6.1.190', 'shared-counter').cpus);
   t.equal(r.kernels[0].expected_logic, 'V3/shared');
   for (const c of r.cells) t.equal(c.verdict, 'MATCH', `${c.scenario}: ${c.reason ?? ''}`);
   t.equal(cell(r, 'debian-6.1.190', 'shared-counter').kernel_release, '6.1.0-54-cloud-amd64', 'the booted kernel is the one asked for');
@@ -71,7 +72,9 @@ t.test('Debian 6.1.190 in QEMU: shared counter, no remmap leak, incident scaled 
 });
 
 t.test('host kernel: V4 remap leak and shared io_uring counter, measured natively', async (t) => {
-  const why = hostSkipReason(2, [8192]);
+  // remmap, shared-counter, rlimit-small say "cpus": "any": they run at the host's online count
+  const hostCpus = hostOnlineCpus();
+  const why = hostSkipReason(hostCpus, [8192]);
   if (why) {
     // Not a silent pass: the host cannot run these cells; the matrix would mark them SKIP with this reason.
     t.comment(`host cells would be SKIP here: ${why}`);
@@ -83,7 +86,8 @@ t.test('host kernel: V4 remap leak and shared io_uring counter, measured nativel
   }
   const { r, dir } = await run(['host'], ['remmap', 'shared-counter', 'rlimit-small']);
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const L = userLockLimit(516, 2);
+  const L = userLockLimit(516, hostCpus);
+  for (const c of r.cells) t.equal(c.cpus, hostCpus, `${c.scenario} ran at the host's ${hostCpus} CPUs`);
   const host = r.kernels[0];
   t.ok(host.expected_logic, 'host has an expected logic');
   for (const c of r.cells) t.equal(c.verdict, 'MATCH', `${c.scenario}: ${c.reason ?? ''}`);

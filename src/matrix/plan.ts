@@ -1,9 +1,19 @@
 // Planning: which boots (groups) a matrix needs. Pure. One group = one
 // kernel x one CPU count: every scenario of a kernel that needs the same
 // number of online CPUs runs in one boot (or one host run), each under its
-// own fresh uid.
+// own fresh uid. A `"cpus": "any"` scenario is compiled for each count it
+// runs at: the host's online count on host/container rows, PlanOptions.anyCpus
+// (default [DEFAULT_ANY_CPUS]) in VMs -- so it never SKIPs for the count.
 
+import { compileAtCpus, DEFAULT_ANY_CPUS } from '../scenario/load.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
+
+export interface PlanOptions {
+  /** online CPUs of the host (host and container rows run "any" scenarios at this count) */
+  hostCpus: number;
+  /** vCPU counts VM groups run "any" scenarios at (each count is one boot); default [DEFAULT_ANY_CPUS] */
+  anyCpus?: readonly number[];
+}
 
 export interface PlannedKernel { id: string; runtime: 'host' | 'qemu' | 'container' }
 
@@ -16,12 +26,23 @@ export interface PlannedGroup {
   scenarios: CompiledScenario[];
 }
 
-export function planGroups(kernels: readonly PlannedKernel[], scenarios: readonly CompiledScenario[]): PlannedGroup[] {
+/**
+ * One group per kernel and CPU count, largest count first. Pinned scenarios
+ * go to the group of their count; "any" scenarios (cpus_any) are compiled
+ * (compileAtCpus) into every VM group of `opts.anyCpus` and into the host's
+ * count on host/container rows. Throws ConfigError from compileAtCpus only.
+ */
+export function planGroups(kernels: readonly PlannedKernel[], scenarios: readonly CompiledScenario[], opts?: PlanOptions): PlannedGroup[] {
   const groups: PlannedGroup[] = [];
-  const cpuCounts = [...new Set(scenarios.map((s) => s.cpus))].sort((a, b) => b - a);
+  const pinned = scenarios.filter((s) => !s.cpus_any);
+  const open = scenarios.filter((s) => s.cpus_any);
   for (const k of kernels) {
-    for (const cpus of cpuCounts) {
-      groups.push({ key: `${k.id}@${cpus}cpu`, kernel: k.id, runtime: k.runtime, cpus, scenarios: scenarios.filter((s) => s.cpus === cpus) });
+    const anyCounts = k.runtime === 'qemu' ? [...(opts?.anyCpus ?? [DEFAULT_ANY_CPUS])] : [opts?.hostCpus ?? DEFAULT_ANY_CPUS];
+    const counts = [...new Set([...pinned.map((s) => s.cpus), ...(open.length ? anyCounts : [])])].sort((a, b) => b - a);
+    for (const cpus of counts) {
+      // keep the scenarios' given order
+      const list = scenarios.flatMap((s) => (s.cpus_any ? (anyCounts.includes(cpus) ? [compileAtCpus(s, cpus)] : []) : s.cpus === cpus ? [s] : []));
+      groups.push({ key: `${k.id}@${cpus}cpu`, kernel: k.id, runtime: k.runtime, cpus, scenarios: list });
     }
   }
   return groups;

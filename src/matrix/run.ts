@@ -18,7 +18,7 @@ import { ensureBaseImage, reproducerBinary } from '../image/initramfs.ts';
 import { createHash } from 'node:crypto';
 import { type Expectation, logicLabel } from '../model/index.ts';
 import { type CompiledScenario, hasFaultInjection } from '../scenario/ops.ts';
-import { scenarioHash } from '../scenario/load.ts';
+import { DEFAULT_ANY_CPUS, scenarioHash } from '../scenario/load.ts';
 import { freshHostUids, HostRuntime, hostOnlineCpus, hostSkipReason } from '../runner/host.ts';
 import { containerRuntime, hostPerfSysctls } from '../runner/container.ts';
 import { containerSkipReason } from '../container/settings.ts';
@@ -46,6 +46,12 @@ export const LOCKSTEP_VERSION = '0.1.0';
 /** lockstep's checkout (re-run commands are written relative to it). */
 export const LOCKSTEP_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
+/** ` --cpus N` for a re-run of an "any" scenario a VM group ran at another count than the default, else '' */
+function anyCpusFlag(g: PlannedGroup, scenario: string): string {
+  const s = g.scenarios.find((x) => x.id === scenario);
+  return g.runtime === 'qemu' && s?.cpus_any && g.cpus !== DEFAULT_ANY_CPUS ? ` --cpus ${g.cpus}` : '';
+}
+
 export interface MatrixOptions {
   kernels: KernelSpec[];
   scenarios: CompiledScenario[];
@@ -67,6 +73,8 @@ export interface MatrixOptions {
   splatPolicy?: SplatPolicy;
   /** boots per group at most: cells that end TIMEOUT, BOOT_FAIL or ERROR run again in a fresh boot (default 1) */
   attempts?: number;
+  /** vCPU counts VM groups run `"cpus": "any"` scenarios at (`--cpus`; default [2]); host rows use the host's online count */
+  anyCpus?: number[];
 }
 
 /**
@@ -176,7 +184,12 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
     return p;
   };
 
-  const planned = planGroups(o.kernels.map((k) => ({ id: k.id, runtime: runtimeOf(k) })), o.scenarios);
+  const planned = planGroups(o.kernels.map((k) => ({ id: k.id, runtime: runtimeOf(k) })), o.scenarios, { hostCpus: hostOnlineCpus(), anyCpus: o.anyCpus });
+  // "any" scenarios compiled for other counts: their defs too (readers find a cell's def by scenario_hash)
+  for (const s of planned.flatMap((g) => g.scenarios)) {
+    const hash = scenarioHash(s);
+    if (!results.scenarios.some((x) => x.hash === hash)) results.scenarios.push({ id: s.id, hash, cpus: s.cpus, def: s });
+  }
   const mine = o.shard ? shardGroups(planned, o.shard) : planned;
   if (o.shard) results.shard = { ...o.shard, groups: mine.map((g) => g.key) };
   const groups = scheduleOrder(mine);
@@ -197,7 +210,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
     let simOpts: SimulateOptions | undefined;
     const ctx = (logic: Expectation | null): CellContext => ({
       kernel: g.kernel, logic, runtime: g.runtime, startedAt: new Date().toISOString(),
-      scenarioHash, rerun: (s) => o.rerun(g.kernel, s), simOpts,
+      scenarioHash, rerun: (s) => o.rerun(g.kernel, s) + anyCpusFlag(g, s), simOpts,
       splats: o.splatPolicy ? splatDecider(o.splatPolicy, g.kernel) : undefined,
     });
     if (spec.kind === 'source' && spec.aux_only) {
@@ -377,7 +390,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
       } catch (e) {
         if (isUserError(e) && !o.signal?.aborted) { setupError ??= e; return; }
         // A bug in one group must not lose the others: record it and go on.
-        const ctx: CellContext = { kernel: g.kernel, logic: null, runtime: g.runtime, startedAt: new Date().toISOString(), scenarioHash, rerun: (x) => o.rerun(g.kernel, x) };
+        const ctx: CellContext = { kernel: g.kernel, logic: null, runtime: g.runtime, startedAt: new Date().toISOString(), scenarioHash, rerun: (x) => o.rerun(g.kernel, x) + anyCpusFlag(g, x) };
         const cells = g.scenarios.map((s) => cellWithoutRun(ctx, s, 'ERROR', `internal error: ${(e as Error).stack ?? e}`));
         results.cells.push(...cells);
         report(cells, g);

@@ -13,12 +13,17 @@ export const FAILING: readonly CellVerdict[] = ['MISMATCH', 'ERROR', 'TIMEOUT', 
 
 export const cellKey = (c: Pick<CellResult, 'kernel' | 'scenario'>): string => `${c.kernel}\0${c.scenario}`;
 
-/** Scenario definitions by id: those stored in results.json, else `fallback` ones whose hash matches. */
+/**
+ * Scenario definitions by id: those stored in results.json, else `fallback` ones whose hash matches.
+ * A `"cpus": "any"` scenario run at several counts has one def per count (same id, own hash):
+ * the first stored (the run's default count) stands for the id; readers that need a cell's
+ * own count look its scenario_hash up (defsByHash).
+ */
 export function scenarioDefs(r: Results, fallback: ReadonlyMap<string, CompiledScenario> = new Map()): Map<string, CompiledScenario> {
   const out = new Map<string, CompiledScenario>();
   for (const s of r.scenarios) {
     const d = s.def ?? fallback.get(s.hash);
-    if (d) out.set(s.id, d);
+    if (d && !out.has(s.id)) out.set(s.id, d);
   }
   return out;
 }
@@ -56,7 +61,7 @@ export function kernelIds(r: Results): string[] {
 }
 
 export function scenarioIds(r: Results): string[] {
-  const ids = r.scenarios.map((s) => s.id);
+  const ids = [...new Set(r.scenarios.map((s) => s.id))];
   for (const c of r.cells) if (!ids.includes(c.scenario)) ids.push(c.scenario);
   return ids;
 }

@@ -44,7 +44,7 @@ function classifiedText(r: Results, kernel: string, known: ReadonlyMap<string, C
  */
 export function renderTable(r: Results, known: ReadonlyMap<string, CompiledScenario> = new Map()): string {
   const kernels = r.kernels.map((k) => k.id);
-  const scenarios = r.scenarios.map((s) => s.id);
+  const scenarios = [...new Set(r.scenarios.map((s) => s.id))];
   const byKey = new Map(r.cells.map((c) => [`${c.kernel}\0${c.scenario}`, c]));
   const counts = new Map<string, number>();
   for (const c of r.cells) counts.set(c.verdict, (counts.get(c.verdict) ?? 0) + 1);

@@ -29,6 +29,8 @@ export interface LoadedScenario {
 export interface ScenarioNeeds {
   /** num_online_cpus() at start */
   cpus: number;
+  /** the count is open ("cpus": "any"): any online count fits */
+  cpusAny: boolean;
   /** CPUs whose online state the scenario changes (CPU hotplug: VM only in practice) */
   hotplugCpus: number[];
   /** largest RLIMIT_MEMLOCK in kB the worker sets (start or rlimit op), ignoring unlimited; null if none is finite */
@@ -62,10 +64,39 @@ export function cappedBallastBuffers(pages: number): number[] {
   return out;
 }
 
-/** Validate and compile; returns the source too. Throws ConfigError only. */
+/** The count a `"cpus": "any"` scenario is compiled for when no run says otherwise (VM boots, `simulate`). */
+export const DEFAULT_ANY_CPUS = 2;
+
+/** compiled "any" scenario -> its source and file, so compileAtCpus can recompile it for another count */
+const anySources = new WeakMap<CompiledScenario, { source: ScenarioSource; file: string }>();
+
+/**
+ * Validate and compile; returns the source too. A `"cpus": "any"` scenario is
+ * compiled for DEFAULT_ANY_CPUS (and checked to compile for 1 CPU, so its ops
+ * name no CPU a 1-CPU machine lacks). Throws ConfigError only.
+ */
 export function compileSource(obj: unknown, file: string): { source: ScenarioSource; compiled: CompiledScenario } {
   const source = validateScenario(obj, file);
-  return { source, compiled: compileValidated(source, file) };
+  if (source.cpus === 'any') compileValidated(source, file, 1);
+  const compiled = compileValidated(source, file);
+  if (source.cpus === 'any') anySources.set(compiled, { source, file });
+  return { source, compiled };
+}
+
+/**
+ * The scenario compiled for `cpus` online CPUs: a `cpus_any` scenario is
+ * recompiled (its "each" spreads and "L" ballasts follow the count: user_lock_limit =
+ * (perf_event_mlock_kb >> 2) * num_online_cpus(), kernel/events/core.c perf_mmap()),
+ * a pinned one is returned as is. Throws ConfigError when an "any" scenario
+ * did not come from compileSource (e.g. a results file's stored def) and the count differs.
+ */
+export function compileAtCpus(s: CompiledScenario, cpus: number): CompiledScenario {
+  if (!s.cpus_any || s.cpus === cpus) return s;
+  const from = anySources.get(s);
+  if (!from) throw new ConfigError(s.id, 'cpus', `scenario ${s.id} says "cpus": "any" but its source is not at hand to compile it for ${cpus} CPUs`, 'load it from its scenario file');
+  const out = compileValidated(from.source, from.file, cpus);
+  anySources.set(out, from);
+  return out;
 }
 
 /** Validate a parsed scenario object (from JSON) and compile it. `file` names it in errors. */
@@ -73,7 +104,8 @@ export function compileScenario(obj: unknown, file: string): CompiledScenario {
   return compileSource(obj, file).compiled;
 }
 
-function compileValidated(src: ScenarioSource, file: string): CompiledScenario {
+function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DEFAULT_ANY_CPUS): CompiledScenario {
+  const nCpus = src.cpus === 'any' ? cpusAt : src.cpus;
   const fail = (field: string, problem: string, fix: string): never => {
     throw new ConfigError(file, field, problem, fix);
   };
@@ -89,7 +121,7 @@ function compileValidated(src: ScenarioSource, file: string): CompiledScenario {
   let mlockKb = src.mlock_kb;
   /** a ballast helper (same uid) lives from its op to the scenario's end */
   let helperAlive = false;
-  const online: boolean[] = Array.from({ length: src.cpus }, () => true);
+  const online: boolean[] = Array.from({ length: nCpus }, () => true);
   /** CPU id -> the op that took it offline */
   const offlinedBy = new Map<number, string>();
   const onlineCpus = (): number[] => online.flatMap((on, c) => (on ? [c] : []));
@@ -126,7 +158,10 @@ function compileValidated(src: ScenarioSource, file: string): CompiledScenario {
     );
   };
   const needOnline = (path: string, cpu: number): void => {
-    if (cpu >= src.cpus) fail(path, `CPU ${cpu} does not exist: the scenario has cpus ${src.cpus} (ids 0..${src.cpus - 1})`, `use a CPU id below ${src.cpus}, or raise "cpus"`);
+    if (cpu >= nCpus) {
+      fail(path, `CPU ${cpu} does not exist: the scenario has cpus ${src.cpus === 'any' ? `"any" (checked at ${nCpus})` : nCpus} (ids 0..${nCpus - 1})`,
+        src.cpus === 'any' ? 'an "any" scenario runs on 1 CPU too: use CPU 0, "each" or "round-robin", or pin "cpus"' : `use a CPU id below ${nCpus}, or raise "cpus"`);
+    }
   };
   const pagesOf = (path: string, p: PagesSpec): number => {
     if (typeof p === 'number') return p;
@@ -268,7 +303,8 @@ function compileValidated(src: ScenarioSource, file: string): CompiledScenario {
 
   return {
     id: src.id,
-    cpus: src.cpus,
+    cpus: nCpus,
+    ...(src.cpus === 'any' ? { cpus_any: true as const } : {}),
     mlock_kb: src.mlock_kb,
     paranoid: src.paranoid,
     rlimit_kb: src.rlimit_kb,
@@ -294,6 +330,7 @@ export function scenarioNeeds(s: CompiledScenario): ScenarioNeeds {
   }
   return {
     cpus: s.cpus,
+    cpusAny: s.cpus_any === true,
     hotplugCpus: [...hot].sort((a, b) => a - b),
     rlimitKbMax,
     rlimitUnlimited,
@@ -316,7 +353,7 @@ export interface MachineOffer {
 /** Why a scenario cannot run on a machine: one reason per unmet need; empty = it can. */
 export function unmetNeeds(n: ScenarioNeeds, m: MachineOffer): string[] {
   const why: string[] = [];
-  if (n.cpus !== m.onlineCpus) why.push(`needs ${n.cpus} online CPUs, the machine has ${m.onlineCpus}`);
+  if (!n.cpusAny && n.cpus !== m.onlineCpus) why.push(`needs ${n.cpus} online CPUs, the machine has ${m.onlineCpus}`);
   if (n.hotplugCpus.length > 0 && !m.cpuHotplug) why.push(`takes CPU ${n.hotplugCpus.join(', ')} offline: needs CPU hotplug`);
   if (m.memlockHardKb !== null) {
     if (n.rlimitUnlimited) why.push(`sets RLIMIT_MEMLOCK unlimited, above the hard limit ${m.memlockHardKb} kB`);

@@ -94,8 +94,14 @@ export const hasFaultInjection = (s: { ops: readonly Op[] }): boolean => s.ops.s
 /** A scenario after compilation: everything concrete, ready to run or simulate. */
 export interface CompiledScenario {
   id: string;
-  /** Online CPUs the scenario needs (num_online_cpus() at start). */
+  /** Online CPUs the scenario needs (num_online_cpus() at start); for a `cpus_any` scenario, the count it was compiled for. */
   cpus: number;
+  /**
+   * true when the scenario file says "cpus": "any": the count is open, and
+   * runs recompile it (compileAtCpus) for the CPUs the machine has, so the
+   * allowance and the prediction follow that count.
+   */
+  cpus_any?: true;
   /** perf_event_mlock_kb at scenario start. */
   mlock_kb: number;
   /** perf_event_paranoid at scenario start. */

@@ -95,7 +95,8 @@ export type SourceOp =
 export interface ScenarioSource {
   id: string;
   description: string;
-  cpus: number;
+  /** online CPUs the scenario needs, or 'any': its point does not depend on the count (compiled at each count it runs at) */
+  cpus: number | 'any';
   mlock_kb: number;
   paranoid: number;
   rlimit_kb: number | null;
@@ -313,7 +314,8 @@ export function validateScenario(obj: unknown, file: string): ScenarioSource {
     top.fail('description', `description is ${description.length} characters long`, `keep it to one line of at most ${SCENARIO_LIMITS.maxDescription}`);
   }
   const L = SCENARIO_LIMITS;
-  const cpus = top.int('cpus', L.minCpus, L.maxCpus, 'cpus', top.required('cpus', 'number of online CPUs', '2'));
+  const cpusV = top.required('cpus', 'number of online CPUs (or "any")', '2');
+  const cpus: number | 'any' = cpusV === 'any' ? 'any' : top.int('cpus', L.minCpus, L.maxCpus, 'cpus (a count, or "any" when the scenario\'s point does not depend on it)', cpusV);
   const mlock_kb = top.has('mlock_kb') ? top.int('mlock_kb', 0, L.maxMlockKb, 'mlock_kb') : SCENARIO_DEFAULTS.mlock_kb;
   const paranoid = top.has('paranoid') ? top.int('paranoid', L.minParanoid, L.maxParanoid, 'paranoid') : SCENARIO_DEFAULTS.paranoid;
   let rlimit_kb: number | null = SCENARIO_DEFAULTS.rlimit_kb;

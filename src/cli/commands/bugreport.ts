@@ -78,7 +78,8 @@ against the rule it breaks. DIR is a run directory (default results/latest).`,
     const r = await readResults(src);
     const c = r.cells.find((x) => x.kernel === kernel && x.scenario === scenario);
     if (!c) throw new ConfigError(src, 'cells', `no cell ${kernel}:${scenario}`, `choose from: ${r.cells.slice(0, 12).map((x) => `${x.kernel}:${x.scenario}`).join(', ')}${r.cells.length > 12 ? ', ...' : ''}`);
-    const def = scenarioDefs(r, builtinDefsByHash()).get(scenario);
+    // the cell's own def (an "any" scenario has one per CPU count it ran at), else the id's
+    const def = r.scenarios.find((s) => s.hash === c.scenario_hash)?.def ?? scenarioDefs(r, builtinDefsByHash()).get(scenario);
     if (!def) throw new ConfigError(src, 'scenarios', `the definition of scenario ${scenario} is not in this run`, 're-run the cell with this lockstep (results.json stores the scenario)');
     if (!c.measured.length) throw new ConfigError(src, `cells[${kernel}:${scenario}]`, `the cell is ${c.verdict} and has no measurements`, 'report a cell that ran (MATCH, MISMATCH or UNCHECKED)');
     const p = provenance(r, c);

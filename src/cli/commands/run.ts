@@ -42,6 +42,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     quiet: { type: 'boolean', help: 'no progress lines' },
     shard: { type: 'string', arg: 'I/N', help: 'run only slice I of N (whole boots: kernel x CPU count); join with `lockstep merge`' },
     'splat-policy': { type: 'string', arg: 'FILE', help: 'which kernel splats (WARN, lockdep, KASAN, ...) fail a cell, per kernel id (default: the repo\'s policy/splats.json)' },
+    cpus: { type: 'string', arg: 'N,..', help: 'vCPU counts VM groups run "cpus": "any" scenarios at, one boot per count (default 2); host rows use the host\'s online count; pinned scenarios keep theirs' },
     attempts: { type: 'string', arg: 'N', help: 'boots per group at most: a TIMEOUT, BOOT_FAIL or ERROR cell is run again in a fresh boot; a cell that passed only on a retry is marked flaky', default: '2' },
     ...artifactUrlOption,
   },
@@ -96,6 +97,8 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
       ? await loadSplatPolicy(resolve(String(v['splat-policy'])), String(v['splat-policy']))
       : await loadSplatPolicy(DEFAULT_SPLAT_POLICY, 'policy/splats.json');
     const attempts = int(v.attempts, 'attempts', 1, 10);
+    const anyCpus = list(v.cpus)?.map((n) => int(n, 'cpus', 1, 256));
+    if (v.cpus !== undefined && !anyCpus?.length) throw new ConfigError('command line', '--cpus', 'no CPU count given', 'pass e.g. --cpus 1,2,4,8');
     const baseUrl = artifactBaseUrl(v);
     let header = quiet ? '' : `lockstep: ${kernels.length} kernels x ${scenarios.length} scenarios -> ${outDir}`;
     const progress = (l: string): void => {
@@ -115,7 +118,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
         log: progress,
         shard,
         splatPolicy,
-        attempts,
+        attempts, anyCpus,
         rerun: (k, s) => `node bin/lockstep.mjs run --kernels ${k} --scenarios ${s}${specFlags}${argFlags}${scenFlags}`,
       });
       const bad = r.cells.filter((c) => !['MATCH', 'SKIP', 'UNCHECKED'].includes(c.verdict));

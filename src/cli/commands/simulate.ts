@@ -2,9 +2,10 @@ import { release as osRelease } from 'node:os';
 import { coerceKernelVersion, resolveExpect } from '../../kernels/expect.ts';
 import { parseSpec } from '../../kernels/spec.ts';
 import type { CompiledScenario } from '../../scenario/ops.ts';
+import { compileAtCpus } from '../../scenario/load.ts';
 import { ALL_LOGICS, type ExpectedOp, type Expectation, type Logic, type SimulateOptions, candidateLogics, logicLabel, parseLogic, simOptionsForVersion, simulate } from '../../model/index.ts';
 import { ConfigError } from '../../util/errors.ts';
-import { type Command, kernelOptions, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
+import { type Command, int, kernelOptions, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
 
 export const command: Command = {
   name: 'simulate',
@@ -23,12 +24,15 @@ user->locked_vm before 5.11). Without either: --logic, default V0, on this host'
     kernel: { type: 'string', arg: 'ID', help: 'simulate as the kernel spec ID would (its version; host: this machine\'s)' },
     ...kernelOptions,
     json: { type: 'boolean', help: 'print JSON (one object per op)' },
+    cpus: { type: 'string', arg: 'N', help: 'online CPUs for a "cpus": "any" scenario (default 2); a pinned scenario keeps its count' },
     ...scenarioOptions,
   },
   examples: ['lockstep simulate incident --logic V0', 'lockstep simulate incident --kernel-version 5.3', 'lockstep simulate bpf-ballast --kernel debian-6.1.192', 'lockstep simulate sysctl-lowered --logic all', 'lockstep simulate remmap --logic V4/shared --json'],
   async run(v, pos) {
     if (pos.length !== 1) throw new ConfigError('command line', 'SCENARIO', 'expected exactly one scenario id', 'e.g. `lockstep simulate incident --logic V0`; `lockstep scenarios list` shows them');
-    const [s] = pick(await loadScenarios(v), [pos[0]], 'scenario', 'SCENARIO');
+    const [pickedS] = pick(await loadScenarios(v), [pos[0]], 'scenario', 'SCENARIO');
+    if (v.cpus !== undefined && !pickedS!.cpus_any) throw new ConfigError('command line', '--cpus', `scenario ${pickedS!.id} pins "cpus": ${pickedS!.cpus}`, 'drop --cpus, or write "cpus": "any" in the scenario file');
+    const s = v.cpus !== undefined ? compileAtCpus(pickedS!, int(v.cpus, 'cpus', 1, 256)) : pickedS!;
     if (v['kernel-version'] !== undefined && v.kernel !== undefined) {
       throw new ConfigError('command line', '--kernel', 'give --kernel-version or --kernel, not both', 'drop one of them');
     }
