@@ -66,6 +66,6 @@ t.test('every failing verdict is not ok, with kselftest-style diagnostics', (t) 
   t.equal(kt.status, 'FAILURE');
   const bad = kt.subtests.find((s) => s.status === 'FAILURE')!;
   t.ok(bad.log.some((l) => /# .*: (MISMATCH|PANIC|TIMEOUT|ERROR|BOOT_FAIL|BUILD_FAIL): made/.test(l)), 'the diagnostic lines reach the failing test');
-  t.ok(bad.log.some((l) => /# rerun: lockstep run/.test(l)), 'with its rerun command');
+  t.ok(bad.log.some((l) => /# rerun: (node bin\/)?lockstep(\.mjs)? run /.test(l)), 'with its rerun command');
   t.end();
 });

@@ -44,8 +44,8 @@ table{border-collapse:collapse;margin:.5em 0} th,td{border:1px solid #bbb;paddin
 thead th{background:#f3f3f3;position:sticky;top:0} .scroll{overflow-x:auto}
 .tablebox{overflow:auto;max-width:100%;max-height:85vh;border:1px solid #ccc;margin:.5em 0}
 .tablebox table{margin:0} .tablebox thead th{z-index:2} .tablebox tbody th{position:sticky;left:0;background:#fafafa;z-index:1}
-th.scen{font-size:12px;max-width:7em} .cell-plot p.reason{font-size:12px;max-width:860px;margin:2px 0 4px}
-td.cell{white-space:nowrap;font-family:ui-monospace,monospace;font-size:12px} td.cell small{color:#555}
+th.scen{font-size:11px;max-width:7em;padding:3px 3px} td.cell{padding:3px 3px} .cell-plot p.reason{font-size:12px;max-width:860px;margin:2px 0 4px}
+td.cell{white-space:nowrap;font-family:ui-monospace,monospace;font-size:12px} td.cell small{color:#555} td.cell small.flaky{white-space:normal}
 ${Object.entries(COLORS).map(([v, c]) => `td.v-${v}{background:${c}}`).join('\n')}
 .meta{color:#444} code{font-size:12px} .plots{display:flex;flex-wrap:wrap;gap:12px}
 .plot-card{border:1px solid #ccc;padding:6px;background:#fff} .plot-card h3{font-size:13px;margin:0 0 4px}
@@ -61,11 +61,11 @@ function cellHtml(c: CellResult | undefined, kernel: string, scenario: string): 
   const attrs = `data-kernel="${esc(kernel)}" data-scenario="${esc(scenario)}"`;
   if (!c) return `<td class="cell v-none" ${attrs} data-verdict="">-</td>`;
   const e = c.first_eperm_measured === c.first_eperm_expected || c.verdict === 'UNCHECKED'
-    ? `EPERM ${epermText(c.first_eperm_measured)}`
-    : `EPERM ${epermText(c.first_eperm_measured)} (exp ${epermText(c.first_eperm_expected)})`;
+    ? epermText(c.first_eperm_measured)
+    : `${epermText(c.first_eperm_measured)} (exp ${epermText(c.first_eperm_expected)})`;
   const showE = ['MATCH', 'MISMATCH', 'UNCHECKED'].includes(c.verdict);
   return `<td class="cell v-${c.verdict}" ${attrs} data-verdict="${c.verdict}"${c.reason ? ` title="${esc(c.reason)}"` : ''}>` +
-    `<span class="verdict">${c.verdict}</span>${showE ? `<br><small class="eperm">${esc(e)}</small>` : ''}${flakyNote(c)}</td>`;
+    `<span class="verdict">${c.verdict}</span>${showE ? `<br><small class="eperm" title="first map call refused with EPERM">${esc(e)}</small>` : ''}${flakyNote(c)}</td>`;
 }
 
 function plotFor(r: Results, kernel: string, scenario: string | null, defs: ReadonlyMap<string, CompiledScenario>): string {
