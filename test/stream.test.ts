@@ -36,6 +36,19 @@ t.test('a whole stream', async (t) => {
   t.equal(describeCut(p), 'the result stream is complete');
 });
 
+t.test('push hands back typed events as lines complete, none for garbage', async (t) => {
+  const p = new StreamParser();
+  const lines = REAL.split('\n').filter(Boolean);
+  const evs = [...p.push(`${lines[0]}\n${lines[1]}\n{"ev":"op","i":"x"}\n${lines[2]!.slice(0, 30)}`), ...p.push(`${lines[2]!.slice(30)}\n`), ...p.push(lines.slice(3).map((l) => `${l}\n`).join(''))];
+  t.same(evs.map((e) => e.ev), ['hello', 'begin', 'op', 'op', 'end', 'begin', 'op', 'error', 'end', 'done']);
+  const [hello, begin, op0] = evs;
+  t.match(hello, { ev: 'hello', hello: { release: '6.1.0-54-cloud-amd64', online_cpus: 2, mlock_kb: 516 } });
+  t.match(begin, { ev: 'begin', scenario: 'a-ok', uid: 10000, online_cpus: 2 });
+  t.match(op0, { ev: 'op', scenario: 'a-ok', op: { i: 0, op: 'map', ok: true, vmpin_kb: 0 } });
+  t.match(evs[7], { ev: 'error', scenario: 'f-hang', error: { msg: 'op timed out after 2s', i: 1 } });
+  t.equal(p.end().garbageCount, 1, 'the garbled line is counted, not an event');
+});
+
 t.test('cut at every byte: never throws, names what is missing', async (t) => {
   for (let n = 0; n < REAL.length; n++) {
     const text = REAL.slice(0, n);

@@ -296,7 +296,6 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
           timeoutMs: groupTimeoutMs({ ...g, scenarios }, accelInfo.accel === 'kvm', o.timeoutMs),
           opTimeoutS: o.opTimeoutS, logDir, signal: o.signal,
           onEvent: (ev) => {
-            if (typeof ev.scenario !== 'string') return;
             if (ev.ev === 'begin' || ev.ev === 'skip') began.set(ev.scenario, Date.now());
             if (ev.ev === 'end' || ev.ev === 'skip') ended.set(ev.scenario, Date.now());
           },

@@ -4,7 +4,7 @@
 // outcomes into verdicts is the matrix's job (src/matrix/cells.ts).
 
 import type { CompiledScenario } from '../scenario/ops.ts';
-import type { ConsoleFault, ParsedStream } from './stream.ts';
+import type { ConsoleFault, ParsedStream, StreamEvent } from './stream.ts';
 
 export interface GroupRequest {
   /** kernel id, for messages */
@@ -21,7 +21,8 @@ export interface GroupRequest {
   /** where logs for this group go (console.log, results.jsonl) */
   logDir: string;
   signal?: AbortSignal;
-  onEvent?: (ev: Record<string, unknown>) => void;
+  /** each result-stream event as it arrives (progress, per-scenario timing) */
+  onEvent?: (ev: StreamEvent) => void;
 }
 
 export type GroupStatus = 'ok' | 'timeout' | 'boot_fail' | 'aborted' | 'error';

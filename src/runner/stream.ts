@@ -42,6 +42,22 @@ export interface ParsedStream {
   cut?: string;
 }
 
+/**
+ * One event of the result stream, typed as harness/PROTOCOL.md defines it
+ * (vmtest's `Output` events are the model): what StreamParser.push returns
+ * and runtimes hand to GroupRequest.onEvent as lines arrive. Only lines that
+ * passed the parser's checks become events; garbage never does.
+ */
+export type StreamEvent =
+  | { ev: 'hello'; hello: Hello }
+  | { ev: 'begin'; scenario: string; uid?: number; online_cpus?: number }
+  | { ev: 'skip'; scenario: string; reason: string }
+  | { ev: 'op'; scenario: string; op: MeasuredOp }
+  /** scenario: the one named on the line, or the one open when it came */
+  | { ev: 'error'; scenario: string; error: StreamError }
+  | { ev: 'end'; scenario: string }
+  | { ev: 'done' };
+
 /** A result line is < 1 KB; anything this long without a newline is garbage (and must not grow forever). */
 export const MAX_LINE = 64 * 1024;
 
@@ -57,8 +73,8 @@ export class StreamParser {
   readonly out: ParsedStream = { scenarios: new Map(), order: [], done: false, garbage: [], garbageCount: 0 };
 
   /** Feed raw text; returns the events completed by it (for progress display). */
-  push(chunk: string): Record<string, unknown>[] {
-    const events: Record<string, unknown>[] = [];
+  push(chunk: string): StreamEvent[] {
+    const events: StreamEvent[] = [];
     let from = 0;
     for (;;) {
       const nl = chunk.indexOf('\n', from);
@@ -112,7 +128,7 @@ export class StreamParser {
     return s;
   }
 
-  private line(text: string): Record<string, unknown> | undefined {
+  private line(text: string): StreamEvent | undefined {
     this.lineNo++;
     if (text.trim() === '') return undefined;
     let ev: unknown;
@@ -129,19 +145,20 @@ export class StreamParser {
         };
         const pageKb = num(ev.page_kb);
         if (pageKb !== undefined) this.out.hello.page_kb = pageKb;
-        return ev;
+        return { ev: 'hello', hello: this.out.hello };
       }
       case 'begin': {
         if (!sid) return this.bad(text);
         const s = this.scenario(sid);
         s.uid = num(ev.uid); s.onlineCpus = num(ev.online_cpus);
         this.out.open = sid;
-        return ev;
+        return { ev: 'begin', scenario: sid, uid: s.uid, online_cpus: s.onlineCpus };
       }
       case 'skip': {
         if (!sid) return this.bad(text);
-        this.scenario(sid).skip = str(ev.reason) ?? 'skipped (no reason given)';
-        return ev;
+        const reason = str(ev.reason) ?? 'skipped (no reason given)';
+        this.scenario(sid).skip = reason;
+        return { ev: 'skip', scenario: sid, reason };
       }
       case 'op': {
         const i = num(ev.i), op = str(ev.op);
@@ -156,26 +173,26 @@ export class StreamParser {
         if (num(ev.mapped) !== undefined) m.mapped = num(ev.mapped);
         if (num(ev.helper_vmpin_kb) !== undefined) m.helper_vmpin_kb = num(ev.helper_vmpin_kb);
         this.scenario(sid).ops.push(m);
-        return ev;
+        return { ev: 'op', scenario: sid, op: m };
       }
       case 'error': {
         const e: StreamError = { msg: str(ev.msg) ?? 'error (no message)' };
         if (num(ev.i) !== undefined) e.i = num(ev.i);
         if (num(ev.line) !== undefined) e.line = num(ev.line);
-        if (sid) this.scenario(sid).errors.push(e);
-        else if (this.out.open) this.scenario(this.out.open).errors.push(e);
-        else return this.bad(text);
-        return ev;
+        const at = sid ?? this.out.open;
+        if (at === undefined) return this.bad(text);
+        this.scenario(at).errors.push(e);
+        return { ev: 'error', scenario: at, error: e };
       }
       case 'end': {
         if (!sid) return this.bad(text);
         this.scenario(sid).ended = true;
         if (this.out.open === sid) this.out.open = undefined;
-        return ev;
+        return { ev: 'end', scenario: sid };
       }
       case 'done':
         this.out.done = true;
-        return ev;
+        return { ev: 'done' };
       default:
         return this.bad(text);
     }
