@@ -77,3 +77,26 @@ t.test(`run --kernel debian:${PKG} boots it, --append reaches the guest`, (t) =>
   t.ok(existsSync(join(out, 'results.ktap')), 'results.ktap beside results.tap');
   t.end();
 });
+
+// A suite other than the machine's: looked up in lockstep's own lists of that
+// suite (never the machine's apt sources), as the `source` of a published
+// Debian row reads ("debian:PKG=VERSION@SUITE"), so that line re-runs as is.
+// Bullseye is past its LTS end: its 5.10 point release no longer moves.
+const BULLSEYE = 'linux-image-5.10.0-32-cloud-amd64-unsigned';
+t.test(`run --kernel debian:${BULLSEYE}=5.10.223-1@bullseye boots the bullseye kernel on any Debian host`, (t) => {
+  const s = resolveKernelArg(`debian:${BULLSEYE}@bullseye`);
+  t.match(s, { kind: 'debian-image', package: BULLSEYE, suite: 'bullseye', version: 'latest' }, 'no version: the suite\'s newest, resolved at run start');
+  t.match(resolveKernelArg(`debian:${BULLSEYE}=5.10.223-1@bullseye`), { suite: 'bullseye', version: '5.10.223', package_version: '5.10.223-1' });
+  t.throws(() => resolveKernelArg(`debian:${BULLSEYE}@buster`), /--kernel debian:.*@buster: suite: /, 'an unknown suite is refused with the field named');
+  const out = join(dir, 'bullseye');
+  const r = cli('run', '--kernel', `debian:${BULLSEYE}=5.10.223-1@bullseye`, '--scenarios', 'baseline', '--out', out, '--quiet');
+  t.equal(r.status, 0, r.stderr.slice(-2000));
+  const res = checkResults(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')), 'results.json');
+  t.equal(res.cells[0]?.verdict, 'MATCH', res.cells[0]?.reason ?? '');
+  t.equal(res.cells[0]?.kernel_release, '5.10.0-32-cloud-amd64', 'the bullseye kernel really booted');
+  t.match(res.kernels[0], { resolution: { suite: 'bullseye', package: BULLSEYE, package_version: '5.10.223-1' } });
+  const bad = cli('run', '--kernel', `debian:${BULLSEYE}=5.10.999-1@bullseye`, '--scenarios', 'baseline', '--out', join(dir, 'bad'), '--quiet');
+  t.equal(bad.status, 2, 'a version the suite lacks is a user error (exit 2)');
+  t.match(bad.stderr, /bullseye/, bad.stderr.slice(-600));
+  t.end();
+});

@@ -77,16 +77,20 @@ const idPart = (s: string): string => s.toLowerCase().replace(/[^a-z0-9._-]+/g, 
 export function resolveKernelArg(arg: string): KernelSpec {
   const a = parseKernelArg(arg);
   const origin = `--kernel ${arg}`;
+  if (a.kind === 'debian' && a.suite !== null) {
+    // A suite is looked up in lockstep's own lists of it when the kernel is
+    // obtained (src/kernels/obtain/apt-suite.ts), never in the machine's apt
+    // sources: "@trixie" works on a bookworm machine. Without a version, the
+    // suite's newest build of the package, resolved at run start.
+    const id = `deb-${idPart(`${a.package.replace(/^linux-(image|binary)-/, '').replace(/-unsigned$/, '')}-${a.suite}`)}`;
+    if (a.version === null) return parseSpec({ id, kind: 'debian-image', package: a.package, suite: a.suite, version: 'latest', expect: 'auto' }, origin);
+    const up = upstream(a.version);
+    if (!up) throw bad(arg, `cannot tell the upstream version of ${a.package} from ${JSON.stringify(a.version)}; give a Debian version such as 6.12.117-1`);
+    return parseSpec({ id, kind: 'debian-image', package: a.package, suite: a.suite, version: up, package_version: a.version, expect: 'auto' }, origin);
+  }
   if (a.kind === 'debian') {
     const rows = aptVersions(a.package);
     let pv = a.version;
-    if (a.suite !== null) {
-      const inSuite = rows.filter((r) => r.suite === a.suite || r.suite.startsWith(`${a.suite}-`) || r.suite.split('-')[0] === a.suite);
-      const exact = rows.filter((r) => r.suite === a.suite);
-      const pick = (exact.length ? exact : inSuite).filter((r) => pv === null || r.version === pv);
-      if (!pick.length) throw bad(arg, `apt knows no ${a.package}${pv ? ` ${pv}` : ''} in suite ${a.suite} (it has: ${rows.map((r) => `${r.version} in ${r.suite}`).join(', ') || 'none: apt-get update?'})`);
-      pv = pick[0]!.version;
-    }
     if (pv === null) pv = rows[0]?.version ?? null;
     const up = pv ? upstream(pv) : null;
     if (!up) throw bad(arg, `cannot tell the upstream version of ${a.package}: apt-cache madison lists none; give it as debian:${a.package}=DEBIAN_VERSION`);
