@@ -67,7 +67,7 @@ export function specFile(dir: string, name: string, spec: unknown): string {
 }
 
 export const OK_SCENARIO = { id: 'a-ok', ops: [{ op: 'map', buf: 'a', cpu: 0, data_pages: 2 }, { op: 'probe' }] };
-export const AFTER_SCENARIO = { id: 'z-after', ops: [{ op: 'map', buf: 'z', cpu: 1, data_pages: 1 }, { op: 'probe' }] };
+export const AFTER_SCENARIO = { id: 'z-after', ops: [{ op: 'map', buf: 'z', cpu: 0, data_pages: 1 }, { op: 'probe' }] };
 
 export interface Cell { kernel: string; scenario: string; verdict: string; reason?: string; console_excerpt?: string; [k: string]: unknown }
 export interface ResultsJson { complete: boolean; cells: Cell[]; [k: string]: unknown }
