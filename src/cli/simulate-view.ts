@@ -116,19 +116,36 @@ export function probesText(probes: readonly ProbePoint[]): string {
   return probes.map((p) => `op ${p.i}: ${p.headroom >= PROBE_MAX_MAPS ? `>=${PROBE_MAX_MAPS}` : p.headroom}${p.ok ? '' : ' (EPERM)'}`).join(', ');
 }
 
-/** The fields of two predictions of one op that differ, as "user 90 (V0/shared: 3)". */
-function differences(a: ExpectedOp, b: ExpectedOp, bLabel: string): string {
-  const show = (x: ExpectedOp, k: 'result' | 'pinned' | 'user' | 'headroom' | 'helperPinned'): string =>
-    k === 'result' ? (x.ok ? 'ok' : x.errno) : String(x[k] ?? '-');
-  const keys = (['result', 'pinned', 'user', 'headroom', 'helperPinned'] as const).filter((k) => show(a, k) !== show(b, k));
-  return keys.map((k) => `${k === 'result' ? '' : `${k} `}${show(a, k)} (${bLabel}: ${show(b, k)})`).join(', ');
+/**
+ * The observable fields of a prediction, by name: the result (ok or the
+ * errno) and every other field but `check` (the kernel's intermediate
+ * values, which differ between logics that observe the same). Generic, so a
+ * field the model adds is compared too.
+ */
+function observed(x: ExpectedOp | undefined): Map<string, string> {
+  const m = new Map<string, string>();
+  if (x === undefined) return m;
+  m.set('result', x.ok ? 'ok' : x.errno);
+  for (const k of Object.keys(x).sort()) {
+    if (k === 'ok' || k === 'errno' || k === 'check') continue;
+    const val = (x as unknown as Record<string, unknown>)[k];
+    if (val !== undefined) m.set(k, JSON.stringify(val));
+  }
+  return m;
 }
 
-/** Index of the first op where two prediction lists differ, or null when they are equal. */
+/** The fields of two predictions of one op that differ, as "user 90 (V0/shared: 3)"; the result bare: "ok (V0/shared: ENOMEM)". */
+function differences(a: ExpectedOp, b: ExpectedOp, bLabel: string): string {
+  const oa = observed(a);
+  const ob = observed(b);
+  const keys = [...new Set([...oa.keys(), ...ob.keys()])].filter((k) => oa.get(k) !== ob.get(k));
+  return keys.map((k) => `${k === 'result' ? '' : `${k} `}${oa.get(k) ?? '-'} (${bLabel}: ${ob.get(k) ?? '-'})`).join(', ');
+}
+
+/** Index of the first op where two prediction lists differ in an observable field (not `check`), or null when they agree. */
 export function firstDifference(a: readonly ExpectedOp[], b: readonly ExpectedOp[]): number | null {
   const n = Math.max(a.length, b.length);
-  const key = (x: ExpectedOp | undefined): string =>
-    x === undefined ? '' : `${x.ok}|${x.errno}|${x.pinned}|${x.user}|${x.headroom ?? ''}|${x.helperPinned ?? ''}`;
+  const key = (x: ExpectedOp | undefined): string => JSON.stringify([...observed(x)]);
   for (let i = 0; i < n; i++) if (key(a[i]) !== key(b[i])) return i;
   return null;
 }
