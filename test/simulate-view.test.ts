@@ -172,7 +172,7 @@ t.test('through bin/lockstep.mjs', async (t) => {
     t.equal(j.scenario, 'remmap');
     t.equal(j.part_op, 2);
     t.equal(j.logics.length, 10);
-    t.strictSame(j.logics.map((l) => l.logic).sort(), ALL_LOGICS.map(logicLabel).sort());
+    t.strictSame(j.logics.map((l) => l.logic), ALL_LOGICS.map(logicLabel), 'every logic, in V0/shared, V0/perf, .. order');
     const v4 = j.logics.find((l) => l.logic === 'V4/perf')!;
     t.equal(v4.user_pages, 87);
     t.equal(v4.group, 1);

@@ -81,7 +81,8 @@ user->locked_vm before 5.11). Without either: --logic, default V0, on this host'
       const runs = ALL_LOGICS.map((logic) => ({ logic, e: simulate(s, logic, opts) }));
       const view = compareLogics(s, runs, pageKb);
       if (v.json) {
-        const logics = view.groups.flatMap((g, group) => g.logics.map((logic) => ({ ...summarize(s, parseLogic(logic), runs.find((r) => logicLabel(r.logic) === logic)!.e, pageKb), group })));
+        // every logic in ALL_LOGICS order, with the index of its group
+        const logics = runs.map((r) => ({ ...summarize(s, r.logic, r.e, pageKb), group: view.groups.findIndex((g) => g.logics.includes(logicLabel(r.logic))) }));
         console.log(JSON.stringify({ scenario: s.id, cpus: s.cpus, page_kb: pageKb, part_op: view.part_op, groups: view.groups.map((g) => ({ logics: g.logics, parts: g.parts })), logics }, null, 1));
       } else for (const l of renderAll(s, view, pageKb)) console.log(l);
       return 0;
