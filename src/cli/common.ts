@@ -5,7 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { builtinSpecs, checkUniqueIds, loadSpecFile, type KernelSpec } from '../kernels/spec.ts';
-import { builtinScenarios, loadScenarioDir, loadScenarioFile } from '../scenario/load.ts';
+import { type LoadedScenario, builtinScenarios, loadScenarioDir, loadScenarioFile } from '../scenario/load.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import { type CellVerdict, verdictClass } from '../results/schema.ts';
 import { ConfigError } from '../util/errors.ts';
@@ -67,19 +67,24 @@ export async function loadKernels(v: Record<string, unknown>): Promise<KernelSpe
   return checkUniqueIds(specs);
 }
 
+/** The compiled scenarios of the command line: built-ins (unless --no-builtin-scenarios) and --scenario-file ones. */
 export async function loadScenarios(v: Record<string, unknown>): Promise<CompiledScenario[]> {
+  return (await loadScenarioEntries(v)).map((l) => l.compiled);
+}
+
+/** As loadScenarios, with each scenario's file and description. Throws ConfigError for a bad file or an id defined twice. */
+export async function loadScenarioEntries(v: Record<string, unknown>): Promise<LoadedScenario[]> {
   const loaded = v['no-builtin-scenarios'] ? [] : builtinScenarios();
   for (const p of (v['scenario-file'] as string[] | undefined) ?? []) {
     const abs = resolve(p);
     loaded.push(...(existsSync(abs) && statSync(abs).isDirectory() ? loadScenarioDir(abs) : [loadScenarioFile(abs)]));
   }
-  const all = loaded.map((l) => l.compiled);
   const seen = new Set<string>();
-  for (const s of all) {
+  for (const s of loaded) {
     if (seen.has(s.id)) throw new ConfigError('scenarios', 'id', `scenario id ${JSON.stringify(s.id)} is defined twice`, 'rename one of them');
     seen.add(s.id);
   }
-  return all;
+  return loaded;
 }
 
 export function pick<T extends { id: string }>(all: T[], ids: string[] | undefined, what: string, flag: string): T[] {

@@ -25,6 +25,7 @@ cell, a \`diff\` regression; or the command failed); 2 bad input or a missing
 dependency (the message names file, field and fix); 3 only infrastructure
 failed (TIMEOUT, BOOT_FAIL, BUILD_FAIL, ERROR cells; \`diff\`: unstable cells);
 130 / 143 \`run\` stopped by SIGINT / SIGTERM (finished cells kept, complete: false).
+A closed stdout (\`lockstep ... | head -1\`) is not an error: output stops, the code stays.
 Environment: LOCKSTEP_CACHE (kernel + image cache, default ~/.cache/lockstep),
 LOCKSTEP_ACCEL=tcg (never try KVM), LOCKSTEP_QEMU (QEMU binary),
 LOCKSTEP_EXTRA_CMDLINE (extra guest kernel parameters, for debugging).`;

@@ -1,10 +1,10 @@
 import { release as osRelease } from 'node:os';
 import { coerceKernelVersion, resolveExpect } from '../../kernels/expect.ts';
 import { parseSpec } from '../../kernels/spec.ts';
-import type { CompiledScenario } from '../../scenario/ops.ts';
 import { compileAtCpus } from '../../scenario/load.ts';
-import { ALL_LOGICS, type ExpectedOp, type Expectation, type Logic, type SimulateOptions, candidateLogics, logicLabel, parseLogic, simOptionsForVersion, simulate } from '../../model/index.ts';
+import { ALL_LOGICS, DEFAULT_PAGE_KB, type Expectation, type Logic, type SimulateOptions, candidateLogics, logicLabel, parseLogic, simOptionsForVersion, simulate } from '../../model/index.ts';
 import { ConfigError } from '../../util/errors.ts';
+import { compareLogics, renderAll, renderOps, summarize } from '../simulate-view.ts';
 import { type Command, int, kernelOptions, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
 
 export const command: Command = {
@@ -13,7 +13,17 @@ export const command: Command = {
   summary: 'print what a logic predicts for a scenario, op by op (no kernel needed)',
   description: `Runs the simulator (src/model) over a scenario's op script. --logic takes V0..V4,
 optionally with the counter: V3/perf (separate perf counter), V0/shared (user->locked_vm).
-Without a counter, "shared". --logic all prints the first EPERM call for every logic.
+Without a counter, "shared". One logic prints a table, one row per op (the whole op in
+"what"; result; the worker's pinned_vm and the per-user counter U after it, in pages; the
+kernel's check or the probe's headroom), then a summary line: every refused call, the final
+pinned_vm (pages) = VmPin (kB) and U, and each probe's headroom.
+--logic all compares the ten logics (V0..V4 x shared/perf): logics that predict the same for
+every op share one block; the header names the op where logics first part, and each later
+block the op where it parts from the block it follows longest, with the values that differ
+there. Per block: every refused call (map call numbers #N as in table.md, and op indices),
+the final pinned_vm and VmPin, U, and each probe's headroom. --json prints the same as one
+object ({scenario, cpus, page_kb, part_op, groups, logics: [{logic, group, refused,
+first_eperm, vmpin_pages, vmpin_kb, user_pages, probes, pinned}]}).
 --kernel-version X (or --kernel ID, a kernel spec) applies what that kernel's version implies,
 as classify and run do: its expected logic (unless --logic is given; a counter the tables leave
 unknown prints both predictions) and its version-driven model options (BPF charging
@@ -23,7 +33,7 @@ user->locked_vm before 5.11). Without either: --logic, default V0, on this host'
     'kernel-version': { type: 'string', arg: 'X', help: 'simulate as kernel version X would (e.g. 5.3, 6.12.115)' },
     kernel: { type: 'string', arg: 'ID', help: 'simulate as the kernel spec ID would (its version; host: this machine\'s)' },
     ...kernelOptions,
-    json: { type: 'boolean', help: 'print JSON (one object per op)' },
+    json: { type: 'boolean', help: 'print JSON: one object per op; with --logic all one object for all logics' },
     cpus: { type: 'string', arg: 'N', help: 'online CPUs for a "cpus": "any" scenario (default 2); a pinned scenario keeps its count' },
     ...scenarioOptions,
   },
@@ -66,15 +76,15 @@ user->locked_vm before 5.11). Without either: --logic, default V0, on this host'
       }
     };
     if (kernelText && !v.json) console.log(kernelText);
+    const pageKb = opts?.pageKb ?? DEFAULT_PAGE_KB;
     if (label === 'all') {
-      const rows = ALL_LOGICS.map((l) => {
-        const e = simulate(s, l, opts);
-        const maps = s.ops.map((op, i) => ({ op, e: e[i] })).filter((x) => x.op.op === 'map');
-        const k = maps.findIndex((x) => !x.e.ok);
-        return { logic: logicLabel(l), first_eperm: k < 0 ? null : k + 1, pinned: maps.map((x) => x.e.pinned), final_user: e.length ? e[e.length - 1].user : 0 };
-      });
-      if (v.json) console.log(JSON.stringify(rows, null, 1));
-      else for (const r of rows) console.log(`${r.logic.padEnd(10)} first EPERM: ${r.first_eperm === null ? 'none' : `call ${r.first_eperm}`}; pinned after each map: ${r.pinned.join(' ')}`);
+      const runs = ALL_LOGICS.map((logic) => ({ logic, e: simulate(s, logic, opts) }));
+      const view = compareLogics(s, runs, pageKb);
+      if (v.json) {
+        // every logic in ALL_LOGICS order, with the index of its group
+        const logics = runs.map((r) => ({ ...summarize(s, r.logic, r.e, pageKb), group: view.groups.findIndex((g) => g.logics.includes(logicLabel(r.logic))) }));
+        console.log(JSON.stringify({ scenario: s.id, cpus: s.cpus, page_kb: pageKb, part_op: view.part_op, groups: view.groups.map((g) => ({ logics: g.logics, parts: g.parts })), logics }, null, 1));
+      } else for (const l of renderAll(s, view, pageKb)) console.log(l);
       return 0;
     }
     for (const logic of parse(label)) {
@@ -83,19 +93,8 @@ user->locked_vm before 5.11). Without either: --logic, default V0, on this host'
         for (let i = 0; i < s.ops.length; i++) console.log(JSON.stringify({ i, ...s.ops[i], logic: logicLabel(logic), expected: e[i] }));
         continue;
       }
-      printTable(s, logic, e);
+      for (const l of renderOps(s, logic, e, pageKb)) console.log(l);
     }
     return 0;
   },
 };
-
-function printTable(s: CompiledScenario, logic: Logic, e: ExpectedOp[]): void {
-    console.log(`${s.id} under ${logicLabel(logic)}: ${s.cpus} CPUs, mlock_kb ${s.mlock_kb}, RLIMIT_MEMLOCK ${s.rlimit_kb === null ? 'unlimited' : `${s.rlimit_kb} kB`}, CAP_IPC_LOCK ${s.cap_ipc_lock ? 'kept' : 'dropped'}, paranoid ${s.paranoid}`);
-    console.log(' op  what                        result   pinned   user   check (user_locked extra pinned+extra / limit)');
-    s.ops.forEach((op, i) => {
-      const x = e[i];
-      const what = JSON.stringify(op).replace(/[{}"]/g, '').replace(/^op:/, '').slice(0, 27);
-      const chk = x.check ? `${x.check.userLocked} ${x.check.extra} ${x.check.locked} / ${x.check.lockLimit}` : x.headroom !== undefined ? `headroom ${x.headroom}` : '';
-      console.log(`${String(i).padStart(3)}  ${what.padEnd(27)} ${(x.ok ? 'ok' : x.errno).padEnd(8)} ${String(x.pinned).padStart(6)} ${String(x.user).padStart(6)}   ${chk}`);
-    });
-}
