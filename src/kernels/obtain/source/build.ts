@@ -19,6 +19,7 @@ import type { SourceSpec } from '../../types.ts';
 import { checkEntry, ensureEntry, writeMeta } from '../cache.ts';
 import { bzImageVersionString, isBzImage, sha256File } from '../files.ts';
 import type { EnsureOptions, KernelArtifact } from '../types.ts';
+import { auxPmuShell } from './auxpmu.ts';
 import { type PreparedInputs, prepareInputs } from './inputs.ts';
 import { BuildError, jobs, makeArgs, makeEnv, runMake, tailOf, type TreePaths } from './make.ts';
 import { BUILD_RECIPE, sha256Text } from './recipe.ts';
@@ -137,6 +138,7 @@ async function buildVariant(spec: SourceSpec, inp: PreparedInputs, staging: stri
         const applied = facts.backports.filter((b) => b.status === 'applied').map((b) => b.file);
         if (applied.length) await mkdir(join(staging, 'inputs', 'backports'), { recursive: true });
         for (const f of applied) await writeFile(join(staging, 'inputs', 'backports', f), inp.backports.find((b) => b.row.file === f)?.text ?? '');
+        if (inp.keyInputs.auxPmu !== undefined) await writeFile(join(staging, 'inputs', 'lockstep_aux.c'), inp.keyInputs.auxPmu);
         await writeFile(join(staging, 'reproduce.sh'), reproducerScript(spec, inp, patchNames, localversion, applied));
         await chmod(join(staging, 'reproduce.sh'), 0o755);
         const meta: SourceMeta = {
@@ -226,7 +228,7 @@ W=\${1:-$PWD/lockstep-build-${inp.key.slice(0, 12)}}
 mkdir -p "$W"
 ${getTree}
 cd "$W/src"
-${reproducerBuild(inp.cc.cc, localversion, backports, patchNames)}
+${inp.keyInputs.auxPmu !== undefined ? `${auxPmuShell()}\n` : ''}${reproducerBuild(inp.cc.cc, localversion, backports, patchNames)}
 echo "compare with: $(sed -n 's/.*"bzimage_sha256": "\\(.*\\)".*/\\1/p' "$HERE/meta.json") (equal only with the same compiler)"
 `;
 }

@@ -14,6 +14,7 @@ import { defaultCacheDir } from '../cache.ts';
 import { download, DownloadError } from '../download.ts';
 import { exists, sha256File } from '../files.ts';
 import { buildTool } from './make.ts';
+import { readAuxPmuSource } from './auxpmu.ts';
 import { artifactKey, type KeyInputs, parseFragment, patchedFiles, sha256Text, treeKey } from './recipe.ts';
 import { type BackportRow, backportsFor, type CompilerRow, compilerFor } from './toolchain.ts';
 
@@ -260,6 +261,7 @@ export async function prepareInputs(spec: SourceSpec, opts: { cacheDir?: string;
   }
   const resolved = await resolveSource(spec, { dir: join(opts.cacheDir ?? defaultCacheDir(), 'kernels', 'source-downloads'), fetch: opts.fetch ?? true, log: opts.log ?? (() => {}), signal: opts.signal });
   const { cc, backports } = await toolchainFor(spec.version, spec.origin, `${spec.at}version`);
-  const keyInputs: KeyInputs = { source: resolved.identity, fragment: fragmentText, patches: patchTexts, compiler: await compilerVersion(cc.cc, cc.apt), backports: backports.map((b) => b.text) };
+  const auxPmu = await readAuxPmuSource();
+  const keyInputs: KeyInputs = { source: resolved.identity, fragment: fragmentText, patches: patchTexts, compiler: await compilerVersion(cc.cc, cc.apt), backports: backports.map((b) => b.text), auxPmu };
   return { resolved, keyInputs, cc, backports, fragmentText, patchTexts, key: artifactKey(keyInputs), tree: treeKey(keyInputs) };
 }

@@ -90,13 +90,16 @@ export interface KeyInputs {
   compiler: string;
   /** texts of the build-fix backports applied to the tree (toolchain.ts), in order */
   backports?: readonly string[];
+  /** text of the lockstep_aux PMU driver built into the tree (auxpmu.ts); absent for trees without it (bisect checkouts) */
+  auxPmu?: string;
 }
 
 /** The shared object tree's key: everything but the patches. */
 export function treeKey(k: KeyInputs): string {
   // No backports: the same key as before backports existed (caches stay warm).
   const bp = k.backports?.length ? { backports: k.backports.map((p) => sha256Text(p)) } : {};
-  return sha256Text(JSON.stringify({ recipe: BUILD_RECIPE, arch: 'x86_64', source: k.source, config: sha256Text(k.fragment), compiler: k.compiler, ...bp }));
+  const aux = k.auxPmu !== undefined ? { aux_pmu: sha256Text(k.auxPmu) } : {};
+  return sha256Text(JSON.stringify({ recipe: BUILD_RECIPE, arch: 'x86_64', source: k.source, config: sha256Text(k.fragment), compiler: k.compiler, ...bp, ...aux }));
 }
 
 /** The artifact's key: the tree's key plus the patches in order. */

@@ -13,6 +13,7 @@ import { basename, dirname, join } from 'node:path';
 import { ConfigError } from '../../../util/errors.ts';
 import type { SourceSpec } from '../../types.ts';
 import { exists } from '../files.ts';
+import { installAuxPmu } from './auxpmu.ts';
 import type { PreparedInputs } from './inputs.ts';
 import { BuildError, buildTool, makeArgs, makeEnv, runMake, type TreePaths } from './make.ts';
 import { missingOptions, parseDotConfig, parseFragment, patchedFiles } from './recipe.ts';
@@ -149,6 +150,8 @@ export async function ensureTree(tp: TreePaths, inp: PreparedInputs, spec: Sourc
     await rename(staging, tp.root);
   }
   await mkdir(tp.root, { recursive: true });
+  // The software AUX PMU, built in (idempotent; its text is in the tree key).
+  if (inp.keyInputs.auxPmu !== undefined) await installAuxPmu(tp.src, inp.keyInputs.auxPmu);
   await configureTree(tp, inp.fragmentText, cacheDir, log, signal);
 }
 
