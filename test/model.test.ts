@@ -191,7 +191,7 @@ t.test('split functions: the formulas of kernel-history.md', (t) => {
 t.test('V1 and V3 compute the same split for every ring-buffer mapping', (t) => {
   let cases = 0;
   for (let L = 0; L <= 40; L += 4) {
-    for (let U = -20; U <= 60; U++) {
+    for (let U = 0; U <= 60; U++) {
       for (const ue of [1, 2, 3, 5, 9, 17]) {
         const a = splitV1(U, ue, L);
         const b = splitV3(U, ue, L);
@@ -207,10 +207,64 @@ t.test('V1 and V3 compute the same split for every ring-buffer mapping', (t) => 
 
 t.test('logicLabel / parseLogic / ALL_LOGICS', (t) => {
   t.equal(logicLabel({ accounting: 'V3', counter: 'perf' }), 'V3/perf');
-  t.equal(ALL_LOGICS.length, 10);
-  t.equal(new Set(ALL_LOGICS.map(logicLabel)).size, 10);
+  t.equal(ALL_LOGICS.length, 14);
+  t.equal(new Set(ALL_LOGICS.map(logicLabel)).size, 14);
+  t.strictSame(parseLogic('V1a/shared'), { accounting: 'V1a', counter: 'shared' });
   for (const l of ALL_LOGICS) t.strictSame(parseLogic(logicLabel(l)), l);
   t.throws(() => parseLogic('V5/perf'));
+  t.end();
+});
+
+t.test('a U below zero reads as unsigned in perf_mmap(): V1 and V3 pin the whole mapping', (t) => {
+  // V1's AUX unmap can take U below zero; user_locked is an unsigned long.
+  t.strictSame(splitV1(-20, 3, 10), { userLocked: -17, extra: 3, userCharge: 0 });
+  t.strictSame(splitV1(-1, 3, 10), { userLocked: 2, extra: 0, userCharge: 3 }, 'back at or above zero: the sum wraps back');
+  t.strictSame(splitV3(-20, 3, 10), { userLocked: 13, extra: 3, userCharge: 0 });
+  t.end();
+});
+
+// ---------------------------------------------------------------------------
+// AUX areas (aux_ring / aux_map / aux_unmap)
+
+t.test('AUX unmap: V1 gives all back to U, V1a leaks U when pinned, V1b/V3 give back what was charged', (t) => {
+  // 2 CPUs: L = 258. U = L - 4 by ballast, +2 by the ring: an 8-page area charges 2 to U and 6 to P.
+  const s = scenario([
+    { op: 'ballast', via: 'perf', buffers: ballastBuffers(254) },
+    { op: 'aux_ring', buf: 'a', cpu: 0, data_pages: 1 },
+    { op: 'aux_map', buf: 'a', pages: 8 },
+    { op: 'aux_unmap', buf: 'a' },
+    { op: 'probe' },
+    { op: 'aux_map', buf: 'a', pages: 8 },
+    { op: 'unmap', buf: 'a' },
+  ], { cpus: 2 });
+  const at = (a: Accounting) => simulate(s, shared(a));
+  for (const a of ['V1', 'V1a', 'V1b', 'V3'] as const) t.strictSame([at(a)[2]!.pinned, at(a)[2]!.user], [6, 258], `${a}: the map splits 2 to U, 6 to P`);
+  t.strictSame([at('V1')[3]!.pinned, at('V1')[3]!.user, at('V1')[4]!.headroom], [0, 250, 8], 'V1: U -= 8 (all of aux_nr_pages)');
+  t.strictSame([at('V1a')[3]!.pinned, at('V1a')[3]!.user, at('V1a')[4]!.headroom], [0, 258, 0], 'V1a: P -= 6 only, U keeps 2');
+  t.strictSame([at('V1b')[3]!.pinned, at('V1b')[3]!.user, at('V1b')[4]!.headroom], [0, 256, 2], 'V1b: U -= 2, P -= 6');
+  t.strictSame(at('V3'), at('V1b'), 'V3 and V1b agree op by op');
+  t.strictSame([at('V1')[5]!.pinned, at('V1a')[5]!.pinned, at('V1b')[5]!.pinned], [0, 8, 6], 'mapped again: the split follows the U each left');
+  t.end();
+});
+
+t.test('AUX re-mmap while mapped: V4 charges U again, never given back; others charge nothing', (t) => {
+  const s = scenario([
+    { op: 'aux_ring', buf: 'a', cpu: 0, data_pages: 1 },
+    { op: 'aux_map', buf: 'a', pages: 4 },
+    { op: 'aux_map', buf: 'a', pages: 4 },
+    { op: 'aux_unmap', buf: 'a' },
+    { op: 'aux_unmap', buf: 'a' },
+    { op: 'aux_map', buf: 'a', pages: 2 },
+    { op: 'aux_unmap', buf: 'a' },
+  ]);
+  const v3 = simulate(s, shared('V3'));
+  const v4 = simulate(s, shared('V4'));
+  t.strictSame(v3.map((o) => o.user), [2, 6, 6, 6, 2, 4, 2]);
+  t.strictSame(v4.map((o) => o.user), [2, 6, 10, 10, 6, 8, 6], 'V4 leaks the second mapping\'s 4 pages');
+  const bad = scenario([{ op: 'aux_ring', buf: 'a', cpu: 0, data_pages: 1 }, { op: 'aux_map', buf: 'a', pages: 4 }, { op: 'aux_map', buf: 'a', pages: 8 }]);
+  t.match(simulate(bad, shared('V3'))[2], { ok: false, errno: 'EINVAL' }, 'a second mapping of another size: EINVAL');
+  const refused = scenario([{ op: 'aux_ring', buf: 'a', cpu: 0, data_pages: 1 }, { op: 'aux_unmap', buf: 'a' }]);
+  t.match(simulate(refused, shared('V3'))[1], { ok: false, errno: 'EINVAL' }, 'aux_unmap with no live AUX mapping: EINVAL');
   t.end();
 });
 

@@ -93,13 +93,13 @@ function readUrl(r: FieldReader): string | undefined {
 
 /** Parse the `expect` field value (also used for command-line overrides). */
 export function parseExpect(v: unknown, err: (problem: string, fix: string) => ConfigError): ExpectSpec {
-  const fix = 'use "auto", "unknown", "V0".."V4", a label like "V3/perf", or {"accounting": "V3", "counter": "perf"}';
+  const fix = 'use "auto", "unknown", "V0".."V4" (or "V1a", "V1b"), a label like "V3/perf", or {"accounting": "V3", "counter": "perf"}';
   if (v === undefined) return { mode: 'auto' };
   if (typeof v === 'string') {
     checkString(v, err, 32);
     if (v === 'auto') return { mode: 'auto' };
     if (v === 'unknown') return { mode: 'unknown' };
-    const m = /^(V[0-4])(?:\/(shared|perf))?$/.exec(v);
+    const m = /^(V[0-4]|V1[ab])(?:\/(shared|perf))?$/.exec(v);
     if (!m) throw err(`invalid value ${show(v)}`, fix);
     return { mode: 'label', accounting: m[1] as Accounting, counter: (m[2] as Counter | undefined) ?? null };
   }

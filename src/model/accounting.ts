@@ -13,7 +13,11 @@
 // On success the kernel does U += userCharge, P += extra, and remembers both in
 // the ring buffer so the last munmap gives exactly these back.
 
-export type Accounting = 'V0' | 'V1' | 'V2' | 'V3' | 'V4';
+/**
+ * V1a and V1b are V1's arithmetic with a different AUX unmap (auxUnmapRule):
+ * they differ from V1 only once an AUX area is unmapped.
+ */
+export type Accounting = 'V0' | 'V1' | 'V1a' | 'V1b' | 'V2' | 'V3' | 'V4';
 
 /**
  * Which per-user counter perf charges.
@@ -50,10 +54,10 @@ export const expectationLabel = (e: Expectation): string => logicLabel(e);
 export const candidateLogics = (e: Expectation): Logic[] =>
   e.counter === 'unknown' ? COUNTERS.map((counter): Logic => ({ accounting: e.accounting, counter })) : [{ accounting: e.accounting, counter: e.counter }];
 
-export const ACCOUNTINGS: readonly Accounting[] = ['V0', 'V1', 'V2', 'V3', 'V4'];
+export const ACCOUNTINGS: readonly Accounting[] = ['V0', 'V1', 'V1a', 'V1b', 'V2', 'V3', 'V4'];
 export const COUNTERS: readonly Counter[] = ['shared', 'perf'];
 
-/** All 10 logics, accounting-major: V0/shared, V0/perf, V1/shared, ... */
+/** All 14 logics, accounting-major: V0/shared, V0/perf, V1/shared, ... */
 export const ALL_LOGICS: readonly Logic[] = ACCOUNTINGS.flatMap((accounting) =>
   COUNTERS.map((counter): Logic => ({ accounting, counter })),
 );
@@ -63,7 +67,7 @@ export const logicLabel = (l: Logic | Expectation): string => `${l.accounting}/$
 
 /** Inverse of logicLabel; throws on anything else. */
 export function parseLogic(label: string): Logic {
-  const m = /^(V[0-4])\/(shared|perf)$/.exec(label);
+  const m = /^(V[0-4]|V1[ab])\/(shared|perf)$/.exec(label);
   if (!m) throw new RangeError(`not a logic label (expected e.g. "V3/perf"): ${JSON.stringify(label)}`);
   return { accounting: m[1] as Accounting, counter: m[2] as Counter };
 }
@@ -98,11 +102,14 @@ export const splitV0: SplitFn = (U, ue, L, out) => {
 /**
  * V1 (d44248a41337, v5.4): three branches.
  *   U + ue <= L: all to U;  U >= L: all to P;  else: U up to L, the rest to P.
+ * U below zero (V1's AUX unmap can give back more than it charged) is read
+ * into an unsigned long by perf_mmap(): U >= L holds, and U + ue <= L only
+ * once the sum is back at or above zero.
  */
 export const splitV1: SplitFn = (U, ue, L, out) => {
   const userLocked = U + ue;
-  if (userLocked <= L) return fill(out, userLocked, 0, ue);
-  if (U >= L) return fill(out, userLocked, ue, 0);
+  if (userLocked >= 0 && userLocked <= L) return fill(out, userLocked, 0, ue);
+  if (U >= L || U < 0) return fill(out, userLocked, ue, 0);
   const extra = userLocked - L;
   return fill(out, userLocked, extra, ue - extra);
 };
@@ -124,10 +131,13 @@ export const splitV2: SplitFn = (U, ue, L, out) => {
 /**
  * V3 (003461559ef7, v5.6): clamp U to L first; u = min(U, L) + ue;
  * if u > L: extra = u - L, ue' = ue - extra. Always 0 <= extra <= ue.
- * `userLocked` is the clamped value, as the kernel computes it.
+ * `userLocked` is the clamped value, as the kernel computes it. A U below
+ * zero (only V1's AUX unmap makes one) is clamped too: the kernel reads it
+ * into an unsigned long.
  */
 export const splitV3: SplitFn = (U, ue, L, out) => {
-  const userLocked = (U > L ? L : U) + ue;
+  // U below zero reads as a huge unsigned long: clamped to L like any U above it.
+  const userLocked = (U > L || U < 0 ? L : U) + ue;
   if (userLocked > L) {
     const extra = userLocked - L;
     return fill(out, userLocked, extra, ue - extra);
@@ -146,10 +156,42 @@ export const splitV4: SplitFn = splitV3;
 export const SPLITS: Readonly<Record<Accounting, SplitFn>> = {
   V0: splitV0,
   V1: splitV1,
+  V1a: splitV1,
+  V1b: splitV1,
   V2: splitV2,
   V3: splitV3,
   V4: splitV4,
 };
+
+/**
+ * What perf_mmap_close() gives back when an AUX area's last mapping goes
+ * (aux_nr_pages = N pages mapped, aux_mmap_locked = X of them charged to
+ * mm->pinned_vm, so N - X were charged to U):
+ * - `all` (V0, V1 before 5e6c3c7b1ec2): U -= N, P -= X (U loses X too many
+ *   pages when the area was partly or wholly pinned);
+ * - `either` (V1a, 5e6c3c7b1ec2, v5.4-rc5 / 5.3.9): X == 0: U -= N;
+ *   else P -= X only (U keeps N - X: leaked);
+ * - `split` (V1b, 36b3db03b474, v5.5-rc1 / 5.4.7, and every later logic):
+ *   U -= N - X, P -= X.
+ */
+export type AuxUnmapRule = 'all' | 'either' | 'split';
+
+export const AUX_UNMAP: Readonly<Record<Accounting, AuxUnmapRule>> = {
+  V0: 'all',
+  V1: 'all',
+  V1a: 'either',
+  V1b: 'split',
+  V2: 'split',
+  V3: 'split',
+  V4: 'split',
+};
+
+/** Pages given back to U and to P when an AUX area of `nr` pages, `locked` of them pinned, is unmapped for the last time. Pure. */
+export function auxGiveBack(rule: AuxUnmapRule, nr: number, locked: number): { user: number; pinned: number } {
+  if (rule === 'all') return { user: nr, pinned: locked };
+  if (rule === 'either') return locked === 0 ? { user: nr, pinned: 0 } : { user: 0, pinned: locked };
+  return { user: nr - locked, pinned: locked };
+}
 
 /** RLIM_INFINITY >> PAGE_SHIFT on 64-bit: what the kernel's lock_limit is when unlimited. */
 export const RLIM_INFINITY_PAGES = 2 ** 52 - 1;

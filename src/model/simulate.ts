@@ -3,7 +3,7 @@
 // observe. Pure: no I/O, no clocks, no randomness.
 
 import { type CompiledScenario, mappingPages, userLockLimit } from '../scenario/ops.ts';
-import { DEFAULT_PAGE_KB, type Logic, type Split, SPLITS, checkPageKb, rlimitPages } from './accounting.ts';
+import { AUX_UNMAP, auxGiveBack, DEFAULT_PAGE_KB, type Logic, type Split, SPLITS, checkPageKb, rlimitPages } from './accounting.ts';
 
 /** What the kernel's check in perf_mmap() computed for a new ring buffer (pages). */
 export interface MapCheck {
@@ -161,6 +161,10 @@ interface Buf {
   rb: Buf;
   /** mappings made through this fd */
   own: number;
+  /** AUX area (aux_ring buffers only): live mappings, pages (aux_nr_pages), pages charged to P (aux_mmap_locked) */
+  auxCount: number;
+  auxNr: number;
+  auxLocked: number;
 }
 
 /**
@@ -176,6 +180,7 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
   if (split === undefined) throw new RangeError(`unknown accounting ${String(logic.accounting)}`);
   if (logic.counter !== 'shared' && logic.counter !== 'perf') throw new RangeError(`unknown counter ${String(logic.counter)}`);
   const v4 = logic.accounting === 'V4';
+  const auxRule = AUX_UNMAP[logic.accounting];
   const shared = logic.counter === 'shared';
   const ioUringExtra = opts?.ioUringExtraPages ?? 0;
   const bpfCharges = opts?.bpfChargesUser ?? false;
@@ -214,7 +219,16 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
   const n = ops.length;
   const out: ExpectedOp[] = new Array(n);
 
+  /** The last mapping of b's AUX area goes: give back by the logic's AUX unmap rule. */
+  const releaseAux = (b: Buf): void => {
+    if (b.auxCount === 0) return;
+    b.auxCount = 0;
+    const g = auxGiveBack(auxRule, b.auxNr, b.auxLocked);
+    U -= g.user;
+    P -= g.pinned;
+  };
   const releaseBuf = (b: Buf): void => {
+    releaseAux(b);
     const rb = b.rb;
     if (b.own > 0) {
       rb.mapCount -= b.own;
@@ -235,6 +249,9 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
     b.extra = 0;
     b.rb = b;
     b.own = 0;
+    b.auxCount = 0;
+    b.auxNr = 0;
+    b.auxLocked = 0;
     return b;
   };
 
@@ -246,6 +263,51 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
         const b = newBuf(mappingPages(op.data_pages));
         bufs.set(op.buf, b);
         out[i] = firstMapping(b);
+        break;
+      }
+      case 'aux_ring': {
+        if (bufs.has(op.buf)) throw new ScriptError(i, `aux_ring ${op.buf}: a buffer of that name is still open`);
+        const b = newBuf(mappingPages(op.data_pages));
+        bufs.set(op.buf, b);
+        out[i] = firstMapping(b);
+        break;
+      }
+      case 'aux_map': {
+        const b = bufs.get(op.buf);
+        if (b === undefined) throw new ScriptError(i, `aux_map ${op.buf}: no such open buffer`);
+        if (b.rb.mapCount === 0) {
+          // no ring buffer to put the AUX area above (its mmap failed)
+          out[i] = { ok: false, errno: 'EINVAL', pinned: P, user: U };
+        } else if (b.auxCount > 0) {
+          // Already mapped: the same size or EINVAL; V0..V3 charge nothing, V4 charges the pages to U again.
+          if (op.pages !== b.auxNr) out[i] = { ok: false, errno: 'EINVAL', pinned: P, user: U };
+          else {
+            if (v4) U += op.pages;
+            b.auxCount++;
+            out[i] = { ok: true, errno: '', pinned: P, user: U };
+          }
+        } else {
+          const r = charge(op.pages);
+          if (r.ok) {
+            b.auxCount = 1;
+            b.auxNr = op.pages;
+            b.auxLocked = r.check!.extra;
+          }
+          out[i] = r;
+        }
+        break;
+      }
+      case 'aux_unmap': {
+        const b = bufs.get(op.buf);
+        if (b === undefined) throw new ScriptError(i, `aux_unmap ${op.buf}: no such open buffer`);
+        if (b.auxCount === 0) {
+          // its aux_map failed: nothing to unmap (the reproducer says EINVAL)
+          out[i] = { ok: false, errno: 'EINVAL', pinned: P, user: U };
+          break;
+        }
+        if (b.auxCount === 1) releaseAux(b);
+        else b.auxCount--;
+        out[i] = { ok: true, errno: '', pinned: P, user: U };
         break;
       }
       case 'remap': {
@@ -339,7 +401,8 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
           headroom = 0;
           ok = false;
         } else {
-          const room = L - U;
+          // U below -1 (V1's AUX unmap) reads as huge unsigned: the first map spills.
+          const room = U < -1 ? 0 : L - U;
           headroom = room > 0 ? room : 0;
           if (headroom >= PROBE_MAX_MAPS) {
             headroom = PROBE_MAX_MAPS; // stops without spilling
@@ -428,8 +491,19 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
 
   /** A new ring buffer for `b`: split, check, charge. */
   function firstMapping(b: Buf): ExpectedOp {
+    const r = charge(b.ue);
+    if (!r.ok) return r;
+    b.userCharge = sp.userCharge;
+    b.extra = sp.extra;
+    b.mapCount = 1;
+    b.own = 1;
+    return r;
+  }
+
+  /** perf_mmap()'s split, check and charge of `ue` new pages (a ring buffer's or an AUX area's); `sp` keeps the split. */
+  function charge(ue: number): ExpectedOp {
     const L = userLockLimit(mlockKb, cpus, pageKb);
-    split(U, b.ue, L, sp);
+    split(U, ue, L, sp);
     const locked = P + sp.extra;
     const check: MapCheck = { userLocked: sp.userLocked, extra: sp.extra, pinnedBefore: P, locked, lockLimit: R, userLockLimit: L };
     if (locked > R && paranoid > -1 && !cap) {
@@ -437,10 +511,6 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
     }
     U += sp.userCharge;
     P = locked;
-    b.userCharge = sp.userCharge;
-    b.extra = sp.extra;
-    b.mapCount = 1;
-    b.own = 1;
     return { ok: true, errno: '', pinned: P, user: U, check };
   }
 }

@@ -131,6 +131,8 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
   const closed = new Map<string, string>();
   /** open buffer name -> its data pages */
   const dataPagesOf = new Map<string, number>();
+  /** aux_ring buffers still open -> AUX mappings the script made and has not unmapped */
+  const auxLive = new Map<string, number>();
   /** buffers opened by map_output: may fail (EBUSY) depending on the kernel, so later ops cannot name them */
   const outputs = new Map<string, string>();
   const notOutput = (path: string, name: string, what: string): void => {
@@ -224,10 +226,12 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
         if (op.buf === '*') {
           for (const name of open.keys()) closed.set(name, path);
           open.clear();
+          auxLive.clear();
         } else {
           needOpen(path, op.buf, 'unmap');
           notOutput(path, op.buf, 'unmap');
           open.delete(op.buf);
+          auxLive.delete(op.buf);
           closed.set(op.buf, path);
         }
         out.push({ op: 'unmap', buf: op.buf });
@@ -251,6 +255,27 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
         out.push({ op: 'map_output', buf: op.buf, to: op.to });
         break;
       }
+      case 'aux_ring': {
+        room(path, 1);
+        needOnline(`${path}.cpu`, op.cpu);
+        if (!online[op.cpu]) fail(`${path}.cpu`, `CPU ${op.cpu} is offline at this point (${offlinedBy.get(op.cpu)} took it offline)`, `use an online CPU (${onlineCpus().join(', ')})`);
+        openBuf(path, op.buf);
+        dataPagesOf.set(op.buf, op.data_pages);
+        auxLive.set(op.buf, 0);
+        out.push({ op: 'aux_ring', buf: op.buf, cpu: op.cpu, data_pages: op.data_pages });
+        break;
+      }
+      case 'aux_map':
+      case 'aux_unmap': {
+        room(path, 1);
+        needOpen(path, op.buf, op.op);
+        const live = auxLive.get(op.buf);
+        if (live === undefined) fail(`${path}.buf`, `${op.op} of buffer ${show(op.buf)}, which is not an aux_ring buffer (only the lockstep_aux PMU's events have an AUX area)`, `open it with {"op": "aux_ring", "buf": ${JSON.stringify(op.buf)}, "cpu": 0, "data_pages": 1}`);
+        if (op.op === 'aux_unmap' && live === 0) fail(`${path}.buf`, `aux_unmap of buffer ${show(op.buf)}, whose AUX area no earlier aux_map maps (or all its mappings are gone)`, 'put an aux_map before it');
+        auxLive.set(op.buf, live! + (op.op === 'aux_map' ? 1 : -1));
+        out.push(op.op === 'aux_map' ? { op: 'aux_map', buf: op.buf, pages: op.pages } : { op: 'aux_unmap', buf: op.buf });
+        break;
+      }
       case 'uring':
         room(path, 1);
         out.push({ op: 'uring', pages: op.pages });
@@ -267,6 +292,7 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
         }
         for (const name of open.keys()) closed.set(name, path);
         open.clear();
+        auxLive.clear();
         out.push({ op: 'exit' });
         break;
       case 'rlimit':

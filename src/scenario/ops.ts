@@ -79,6 +79,23 @@ export type Op =
   | { op: 'probe' }
   /** Controller: write /sys/devices/system/cpu/cpuN/online. */
   | { op: 'cpu'; cpu: number; online: boolean }
+  /**
+   * Worker: perf_event_open of the lockstep_aux software PMU (harness/auxpmu;
+   * type from /sys/bus/event_source/devices/lockstep_aux/type), pid -1, cpu
+   * `cpu`, and mmap of its ring buffer (1 + data_pages pages), charged as
+   * `map`. A kernel without the PMU SKIPs the scenario.
+   */
+  | { op: 'aux_ring'; buf: string; cpu: number; data_pages: number }
+  /**
+   * Worker: mmap an AUX area of `pages` pages (a power of two) above `buf`'s
+   * ring buffer (an aux_ring). The first mapping is charged like a new ring
+   * buffer with user_extra = pages (no header page); a further mapping while
+   * one is live charges nothing, except under V4 (v6.15+), which charges
+   * `pages` to U again, unchecked, never given back.
+   */
+  | { op: 'aux_map'; buf: string; pages: number }
+  /** Worker: munmap `buf`'s latest AUX mapping; the last one gives the charge back by the logic's AUX unmap rule. */
+  | { op: 'aux_unmap'; buf: string }
   /** Fault injection (tests only): worker blocks for `seconds`. */
   | { op: 'hang'; seconds: number }
   /** Fault injection (tests only): controller writes `key` to /proc/sysrq-trigger. */
@@ -88,6 +105,12 @@ export type OpName = Op['op'];
 
 /** Ops that exist to test the runner (sysrq can crash the machine): VM only, never the host or a container. */
 export const FAULT_OPS: ReadonlySet<OpName> = new Set<OpName>(['hang', 'sysrq']);
+
+/** Ops that need the lockstep_aux PMU (harness/auxpmu): a kernel without it SKIPs the scenario. */
+export const AUX_OPS: ReadonlySet<OpName> = new Set<OpName>(['aux_ring', 'aux_map', 'aux_unmap']);
+
+/** Does the scenario use the AUX PMU? */
+export const usesAux = (s: { ops: readonly Op[] }): boolean => s.ops.some((op) => AUX_OPS.has(op.op));
 
 export const hasFaultInjection = (s: { ops: readonly Op[] }): boolean => s.ops.some((op) => FAULT_OPS.has(op.op));
 
@@ -166,6 +189,9 @@ export function opLine(op: Op): string {
     case 'map_output': return `map_output ${op.buf} ${op.to}`;
     case 'exit': return 'exit';
     case 'map': return `map ${op.buf} ${op.cpu} ${op.data_pages}`;
+    case 'aux_ring': return `aux_ring ${op.buf} ${op.cpu} ${op.data_pages}`;
+    case 'aux_map': return `aux_map ${op.buf} ${op.pages}`;
+    case 'aux_unmap': return `aux_unmap ${op.buf}`;
     case 'remap': return `remap ${op.buf}`;
     case 'unmap': return `unmap ${op.buf}`;
     case 'probe': return 'probe';

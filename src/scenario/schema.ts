@@ -59,7 +59,7 @@ const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const SHELL_META_RE = /[`$;|&<>()\\'"*?!{}[\]~#]/;
 
 export const SYSCTL_NAMES: readonly SysctlName[] = ['perf_event_mlock_kb', 'perf_event_paranoid'];
-export const OP_NAMES = ['ballast', 'map', 'remap', 'unmap', 'unmap_part', 'map_output', 'uring', 'probe', 'exit', 'rlimit', 'sysctl', 'cpu', 'hang', 'sysrq'] as const;
+export const OP_NAMES = ['ballast', 'map', 'remap', 'unmap', 'unmap_part', 'map_output', 'uring', 'probe', 'exit', 'rlimit', 'sysctl', 'cpu', 'hang', 'sysrq', 'aux_ring', 'aux_map', 'aux_unmap'] as const;
 /** Ballast kinds: who charges what (see ops.ts). */
 export const BALLAST_VIAS = ['perf', 'io_uring', 'bpf', 'memfd_secret'] as const;
 export type SourceOpName = (typeof OP_NAMES)[number];
@@ -89,7 +89,10 @@ export type SourceOp =
   | { op: 'sysctl'; name: SysctlName; value: number }
   | { op: 'cpu'; cpu: number; online: boolean }
   | { op: 'hang'; seconds: number }
-  | { op: 'sysrq'; key: string };
+  | { op: 'sysrq'; key: string }
+  | { op: 'aux_ring'; buf: string; cpu: number; data_pages: number }
+  | { op: 'aux_map'; buf: string; pages: number }
+  | { op: 'aux_unmap'; buf: string };
 
 /** A scenario file after validation, defaults filled in, sugar still in place. */
 export interface ScenarioSource {
@@ -124,6 +127,9 @@ const OP_FIELDS: Record<SourceOpName, { required: readonly string[]; optional: r
   cpu: { required: ['cpu', 'online'], optional: [] },
   hang: { required: ['seconds'], optional: [] },
   sysrq: { required: ['key'], optional: [] },
+  aux_ring: { required: ['buf', 'cpu', 'data_pages'], optional: [] },
+  aux_map: { required: ['buf', 'pages'], optional: [] },
+  aux_unmap: { required: ['buf'], optional: [] },
 };
 
 // ---------------------------------------------------------------------------
@@ -395,6 +401,16 @@ function validateOp(file: string, path: string, v: unknown, faultInjection: bool
     }
     case 'unmap_part':
       return { op, buf: r.ident('buf', 'buffer name') };
+    case 'aux_ring':
+      return { op, buf: r.ident('buf', 'buffer name'), cpu: r.int('cpu', 0, L.maxCpus - 1, 'cpu'), data_pages: r.dataPages('data_pages') };
+    case 'aux_map': {
+      const buf = r.ident('buf', 'buffer name');
+      const pages = r.int('pages', 1, L.maxDataPages, 'pages');
+      if (!isPowerOfTwo(pages)) r.fail('pages', `an AUX area of ${pages} pages is not a power of two (perf_mmap() refuses it with EINVAL)`, `use one of 1, 2, 4, ..., ${L.maxDataPages}`);
+      return { op, buf, pages };
+    }
+    case 'aux_unmap':
+      return { op, buf: r.ident('buf', 'buffer name') };
     case 'map_output':
       return { op, buf: r.ident('buf', 'buffer name'), to: r.ident('to', 'buffer name to redirect to') };
     case 'uring':
@@ -437,7 +453,7 @@ function exampleFor(op: SourceOpName, field: string): string {
     to: '"a"',
     pages: '100',
     buf: '"a"',
-    cpu: op === 'map' ? '0 (or "each", "round-robin")' : '1',
+    cpu: op === 'map' ? '0 (or "each", "round-robin")' : op === 'aux_ring' ? '0' : '1',
     data_pages: '2',
     memlock_kb: '64 (or null for unlimited)',
     name: '"perf_event_mlock_kb"',

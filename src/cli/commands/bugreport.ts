@@ -100,7 +100,7 @@ against the rule it breaks. DIR is a run directory (default results/latest).`,
     const divergence = diffCell(def.ops, c.measured, refExpected).firstDivergence ?? null;
     const cpus = v.cpus !== undefined ? int(v.cpus, 'cpus', 1, 8192) : def.cpus;
     const cdef = { ...def, cpus };
-    const others = [own, ...(['V0', 'V1', 'V2', 'V3', 'V4'] as const).map((a): Logic => ({ accounting: a, counter: ref.counter }))]
+    const others = [own, ...(['V0', 'V1', 'V1a', 'V1b', 'V2', 'V3', 'V4'] as const).map((a): Logic => ({ accounting: a, counter: ref.counter }))]
       .filter((l): l is Logic => l !== null && logicLabel(l) !== logicLabel(ref))
       .filter((l, k, all) => all.findIndex((x) => logicLabel(x) === logicLabel(l)) === k);
     const compiler = p.release && p.release === osRelease() && existsSync('/proc/version') ? (/\((gcc[^ ]* \(.*?\) [\d.]+)/.exec(readFileSync('/proc/version', 'utf8'))?.[1] ?? null) : null;
