@@ -97,7 +97,7 @@ enum op_kind {
 	OP_SYSCTL, OP_RLIMIT, OP_BALLAST_PERF, OP_BALLAST_URING, OP_MAP,
 	OP_REMAP, OP_UNMAP, OP_PROBE, OP_CPU, OP_HANG, OP_SYSRQ,
 	OP_BALLAST_BPF, OP_EXIT, OP_BALLAST_SECRET, OP_URING, OP_UNMAP_PART,
-	OP_MAP_OUTPUT,
+	OP_MAP_OUTPUT, OP_AUX_RING, OP_AUX_MAP, OP_AUX_UNMAP,
 };
 
 static const char *const op_names[] = {
@@ -108,6 +108,7 @@ static const char *const op_names[] = {
 	[OP_SYSRQ] = "sysrq", [OP_BALLAST_BPF] = "ballast", [OP_EXIT] = "exit",
 	[OP_BALLAST_SECRET] = "ballast", [OP_URING] = "uring",
 	[OP_UNMAP_PART] = "unmap_part", [OP_MAP_OUTPUT] = "map_output",
+	[OP_AUX_RING] = "aux_ring", [OP_AUX_MAP] = "aux_map", [OP_AUX_UNMAP] = "aux_unmap",
 };
 
 struct op {
@@ -550,6 +551,9 @@ static int parse_begin(struct item *it, char **t, int nt, char *err)
 	return 0;
 }
 
+static bool is_aux_op(const char *w);
+static int parse_aux_op(struct op *op, char **t, int nt, char *err);
+
 static int parse_op(struct op *op, char **t, int nt, char *err)
 {
 	const char *w = t[0];
@@ -671,6 +675,9 @@ static int parse_op(struct op *op, char **t, int nt, char *err)
 					(k[0] >= '0' && k[0] <= '9')))
 			return perr(err, "sysrq key must be one letter or digit, got '%.64s'", k);
 		snprintf(op->name, sizeof op->name, "%s", k);
+	} else if (is_aux_op(w)) {
+		if (parse_aux_op(op, t, nt, err) < 0)
+			return -1;
 	} else {
 		return perr(err, "unknown op '%.64s'", w);
 	}
@@ -947,6 +954,9 @@ struct wbuf {
 	size_t size;
 	void **maps;
 	int nmaps;
+	void **aux_maps;         /* aux_map: live AUX mappings (lockstep-aux.c) */
+	int naux;
+	size_t aux_size;
 };
 
 static struct wbuf *wbufs;
@@ -990,6 +1000,9 @@ static void wbuf_add(const char *name, int fd, int cpu, size_t size, void *m, st
 	b->maps = maps;
 	b->maps[0] = m;
 	b->nmaps = 1;
+	b->aux_maps = NULL;
+	b->naux = 0;
+	b->aux_size = 0;
 }
 
 static void w_map(const struct req *q, struct rep *r)
@@ -1027,6 +1040,11 @@ static void w_remap(const struct req *q, struct rep *r)
 static int wbuf_release(struct wbuf *b)
 {
 	int err = 0;
+	/* AUX mappings first: the ring buffer's charge goes with its last mapping */
+	for (int k = b->naux - 1; k >= 0; k--)
+		if (munmap(b->aux_maps[k], b->aux_size) < 0 && !err)
+			err = errno;
+	free(b->aux_maps);
 	for (int k = 0; k < b->nmaps; k++)
 		if (munmap(b->maps[k], b->size) < 0 && !err)
 			err = errno;
@@ -1058,6 +1076,8 @@ static void w_unmap(const struct req *q, struct rep *r)
 	if (err)
 		fail(r, err, "munmap/close failed");
 }
+
+#include "lockstep-aux.c"
 
 /*
  * munmap the last page of the buffer's first mapping only: since v6.17
@@ -1257,6 +1277,9 @@ static void __attribute__((noreturn)) worker_main(const struct item *b, int req_
 		case OP_UNMAP:  w_unmap(&q, &r); break;
 		case OP_UNMAP_PART: w_unmap_part(&q, &r); break;
 		case OP_MAP_OUTPUT: w_map_output(&q, &r); break;
+		case OP_AUX_RING: w_aux_ring(&q, &r); break;
+		case OP_AUX_MAP: w_aux_map(&q, &r); break;
+		case OP_AUX_UNMAP: w_aux_unmap(&q, &r); break;
 		case OP_URING:  w_uring(q.a, &r); break;
 		case OP_PROBE:  w_probe(&r); break;
 		case OP_HANG:   w_hang(q.a); break;
@@ -1815,9 +1838,10 @@ static bool start_worker(const struct item *b)
 static void run_block(const struct item *b)
 {
 	int online = online_cpus(NULL, 0);
-	if (online != b->cpus) {
-		char why[96];
-		snprintf(why, sizeof why, "needs %lld online CPUs, %d online", b->cpus, online);
+	char why[160];
+	if (online != b->cpus || aux_skip_reason(b, why, sizeof why)) {
+		if (online != b->cpus)
+			snprintf(why, sizeof why, "needs %lld online CPUs, %d online", b->cpus, online);
 		struct line l;
 		l_open(&l, "skip");
 		l_str(&l, "scenario", b->id);
@@ -1884,6 +1908,7 @@ static void emit_hello(void)
 	l_int(&l, "mlock_kb", mlock);
 	l_int(&l, "paranoid", paranoid);
 	l_bool(&l, "perfmon", last_cap >= CAP_PERFMON);
+	l_int(&l, "aux_pmu", aux_pmu_type());
 	l_emit(&l);
 }
 
