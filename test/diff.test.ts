@@ -270,13 +270,13 @@ t.test('classify: narrowing the candidates', (t) => {
   t.strictSame(labels(classify(measure(V('V0'), all))), ['V0/shared']);
 
   // A V3 kernel with a shared counter and io_uring rings charging 4 pages: V1 and V3 stay together.
-  t.strictSame(labels(classify(measure(V('V3'), all, 4))), ['V1/shared', 'V3/shared'], 'V1 and V3 are one class on ring buffers');
+  t.strictSame(labels(classify(measure(V('V3'), all, 4))), ['V1/shared', 'V1a/shared', 'V1b/shared', 'V3/shared'], 'V1, V1a, V1b and V3 are one class on ring buffers');
   t.strictSame(labels(classify(measure(V('V2'), all))), ['V2/shared']);
   t.strictSame(labels(classify(measure(V('V4', 'perf'), all))), ['V4/perf']);
-  t.strictSame(labels(classify(measure(V('V1', 'perf'), all))), ['V1/perf', 'V3/perf']);
+  t.strictSame(labels(classify(measure(V('V1', 'perf'), all))), ['V1/perf', 'V1a/perf', 'V1b/perf', 'V3/perf']);
 
   // Without the remap cell V4 cannot be told from V1/V3.
-  t.strictSame(labels(classify(measure(V('V4'), [all[0]!, all[1]!, all[3]!]))), ['V1/shared', 'V3/shared', 'V4/shared']);
+  t.strictSame(labels(classify(measure(V('V4'), [all[0]!, all[1]!, all[3]!]))), ['V1/shared', 'V1a/shared', 'V1b/shared', 'V3/shared', 'V4/shared']);
 
   // No cells: nothing ruled out.
   t.equal(classify([]).length, ALL_LOGICS.length);

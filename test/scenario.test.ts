@@ -30,6 +30,7 @@ import {
   unmetNeeds,
   userLockLimit,
   ballastBuffers,
+  usesAux,
 } from '../src/scenario/index.ts';
 
 const L = (accounting: Accounting, counter: Counter = 'shared'): Logic => ({ accounting, counter });
@@ -57,6 +58,8 @@ const both = (...accs: Accounting[]): string[] => accs.flatMap((a) => [`${a}/sha
 // The built-in files
 
 const EXPECTED_BUILTINS = [
+  'aux-remap',
+  'aux-unmap',
   'baseline',
   'bpf-ballast',
   'buffer-sizes',
@@ -126,16 +129,22 @@ t.test('incident: 36 maps after one perf ballast of 32886 pages; V0 EPERM at cal
     t.equal(sim(s, L('V0', c))[mapIdx(s)[4]!]!.check!.locked, 141255, `V0/${c}: call 5 computes locked = 141255`);
     for (const a of ACC.slice(1)) t.equal(firstEperm(s, sim(s, L(a, c))), null, `${a}/${c}: no EPERM`);
   }
-  t.equal(classes(s), cls(both('V0'), both('V1', 'V2', 'V3', 'V4')));
+  t.equal(classes(s), cls(both('V0'), both('V1', 'V1a', 'V1b', 'V2', 'V3', 'V4')));
   t.end();
 });
 
 // ---------------------------------------------------------------------------
 // What each built-in tells apart (computed from the simulator)
 
-t.test('V1 and V3 are indistinguishable on every built-in scenario', (t) => {
+t.test('V1 and V3 are indistinguishable on every built-in scenario without AUX ops; V1b and V3 on every one', (t) => {
   for (const s of builtins) {
     for (const c of ['shared', 'perf'] as const) {
+      t.strictSame(sim(s.compiled, L('V1b', c)), sim(s.compiled, L('V3', c)).map((e, i) => (e.check ? { ...e, check: sim(s.compiled, L('V1b', c))[i]!.check } : e)), `${s.id}: V1b/${c} predicts as V3/${c}`);
+      if (usesAux(s.compiled)) {
+        // an AUX area partly pinned tells them apart (aux-unmap); one charged to U only does not
+        if (s.id === 'aux-unmap') t.notOk(indistinguishable(s.compiled, L('V1', c), L('V3', c)), `${s.id}: AUX unmap tells V1/${c} from V3/${c}`);
+        continue;
+      }
       t.ok(indistinguishable(s.compiled, L('V1', c), L('V3', c)), `${s.id}: V1/${c} = V3/${c}`);
       // Identical observable predictions (the kprobe-only `check.userLocked` differs: V3 clamps U first).
       const strip = (e: ExpectedOp[]): unknown[] => e.map(({ check: _check, ...rest }) => rest);
@@ -155,7 +164,7 @@ t.test('overage: the incident on 2 CPUs (V0 vs the rest)', (t) => {
   const e = firstEperm(s, sim(s, L('V0')));
   t.ok(e !== null && e <= 4, `V0 hits EPERM early (call ${e})`);
   t.ok(series(s, L('V3')).at(-1)! <= R, 'V3 stays below RLIMIT');
-  t.equal(classes(s), cls(both('V0'), both('V1', 'V2', 'V3', 'V4')));
+  t.equal(classes(s), cls(both('V0'), both('V1', 'V1a', 'V1b', 'V2', 'V3', 'V4')));
   t.end();
 });
 
@@ -184,7 +193,7 @@ for (const id of ['sysctl-lowered', 'cpu-offline']) {
     const p2 = probes(s, v2);
     const p3 = probes(s, v3);
     t.ok(p2.some((h, k) => h > 0 && p3[k] === 0), 'a probe sees V2 pulled U down');
-    t.equal(classes(s), cls(both('V0'), both('V1', 'V3', 'V4'), both('V2')));
+    t.equal(classes(s), cls(both('V0'), both('V1', 'V1a', 'V1b', 'V3', 'V4'), both('V2')));
     t.end();
   });
 }
@@ -201,7 +210,7 @@ t.test('remmap: V4 leaks ue per extra mapping, for good', (t) => {
   t.equal(p3[last], userLockLimit(516, 2), 'V3 gets everything back');
   t.notSame(series(s, L('V4')), series(s, L('V3')), 'fresh buffers spill earlier under V4');
   for (const a of ['V0', 'V1', 'V2'] as const) t.ok(indistinguishable(s, L(a), L('V3')), `${a} = V3 here`);
-  t.equal(classes(s), cls(both('V0', 'V1', 'V2', 'V3'), both('V4')));
+  t.equal(classes(s), cls(both('V0', 'V1', 'V1a', 'V1b', 'V2', 'V3'), both('V4')));
   t.end();
 });
 
@@ -234,14 +243,14 @@ t.test('cap-ipc-lock, paranoid-minus-one: no EPERM past RLIMIT; rlimit-small, th
       t.ok(e.every((x) => x.ok), `${id} ${logicLabel(l)}: every op ok (probes too)`);
       t.ok(pinnedSeries(s, e).at(-1)! > R, `${id} ${logicLabel(l)}: VmPin ends above RLIMIT (${R} pages)`);
     }
-    t.equal(classes(s), cls(both('V0'), both('V1', 'V2', 'V3', 'V4')));
+    t.equal(classes(s), cls(both('V0'), both('V1', 'V1a', 'V1b', 'V2', 'V3', 'V4')));
   }
   const e0 = firstEperm(small, sim(small, L('V0')));
   const e3 = firstEperm(small, sim(small, L('V3')));
   t.ok(e0 !== null && e3 !== null && e0 < e3, `rlimit-small: EPERM under every logic, V0 earlier (${e0} < ${e3})`);
   t.equal(e3, Math.floor(R / 3) + 1, 'V3: first EPERM once R / ue maps are pinned');
   for (const l of ALL_LOGICS) t.not(firstEperm(small, sim(small, l)), null, `rlimit-small ${logicLabel(l)}: EPERM`);
-  t.equal(classes(small), cls(both('V0'), both('V1', 'V2', 'V3', 'V4')));
+  t.equal(classes(small), cls(both('V0'), both('V1', 'V1a', 'V1b', 'V2', 'V3', 'V4')));
   t.end();
 });
 
@@ -275,7 +284,7 @@ t.test('rlimit-sweep: first EPERM per RLIMIT step', (t) => {
     t.ok(v0[k]![1]! <= c3!, `V0 at ${R * 4} kB: no later than V3`);
   }
   t.ok(v0.some(([, c], k) => c! < v3[k]![1]!), 'V0 strictly earlier in some step');
-  t.equal(classes(s), cls(both('V0'), both('V1', 'V2', 'V3', 'V4')));
+  t.equal(classes(s), cls(both('V0'), both('V1', 'V1a', 'V1b', 'V2', 'V3', 'V4')));
   t.end();
 });
 
@@ -405,7 +414,7 @@ t.test('the worked example of harness/scenarios/README.md compiles as documented
   ]);
   const b = s.ops[1]!;
   t.ok(b.op === 'ballast' && b.via === 'perf' && b.buffers.reduce((n, d) => n + d + 1, 0) === 258, 'ballast of L = 258 pages');
-  t.equal(classesLabel(logicClasses(s)), cls(both('V0'), both('V1', 'V3', 'V4'), both('V2')), 'tells V2 and V0 from the rest');
+  t.equal(classesLabel(logicClasses(s)), cls(both('V0'), both('V1', 'V1a', 'V1b', 'V3', 'V4'), both('V2')), 'tells V2 and V0 from the rest');
   t.end();
 });
 
@@ -438,6 +447,12 @@ const BAD: [string, unknown, string][] = [
   ['map_output onto an open name', base([mapOp(), { op: 'map_output', buf: 'a', to: 'a' }]), 'ops[1].buf'],
   ['remap of a map_output buffer', base([mapOp(), { op: 'map_output', buf: 'c', to: 'a' }, { op: 'remap', buf: 'c' }]), 'ops[2].buf'],
   ['unmap of a map_output buffer by name', base([mapOp(), { op: 'map_output', buf: 'c', to: 'a' }, { op: 'unmap', buf: 'c' }]), 'ops[2].buf'],
+  // issue 18 AUX ops
+  ['aux_map on a plain map buffer', base([mapOp(), { op: 'aux_map', buf: 'a', pages: 4 }]), 'ops[1].buf'],
+  ['aux_map of 3 pages', base([{ op: 'aux_ring', buf: 'a', cpu: 0, data_pages: 1 }, { op: 'aux_map', buf: 'a', pages: 3 }]), 'ops[1].pages'],
+  ['aux_unmap before any aux_map', base([{ op: 'aux_ring', buf: 'a', cpu: 0, data_pages: 1 }, { op: 'aux_unmap', buf: 'a' }]), 'ops[1].buf'],
+  ['aux_map after the ring is unmapped', base([{ op: 'aux_ring', buf: 'a', cpu: 0, data_pages: 1 }, { op: 'unmap', buf: 'a' }, { op: 'aux_map', buf: 'a', pages: 4 }]), 'ops[2].buf'],
+  ['aux_ring on a CPU the scenario lacks', base([{ op: 'aux_ring', buf: 'a', cpu: 5, data_pages: 1 }]), 'ops[0].cpu'],
   ['not an object', [], ''],
   ['null', null, ''],
   ['unknown top field', base([{ op: 'probe' }], { cpu: 2 }), 'cpu'],
@@ -719,6 +734,9 @@ function protocolLine(line: string): boolean {
     `cpu ${N} [01]`,
     `hang ${N}`,
     'sysrq [A-Za-z0-9]',
+    `aux_ring ${ID} ${N} ${N}`,
+    `aux_map ${ID} [1-9][0-9]*`,
+    `aux_unmap ${ID}`,
     'end',
   ];
   return res.some((re) => new RegExp(`^${re}$`).test(line));

@@ -4,7 +4,7 @@
 
 import { ALL_LOGICS, type Logic, logicLabel } from '../model/accounting.ts';
 import { type SimulateOptions, simOptionsForVersion } from '../model/simulate.ts';
-import type { CompiledScenario } from '../scenario/ops.ts';
+import { type CompiledScenario, usesAux } from '../scenario/ops.ts';
 import { type Cell, diffCalibrated } from './classify.ts';
 import type { MeasuredOp } from './diff.ts';
 
@@ -28,25 +28,42 @@ export interface Classification {
   label: string;
   /** the logics that match every cell, in ALL_LOGICS order */
   logics: string[];
-  /** the same, grouped into classes no ring-buffer scenario can tell apart (V1 with V3) */
+  /** the same, grouped into classes the cells cannot tell apart (groupClasses: V1|V3 without AUX cells, V1b|V3 with) */
   classes: string[];
   /** the scenarios whose cells were used */
   scenarios: string[];
   evidence: Refutation[];
 }
 
+/** V1's arithmetic family: V1 (d44248a41337), V1a, V1b and V3 compute the same split for every mapping. */
+const V1_FAMILY = ['V1', 'V1a', 'V1b', 'V3'] as const;
+
 /**
- * V1 and V3 compute the same split for every ring-buffer mapping, so they are
- * one class wherever both remain: "V1|V3/<counter>".
+ * Group the logics left into classes the cells run cannot tell apart.
+ * V1, V1a, V1b and V3 compute the same split for every mapping (ring buffer
+ * or AUX area); V1, V1a and V1b differ only on AUX unmap. So:
+ * - without AUX cells (`auxRan` false) they are one class, labelled
+ *   "V1|V3/<counter>" (standing for all four);
+ * - with AUX cells V1 and V1a stand alone, while V1b and V3 stay one class,
+ *   "V1b|V3/<counter>": they give an AUX area back the same way
+ *   (36b3db03b474) and no op sequence tells them apart.
  */
-export function groupClasses(logics: readonly Logic[]): string[] {
+export function groupClasses(logics: readonly Logic[], auxRan = false): string[] {
   const labels = new Set(logics.map(logicLabel));
   const out: string[] = [];
+  const done = new Set<string>();
   for (const l of logics) {
     const lab = logicLabel(l);
-    if (l.accounting === 'V1' && labels.has(`V3/${l.counter}`)) out.push(`V1|V3/${l.counter}`);
-    else if (l.accounting === 'V3' && labels.has(`V1/${l.counter}`)) continue;
-    else out.push(lab);
+    if (done.has(lab)) continue;
+    const fam = (V1_FAMILY as readonly string[]).includes(l.accounting);
+    const members = !fam ? [] : auxRan ? (l.accounting === 'V1b' || l.accounting === 'V3' ? ['V1b', 'V3'] : []) : [...V1_FAMILY];
+    const present = members.filter((a) => labels.has(`${a}/${l.counter}`));
+    if (present.length < 2) {
+      out.push(lab);
+      continue;
+    }
+    for (const a of present) done.add(`${a}/${l.counter}`);
+    out.push(auxRan ? `${present.join('|')}/${l.counter}` : present.length === V1_FAMILY.length ? `V1|V3/${l.counter}` : `${present.join('|')}/${l.counter}`);
   }
   return out;
 }
@@ -82,7 +99,7 @@ export function classifyWithEvidence(cells: readonly EvidenceCell[], candidates:
     for (const [because, ruledOut] of groups) evidence.push({ scenario: c.scenario.id, ruledOut, because });
   }
   const left = candidates.filter((l) => !out.has(logicLabel(l)));
-  const classes = groupClasses(left);
+  const classes = groupClasses(left, cells.some((c) => usesAux(c.scenario)));
   const logics = left.map(logicLabel);
   if (classes.length === 0) return { status: 'none', label: 'none', logics, classes, scenarios, evidence };
   if (classes.length === 1) return { status: 'identified', label: classes[0]!, logics, classes, scenarios, evidence };
@@ -90,7 +107,7 @@ export function classifyWithEvidence(cells: readonly EvidenceCell[], candidates:
 }
 
 /**
- * The logics (of `candidates`, default all 10) under which every cell diffs
+ * The logics (of `candidates`, default all 14) under which every cell diffs
  * as MATCH after calibration, in ALL_LOGICS order: classifyWithEvidence's
  * answer as Logic objects. More than one means the cells cannot tell them
  * apart (V1 and V3 never differ on ring buffers); none means no model
