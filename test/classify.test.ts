@@ -18,6 +18,7 @@ import { runMatrix } from '../src/matrix/run.ts';
 import { ALL_LOGICS, logicLabel, parseLogic, simulate } from '../src/model/index.ts';
 import { builtinScenarios } from '../src/scenario/load.ts';
 import { syntheticMeasured } from '../src/scenario/discriminate.ts';
+import { usesAux } from '../src/scenario/ops.ts';
 import { renderTable } from '../src/results/table.ts';
 
 const exec = promisify(execFile);
@@ -29,18 +30,22 @@ const get = (id: string) => scenarios.find((s) => s.id === id)!;
 // ---------------------------------------------------------------------------
 // Pure
 
-t.test('classes: V1 and V3 are one class', (t) => {
+t.test('classes: V1 and V3 are one class without AUX cells; with them V1b|V3 only', (t) => {
+  t.strictSame(groupClasses(['V1/shared', 'V1a/shared', 'V1b/shared', 'V3/shared'].map(parseLogic)), ['V1|V3/shared'], 'the whole V1 family is one class');
+  t.strictSame(groupClasses(['V1/shared', 'V1a/shared', 'V1b/shared', 'V3/shared'].map(parseLogic), true), ['V1/shared', 'V1a/shared', 'V1b|V3/shared'], 'AUX cells ran');
   t.strictSame(groupClasses(['V1/shared', 'V3/shared', 'V4/shared'].map(parseLogic)), ['V1|V3/shared', 'V4/shared']);
   t.strictSame(groupClasses(['V1/perf', 'V3/shared'].map(parseLogic)), ['V1/perf', 'V3/shared'], 'only with the same counter');
   t.strictSame(groupClasses(['V3/perf'].map(parseLogic)), ['V3/perf']);
   t.end();
 });
 
-t.test('a kernel implementing exactly one logic is classified as that logic (or V1|V3) by the 2-CPU built-ins', (t) => {
+t.test('a kernel implementing exactly one logic is classified as that logic (or V1b|V3) by the 2-CPU built-ins, AUX ones included', (t) => {
+  t.ok(two.some(usesAux), 'the AUX scenarios are among them');
   for (const logic of ALL_LOGICS) {
     const cells = two.map((s) => ({ scenario: s, measured: syntheticMeasured(s, simulate(s, logic)) }));
     const c = classifyWithEvidence(cells);
-    const want = logic.accounting === 'V1' || logic.accounting === 'V3' ? `V1|V3/${logic.counter}` : logicLabel(logic);
+    // V1 and V1a stand alone once AUX cells ran; V1b and V3 never differ (same split, same AUX unmap).
+    const want = logic.accounting === 'V1b' || logic.accounting === 'V3' ? `V1b|V3/${logic.counter}` : logicLabel(logic);
     t.equal(c.label, want, `${logicLabel(logic)} -> ${c.label}`);
     t.equal(c.status, 'identified');
     // Every other logic is ruled out by some scenario, and the evidence says which.
@@ -68,8 +73,8 @@ t.test('ambiguous and none', (t) => {
   m[k] = { ...m[k]!, vmpin_kb: 4 };
   const none = classifyWithEvidence([{ scenario: s, measured: m }]);
   t.equal(none.status, 'none');
-  t.equal(none.evidence.length, 1, 'one reason for all ten');
-  t.equal(none.evidence[0]!.ruledOut.length, 10);
+  t.equal(none.evidence.length, 1, 'one reason for all fourteen');
+  t.equal(none.evidence[0]!.ruledOut.length, 14);
   t.match(refutationText(none.evidence[0]!), new RegExp(`^munmap-returns ruled out V0/shared, .*: op ${k} \\(map\\): pinned measured 1, predicted 0$`));
 
   t.equal(classifyWithEvidence([]).status, 'no-cells');
@@ -149,19 +154,20 @@ t.test('every kernel of the default matrix is classified as the logic it is mean
     kernels: specs, scenarios: two, outDir: dir, cacheDir: defaultCacheDir(),
     jobs: 2, opTimeoutS: 60, log: (l) => t.comment(l), rerun: (k, s) => `lockstep run --kernels ${k} --scenarios ${s}`,
   });
-  const classOf = (label: string): string => label.replace(/^V[13]\//, 'V1|V3/');
+  // Where AUX cells ran (source kernels: lockstep_aux built in) V1 and V1a stand alone and V1b|V3 stay
+  // one class; elsewhere (no PMU: the AUX cells SKIP) the V1 family is one class, V1|V3.
+  const auxIds = new Set(two.filter(usesAux).map((s) => s.id));
+  const classOf = (label: string, aux: boolean): string => (aux ? label.replace(/^(V1b|V3)\//, 'V1b|V3/') : label.replace(/^(V1a|V1b|V1|V3)\//, 'V1|V3/'));
   for (const k of r.kernels) {
     const c = classifyKernel(r, k.id);
     const cells = r.cells.filter((x) => x.kernel === k.id);
-    if (cells.every((x) => x.verdict === 'SKIP')) {
-      // AUX-only variants (V1a, V1b) differ on AUX unmapping only: no cell, no guess.
-      t.equal(c.status, 'no-cells', `${k.id}: nothing measured (${cells[0]?.reason}), nothing claimed`);
-      continue;
-    }
+    const auxRan = cells.some((x) => auxIds.has(x.scenario) && x.verdict !== 'SKIP');
+    if (k.kind === 'source') t.ok(auxRan, `${k.id}: the AUX scenarios ran (the PMU is built in)`);
+    for (const x of cells.filter((x) => auxIds.has(x.scenario) && x.verdict === 'SKIP')) t.match(x.reason, /lockstep_aux PMU/, `${k.id}: ${x.scenario} SKIPs with the measured reason`);
     t.ok(k.expected_logic, `${k.id}: has an expected logic`);
-    t.equal(c.label, classOf(k.expected_logic!), `${k.id}: classified ${c.label}, expected ${k.expected_logic}, from ${c.scenarios.length} cells`);
+    t.equal(c.label, classOf(k.expected_logic!, auxRan), `${k.id}: classified ${c.label}, expected ${k.expected_logic}, from ${c.scenarios.length} cells`);
   }
   const labels = new Set(r.kernels.map((k) => classifyKernel(r, k.id).label));
-  t.ok(['V0/shared', 'V2/shared', 'V4/shared', 'V1|V3/shared', 'V1|V3/perf'].every((l) => labels.has(l)), `the matrix spans the logics: ${[...labels].join(', ')}`);
+  t.ok(['V0/shared', 'V2/shared', 'V4/shared', 'V1/shared', 'V1a/shared', 'V1b|V3/shared', 'V1|V3/shared', 'V1|V3/perf'].every((l) => labels.has(l)), `the matrix spans the logics: ${[...labels].join(', ')}`);
   await rm(dir, { recursive: true, force: true });
 });
