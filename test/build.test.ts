@@ -13,7 +13,6 @@ import { defaultCacheDir, ensureKernel } from '../src/kernels/artifact.ts';
 import { sha256File } from '../src/kernels/obtain/files.ts';
 import { BuildError } from '../src/kernels/obtain/source/build.ts';
 import { debianTarball, prepareInputs } from '../src/kernels/obtain/source/inputs.ts';
-import { AUX_SKIP_REASON } from '../src/kernels/source-spec.ts';
 import { artifactKey, missingOptions, parseDotConfig, parseFragment, patchedFiles, treeKey } from '../src/kernels/obtain/source/recipe.ts';
 import { builtinSpecs, builtinSpecsDir, parseSpec, type KernelSpec, type SourceSpec } from '../src/kernels/spec.ts';
 import { runMatrix } from '../src/matrix/run.ts';
@@ -66,10 +65,10 @@ t.test('source spec fields', async (t) => {
   t.ok((await rel) instanceof ConfigError, 'a relative patch needs a spec file to resolve against');
 });
 
-t.test('built-in variants: explicit logic, upstream commit named, AUX ones flagged', async (t) => {
+t.test('built-in variants: explicit logic, upstream commit named, none AUX-only any more', async (t) => {
   const specs = (await builtinSpecs()).filter((s): s is SourceSpec => s.kind === 'source');
   const want: Record<string, [string, string | null]> = {
-    'pre-fix': ['V0/shared', 'd44248a41337'], 'fix-1': ['V1/shared', 'd44248a41337'], 'fix-1a': ['V1/shared', '5e6c3c7b1ec2'], 'fix-1b': ['V1/shared', '36b3db03b474'],
+    'pre-fix': ['V0/shared', 'd44248a41337'], 'fix-1': ['V1/shared', 'd44248a41337'], 'fix-1a': ['V1a/shared', '5e6c3c7b1ec2'], 'fix-1b': ['V1b/shared', '36b3db03b474'],
     'fix-4': ['V2/shared', 'c4b75479741c'], 'fix-5': ['V3/shared', '003461559ef7'], 'current-6.1': ['V3/perf', '003461559ef7'], 'remmap-charge': ['V4/perf', '0c8a4e4139ad'],
   };
   for (const [id, [label, commit]] of Object.entries(want)) {
@@ -78,7 +77,7 @@ t.test('built-in variants: explicit logic, upstream commit named, AUX ones flagg
     if (!s) continue;
     t.equal(s.expect.mode === 'label' ? `${s.expect.accounting}/${s.expect.counter}` : s.expect.mode, label, `${id} declares ${label}`);
     t.match(s.description ?? '', commit!, `${id} names ${commit}`);
-    t.equal(Boolean(s.aux_only), id === 'fix-1a' || id === 'fix-1b', `${id} aux_only`);
+    t.equal(Boolean(s.aux_only), false, `${id}: built and run (the lockstep_aux PMU measures AUX unmapping)`);
     for (const p of s.patches) t.ok(await exists(p), `${id}: ${p} exists`);
   }
 });
@@ -149,16 +148,15 @@ const hasBase = await exists(debianTarball('linux-source-6.1'));
 
 t.test('variants built from linux-source-6.1 boot and behave as declared', { skip: hasBase ? false : 'linux-source-6.1 is not installed (bash .ci/setup.sh installs it)' }, async (t) => {
   const all = await builtinSpecs();
-  const ids = ['current-6.1', 'remmap-charge', 'fix-4', 'fix-5', 'fix-1a'];
+  const ids = ['current-6.1', 'remmap-charge', 'fix-4', 'fix-5'];
   const r = await matrix(ids.map((id) => all.find((s) => s.id === id)!), ['remmap', 'sysctl-lowered']);
-  for (const k of ids.filter((k) => k !== 'fix-1a')) {
+  for (const k of ids) {
     for (const s of ['remmap', 'sysctl-lowered']) {
       const c = cellOf(r, k, s);
       t.equal(c.verdict, 'MATCH', `${k} x ${s}: ${c.reason ?? c.verdict}`);
       t.match(c.kernel_release ?? '', /^6\.1\.192-ls[0-9a-f]{8}$/, `${k} booted its own build (${c.kernel_release})`);
     }
   }
-  for (const s of ['remmap', 'sysctl-lowered']) t.match(cellOf(r, 'fix-1a', s), { verdict: 'SKIP', reason: AUX_SKIP_REASON }, 'AUX-only variant is skipped, not built');
 
   // remmap: 29 extra mappings of a 3-page buffer leak 87 pages of U under V4, none under V3.
   const cur = probes(cellOf(r, 'current-6.1', 'remmap'));

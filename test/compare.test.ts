@@ -78,7 +78,7 @@ t.test('table.md, report.html, table, classify and diff give every kernel the sa
     ],
   };
   const want: Record<string, string> = {
-    'k-v3': 'V1|V3/shared', 'k-v4perf': 'V4/perf', 'k-unknown': 'V2/shared',
+    'k-v3': 'V1b|V3/shared', 'k-v4perf': 'V4/perf', 'k-unknown': 'V2/shared',
     'k-amb': 'ambiguous: V0/shared, V0/perf, V1|V3/shared, V1|V3/perf, V2/shared, V2/perf, V4/shared, V4/perf', 'k-none': 'none', 'k-skip': 'no cells',
   };
   const dir = await mkdtemp(join(tmpdir(), 'lockstep-one-label-'));
