@@ -35,10 +35,12 @@ export const command: Command = {
   name: 'classify',
   args: '[DIR|results.json]',
   summary: 'say which accounting logic a kernel behaves like, from its measured cells only',
-  description: `Classifies each kernel (or the one given with --kernel) against all ten logics
-(V0..V4 x shared/perf counter): a logic survives when the simulator's
-prediction matches every measured cell op by op. Prints the logic (V1 and V3
-are one class, "V1|V3", since no ring-buffer scenario tells them apart), or
+  description: `Classifies each kernel (or the one given with --kernel) against all fourteen logics
+(V0, V1, V1a, V1b, V2, V3, V4 x shared/perf counter): a logic survives when the
+simulator's prediction matches every measured cell op by op. Prints the logic
+(V1, V1a, V1b and V3 are one class, "V1|V3", where no AUX cell ran; where the
+lockstep_aux PMU let AUX cells run, V1 and V1a are named alone and V1b|V3
+stay one class: same split, same AUX unmap), or
 "ambiguous: ..." when the cells cannot decide, with the evidence: which
 scenario ruled out which candidates, on which op. Cells that did not run
 (SKIP, ERROR, ...) are left out and listed. Kernels with expect: unknown
