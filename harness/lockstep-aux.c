@@ -80,16 +80,7 @@ static void w_aux_ring(const struct req *q, struct rep *r)
 	a.type = (uint32_t)type;
 	a.size = sizeof a;
 	a.disabled = 1;    /* never enabled: only the mappings' accounting matters */
-	int fd = (int)syscall(SYS_perf_event_open, &a, -1, (int)q->a, -1, PERF_FLAG_FD_CLOEXEC);
-	if (fd < 0)
-		return fail(r, errno, "perf_event_open of the lockstep_aux PMU failed");
-	void *m = perf_map(fd, q->b);
-	if (m == MAP_FAILED) {
-		int e = errno;
-		close(fd);
-		return fail(r, e, "mmap failed");
-	}
-	wbuf_add(q->name, fd, (int)q->a, (size_t)(q->b + 1) * (size_t)g_page, m, r);
+	map_new(q, r, (int)syscall(SYS_perf_event_open, &a, -1, (int)q->a, -1, PERF_FLAG_FD_CLOEXEC));
 }
 
 /* Worker: mmap an AUX area of q->a pages right above the ring buffer (one more mapping if mapped). */

@@ -1005,11 +1005,9 @@ static void wbuf_add(const char *name, int fd, int cpu, size_t size, void *m, st
 	b->aux_size = 0;
 }
 
-static void w_map(const struct req *q, struct rep *r)
+/* Map a fresh event's ring buffer (1 + q->b pages) as buffer q->name; fd < 0: its open failed (errno). */
+static void map_new(const struct req *q, struct rep *r, int fd)
 {
-	if (wbuf_find(q->name))
-		return fail(r, EEXIST, "buffer already mapped (use remap)");
-	int fd = perf_open((int)q->a);
 	if (fd < 0)
 		return fail(r, errno, "perf_event_open failed");
 	void *m = perf_map(fd, q->b);
@@ -1019,6 +1017,13 @@ static void w_map(const struct req *q, struct rep *r)
 		return fail(r, e, "mmap failed");
 	}
 	wbuf_add(q->name, fd, (int)q->a, (size_t)(q->b + 1) * (size_t)g_page, m, r);
+}
+
+static void w_map(const struct req *q, struct rep *r)
+{
+	if (wbuf_find(q->name))
+		return fail(r, EEXIST, "buffer already mapped (use remap)");
+	map_new(q, r, perf_open((int)q->a));
 }
 
 static void w_remap(const struct req *q, struct rep *r)

@@ -52,7 +52,7 @@ t.test('remmap under all logics: the V4 leak is a group of its own, parting at t
   t.ok(text.some((l) => l.includes(`probe headroom: `) && l.includes(`: ${L - leak}`)), 'and the probes it shortens');
   // README's example is this output
   const md = readFileSync(join(ROOT, 'README.md'), 'utf8').split('\n');
-  const from = md.findIndex((l) => l.startsWith('    remmap under 10 logics'));
+  const from = md.findIndex((l) => l.startsWith('    remmap under 14 logics'));
   t.ok(from > 0, 'README shows the remmap example');
   t.strictSame(md.slice(from, from + text.length).map((l) => l.replace(/^ {4}/, '')), text, 'README shows what simulate prints');
   t.end();
@@ -159,7 +159,7 @@ t.test('through bin/lockstep.mjs', async (t) => {
     const r = cli('simulate', 'remmap', '--logic', 'all');
     t.equal(r.status, 0, r.stderr);
     const heads = r.stdout.split('\n').filter((l) => /^V\d\//.test(l));
-    t.strictSame(heads, ['V0/shared V0/perf V1/shared V1/perf V2/shared V2/perf V3/shared V3/perf  (8 logics, same prediction)', 'V4/shared V4/perf  (2 logics, same prediction)']);
+    t.strictSame(heads, ['V0/shared V0/perf V1/shared V1/perf V1a/shared V1a/perf V1b/shared V1b/perf V2/shared V2/perf V3/shared V3/perf  (12 logics, same prediction)', 'V4/shared V4/perf  (2 logics, same prediction)']);
     t.match(r.stdout, /logics part at op 2 \(remap,buf:a\)/);
     t.match(r.stdout, /parts from V0\/shared at op 2 \(remap,buf:a\): user 6 \(V0\/shared: 3\)/);
     t.match(r.stdout, /per-user counter U 87 pages/);
@@ -171,7 +171,7 @@ t.test('through bin/lockstep.mjs', async (t) => {
     const j = JSON.parse(r.stdout) as { scenario: string; part_op: number; groups: { logics: string[] }[]; logics: { logic: string; group: number; user_pages: number; vmpin_kb: number; refused: unknown[]; probes: { headroom: number }[] }[] };
     t.equal(j.scenario, 'remmap');
     t.equal(j.part_op, 2);
-    t.equal(j.logics.length, 10);
+    t.equal(j.logics.length, 14);
     t.strictSame(j.logics.map((l) => l.logic), ALL_LOGICS.map(logicLabel), 'every logic, in V0/shared, V0/perf, .. order');
     const v4 = j.logics.find((l) => l.logic === 'V4/perf')!;
     t.equal(v4.user_pages, 87);

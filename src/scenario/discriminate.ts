@@ -33,7 +33,7 @@ export function indistinguishable(s: CompiledScenario, a: Logic, b: Logic, opts?
 }
 
 /**
- * Partition `logics` (default all 10) into classes the scenario cannot tell
+ * Partition `logics` (default all 14) into classes the scenario cannot tell
  * apart (same observable results op by op: ok, errno, VmPin, probe headroom,
  * helper VmPin), in ALL_LOGICS order.
  */

@@ -17,7 +17,7 @@ Without a counter, "shared". One logic prints a table, one row per op (the whole
 "what"; result; the worker's pinned_vm and the per-user counter U after it, in pages; the
 kernel's check or the probe's headroom), then a summary line: every refused call, the final
 pinned_vm (pages) = VmPin (kB) and U, and each probe's headroom.
---logic all compares the ten logics (V0..V4 x shared/perf): logics that predict the same for
+--logic all compares the fourteen logics (V0, V1, V1a, V1b, V2..V4 x shared/perf): logics that predict the same for
 every op share one block; the header names the op where logics first part, and each later
 block the op where it parts from the block it follows longest, with the values that differ
 there. Per block: every refused call (map call numbers #N as in table.md, and op indices),
