@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ConfigError } from '../src/util/errors.ts';
 import { ALL_LOGICS, type Accounting, type Counter, type ExpectedOp, type Logic, logicLabel, rlimitPages, simulate } from '../src/model/index.ts';
@@ -524,7 +525,8 @@ const BAD: [string, unknown, string][] = [
   ['sysctl mlock_kb out of range', base([{ op: 'sysctl', name: 'perf_event_mlock_kb', value: 2 ** 31 }]), 'ops[0].value'],
   ['sysctl missing value', base([{ op: 'sysctl', name: 'perf_event_mlock_kb' }]), 'ops[0].value'],
   ['rlimit as string', base([{ op: 'rlimit', memlock_kb: '64' }]), 'ops[0].memlock_kb'],
-  ['rlimit missing', base([{ op: 'rlimit' }]), 'ops[0].memlock_kb'],
+  ['rlimit missing', base([{ op: 'rlimit' }]), 'ops[0].rlimit_memlock_kb'],
+  ['old and new name together', base([{ op: 'probe' }], { rlimit_kb: 64, rlimit_memlock_kb: 64 }), 'rlimit_kb'],
   ['probe with a field', base([{ op: 'probe', count: 2 }]), 'ops[0].count'],
   ['hang without fault_injection', base([{ op: 'hang', seconds: 1 }]), 'ops[0].op'],
   ['sysrq without fault_injection', base([{ op: 'sysrq', key: 'c' }]), 'ops[0].op'],
@@ -578,6 +580,36 @@ function configError(t: Test, fn: () => unknown): ConfigError {
   t.fail('expected a ConfigError, got success');
   return new ConfigError('', '', '', '');
 }
+
+t.test('old field names (mlock_kb, rlimit_kb, rlimit memlock_kb) load to the same scenario, with one notice each (#11 item 8)', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lockstep-scen-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const ops = [{ op: 'map', buf: 'a', cpu: 0, data_pages: 2 }];
+  const oldFile = join(dir, 'old.json');
+  const newFile = join(dir, 'new.json');
+  writeFileSync(oldFile, JSON.stringify(base([...ops, { op: 'rlimit', memlock_kb: 32 }], { mlock_kb: 260, rlimit_kb: 64 })));
+  writeFileSync(newFile, JSON.stringify(base([...ops, { op: 'rlimit', rlimit_memlock_kb: 32 }], { perf_event_mlock_kb: 260, rlimit_memlock_kb: 64 })));
+  const notices: string[] = [];
+  const old = loadScenarioFile(oldFile, (l) => notices.push(l));
+  const now = loadScenarioFile(newFile, (l) => notices.push(`unexpected: ${l}`));
+  t.strictSame(old.compiled, now.compiled, 'same compiled scenario');
+  t.equal(old.hash, now.hash, 'same hash');
+  t.equal(old.compiled.mlock_kb, 260);
+  t.equal(old.compiled.rlimit_kb, 64);
+  t.strictSame(notices, [
+    `${oldFile}: mlock_kb: "mlock_kb" is deprecated; use "perf_event_mlock_kb" (the kernel's name)`,
+    `${oldFile}: rlimit_kb: "rlimit_kb" is deprecated; use "rlimit_memlock_kb" (the kernel's name)`,
+    `${oldFile}: ops[1].memlock_kb: "memlock_kb" is deprecated; use "rlimit_memlock_kb" (the kernel's name)`,
+  ]);
+  // an error in an old-named field names it as written
+  t.throws(() => compileScenario(base([{ op: 'probe' }], { mlock_kb: -1 }), 'o.json'), /^o\.json: mlock_kb: perf_event_mlock_kb -1 is out of range/);
+  // by default the notice is one line on stderr
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', `import { loadScenarioFile } from ${JSON.stringify(join(import.meta.dirname, '../src/scenario/load.ts'))}; loadScenarioFile(${JSON.stringify(oldFile)});`], { encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stderr.trim().split('\n').filter((l) => l.includes('deprecated')).length, 3, 'three notice lines on stderr');
+  t.match(r.stderr, /lockstep: .*old\.json: mlock_kb: "mlock_kb" is deprecated; use "perf_event_mlock_kb"/);
+  t.end();
+});
 
 t.test('loaders: files, directories, duplicate ids', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'lockstep-scen-'));

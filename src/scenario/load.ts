@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../util/errors.ts';
 import { type CompiledScenario, type Op, type SysctlName, ballastBuffers, hasFaultInjection, userLockLimit } from './ops.ts';
-import { type PagesSpec, SCENARIO_LIMITS, type ScenarioSource, show, validateScenario } from './schema.ts';
+import { type PagesSpec, SCENARIO_LIMITS, type ScenarioSource, show, validateScenarioWithNotices } from './schema.ts';
 
 /** A scenario file, loaded: its source (defaults filled) and what it compiles to. */
 export interface LoadedScenario {
@@ -75,12 +75,12 @@ const anySources = new WeakMap<CompiledScenario, { source: ScenarioSource; file:
  * compiled for DEFAULT_ANY_CPUS (and checked to compile for 1 CPU, so its ops
  * name no CPU a 1-CPU machine lacks). Throws ConfigError only.
  */
-export function compileSource(obj: unknown, file: string): { source: ScenarioSource; compiled: CompiledScenario } {
-  const source = validateScenario(obj, file);
+export function compileSource(obj: unknown, file: string): { source: ScenarioSource; compiled: CompiledScenario; notices: string[] } {
+  const { source, notices } = validateScenarioWithNotices(obj, file);
   if (source.cpus === 'any') compileValidated(source, file, 1);
   const compiled = compileValidated(source, file);
   if (source.cpus === 'any') anySources.set(compiled, { source, file });
-  return { source, compiled };
+  return { source, compiled, notices };
 }
 
 /**
@@ -118,7 +118,7 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
   };
 
   // Live state, as the script runs.
-  let mlockKb = src.mlock_kb;
+  let mlockKb = src.perf_event_mlock_kb;
   /** a ballast helper (same uid) lives from its op to the scenario's end */
   let helperAlive = false;
   const online: boolean[] = Array.from({ length: nCpus }, () => true);
@@ -271,7 +271,7 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
         break;
       case 'rlimit':
         room(path, 1);
-        out.push({ op: 'rlimit', memlock_kb: op.memlock_kb });
+        out.push({ op: 'rlimit', memlock_kb: op.rlimit_memlock_kb });
         break;
       case 'sysctl':
         room(path, 1);
@@ -305,9 +305,9 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
     id: src.id,
     cpus: nCpus,
     ...(src.cpus === 'any' ? { cpus_any: true as const } : {}),
-    mlock_kb: src.mlock_kb,
+    mlock_kb: src.perf_event_mlock_kb,
     paranoid: src.paranoid,
-    rlimit_kb: src.rlimit_kb,
+    rlimit_kb: src.rlimit_memlock_kb,
     cap_ipc_lock: src.cap_ipc_lock,
     ops: out,
   };
@@ -400,8 +400,17 @@ export const MAX_SCENARIO_FILE_BYTES = 16 * 1024 * 1024;
 
 const errnoOf = (e: unknown): string => (e instanceof Error && 'code' in e && typeof e.code === 'string' ? e.code : e instanceof Error ? e.message : String(e));
 
-/** Read, parse, validate and compile one scenario file. */
-export function loadScenarioFile(path: string): LoadedScenario {
+/** Where deprecation notices go by default: one line each on stderr. */
+export const stderrNotice = (line: string): void => {
+  process.stderr.write(`lockstep: ${line}\n`);
+};
+
+/**
+ * Read, parse, validate and compile one scenario file. Old field names
+ * (DEPRECATED_FIELDS) load; each gives one notice line to `notice`.
+ * Throws ConfigError.
+ */
+export function loadScenarioFile(path: string, notice: (line: string) => void = stderrNotice): LoadedScenario {
   const file = resolve(path);
   let text: string;
   try {
@@ -421,7 +430,8 @@ export function loadScenarioFile(path: string): LoadedScenario {
   } catch (e) {
     throw new ConfigError(file, '', `is not valid JSON (${e instanceof Error ? e.message : String(e)})`, 'fix the JSON syntax (no comments, no trailing commas)');
   }
-  const { source, compiled } = compileSource(obj, file);
+  const { source, compiled, notices } = compileSource(obj, file);
+  for (const n of notices) notice(n);
   return { id: source.id, description: source.description, file, source, compiled, hash: scenarioHash(compiled), needs: scenarioNeeds(compiled) };
 }
 

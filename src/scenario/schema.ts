@@ -12,6 +12,7 @@
 // src/util/validate.ts), its SourceOp member, its compile step in load.ts.
 
 import { z } from 'zod';
+import { ConfigError } from '../util/errors.ts';
 import { bool, either, explain, int, oneOf, parseOrThrow, prose, quotedList, safeString, show, strictObject } from '../util/validate.ts';
 import type { SysctlName } from './ops.ts';
 
@@ -21,10 +22,10 @@ export { show, typeName } from '../util/validate.ts';
 // Limits and defaults
 
 export const SCENARIO_DEFAULTS = {
-  mlock_kb: 516,
+  perf_event_mlock_kb: 516,
   paranoid: 2,
   /** The default hard RLIMIT_MEMLOCK: root here cannot raise its hard limit above it. */
-  rlimit_kb: 8192,
+  rlimit_memlock_kb: 8192,
   cap_ipc_lock: false,
   fault_injection: false,
 } as const;
@@ -87,7 +88,7 @@ export type SourceOp =
   | { op: 'remap'; buf: string; count?: number }
   | { op: 'unmap'; buf: string }
   | { op: 'probe' }
-  | { op: 'rlimit'; memlock_kb: number | null }
+  | { op: 'rlimit'; rlimit_memlock_kb: number | null }
   | { op: 'sysctl'; name: SysctlName; value: number }
   | { op: 'cpu'; cpu: number; online: boolean }
   | { op: 'hang'; seconds: number }
@@ -99,9 +100,11 @@ export interface ScenarioSource {
   description: string;
   /** online CPUs the scenario needs, or 'any': its point does not depend on the count (compiled at each count it runs at) */
   cpus: number | 'any';
-  mlock_kb: number;
+  /** kernel.perf_event_mlock_kb at start (kB) */
+  perf_event_mlock_kb: number;
   paranoid: number;
-  rlimit_kb: number | null;
+  /** the worker's soft RLIMIT_MEMLOCK at start (kB; null = unlimited) */
+  rlimit_memlock_kb: number | null;
   cap_ipc_lock: boolean;
   /** must be true for `hang` and `sysrq` ops (they exist to test the runner; sysrq can crash the machine) */
   fault_injection: boolean;
@@ -181,7 +184,7 @@ const OP_SCHEMAS = {
   uring: strictObject({ op: op('uring'), pages: int('pages', 1, L.maxBallastPages, '100') }, 'a "uring" op', 'write {"op": "uring", "pages": 100}'),
   probe: strictObject({ op: op('probe') }, 'a "probe" op', 'write {"op": "probe"}'),
   exit: strictObject({ op: op('exit') }, 'an "exit" op', 'write {"op": "exit"}'),
-  rlimit: strictObject({ op: op('rlimit'), memlock_kb: memlockKb('memlock_kb') }, 'an "rlimit" op', 'write {"op": "rlimit", "memlock_kb": 64}'),
+  rlimit: strictObject({ op: op('rlimit'), rlimit_memlock_kb: memlockKb('rlimit_memlock_kb') }, 'an "rlimit" op', 'write {"op": "rlimit", "rlimit_memlock_kb": 64}'),
   sysctl: strictObject({ op: op('sysctl'), name: oneOf(SYSCTL_NAMES as unknown as readonly [SysctlName, SysctlName], 'sysctl name'), value: z.number({ error: (iss) => (iss.input === undefined ? explain('missing "value" of a "sysctl" op', 'add "value": 260') : undefined) }) }, 'a "sysctl" op', 'write {"op": "sysctl", "name": "perf_event_mlock_kb", "value": 260}')
     .transform((o, ctx): SourceOp => {
       const range = o.name === 'perf_event_mlock_kb' ? int('perf_event_mlock_kb', 0, L.maxMlockKb) : int('perf_event_paranoid', L.minParanoid, L.maxParanoid);
@@ -213,9 +216,9 @@ export const scenarioSchema = strictObject({
   id: ident('id', '"my-scenario"'),
   description: prose('description', SCENARIO_LIMITS.maxDescription, '"what it reproduces and which logics it tells apart"'),
   cpus: either([z.literal('any'), int('cpus', L.minCpus, L.maxCpus, '2 (or "any" when the scenario\'s point does not depend on the count)')], (v) => (v === 'any' ? 0 : 1)),
-  mlock_kb: int('mlock_kb', 0, L.maxMlockKb, '516').default(SCENARIO_DEFAULTS.mlock_kb),
+  perf_event_mlock_kb: int('perf_event_mlock_kb', 0, L.maxMlockKb, '516').default(SCENARIO_DEFAULTS.perf_event_mlock_kb),
   paranoid: int('paranoid', L.minParanoid, L.maxParanoid, '2').default(SCENARIO_DEFAULTS.paranoid),
-  rlimit_kb: memlockKb('rlimit_kb').default(SCENARIO_DEFAULTS.rlimit_kb),
+  rlimit_memlock_kb: memlockKb('rlimit_memlock_kb').default(SCENARIO_DEFAULTS.rlimit_memlock_kb),
   cap_ipc_lock: bool('cap_ipc_lock').default(SCENARIO_DEFAULTS.cap_ipc_lock),
   fault_injection: bool('fault_injection').default(SCENARIO_DEFAULTS.fault_injection),
   ops: z
@@ -232,9 +235,66 @@ export const scenarioSchema = strictObject({
   });
 
 /**
- * Validate one parsed scenario file. `file` names it in errors. Returns the
- * source with defaults filled; throws ConfigError on anything else.
+ * Field names older scenario files use, and the kernel's names that replaced
+ * them (#11: perf_event_mlock_kb is the sysctl, RLIMIT_MEMLOCK the rlimit).
+ * Still read, with a deprecation notice.
  */
+export const DEPRECATED_FIELDS = {
+  top: { mlock_kb: 'perf_event_mlock_kb', rlimit_kb: 'rlimit_memlock_kb' },
+  rlimit: { memlock_kb: 'rlimit_memlock_kb' },
+} as const;
+
+/**
+ * A copy of a parsed scenario object with deprecated field names replaced,
+ * and one notice line per replacement ("<file>: <field>: ... is deprecated;
+ * use ..."). Giving both names of one field is a ConfigError. Pure.
+ */
+export function renameDeprecated(obj: unknown, file: string): { obj: unknown; notices: string[]; renamed: Map<string, string> } {
+  const notices: string[] = [];
+  /** new field path -> the path the file wrote */
+  const renamed = new Map<string, string>();
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const rename = (o: Record<string, unknown>, table: Record<string, string>, at: string): Record<string, unknown> => {
+    let out = o;
+    for (const [old, now] of Object.entries(table)) {
+      if (!Object.prototype.hasOwnProperty.call(o, old)) continue;
+      const field = at === '' ? old : `${at}.${old}`;
+      if (Object.prototype.hasOwnProperty.call(o, now)) throw new ConfigError(file, field, `both "${old}" and its new name "${now}" are given`, `keep only "${now}"`);
+      if (out === o) out = { ...o };
+      out[now] = out[old];
+      delete out[old];
+      notices.push(`${file}: ${field}: "${old}" is deprecated; use "${now}" (the kernel's name)`);
+      renamed.set(at === '' ? now : `${at}.${now}`, field);
+    }
+    return out;
+  };
+  if (!isObj(obj)) return { obj, notices, renamed };
+  const top = rename(obj, DEPRECATED_FIELDS.top, '');
+  if (Array.isArray(top.ops) && top.ops.some((o) => isObj(o) && o.op === 'rlimit')) {
+    top.ops = (top.ops as unknown[]).map((o, i) => (isObj(o) && o.op === 'rlimit' ? rename(o, DEPRECATED_FIELDS.rlimit, `ops[${i}]`) : o));
+    if (top === obj) return { obj: { ...top }, notices, renamed };
+  }
+  return { obj: top, notices, renamed };
+}
+
+/**
+ * Validate one parsed scenario file. `file` names it in errors. Returns the
+ * source with defaults filled, and the deprecation notices of old field
+ * names (renameDeprecated); throws ConfigError on anything else.
+ */
+export function validateScenarioWithNotices(obj: unknown, file: string): { source: ScenarioSource; notices: string[] } {
+  const r = renameDeprecated(obj, file);
+  try {
+    return { source: parseOrThrow(scenarioSchema, r.obj, file) as ScenarioSource, notices: r.notices };
+  } catch (e) {
+    // an error in a renamed field names the field as the file wrote it
+    const old = e instanceof ConfigError ? r.renamed.get(e.field) : undefined;
+    if (old === undefined || !(e instanceof ConfigError)) throw e;
+    throw new ConfigError(e.file, old, e.problem, e.fix);
+  }
+}
+
+/** validateScenarioWithNotices without the notices. */
 export function validateScenario(obj: unknown, file: string): ScenarioSource {
-  return parseOrThrow(scenarioSchema, obj, file) as ScenarioSource;
+  return validateScenarioWithNotices(obj, file).source;
 }
