@@ -6,6 +6,8 @@ import t from 'tap';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import { SCENARIO_LIMITS, limitsHeader } from '../src/scenario/schema.ts';
+import { compileScenario } from '../src/scenario/load.ts';
 import { SCHEMA_KINDS, type SchemaKind, jsonSchema, jsonSchemaText, schemaFileName } from '../src/export/json-schema.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -17,6 +19,17 @@ t.test('schemas/ holds exactly what `lockstep schema --write` generates now', (t
     const committed = readFileSync(join(ROOT, 'schemas', schemaFileName(k)), 'utf8');
     t.equal(committed, jsonSchemaText(k), `schemas/${schemaFileName(k)} is current (regenerate: npm run schemas)`);
   }
+  t.end();
+});
+
+t.test('the reproducer\'s limits come from the scenario schema: 2000 explicit ballast buffers are refused at load time naming the limit', (t) => {
+  t.equal(readFileSync(join(ROOT, 'harness', 'lockstep-limits.h'), 'utf8'), limitsHeader(), 'harness/lockstep-limits.h is current');
+  const c = readFileSync(join(ROOT, 'harness', 'lockstep-repro.c'), 'utf8');
+  t.match(c, /#include "lockstep-limits\.h"/, 'the reproducer includes it');
+  t.notMatch(c, /#define MAX_BALLAST_BUFS/, 'and defines no limit of its own');
+  const scen = (n: number) => ({ id: 'b', description: 'many buffers', cpus: 2, ops: [{ op: 'ballast', via: 'perf', buffers: Array.from({ length: n }, () => 0) }] });
+  t.throws(() => compileScenario(scen(2000), 'b.json'), { field: 'ops[0].buffers', message: `b.json: ops[0].buffers: 2000 buffers is more than ${SCENARIO_LIMITS.maxBallastBuffers}. Fix: use "pages" instead, or at most ${SCENARIO_LIMITS.maxBallastBuffers} entries` });
+  t.doesNotThrow(() => compileScenario(scen(SCENARIO_LIMITS.maxBallastBuffers), 'b.json'), 'the limit itself loads');
   t.end();
 });
 

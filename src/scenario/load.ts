@@ -9,7 +9,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../util/errors.ts';
-import { type CompiledScenario, type Op, type SysctlName, ballastBuffers, hasFaultInjection, userLockLimit } from './ops.ts';
+import { type CompiledScenario, type Feature, type Op, type SysctlName, ballastBuffers, hasFaultInjection, userLockLimit } from './ops.ts';
 import { type PagesSpec, SCENARIO_LIMITS, type ScenarioSource, show, validateScenarioWithNotices } from './schema.ts';
 
 /** A scenario file, loaded: its source (defaults filled) and what it compiles to. */
@@ -25,7 +25,7 @@ export interface LoadedScenario {
   needs: ScenarioNeeds;
 }
 
-/** What a machine must offer to run a compiled scenario (for SKIP reasons). */
+/** What a machine must offer to run a compiled scenario (src/scenario/skip.ts compares it with an Offer). */
 export interface ScenarioNeeds {
   /** num_online_cpus() at start */
   cpus: number;
@@ -37,9 +37,13 @@ export interface ScenarioNeeds {
   rlimitKbMax: number | null;
   /** the worker asks for an unlimited RLIMIT_MEMLOCK somewhere */
   rlimitUnlimited: boolean;
-  /** sysctls the scenario writes (start values always are) */
+  /** the sysctl values the scenario starts at (always written where sysctls are writable) */
+  start: { perf_event_mlock_kb: number; perf_event_paranoid: number };
+  /** sysctls the scenario writes mid-run */
   sysctls: SysctlName[];
-  /** an io_uring ballast (needs io_uring enabled) */
+  /** kernel features its ops use: io_uring (ballast via io_uring, uring), bpf, memfd_secret */
+  features: Feature[];
+  /** an io_uring ballast or uring op (needs io_uring enabled) */
   ioUring: boolean;
   /** hang / sysrq ops: never on a host */
   faultInjection: boolean;
@@ -317,16 +321,17 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
 export function scenarioNeeds(s: CompiledScenario): ScenarioNeeds {
   const hot = new Set<number>();
   const sysctls = new Set<SysctlName>();
+  const features = new Set<Feature>();
   let rlimitKbMax = s.rlimit_kb;
   let rlimitUnlimited = s.rlimit_kb === null;
-  let ioUring = false;
   for (const op of s.ops) {
     if (op.op === 'cpu') hot.add(op.cpu);
     else if (op.op === 'sysctl') sysctls.add(op.name);
     else if (op.op === 'rlimit') {
       if (op.memlock_kb === null) rlimitUnlimited = true;
       else if (rlimitKbMax === null || op.memlock_kb > rlimitKbMax) rlimitKbMax = op.memlock_kb;
-    } else if ((op.op === 'ballast' && op.via === 'io_uring') || op.op === 'uring') ioUring = true;
+    } else if (op.op === 'uring') features.add('io_uring');
+    else if (op.op === 'ballast' && op.via !== 'perf') features.add(op.via);
   }
   return {
     cpus: s.cpus,
@@ -334,34 +339,12 @@ export function scenarioNeeds(s: CompiledScenario): ScenarioNeeds {
     hotplugCpus: [...hot].sort((a, b) => a - b),
     rlimitKbMax,
     rlimitUnlimited,
+    start: { perf_event_mlock_kb: s.mlock_kb, perf_event_paranoid: s.paranoid },
     sysctls: [...sysctls].sort(),
-    ioUring,
+    features: [...features].sort(),
+    ioUring: features.has('io_uring'),
     faultInjection: hasFaultInjection(s),
   };
-}
-
-/** What a machine offers (for `unmetNeeds`). */
-export interface MachineOffer {
-  onlineCpus: number;
-  /** hard RLIMIT_MEMLOCK in kB root can give the worker (null = unlimited) */
-  memlockHardKb: number | null;
-  cpuHotplug: boolean;
-  ioUring: boolean;
-  faultInjection: boolean;
-}
-
-/** Why a scenario cannot run on a machine: one reason per unmet need; empty = it can. */
-export function unmetNeeds(n: ScenarioNeeds, m: MachineOffer): string[] {
-  const why: string[] = [];
-  if (!n.cpusAny && n.cpus !== m.onlineCpus) why.push(`needs ${n.cpus} online CPUs, the machine has ${m.onlineCpus}`);
-  if (n.hotplugCpus.length > 0 && !m.cpuHotplug) why.push(`takes CPU ${n.hotplugCpus.join(', ')} offline: needs CPU hotplug`);
-  if (m.memlockHardKb !== null) {
-    if (n.rlimitUnlimited) why.push(`sets RLIMIT_MEMLOCK unlimited, above the hard limit ${m.memlockHardKb} kB`);
-    if (n.rlimitKbMax !== null && n.rlimitKbMax > m.memlockHardKb) why.push(`sets RLIMIT_MEMLOCK ${n.rlimitKbMax} kB, above the hard limit ${m.memlockHardKb} kB`);
-  }
-  if (n.ioUring && !m.ioUring) why.push('needs io_uring');
-  if (n.faultInjection && !m.faultInjection) why.push('has fault-injection ops (hang/sysrq)');
-  return why;
 }
 
 // ---------------------------------------------------------------------------

@@ -46,8 +46,12 @@ export const SCENARIO_LIMITS = {
   maxDataPages: 65536,
   /** pages of one ballast op (16 GiB: the helper really allocates them) */
   maxBallastPages: 2 ** 22,
-  /** entries of an explicit perf ballast `buffers` list */
-  maxBallastBuffers: 4096,
+  /**
+   * entries of an explicit perf ballast `buffers` list: the reproducer's
+   * fixed table (harness/lockstep-limits.h is generated from this value by
+   * `lockstep schema --write`; test/json-schema.test.ts keeps them equal)
+   */
+  maxBallastBuffers: 1024,
   /** `count` of map / remap */
   maxCount: 200_000,
   /** seconds of a `hang` op */
@@ -60,6 +64,21 @@ export const IDENT_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const SYSRQ_KEY_RE = /^[A-Za-z0-9]$/;
 /** `pages` relative to user_lock_limit: "L", "L+N", "L-N". */
 const L_RE = /^L(?:([+-])(0|[1-9][0-9]{0,8}))?$/;
+
+/**
+ * harness/lockstep-limits.h: the limits the reproducer shares with the
+ * scenario schema, so a scenario that loads never meets a smaller limit in C.
+ */
+export function limitsHeader(): string {
+  return [
+    '/* Generated from SCENARIO_LIMITS (src/scenario/schema.ts) by `lockstep schema --write`: do not edit. */',
+    '#ifndef LOCKSTEP_LIMITS_H',
+    '#define LOCKSTEP_LIMITS_H',
+    `#define MAX_BALLAST_BUFS ${SCENARIO_LIMITS.maxBallastBuffers}`,
+    '#endif',
+    '',
+  ].join('\n');
+}
 
 export const SYSCTL_NAMES: readonly SysctlName[] = ['perf_event_mlock_kb', 'perf_event_paranoid'];
 export const OP_NAMES = ['ballast', 'map', 'remap', 'unmap', 'unmap_part', 'map_output', 'uring', 'probe', 'exit', 'rlimit', 'sysctl', 'cpu', 'hang', 'sysrq'] as const;
@@ -215,7 +234,10 @@ const opSchema = z.discriminatedUnion('op', Object.values(OP_SCHEMAS) as unknown
 export const scenarioSchema = strictObject({
   id: ident('id', '"my-scenario"'),
   description: prose('description', SCENARIO_LIMITS.maxDescription, '"what it reproduces and which logics it tells apart"'),
-  cpus: either([z.literal('any'), int('cpus', L.minCpus, L.maxCpus, '2 (or "any" when the scenario\'s point does not depend on the count)')], (v) => (v === 'any' ? 0 : 1)),
+  cpus: either([
+    z.literal('any', { error: (iss) => explain(`cpus ${show(iss.input)} is neither a count nor "any"`, `write a number in ${L.minCpus}..${L.maxCpus} without quotes, or "any" when the scenario's point does not depend on the count`) }),
+    int('cpus', L.minCpus, L.maxCpus, '2 (or "any" when the scenario\'s point does not depend on the count)'),
+  ], (v) => (typeof v === 'string' ? 0 : 1)),
   perf_event_mlock_kb: int('perf_event_mlock_kb', 0, L.maxMlockKb, '516').default(SCENARIO_DEFAULTS.perf_event_mlock_kb),
   paranoid: int('paranoid', L.minParanoid, L.maxParanoid, '2').default(SCENARIO_DEFAULTS.paranoid),
   rlimit_memlock_kb: memlockKb('rlimit_memlock_kb').default(SCENARIO_DEFAULTS.rlimit_memlock_kb),
