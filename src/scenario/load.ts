@@ -430,8 +430,14 @@ export function checkUniqueIds(list: readonly LoadedScenario[]): void {
   }
 }
 
-/** Every *.json file of a directory (not recursive), in file-name order. Duplicate ids are a ConfigError. */
-export function loadScenarioDir(dir: string): LoadedScenario[] {
+/**
+ * Every *.json file of a directory (not recursive), in file-name order,
+ * without letting one bad file block the others: `loaded` holds the good
+ * ones, `errors` one ConfigError per bad file (including a file whose id
+ * an earlier file already has). Throws ConfigError only when the directory
+ * cannot be listed.
+ */
+export function loadScenarioDirEach(dir: string, notice?: (line: string) => void): { loaded: LoadedScenario[]; errors: ConfigError[] } {
   const d = resolve(dir);
   let names: string[];
   try {
@@ -442,9 +448,26 @@ export function loadScenarioDir(dir: string): LoadedScenario[] {
   } catch (e) {
     throw new ConfigError(d, '', `cannot be listed (${errnoOf(e)})`, 'give a directory of scenario .json files');
   }
-  const list = names.map((n) => loadScenarioFile(join(d, n)));
-  checkUniqueIds(list);
-  return list;
+  const loaded: LoadedScenario[] = [];
+  const errors: ConfigError[] = [];
+  for (const n of names) {
+    try {
+      const s = loadScenarioFile(join(d, n), notice);
+      checkUniqueIds([...loaded, s]);
+      loaded.push(s);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      errors.push(e);
+    }
+  }
+  return { loaded, errors };
+}
+
+/** Every *.json file of a directory (not recursive), in file-name order. The first bad file (or duplicate id) is a ConfigError. */
+export function loadScenarioDir(dir: string): LoadedScenario[] {
+  const { loaded, errors } = loadScenarioDirEach(dir);
+  if (errors.length > 0) throw errors[0]!;
+  return loaded;
 }
 
 /** harness/scenarios/ of this checkout. */
