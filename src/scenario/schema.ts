@@ -237,7 +237,7 @@ export const scenarioSchema = strictObject({
   cpus: either([
     z.literal('any', { error: (iss) => explain(`cpus ${show(iss.input)} is neither a count nor "any"`, `write a number in ${L.minCpus}..${L.maxCpus} without quotes, or "any" when the scenario's point does not depend on the count`) }),
     int('cpus', L.minCpus, L.maxCpus, '2 (or "any" when the scenario\'s point does not depend on the count)'),
-  ], (v) => (typeof v === 'string' ? 0 : 1)),
+  ], (v) => (typeof v === 'string' && !/^[0-9]+$/.test(v) ? 0 : 1)),
   perf_event_mlock_kb: int('perf_event_mlock_kb', 0, L.maxMlockKb, '516').default(SCENARIO_DEFAULTS.perf_event_mlock_kb),
   paranoid: int('paranoid', L.minParanoid, L.maxParanoid, '2').default(SCENARIO_DEFAULTS.paranoid),
   rlimit_memlock_kb: memlockKb('rlimit_memlock_kb').default(SCENARIO_DEFAULTS.rlimit_memlock_kb),
