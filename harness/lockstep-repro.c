@@ -86,7 +86,7 @@ struct io_uring_params { uint8_t raw[120]; };
 #define PROTO_VERSION 1
 #define ID_MAX 64
 #define PROBE_CAP 65000
-#define MAX_BALLAST_BUFS 1024
+#include "lockstep-limits.h" /* MAX_BALLAST_BUFS, shared with the scenario schema */
 #define MAX_SCRIPT_BYTES (16u << 20)
 #define MSG_MAX 200
 

@@ -12,7 +12,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connectEngine, engineProblem } from '../src/container/engine.ts';
 import { ensureReproImage, rootfsEntries } from '../src/container/image.ts';
-import { containerSettings, containerSkipReason, hostConfigFor } from '../src/container/settings.ts';
+import { containerOffer, containerSettings, hostConfigFor } from '../src/container/settings.ts';
+import { scenarioNeeds } from '../src/scenario/load.ts';
+import type { CompiledScenario } from '../src/scenario/ops.ts';
+import { skipReason } from '../src/scenario/skip.ts';
 import { tarArchive, tarList } from '../src/container/tar.ts';
 import { defaultCacheDir } from '../src/kernels/artifact.ts';
 import { builtinSpecsDir, loadSpecFile, parseSpec } from '../src/kernels/spec.ts';
@@ -56,19 +59,21 @@ const scen = (over: Record<string, unknown>, ops: unknown[]) =>
 
 t.test('container settings come from the scenario', (t) => {
   const plain = containerSettings(scen({ rlimit_kb: 64 }, [{ op: 'probe' }, { op: 'rlimit', memlock_kb: 128 }, { op: 'rlimit', memlock_kb: 16 }]));
-  t.strictSame(plain, { capAdd: ['SYS_ADMIN'], memlockKb: 128, seccomp: 'default' }, 'no IPC_LOCK; the largest RLIMIT the scenario sets');
+  t.strictSame(plain, { capAdd: ['SYS_ADMIN'], rlimitMemlockKb: 128, seccomp: 'default' }, 'no IPC_LOCK; the largest RLIMIT the scenario sets');
   const cap = containerSettings(scen({ cap_ipc_lock: true }, [{ op: 'probe' }]));
   t.strictSame(cap.capAdd, ['SYS_ADMIN', 'IPC_LOCK'], 'cap_ipc_lock: IPC_LOCK in the container');
-  t.equal(containerSettings(scen({ rlimit_kb: null }, [{ op: 'probe' }])).memlockKb, null);
+  t.equal(containerSettings(scen({ rlimit_kb: null }, [{ op: 'probe' }])).rlimitMemlockKb, null);
   const hc = hostConfigFor(plain, '/x/logs');
   t.strictSame(hc.Ulimits, [{ Name: 'memlock', Soft: 131072, Hard: 131072 }]);
   t.notOk('SecurityOpt' in hc, 'the default seccomp profile');
 
-  const host = { onlineCpus: 2, mlockKb: 516, paranoid: 2 };
-  t.equal(containerSkipReason(scen({}, [{ op: 'probe' }]), host), null);
-  t.match(containerSkipReason(scen({ paranoid: -1 }, [{ op: 'probe' }]), host), /perf_event_paranoid -1.*read-only/);
-  t.match(containerSkipReason(scen({}, [{ op: 'sysctl', name: 'perf_event_mlock_kb', value: 260 }]), host), /writes perf_event_mlock_kb.*read-only/);
-  t.match(containerSkipReason(scen({ cpus: 4 }, [{ op: 'cpu', cpu: 3, online: false }]), host), /needs 4 online CPUs/);
+  const host = containerOffer({ onlineCpus: 2, perfEventMlockKb: 516, paranoid: 2 });
+  const why = (s: CompiledScenario) => skipReason(scenarioNeeds(s), host);
+  t.equal(why(scen({}, [{ op: 'probe' }])), null);
+  t.match(why(scen({ paranoid: -1 }, [{ op: 'probe' }])), /perf_event_paranoid -1.*read-only/);
+  t.match(why(scen({}, [{ op: 'sysctl', name: 'perf_event_mlock_kb', value: 260 }])), /writes perf_event_mlock_kb.*read-only/);
+  t.match(why(scen({ cpus: 4 }, [{ op: 'cpu', cpu: 3, online: false }])), /needs 4 online CPUs/);
+  t.match(why(scen({ fault_injection: true }, [{ op: 'hang', seconds: 1 }])), /fault-injection ops \(hang\/sysrq\): VM only/);
   t.end();
 });
 

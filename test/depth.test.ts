@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { defaultCacheDir } from '../src/kernels/artifact.ts';
 import { builtinSpecsDir, loadSpecFile } from '../src/kernels/spec.ts';
 import { runMatrix } from '../src/matrix/run.ts';
-import { hostOnlineCpus, hostSkipReason } from '../src/runner/host.ts';
+import { hostOffer, hostOnlineCpus } from '../src/runner/host.ts';
+import { skipReason } from '../src/scenario/skip.ts';
 import { ALL_LOGICS, logicLabel, simulate } from '../src/model/index.ts';
-import { builtinScenarios, compileScenario } from '../src/scenario/load.ts';
+import { builtinScenarios, compileScenario, scenarioNeeds } from '../src/scenario/load.ts';
 import { toScript, userLockLimit } from '../src/scenario/ops.ts';
 import type { CellResult } from '../src/results/schema.ts';
 import { ConfigError } from '../src/util/errors.ts';
@@ -97,7 +98,7 @@ t.test('host kernel: the new scenarios measured', async (t) => {
   const hostCpus = hostOnlineCpus();
   for (const id of ids) {
     const s = get(id);
-    const why = hostSkipReason(s.cpus_any ? hostCpus : s.cpus, [s.rlimit_kb]);
+    const why = skipReason(scenarioNeeds(s), hostOffer());
     if (why) t.match(cell(id), { verdict: 'SKIP', reason: why }, `${id}: SKIP on this host (${why})`);
     else t.equal(cell(id).verdict, 'MATCH', `${id}: ${cell(id).reason ?? 'MATCH'}`);
   }

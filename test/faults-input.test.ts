@@ -57,7 +57,8 @@ scase('negative-pages', { ...sc, ops: [{ op: 'map', buf: 'a', cpu: 0, data_pages
 scase('absurd-cpus', { ...sc, cpus: 100000 }, 'cpus: ', /cpus 100000 is out of range/);
 scase('zero-cpus', { ...sc, cpus: 0 }, 'cpus: ', /cpus 0 is out of range/);
 scase('dotdot-id', { ...sc, id: '../../etc/passwd' }, 'id: ', /id "\.\.\/\.\.\/etc\/passwd" is not/);
-scase('shell-description', { ...sc, description: '$(rm -rf /)' }, 'description: ', /.*shell metacharacter "\$"/);
+// descriptions never reach a shell (#16 item 7); names do
+scase('shell-buffer-name', { ...sc, ops: [{ op: 'map', buf: '$(rm -rf /)', cpu: 0, data_pages: 1 }] }, 'ops\\[0\\]\\.buf: ', /.*shell metacharacter "\$"/);
 scase('shell-buffer', { ...sc, ops: [{ op: 'map', buf: 'a;b', cpu: 0, data_pages: 1 }] }, esc('ops[0].buf: '), /.*shell metacharacter ";"/);
 scase('shell-sysrq-key', { ...sc, fault_injection: true, ops: [{ op: 'sysrq', key: ';' }] }, esc('ops[0].key: '), /.*shell metacharacter ";"/);
 scase('fault-op-unflagged', { ...sc, ops: [{ op: 'hang', seconds: 5 }] }, esc('ops[0].op: '), /"hang" is a fault-injection op/);

@@ -9,10 +9,11 @@ import { tmpdir } from 'node:os';
 import { defaultCacheDir } from '../src/kernels/artifact.ts';
 import { builtinSpecsDir, loadSpecFile } from '../src/kernels/spec.ts';
 import { runMatrix } from '../src/matrix/run.ts';
-import { builtinScenarios } from '../src/scenario/load.ts';
+import { builtinScenarios, compileAtCpus, scenarioNeeds } from '../src/scenario/load.ts';
 import { userLockLimit } from '../src/scenario/ops.ts';
 import { type CellResult, type Results, RESULTS_SCHEMA } from '../src/results/schema.ts';
-import { hostOnlineCpus, hostSkipReason } from '../src/runner/host.ts';
+import { hostOffer, hostOnlineCpus } from '../src/runner/host.ts';
+import { skipReason } from '../src/scenario/skip.ts';
 
 const scenarios = builtinScenarios().map((l) => l.compiled);
 const pickScenarios = (ids: string[]) => ids.map((id) => scenarios.find((s) => s.id === id)!);
@@ -74,7 +75,7 @@ t.test('Debian 6.1.190 in QEMU: shared counter, no remmap leak, incident scaled 
 t.test('host kernel: V4 remap leak and shared io_uring counter, measured natively', async (t) => {
   // remmap, shared-counter, rlimit-small say "cpus": "any": they run at the host's online count
   const hostCpus = hostOnlineCpus();
-  const why = hostSkipReason(hostCpus, [8192]);
+  const why = skipReason(scenarioNeeds(compileAtCpus(builtinScenarios().find((s) => s.id === 'remmap')!.compiled, hostCpus)), hostOffer());
   if (why) {
     // Not a silent pass: the host cannot run these cells; the matrix would mark them SKIP with this reason.
     t.comment(`host cells would be SKIP here: ${why}`);

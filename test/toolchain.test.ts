@@ -13,10 +13,12 @@ import { backportsDir, toolchainFor } from '../src/kernels/obtain/source/inputs.
 import { patchedFiles, treeKey } from '../src/kernels/obtain/source/recipe.ts';
 import { applyBackports, effectiveFragment, treeKconfigSymbols } from '../src/kernels/obtain/source/tree.ts';
 import {
-  BACKPORT_TABLE, backportsFor, buildLacksReason, COMPILER_TABLE, compilerFor, kconfigSymbols, kernelVersion, splitByTree,
+  BACKPORT_TABLE, backportsFor, vmOffer, nrCpusOf, COMPILER_TABLE, compilerFor, kconfigSymbols, kernelVersion, splitByTree,
 } from '../src/kernels/obtain/source/toolchain.ts';
 import { parseFragment } from '../src/kernels/obtain/source/recipe.ts';
-import { builtinScenarios } from '../src/scenario/load.ts';
+import { builtinScenarios, compileScenario, scenarioNeeds } from '../src/scenario/load.ts';
+import type { CompiledScenario } from '../src/scenario/ops.ts';
+import { skipReason } from '../src/scenario/skip.ts';
 
 t.test('the compiler by version: gcc-11 before v5.15, the default gcc after', async (t) => {
   t.equal(compilerFor('5.3.1').cc, 'gcc-11');
@@ -81,10 +83,20 @@ t.test('a scenario whose ballast needs a missing option SKIPs with the reason', 
   const scen = new Map(builtinScenarios().map((s) => [s.id, s.compiled]));
   const uring = [...scen.values()].find((s) => s.ops.some((o) => o.op === 'ballast' && o.via === 'io_uring'))!;
   t.ok(uring, 'a built-in scenario uses an io_uring ballast');
-  t.match(buildLacksReason(uring.ops, ['CONFIG_IO_URING']), /lacks CONFIG_IO_URING \(added in v5\.1 by 2b188cc1bb85/);
-  t.equal(buildLacksReason(uring.ops, []), null);
-  t.equal(buildLacksReason(scen.get('overage')!.ops, ['CONFIG_IO_URING']), null, 'a scenario without that ballast runs');
-  t.match(buildLacksReason([{ op: 'ballast', via: 'bpf' }], ['CONFIG_BPF_SYSCALL']), /CONFIG_BPF_SYSCALL/);
+  const lacks = (s: CompiledScenario, absent: string[], nrCpus: number | null = null) => skipReason(scenarioNeeds(s), vmOffer(absent, nrCpus));
+  t.match(lacks(uring, ['CONFIG_IO_URING']), /needs io_uring: the kernel's build lacks CONFIG_IO_URING \(added in v5\.1 by 2b188cc1bb85/);
+  t.equal(lacks(uring, []), null);
+  t.equal(lacks(scen.get('overage')!, ['CONFIG_IO_URING']), null, 'a scenario without that ballast runs');
+  // the worker's own io_uring registration (op uring) needs io_uring too, not only the ballast
+  const worker = compileScenario({ id: 'w', description: 'worker uring', cpus: 2, ops: [{ op: 'uring', pages: 4 }] }, 'w.json');
+  t.match(lacks(worker, ['CONFIG_IO_URING']), /needs io_uring: .*CONFIG_IO_URING/);
+  const bpf = compileScenario({ id: 'b', description: 'bpf', cpus: 2, ops: [{ op: 'ballast', via: 'bpf', pages: 4 }] }, 'b.json');
+  t.match(lacks(bpf, ['CONFIG_BPF_SYSCALL']), /needs bpf: .*CONFIG_BPF_SYSCALL/);
+  // the build's CONFIG_NR_CPUS caps the CPUs a VM can have
+  t.equal(nrCpusOf('CONFIG_SMP=y\nCONFIG_NR_CPUS=64\n'), 64);
+  t.equal(lacks(scen.get('incident')!, [], 64), null, 'incident (36 CPUs) fits NR_CPUS=64');
+  const big = compileScenario({ id: 'big', description: 'many CPUs', cpus: 128, ops: [{ op: 'probe' }] }, 'big.json');
+  t.equal(lacks(big, [], 64), 'needs 128 online CPUs, the kernel is built with CONFIG_NR_CPUS=64');
 });
 
 t.test('the objtool backport: applied to lockstep\'s copy only, detected when already there', async (t) => {

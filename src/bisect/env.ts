@@ -8,7 +8,9 @@
 
 import { join } from 'node:path';
 import { runMatrix } from '../matrix/run.ts';
-import { buildLacksReason } from '../kernels/obtain/source/toolchain.ts';
+import { vmOffer } from '../kernels/obtain/source/toolchain.ts';
+import { scenarioNeeds } from '../scenario/load.ts';
+import { skipReason } from '../scenario/skip.ts';
 import type { ImageSpec, KernelSpec } from '../kernels/spec.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import type { Accel } from '../runner/qemu.ts';
@@ -58,7 +60,7 @@ export function matrixEnv(o: MatrixEnvOptions): BisectEnv {
         if ('buildFailed' in b) {
           return { attempt: { status: 'build_failed', reason: b.buildFailed }, verdict: 'BUILD_FAIL', started_at, wall_ms: Date.now() - t0, out_dir: outDir };
         }
-        const lacks = buildLacksReason(o.scenario.ops, b.absentOptions ?? []);
+        const lacks = skipReason(scenarioNeeds(o.scenario), vmOffer(b.absentOptions ?? []));
         if (lacks) return { attempt: { status: 'unjudgeable', verdict: 'SKIP', reason: lacks }, verdict: 'SKIP', started_at, wall_ms: Date.now() - t0, out_dir: outDir };
         const img: ImageSpec = {
           id: `bisect-${target.commit.slice(0, 12)}`, kind: 'image', path: b.vmlinuz, version: b.version,

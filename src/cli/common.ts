@@ -5,7 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { builtinSpecs, checkUniqueIds, loadSpecFile, type KernelSpec } from '../kernels/spec.ts';
-import { type LoadedScenario, builtinScenarios, loadScenarioDir, loadScenarioFile } from '../scenario/load.ts';
+import { type LoadedScenario, builtinScenarios, loadScenarioDirEach, loadScenarioFile } from '../scenario/load.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import { type CellVerdict, verdictClass } from '../results/schema.ts';
 import { ConfigError } from '../util/errors.ts';
@@ -67,17 +67,32 @@ export async function loadKernels(v: Record<string, unknown>): Promise<KernelSpe
   return checkUniqueIds(specs);
 }
 
-/** The compiled scenarios of the command line: built-ins (unless --no-builtin-scenarios) and --scenario-file ones. */
-export async function loadScenarios(v: Record<string, unknown>): Promise<CompiledScenario[]> {
-  return (await loadScenarioEntries(v)).map((l) => l.compiled);
+/**
+ * The compiled scenarios of the command line: built-ins (unless
+ * --no-builtin-scenarios) and --scenario-file ones. `badFiles`: see
+ * loadScenarioEntries.
+ */
+export async function loadScenarios(v: Record<string, unknown>, badFiles?: ConfigError[]): Promise<CompiledScenario[]> {
+  return (await loadScenarioEntries(v, badFiles)).map((l) => l.compiled);
 }
 
-/** As loadScenarios, with each scenario's file and description. Throws ConfigError for a bad file or an id defined twice. */
-export async function loadScenarioEntries(v: Record<string, unknown>): Promise<LoadedScenario[]> {
+/**
+ * As loadScenarios, with each scenario's file and description. With
+ * `badFiles`, a bad file inside a --scenario-file directory does not stop the
+ * others: its ConfigError goes there (the caller reports it and exits 2 at
+ * the end); without, the first one is thrown. A bad file named directly, or
+ * an id defined twice across the sources, is always thrown.
+ */
+export async function loadScenarioEntries(v: Record<string, unknown>, badFiles?: ConfigError[]): Promise<LoadedScenario[]> {
   const loaded = v['no-builtin-scenarios'] ? [] : builtinScenarios();
   for (const p of (v['scenario-file'] as string[] | undefined) ?? []) {
     const abs = resolve(p);
-    loaded.push(...(existsSync(abs) && statSync(abs).isDirectory() ? loadScenarioDir(abs) : [loadScenarioFile(abs)]));
+    if (existsSync(abs) && statSync(abs).isDirectory()) {
+      const dir = loadScenarioDirEach(abs);
+      if (dir.errors.length > 0 && badFiles === undefined) throw dir.errors[0]!;
+      badFiles?.push(...dir.errors);
+      loaded.push(...dir.loaded);
+    } else loaded.push(loadScenarioFile(abs));
   }
   const seen = new Set<string>();
   for (const s of loaded) {

@@ -14,13 +14,15 @@
 // shared with every root process on the host, which is why the incident's
 // root started at 32886 pages and why lockstep never measures as uid 0).
 
-import { type CompiledScenario, hasFaultInjection } from '../scenario/ops.ts';
+import { scenarioNeeds } from '../scenario/load.ts';
+import type { CompiledScenario } from '../scenario/ops.ts';
+import type { Offer } from '../scenario/skip.ts';
 
 export interface ContainerSettings {
   /** capabilities added to Docker's default set */
   capAdd: string[];
   /** RLIMIT_MEMLOCK of the container in kB (soft = hard); null = unlimited */
-  memlockKb: number | null;
+  rlimitMemlockKb: number | null;
   /** "default": Docker's default seccomp profile */
   seccomp: 'default';
 }
@@ -28,43 +30,40 @@ export interface ContainerSettings {
 export function containerSettings(s: CompiledScenario): ContainerSettings {
   const capAdd = ['SYS_ADMIN'];
   if (s.cap_ipc_lock) capAdd.push('IPC_LOCK');
-  let memlockKb: number | null = s.rlimit_kb;
-  for (const op of s.ops) {
-    if (op.op !== 'rlimit' || memlockKb === null) continue;
-    if (op.memlock_kb === null || op.memlock_kb > memlockKb) memlockKb = op.memlock_kb;
-  }
-  return { capAdd, memlockKb, seccomp: 'default' };
+  const n = scenarioNeeds(s);
+  return { capAdd, rlimitMemlockKb: n.rlimitUnlimited ? null : n.rlimitKbMax, seccomp: 'default' };
 }
 
 /** The host as a container sees it. */
 export interface ContainerHost {
   onlineCpus: number;
-  mlockKb: number;
+  /** kernel.perf_event_mlock_kb of the host, kB */
+  perfEventMlockKb: number;
   paranoid: number;
 }
 
 /**
- * Why a scenario cannot run in a container on this host, or null. /proc/sys
- * is read-only inside a container and lockstep does not change the host's
- * sysctls for a container run (the host is shared), so a scenario must start
- * at the host's perf_event_mlock_kb and perf_event_paranoid and write no
- * sysctl; CPUs are never taken offline on the host.
+ * What a container on this host offers a scenario (src/scenario/skip.ts).
+ * /proc/sys is read-only inside a container and lockstep does not change the
+ * host's sysctls for a container run (the host is shared), so a scenario
+ * must start at the host's perf_event_mlock_kb and perf_event_paranoid and
+ * write no sysctl; CPUs are never taken offline on the host. Pure.
  */
-export function containerSkipReason(s: CompiledScenario, h: ContainerHost): string | null {
-  if (s.cpus !== h.onlineCpus) return `needs ${s.cpus} online CPUs, the host has ${h.onlineCpus} (a container sees the host's CPUs)`;
-  const ro = '/proc/sys is read-only in a container and lockstep does not change host sysctls for container runs';
-  if (s.mlock_kb !== h.mlockKb) return `starts at perf_event_mlock_kb ${s.mlock_kb}, the host has ${h.mlockKb}: ${ro}`;
-  if (s.paranoid !== h.paranoid) return `starts at perf_event_paranoid ${s.paranoid}, the host has ${h.paranoid}: ${ro}`;
-  const sysctl = s.ops.find((op) => op.op === 'sysctl');
-  if (sysctl) return `writes ${sysctl.name} mid-run: ${ro}`;
-  if (s.ops.some((op) => op.op === 'cpu')) return 'takes CPUs offline: lockstep never hotplugs host CPUs';
-  if (hasFaultInjection(s)) return 'has fault-injection ops (hang/sysrq): VM only';
-  return null;
+export function containerOffer(h: ContainerHost): Offer {
+  return {
+    where: 'the host',
+    onlineCpus: h.onlineCpus,
+    cpusWhy: '(a container sees the host\'s CPUs)',
+    memlockHardKb: null,
+    cpuHotplug: 'lockstep never hotplugs host CPUs',
+    faultInjection: 'VM only',
+    sysctls: { perf_event_mlock_kb: h.perfEventMlockKb, perf_event_paranoid: h.paranoid, why: '/proc/sys is read-only in a container and lockstep does not change host sysctls for container runs' },
+  };
 }
 
 /** The engine's HostConfig part for these settings (dockerode's names). */
 export function hostConfigFor(c: ContainerSettings, bindDir: string): Record<string, unknown> {
-  const bytes = c.memlockKb === null ? -1 : c.memlockKb * 1024;
+  const bytes = c.rlimitMemlockKb === null ? -1 : c.rlimitMemlockKb * 1024;
   return {
     Binds: [`${bindDir}:/lockstep:ro`],
     CapAdd: c.capAdd,

@@ -3,7 +3,7 @@
 // results.json + table.md atomically after every group, so an interrupted or
 // crashed run keeps every cell it finished.
 
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { homedir, release as osRelease, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,16 +12,18 @@ import { ensureKernel, type KernelArtifact } from '../kernels/artifact.ts';
 import { acquireLock } from '../util/lock.ts';
 import { resolveExpect } from '../kernels/expect.ts';
 import { AUX_SKIP_REASON } from '../kernels/source-spec.ts';
-import { buildLacksReason } from '../kernels/obtain/source/toolchain.ts';
+import { nrCpusOf, vmOffer } from '../kernels/obtain/source/toolchain.ts';
 import type { KernelSpec } from '../kernels/spec.ts';
 import { ensureBaseImage, reproducerBinary } from '../image/initramfs.ts';
 import { createHash } from 'node:crypto';
 import { type Expectation, logicLabel } from '../model/index.ts';
 import { type CompiledScenario, hasFaultInjection } from '../scenario/ops.ts';
 import { DEFAULT_ANY_CPUS, scenarioHash } from '../scenario/load.ts';
-import { freshHostUids, HostRuntime, hostOnlineCpus, hostSkipReason } from '../runner/host.ts';
+import { freshHostUids, HostRuntime, hostOffer, hostOnlineCpus } from '../runner/host.ts';
 import { containerRuntime, hostPerfSysctls } from '../runner/container.ts';
-import { containerSkipReason } from '../container/settings.ts';
+import { containerOffer } from '../container/settings.ts';
+import { type Offer, skipReason } from '../scenario/skip.ts';
+import { scenarioNeeds } from '../scenario/load.ts';
 import { type SimulateOptions, simOptionsForVersion } from '../model/simulate.ts';
 import { kvmUsable, qemuVersion, type Accel } from '../runner/qemu.ts';
 import type { GroupOutcome, Runtime } from '../runner/runtime.ts';
@@ -37,6 +39,15 @@ import { type CellContext, cellsFromOutcome, cellWithoutRun } from './cells.ts';
 import { type SplatPolicy, splatDecider } from '../policy/splats.ts';
 import { groupTimeoutMs, planGroups, type PlannedGroup, scheduleOrder } from './plan.ts';
 import { matrixIdentity, shardGroups, type ShardSpec } from './shard.ts';
+
+/** CONFIG_NR_CPUS a source kernel's fragment sets, or null (unreadable: the build step reports that). */
+function nrCpusOfFile(path: string): number | null {
+  try {
+    return nrCpusOf(readFileSync(path, 'utf8'));
+  } catch {
+    return null;
+  }
+}
 
 /** Machine-wide: one lockstep at a time runs scenarios on the host kernel. */
 export const HOST_KERNEL_LOCK = join(existsSync('/run/lock') ? '/run/lock' : tmpdir(), 'lockstep-host-kernel.lock');
@@ -249,36 +260,17 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
     }
     const logic = logics.get(spec.id) ?? null;
     simOpts = simOptionsForVersion(a.version);
-    let runnable = g.scenarios;
+    // One skip rule (src/scenario/skip.ts); each runtime only says what it offers.
+    const offer: Offer = g.runtime === 'host' ? hostOffer()
+      : g.runtime === 'container' ? containerOffer({ onlineCpus: hostOnlineCpus(), ...hostSysctls! })
+      : vmOffer(Array.isArray(a.meta.absent_options) ? (a.meta.absent_options as string[]) : [], spec.kind === 'source' ? nrCpusOfFile(spec.config) : null);
+    const runnable: CompiledScenario[] = [];
     const skipped: CellResult[] = [];
-    if (g.runtime === 'container') {
-      runnable = [];
-      const h = hostSysctls!;
-      for (const s of g.scenarios) {
-        const why = containerSkipReason(s, { onlineCpus: hostOnlineCpus(), ...h });
-        if (why) skipped.push(cellWithoutRun(ctx(logic), s, 'SKIP', why));
-        else runnable.push(s);
-      }
-    }
-    if (g.runtime === 'host') {
-      runnable = [];
-      for (const s of g.scenarios) {
-        const rl = [s.rlimit_kb, ...s.ops.flatMap((op) => (op.op === 'rlimit' ? [op.memlock_kb] : []))];
-        // sysrq on the host would crash the machine that runs lockstep
-        const why = (hasFaultInjection(s) ? 'has fault-injection ops (hang/sysrq): VM only, never on the host' : null) ??
-          hostSkipReason(s.cpus, rl) ??
-          (s.ops.some((op) => op.op === 'cpu') ? 'takes CPUs offline: lockstep never hotplugs host CPUs' : null);
-        if (why) skipped.push(cellWithoutRun(ctx(logic), s, 'SKIP', why));
-        else runnable.push(s);
-      }
-    }
-    // a release without an option the scenario needs (CONFIG_IO_URING before 5.1): SKIP with that reason
-    const absent = Array.isArray(a.meta.absent_options) ? (a.meta.absent_options as string[]) : [];
-    runnable = runnable.filter((s) => {
-      const why = buildLacksReason(s.ops, absent);
+    for (const s of g.scenarios) {
+      const why = skipReason(scenarioNeeds(s), offer);
       if (why) skipped.push(cellWithoutRun(ctx(logic), s, 'SKIP', why));
-      return !why;
-    });
+      else runnable.push(s);
+    }
     let cells = skipped;
     if (runnable.length && !o.signal?.aborted) {
       const rt: Runtime = g.runtime === 'host' ? host : g.runtime === 'container' ? container! : qemu!;

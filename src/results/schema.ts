@@ -14,7 +14,9 @@ import type { MeasuredOp, Divergence } from '../diff/index.ts';
 import { type ExpectedOp, parseLogic, simOptionsForVersion, simulate } from '../model/index.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import type { DebianResolution } from '../kernels/obtain/debian.ts';
+import { z } from 'zod';
 import { ConfigError } from '../util/errors.ts';
+import { explain, parseOrThrow } from '../util/validate.ts';
 
 export const RESULTS_SCHEMA = 'lockstep/results@2';
 /** Older schemas this lockstep still reads (migrated on read). */
@@ -160,66 +162,75 @@ export function verdictClass(v: CellVerdict): VerdictClass {
   }
 }
 
-const VERDICTS: readonly CellVerdict[] = ['MATCH', 'MISMATCH', 'SKIP', 'ERROR', 'TIMEOUT', 'PANIC', 'BOOT_FAIL', 'BUILD_FAIL', 'UNCHECKED'];
+const VERDICTS = ['MATCH', 'MISMATCH', 'SKIP', 'ERROR', 'TIMEOUT', 'PANIC', 'BOOT_FAIL', 'BUILD_FAIL', 'UNCHECKED'] as const satisfies readonly CellVerdict[];
 export const isVerdict = (v: unknown): v is CellVerdict => typeof v === 'string' && (VERDICTS as readonly string[]).includes(v);
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const DAMAGED = 'the file is damaged or was not written by lockstep; re-run the matrix';
+const damaged = (problem: string) => ({ error: () => explain(problem, DAMAGED) });
+const text = z.string(damaged('missing or not a string'));
+const array = <T extends z.ZodType>(item: T) => z.array(item, damaged('missing or not an array'));
+const callNumber = z.number(damaged('not null or a call number >= 1')).int(damaged('not null or a call number >= 1')).min(1, damaged('not null or a call number >= 1')).nullable();
+
+/**
+ * results.json as readers depend on it (lockstep/results@1 and @2): the
+ * fields every reader uses are typed, the rest is open (newer writers of the
+ * same major schema may add fields). `lockstep schema results` publishes it.
+ */
+export const resultsSchema = z
+  .looseObject({
+    schema: z.string().refine((v) => READABLE_SCHEMAS.includes(v)),
+    lockstep_version: z.string().optional(),
+    started_at: text,
+    finished_at: z.string().optional(),
+    complete: z.boolean(damaged('missing or not a boolean')),
+    host: z.looseObject({}, damaged('missing or not an object')),
+    kernels: array(z.looseObject({ id: text }, damaged('missing or not an object'))),
+    scenarios: array(z.looseObject({ id: text, hash: text }, damaged('missing or not an object'))),
+    cells: array(
+      z.looseObject({
+        kernel: text,
+        scenario: text,
+        verdict: z.enum(VERDICTS, { error: (iss) => explain(`${JSON.stringify(iss.input)} is not one of ${VERDICTS.join(', ')}`, DAMAGED) }),
+        first_eperm_measured: callNumber,
+        first_eperm_expected: callNumber,
+        pinned_measured: array(z.number()),
+        pinned_expected: array(z.number()),
+        measured: array(z.looseObject({})),
+        /** left out in @2 where recomputeExpected gives it back exactly */
+        expected: z.array(z.looseObject({}), damaged('not an array')).optional(),
+        scenario_hash: text,
+        rerun: text,
+      }, damaged('not an object')),
+    ),
+    matrix: z.looseObject({ hash: text }, damaged('missing or not a string')).optional(),
+    shard: z.looseObject({ index: z.number(damaged('not {index, count} with 1 <= index <= count')).int().min(1), count: z.number(damaged('not {index, count} with 1 <= index <= count')).int().min(1) }, damaged('not {index, count} with 1 <= index <= count'))
+      .refine((sh) => sh.index <= sh.count, damaged('not {index, count} with 1 <= index <= count'))
+      .optional(),
+  }, { error: () => explain('not a JSON object', 'point at a results.json written by `lockstep run`') })
+  .superRefine((r, ctx) => {
+    const seen = new Set<string>();
+    r.cells.forEach((c, i) => {
+      if (r.schema === 'lockstep/results@1' && c.expected === undefined) ctx.addIssue({ code: 'custom', path: ['cells', i, 'expected'], message: explain('not an array', DAMAGED) });
+      const key = `${c.kernel}\0${c.scenario}`;
+      if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['cells', i], message: explain(`a second cell for ${c.kernel} x ${c.scenario}`, DAMAGED) });
+      seen.add(key);
+    });
+  });
 
 /**
  * Validate a parsed results.json: the schema version first (a clear error for
- * one this lockstep does not know), then the fields readers depend on. Extra
- * fields are allowed (newer writers of the same major schema may add some).
+ * one this lockstep does not know), then the fields readers depend on
+ * (resultsSchema). Extra fields are allowed. Returns the in-memory form
+ * (expandResults); throws ConfigError naming the file and field.
  */
 export function checkResults(obj: unknown, file: string): Results {
-  if (!isObj(obj)) throw new ConfigError(file, '', 'not a JSON object', 'point at a results.json written by `lockstep run`');
-  const schema = obj.schema;
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new ConfigError(file, '', 'not a JSON object', 'point at a results.json written by `lockstep run`');
+  const schema = (obj as Record<string, unknown>).schema;
   if (typeof schema !== 'string' || !READABLE_SCHEMAS.includes(schema)) {
     throw new ConfigError(file, 'schema', `unknown results schema ${JSON.stringify(schema)} (this lockstep reads ${READABLE_SCHEMAS.join(', ')})`,
       'regenerate it with this version of lockstep, or use the lockstep version that wrote it');
   }
-  const damaged = 'the file is damaged or was not written by lockstep; re-run the matrix';
-  const need = (cond: boolean, field: string, problem: string): void => {
-    if (!cond) throw new ConfigError(file, field, problem, damaged);
-  };
-  need(typeof obj.started_at === 'string', 'started_at', 'missing or not a string');
-  need(typeof obj.complete === 'boolean', 'complete', 'missing or not a boolean');
-  need(isObj(obj.host), 'host', 'missing or not an object');
-  need(Array.isArray(obj.kernels), 'kernels', 'missing or not an array');
-  need(Array.isArray(obj.scenarios), 'scenarios', 'missing or not an array');
-  need(Array.isArray(obj.cells), 'cells', 'missing or not an array');
-  (obj.kernels as unknown[]).forEach((k, i) => {
-    need(isObj(k) && typeof k.id === 'string', `kernels[${i}].id`, 'missing or not a string');
-  });
-  (obj.scenarios as unknown[]).forEach((s, i) => {
-    need(isObj(s) && typeof s.id === 'string', `scenarios[${i}].id`, 'missing or not a string');
-    need(typeof (s as Record<string, unknown>).hash === 'string', `scenarios[${i}].hash`, 'missing or not a string');
-  });
-  const seen = new Set<string>();
-  (obj.cells as unknown[]).forEach((c, i) => {
-    const at = `cells[${i}]`;
-    need(isObj(c), at, 'not an object');
-    const cell = c as Record<string, unknown>;
-    need(typeof cell.kernel === 'string', `${at}.kernel`, 'missing or not a string');
-    need(typeof cell.scenario === 'string', `${at}.scenario`, 'missing or not a string');
-    need(isVerdict(cell.verdict), `${at}.verdict`, `${JSON.stringify(cell.verdict)} is not one of ${VERDICTS.join(', ')}`);
-    for (const f of ['first_eperm_measured', 'first_eperm_expected']) {
-      need(cell[f] === null || (Number.isInteger(cell[f]) && (cell[f] as number) > 0), `${at}.${f}`, 'not null or a call number >= 1');
-    }
-    for (const f of ['pinned_measured', 'pinned_expected', 'measured']) need(Array.isArray(cell[f]), `${at}.${f}`, 'missing or not an array');
-    // @2 leaves out what can be recomputed
-    need(Array.isArray(cell.expected) || (schema !== 'lockstep/results@1' && cell.expected === undefined), `${at}.expected`, 'not an array');
-    need(typeof cell.scenario_hash === 'string', `${at}.scenario_hash`, 'missing or not a string');
-    need(typeof cell.rerun === 'string', `${at}.rerun`, 'missing or not a string');
-    const key = `${cell.kernel}\0${cell.scenario}`;
-    need(!seen.has(key), at, `a second cell for ${cell.kernel} x ${cell.scenario}`);
-    seen.add(key);
-  });
-  if (obj.matrix !== undefined) need(isObj(obj.matrix) && typeof obj.matrix.hash === 'string', 'matrix.hash', 'missing or not a string');
-  if (obj.shard !== undefined) {
-    const sh = obj.shard as Record<string, unknown>;
-    need(isObj(sh) && Number.isInteger(sh.index) && Number.isInteger(sh.count) && (sh.index as number) >= 1 && (sh.index as number) <= (sh.count as number),
-      'shard', 'not {index, count} with 1 <= index <= count');
-  }
+  parseOrThrow(resultsSchema, obj, file);
   return expandResults(obj as unknown as Results);
 }
 

@@ -57,12 +57,12 @@ export class ContainerRuntime implements Runtime {
       const hostConfig = hostConfigFor(settings, req.logDir);
       argv.push(
         `[${s.id}] docker create --user 0:0 --network none --cap-add ${settings.capAdd.join(',')} ` +
-          `--ulimit memlock=${settings.memlockKb === null ? -1 : settings.memlockKb * 1024} -v ${req.logDir}:/lockstep:ro ${this.image.ref} ${cmd.join(' ')}`,
+          `--ulimit memlock=${settings.rlimitMemlockKb === null ? -1 : settings.rlimitMemlockKb * 1024} -v ${req.logDir}:/lockstep:ro ${this.image.ref} ${cmd.join(' ')}`,
       );
       const r = await this.runOne(docker, s.id, cmd, hostConfig, left, req.signal, feed, (d) => { stderr += d; });
       if (r.refused) {
         // The engine could not give the container the scenario's limits: say so as a skip line.
-        feed(`${JSON.stringify({ ev: 'skip', scenario: s.id, reason: `the engine refused the container's RLIMIT_MEMLOCK ${settings.memlockKb === null ? 'unlimited' : `${settings.memlockKb} kB`}: ${r.refused}` })}\n`);
+        feed(`${JSON.stringify({ ev: 'skip', scenario: s.id, reason: `the engine refused the container's RLIMIT_MEMLOCK ${settings.rlimitMemlockKb === null ? 'unlimited' : `${settings.rlimitMemlockKb} kB`}: ${r.refused}` })}\n`);
         continue;
       }
       if (r.status !== 'ok') {
@@ -144,9 +144,9 @@ export class ContainerRuntime implements Runtime {
 }
 
 /** The host's perf sysctls as every container sees them (read-only there). */
-export function hostPerfSysctls(): { mlockKb: number; paranoid: number } {
+export function hostPerfSysctls(): { perfEventMlockKb: number; paranoid: number } {
   const read = (n: string): number => Number(readFileSync(`/proc/sys/kernel/${n}`, 'utf8').trim());
-  return { mlockKb: read('perf_event_mlock_kb'), paranoid: read('perf_event_paranoid') };
+  return { perfEventMlockKb: read('perf_event_mlock_kb'), paranoid: read('perf_event_paranoid') };
 }
 
 /** Connect to the engine (MissingDependencyError with how to start it) and make sure the image is there. */

@@ -8,6 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { cpus as osCpus } from 'node:os';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
+import type { Offer } from '../scenario/skip.ts';
 import { hasFaultInjection, toScript } from '../scenario/ops.ts';
 import { REPRO_BINARY } from '../image/initramfs.ts';
 import type { GroupOutcome, GroupRequest, Runtime } from './runtime.ts';
@@ -50,15 +51,23 @@ export function hostMemlockHardKb(): number | null {
   return Math.floor(Number(m[1]) / 1024);
 }
 
-/** Why the host cannot run a scenario with these needs, or null when it can. */
-export function hostSkipReason(cpus: number, rlimitKbs: (number | null)[]): string | null {
-  if (process.getuid?.() !== 0) return 'the host runtime needs root (it sets sysctls and switches uids)';
-  const online = hostOnlineCpus();
-  if (online !== cpus) return `scenario needs ${cpus} online CPUs, the host has ${online} (lockstep never hotplugs host CPUs to fit)`;
-  const hard = hostMemlockHardKb();
-  const over = rlimitKbs.find((k) => hard !== null && (k === null || k > hard));
-  if (over !== undefined) return `scenario sets RLIMIT_MEMLOCK ${over === null ? 'unlimited' : `${over} kB`}, above this host's hard limit ${hard} kB (root here lacks CAP_SYS_RESOURCE)`;
-  return null;
+/**
+ * What the host offers a scenario run natively (src/scenario/skip.ts): its
+ * online CPUs (never hotplugged to fit), its hard RLIMIT_MEMLOCK, root, no
+ * CPU hotplug and no fault injection (sysrq would crash the machine that
+ * runs lockstep). Reads /proc and /sys.
+ */
+export function hostOffer(): Offer {
+  return {
+    where: 'the host',
+    onlineCpus: hostOnlineCpus(),
+    cpusWhy: '(lockstep never hotplugs host CPUs to fit)',
+    memlockHardKb: hostMemlockHardKb(),
+    cpuHotplug: 'lockstep never hotplugs host CPUs',
+    faultInjection: 'VM only, never on the host',
+    sysctls: 'writable',
+    root: process.getuid?.() === 0 ? true : 'the host runtime needs root (it sets sysctls and switches uids)',
+  };
 }
 
 export class HostRuntime implements Runtime {

@@ -2,4 +2,5 @@
 export * from './ops.ts';
 export * from './schema.ts';
 export * from './load.ts';
+export * from './skip.ts';
 export * from './discriminate.ts';

@@ -9,8 +9,8 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../util/errors.ts';
-import { type CompiledScenario, type Op, type SysctlName, ballastBuffers, hasFaultInjection, userLockLimit } from './ops.ts';
-import { type PagesSpec, SCENARIO_LIMITS, type ScenarioSource, show, validateScenario } from './schema.ts';
+import { type CompiledScenario, type Feature, type Op, type SysctlName, ballastBuffers, hasFaultInjection, userLockLimit } from './ops.ts';
+import { type PagesSpec, SCENARIO_LIMITS, type ScenarioSource, show, validateScenarioWithNotices } from './schema.ts';
 
 /** A scenario file, loaded: its source (defaults filled) and what it compiles to. */
 export interface LoadedScenario {
@@ -25,7 +25,7 @@ export interface LoadedScenario {
   needs: ScenarioNeeds;
 }
 
-/** What a machine must offer to run a compiled scenario (for SKIP reasons). */
+/** What a machine must offer to run a compiled scenario (src/scenario/skip.ts compares it with an Offer). */
 export interface ScenarioNeeds {
   /** num_online_cpus() at start */
   cpus: number;
@@ -37,9 +37,13 @@ export interface ScenarioNeeds {
   rlimitKbMax: number | null;
   /** the worker asks for an unlimited RLIMIT_MEMLOCK somewhere */
   rlimitUnlimited: boolean;
-  /** sysctls the scenario writes (start values always are) */
+  /** the sysctl values the scenario starts at (always written where sysctls are writable) */
+  start: { perf_event_mlock_kb: number; perf_event_paranoid: number };
+  /** sysctls the scenario writes mid-run */
   sysctls: SysctlName[];
-  /** an io_uring ballast (needs io_uring enabled) */
+  /** kernel features its ops use: io_uring (ballast via io_uring, uring), bpf, memfd_secret */
+  features: Feature[];
+  /** an io_uring ballast or uring op (needs io_uring enabled) */
   ioUring: boolean;
   /** hang / sysrq ops: never on a host */
   faultInjection: boolean;
@@ -75,12 +79,12 @@ const anySources = new WeakMap<CompiledScenario, { source: ScenarioSource; file:
  * compiled for DEFAULT_ANY_CPUS (and checked to compile for 1 CPU, so its ops
  * name no CPU a 1-CPU machine lacks). Throws ConfigError only.
  */
-export function compileSource(obj: unknown, file: string): { source: ScenarioSource; compiled: CompiledScenario } {
-  const source = validateScenario(obj, file);
+export function compileSource(obj: unknown, file: string): { source: ScenarioSource; compiled: CompiledScenario; notices: string[] } {
+  const { source, notices } = validateScenarioWithNotices(obj, file);
   if (source.cpus === 'any') compileValidated(source, file, 1);
   const compiled = compileValidated(source, file);
   if (source.cpus === 'any') anySources.set(compiled, { source, file });
-  return { source, compiled };
+  return { source, compiled, notices };
 }
 
 /**
@@ -118,7 +122,7 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
   };
 
   // Live state, as the script runs.
-  let mlockKb = src.mlock_kb;
+  let mlockKb = src.perf_event_mlock_kb;
   /** a ballast helper (same uid) lives from its op to the scenario's end */
   let helperAlive = false;
   const online: boolean[] = Array.from({ length: nCpus }, () => true);
@@ -297,7 +301,7 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
         break;
       case 'rlimit':
         room(path, 1);
-        out.push({ op: 'rlimit', memlock_kb: op.memlock_kb });
+        out.push({ op: 'rlimit', memlock_kb: op.rlimit_memlock_kb });
         break;
       case 'sysctl':
         room(path, 1);
@@ -331,9 +335,9 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
     id: src.id,
     cpus: nCpus,
     ...(src.cpus === 'any' ? { cpus_any: true as const } : {}),
-    mlock_kb: src.mlock_kb,
+    mlock_kb: src.perf_event_mlock_kb,
     paranoid: src.paranoid,
-    rlimit_kb: src.rlimit_kb,
+    rlimit_kb: src.rlimit_memlock_kb,
     cap_ipc_lock: src.cap_ipc_lock,
     ops: out,
   };
@@ -343,16 +347,17 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
 export function scenarioNeeds(s: CompiledScenario): ScenarioNeeds {
   const hot = new Set<number>();
   const sysctls = new Set<SysctlName>();
+  const features = new Set<Feature>();
   let rlimitKbMax = s.rlimit_kb;
   let rlimitUnlimited = s.rlimit_kb === null;
-  let ioUring = false;
   for (const op of s.ops) {
     if (op.op === 'cpu') hot.add(op.cpu);
     else if (op.op === 'sysctl') sysctls.add(op.name);
     else if (op.op === 'rlimit') {
       if (op.memlock_kb === null) rlimitUnlimited = true;
       else if (rlimitKbMax === null || op.memlock_kb > rlimitKbMax) rlimitKbMax = op.memlock_kb;
-    } else if ((op.op === 'ballast' && op.via === 'io_uring') || op.op === 'uring') ioUring = true;
+    } else if (op.op === 'uring') features.add('io_uring');
+    else if (op.op === 'ballast' && op.via !== 'perf') features.add(op.via);
   }
   return {
     cpus: s.cpus,
@@ -360,34 +365,12 @@ export function scenarioNeeds(s: CompiledScenario): ScenarioNeeds {
     hotplugCpus: [...hot].sort((a, b) => a - b),
     rlimitKbMax,
     rlimitUnlimited,
+    start: { perf_event_mlock_kb: s.mlock_kb, perf_event_paranoid: s.paranoid },
     sysctls: [...sysctls].sort(),
-    ioUring,
+    features: [...features].sort(),
+    ioUring: features.has('io_uring'),
     faultInjection: hasFaultInjection(s),
   };
-}
-
-/** What a machine offers (for `unmetNeeds`). */
-export interface MachineOffer {
-  onlineCpus: number;
-  /** hard RLIMIT_MEMLOCK in kB root can give the worker (null = unlimited) */
-  memlockHardKb: number | null;
-  cpuHotplug: boolean;
-  ioUring: boolean;
-  faultInjection: boolean;
-}
-
-/** Why a scenario cannot run on a machine: one reason per unmet need; empty = it can. */
-export function unmetNeeds(n: ScenarioNeeds, m: MachineOffer): string[] {
-  const why: string[] = [];
-  if (!n.cpusAny && n.cpus !== m.onlineCpus) why.push(`needs ${n.cpus} online CPUs, the machine has ${m.onlineCpus}`);
-  if (n.hotplugCpus.length > 0 && !m.cpuHotplug) why.push(`takes CPU ${n.hotplugCpus.join(', ')} offline: needs CPU hotplug`);
-  if (m.memlockHardKb !== null) {
-    if (n.rlimitUnlimited) why.push(`sets RLIMIT_MEMLOCK unlimited, above the hard limit ${m.memlockHardKb} kB`);
-    if (n.rlimitKbMax !== null && n.rlimitKbMax > m.memlockHardKb) why.push(`sets RLIMIT_MEMLOCK ${n.rlimitKbMax} kB, above the hard limit ${m.memlockHardKb} kB`);
-  }
-  if (n.ioUring && !m.ioUring) why.push('needs io_uring');
-  if (n.faultInjection && !m.faultInjection) why.push('has fault-injection ops (hang/sysrq)');
-  return why;
 }
 
 // ---------------------------------------------------------------------------
@@ -426,8 +409,17 @@ export const MAX_SCENARIO_FILE_BYTES = 16 * 1024 * 1024;
 
 const errnoOf = (e: unknown): string => (e instanceof Error && 'code' in e && typeof e.code === 'string' ? e.code : e instanceof Error ? e.message : String(e));
 
-/** Read, parse, validate and compile one scenario file. */
-export function loadScenarioFile(path: string): LoadedScenario {
+/** Where deprecation notices go by default: one line each on stderr. */
+export const stderrNotice = (line: string): void => {
+  process.stderr.write(`lockstep: ${line}\n`);
+};
+
+/**
+ * Read, parse, validate and compile one scenario file. Old field names
+ * (DEPRECATED_FIELDS) load; each gives one notice line to `notice`.
+ * Throws ConfigError.
+ */
+export function loadScenarioFile(path: string, notice: (line: string) => void = stderrNotice): LoadedScenario {
   const file = resolve(path);
   let text: string;
   try {
@@ -447,7 +439,8 @@ export function loadScenarioFile(path: string): LoadedScenario {
   } catch (e) {
     throw new ConfigError(file, '', `is not valid JSON (${e instanceof Error ? e.message : String(e)})`, 'fix the JSON syntax (no comments, no trailing commas)');
   }
-  const { source, compiled } = compileSource(obj, file);
+  const { source, compiled, notices } = compileSource(obj, file);
+  for (const n of notices) notice(n);
   return { id: source.id, description: source.description, file, source, compiled, hash: scenarioHash(compiled), needs: scenarioNeeds(compiled) };
 }
 
@@ -463,8 +456,14 @@ export function checkUniqueIds(list: readonly LoadedScenario[]): void {
   }
 }
 
-/** Every *.json file of a directory (not recursive), in file-name order. Duplicate ids are a ConfigError. */
-export function loadScenarioDir(dir: string): LoadedScenario[] {
+/**
+ * Every *.json file of a directory (not recursive), in file-name order,
+ * without letting one bad file block the others: `loaded` holds the good
+ * ones, `errors` one ConfigError per bad file (including a file whose id
+ * an earlier file already has). Throws ConfigError only when the directory
+ * cannot be listed.
+ */
+export function loadScenarioDirEach(dir: string, notice?: (line: string) => void): { loaded: LoadedScenario[]; errors: ConfigError[] } {
   const d = resolve(dir);
   let names: string[];
   try {
@@ -475,9 +474,26 @@ export function loadScenarioDir(dir: string): LoadedScenario[] {
   } catch (e) {
     throw new ConfigError(d, '', `cannot be listed (${errnoOf(e)})`, 'give a directory of scenario .json files');
   }
-  const list = names.map((n) => loadScenarioFile(join(d, n)));
-  checkUniqueIds(list);
-  return list;
+  const loaded: LoadedScenario[] = [];
+  const errors: ConfigError[] = [];
+  for (const n of names) {
+    try {
+      const s = loadScenarioFile(join(d, n), notice);
+      checkUniqueIds([...loaded, s]);
+      loaded.push(s);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      errors.push(e);
+    }
+  }
+  return { loaded, errors };
+}
+
+/** Every *.json file of a directory (not recursive), in file-name order. The first bad file (or duplicate id) is a ConfigError. */
+export function loadScenarioDir(dir: string): LoadedScenario[] {
+  const { loaded, errors } = loadScenarioDirEach(dir);
+  if (errors.length > 0) throw errors[0]!;
+  return loaded;
 }
 
 /** harness/scenarios/ of this checkout. */

@@ -103,6 +103,9 @@ export type Op =
 
 export type OpName = Op['op'];
 
+/** A kernel feature a scenario's ops may need (io_uring: ballast via io_uring and uring; bpf; memfd_secret). */
+export type Feature = 'io_uring' | 'bpf' | 'memfd_secret';
+
 /** Ops that exist to test the runner (sysrq can crash the machine): VM only, never the host or a container. */
 export const FAULT_OPS: ReadonlySet<OpName> = new Set<OpName>(['hang', 'sysrq']);
 

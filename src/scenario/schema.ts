@@ -1,23 +1,31 @@
 // The scenario file format: what users write (harness/scenarios/README.md).
-// A strict, hand-written validator from untrusted JSON to a typed source
-// scenario with defaults filled in. Sugar (counts, "each", "L") is kept here
+// A strict zod schema from untrusted JSON to a typed source scenario with
+// defaults filled in; `lockstep schema scenario` publishes it as JSON Schema
+// (schemas/scenario.schema.json). Sugar (counts, "each", "L") is kept here
 // and compiled away by load.ts, which also checks the script's flow (buffer
 // names, online CPUs, op count). Pure: no I/O.
 //
 // Every bad input is a ConfigError(file, field path, problem, fix); nothing
 // else may escape validateScenario() for any input value.
+//
+// Adding an op: its fields' schema in OP_SCHEMAS (built from the blocks of
+// src/util/validate.ts), its SourceOp member, its compile step in load.ts.
 
+import { z } from 'zod';
 import { ConfigError } from '../util/errors.ts';
+import { bool, either, explain, int, oneOf, parseOrThrow, prose, quotedList, safeString, show, strictObject } from '../util/validate.ts';
 import type { SysctlName } from './ops.ts';
+
+export { show, typeName } from '../util/validate.ts';
 
 // ---------------------------------------------------------------------------
 // Limits and defaults
 
 export const SCENARIO_DEFAULTS = {
-  mlock_kb: 516,
+  perf_event_mlock_kb: 516,
   paranoid: 2,
   /** The default hard RLIMIT_MEMLOCK: root here cannot raise its hard limit above it. */
-  rlimit_kb: 8192,
+  rlimit_memlock_kb: 8192,
   cap_ipc_lock: false,
   fault_injection: false,
 } as const;
@@ -38,8 +46,12 @@ export const SCENARIO_LIMITS = {
   maxDataPages: 65536,
   /** pages of one ballast op (16 GiB: the helper really allocates them) */
   maxBallastPages: 2 ** 22,
-  /** entries of an explicit perf ballast `buffers` list */
-  maxBallastBuffers: 4096,
+  /**
+   * entries of an explicit perf ballast `buffers` list: the reproducer's
+   * fixed table (harness/lockstep-limits.h is generated from this value by
+   * `lockstep schema --write`; test/json-schema.test.ts keeps them equal)
+   */
+  maxBallastBuffers: 1024,
   /** `count` of map / remap */
   maxCount: 200_000,
   /** seconds of a `hang` op */
@@ -52,11 +64,21 @@ export const IDENT_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const SYSRQ_KEY_RE = /^[A-Za-z0-9]$/;
 /** `pages` relative to user_lock_limit: "L", "L+N", "L-N". */
 const L_RE = /^L(?:([+-])(0|[1-9][0-9]{0,8}))?$/;
-/** C0 / DEL / C1 controls and the Unicode line and paragraph separators. */
-// eslint-disable-next-line no-control-regex
-const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-/** Characters a shell gives a meaning to (besides blanks): quoting, expansion, globbing, control operators. */
-const SHELL_META_RE = /[`$;|&<>()\\'"*?!{}[\]~#]/;
+
+/**
+ * harness/lockstep-limits.h: the limits the reproducer shares with the
+ * scenario schema, so a scenario that loads never meets a smaller limit in C.
+ */
+export function limitsHeader(): string {
+  return [
+    '/* Generated from SCENARIO_LIMITS (src/scenario/schema.ts) by `lockstep schema --write`: do not edit. */',
+    '#ifndef LOCKSTEP_LIMITS_H',
+    '#define LOCKSTEP_LIMITS_H',
+    `#define MAX_BALLAST_BUFS ${SCENARIO_LIMITS.maxBallastBuffers}`,
+    '#endif',
+    '',
+  ].join('\n');
+}
 
 export const SYSCTL_NAMES: readonly SysctlName[] = ['perf_event_mlock_kb', 'perf_event_paranoid'];
 export const OP_NAMES = ['ballast', 'map', 'remap', 'unmap', 'unmap_part', 'map_output', 'uring', 'probe', 'exit', 'rlimit', 'sysctl', 'cpu', 'hang', 'sysrq', 'aux_ring', 'aux_map', 'aux_unmap'] as const;
@@ -85,7 +107,7 @@ export type SourceOp =
   | { op: 'remap'; buf: string; count?: number }
   | { op: 'unmap'; buf: string }
   | { op: 'probe' }
-  | { op: 'rlimit'; memlock_kb: number | null }
+  | { op: 'rlimit'; rlimit_memlock_kb: number | null }
   | { op: 'sysctl'; name: SysctlName; value: number }
   | { op: 'cpu'; cpu: number; online: boolean }
   | { op: 'hang'; seconds: number }
@@ -100,367 +122,210 @@ export interface ScenarioSource {
   description: string;
   /** online CPUs the scenario needs, or 'any': its point does not depend on the count (compiled at each count it runs at) */
   cpus: number | 'any';
-  mlock_kb: number;
+  /** kernel.perf_event_mlock_kb at start (kB) */
+  perf_event_mlock_kb: number;
   paranoid: number;
-  rlimit_kb: number | null;
+  /** the worker's soft RLIMIT_MEMLOCK at start (kB; null = unlimited) */
+  rlimit_memlock_kb: number | null;
   cap_ipc_lock: boolean;
   /** must be true for `hang` and `sysrq` ops (they exist to test the runner; sysrq can crash the machine) */
   fault_injection: boolean;
   ops: SourceOp[];
 }
 
-const TOP_FIELDS = ['id', 'description', 'cpus', 'mlock_kb', 'paranoid', 'rlimit_kb', 'cap_ipc_lock', 'fault_injection', 'ops'] as const;
-
-/** Fields each op accepts (besides `op`); required ones first. */
-const OP_FIELDS: Record<SourceOpName, { required: readonly string[]; optional: readonly string[] }> = {
-  ballast: { required: ['via'], optional: ['pages', 'buffers'] },
-  map: { required: ['buf', 'cpu', 'data_pages'], optional: ['count'] },
-  remap: { required: ['buf'], optional: ['count'] },
-  unmap: { required: ['buf'], optional: [] },
-  unmap_part: { required: ['buf'], optional: [] },
-  map_output: { required: ['buf', 'to'], optional: [] },
-  uring: { required: ['pages'], optional: [] },
-  probe: { required: [], optional: [] },
-  exit: { required: [], optional: [] },
-  rlimit: { required: ['memlock_kb'], optional: [] },
-  sysctl: { required: ['name', 'value'], optional: [] },
-  cpu: { required: ['cpu', 'online'], optional: [] },
-  hang: { required: ['seconds'], optional: [] },
-  sysrq: { required: ['key'], optional: [] },
-  aux_ring: { required: ['buf', 'cpu', 'data_pages'], optional: [] },
-  aux_map: { required: ['buf', 'pages'], optional: [] },
-  aux_unmap: { required: ['buf'], optional: [] },
-};
 
 // ---------------------------------------------------------------------------
-// Small helpers (exported for load.ts)
+// The schema
 
-/** The JSON-ish type name of any value, for messages. */
-export function typeName(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'array';
-  if (typeof v === 'number') return Number.isFinite(v) ? 'number' : String(v);
-  return typeof v;
-}
-
-/** A short, printable rendering of any value for messages (control characters escaped, truncated). */
-export function show(v: unknown): string {
-  let s: string;
-  switch (typeof v) {
-    case 'string':
-      s = JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
-      // JSON.stringify leaves U+2028/2029 and C1 controls raw: escape them too.
-      return s.replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-    case 'number':
-      return Object.is(v, -0) ? '0' : String(v);
-    case 'boolean':
-      return String(v);
-    case 'undefined':
-      return 'undefined';
-    case 'object':
-      if (v === null) return 'null';
-      return Array.isArray(v) ? `an array of ${v.length}` : 'an object';
-    default:
-      return `a ${typeof v}`;
-  }
-}
-
-export const isPlainObject = (v: unknown): v is Record<string, unknown> => {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-  const proto: unknown = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-};
-
+const L = SCENARIO_LIMITS;
 const isPowerOfTwo = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
 
-/** Levenshtein distance, for "did you mean" on unknown fields and op names. */
-function editDistance(a: string, b: string): number {
-  if (a.length > 64 || b.length > 64) return Infinity;
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
-}
+const ident = (what: string, example = '"a"') =>
+  safeString(what, example, { re: IDENT_RE, problem: (v) => `${what} ${show(v)} is not 1..64 of A-Z a-z 0-9 _ . -`, fix: 'rename it using only letters, digits, "_", "." and "-" (at most 64)' });
+const bufName = ident('buffer name');
 
-function didYouMean(got: string, options: readonly string[]): string {
-  let best: string | undefined;
-  let bestD = 3;
-  for (const o of options) {
-    const d = editDistance(got.toLowerCase(), o.toLowerCase());
-    if (d < bestD) {
-      bestD = d;
-      best = o;
-    }
-  }
-  return best === undefined ? '' : `did you mean "${best}"? `;
-}
+/** data pages of a ring buffer: 0 or a power of two, at most maxDataPages. */
+const dataPages = int('data_pages', 0, L.maxDataPages, '2').superRefine((n, ctx) => {
+  if (n !== 0 && !isPowerOfTwo(n)) ctx.addIssue({ code: 'custom', message: explain(`data_pages ${n} is neither 0 nor a power of two (perf_mmap() refuses it with EINVAL)`, `use 0 (header only) or one of 1, 2, 4, ..., ${L.maxDataPages}`) });
+});
 
-const list = (xs: readonly string[]): string => xs.map((x) => `"${x}"`).join(', ');
+/** `pages`: a whole number or "L", "L+N", "L-N". */
+const pagesSpec = either(
+  [
+    int('pages', 0, L.maxBallastPages, '100'),
+    z.string().regex(L_RE, { error: (iss) => explain(`pages ${show(iss.input)} is neither a number nor "L", "L+N" or "L-N"`, 'write a page count such as 256, or "L" to fill the per-user counter to user_lock_limit (optionally "L-4", "L+100")') }),
+  ],
+  (v) => (typeof v === 'string' ? 1 : 0),
+).transform((v): PagesSpec => {
+  if (typeof v === 'number') return v;
+  const m = L_RE.exec(v)!;
+  const off = m[2] === undefined ? 0 : Number(m[2]);
+  return { fromL: m[1] === '-' && off !== 0 ? -off : off };
+});
 
-// ---------------------------------------------------------------------------
-// The validator
+const cpuId = (what: string) => int(what, 0, L.maxCpus - 1, '1');
+const count = int('count', 1, L.maxCount, '4');
+const memlockKb = (what: string) => int(`${what} (null = unlimited)`, 0, L.maxRlimitKb, '64').nullable();
+const op = <N extends SourceOpName>(name: N) => z.literal(name);
 
-/** Reads typed fields of one object and throws a ConfigError naming `path.field` on anything wrong. */
-class Reader {
-  constructor(
-    readonly file: string,
-    readonly path: string,
-    readonly obj: Record<string, unknown>,
-  ) {}
-
-  at(field: string): string {
-    return this.path === '' ? field : `${this.path}.${field}`;
-  }
-
-  fail(field: string, problem: string, fix: string): never {
-    throw new ConfigError(this.file, this.at(field), problem, fix);
-  }
-
-  has(field: string): boolean {
-    return Object.prototype.hasOwnProperty.call(this.obj, field);
-  }
-
-  get(field: string): unknown {
-    return this.has(field) ? this.obj[field] : undefined;
-  }
-
-  /** Every own key must be one of `allowed`. */
-  onlyFields(allowed: readonly string[], what: string): void {
-    for (const k of Object.keys(this.obj)) {
-      if (!allowed.includes(k)) {
-        this.fail(k, `unknown field ${show(k)} in ${what}`, `${didYouMean(k, allowed)}remove it; ${what} takes ${list(allowed)}`);
+/** One schema per op: its fields (strict), checks across them, and the SourceOp it reads as. */
+const OP_SCHEMAS = {
+  ballast: strictObject({ op: op('ballast'), via: oneOf(BALLAST_VIAS, 'via'), pages: pagesSpec.optional(), buffers: z.array(dataPages, { error: (iss) => explain(`buffers must be an array of data-page counts, got ${show(iss.input)}`, 'write e.g. "buffers": [256, 0]') }).max(L.maxBallastBuffers, { error: (iss) => explain(`${(iss.input as unknown[]).length} buffers is more than ${L.maxBallastBuffers}`, `use "pages" instead, or at most ${L.maxBallastBuffers} entries`) }).optional() }, 'a "ballast" op', 'write {"op": "ballast", "via": "perf", "pages": 100}')
+    .superRefine((o, ctx) => {
+      const fail = (path: string, problem: string, fix: string): void => ctx.addIssue({ code: 'custom', path: [path], message: explain(problem, fix) });
+      const hasPages = o.pages !== undefined;
+      const hasBuffers = o.buffers !== undefined;
+      if (o.via !== 'perf') {
+        if (hasBuffers) fail('buffers', `an ${o.via} ballast takes "pages", not "buffers"`, 'remove "buffers" and give "pages"');
+        else if (!hasPages) fail('pages', `missing "pages" of an ${o.via} ballast`, 'add "pages": 100');
+      } else if (hasPages === hasBuffers) {
+        fail(hasPages ? 'buffers' : 'pages', hasPages ? 'a perf ballast takes "pages" or "buffers", not both' : 'missing "pages" (or "buffers") of a perf ballast', 'give either "pages": N or "L", or "buffers": [data pages of each ring buffer]');
+      } else if (hasBuffers) {
+        const total = o.buffers!.reduce((a, d) => a + d + 1, 0);
+        if (total > L.maxBallastPages) fail('buffers', `the buffers cost ${total} pages, more than ${L.maxBallastPages}`, `ballast at most ${L.maxBallastPages} pages per op`);
       }
+    })
+    .transform((o): SourceOp => (o.via === 'perf' && o.buffers !== undefined ? { op: 'ballast', via: 'perf', buffers: o.buffers } : ({ op: 'ballast', via: o.via, pages: o.pages! } as SourceOp))),
+  map: strictObject({
+    op: op('map'),
+    buf: bufName,
+    cpu: either([oneOf(['each', 'round-robin'], 'cpu'), cpuId('cpu (a CPU id, "each" or "round-robin")')], (v) => (typeof v === 'string' ? 0 : 1)),
+    data_pages: dataPages,
+    count: count.optional(),
+  }, 'a "map" op', 'write {"op": "map", "buf": "a", "cpu": 0, "data_pages": 2}')
+    .superRefine((o, ctx) => {
+      if (o.cpu === 'each' && o.count !== undefined) ctx.addIssue({ code: 'custom', path: ['count'], message: explain('"cpu": "each" maps one buffer per online CPU, so it takes no "count"', 'remove "count", or use "cpu": "round-robin" with a count') });
+      if (o.cpu === 'round-robin' && o.count === undefined) ctx.addIssue({ code: 'custom', path: ['count'], message: explain('"cpu": "round-robin" needs a "count"', 'add "count": N (buffers named BUF0..BUF{N-1}), or use "cpu": "each"') });
+    })
+    .transform((o): SourceOp => (o.count === undefined ? { op: 'map', buf: o.buf, cpu: o.cpu, data_pages: o.data_pages } : { op: 'map', buf: o.buf, cpu: o.cpu, data_pages: o.data_pages, count: o.count })),
+  remap: strictObject({ op: op('remap'), buf: bufName, count: count.optional() }, 'a "remap" op', 'write {"op": "remap", "buf": "a"}')
+    .transform((o): SourceOp => (o.count === undefined ? { op: 'remap', buf: o.buf } : { op: 'remap', buf: o.buf, count: o.count })),
+  unmap: strictObject({ op: op('unmap'), buf: either([z.literal('*'), ident('buffer name (or "*" for all)')], (v) => (v === '*' ? 0 : 1)) }, 'an "unmap" op', 'write {"op": "unmap", "buf": "a"}'),
+  unmap_part: strictObject({ op: op('unmap_part'), buf: bufName }, 'an "unmap_part" op', 'write {"op": "unmap_part", "buf": "a"}'),
+  map_output: strictObject({ op: op('map_output'), buf: bufName, to: ident('buffer name to redirect to') }, 'a "map_output" op', 'write {"op": "map_output", "buf": "b", "to": "a"}'),
+  uring: strictObject({ op: op('uring'), pages: int('pages', 1, L.maxBallastPages, '100') }, 'a "uring" op', 'write {"op": "uring", "pages": 100}'),
+  probe: strictObject({ op: op('probe') }, 'a "probe" op', 'write {"op": "probe"}'),
+  exit: strictObject({ op: op('exit') }, 'an "exit" op', 'write {"op": "exit"}'),
+  rlimit: strictObject({ op: op('rlimit'), rlimit_memlock_kb: memlockKb('rlimit_memlock_kb') }, 'an "rlimit" op', 'write {"op": "rlimit", "rlimit_memlock_kb": 64}'),
+  sysctl: strictObject({ op: op('sysctl'), name: oneOf(SYSCTL_NAMES as unknown as readonly [SysctlName, SysctlName], 'sysctl name'), value: z.number({ error: (iss) => (iss.input === undefined ? explain('missing "value" of a "sysctl" op', 'add "value": 260') : undefined) }) }, 'a "sysctl" op', 'write {"op": "sysctl", "name": "perf_event_mlock_kb", "value": 260}')
+    .transform((o, ctx): SourceOp => {
+      const range = o.name === 'perf_event_mlock_kb' ? int('perf_event_mlock_kb', 0, L.maxMlockKb) : int('perf_event_paranoid', L.minParanoid, L.maxParanoid);
+      const r = range.safeParse(o.value);
+      if (!r.success) {
+        ctx.addIssue({ code: 'custom', path: ['value'], message: r.error.issues[0]!.message });
+        return z.NEVER;
+      }
+      return { op: 'sysctl', name: o.name, value: r.data };
+    }),
+  cpu: strictObject({ op: op('cpu'), cpu: cpuId('cpu'), online: bool('online') }, 'a "cpu" op', 'write {"op": "cpu", "cpu": 1, "online": false}'),
+  hang: strictObject({ op: op('hang'), seconds: int('seconds', 0, L.maxHangSeconds, '5') }, 'a "hang" op', 'write {"op": "hang", "seconds": 5}'),
+  sysrq: strictObject({
+    op: op('sysrq'),
+    key: safeString('sysrq key', '"c"', { re: SYSRQ_KEY_RE, problem: (v) => `sysrq key ${show(v)} is not one letter or digit`, fix: 'use one letter or digit, e.g. "c"' }),
+  }, 'a "sysrq" op', 'write {"op": "sysrq", "key": "c"}'),
+  aux_ring: strictObject({ op: op('aux_ring'), buf: bufName, cpu: cpuId('cpu'), data_pages: dataPages }, 'an "aux_ring" op', 'write {"op": "aux_ring", "buf": "t", "cpu": 0, "data_pages": 2}'),
+  aux_map: strictObject({ op: op('aux_map'), buf: bufName, pages: int('pages', 1, L.maxDataPages, '4') }, 'an "aux_map" op', 'write {"op": "aux_map", "buf": "t", "pages": 4}')
+    .superRefine((o, ctx) => {
+      if (!isPowerOfTwo(o.pages)) ctx.addIssue({ code: 'custom', path: ['pages'], message: explain(`an AUX area of ${o.pages} pages is not a power of two (perf_mmap() refuses it with EINVAL)`, `use one of 1, 2, 4, ..., ${L.maxDataPages}`) });
+    }),
+  aux_unmap: strictObject({ op: op('aux_unmap'), buf: bufName }, 'an "aux_unmap" op', 'write {"op": "aux_unmap", "buf": "t"}'),
+} satisfies Record<SourceOpName, z.ZodType>;
+
+const opSchema = z.discriminatedUnion('op', Object.values(OP_SCHEMAS) as unknown as [typeof OP_SCHEMAS.probe, ...(typeof OP_SCHEMAS)[SourceOpName][]], {
+  error: (iss) => {
+    const v = iss.input as Record<string, unknown> | undefined;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return explain(`an op must be a JSON object, got ${show(v)}`, `write {"op": one of ${quotedList(OP_NAMES)}, ...}`);
+    return oneOf(OP_NAMES, 'op').safeParse(v.op).error?.issues[0]?.message;
+  },
+});
+
+/** The top level of a scenario file. */
+export const scenarioSchema = strictObject({
+  id: ident('id', '"my-scenario"'),
+  description: prose('description', SCENARIO_LIMITS.maxDescription, '"what it reproduces and which logics it tells apart"'),
+  cpus: either([
+    z.literal('any', { error: (iss) => explain(`cpus ${show(iss.input)} is neither a count nor "any"`, `write a number in ${L.minCpus}..${L.maxCpus} without quotes, or "any" when the scenario's point does not depend on the count`) }),
+    int('cpus', L.minCpus, L.maxCpus, '2 (or "any" when the scenario\'s point does not depend on the count)'),
+  ], (v) => (typeof v === 'string' && !/^[0-9]+$/.test(v) ? 0 : 1)),
+  perf_event_mlock_kb: int('perf_event_mlock_kb', 0, L.maxMlockKb, '516').default(SCENARIO_DEFAULTS.perf_event_mlock_kb),
+  paranoid: int('paranoid', L.minParanoid, L.maxParanoid, '2').default(SCENARIO_DEFAULTS.paranoid),
+  rlimit_memlock_kb: memlockKb('rlimit_memlock_kb').default(SCENARIO_DEFAULTS.rlimit_memlock_kb),
+  cap_ipc_lock: bool('cap_ipc_lock').default(SCENARIO_DEFAULTS.cap_ipc_lock),
+  fault_injection: bool('fault_injection').default(SCENARIO_DEFAULTS.fault_injection),
+  ops: z
+    .array(opSchema, { error: (iss) => (iss.input === undefined ? explain('missing op list', 'add "ops": [{"op": "probe"}]') : explain(`ops must be an array, got ${show(iss.input)}`, 'write "ops": [ {"op": ...}, ... ]')) })
+    .min(1, { error: explain('ops is empty', 'add at least one op, e.g. {"op": "probe"}') })
+    .max(L.maxOps, { error: (iss) => explain(`${(iss.input as unknown[]).length} ops is more than ${L.maxOps}`, `split the scenario; at most ${L.maxOps} ops each`) }),
+}, 'a scenario', 'write {"id": ..., "description": ..., "cpus": ..., "ops": [...]}')
+  .superRefine((s, ctx) => {
+    if (s.fault_injection) return;
+    s.ops.forEach((o, i) => {
+      if (o.op !== 'hang' && o.op !== 'sysrq') return;
+      ctx.addIssue({ code: 'custom', path: ['ops', i, 'op'], message: explain(`"${o.op}" is a fault-injection op (it exists to test the runner${o.op === 'sysrq' ? ' and can crash the machine' : ''})`, 'remove it, or set "fault_injection": true at the top of a scenario meant only for VMs') });
+    });
+  });
+
+/**
+ * Field names older scenario files use, and the kernel's names that replaced
+ * them (#11: perf_event_mlock_kb is the sysctl, RLIMIT_MEMLOCK the rlimit).
+ * Still read, with a deprecation notice.
+ */
+export const DEPRECATED_FIELDS = {
+  top: { mlock_kb: 'perf_event_mlock_kb', rlimit_kb: 'rlimit_memlock_kb' },
+  rlimit: { memlock_kb: 'rlimit_memlock_kb' },
+} as const;
+
+/**
+ * A copy of a parsed scenario object with deprecated field names replaced,
+ * and one notice line per replacement ("<file>: <field>: ... is deprecated;
+ * use ..."). Giving both names of one field is a ConfigError. Pure.
+ */
+export function renameDeprecated(obj: unknown, file: string): { obj: unknown; notices: string[]; renamed: Map<string, string> } {
+  const notices: string[] = [];
+  /** new field path -> the path the file wrote */
+  const renamed = new Map<string, string>();
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const rename = (o: Record<string, unknown>, table: Record<string, string>, at: string): Record<string, unknown> => {
+    let out = o;
+    for (const [old, now] of Object.entries(table)) {
+      if (!Object.prototype.hasOwnProperty.call(o, old)) continue;
+      const field = at === '' ? old : `${at}.${old}`;
+      if (Object.prototype.hasOwnProperty.call(o, now)) throw new ConfigError(file, field, `both "${old}" and its new name "${now}" are given`, `keep only "${now}"`);
+      if (out === o) out = { ...o };
+      out[now] = out[old];
+      delete out[old];
+      notices.push(`${file}: ${field}: "${old}" is deprecated; use "${now}" (the kernel's name)`);
+      renamed.set(at === '' ? now : `${at}.${now}`, field);
     }
+    return out;
+  };
+  if (!isObj(obj)) return { obj, notices, renamed };
+  const top = rename(obj, DEPRECATED_FIELDS.top, '');
+  if (Array.isArray(top.ops) && top.ops.some((o) => isObj(o) && o.op === 'rlimit')) {
+    top.ops = (top.ops as unknown[]).map((o, i) => (isObj(o) && o.op === 'rlimit' ? rename(o, DEPRECATED_FIELDS.rlimit, `ops[${i}]`) : o));
+    if (top === obj) return { obj: { ...top }, notices, renamed };
   }
-
-  required(field: string, what: string, example: string): unknown {
-    if (!this.has(field) || this.obj[field] === undefined) this.fail(field, `missing ${what}`, `add "${field}": ${example}`);
-    return this.obj[field];
-  }
-
-  int(field: string, min: number, max: number, what: string, v: unknown = this.get(field)): number {
-    if (typeof v !== 'number') this.fail(field, `${what} must be a whole number, got ${typeName(v)} ${show(v)}`, `write a number in ${min}..${max} without quotes`);
-    if (!Number.isInteger(v)) this.fail(field, `${what} must be a whole number, got ${show(v)}`, `use a whole number in ${min}..${max}`);
-    if (v < min || v > max) this.fail(field, `${what} ${show(v)} is out of range`, `use a whole number in ${min}..${max}`);
-    return v === 0 ? 0 : v; // no -0
-  }
-
-  bool(field: string, what: string, v: unknown = this.get(field)): boolean {
-    if (typeof v !== 'boolean') this.fail(field, `${what} must be true or false, got ${typeName(v)} ${show(v)}`, 'write true or false without quotes');
-    return v;
-  }
-
-  /** A string free of control characters and shell metacharacters. */
-  safeString(field: string, what: string, v: unknown = this.get(field)): string {
-    if (typeof v !== 'string') this.fail(field, `${what} must be a string, got ${typeName(v)} ${show(v)}`, 'write it in double quotes');
-    if (CONTROL_RE.test(v)) this.fail(field, `${what} contains a control character (newline, tab, escape...)`, 'keep it to one line of printable text');
-    const m = SHELL_META_RE.exec(v);
-    if (m) this.fail(field, `${what} contains the shell metacharacter ${show(m[0])}`, 'use letters, digits, blanks and . , : / + - = % @ ^ only');
-    return v;
-  }
-
-  ident(field: string, what: string, v: unknown = this.get(field)): string {
-    const s = this.safeString(field, what, v);
-    if (!IDENT_RE.test(s)) this.fail(field, `${what} ${show(s)} is not 1..64 of A-Z a-z 0-9 _ . -`, 'rename it using only letters, digits, "_", "." and "-" (at most 64)');
-    return s;
-  }
-
-  oneOf<T extends string>(field: string, options: readonly T[], what: string, v: unknown = this.get(field)): T {
-    if (typeof v !== 'string') this.fail(field, `${what} must be a string, one of ${list(options)}; got ${typeName(v)} ${show(v)}`, `write one of ${list(options)}`);
-    if (!(options as readonly string[]).includes(v)) this.fail(field, `${what} ${show(v)} is not one of ${list(options)}`, `${didYouMean(v, options)}use one of ${list(options)}`);
-    return v as T;
-  }
-
-  /** data pages of a ring buffer: 0 or a power of two, at most maxDataPages. */
-  dataPages(field: string, v: unknown = this.get(field)): number {
-    const max = SCENARIO_LIMITS.maxDataPages;
-    const n = this.int(field, 0, max, 'data_pages', v);
-    if (n !== 0 && !isPowerOfTwo(n)) this.fail(field, `data_pages ${n} is neither 0 nor a power of two (perf_mmap() refuses it with EINVAL)`, `use 0 (header only) or one of 1, 2, 4, ..., ${max}`);
-    return n;
-  }
-
-  /** `pages`: a whole number or "L", "L+N", "L-N". */
-  pages(field: string): PagesSpec {
-    const v = this.get(field);
-    if (typeof v === 'string') {
-      const m = L_RE.exec(v);
-      if (!m) this.fail(field, `pages ${show(v)} is neither a number nor "L", "L+N" or "L-N"`, 'write a page count such as 256, or "L" to fill the per-user counter to user_lock_limit (optionally "L-4", "L+100")');
-      const off = m[2] === undefined ? 0 : Number(m[2]);
-      return { fromL: m[1] === '-' && off !== 0 ? -off : off };
-    }
-    return this.int(field, 0, SCENARIO_LIMITS.maxBallastPages, 'pages', v);
-  }
-}
-
-function asObject(file: string, path: string, v: unknown, what: string, fix: string): Record<string, unknown> {
-  if (!isPlainObject(v)) throw new ConfigError(file, path, `${what} must be a JSON object, got ${typeName(v)}`, fix);
-  return v;
+  return { obj: top, notices, renamed };
 }
 
 /**
  * Validate one parsed scenario file. `file` names it in errors. Returns the
- * source with defaults filled; throws ConfigError on anything else.
+ * source with defaults filled, and the deprecation notices of old field
+ * names (renameDeprecated); throws ConfigError on anything else.
  */
+export function validateScenarioWithNotices(obj: unknown, file: string): { source: ScenarioSource; notices: string[] } {
+  const r = renameDeprecated(obj, file);
+  try {
+    return { source: parseOrThrow(scenarioSchema, r.obj, file) as ScenarioSource, notices: r.notices };
+  } catch (e) {
+    // an error in a renamed field names the field as the file wrote it
+    const old = e instanceof ConfigError ? r.renamed.get(e.field) : undefined;
+    if (old === undefined || !(e instanceof ConfigError)) throw e;
+    throw new ConfigError(e.file, old, e.problem, e.fix);
+  }
+}
+
+/** validateScenarioWithNotices without the notices. */
 export function validateScenario(obj: unknown, file: string): ScenarioSource {
-  const top: Reader = new Reader(file, '', asObject(file, '', obj, 'a scenario', 'write {"id": ..., "description": ..., "cpus": ..., "ops": [...]}'));
-  top.onlyFields(TOP_FIELDS, 'a scenario');
-
-  const id = top.ident('id', 'id', top.required('id', 'scenario id', '"my-scenario"'));
-  const descV = top.required('description', 'description', '"one line: what it reproduces and which logics it tells apart"');
-  const description = top.safeString('description', 'description', descV);
-  if (description.trim() === '') top.fail('description', 'description is empty', 'say in one line what the scenario reproduces and which logics it tells apart');
-  if (description.length > SCENARIO_LIMITS.maxDescription) {
-    top.fail('description', `description is ${description.length} characters long`, `keep it to one line of at most ${SCENARIO_LIMITS.maxDescription}`);
-  }
-  const L = SCENARIO_LIMITS;
-  const cpusV = top.required('cpus', 'number of online CPUs (or "any")', '2');
-  const cpus: number | 'any' = cpusV === 'any' ? 'any' : top.int('cpus', L.minCpus, L.maxCpus, 'cpus (a count, or "any" when the scenario\'s point does not depend on it)', cpusV);
-  const mlock_kb = top.has('mlock_kb') ? top.int('mlock_kb', 0, L.maxMlockKb, 'mlock_kb') : SCENARIO_DEFAULTS.mlock_kb;
-  const paranoid = top.has('paranoid') ? top.int('paranoid', L.minParanoid, L.maxParanoid, 'paranoid') : SCENARIO_DEFAULTS.paranoid;
-  let rlimit_kb: number | null = SCENARIO_DEFAULTS.rlimit_kb;
-  if (top.has('rlimit_kb')) {
-    const v = top.get('rlimit_kb');
-    rlimit_kb = v === null ? null : top.int('rlimit_kb', 0, L.maxRlimitKb, 'rlimit_kb (null = unlimited)', v);
-  }
-  const cap_ipc_lock = top.has('cap_ipc_lock') ? top.bool('cap_ipc_lock', 'cap_ipc_lock') : SCENARIO_DEFAULTS.cap_ipc_lock;
-  const fault_injection = top.has('fault_injection') ? top.bool('fault_injection', 'fault_injection') : SCENARIO_DEFAULTS.fault_injection;
-
-  const opsV = top.required('ops', 'op list', '[{"op": "probe"}]');
-  if (!Array.isArray(opsV)) top.fail('ops', `ops must be an array, got ${typeName(opsV)}`, 'write "ops": [ {"op": ...}, ... ]');
-  if (opsV.length === 0) top.fail('ops', 'ops is empty', 'add at least one op, e.g. {"op": "probe"}');
-  if (opsV.length > L.maxOps) top.fail('ops', `${opsV.length} ops is more than ${L.maxOps}`, `split the scenario; at most ${L.maxOps} ops each`);
-
-  const ops: SourceOp[] = new Array(opsV.length);
-  for (let i = 0; i < opsV.length; i++) {
-    // Holes in a sparse array read as undefined: reported as a non-object.
-    ops[i] = validateOp(file, `ops[${i}]`, opsV[i], fault_injection);
-  }
-  return { id, description, cpus, mlock_kb, paranoid, rlimit_kb, cap_ipc_lock, fault_injection, ops };
-}
-
-function validateOp(file: string, path: string, v: unknown, faultInjection: boolean): SourceOp {
-  const r: Reader = new Reader(file, path, asObject(file, path, v, 'an op', `write {"op": one of ${list(OP_NAMES)}, ...}`));
-  const op = r.oneOf('op', OP_NAMES, 'op', r.required('op', 'op name', '"map"'));
-  const f = OP_FIELDS[op];
-  r.onlyFields(['op', ...f.required, ...f.optional], `a "${op}" op`);
-  for (const k of f.required) r.required(k, `"${k}" of a "${op}" op`, exampleFor(op, k));
-  const L = SCENARIO_LIMITS;
-
-  switch (op) {
-    case 'ballast': {
-      const via = r.oneOf('via', BALLAST_VIAS, 'via');
-      const hasPages = r.has('pages');
-      const hasBuffers = r.has('buffers');
-      if (via !== 'perf') {
-        if (hasBuffers) r.fail('buffers', `an ${via} ballast takes "pages", not "buffers"`, 'remove "buffers" and give "pages"');
-        if (!hasPages) r.fail('pages', `missing "pages" of an ${via} ballast`, 'add "pages": 100');
-        return { op, via, pages: r.pages('pages') };
-      }
-      if (hasPages === hasBuffers) {
-        r.fail(hasPages ? 'buffers' : 'pages', hasPages ? 'a perf ballast takes "pages" or "buffers", not both' : 'missing "pages" (or "buffers") of a perf ballast', 'give either "pages": N or "L", or "buffers": [data pages of each ring buffer]');
-      }
-      if (hasPages) return { op, via, pages: r.pages('pages') };
-      const bv = r.get('buffers');
-      if (!Array.isArray(bv)) r.fail('buffers', `buffers must be an array of data-page counts, got ${typeName(bv)}`, 'write e.g. "buffers": [256, 0]');
-      if (bv.length > L.maxBallastBuffers) r.fail('buffers', `${bv.length} buffers is more than ${L.maxBallastBuffers}`, `use "pages" instead, or at most ${L.maxBallastBuffers} entries`);
-      const buffers = new Array<number>(bv.length);
-      let total = 0;
-      for (let k = 0; k < bv.length; k++) {
-        buffers[k] = r.dataPages(`buffers[${k}]`, bv[k]);
-        total += buffers[k]! + 1;
-      }
-      if (total > L.maxBallastPages) r.fail('buffers', `the buffers cost ${total} pages, more than ${L.maxBallastPages}`, `ballast at most ${L.maxBallastPages} pages per op`);
-      return { op, via, buffers };
-    }
-    case 'map': {
-      const buf = r.ident('buf', 'buffer name');
-      const cv = r.get('cpu');
-      let cpu: CpuSpec;
-      if (typeof cv === 'string') cpu = r.oneOf('cpu', ['each', 'round-robin'] as const, 'cpu');
-      else cpu = r.int('cpu', 0, L.maxCpus - 1, 'cpu (a CPU id, "each" or "round-robin")', cv);
-      const data_pages = r.dataPages('data_pages');
-      if (cpu === 'each') {
-        if (r.has('count')) r.fail('count', '"cpu": "each" maps one buffer per online CPU, so it takes no "count"', 'remove "count", or use "cpu": "round-robin" with a count');
-        return { op, buf, cpu, data_pages };
-      }
-      if (cpu === 'round-robin' && !r.has('count')) r.fail('count', '"cpu": "round-robin" needs a "count"', 'add "count": N (buffers named BUF0..BUF{N-1}), or use "cpu": "each"');
-      if (!r.has('count')) return { op, buf, cpu, data_pages };
-      return { op, buf, cpu, data_pages, count: r.int('count', 1, L.maxCount, 'count') };
-    }
-    case 'remap': {
-      const buf = r.ident('buf', 'buffer name');
-      if (!r.has('count')) return { op, buf };
-      return { op, buf, count: r.int('count', 1, L.maxCount, 'count') };
-    }
-    case 'unmap_part':
-      return { op, buf: r.ident('buf', 'buffer name') };
-    case 'aux_ring':
-      return { op, buf: r.ident('buf', 'buffer name'), cpu: r.int('cpu', 0, L.maxCpus - 1, 'cpu'), data_pages: r.dataPages('data_pages') };
-    case 'aux_map': {
-      const buf = r.ident('buf', 'buffer name');
-      const pages = r.int('pages', 1, L.maxDataPages, 'pages');
-      if (!isPowerOfTwo(pages)) r.fail('pages', `an AUX area of ${pages} pages is not a power of two (perf_mmap() refuses it with EINVAL)`, `use one of 1, 2, 4, ..., ${L.maxDataPages}`);
-      return { op, buf, pages };
-    }
-    case 'aux_unmap':
-      return { op, buf: r.ident('buf', 'buffer name') };
-    case 'map_output':
-      return { op, buf: r.ident('buf', 'buffer name'), to: r.ident('to', 'buffer name to redirect to') };
-    case 'uring':
-      return { op, pages: r.int('pages', 1, L.maxBallastPages, 'pages') };
-    case 'unmap': {
-      const bv = r.get('buf');
-      return { op, buf: bv === '*' ? '*' : r.ident('buf', 'buffer name (or "*" for all)', bv) };
-    }
-    case 'probe':
-    case 'exit':
-      return { op };
-    case 'rlimit': {
-      const v = r.get('memlock_kb');
-      return { op, memlock_kb: v === null ? null : r.int('memlock_kb', 0, L.maxRlimitKb, 'memlock_kb (null = unlimited)', v) };
-    }
-    case 'sysctl': {
-      const name = r.oneOf('name', SYSCTL_NAMES, 'sysctl name');
-      const value =
-        name === 'perf_event_mlock_kb'
-          ? r.int('value', 0, L.maxMlockKb, 'perf_event_mlock_kb')
-          : r.int('value', L.minParanoid, L.maxParanoid, 'perf_event_paranoid');
-      return { op, name, value };
-    }
-    case 'cpu':
-      return { op, cpu: r.int('cpu', 0, L.maxCpus - 1, 'cpu'), online: r.bool('online', 'online') };
-    case 'hang':
-    case 'sysrq': {
-      if (!faultInjection) r.fail('op', `"${op}" is a fault-injection op (it exists to test the runner${op === 'sysrq' ? ' and can crash the machine' : ''})`, 'remove it, or set "fault_injection": true at the top of a scenario meant only for VMs');
-      if (op === 'hang') return { op, seconds: r.int('seconds', 0, L.maxHangSeconds, 'seconds') };
-      const key = r.safeString('key', 'sysrq key');
-      if (!SYSRQ_KEY_RE.test(key)) r.fail('key', `sysrq key ${show(key)} is not one letter or digit`, 'use one letter or digit, e.g. "c"');
-      return { op, key };
-    }
-  }
-}
-
-function exampleFor(op: SourceOpName, field: string): string {
-  const ex: Record<string, string> = {
-    via: '"perf" (or "io_uring", "bpf", "memfd_secret")',
-    to: '"a"',
-    pages: '100',
-    buf: '"a"',
-    cpu: op === 'map' ? '0 (or "each", "round-robin")' : op === 'aux_ring' ? '0' : '1',
-    data_pages: '2',
-    memlock_kb: '64 (or null for unlimited)',
-    name: '"perf_event_mlock_kb"',
-    value: '260',
-    online: 'false',
-    seconds: '5',
-    key: '"c"',
-  };
-  return ex[field] ?? '...';
+  return validateScenarioWithNotices(obj, file).source;
 }

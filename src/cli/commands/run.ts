@@ -7,7 +7,7 @@ import { writeReports, writeStepSummary } from '../../report/files.ts';
 import { renderSummary } from '../../report/summary.ts';
 import { renderTable } from '../../results/table.ts';
 import { ConfigError } from '../../util/errors.ts';
-import { artifactBaseUrl, artifactUrlOption, type Command, DEFAULT_JOBS, exitForVerdicts, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
+import { artifactBaseUrl, artifactUrlOption, type Command, DEFAULT_JOBS, EXIT, exitForVerdicts, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
 import { checkUniqueIds } from '../../kernels/spec.ts';
 import { resolveKernelArg } from '../kernel-arg.ts';
 import { extraCmdlineFromEnv } from '../../runner/qemu.ts';
@@ -64,7 +64,12 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
         throw new ConfigError('command line', '--append', `${JSON.stringify(v.append)} is not plain kernel parameters (key or key=value of [A-Za-z0-9_.,:/+-], at most 32)`, 'give space-separated words like --append "loglevel=7 nokaslr"');
       }
     }
-    const scenarios = pick(await loadScenarios(v), list(v.scenarios), 'scenario', 'scenarios');
+    // a bad file in a --scenario-file directory: reported now, the rest runs, exit 2 at the end (#16 item 7)
+    const badFiles: ConfigError[] = [];
+    const allScenarios = await loadScenarios(v, badFiles);
+    for (const e of badFiles) console.error(`lockstep run: ${e.message}`);
+    if (badFiles.length > 0 && allScenarios.length === 0) throw badFiles[0]!;
+    const scenarios = pick(allScenarios, list(v.scenarios), 'scenario', 'scenarios');
     const accel = v.accel as string | undefined;
     const shard = v.shard !== undefined ? parseShard(String(v.shard)) : undefined;
     if (accel !== undefined && accel !== 'kvm' && accel !== 'tcg') throw new ConfigError('command line', '--accel', `${JSON.stringify(accel)} is not kvm or tcg`, 'use --accel kvm or --accel tcg, or leave it out');
@@ -127,6 +132,10 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
       await writeStepSummary(renderSummary(r, w.logic));
       console.error(`lockstep: wrote ${join(outDir, 'results.json')}, table.md, report.html, junit.xml, results.tap, results.ktap; ${r.cells.length - bad.length}/${r.cells.length} cells MATCH/SKIP/UNCHECKED`);
       if (ac.signal.aborted) return caught === 'SIGTERM' ? 143 : 130;
+      if (badFiles.length > 0) {
+        console.error(`lockstep run: ${badFiles.length} scenario file${badFiles.length === 1 ? '' : 's'} could not be loaded (above); the others ran: exit 2`);
+        return EXIT.badInput;
+      }
       return exitForVerdicts(r.cells.map((c) => c.verdict));
     } finally {
       process.off('SIGINT', onSignal);

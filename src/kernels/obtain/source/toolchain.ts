@@ -5,6 +5,8 @@
 // by row. syzkaller's bisection keeps per-range compilers and fix backports
 // the same way (the idea, not its code).
 
+import type { Feature } from '../../../scenario/ops.ts';
+import type { Offer } from '../../../scenario/skip.ts';
 import semver from 'semver';
 
 export interface CompilerRow {
@@ -130,17 +132,27 @@ export function kconfigSymbols(text: string): string[] {
   return [...text.matchAll(/^\s*(?:menu)?config\s+([A-Za-z0-9_]+)\s*$/gm)].map((m) => m[1]!);
 }
 
-/** The kernel option each kind of ballast op needs (scenario ops "ballast" via io_uring / bpf). */
-const BALLAST_NEEDS: Readonly<Record<string, string>> = { io_uring: 'CONFIG_IO_URING', bpf: 'CONFIG_BPF_SYSCALL' };
+/** The kernel option each feature a scenario may use needs. */
+const FEATURE_OPTION: Readonly<Record<Feature, string>> = { io_uring: 'CONFIG_IO_URING', bpf: 'CONFIG_BPF_SYSCALL', memfd_secret: 'CONFIG_SECRETMEM' };
 
 /**
- * Why a scenario cannot run on a kernel built without `absent` options (the
- * artifact's meta.absent_options), or null when it can. Takes the ops
- * structurally ({op, via}) so it needs nothing from src/scenario. Pure.
+ * What a VM booting a kernel built without `absent` options (the artifact's
+ * meta.absent_options) offers a scenario (src/scenario/skip.ts): it boots
+ * with the scenario's CPU count (at most `nrCpus`, the build's
+ * CONFIG_NR_CPUS, when known), root, writable sysctls, CPU hotplug, fault
+ * injection; a feature whose option the build lacks is refused with the
+ * option and the commit that added it. Pure.
  */
-export function buildLacksReason(ops: readonly { op: string; via?: string }[], absent: readonly string[]): string | null {
-  if (!absent.length) return null;
-  const need = new Set(ops.flatMap((o) => (o.op === 'ballast' && o.via && BALLAST_NEEDS[o.via] ? [BALLAST_NEEDS[o.via]!] : [])));
-  const lacked = absent.filter((o) => need.has(o));
-  return lacked.length ? `the kernel's build lacks ${lacked.map(absentOptionText).join(', ')}: the scenario's ballast needs it` : null;
+export function vmOffer(absent: readonly string[], nrCpus: number | null = null): Offer {
+  const features: Partial<Record<Feature, string>> = {};
+  for (const [f, option] of Object.entries(FEATURE_OPTION) as [Feature, string][]) {
+    if (absent.includes(option)) features[f] = `the kernel's build lacks ${absentOptionText(option)}`;
+  }
+  return { where: 'the VM', onlineCpus: null, nrCpus, memlockHardKb: null, cpuHotplug: true, faultInjection: true, features, sysctls: 'writable', root: true };
 }
+
+/** CONFIG_NR_CPUS a kconfig fragment or .config sets, or null. Pure. */
+export const nrCpusOf = (config: string): number | null => {
+  const m = /^CONFIG_NR_CPUS=([0-9]+)$/m.exec(config);
+  return m ? Number(m[1]) : null;
+};
