@@ -5,6 +5,7 @@
 // headroom, expected against measured, its first divergent op marked) and
 // every cell's provenance. Pure: results in, HTML out.
 
+import { ALL_LOGICS } from '../model/index.ts';
 import { releaseText } from '../results/table.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import type { CellResult, Results } from '../results/schema.ts';
@@ -44,7 +45,7 @@ table{border-collapse:collapse;margin:.5em 0} th,td{border:1px solid #bbb;paddin
 thead th{background:#f3f3f3;position:sticky;top:0} .scroll{overflow-x:auto}
 .tablebox{overflow:auto;max-width:100%;max-height:85vh;border:1px solid #ccc;margin:.5em 0}
 .tablebox table{margin:0} .tablebox thead th{z-index:2} .tablebox tbody th{position:sticky;left:0;background:#fafafa;z-index:1}
-th.scen{font-size:11px;max-width:7em;padding:3px 3px} td.cell{padding:3px 3px} .cell-plot p.reason{font-size:12px;max-width:860px;margin:2px 0 4px}
+th.scen{font-size:11px;padding:4px 2px;vertical-align:bottom} th.scen span{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap} td.cell{padding:3px 3px} .cell-plot p.reason{font-size:12px;max-width:860px;margin:2px 0 4px}
 td.cell{white-space:nowrap;font-family:ui-monospace,monospace;font-size:12px} td.cell small{color:#555} td.cell small.flaky{white-space:normal}
 ${Object.entries(COLORS).map(([v, c]) => `td.v-${v}{background:${c}}`).join('\n')}
 .meta{color:#444} code{font-size:12px} .plots{display:flex;flex-wrap:wrap;gap:12px}
@@ -134,7 +135,7 @@ export function renderHtml(r: Results, o: HtmlOptions): string {
     '(<code>-</code> = none; when measured and expected differ, the expected one follows). Hover a cell for the reason.</p>');
   // Its own scroll box: a wide matrix scrolls inside it (kernel column and header stay put) instead of running off the page.
   h.push('<div class="tablebox" id="verdicts-box"><table id="verdicts"><thead><tr><th>kernel</th><th>expected logic</th><th>classified logic</th>' +
-    scenarios.map((s) => `<th class="scen" data-scenario="${esc(s)}">${esc(s).replace(/-/g, '-<wbr>')}</th>`).join('') + '</tr></thead><tbody>');
+    scenarios.map((s) => `<th class="scen" data-scenario="${esc(s)}"><span>${esc(s)}</span></th>`).join('') + '</tr></thead><tbody>');
   for (const k of kernels) {
     const kr = rec.get(k);
     const lg = o.logic.get(k);
@@ -147,7 +148,7 @@ export function renderHtml(r: Results, o: HtmlOptions): string {
   h.push('</tbody></table></div>');
 
   h.push('<h2>Classified logic per kernel</h2>');
-  h.push('<p>Which of the ten models (V0..V4 x shared/separate counter) explain every finished, non-SKIP cell of the kernel. ' +
+  h.push(`<p>Which of the ${ALL_LOGICS.length} models (V0..V4, V1a, V1b x shared/separate counter) explain every finished, non-SKIP cell of the kernel. ` +
     'Several fit when the scenarios cannot tell them apart.</p>');
   h.push('<table id="logic"><thead><tr><th>kernel</th><th>version</th><th>expected</th><th>why expected</th><th>classified</th><th>cells used</th></tr></thead><tbody>');
   for (const k of kernels) {
