@@ -85,7 +85,7 @@ struct io_uring_params { uint8_t raw[120]; };
 
 #define PROTO_VERSION 1
 #define ID_MAX 64
-#define PROBE_CAP 65000
+#define PROBE_CAP (1LL << 18)   /* pages: the probe stops (spilled=false) at this headroom */
 #include "lockstep-limits.h" /* MAX_BALLAST_BUFS, shared with the scenario schema */
 #define MAX_SCRIPT_BYTES (16u << 20)
 #define MSG_MAX 200
@@ -870,8 +870,13 @@ static int drop_privs(uid_t uid, uint64_t want, long long memlock_kb, bool memlo
 	if (set_limit(RLIMIT_MEMLOCK, memlock_kb < 0 ? RLIM_INFINITY : (rlim_t)memlock_kb * 1024,
 		      memlock_clamp, msg) < 0)
 		return -1;
-	/* probe keeps up to 65000 events open; with less it ends early with EMFILE */
-	if (set_limit(RLIMIT_NOFILE, 65536, true, msg) < 0)
+	/*
+	 * Open files: 65536 (soft = hard; a hard limit of infinity is above
+	 * fs.nr_open and always refused, which used to leave the inherited 4096).
+	 * Where the hard limit cannot be raised it is the ceiling.
+	 */
+	struct rlimit nofile = { 65536, 65536 };
+	if (setrlimit(RLIMIT_NOFILE, &nofile) < 0 && set_limit(RLIMIT_NOFILE, 65536, true, msg) < 0)
 		return -1;
 
 	/* keep the permitted set across the uid change; effective is rebuilt below */
@@ -1173,61 +1178,160 @@ static void w_uring(long long pages, struct rep *r)
 }
 
 /*
- * How many 1-page buffers still fit under the per-user allowance: a mapping
- * that fits costs the user counter only; the first that does not shows up
- * in this process's VmPin.
+ * How many pages still fit under the per-user allowance (headroom = L - U,
+ * exact to the page, at most PROBE_CAP pages): a mapping that fits costs the
+ * user counter only; one that does not shows up in this process's VmPin
+ * (extra > 0) or is refused by RLIMIT_MEMLOCK.
+ *
+ * Ring buffers come in 1 + 2^k pages, so the probe holds a sum of them:
+ * sizes grow (1, 2, 3, 5, 9, ... 65537 pages) while they fit and shrink once
+ * one does not, down to 1-page buffers; that is O(log H + H / 65537) fds for
+ * any headroom H (the old one-page-per-fd probe hit RLIMIT_NOFILE above ~4090).
+ * During the search the soft RLIMIT_MEMLOCK is lowered to the current VmPin,
+ * so a mapping that would spill (extra > 0) is refused before the kernel
+ * allocates its pages; the last 1-page map runs with the real limit and
+ * decides `spilled` (ok) or EPERM exactly as a 1-page probe would. Held
+ * mappings are real kernel memory: H pages at most.
  */
+#define PROBE_LEVELS 18          /* level 0: header only; level j: 2^(j-1) data pages */
+
+static long long probe_level_pages(int j) { return j == 0 ? 1 : (1LL << (j - 1)) + 1; }
+
+struct probe_held { int *fds; void **maps; size_t *sizes; int n, cap; };
+
+/* Try one buffer of level j: 1 = it fit (held), 0 = it did not (undone), -1 = error (errno). */
+static int probe_try(struct probe_held *h, int j, long long base_kb)
+{
+	if (h->n == h->cap) {
+		int cap = h->cap ? h->cap * 2 : 64;
+		int *f = realloc(h->fds, sizeof *f * (size_t)cap);
+		if (f)
+			h->fds = f;
+		void **m = realloc(h->maps, sizeof *m * (size_t)cap);
+		if (m)
+			h->maps = m;
+		size_t *s = realloc(h->sizes, sizeof *s * (size_t)cap);
+		if (s)
+			h->sizes = s;
+		if (!f || !m || !s)
+			return errno = ENOMEM, -1;
+		h->cap = cap;
+	}
+	long long data = j == 0 ? 0 : 1LL << (j - 1);
+	int fd = perf_open(0);
+	if (fd < 0)
+		return -1;
+	void *m = perf_map(fd, data);
+	if (m == MAP_FAILED) {
+		int e = errno;
+		close(fd);
+		if (e == EPERM)
+			return 0;
+		return errno = e, -1;
+	}
+	size_t size = (size_t)(data + 1) * (size_t)g_page;
+	long long v = self_vmpin();
+	if (v < 0) {
+		munmap(m, size);
+		close(fd);
+		return errno = EIO, -1;
+	}
+	if (v > base_kb) {
+		munmap(m, size);
+		close(fd);
+		return 0;
+	}
+	h->fds[h->n] = fd;
+	h->maps[h->n] = m;
+	h->sizes[h->n++] = size;
+	return 1;
+}
+
 static void w_probe(struct rep *r)
 {
-	int *fds = malloc(sizeof *fds * PROBE_CAP);
-	void **maps = malloc(sizeof *maps * PROBE_CAP);
-	if (!fds || !maps) {
-		free(fds);
-		free(maps);
-		return fail(r, ENOMEM, "out of memory in worker");
-	}
+	struct probe_held h = { 0 };
 	long long base = self_vmpin();
-	int n = 0, held = 0, err = 0;
-	bool spilled = false;
+	long long held = 0;
+	int err = 0;
+	bool spilled = false, capped = false;
+	struct rlimit real;
 	if (base < 0) {
 		err = EIO;
 		snprintf(r->msg, sizeof r->msg, "cannot read VmPin");
+	} else if (getrlimit(RLIMIT_MEMLOCK, &real) < 0) {
+		err = errno;
+		snprintf(r->msg, sizeof r->msg, "getrlimit(RLIMIT_MEMLOCK) failed");
 	}
-	while (!err && n < PROBE_CAP) {
-		int fd = perf_open(0);
-		if (fd < 0) {
-			err = errno;
-			snprintf(r->msg, sizeof r->msg, "perf_event_open failed after %d maps", n);
-			break;
+	if (!err) {
+		/* the oracle: with soft limit = VmPin, any extra > 0 is EPERM before allocation */
+		struct rlimit low = real;
+		rlim_t pin_bytes = (rlim_t)base * 1024;
+		if (pin_bytes < low.rlim_cur)
+			low.rlim_cur = pin_bytes;
+		setrlimit(RLIMIT_MEMLOCK, &low);   /* lowering the soft limit cannot fail */
+		int j = 0;
+		bool grow = true;
+		for (;;) {
+			/* never hold more than PROBE_CAP pages: the cap is exact */
+			while (j > 0 && held + probe_level_pages(j) > PROBE_CAP)
+				j--, grow = false;
+			if (held + probe_level_pages(j) > PROBE_CAP) {
+				capped = true;
+				break;
+			}
+			int t = probe_try(&h, j, base);
+			if (t < 0) {
+				err = errno;
+				snprintf(r->msg, sizeof r->msg, "map of %lld pages failed after %lld pages", probe_level_pages(j), held);
+				break;
+			}
+			if (t == 1) {
+				held += probe_level_pages(j);
+				if (grow && j + 1 < PROBE_LEVELS)
+					j++;
+				continue;
+			}
+			grow = false;
+			if (j == 0)
+				break;
+			j--;
 		}
-		void *m = perf_map(fd, 0);
-		if (m == MAP_FAILED) {
-			err = errno;
-			snprintf(r->msg, sizeof r->msg, "mmap failed after %d maps", n);
-			close(fd);
-			break;
+		setrlimit(RLIMIT_MEMLOCK, &real);
+		if (!err && !capped) {
+			/* the one map that does not fit, under the real limit: spill or EPERM */
+			int fd = perf_open(0);
+			void *m = fd < 0 ? MAP_FAILED : perf_map(fd, 0);
+			if (fd < 0) {
+				err = errno;
+				snprintf(r->msg, sizeof r->msg, "perf_event_open failed after %lld pages", held);
+			} else if (m == MAP_FAILED) {
+				err = errno;
+				snprintf(r->msg, sizeof r->msg, "mmap failed after %lld pages", held);
+				close(fd);
+			} else {
+				long long v = self_vmpin();
+				spilled = v > base;
+				if (v < 0) {
+					err = EIO;
+					snprintf(r->msg, sizeof r->msg, "cannot read VmPin");
+				} else if (!spilled) {
+					/* lowering the limit said "does not fit", the real map says it fits */
+					err = EPROTO;
+					snprintf(r->msg, sizeof r->msg, "a 1-page map fit after the search ended at %lld pages", held);
+				}
+				munmap(m, (size_t)g_page);
+				close(fd);
+			}
 		}
-		fds[held] = fd;
-		maps[held++] = m;
-		long long v = self_vmpin();
-		if (v < 0) {
-			err = EIO;
-			snprintf(r->msg, sizeof r->msg, "cannot read VmPin");
-			break;
-		}
-		if (v > base) {
-			spilled = true;
-			break;
-		}
-		n++;
 	}
-	for (int k = 0; k < held; k++) {
-		munmap(maps[k], (size_t)g_page);
-		close(fds[k]);
+	for (int k = 0; k < h.n; k++) {
+		munmap(h.maps[k], h.sizes[k]);
+		close(h.fds[k]);
 	}
-	free(fds);
-	free(maps);
-	r->headroom = n;
+	free(h.fds);
+	free(h.maps);
+	free(h.sizes);
+	r->headroom = held;
 	r->spilled = spilled;
 	if (err)
 		fail(r, err, NULL);

@@ -5,7 +5,7 @@ import {
   type Accounting,
   type ExpectedOp,
   type Logic,
-  PROBE_MAX_MAPS,
+  PROBE_MAX_PAGES,
   RLIM_INFINITY_PAGES,
   ScriptError,
   logicLabel,
@@ -471,7 +471,7 @@ t.test('unmap * gives back in map order and keeps the ballast', (t) => {
   t.end();
 });
 
-t.test('probe: headroom, spill EPERM, P over the limit, the 65000 cap', (t) => {
+t.test('probe: headroom, spill EPERM, P over the limit, the 2^18-page cap', (t) => {
   // U above L (V0 ballast 616), RLIMIT 100 pages: the spill map would charge U + 1 - L = 101 > 100.
   const s = scenario([{ op: 'ballast', via: 'perf', buffers: ballastBuffers(616) }, { op: 'probe' }], { rlimit_kb: 400 });
   const e0 = simulate(s, shared('V0'));
@@ -501,9 +501,13 @@ t.test('probe: headroom, spill EPERM, P over the limit, the 65000 cap', (t) => {
     t.strictSame([e[1]!.user, e[1]!.pinned, e[2]!.user], [64, 0, 65]);
   }
 
-  // Huge allowance: the probe stops at 65000 maps without spilling.
-  const huge = scenario([{ op: 'probe' }], { mlock_kb: 512 * MiB_KB });
-  t.strictSame(simulate(huge, shared('V3'))[0], { ok: true, errno: '', pinned: 0, user: 0, headroom: PROBE_MAX_MAPS });
+  // perf_event_mlock_kb 512 MiB: 131072 pages on 1 CPU, measured to the page; on 2 CPUs
+  // (262144 pages) the probe stops at its 2^18-page cap without spilling.
+  const big = scenario([{ op: 'probe' }], { mlock_kb: 512 * MiB_KB, cpus: 1 });
+  t.strictSame(simulate(big, shared('V3'))[0], { ok: true, errno: '', pinned: 0, user: 0, headroom: 131072 });
+  const huge = scenario([{ op: 'probe' }], { mlock_kb: 512 * MiB_KB, cpus: 2 });
+  t.strictSame(simulate(huge, shared('V3'))[0], { ok: true, errno: '', pinned: 0, user: 0, headroom: PROBE_MAX_PAGES });
+  t.equal(PROBE_MAX_PAGES, 262144);
   t.end();
 });
 

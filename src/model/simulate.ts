@@ -31,7 +31,7 @@ export interface ExpectedOp {
   pinned: number;
   /** perf's per-user counter (U) in pages after the op */
   user: number;
-  /** probe: fresh 1-page maps that did not spill (capped at PROBE_MAX_MAPS) */
+  /** probe: pages that fit under the allowance before one spills, L - U (capped at PROBE_MAX_PAGES) */
   headroom?: number;
   /** perf ballast: the helper's pinned pages (not predicted for io_uring ballast) */
   helperPinned?: number;
@@ -131,8 +131,13 @@ function since(v: readonly number[], mainline: readonly number[] | null, stables
   return stables.some((st) => st[0] === v[0] && st[1] === v[1] && v[2]! >= st[2]!);
 }
 
-/** The reproducer's probe stops after this many maps without a spill. */
-export const PROBE_MAX_MAPS = 65000;
+/**
+ * The reproducer's probe stops without spilling once it holds this many
+ * pages (2^18 = 1 GiB of 4 KiB pages: a perf_event_mlock_kb of 512 MiB on 2
+ * CPUs, or 256 CPUs at 4 MiB each). It holds ring buffers of 1 + 2^k pages
+ * (harness/PROTOCOL.md), so the headroom is exact to the page below the cap.
+ */
+export const PROBE_MAX_PAGES = 2 ** 18;
 
 /** Thrown for a script the reproducer could not run (map of an open name, unmap of an unknown one, ...). */
 export class ScriptError extends Error {
@@ -404,8 +409,8 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
           // U below -1 (V1's AUX unmap) reads as huge unsigned: the first map spills.
           const room = U < -1 ? 0 : L - U;
           headroom = room > 0 ? room : 0;
-          if (headroom >= PROBE_MAX_MAPS) {
-            headroom = PROBE_MAX_MAPS; // stops without spilling
+          if (headroom >= PROBE_MAX_PAGES) {
+            headroom = PROBE_MAX_PAGES; // stops without spilling
           } else {
             split(U + headroom, 1, L, sp); // the spilling map
             if (limited && P + sp.extra > R) ok = false;

@@ -4,7 +4,7 @@
 // discriminating scenario (bisect, docs).
 
 import { ALL_LOGICS, type Logic, logicLabel } from '../model/accounting.ts';
-import { type ExpectedOp, PROBE_MAX_MAPS, type SimulateOptions, simulate } from '../model/simulate.ts';
+import { type ExpectedOp, PROBE_MAX_PAGES, type SimulateOptions, simulate } from '../model/simulate.ts';
 import { type MeasuredOp, diffCell } from '../diff/diff.ts';
 import { type CompiledScenario, PAGE_KB } from './ops.ts';
 
@@ -18,7 +18,7 @@ export function syntheticMeasured(s: CompiledScenario, expected: readonly Expect
     const m: MeasuredOp = { i, op: op.op, ok: e.ok, errno: e.errno, vmpin_kb: e.pinned * PAGE_KB, vmlck_kb: 0 };
     if (op.op === 'probe') {
       m.headroom = e.headroom!;
-      m.spilled = e.ok && e.headroom! < PROBE_MAX_MAPS;
+      m.spilled = e.ok && e.headroom! < PROBE_MAX_PAGES;
     } else if (op.op === 'ballast') {
       m.mapped = op.via === 'perf' ? op.buffers.length : op.pages;
       if (e.helperPinned !== undefined) m.helper_vmpin_kb = e.helperPinned * PAGE_KB;
