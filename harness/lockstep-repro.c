@@ -36,6 +36,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -98,6 +99,7 @@ enum op_kind {
 	OP_REMAP, OP_UNMAP, OP_PROBE, OP_CPU, OP_HANG, OP_SYSRQ,
 	OP_BALLAST_BPF, OP_EXIT, OP_BALLAST_SECRET, OP_URING, OP_UNMAP_PART,
 	OP_MAP_OUTPUT, OP_AUX_RING, OP_AUX_MAP, OP_AUX_UNMAP,
+	OP_HANDOFF, OP_KILL_HELPER, OP_CAP_IPC_LOCK,
 };
 
 static const char *const op_names[] = {
@@ -109,6 +111,8 @@ static const char *const op_names[] = {
 	[OP_BALLAST_SECRET] = "ballast", [OP_URING] = "uring",
 	[OP_UNMAP_PART] = "unmap_part", [OP_MAP_OUTPUT] = "map_output",
 	[OP_AUX_RING] = "aux_ring", [OP_AUX_MAP] = "aux_map", [OP_AUX_UNMAP] = "aux_unmap",
+	[OP_HANDOFF] = "handoff", [OP_KILL_HELPER] = "kill_helper",
+	[OP_CAP_IPC_LOCK] = "cap_ipc_lock",
 };
 
 struct op {
@@ -182,7 +186,13 @@ static struct {
 	int cpu_ids[256], cpu_orig[256];
 	int ncpus;
 	int cur_op;              /* index of the op in flight, -1 outside ops */
+	int pass_fd;             /* controller's end of the worker's fd-passing socket (handoff) */
+	pid_t helpers[MAX_CHILDREN]; /* helpers in spawn order (kill_helper N); 0 once killed */
+	int nhelpers;
 } R;
+
+/* Child side: the worker's (or a handoff helper's) end of the fd-passing socket. */
+static int g_pass_fd = -1;
 
 /* ------------------------------------------------------------------ */
 /* Small utilities                                                     */
@@ -553,6 +563,38 @@ static int parse_begin(struct item *it, char **t, int nt, char *err)
 
 static bool is_aux_op(const char *w);
 static int parse_aux_op(struct op *op, char **t, int nt, char *err);
+/* The ops of field reports (issue 16): handoff, kill_helper, cap_ipc_lock. */
+static int parse_field_op(struct op *op, char **t, int nt, char *err)
+{
+	const char *w = t[0];
+	if (!strcmp(w, "handoff")) {
+		if (nt != 4)
+			return perr(err, "'%s' takes a different number of arguments", w);
+		op->kind = OP_HANDOFF;
+		if (!is_ident(t[1]))
+			return perr(err, "bad buffer name '%.64s'", t[1]);
+		snprintf(op->name, sizeof op->name, "%s", t[1]);
+		if (!parse_num(t[2], 0, 4095, &op->a))
+			return perr(err, "bad cpu '%.64s'", t[2]);
+		if (!parse_num(t[3], 0, 1 << 30, &op->b))
+			return perr(err, "bad data page count '%.64s'", t[3]);
+	} else if (!strcmp(w, "kill_helper")) {
+		if (nt != 2)
+			return perr(err, "'%s' takes a different number of arguments", w);
+		op->kind = OP_KILL_HELPER;
+		if (!strcmp(t[1], "*"))
+			op->a = -1;
+		else if (!parse_num(t[1], 0, MAX_CHILDREN - 1, &op->a))
+			return perr(err, "bad helper index '%.64s' (0-based, or *)", t[1]);
+	} else {
+		if (nt != 2)
+			return perr(err, "'%s' takes a different number of arguments", w);
+		op->kind = OP_CAP_IPC_LOCK;
+		if (!parse_num(t[1], 0, 1, &op->a))
+			return perr(err, "cap_ipc_lock must be 0 or 1, got '%.64s'", t[1]);
+	}
+	return 0;
+}
 
 static int parse_op(struct op *op, char **t, int nt, char *err)
 {
@@ -648,6 +690,9 @@ static int parse_op(struct op *op, char **t, int nt, char *err)
 		if (!is_ident(t[1]) && !(op->kind == OP_UNMAP && !strcmp(t[1], "*")))
 			return perr(err, "bad buffer name '%.64s'", t[1]);
 		snprintf(op->name, sizeof op->name, "%s", t[1]);
+	} else if (!strcmp(w, "handoff") || !strcmp(w, "kill_helper") || !strcmp(w, "cap_ipc_lock")) {
+		if (parse_field_op(op, t, nt, err) < 0)
+			return -1;
 	} else if (!strcmp(w, "probe")) {
 		NEED(1);
 		op->kind = OP_PROBE;
@@ -856,7 +901,13 @@ static int set_limit(int res, rlim_t soft, bool clamp, char *msg)
 	return 0;
 }
 
-static int drop_privs(uid_t uid, uint64_t want, long long memlock_kb, bool memlock_clamp, char *msg)
+/*
+ * `want` goes into the permitted set and, minus `idle`, into the effective
+ * set: a capability that is permitted but not effective (the worker's
+ * CAP_IPC_LOCK when the scenario starts without it) can be switched on later
+ * by the `cap_ipc_lock` op; capable() checks only the effective set.
+ */
+static int drop_privs(uid_t uid, uint64_t want, uint64_t idle, long long memlock_kb, bool memlock_clamp, char *msg)
 {
 	struct sigaction sa = { .sa_handler = SIG_DFL };
 	for (size_t k = 0; k < sizeof term_sigs / sizeof term_sigs[0]; k++)
@@ -893,8 +944,10 @@ static int drop_privs(uid_t uid, uint64_t want, long long memlock_kb, bool memlo
 	uint64_t perm = d[0].permitted | (uint64_t)d[1].permitted << 32;
 	want &= perm;
 	memset(d, 0, sizeof d);
-	d[0].permitted = d[0].effective = (uint32_t)want;
-	d[1].permitted = d[1].effective = (uint32_t)(want >> 32);
+	d[0].permitted = (uint32_t)want;
+	d[1].permitted = (uint32_t)(want >> 32);
+	d[0].effective = (uint32_t)(want & ~idle);
+	d[1].effective = (uint32_t)((want & ~idle) >> 32);
 	if (syscall(SYS_capset, &hdr, d) < 0)
 		PRIV_FAIL("capset: %s", strerror(errno));
 	/* ambient caps would survive into nothing here (no exec), but be explicit; EINVAL before 4.3 */
@@ -909,13 +962,13 @@ static int drop_privs(uid_t uid, uint64_t want, long long memlock_kb, bool memlo
 }
 
 /* Children must not hold the controller's other pipe ends (EOF = death detection). */
-static void close_fds_except(int keep1, int keep2)
+static void close_fds_except(int keep1, int keep2, int keep3)
 {
 	int fds[1024], n = 0;
 	DIR *d = opendir("/proc/self/fd");
 	if (!d) {
 		for (int fd = 3; fd < 1024; fd++)
-			if (fd != keep1 && fd != keep2)
+			if (fd != keep1 && fd != keep2 && fd != keep3)
 				close(fd);
 		return;
 	}
@@ -923,7 +976,7 @@ static void close_fds_except(int keep1, int keep2)
 	struct dirent *e;
 	while ((e = readdir(d)) && n < 1024) {
 		int fd = atoi(e->d_name);
-		if (e->d_name[0] != '.' && fd > 2 && fd != dfd && fd != keep1 && fd != keep2)
+		if (e->d_name[0] != '.' && fd > 2 && fd != dfd && fd != keep1 && fd != keep2 && fd != keep3)
 			fds[n++] = fd;
 	}
 	closedir(d);
@@ -1354,6 +1407,55 @@ static void w_rlimit(long long kb, struct rep *r)
 		return fail(r, errno, "setrlimit failed");
 }
 
+/*
+ * fd hand-off, the worker's side: receive the perf event fd a handoff helper
+ * sent over the worker's unix socket (SCM_RIGHTS) and mmap it again at the
+ * helper's size. The ring buffer exists already (the helper mapped it): before
+ * v6.15 this mapping charges nothing; from v6.15 (V4) it charges user_extra
+ * to the worker's user again, and only one charge comes back when the ring
+ * buffer's last mapping goes.
+ */
+static void w_handoff(const struct req *q, struct rep *r)
+{
+	if (wbuf_find(q->name))
+		return fail(r, EEXIST, "buffer already mapped (use remap)");
+	char byte;
+	struct iovec iov = { &byte, 1 };
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } c;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof c.buf };
+	if (g_pass_fd < 0 || recvmsg(g_pass_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
+		return fail(r, g_pass_fd < 0 ? EBADF : errno, "no fd from the handoff helper");
+	struct cmsghdr *ch = CMSG_FIRSTHDR(&mh);
+	if (!ch || ch->cmsg_level != SOL_SOCKET || ch->cmsg_type != SCM_RIGHTS || ch->cmsg_len != CMSG_LEN(sizeof(int)))
+		return fail(r, EPROTO, "the handoff message carried no fd");
+	int fd;
+	memcpy(&fd, CMSG_DATA(ch), sizeof fd);
+	size_t size = (size_t)(q->b + 1) * (size_t)g_page;
+	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		int e = errno;
+		close(fd);
+		return fail(r, e, "mmap of the handed-off fd failed");
+	}
+	wbuf_add(q->name, fd, (int)q->a, size, m, r);
+}
+
+/* Switch CAP_IPC_LOCK in the worker's effective set (it stays permitted). */
+static void w_cap_ipc_lock(long long on, struct rep *r)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+	memset(d, 0, sizeof d);
+	if (syscall(SYS_capget, &hdr, d) < 0)
+		return fail(r, errno, "capget failed");
+	if (on)
+		d[0].effective |= 1u << CAP_IPC_LOCK;
+	else
+		d[0].effective &= ~(1u << CAP_IPC_LOCK);
+	if (syscall(SYS_capset, &hdr, d) < 0)
+		return fail(r, errno, "capset failed (CAP_IPC_LOCK not permitted here?)");
+}
+
 static uint64_t worker_caps(const struct item *b)
 {
 	/* PERFMON/SYS_ADMIN: CPU-wide events at paranoid >= 1; neither skips the mlock check */
@@ -1367,7 +1469,9 @@ static void __attribute__((noreturn)) worker_main(const struct item *b, int req_
 {
 	struct rep r;
 	memset(&r, 0, sizeof r);
-	r.ok = drop_privs((uid_t)b->uid, worker_caps(b), b->rlimit_kb, false, r.msg) == 0;
+	/* CAP_IPC_LOCK stays permitted either way, effective only with cap_ipc_lock=1 */
+	r.ok = drop_privs((uid_t)b->uid, worker_caps(b) | capmask(CAP_IPC_LOCK),
+			  b->cap_ipc_lock ? 0 : capmask(CAP_IPC_LOCK), b->rlimit_kb, false, r.msg) == 0;
 	if (!r.ok)
 		r.err = errno;
 	write_all(rep_fd, &r, sizeof r);      /* "ready" (or why not) */
@@ -1392,6 +1496,8 @@ static void __attribute__((noreturn)) worker_main(const struct item *b, int req_
 		case OP_URING:  w_uring(q.a, &r); break;
 		case OP_PROBE:  w_probe(&r); break;
 		case OP_HANG:   w_hang(q.a); break;
+		case OP_HANDOFF: w_handoff(&q, &r); break;
+		case OP_CAP_IPC_LOCK: w_cap_ipc_lock(q.a, &r); break;
 		case OP_EXIT:   _exit(0);   /* the mappings go with the process */
 		default:        fail(&r, EINVAL, "not a worker op"); break;
 		}
@@ -1507,6 +1613,35 @@ static void ballast_bpf(const struct op *op, struct rep *r)
 	}
 }
 
+/*
+ * fd hand-off, the helper's side: a privileged process of the uid (CAP_IPC_LOCK,
+ * as profilers' helpers are) opens an event on CPU a, maps it with b data
+ * pages (charged like any new ring buffer, never refused) and sends the fd to
+ * the worker over its unix socket. It keeps its own mapping until it is
+ * killed or the block ends.
+ */
+static void handoff_helper(const struct op *op, struct rep *r)
+{
+	int fd = perf_open((int)op->a);
+	if (fd < 0)
+		return fail(r, errno, "perf_event_open failed");
+	if (perf_map(fd, op->b) == MAP_FAILED)
+		return fail(r, errno, "mmap failed");
+	char byte = 'f';
+	struct iovec iov = { &byte, 1 };
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } c;
+	memset(&c, 0, sizeof c);
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof c.buf };
+	struct cmsghdr *ch = CMSG_FIRSTHDR(&mh);
+	ch->cmsg_level = SOL_SOCKET;
+	ch->cmsg_type = SCM_RIGHTS;
+	ch->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(ch), &fd, sizeof fd);
+	if (g_pass_fd < 0 || sendmsg(g_pass_fd, &mh, 0) != 1)
+		return fail(r, g_pass_fd < 0 ? EBADF : errno, "sending the fd to the worker failed");
+	r->mapped = 1;
+}
+
 static void __attribute__((noreturn)) helper_main(const struct item *b, const struct op *op, int rep_fd)
 {
 	struct rep r;
@@ -1520,7 +1655,9 @@ static void __attribute__((noreturn)) helper_main(const struct item *b, const st
 	 * RLIMIT_MEMLOCK inf (or as high as the hard limit allows): io_uring
 	 * checks the uid's whole locked total against it.
 	 */
-	if (drop_privs((uid_t)b->uid, caps, -1, true, r.msg) < 0) {
+	if (op->kind == OP_HANDOFF)
+		caps |= capmask(CAP_IPC_LOCK);
+	if (drop_privs((uid_t)b->uid, caps, 0, -1, true, r.msg) < 0) {
 		r.err = errno;
 		write_all(rep_fd, &r, sizeof r);
 		_exit(1);
@@ -1528,6 +1665,8 @@ static void __attribute__((noreturn)) helper_main(const struct item *b, const st
 	r.ok = 1;
 	if (op->kind == OP_BALLAST_PERF)
 		ballast_perf(op, &r);
+	else if (op->kind == OP_HANDOFF)
+		handoff_helper(op, &r);
 	else if (op->kind == OP_BALLAST_BPF)
 		ballast_bpf(op, &r);
 	else if (op->kind == OP_BALLAST_SECRET)
@@ -1641,6 +1780,10 @@ static void finish_block(void)
 		close(R.rep_fd);
 	R.req_fd = R.rep_fd = -1;
 	R.worker = 0;
+	if (R.pass_fd >= 0)
+		close(R.pass_fd);
+	R.pass_fd = -1;
+	R.nhelpers = 0;
 
 	/* CPUs first: L depends on them and a later block checks the count */
 	for (int k = 0; k < R.ncpus; k++) {
@@ -1700,7 +1843,7 @@ static void emit_op(const struct item *b, int i, const struct op *op, const stru
 		l_bool(&l, "spilled", r->spilled);
 	}
 	if (op->kind == OP_BALLAST_PERF || op->kind == OP_BALLAST_URING || op->kind == OP_BALLAST_BPF ||
-	    op->kind == OP_BALLAST_SECRET) {
+	    op->kind == OP_BALLAST_SECRET || op->kind == OP_HANDOFF) {
 		l_int(&l, "mapped", r->mapped);
 		l_kb(&l, "helper_vmpin_kb", helper_pin);
 	}
@@ -1744,12 +1887,16 @@ static pid_t spawn_helper(const struct item *b, const struct op *op, int *rep_fd
 	}
 	if (pid == 0) {
 		close(p[0]);
-		close_fds_except(p[1], -1);
+		/* a handoff helper sends its fd over the worker's socket */
+		g_pass_fd = op->kind == OP_HANDOFF ? R.pass_fd : -1;
+		close_fds_except(p[1], g_pass_fd, -1);
 		helper_main(b, op, p[1]);
 	}
 	close(p[1]);
 	*rep_fd = p[0];
 	kid_add(pid);
+	if (R.nhelpers < MAX_CHILDREN)
+		R.helpers[R.nhelpers++] = pid;
 	return pid;
 }
 
@@ -1803,6 +1950,8 @@ static bool run_cpu(const struct op *op, struct rep *r)
 }
 
 static bool run_exit(const struct item *b, int i, const struct op *op);
+static bool run_handoff(const struct item *b, int i, const struct op *op);
+static void run_kill_helper(const struct op *op, struct rep *r);
 
 static bool run_op(const struct item *b, int i, const struct op *op)
 {
@@ -1847,6 +1996,11 @@ static bool run_op(const struct item *b, int i, const struct op *op)
 		return run_ballast(b, i, op);
 	case OP_EXIT:
 		return run_exit(b, i, op);
+	case OP_HANDOFF:
+		return run_handoff(b, i, op);
+	case OP_KILL_HELPER:
+		run_kill_helper(op, &r);
+		break;
 	default: {
 		struct req q;
 		memset(&q, 0, sizeof q);
@@ -1914,20 +2068,32 @@ static bool start_worker(const struct item *b)
 		close(req[1]);
 		return emit_error(b->id, -1, 0, "pipe: %s", errname(errno)), false;
 	}
+	int sp[2];
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		emit_error(b->id, -1, 0, "socketpair: %s", errname(errno));
+		close(req[0]); close(req[1]); close(rep[0]); close(rep[1]);
+		return false;
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		emit_error(b->id, -1, 0, "fork: %s", errname(errno));
-		close(req[0]); close(req[1]); close(rep[0]); close(rep[1]);
+		close(req[0]); close(req[1]); close(rep[0]); close(rep[1]); close(sp[0]); close(sp[1]);
 		return false;
 	}
 	if (pid == 0) {
 		close(req[1]);
 		close(rep[0]);
-		close_fds_except(req[0], rep[1]);
+		close(sp[1]);
+		g_pass_fd = sp[0];
+		close_fds_except(req[0], rep[1], sp[0]);
 		worker_main(b, req[0], rep[1]);
 	}
 	close(req[0]);
 	close(rep[1]);
+	close(sp[0]);
+	if (R.pass_fd >= 0)
+		close(R.pass_fd);
+	R.pass_fd = sp[1];
 	R.worker = pid;
 	R.req_fd = req[1];
 	R.rep_fd = rep[0];
@@ -1942,6 +2108,65 @@ static bool start_worker(const struct item *b)
 		return false;
 	}
 	return true;
+}
+
+/*
+ * `handoff B CPU D`: a new helper maps a ring buffer and sends its fd to the
+ * worker, then the worker maps it again as buffer B. One result line, with
+ * the helper's VmPin.
+ */
+static bool run_handoff(const struct item *b, int i, const struct op *op)
+{
+	int fd;
+	pid_t pid = spawn_helper(b, op, &fd);
+	if (pid < 0) {
+		emit_error(b->id, i, 0, "fork of handoff helper: %s", errname(errno));
+		return false;
+	}
+	struct rep r;
+	int rc = recv_rep(fd, &r);
+	close(fd);
+	if (rc < 0)
+		return child_lost(b, i, rc, pid, "handoff helper");
+	long long hpin, hlck;
+	vm_status(pid, &hpin, &hlck);
+	if (r.ok) {
+		struct req q;
+		memset(&q, 0, sizeof q);
+		q.kind = OP_HANDOFF;
+		snprintf(q.name, sizeof q.name, "%s", op->name);
+		q.a = op->a;
+		q.b = op->b;
+		if (write_all(R.req_fd, &q, sizeof q) < 0)
+			return child_lost(b, i, -EPIPE, R.worker, "worker");
+		long long mapped = r.mapped;
+		rc = recv_rep(R.rep_fd, &r);
+		if (rc < 0)
+			return child_lost(b, i, rc, R.worker, "worker");
+		r.mapped = mapped;
+	}
+	emit_op(b, i, op, &r, hpin);
+	return true;
+}
+
+/* Kill one helper (0-based spawn order in the block) or all (-1), and reap it: its mappings go. */
+static void run_kill_helper(const struct op *op, struct rep *r)
+{
+	int from = op->a < 0 ? 0 : (int)op->a, to = op->a < 0 ? R.nhelpers : (int)op->a + 1;
+	if (op->a >= R.nhelpers || (op->a >= 0 && R.helpers[op->a] == 0))
+		return fail(r, ESRCH, "no such live helper");
+	for (int k = from; k < to; k++) {
+		pid_t pid = R.helpers[k];
+		if (pid <= 0)
+			continue;
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		R.helpers[k] = 0;
+		for (int j = 0; j < R.nkids; j++)
+			if (R.kids[j] == pid)
+				R.kids[j] = 0;
+	}
 }
 
 static void run_block(const struct item *b)
@@ -1960,7 +2185,7 @@ static void run_block(const struct item *b)
 	}
 	memset(&R, 0, sizeof R);
 	R.b = b;
-	R.req_fd = R.rep_fd = -1;
+	R.req_fd = R.rep_fd = R.pass_fd = -1;
 	R.cur_op = -1;
 	R.active = true;
 

@@ -3,7 +3,7 @@
 // headroom, and the op where logics part). Pure: strings in, strings out.
 
 import type { CompiledScenario, Op } from '../scenario/ops.ts';
-import { DEFAULT_PAGE_KB, type ExpectedOp, type Logic, PROBE_MAX_MAPS, logicLabel } from '../model/index.ts';
+import { DEFAULT_PAGE_KB, type ExpectedOp, type Logic, PROBE_MAX_PAGES, logicLabel } from '../model/index.ts';
 
 /**
  * One op as a compact, space-free word: its JSON without braces and quotes,
@@ -25,7 +25,7 @@ export interface Refusal {
 /** A probe's predicted headroom. */
 export interface ProbePoint {
   i: number;
-  /** fresh 1-page maps that did not spill (pages), PROBE_MAX_MAPS when it stopped without a spill */
+  /** fresh 1-page maps that did not spill (pages), PROBE_MAX_PAGES when it stopped without a spill */
   headroom: number;
   /** false: even the spilling map was refused (EPERM) */
   ok: boolean;
@@ -113,7 +113,7 @@ export function refusedText(refused: readonly Refusal[]): string {
 /** Probe headroom as "op 0: 258, op 3: 171 (EPERM)"; ">=65000" when the probe stopped without a spill. */
 export function probesText(probes: readonly ProbePoint[]): string {
   if (!probes.length) return 'no probe';
-  return probes.map((p) => `op ${p.i}: ${p.headroom >= PROBE_MAX_MAPS ? `>=${PROBE_MAX_MAPS}` : p.headroom}${p.ok ? '' : ' (EPERM)'}`).join(', ');
+  return probes.map((p) => `op ${p.i}: ${p.headroom >= PROBE_MAX_PAGES ? `>=${PROBE_MAX_PAGES}` : p.headroom}${p.ok ? '' : ' (EPERM)'}`).join(', ');
 }
 
 /**

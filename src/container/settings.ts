@@ -29,7 +29,8 @@ export interface ContainerSettings {
 
 export function containerSettings(s: CompiledScenario): ContainerSettings {
   const capAdd = ['SYS_ADMIN'];
-  if (s.cap_ipc_lock) capAdd.push('IPC_LOCK');
+  // also when an op grants it later (the worker keeps it permitted, effective from that op on)
+  if (s.cap_ipc_lock || s.ops.some((op) => op.op === 'cap_ipc_lock' && op.value)) capAdd.push('IPC_LOCK');
   const n = scenarioNeeds(s);
   return { capAdd, rlimitMemlockKb: n.rlimitUnlimited ? null : n.rlimitKbMax, seccomp: 'default' };
 }

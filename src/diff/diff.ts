@@ -148,7 +148,7 @@ function compareOp(i: number, op: Op, m: MeasuredOp, e: ExpectedOp, pageKb: numb
   const pinned = m.vmpin_kb / pageKb;
   if (pinned !== e.pinned) return d('pinned', pinned, e.pinned);
   if (op.op === 'probe' && m.headroom !== e.headroom) return d('headroom', m.headroom, e.headroom);
-  if (op.op === 'ballast' && m.helper_vmpin_kb !== undefined && e.helperPinned !== undefined) {
+  if ((op.op === 'ballast' || op.op === 'handoff') && m.helper_vmpin_kb !== undefined && e.helperPinned !== undefined) {
     const hp = m.helper_vmpin_kb / pageKb;
     if (hp !== e.helperPinned) return d('helperPinned', hp, e.helperPinned);
   }

@@ -33,7 +33,7 @@ export interface ExpectedOp {
   user: number;
   /** probe: pages that fit under the allowance before one spills, L - U (capped at PROBE_MAX_PAGES) */
   headroom?: number;
-  /** perf ballast: the helper's pinned pages (not predicted for io_uring ballast) */
+  /** perf ballast and handoff: the helper's pinned pages (not predicted for io_uring ballast) */
   helperPinned?: number;
   /** map (and a remap that is in fact the first mapping): the kernel's check */
   check?: MapCheck;
@@ -173,6 +173,19 @@ interface Buf {
 }
 
 /**
+ * A helper process of the uid (ballast or handoff), in start order: what its
+ * death gives back. Perf rings it maps are ring buffers of its own (given back
+ * when their last mapping goes: the helper's, or a handed-off fd's in the
+ * worker); other chargers' pages go back to user->locked_vm.
+ */
+interface Helper {
+  alive: boolean;
+  rings: Buf[];
+  /** pages charged through user->locked_vm by io_uring / BPF / memfd_secret */
+  locked: number;
+}
+
+/**
  * Predict every op of `s` under `logic`. One entry per op, same order.
  *
  * State: U (per uid: worker and helpers share it), the worker's P, each
@@ -195,7 +208,8 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
   if (!Number.isInteger(ioUringExtra) || ioUringExtra < 0) throw new RangeError(`ioUringExtraPages must be a whole number >= 0, got ${ioUringExtra}`);
   const pageKb = checkPageKb(opts?.pageKb ?? DEFAULT_PAGE_KB);
 
-  const cap = s.cap_ipc_lock;
+  let cap = s.cap_ipc_lock;
+  const helpers: Helper[] = [];
   let mlockKb = s.mlock_kb;
   let paranoid = s.paranoid;
   let R = rlimitPages(s.rlimit_kb, pageKb);
@@ -231,6 +245,16 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
     const g = auxGiveBack(auxRule, b.auxNr, b.auxLocked);
     U -= g.user;
     P -= g.pinned;
+  };
+  /** The helper's ring `rb` loses its helper mapping; the last mapping gives the charges back (to U; P of the mm that unmaps last). */
+  const releaseHelperRing = (rb: Buf): void => {
+    rb.mapCount--;
+    if (rb.mapCount === 0) U -= rb.userCharge;
+  };
+  const killHelper = (h: Helper): void => {
+    h.alive = false;
+    for (const rb of h.rings) releaseHelperRing(rb);
+    chargeLocked(-h.locked);
   };
   const releaseBuf = (b: Buf): void => {
     releaseAux(b);
@@ -312,6 +336,40 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
         }
         if (b.auxCount === 1) releaseAux(b);
         else b.auxCount--;
+        out[i] = { ok: true, errno: '', pinned: P, user: U };
+        break;
+      }
+      case 'handoff': {
+        if (bufs.has(op.buf)) throw new ScriptError(i, `handoff ${op.buf}: a buffer of that name is still open`);
+        // The helper (CAP_IPC_LOCK, never refused) creates the ring buffer: the usual split.
+        const L = userLockLimit(mlockKb, cpus, pageKb);
+        const rb = newBuf(mappingPages(op.data_pages));
+        split(U, rb.ue, L, sp);
+        U += sp.userCharge;
+        rb.userCharge = sp.userCharge;
+        rb.extra = sp.extra;
+        rb.mapCount = 1;
+        helpers.push({ alive: true, rings: [rb], locked: 0 });
+        // The worker maps the received fd: an extra mapping of an existing ring buffer.
+        const w: Buf = { ue: rb.ue, mapCount: 0, userCharge: 0, extra: 0, rb, own: 1, auxCount: 0, auxNr: 0, auxLocked: 0 };
+        rb.mapCount++;
+        if (v4) U += rb.ue;
+        bufs.set(op.buf, w);
+        out[i] = { ok: true, errno: '', pinned: P, user: U, helperPinned: sp.extra };
+        break;
+      }
+      case 'kill_helper': {
+        const which = op.helper === '*' ? helpers.filter((h) => h.alive) : [helpers[op.helper]];
+        const h0 = which[0];
+        if (op.helper !== '*' && (h0 === undefined || !h0.alive)) {
+          throw new ScriptError(i, `kill_helper ${op.helper}: no such live helper`);
+        }
+        for (const h of which) killHelper(h!);
+        out[i] = { ok: true, errno: '', pinned: P, user: U };
+        break;
+      }
+      case 'cap_ipc_lock': {
+        cap = op.value;
         out[i] = { ok: true, errno: '', pinned: P, user: U };
         break;
       }
@@ -426,22 +484,29 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
           const L = userLockLimit(mlockKb, cpus, pageKb);
           let hp = 0;
           const bl = op.buffers;
+          const h: Helper = { alive: true, rings: [], locked: 0 };
           for (let k = 0; k < bl.length; k++) {
             split(U, mappingPages(bl[k]!), L, sp);
             U += sp.userCharge;
             hp += sp.extra;
+            // what the ring remembers, for the helper's death (mapped once: by the helper)
+            h.rings.push({ ue: mappingPages(bl[k]!), mapCount: 1, userCharge: sp.userCharge, extra: sp.extra, own: 1 } as Buf);
           }
+          helpers.push(h);
           out[i] = { ok: true, errno: '', pinned: P, user: U, helperPinned: hp };
         } else if (op.via === 'bpf') {
           // Before 5.11 the maps' pages go to user->locked_vm (no capability exemption).
           if (bpfCharges) chargeLocked(op.pages);
+          helpers.push({ alive: true, rings: [], locked: bpfCharges ? op.pages : 0 });
           out[i] = { ok: true, errno: '', pinned: P, user: U };
         } else if (op.via === 'memfd_secret') {
           // 6.1.191+ / 6.12.113+: each touched page to user->locked_vm, no CAP_IPC_LOCK exemption.
           if (secretCharges) chargeLocked(op.pages);
+          helpers.push({ alive: true, rings: [], locked: secretCharges ? op.pages : 0 });
           out[i] = { ok: true, errno: '', pinned: P, user: U };
         } else {
           chargeLocked(op.pages + ioUringExtra);
+          helpers.push({ alive: true, rings: [], locked: op.pages + ioUringExtra });
           out[i] = { ok: true, errno: '', pinned: P, user: U };
         }
         break;
@@ -458,6 +523,7 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
         uringUser = 0;
         uringPinned = 0;
         R = rlimitPages(s.rlimit_kb, pageKb);
+        cap = s.cap_ipc_lock;
         out[i] = { ok: true, errno: '', pinned: P, user: U };
         break;
       }

@@ -123,8 +123,19 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
 
   // Live state, as the script runs.
   let mlockKb = src.perf_event_mlock_kb;
-  /** a ballast helper (same uid) lives from its op to the scenario's end */
-  let helperAlive = false;
+  /** helpers (same uid) in start order (ballast and handoff ops): alive until a kill or the scenario's end */
+  const helperLive: boolean[] = [];
+  const helperAlive = (): boolean => helperLive.includes(true);
+  /** helper name -> its compiled indices (a handoff over several CPUs starts one helper per ring) and the op that named it */
+  const helperNames = new Map<string, { indices: number[]; path: string }>();
+  const startHelpers = (path: string, name: string | undefined, n: number): void => {
+    const indices = Array.from({ length: n }, (_, k) => helperLive.length + k);
+    for (let k = 0; k < n; k++) helperLive.push(true);
+    if (name === undefined) return;
+    const by = helperNames.get(name);
+    if (by !== undefined) fail(`${path}.helper`, `helper name ${show(name)} is already used by ${by.path}`, 'give each helper its own name');
+    helperNames.set(name, { indices, path });
+  };
   const online: boolean[] = Array.from({ length: nCpus }, () => true);
   /** CPU id -> the op that took it offline */
   const offlinedBy = new Map<number, string>();
@@ -179,33 +190,36 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
     return n;
   };
 
+  /** The CPU of each ring a `map` / `handoff` makes: one CPU `count` times, one per online CPU, or `count` round-robin. */
+  const cpusOf = (path: string, cpu: number | 'each' | 'round-robin', count: number | undefined): number[] => {
+    const up = onlineCpus();
+    if (cpu === 'each') return up;
+    if (cpu === 'round-robin') {
+      room(path, count!);
+      return Array.from({ length: count! }, (_, j) => up[j % up.length]!);
+    }
+    needOnline(`${path}.cpu`, cpu);
+    if (!online[cpu]) {
+      fail(`${path}.cpu`, `CPU ${cpu} is offline at this point (${offlinedBy.get(cpu)} took it offline); perf_event_open() would fail with ENODEV`, `map on an online CPU (${up.join(', ')}), or bring CPU ${cpu} back first ({"op": "cpu", "cpu": ${cpu}, "online": true})`);
+    }
+    room(path, count ?? 1);
+    return Array.from({ length: count ?? 1 }, () => cpu);
+  };
+
   for (let i = 0; i < src.ops.length; i++) {
     const op = src.ops[i]!;
     const path = `ops[${i}]`;
     switch (op.op) {
       case 'ballast': {
         room(path, 1);
-        helperAlive = true;
+        startHelpers(path, op.helper, 1);
         if (op.via !== 'perf') out.push({ op: 'ballast', via: op.via, pages: pagesOf(`${path}.pages`, op.pages) });
         else if ('buffers' in op) out.push({ op: 'ballast', via: 'perf', buffers: op.buffers.slice() });
         else out.push({ op: 'ballast', via: 'perf', buffers: cappedBallastBuffers(pagesOf(`${path}.pages`, op.pages)) });
         break;
       }
       case 'map': {
-        const up = onlineCpus();
-        let cpus: number[];
-        if (op.cpu === 'each') cpus = up;
-        else if (op.cpu === 'round-robin') {
-          room(path, op.count!);
-          cpus = Array.from({ length: op.count! }, (_, j) => up[j % up.length]!);
-        } else {
-          needOnline(`${path}.cpu`, op.cpu);
-          if (!online[op.cpu]) {
-            fail(`${path}.cpu`, `CPU ${op.cpu} is offline at this point (${offlinedBy.get(op.cpu)} took it offline); perf_event_open() would fail with ENODEV`, `map on an online CPU (${up.join(', ')}), or bring CPU ${op.cpu} back first ({"op": "cpu", "cpu": ${op.cpu}, "online": true})`);
-          }
-          room(path, op.count ?? 1);
-          cpus = Array.from({ length: op.count ?? 1 }, () => op.cpu as number);
-        }
+        const cpus = cpusOf(path, op.cpu, op.count);
         room(path, cpus.length);
         const suffixed = op.count !== undefined || op.cpu === 'each';
         for (let j = 0; j < cpus.length; j++) {
@@ -219,12 +233,57 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
       }
       case 'remap': {
         const n = op.count ?? 1;
+        if (op.buf === '*') {
+          // every open buffer in map order, except map_output ones (their mmap may have failed)
+          const names = [...open.keys()].filter((b) => !outputs.has(b));
+          if (names.length === 0) fail(`${path}.buf`, 'remap of "*" with no open buffer (map_output buffers do not count)', 'map a buffer first, or remove the op');
+          room(path, n * names.length);
+          for (const name of names) for (let j = 0; j < n; j++) out.push({ op: 'remap', buf: name });
+          break;
+        }
         room(path, n);
         needOpen(path, op.buf, 'remap');
         notOutput(path, op.buf, 'remap');
         for (let j = 0; j < n; j++) out.push({ op: 'remap', buf: op.buf });
         break;
       }
+      case 'handoff': {
+        const cpus = cpusOf(path, op.cpu, op.count);
+        room(path, cpus.length);
+        const suffixed = op.count !== undefined || op.cpu === 'each';
+        startHelpers(path, op.helper, cpus.length);
+        for (let j = 0; j < cpus.length; j++) {
+          const name = suffixed ? `${op.buf}${j}` : op.buf;
+          if (name.length > 64) fail(`${path}.buf`, `buffer name ${show(op.buf)} plus the index ${j} is longer than 64 characters`, 'use a shorter name');
+          openBuf(path, name);
+          dataPagesOf.set(name, op.data_pages);
+          out.push({ op: 'handoff', buf: name, cpu: cpus[j]!, data_pages: op.data_pages });
+        }
+        break;
+      }
+      case 'kill': {
+        let indices: number[];
+        if (op.helper === '*') {
+          indices = helperLive.flatMap((live, k) => (live ? [k] : []));
+          if (indices.length === 0) fail(`${path}.helper`, 'kill of "*" while no helper is alive', 'start one with a ballast or handoff op first, or remove the op');
+          room(path, 1);
+          out.push({ op: 'kill_helper', helper: '*' });
+        } else {
+          const h = helperNames.get(op.helper);
+          if (h === undefined) fail(`${path}.helper`, `no helper is named ${show(op.helper)}`, `name one with "helper": ${JSON.stringify(op.helper)} on a ballast or handoff op before this one${helperNames.size ? `; named: ${[...helperNames.keys()].map((x) => show(x)).join(', ')}` : ''}`);
+          indices = h!.indices.filter((k) => helperLive[k]);
+          if (indices.length === 0) fail(`${path}.helper`, `helper ${show(op.helper)} (${h!.path}) was killed already`, 'remove this op, or kill another helper');
+          room(path, indices.length);
+          for (const k of indices) out.push({ op: 'kill_helper', helper: k });
+        }
+        for (const k of indices) helperLive[k] = false;
+        break;
+      }
+      case 'cap':
+        room(path, op.rlimit_memlock_kb === undefined ? 1 : 2);
+        out.push({ op: 'cap_ipc_lock', value: op.cap_ipc_lock });
+        if (op.rlimit_memlock_kb !== undefined) out.push({ op: 'rlimit', memlock_kb: op.rlimit_memlock_kb });
+        break;
       case 'unmap': {
         room(path, 1);
         if (op.buf === '*') {
@@ -290,7 +349,7 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
         break;
       case 'exit':
         room(path, 1);
-        if (!helperAlive) {
+        if (!helperAlive()) {
           fail(`${path}.op`, 'the worker exits while no other process of the uid is alive: the per-user counter would die with it (RCU-delayed, so a later op would see it or not at random)',
             'put a ballast before it to keep the uid alive, e.g. {"op": "ballast", "via": "perf", "buffers": []} (a helper that maps nothing)');
         }

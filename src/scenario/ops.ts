@@ -65,6 +65,23 @@ export type Op =
    * survives because a ballast helper keeps the uid alive (load.ts insists).
    */
   | { op: 'exit' }
+  /**
+   * fd hand-off: a new helper of the uid (CAP_IPC_LOCK) opens an event on
+   * `cpu`, maps it with `data_pages` data pages and passes the fd to the
+   * worker over a unix socket (SCM_RIGHTS); the worker maps it again as `buf`.
+   * Before v6.15 the second mapping charges nothing; from v6.15 (V4) it
+   * charges user_extra to U again, and only one charge comes back when the
+   * ring buffer's last mapping (the helper's or the worker's) goes.
+   */
+  | { op: 'handoff'; buf: string; cpu: number; data_pages: number }
+  /**
+   * Controller: SIGKILL one helper (`helper`: 0-based index among the helpers
+   * the scenario started, ballast and handoff ops in order) or all of them
+   * ('*'), and reap it: its mappings and charges go as on munmap.
+   */
+  | { op: 'kill_helper'; helper: number | '*' }
+  /** Worker: CAP_IPC_LOCK on (true) or off in its effective set from now on (until an `exit`). */
+  | { op: 'cap_ipc_lock'; value: boolean }
   /** Worker: perf_event_open(software event, pid -1, cpu) and mmap 1 + data_pages pages. */
   | { op: 'map'; buf: string; cpu: number; data_pages: number }
   /** Worker: mmap the already-mapped event `buf` once more (same size). */
@@ -195,6 +212,9 @@ export function opLine(op: Op): string {
     case 'aux_ring': return `aux_ring ${op.buf} ${op.cpu} ${op.data_pages}`;
     case 'aux_map': return `aux_map ${op.buf} ${op.pages}`;
     case 'aux_unmap': return `aux_unmap ${op.buf}`;
+    case 'handoff': return `handoff ${op.buf} ${op.cpu} ${op.data_pages}`;
+    case 'kill_helper': return `kill_helper ${op.helper}`;
+    case 'cap_ipc_lock': return `cap_ipc_lock ${op.value ? 1 : 0}`;
     case 'remap': return `remap ${op.buf}`;
     case 'unmap': return `unmap ${op.buf}`;
     case 'probe': return 'probe';

@@ -81,7 +81,7 @@ export function limitsHeader(): string {
 }
 
 export const SYSCTL_NAMES: readonly SysctlName[] = ['perf_event_mlock_kb', 'perf_event_paranoid'];
-export const OP_NAMES = ['ballast', 'map', 'remap', 'unmap', 'unmap_part', 'map_output', 'uring', 'probe', 'exit', 'rlimit', 'sysctl', 'cpu', 'hang', 'sysrq', 'aux_ring', 'aux_map', 'aux_unmap'] as const;
+export const OP_NAMES = ['ballast', 'map', 'remap', 'unmap', 'unmap_part', 'map_output', 'uring', 'probe', 'exit', 'rlimit', 'sysctl', 'cpu', 'hang', 'sysrq', 'aux_ring', 'aux_map', 'aux_unmap', 'handoff', 'kill', 'cap'] as const;
 /** Ballast kinds: who charges what (see ops.ts). */
 export const BALLAST_VIAS = ['perf', 'io_uring', 'bpf', 'memfd_secret'] as const;
 export type SourceOpName = (typeof OP_NAMES)[number];
@@ -96,9 +96,15 @@ export type PagesSpec = number | { fromL: number };
 export type CpuSpec = number | 'each' | 'round-robin';
 
 export type SourceOp =
-  | { op: 'ballast'; via: 'perf'; pages: PagesSpec }
-  | { op: 'ballast'; via: 'perf'; buffers: number[] }
-  | { op: 'ballast'; via: 'io_uring' | 'bpf' | 'memfd_secret'; pages: PagesSpec }
+  | { op: 'ballast'; via: 'perf'; pages: PagesSpec; helper?: string }
+  | { op: 'ballast'; via: 'perf'; buffers: number[]; helper?: string }
+  | { op: 'ballast'; via: 'io_uring' | 'bpf' | 'memfd_secret'; pages: PagesSpec; helper?: string }
+  /** fd hand-off: a helper (CAP_IPC_LOCK) maps a ring and passes the fd to the worker, which maps it again; one helper per ring */
+  | { op: 'handoff'; buf: string; cpu: CpuSpec; data_pages: number; count?: number; helper?: string }
+  /** end a named helper ('*': every live helper) */
+  | { op: 'kill'; helper: string }
+  /** the worker's CAP_IPC_LOCK from now on, and optionally its RLIMIT_MEMLOCK */
+  | { op: 'cap'; cap_ipc_lock: boolean; rlimit_memlock_kb?: number | null }
   | { op: 'uring'; pages: number }
   | { op: 'unmap_part'; buf: string }
   | { op: 'map_output'; buf: string; to: string }
@@ -167,10 +173,24 @@ const cpuId = (what: string) => int(what, 0, L.maxCpus - 1, '1');
 const count = int('count', 1, L.maxCount, '4');
 const memlockKb = (what: string) => int(`${what} (null = unlimited)`, 0, L.maxRlimitKb, '64').nullable();
 const op = <N extends SourceOpName>(name: N) => z.literal(name);
+const helperName = ident('helper name', '"old-agent"');
+
+/** The fields of the ring-making ops (map, handoff): a buffer name, where, how many, how big. */
+const ringFields = {
+  buf: bufName,
+  cpu: either([oneOf(['each', 'round-robin'], 'cpu'), cpuId('cpu (a CPU id, "each" or "round-robin")')], (v) => (typeof v === 'string' ? 0 : 1)),
+  data_pages: dataPages,
+  count: count.optional(),
+};
+/** "each" takes no count, "round-robin" needs one. */
+const ringCount = (o: { cpu: CpuSpec; count?: number }, ctx: z.RefinementCtx): void => {
+  if (o.cpu === 'each' && o.count !== undefined) ctx.addIssue({ code: 'custom', path: ['count'], message: explain('"cpu": "each" maps one buffer per online CPU, so it takes no "count"', 'remove "count", or use "cpu": "round-robin" with a count') });
+  if (o.cpu === 'round-robin' && o.count === undefined) ctx.addIssue({ code: 'custom', path: ['count'], message: explain('"cpu": "round-robin" needs a "count"', 'add "count": N (buffers named BUF0..BUF{N-1}), or use "cpu": "each"') });
+};
 
 /** One schema per op: its fields (strict), checks across them, and the SourceOp it reads as. */
 const OP_SCHEMAS = {
-  ballast: strictObject({ op: op('ballast'), via: oneOf(BALLAST_VIAS, 'via'), pages: pagesSpec.optional(), buffers: z.array(dataPages, { error: (iss) => explain(`buffers must be an array of data-page counts, got ${show(iss.input)}`, 'write e.g. "buffers": [256, 0]') }).max(L.maxBallastBuffers, { error: (iss) => explain(`${(iss.input as unknown[]).length} buffers is more than ${L.maxBallastBuffers}`, `use "pages" instead, or at most ${L.maxBallastBuffers} entries`) }).optional() }, 'a "ballast" op', 'write {"op": "ballast", "via": "perf", "pages": 100}')
+  ballast: strictObject({ op: op('ballast'), via: oneOf(BALLAST_VIAS, 'via'), helper: helperName.optional(), pages: pagesSpec.optional(), buffers: z.array(dataPages, { error: (iss) => explain(`buffers must be an array of data-page counts, got ${show(iss.input)}`, 'write e.g. "buffers": [256, 0]') }).max(L.maxBallastBuffers, { error: (iss) => explain(`${(iss.input as unknown[]).length} buffers is more than ${L.maxBallastBuffers}`, `use "pages" instead, or at most ${L.maxBallastBuffers} entries`) }).optional() }, 'a "ballast" op', 'write {"op": "ballast", "via": "perf", "pages": 100}')
     .superRefine((o, ctx) => {
       const fail = (path: string, problem: string, fix: string): void => ctx.addIssue({ code: 'custom', path: [path], message: explain(problem, fix) });
       const hasPages = o.pages !== undefined;
@@ -185,20 +205,20 @@ const OP_SCHEMAS = {
         if (total > L.maxBallastPages) fail('buffers', `the buffers cost ${total} pages, more than ${L.maxBallastPages}`, `ballast at most ${L.maxBallastPages} pages per op`);
       }
     })
-    .transform((o): SourceOp => (o.via === 'perf' && o.buffers !== undefined ? { op: 'ballast', via: 'perf', buffers: o.buffers } : ({ op: 'ballast', via: o.via, pages: o.pages! } as SourceOp))),
-  map: strictObject({
-    op: op('map'),
-    buf: bufName,
-    cpu: either([oneOf(['each', 'round-robin'], 'cpu'), cpuId('cpu (a CPU id, "each" or "round-robin")')], (v) => (typeof v === 'string' ? 0 : 1)),
-    data_pages: dataPages,
-    count: count.optional(),
-  }, 'a "map" op', 'write {"op": "map", "buf": "a", "cpu": 0, "data_pages": 2}')
-    .superRefine((o, ctx) => {
-      if (o.cpu === 'each' && o.count !== undefined) ctx.addIssue({ code: 'custom', path: ['count'], message: explain('"cpu": "each" maps one buffer per online CPU, so it takes no "count"', 'remove "count", or use "cpu": "round-robin" with a count') });
-      if (o.cpu === 'round-robin' && o.count === undefined) ctx.addIssue({ code: 'custom', path: ['count'], message: explain('"cpu": "round-robin" needs a "count"', 'add "count": N (buffers named BUF0..BUF{N-1}), or use "cpu": "each"') });
-    })
+    .transform((o): SourceOp => ({
+      ...(o.via === 'perf' && o.buffers !== undefined ? { op: 'ballast', via: 'perf', buffers: o.buffers } : ({ op: 'ballast', via: o.via, pages: o.pages! } as SourceOp)),
+      ...(o.helper === undefined ? {} : { helper: o.helper }),
+    }) as SourceOp),
+  map: strictObject({ op: op('map'), ...ringFields }, 'a "map" op', 'write {"op": "map", "buf": "a", "cpu": 0, "data_pages": 2}')
+    .superRefine(ringCount)
     .transform((o): SourceOp => (o.count === undefined ? { op: 'map', buf: o.buf, cpu: o.cpu, data_pages: o.data_pages } : { op: 'map', buf: o.buf, cpu: o.cpu, data_pages: o.data_pages, count: o.count })),
-  remap: strictObject({ op: op('remap'), buf: bufName, count: count.optional() }, 'a "remap" op', 'write {"op": "remap", "buf": "a"}')
+  handoff: strictObject({ op: op('handoff'), ...ringFields, helper: helperName.optional() }, 'a "handoff" op', 'write {"op": "handoff", "buf": "t", "cpu": 0, "data_pages": 8}')
+    .superRefine(ringCount)
+    .transform((o): SourceOp => ({ op: 'handoff', buf: o.buf, cpu: o.cpu, data_pages: o.data_pages, ...(o.count === undefined ? {} : { count: o.count }), ...(o.helper === undefined ? {} : { helper: o.helper }) })),
+  kill: strictObject({ op: op('kill'), helper: either([z.literal('*'), ident('helper name (or "*" for every live helper)', '"old-agent"')], (v) => (v === '*' ? 0 : 1)) }, 'a "kill" op', 'write {"op": "kill", "helper": "old-agent"}'),
+  cap: strictObject({ op: op('cap'), cap_ipc_lock: bool('cap_ipc_lock'), rlimit_memlock_kb: memlockKb('rlimit_memlock_kb').optional() }, 'a "cap" op', 'write {"op": "cap", "cap_ipc_lock": true}')
+    .transform((o): SourceOp => (o.rlimit_memlock_kb === undefined ? { op: 'cap', cap_ipc_lock: o.cap_ipc_lock } : { op: 'cap', cap_ipc_lock: o.cap_ipc_lock, rlimit_memlock_kb: o.rlimit_memlock_kb })),
+  remap: strictObject({ op: op('remap'), buf: either([z.literal('*'), ident('buffer name (or "*" for every open buffer)')], (v) => (v === '*' ? 0 : 1)), count: count.optional() }, 'a "remap" op', 'write {"op": "remap", "buf": "a"}')
     .transform((o): SourceOp => (o.count === undefined ? { op: 'remap', buf: o.buf } : { op: 'remap', buf: o.buf, count: o.count })),
   unmap: strictObject({ op: op('unmap'), buf: either([z.literal('*'), ident('buffer name (or "*" for all)')], (v) => (v === '*' ? 0 : 1)) }, 'an "unmap" op', 'write {"op": "unmap", "buf": "a"}'),
   unmap_part: strictObject({ op: op('unmap_part'), buf: bufName }, 'an "unmap_part" op', 'write {"op": "unmap_part", "buf": "a"}'),
