@@ -68,15 +68,19 @@ const EXPECTED_BUILTINS = [
   'cap-ipc-lock',
   'cpu-offline',
   'exit-returns',
+  'fd-handoff',
   'incident',
   'mapping-errors',
   'memfd-secret',
   'munmap-returns',
   'overage',
   'paranoid-minus-one',
+  'profiler-32',
   'remmap',
+  'restart-clears',
   'rlimit-small',
   'rlimit-sweep',
+  'root-pod-ipc-lock',
   'shared-counter',
   'sysctl-lowered',
   'uring-refused',
@@ -315,7 +319,8 @@ t.test('every built-in but the sanity cells tells some logics apart', (t) => {
   for (const s of builtins) {
     const c = logicClasses(s.compiled);
     t.comment(`${s.id}: ${classesLabel(c)}`);
-    if (s.id === 'baseline' || s.id === 'munmap-returns') continue;
+    // sanity cells: every logic agrees (restart-clears checks that a killed helper's charges come back)
+    if (s.id === 'baseline' || s.id === 'munmap-returns' || s.id === 'restart-clears') continue;
     // BPF charges the per-user counter only before 5.11: on 6.x kernels nothing differs.
     if (s.id === 'bpf-ballast') {
       t.equal(c.length, 1, 'bpf-ballast: one class on 5.11+');
@@ -769,6 +774,9 @@ function protocolLine(line: string): boolean {
     `map_output ${ID} ${ID}`,
     'exit',
     `map ${ID} ${N} ${N}`,
+    `handoff ${ID} ${N} ${N}`,
+    `kill_helper (?:${N}|\\*)`,
+    'cap_ipc_lock [01]',
     `remap ${ID}`,
     `unmap (?:${ID}|\\*)`,
     'probe',

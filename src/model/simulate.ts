@@ -522,6 +522,8 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
         P -= uringPinned;
         uringUser = 0;
         uringPinned = 0;
+        // A fresh process pins nothing (a handed-off ring's last munmap may have charged the old mm's pinned_vm).
+        P = 0;
         R = rlimitPages(s.rlimit_kb, pageKb);
         cap = s.cap_ipc_lock;
         out[i] = { ok: true, errno: '', pinned: P, user: U };
