@@ -85,6 +85,8 @@ struct io_uring_params { uint8_t raw[120]; };
 #endif
 
 #define PROTO_VERSION 1
+/* RLIMIT_MEMLOCK of every helper in every runtime (src/model HELPER_RLIMIT_MEMLOCK_KB) */
+#define HELPER_MEMLOCK_KB 8192
 #define ID_MAX 64
 #define PROBE_CAP (1LL << 18)   /* pages: the probe stops (spilled=false) at this headroom */
 #include "lockstep-limits.h" /* MAX_BALLAST_BUFS, shared with the scenario schema */
@@ -1652,12 +1654,13 @@ static void __attribute__((noreturn)) helper_main(const struct item *b, const st
 	if (op->kind == OP_BALLAST_BPF)
 		caps |= capmask(CAP_BPF);   /* map creation with unprivileged BPF disabled */
 	/*
-	 * RLIMIT_MEMLOCK inf (or as high as the hard limit allows): io_uring
-	 * checks the uid's whole locked total against it.
+	 * RLIMIT_MEMLOCK 8192 kB in every runtime, whatever the runtime's own
+	 * ulimit -l is: io_uring (and BPF before 5.11) check the uid's whole
+	 * locked total against it, and the model uses the same value.
 	 */
 	if (op->kind == OP_HANDOFF)
 		caps |= capmask(CAP_IPC_LOCK);
-	if (drop_privs((uid_t)b->uid, caps, 0, -1, true, r.msg) < 0) {
+	if (drop_privs((uid_t)b->uid, caps, 0, HELPER_MEMLOCK_KB, false, r.msg) < 0) {
 		r.err = errno;
 		write_all(rep_fd, &r, sizeof r);
 		_exit(1);

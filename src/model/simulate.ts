@@ -3,7 +3,7 @@
 // observe. Pure: no I/O, no clocks, no randomness.
 
 import { type CompiledScenario, mappingPages, userLockLimit } from '../scenario/ops.ts';
-import { AUX_UNMAP, auxGiveBack, DEFAULT_PAGE_KB, type Logic, type Split, SPLITS, checkPageKb, rlimitPages } from './accounting.ts';
+import { AUX_UNMAP, auxGiveBack, DEFAULT_PAGE_KB, HELPER_RLIMIT_MEMLOCK_KB, type Logic, type Split, SPLITS, checkPageKb, rlimitPages } from './accounting.ts';
 
 /** What the kernel's check in perf_mmap() computed for a new ring buffer (pages). */
 export interface MapCheck {
@@ -76,6 +76,13 @@ export interface SimulateOptions {
    * properly account locked pages": stables 6.1.191, 6.12.113). Default false.
    */
   secretmemChargesUser?: boolean;
+  /**
+   * The helpers' RLIMIT_MEMLOCK in kB (null = unlimited) that io_uring and
+   * BPF ballasts are checked against. Default HELPER_RLIMIT_MEMLOCK_KB (8192),
+   * what the reproducer sets in every runtime; other values only for
+   * what-if models (e.g. the incident's 128 MiB of other root charges).
+   */
+  helperRlimitKb?: number | null;
 }
 
 /** [major, minor, patch] of a kernel version string, or null. "7.3.0-rc7" -> [7, 3, 0]. */
@@ -213,6 +220,8 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
   let mlockKb = s.mlock_kb;
   let paranoid = s.paranoid;
   let R = rlimitPages(s.rlimit_kb, pageKb);
+  /** the helpers' RLIMIT_MEMLOCK in pages: what io_uring and BPF (before 5.11) check their charges against */
+  const helperR = rlimitPages(opts?.helperRlimitKb === undefined ? HELPER_RLIMIT_MEMLOCK_KB : opts.helperRlimitKb, pageKb);
   // Online CPUs: 0..cpus-1 at start (the reproducer checks the count); `cpu` ops toggle ids.
   const offline = new Set<number>();
   const extraOnline = new Set<number>();
@@ -495,19 +504,33 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
           helpers.push(h);
           out[i] = { ok: true, errno: '', pinned: P, user: U, helperPinned: hp };
         } else if (op.via === 'bpf') {
-          // Before 5.11 the maps' pages go to user->locked_vm (no capability exemption).
-          if (bpfCharges) chargeLocked(op.pages);
-          helpers.push({ alive: true, rings: [], locked: bpfCharges ? op.pages : 0 });
-          out[i] = { ok: true, errno: '', pinned: P, user: U };
+          // Before 5.11 the maps' pages go to user->locked_vm (no capability exemption), map by
+          // map (<= 256 pages each, as the reproducer creates them), each checked against the
+          // helper's RLIMIT_MEMLOCK (bpf_charge_memlock: EPERM when over).
+          let charged = 0;
+          let ok = true;
+          for (let left = op.pages; bpfCharges && left > 0; ) {
+            const p = left > 256 ? 256 : left;
+            if ((shared ? U : LV) + p > helperR) { ok = false; break; }
+            chargeLocked(p);
+            charged += p;
+            left -= p;
+          }
+          helpers.push({ alive: true, rings: [], locked: charged });
+          out[i] = { ok, errno: ok ? '' : 'EPERM', pinned: P, user: U };
         } else if (op.via === 'memfd_secret') {
           // 6.1.191+ / 6.12.113+: each touched page to user->locked_vm, no CAP_IPC_LOCK exemption.
           if (secretCharges) chargeLocked(op.pages);
           helpers.push({ alive: true, rings: [], locked: secretCharges ? op.pages : 0 });
           out[i] = { ok: true, errno: '', pinned: P, user: U };
         } else {
-          chargeLocked(op.pages + ioUringExtra);
-          helpers.push({ alive: true, rings: [], locked: op.pages + ioUringExtra });
-          out[i] = { ok: true, errno: '', pinned: P, user: U };
+          // io_uring_setup charges its ring pages; the registration is checked against the
+          // helper's RLIMIT_MEMLOCK (io_account_mem: ENOMEM when user->locked_vm + pages is over).
+          chargeLocked(ioUringExtra);
+          const fits = op.pages === 0 || (shared ? U : LV) + op.pages <= helperR;
+          if (fits) chargeLocked(op.pages);
+          helpers.push({ alive: true, rings: [], locked: ioUringExtra + (fits ? op.pages : 0) });
+          out[i] = { ok: fits, errno: fits ? '' : 'ENOMEM', pinned: P, user: U };
         }
         break;
       }

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { HELPER_RLIMIT_MEMLOCK_KB } from '../model/accounting.ts';
 import { ConfigError } from '../util/errors.ts';
 import { type CompiledScenario, type Feature, type Op, type SysctlName, ballastBuffers, hasFaultInjection, userLockLimit } from './ops.ts';
 import { type PagesSpec, SCENARIO_LIMITS, type ScenarioSource, show, validateScenarioWithNotices } from './schema.ts';
@@ -33,7 +34,7 @@ export interface ScenarioNeeds {
   cpusAny: boolean;
   /** CPUs whose online state the scenario changes (CPU hotplug: VM only in practice) */
   hotplugCpus: number[];
-  /** largest RLIMIT_MEMLOCK in kB the worker sets (start or rlimit op), ignoring unlimited; null if none is finite */
+  /** largest RLIMIT_MEMLOCK in kB the worker sets (start or rlimit op), and the helpers' HELPER_RLIMIT_MEMLOCK_KB when the scenario starts any; ignoring unlimited; null if none is finite */
   rlimitKbMax: number | null;
   /** the worker asks for an unlimited RLIMIT_MEMLOCK somewhere */
   rlimitUnlimited: boolean;
@@ -418,6 +419,9 @@ export function scenarioNeeds(s: CompiledScenario): ScenarioNeeds {
     } else if (op.op === 'uring') features.add('io_uring');
     else if (op.op === 'ballast' && op.via !== 'perf') features.add(op.via);
   }
+  // Helpers run with RLIMIT_MEMLOCK HELPER_RLIMIT_MEMLOCK_KB in every runtime: the machine must allow it.
+  const helpers = s.ops.some((op) => op.op === 'ballast' || op.op === 'handoff');
+  if (helpers && !rlimitUnlimited && (rlimitKbMax === null || rlimitKbMax < HELPER_RLIMIT_MEMLOCK_KB)) rlimitKbMax = HELPER_RLIMIT_MEMLOCK_KB;
   return {
     cpus: s.cpus,
     cpusAny: s.cpus_any === true,
