@@ -10,23 +10,36 @@ import t from 'tap';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { lockstep, readResults, tmp } from './faults-util.ts';
+import { lockstep, readResults, scenarioFile, tmp } from './faults-util.ts';
 
 const dir = tmp('field');
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const SCENARIOS = ['profiler-32', 'root-pod-ipc-lock', 'fd-handoff', 'restart-clears'];
+// The host's own `ulimit -l` (8 MiB here) used to refuse this io_uring ballast on the host only:
+// now every runtime gives helpers the same 8192 kB, and the model predicts ENOMEM everywhere.
+const URING = scenarioFile(dir, { id: 'uring-2560', description: 'io_uring ballast of 2560 pages, then 100', ops: [
+  { op: 'probe' }, { op: 'ballast', via: 'io_uring', pages: 2560 }, { op: 'probe' }, { op: 'ballast', via: 'io_uring', pages: 100 }, { op: 'probe' },
+] });
+const ballasts = (c: Record<string, unknown> | undefined): unknown[] => ((c?.measured ?? []) as (M & { mapped?: number })[]).filter((x) => x.op === 'ballast').map((x) => [x.ok, x.errno, x.mapped]);
+let vmUring: unknown[] = [];
 
 interface M { i: number; op: string; ok: boolean; errno: string; vmpin_kb: number; headroom?: number }
 
 t.test('V0, V3 and V4 kernels at 32 vCPUs: every field scenario MATCHes, the probe measures 4128 pages', async (t) => {
   const kernels = ['pre-fix', 'debian-6.1.190', 'remmap-charge'];
   const out = join(dir, 'vm');
-  const r = await lockstep(['run', '--kernels', kernels.join(','), '--scenarios', SCENARIOS.join(','), '--cpus', '32', '--attempts', '1', '--out', out, '--quiet'], { killAfterMs: 1_500_000 });
+  const r = await lockstep(['run', '--kernels', kernels.join(','), '--scenarios', [...SCENARIOS, 'uring-2560'].join(','), '--scenario-file', URING, '--cpus', '32', '--attempts', '1', '--out', out, '--quiet'], { killAfterMs: 1_500_000 });
   t.equal(r.code, 0, `exit 0\n${r.stderr.slice(-3000)}`);
   const res = readResults(out);
   for (const k of kernels) {
     const boots = new Set(res.cells.filter((c) => c.kernel === k).map((c) => c.console_log));
     t.equal(boots.size, 1, `${k}: one boot for the four`);
+    const first = res.cells.find((c) => c.kernel === k)!;
+    t.comment(`${k}: 32-vCPU boot ${String(first.boot_ms)} ms, group ${String(first.group_wall_ms)} ms (${String(first.accel)})`);
+    const u = res.cells.find((c) => c.kernel === k && c.scenario === 'uring-2560');
+    t.equal(u?.verdict, 'MATCH', `${k} uring-2560: ${u?.verdict} ${String(u?.reason ?? '')}`);
+    t.strictSame(ballasts(u), [[false, 'ENOMEM', 0], [true, '', 100]], `${k}: 2560 pages refused (helper RLIMIT_MEMLOCK 8 MiB), 100 registered`);
+    if (k === 'debian-6.1.190') vmUring = ballasts(u);
     for (const s of SCENARIOS) {
       const c = res.cells.find((x) => x.kernel === k && x.scenario === s);
       t.equal(c?.verdict, 'MATCH', `${k} ${s}: ${c?.verdict} ${String(c?.reason ?? '')}`);
@@ -44,9 +57,9 @@ t.test('V0, V3 and V4 kernels at 32 vCPUs: every field scenario MATCHes, the pro
   }
 });
 
-t.test('the host: profiler-32 SKIPs for the CPU count, the others MATCH', async (t) => {
+t.test('the host: profiler-32 SKIPs for the CPU count, the others MATCH; the io_uring ballast as in the VM', async (t) => {
   const out = join(dir, 'host');
-  const r = await lockstep(['run', '--kernels', 'host', '--scenarios', SCENARIOS.join(','), '--out', out, '--quiet']);
+  const r = await lockstep(['run', '--kernels', 'host', '--scenarios', [...SCENARIOS, 'uring-2560'].join(','), '--scenario-file', URING, '--out', out, '--quiet']);
   t.equal(r.code, 0, `exit 0\n${r.stderr.slice(-2000)}`);
   const res = readResults(out);
   for (const s of SCENARIOS) {
@@ -56,4 +69,8 @@ t.test('the host: profiler-32 SKIPs for the CPU count, the others MATCH', async 
       t.match(String(c.reason), /32 online CPUs/, `reason: ${String(c.reason)}`);
     } else t.equal(c.verdict, 'MATCH', `${s}: ${c.verdict} ${String(c.reason ?? '')}`);
   }
+  const u = res.cells.find((x) => x.scenario === 'uring-2560');
+  t.equal(u?.verdict, 'MATCH', `uring-2560 on the host: ${u?.verdict} ${String(u?.reason ?? '')}`);
+  t.strictSame(ballasts(u), vmUring, 'the io_uring ballasts end alike on the host and in the Debian 6.1.190 VM');
+  t.strictSame(vmUring, [[false, 'ENOMEM', 0], [true, '', 100]]);
 });
