@@ -1903,21 +1903,34 @@ static pid_t spawn_helper(const struct item *b, const struct op *op, int *rep_fd
 	return pid;
 }
 
-static bool run_ballast(const struct item *b, int i, const struct op *op)
+/*
+ * Start the helper of op i and wait for its one report; *hpin = its VmPin (kB).
+ * false when it could not be started or died (the error line is out).
+ */
+static bool helper_report(const struct item *b, int i, const struct op *op, const char *who,
+			  struct rep *r, long long *hpin)
 {
 	int fd;
 	pid_t pid = spawn_helper(b, op, &fd);
 	if (pid < 0) {
-		emit_error(b->id, i, 0, "fork of ballast helper: %s", errname(errno));
+		emit_error(b->id, i, 0, "fork of %s: %s", who, errname(errno));
 		return false;
 	}
-	struct rep r;
-	int rc = recv_rep(fd, &r);
+	int rc = recv_rep(fd, r);
 	close(fd);   /* the helper never writes again; it only has to stay alive */
 	if (rc < 0)
-		return child_lost(b, i, rc, pid, "ballast helper");
-	long long hpin, hlck;
-	vm_status(pid, &hpin, &hlck);
+		return child_lost(b, i, rc, pid, who);
+	long long hlck;
+	vm_status(pid, hpin, &hlck);
+	return true;
+}
+
+static bool run_ballast(const struct item *b, int i, const struct op *op)
+{
+	struct rep r;
+	long long hpin;
+	if (!helper_report(b, i, op, "ballast helper", &r, &hpin))
+		return false;
 	emit_op(b, i, op, &r, hpin);
 	if (op->kind == OP_BALLAST_SECRET && !r.ok && r.err == ENOSYS) {
 		/* secretmem is off here: nothing this scenario measures means anything */
@@ -2120,19 +2133,10 @@ static bool start_worker(const struct item *b)
  */
 static bool run_handoff(const struct item *b, int i, const struct op *op)
 {
-	int fd;
-	pid_t pid = spawn_helper(b, op, &fd);
-	if (pid < 0) {
-		emit_error(b->id, i, 0, "fork of handoff helper: %s", errname(errno));
-		return false;
-	}
 	struct rep r;
-	int rc = recv_rep(fd, &r);
-	close(fd);
-	if (rc < 0)
-		return child_lost(b, i, rc, pid, "handoff helper");
-	long long hpin, hlck;
-	vm_status(pid, &hpin, &hlck);
+	long long hpin;
+	if (!helper_report(b, i, op, "handoff helper", &r, &hpin))
+		return false;
 	if (r.ok) {
 		struct req q;
 		memset(&q, 0, sizeof q);
@@ -2143,7 +2147,7 @@ static bool run_handoff(const struct item *b, int i, const struct op *op)
 		if (write_all(R.req_fd, &q, sizeof q) < 0)
 			return child_lost(b, i, -EPIPE, R.worker, "worker");
 		long long mapped = r.mapped;
-		rc = recv_rep(R.rep_fd, &r);
+		int rc = recv_rep(R.rep_fd, &r);
 		if (rc < 0)
 			return child_lost(b, i, rc, R.worker, "worker");
 		r.mapped = mapped;

@@ -207,6 +207,20 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
     return Array.from({ length: count ?? 1 }, () => cpu);
   };
 
+  /** The rings a `map` / `handoff` opens: [buffer name, CPU] each, names suffixed with the index for a count or "each"; checks and opens the names. */
+  const rings = (path: string, op: { buf: string; cpu: number | 'each' | 'round-robin'; count?: number; data_pages: number }): [string, number][] => {
+    const cpus = cpusOf(path, op.cpu, op.count);
+    room(path, cpus.length);
+    const suffixed = op.count !== undefined || op.cpu === 'each';
+    return cpus.map((cpu, j) => {
+      const name = suffixed ? `${op.buf}${j}` : op.buf;
+      if (name.length > 64) fail(`${path}.buf`, `buffer name ${show(op.buf)} plus the index ${j} is longer than 64 characters`, 'use a shorter name');
+      openBuf(path, name);
+      dataPagesOf.set(name, op.data_pages);
+      return [name, cpu];
+    });
+  };
+
   for (let i = 0; i < src.ops.length; i++) {
     const op = src.ops[i]!;
     const path = `ops[${i}]`;
@@ -219,19 +233,9 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
         else out.push({ op: 'ballast', via: 'perf', buffers: cappedBallastBuffers(pagesOf(`${path}.pages`, op.pages)) });
         break;
       }
-      case 'map': {
-        const cpus = cpusOf(path, op.cpu, op.count);
-        room(path, cpus.length);
-        const suffixed = op.count !== undefined || op.cpu === 'each';
-        for (let j = 0; j < cpus.length; j++) {
-          const name = suffixed ? `${op.buf}${j}` : op.buf;
-          if (name.length > 64) fail(`${path}.buf`, `buffer name ${show(op.buf)} plus the index ${j} is longer than 64 characters`, 'use a shorter name');
-          openBuf(path, name);
-          dataPagesOf.set(name, op.data_pages);
-          out.push({ op: 'map', buf: name, cpu: cpus[j]!, data_pages: op.data_pages });
-        }
+      case 'map':
+        for (const [buf, cpu] of rings(path, op)) out.push({ op: 'map', buf, cpu, data_pages: op.data_pages });
         break;
-      }
       case 'remap': {
         const n = op.count ?? 1;
         if (op.buf === '*') {
@@ -249,17 +253,9 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
         break;
       }
       case 'handoff': {
-        const cpus = cpusOf(path, op.cpu, op.count);
-        room(path, cpus.length);
-        const suffixed = op.count !== undefined || op.cpu === 'each';
-        startHelpers(path, op.helper, cpus.length);
-        for (let j = 0; j < cpus.length; j++) {
-          const name = suffixed ? `${op.buf}${j}` : op.buf;
-          if (name.length > 64) fail(`${path}.buf`, `buffer name ${show(op.buf)} plus the index ${j} is longer than 64 characters`, 'use a shorter name');
-          openBuf(path, name);
-          dataPagesOf.set(name, op.data_pages);
-          out.push({ op: 'handoff', buf: name, cpu: cpus[j]!, data_pages: op.data_pages });
-        }
+        const r = rings(path, op);
+        startHelpers(path, op.helper, r.length);
+        for (const [buf, cpu] of r) out.push({ op: 'handoff', buf, cpu, data_pages: op.data_pages });
         break;
       }
       case 'kill': {
