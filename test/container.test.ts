@@ -63,6 +63,8 @@ t.test('container settings come from the scenario', (t) => {
   const cap = containerSettings(scen({ cap_ipc_lock: true }, [{ op: 'probe' }]));
   t.strictSame(cap.capAdd, ['SYS_ADMIN', 'IPC_LOCK'], 'cap_ipc_lock: IPC_LOCK in the container');
   t.equal(containerSettings(scen({ rlimit_kb: null }, [{ op: 'probe' }])).rlimitMemlockKb, null);
+  t.equal(containerSettings(scen({ rlimit_kb: 64 }, [{ op: 'ballast', via: 'io_uring', pages: 10 }])).rlimitMemlockKb, 8192, 'a helper: its fixed 8192 kB RLIMIT_MEMLOCK must fit');
+  t.strictSame(containerSettings(scen({}, [{ op: 'cap', cap_ipc_lock: true }])).capAdd, ['SYS_ADMIN', 'IPC_LOCK'], 'granted by an op later: IPC_LOCK in the container too');
   const hc = hostConfigFor(plain, '/x/logs');
   t.strictSame(hc.Ulimits, [{ Name: 'memlock', Soft: 131072, Hard: 131072 }]);
   t.notOk('SecurityOpt' in hc, 'the default seccomp profile');
