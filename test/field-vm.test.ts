@@ -22,6 +22,11 @@ const URING = scenarioFile(dir, { id: 'uring-2560', description: 'io_uring balla
 ] });
 const ballasts = (c: Record<string, unknown> | undefined): unknown[] => ((c?.measured ?? []) as (M & { mapped?: number })[]).filter((x) => x.op === 'ballast').map((x) => [x.ok, x.errno, x.mapped]);
 let vmUring: unknown[] = [];
+// The cheaper equivalent of many CPUs: a raised perf_event_mlock_kb on the host's own CPUs
+// (4128 pages per 2 CPUs, past the old probe's EMFILE at ~4090, then 8192 pages per CPU).
+const BIGPROBE = scenarioFile(dir, { id: 'probe-raised', description: 'the probe at raised perf_event_mlock_kb', mlock_kb: 8256, ops: [
+  { op: 'probe' }, { op: 'sysctl', name: 'perf_event_mlock_kb', value: 32768 }, { op: 'probe' },
+] });
 
 interface M { i: number; op: string; ok: boolean; errno: string; vmpin_kb: number; headroom?: number }
 
@@ -59,7 +64,7 @@ t.test('V0, V3 and V4 kernels at 32 vCPUs: every field scenario MATCHes, the pro
 
 t.test('the host: profiler-32 SKIPs for the CPU count, the others MATCH; the io_uring ballast as in the VM', async (t) => {
   const out = join(dir, 'host');
-  const r = await lockstep(['run', '--kernels', 'host', '--scenarios', [...SCENARIOS, 'uring-2560'].join(','), '--scenario-file', URING, '--out', out, '--quiet']);
+  const r = await lockstep(['run', '--kernels', 'host', '--scenarios', [...SCENARIOS, 'uring-2560', 'probe-raised'].join(','), '--scenario-file', URING, '--scenario-file', BIGPROBE, '--out', out, '--quiet']);
   t.equal(r.code, 0, `exit 0\n${r.stderr.slice(-2000)}`);
   const res = readResults(out);
   for (const s of SCENARIOS) {
@@ -73,4 +78,8 @@ t.test('the host: profiler-32 SKIPs for the CPU count, the others MATCH; the io_
   t.equal(u?.verdict, 'MATCH', `uring-2560 on the host: ${u?.verdict} ${String(u?.reason ?? '')}`);
   t.strictSame(ballasts(u), vmUring, 'the io_uring ballasts end alike on the host and in the Debian 6.1.190 VM');
   t.strictSame(vmUring, [[false, 'ENOMEM', 0], [true, '', 100]]);
+  const p = res.cells.find((x) => x.scenario === 'probe-raised')!;
+  t.equal(p.verdict, 'MATCH', `probe-raised on the host: ${p.verdict} ${String(p.reason ?? '')}`);
+  const n = Number(p.cpus);
+  t.strictSame((p.measured as M[]).filter((x) => x.op === 'probe').map((x) => [x.ok, x.headroom]), [[true, 2064 * n], [true, 8192 * n]], `the probe to the page at ${n} CPUs: ${2064 * n} and ${8192 * n} pages`);
 });
