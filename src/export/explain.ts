@@ -61,7 +61,7 @@ export interface Explanation {
 }
 
 /** The workload as a scenario: the uid's earlier charge, then `rings` mappings. */
-export function explainScenario(i: ExplainInput): { scenario: CompiledScenario; opts: { bpfChargesUser: boolean } } {
+export function explainScenario(i: ExplainInput): { scenario: CompiledScenario; opts: { bpfChargesUser: boolean; helperRlimitKb: null } } {
   const ops: Op[] = [];
   // Pages already in user->locked_vm: what BPF (before 5.11) and io_uring leave there; a
   // separate perf counter can only hold perf's own mappings (a CAP_IPC_LOCK helper's).
@@ -69,7 +69,9 @@ export function explainScenario(i: ExplainInput): { scenario: CompiledScenario; 
   for (let k = 0; k < i.rings; k++) ops.push({ op: 'map', buf: `rb${k}`, cpu: k % i.cpus, data_pages: i.pages - 1 });
   return {
     scenario: { id: 'explain', cpus: i.cpus, mlock_kb: i.mlockKb, paranoid: i.paranoid, rlimit_kb: i.rlimitKb, cap_ipc_lock: i.capIpcLock, ops },
-    opts: { bpfChargesUser: true },
+    // the earlier charge is a given of the situation, made under no RLIMIT_MEMLOCK that refuses it
+    // (not the reproducer's 8192 kB helper limit)
+    opts: { bpfChargesUser: true, helperRlimitKb: null },
   };
 }
 
