@@ -24,7 +24,7 @@ const ballasts = (c: Record<string, unknown> | undefined): unknown[] => ((c?.mea
 let vmUring: unknown[] = [];
 // The cheaper equivalent of many CPUs: a raised perf_event_mlock_kb on the host's own CPUs
 // (4128 pages per 2 CPUs, past the old probe's EMFILE at ~4090, then 8192 pages per CPU).
-const BIGPROBE = scenarioFile(dir, { id: 'probe-raised', description: 'the probe at raised perf_event_mlock_kb', mlock_kb: 8256, ops: [
+const BIGPROBE = scenarioFile(dir, { id: 'probe-raised', description: 'the probe at raised perf_event_mlock_kb', perf_event_mlock_kb: 8256, ops: [
   { op: 'probe' }, { op: 'sysctl', name: 'perf_event_mlock_kb', value: 32768 }, { op: 'probe' },
 ] });
 

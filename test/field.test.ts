@@ -126,13 +126,13 @@ t.test('cap: CAP_IPC_LOCK granted and dropped mid-scenario, with RLIMIT_MEMLOCK;
   const s = compileScenario(sc([
     { op: 'ballast', via: 'perf', pages: 'L' },
     { op: 'map', buf: 'a', cpu: 0, data_pages: 8 }, // extra 9 > 16 kB / 4 = 4 pages: EPERM
-    { op: 'cap', cap_ipc_lock: true, memlock_kb: 32 },
+    { op: 'cap', cap_ipc_lock: true, rlimit_memlock_kb: 32 },
     { op: 'map', buf: 'b', cpu: 0, data_pages: 8 }, // admitted
     { op: 'cap', cap_ipc_lock: false },
     { op: 'map', buf: 'c', cpu: 0, data_pages: 0 }, // P 9 + 1 > 32 kB / 4 = 8: EPERM
     { op: 'exit' },
     { op: 'map', buf: 'd', cpu: 0, data_pages: 0 }, // fresh worker, P 0 + 1 <= 4
-  ], { rlimit_kb: 16 }), 'f.json');
+  ], { rlimit_memlock_kb: 16 }), 'f.json');
   t.strictSame(toScript(s, 5).split('\n').slice(3, 6), ['cap_ipc_lock 1', 'rlimit 32', 'map b 0 8']);
   for (const a of ['V1', 'V3', 'V4'] as const) {
     const e = simulate(s, L(a));
@@ -140,7 +140,7 @@ t.test('cap: CAP_IPC_LOCK granted and dropped mid-scenario, with RLIMIT_MEMLOCK;
   }
   err(t, sc([{ op: 'cap' }]), /ops\[0\]\.cap_ipc_lock: missing/, 'cap needs cap_ipc_lock');
   err(t, sc([{ op: 'cap', cap_ipc_lock: 1 }]), /ops\[0\]\.cap_ipc_lock: cap_ipc_lock must be true or false/, 'a boolean');
-  err(t, sc([{ op: 'cap', cap_ipc_lock: true, memlock_kb: -1 }]), /ops\[0\]\.memlock_kb/, 'a memlock in range');
+  err(t, sc([{ op: 'cap', cap_ipc_lock: true, rlimit_memlock_kb: -1 }]), /ops\[0\]\.rlimit_memlock_kb/, 'a memlock in range');
   t.end();
 });
 
