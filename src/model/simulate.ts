@@ -296,15 +296,10 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
   for (let i = 0; i < n; i++) {
     const op = ops[i]!;
     switch (op.op) {
-      case 'map': {
-        if (bufs.has(op.buf)) throw new ScriptError(i, `map ${op.buf}: a buffer of that name is still open`);
-        const b = newBuf(mappingPages(op.data_pages));
-        bufs.set(op.buf, b);
-        out[i] = firstMapping(b);
-        break;
-      }
+      case 'map':
       case 'aux_ring': {
-        if (bufs.has(op.buf)) throw new ScriptError(i, `aux_ring ${op.buf}: a buffer of that name is still open`);
+        // an aux_ring is an ordinary ring buffer (of the lockstep_aux PMU's event): charged as a map
+        if (bufs.has(op.buf)) throw new ScriptError(i, `${op.op} ${op.buf}: a buffer of that name is still open`);
         const b = newBuf(mappingPages(op.data_pages));
         bufs.set(op.buf, b);
         out[i] = firstMapping(b);
