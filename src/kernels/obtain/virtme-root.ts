@@ -23,7 +23,7 @@ import type { SourceSpec } from '../types.ts';
  * Source kernels get these added to their fragment for the virtme runtime.
  */
 export const VNG_FRAGMENT = [
-  'CONFIG_VIRTIO=y', 'CONFIG_VIRTIO_PCI=y', 'CONFIG_VIRTIO_MMIO=y', 'CONFIG_VIRTIO_CONSOLE=y',
+  'CONFIG_VIRTIO_MENU=y', 'CONFIG_VIRTIO=y', 'CONFIG_VIRTIO_PCI=y', 'CONFIG_VIRTIO_MMIO=y', 'CONFIG_VIRTIO_CONSOLE=y',
   'CONFIG_NET=y', 'CONFIG_NETWORK_FILESYSTEMS=y', 'CONFIG_INET=y', 'CONFIG_NET_9P=y', 'CONFIG_NET_9P_VIRTIO=y', 'CONFIG_9P_FS=y',
   'CONFIG_OVERLAY_FS=y', 'CONFIG_TMPFS=y', 'CONFIG_DEVTMPFS=y', 'CONFIG_UNIX98_PTYS=y', 'CONFIG_BINFMT_SCRIPT=y',
 ];
@@ -99,7 +99,10 @@ export async function readArtifactConfig(a: KernelArtifact): Promise<string | nu
  */
 export async function virtmeSourceSpec(spec: SourceSpec, cacheDir: string): Promise<SourceSpec> {
   const base = await readFile(spec.config, 'utf8');
-  const text = `${base.replace(/\n*$/, '\n')}# added by lockstep for the virtme runtime: what vng's 9p root needs (virtme-configkernel)\n${VNG_FRAGMENT.join('\n')}\n`;
+  // options the fragment already sets keep its value (a fragment sets each option once)
+  const set = new Set([...base.matchAll(/^(?:# )?(CONFIG_\w+)[= ]/gm)].map((m) => m[1]));
+  const add = VNG_FRAGMENT.filter((l) => !set.has(l.split('=')[0]!));
+  const text = `${base.replace(/\n*$/, '\n')}# added by lockstep for the virtme runtime: what vng's 9p root needs (virtme-configkernel)\n${add.join('\n')}\n`;
   const dir = join(cacheDir, 'virtme-fragments');
   await mkdir(dir, { recursive: true });
   const file = join(dir, `${createHash('sha256').update(text).digest('hex').slice(0, 16)}.config`);
