@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultCacheDir } from '../src/kernels/artifact.ts';
 import { VNG_FRAGMENT, virtmeSourceSpec, vngBootReason } from '../src/kernels/obtain/virtme-root.ts';
-import { parseSpec } from '../src/kernels/spec.ts';
+import { builtinSpecs, parseSpec, type KernelSpec } from '../src/kernels/spec.ts';
 import type { SourceSpec } from '../src/kernels/types.ts';
 import { runMatrix } from '../src/matrix/run.ts';
 import type { CellResult } from '../src/results/schema.ts';
@@ -72,11 +72,14 @@ t.test('spec "runtime": "virtme" on VM kinds only', (t) => {
 
 const PICK = ['baseline', 'remmap', 'rlimit-small'];
 
-t.test('Debian 6.1.192 generic: vng and lockstep\'s QEMU boot agree on verdicts, EPERM points and VmPin', async (t) => {
+t.test('a Debian image and a source kernel: vng and lockstep\'s QEMU boot agree on verdicts, EPERM points and VmPin', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'lockstep-virtme-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const deb = { kind: 'debian-image', package: 'linux-image-6.1.0-56-amd64-unsigned', version: '6.1.192', package_version: '6.1.192-2', expect: 'auto' };
-  const kernels = [parseSpec({ id: 'deb-qemu', ...deb }, 'test'), parseSpec({ id: 'deb-vng', ...deb, runtime: 'virtme' }, 'test')];
+  // the built-in source kernel, and the same built with vng's options
+  const src = (await builtinSpecs()).find((k) => k.id === 'current-6.1')!;
+  const kernels = [parseSpec({ id: 'deb-qemu', ...deb }, 'test'), parseSpec({ id: 'deb-vng', ...deb, runtime: 'virtme' }, 'test'), src, { ...src, id: 'current-6.1-vng', runtime: 'virtme' } as KernelSpec];
+  const pairs = [['deb-qemu', 'deb-vng'], ['current-6.1', 'current-6.1-vng']] as const;
   const scen = new Map(builtinScenarios().map((s) => [s.id, s.compiled]));
   // last in the boot: the guest crashes (sysrq c), which must be a PANIC and keep the cells before it
   const crash = compileScenario({ id: 'z-crash', description: 'guest crash', cpus: 2, fault_injection: true, ops: [{ op: 'map', buf: 'a', cpu: 0, data_pages: 2 }, { op: 'sysrq', key: 'c' }] }, 'test');
@@ -87,9 +90,9 @@ t.test('Debian 6.1.192 generic: vng and lockstep\'s QEMU boot agree on verdicts,
     log: (l) => t.comment(l), rerun: () => '',
   });
   const cell = (k: string, s: string): CellResult => r.cells.find((c) => c.kernel === k && c.scenario === s)!;
-  for (const s of PICK) {
-    const q = cell('deb-qemu', s);
-    const v = cell('deb-vng', s);
+  for (const [qk, vk] of pairs) for (const s of PICK) {
+    const q = cell(qk, s);
+    const v = cell(vk, s);
     t.equal(q.verdict, 'MATCH', `${s} under QEMU: ${q.reason ?? ''}`);
     t.equal(v.verdict, q.verdict, `${s}: same verdict through vng (${v.reason ?? ''})`);
     t.equal(v.first_eperm_measured, q.first_eperm_measured, `${s}: same first EPERM (${q.first_eperm_measured})`);
@@ -98,7 +101,7 @@ t.test('Debian 6.1.192 generic: vng and lockstep\'s QEMU boot agree on verdicts,
     t.equal(v.kernel_release, q.kernel_release, 'the same kernel ran');
   }
   t.not(cell('deb-qemu', 'rlimit-small').first_eperm_measured, null, 'rlimit-small discriminates: a map is refused');
-  for (const k of ['deb-qemu', 'deb-vng']) {
+  for (const k of pairs.flat()) {
     const c = cell(k, 'z-crash');
     t.equal(c.verdict, 'PANIC', `${k}: the guest crash is a PANIC`);
     t.match(c.reason, /sysrq triggered crash/);

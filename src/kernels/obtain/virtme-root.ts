@@ -19,13 +19,14 @@ import type { SourceSpec } from '../types.ts';
 
 /**
  * Options vng's guest needs (virtme-ng 1.35, virtme/commands/configkernel.py
- * _GENERIC_CONFIG, the part that matters to boot the host's root over 9p).
+ * _GENERIC_CONFIG, the part that matters to boot the host's root over 9p;
+ * inotify for the udevd its guest init starts).
  * Source kernels get these added to their fragment for the virtme runtime.
  */
 export const VNG_FRAGMENT = [
   'CONFIG_VIRTIO_MENU=y', 'CONFIG_VIRTIO=y', 'CONFIG_VIRTIO_PCI=y', 'CONFIG_VIRTIO_MMIO=y', 'CONFIG_VIRTIO_CONSOLE=y',
   'CONFIG_NET=y', 'CONFIG_NETWORK_FILESYSTEMS=y', 'CONFIG_INET=y', 'CONFIG_NET_9P=y', 'CONFIG_NET_9P_VIRTIO=y', 'CONFIG_9P_FS=y',
-  'CONFIG_OVERLAY_FS=y', 'CONFIG_TMPFS=y', 'CONFIG_DEVTMPFS=y', 'CONFIG_UNIX98_PTYS=y', 'CONFIG_BINFMT_SCRIPT=y',
+  'CONFIG_INOTIFY_USER=y', 'CONFIG_OVERLAY_FS=y', 'CONFIG_TMPFS=y', 'CONFIG_DEVTMPFS=y', 'CONFIG_UNIX98_PTYS=y', 'CONFIG_BINFMT_SCRIPT=y',
 ];
 
 /** The options (as `CONFIG_X`) vng's 9p root needs that a kernel config neither builds in nor as a module. */
