@@ -6,6 +6,8 @@
 // the fragment a source kernel gets for it.
 
 import t from 'tap';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +20,9 @@ import type { CellResult } from '../src/results/schema.ts';
 import { vngArgs } from '../src/runner/virtme.ts';
 import { builtinScenarios, compileScenario } from '../src/scenario/load.ts';
 import { ConfigError } from '../src/util/errors.ts';
+
+const exec = promisify(execFile);
+const ROOT = new URL('..', import.meta.url).pathname;
 
 // ---------------------------------------------------------------------------
 // Pure parts
@@ -65,6 +70,16 @@ t.test('spec "runtime": "virtme" on VM kinds only', (t) => {
   t.throws(() => parseSpec({ id: 'a', kind: 'image', version: '6.1.0', path: '/x/bzImage', runtime: 'vng' }, 'k.json'), ConfigError);
   t.throws(() => parseSpec({ id: 'h', kind: 'host', runtime: 'virtme' }, 'k.json'), /runtime.*unknown runtime "virtme"/);
   t.end();
+});
+
+t.test('vng missing: lockstep run exits 2 with the command that installs it, before anything is fetched', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'lockstep-novng-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'k.json'), JSON.stringify({ id: 'img', kind: 'image', version: '6.1.0', path: join(dir, 'no-bzImage'), runtime: 'virtme' }));
+  const r = await exec(process.execPath, [join(ROOT, 'bin/lockstep.mjs'), 'run', '--kernel-spec', join(dir, 'k.json'), '--no-builtin-kernels', '--scenarios', 'baseline', '--out', join(dir, 'out')],
+    { env: { ...process.env, LOCKSTEP_VNG: join(dir, 'no-vng') } }).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /virtme-ng \(.*no-vng\) is missing\. Fix: apt-get install python3-argcomplete .* udev && bash \.ci\/setup\.sh \(as root: downloads virtme-ng from Debian trixie/);
 });
 
 // ---------------------------------------------------------------------------

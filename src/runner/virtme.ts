@@ -26,7 +26,7 @@ export const VNG = process.env.LOCKSTEP_VNG ?? 'vng';
  * bookworm. .ci/setup.sh runs these as root.
  */
 export const VNG_INSTALL =
-  'apt-get install python3-argcomplete python3-requests python3-pkg-resources file kmod && ' +
+  'apt-get install python3-argcomplete python3-requests python3-pkg-resources file kmod udev && ' +
   'bash .ci/setup.sh (as root: downloads virtme-ng from Debian trixie with lockstep\'s own apt lists and dpkg -i it)';
 
 /** `vng --version` ("virtme-ng 1.35"); MissingDependencyError with the install command when vng is absent. */
