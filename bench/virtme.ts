@@ -4,7 +4,7 @@
 // runs alternated so machine load hits both alike. Speed is measured here,
 // never asserted in tests.
 //
-//   node --import tsx bench/virtme.ts [--runs N]   (npm run bench:virtme)
+//   node --import tsx bench/virtme.ts [--runs N] [--only debian|source]   (npm run bench:virtme)
 //
 // Kernels: the Debian 6.1.192 generic image (the cloud flavour has no 9p)
 // and the built-in source kernel current-6.1 (built again with vng's
@@ -19,17 +19,18 @@ import { builtinSpecs, parseSpec, type KernelSpec } from '../src/kernels/spec.ts
 import { runMatrix } from '../src/matrix/run.ts';
 import { builtinScenarios } from '../src/scenario/load.ts';
 
-const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
+const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' }, only: { type: 'string' } } });
 const runs = Math.max(1, Number(args.runs) || 3);
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 const deb = { kind: 'debian-image', package: 'linux-image-6.1.0-56-amd64-unsigned', version: '6.1.192', package_version: '6.1.192-2', expect: 'auto' };
 const src = (await builtinSpecs()).find((k) => k.id === 'current-6.1')!;
-const pairs: [string, KernelSpec, KernelSpec][] = [
+const all: [string, KernelSpec, KernelSpec][] = [
   ['Debian 6.1.192 generic', parseSpec({ id: 'deb-qemu', ...deb }, 'bench'), parseSpec({ id: 'deb-vng', ...deb, runtime: 'virtme' }, 'bench')],
   ['source current-6.1', src, { ...src, id: 'current-6.1-vng', runtime: 'virtme' } as KernelSpec],
 ];
+const pairs = all.filter(([label]) => !args.only || label.startsWith(args.only === 'debian' ? 'Debian' : 'source'));
 const baseline = builtinScenarios().find((s) => s.id === 'baseline')!.compiled;
 
 const rows: string[] = [];
