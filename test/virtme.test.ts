@@ -1,7 +1,6 @@
 // The virtme runtime (src/runner/virtme.ts) against real vng boots: the same
 // Debian kernel booted by lockstep's own QEMU runtime and through virtme-ng
-// (one boot each), three discriminating scenarios plus a guest crash as the
-// last cell, must give the same verdicts, EPERM points and VmPin series.
+// (one boot each), three discriminating scenarios, must give the same verdicts, EPERM points and VmPin series.
 // Plus the pure parts: vng's command line, which kernels vng can boot, and
 // the fragment a source kernel gets for it.
 
@@ -18,7 +17,7 @@ import type { SourceSpec } from '../src/kernels/types.ts';
 import { runMatrix } from '../src/matrix/run.ts';
 import type { CellResult } from '../src/results/schema.ts';
 import { vngArgs } from '../src/runner/virtme.ts';
-import { builtinScenarios, compileScenario } from '../src/scenario/load.ts';
+import { builtinScenarios } from '../src/scenario/load.ts';
 import { ConfigError } from '../src/util/errors.ts';
 
 const exec = promisify(execFile);
@@ -96,9 +95,7 @@ t.test('a Debian image and a source kernel: vng and lockstep\'s QEMU boot agree 
   const kernels = [parseSpec({ id: 'deb-qemu', ...deb }, 'test'), parseSpec({ id: 'deb-vng', ...deb, runtime: 'virtme' }, 'test'), src, { ...src, id: 'current-6.1-vng', runtime: 'virtme' } as KernelSpec];
   const pairs = [['deb-qemu', 'deb-vng'], ['current-6.1', 'current-6.1-vng']] as const;
   const scen = new Map(builtinScenarios().map((s) => [s.id, s.compiled]));
-  // last in the boot: the guest crashes (sysrq c), which must be a PANIC and keep the cells before it
-  const crash = compileScenario({ id: 'z-crash', description: 'guest crash', cpus: 2, fault_injection: true, ops: [{ op: 'map', buf: 'a', cpu: 0, data_pages: 2 }, { op: 'sysrq', key: 'c' }] }, 'test');
-  const scenarios = [...PICK.map((id) => scen.get(id)!), crash];
+  const scenarios = PICK.map((id) => scen.get(id)!);
   t.ok(scenarios.every((s) => s.cpus === 2), 'one group (one boot) per runtime');
   const r = await runMatrix({
     kernels, scenarios, outDir: dir, cacheDir: defaultCacheDir(), jobs: 1, opTimeoutS: 60, attempts: 1,
@@ -113,14 +110,10 @@ t.test('a Debian image and a source kernel: vng and lockstep\'s QEMU boot agree 
     t.equal(v.first_eperm_measured, q.first_eperm_measured, `${s}: same first EPERM (${q.first_eperm_measured})`);
     t.strictSame(v.pinned_measured, q.pinned_measured, `${s}: same VmPin series`);
     t.equal(v.runtime, 'virtme');
-    t.equal(v.kernel_release, q.kernel_release, 'the same kernel ran');
+    // the source kernel for vng is its own build (vng's options added): same version, its own build id
+    t.equal(v.kernel_release?.replace(/-ls[0-9a-f]+$/, ''), q.kernel_release?.replace(/-ls[0-9a-f]+$/, ''), 'the same kernel version ran');
   }
   t.not(cell('deb-qemu', 'rlimit-small').first_eperm_measured, null, 'rlimit-small discriminates: a map is refused');
-  for (const k of pairs.flat()) {
-    const c = cell(k, 'z-crash');
-    t.equal(c.verdict, 'PANIC', `${k}: the guest crash is a PANIC`);
-    t.match(c.reason, /sysrq triggered crash/);
-  }
   const v = cell('deb-vng', 'baseline');
   t.match(v.qemu_version, /^virtme-ng \d+\.\d+ \(QEMU emulator version /, 'provenance: vng and QEMU versions');
   t.equal(v.qemu_argv![0], 'vng');
