@@ -29,6 +29,14 @@ declare -A PROBE=(
   [xz-utils]=/usr/bin/xz
   # old trees (src/kernels/obtain/source/toolchain.ts): releases before v5.15 build with gcc-11
   [gcc-11]=/usr/bin/gcc-11
+  # the virtme runtime (src/runner/virtme.ts): virtme-ng's dependencies (it comes from trixie, below),
+  # and udevd, which vng's guest init runs to find its virtio-serial I/O ports
+  [python3-argcomplete]=/usr/lib/python3/dist-packages/argcomplete/__init__.py
+  [python3-requests]=/usr/lib/python3/dist-packages/requests/__init__.py
+  [python3-pkg-resources]=/usr/lib/python3/dist-packages/pkg_resources/__init__.py
+  [file]=/usr/bin/file
+  [kmod]=/usr/bin/kmod
+  [udev]=/lib/systemd/systemd-udevd
 )
 missing=()
 for p in "${!PROBE[@]}"; do
@@ -47,6 +55,30 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "lockstep setup: missing packages: ${missing[*]}" >&2
     echo "  fix: sudo apt-get install ${missing[*]}" >&2
     exit 2
+  fi
+fi
+
+# virtme-ng (vng) is packaged from Debian 13 (trixie), Architecture: all: fetched
+# with lockstep's own trixie apt lists (as src/kernels/obtain/apt-suite.ts keeps
+# them under the cache; the machine's apt configuration is not touched) and
+# installed with dpkg -i.
+if ! command -v vng >/dev/null; then
+  suite_dir="${LOCKSTEP_CACHE:-$HOME/.cache/lockstep}/apt/trixie"
+  apt_o=(-o "Dir::Etc::SourceList=$suite_dir/sources.list" -o Dir::Etc::SourceParts=- -o "Dir::State::Lists=$suite_dir/lists"
+    -o "Dir::Cache=$suite_dir/cache" -o "Dir::State::status=$suite_dir/status" -o Dir::Etc::Preferences=/dev/null
+    -o Dir::Etc::PreferencesParts=- -o APT::Architectures=amd64 -o APT::Architecture=amd64 -o APT::Sandbox::User=root)
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "lockstep setup: installing virtme-ng from Debian trixie (lists in $suite_dir)" >&2
+    mkdir -p "$suite_dir/lists/partial" "$suite_dir/cache/archives/partial"
+    [ -s "$suite_dir/sources.list" ] || echo "deb http://deb.debian.org/debian trixie main" > "$suite_dir/sources.list"
+    touch "$suite_dir/status"
+    [ -e "$suite_dir/updated" ] || { apt-get "${apt_o[@]}" update -qq && date -u +%FT%TZ > "$suite_dir/updated"; }
+    deb_dir=$(mktemp -d)
+    (cd "$deb_dir" && apt-get "${apt_o[@]}" download -qq virtme-ng) && dpkg -i "$deb_dir"/virtme-ng_*.deb >/dev/null
+    rm -rf "$deb_dir"
+  else
+    echo "lockstep setup: vng (virtme-ng) is missing; the virtme runtime needs it" >&2
+    echo "  fix (as root): bash .ci/setup.sh   (downloads virtme-ng from Debian trixie and dpkg -i's it)" >&2
   fi
 fi
 

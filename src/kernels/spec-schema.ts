@@ -166,11 +166,14 @@ const patchName = specString('a patch file name', 1024).superRefine((p, ctx) => 
   if (p.split('/').includes('..')) ctx.addIssue({ code: 'custom', message: explain(`${show(p)} contains ".."`, 'write the path without ".." components') });
 });
 
+/** VM kinds: "virtme" boots through virtme-ng (src/runner/virtme.ts); "qemu" (the default) is lockstep's own boot */
+const vmRuntime = z.enum(['qemu', 'virtme'], { error: (iss) => explain(`unknown runtime ${show(iss.input)}`, 'use "qemu" or "virtme", or leave "runtime" out') }).optional();
+
 const KIND_SCHEMAS = {
   host: strictObject({ kind: kindLit('host'), ...common, runtime: z.literal('container', { error: (iss) => explain(`unknown runtime ${show(iss.input)}`, 'use "container", or leave "runtime" out to run on the host natively') }).optional() }, 'kind "host"', NOT_OBJECT),
 
   'debian-image': strictObject({
-    kind: kindLit('debian-image'),
+    kind: kindLit('debian-image'), runtime: vmRuntime,
     ...common,
     package: specString('a Debian kernel package, e.g. "linux-image-6.1.0-54-cloud-amd64-unsigned" or "linux-binary-unsigned-7.2.13+deb14-cloud-amd64"', 128, DEB_PACKAGE_RE).superRefine((p, ctx) => {
       if (!p.startsWith('linux-image-') && !p.startsWith('linux-binary-')) ctx.addIssue({ code: 'custom', message: explain(`${show(p)} is not a linux-image-* or linux-binary-* package`, 'name a kernel image package (apt-cache pkgnames linux- | grep cloud-amd64)') });
@@ -194,7 +197,7 @@ const KIND_SCHEMAS = {
   }),
 
   image: strictObject({
-    kind: kindLit('image'),
+    kind: kindLit('image'), runtime: vmRuntime,
     ...common,
     version,
     path: absPath('an absolute path, e.g. "/srv/kernels/bzImage-5.3.1"').optional(),
@@ -208,7 +211,7 @@ const KIND_SCHEMAS = {
   }),
 
   source: strictObject({
-    kind: kindLit('source'),
+    kind: kindLit('source'), runtime: vmRuntime,
     ...common,
     version,
     source: sourceTreeSchema,

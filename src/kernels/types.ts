@@ -32,6 +32,8 @@ export interface SpecCommon {
   /** "debian", "upstream", ...; `debian-image` implies (and forces) "debian". */
   distro?: string;
   description?: string;
+  /** VM kinds: "virtme" boots the kernel through virtme-ng (src/runner/virtme.ts); absent or "qemu" = lockstep's own QEMU boot */
+  runtime?: 'container' | 'qemu' | 'virtme';
   /** Where the spec came from (file path, "command line", ...): not a JSON field, set by the parser. */
   origin: string;
   /** Field path prefix inside `origin` ("" for a single object, "[2]." for the third of an array). */

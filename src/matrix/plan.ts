@@ -15,7 +15,10 @@ export interface PlanOptions {
   anyCpus?: readonly number[];
 }
 
-export interface PlannedKernel { id: string; runtime: 'host' | 'qemu' | 'container' }
+export interface PlannedKernel { id: string; runtime: 'host' | 'qemu' | 'container' | 'virtme' }
+
+/** Runtimes that boot a VM (the kernel under test is not the host's). */
+export const isVmRuntime = (r: PlannedKernel['runtime']): boolean => r === 'qemu' || r === 'virtme';
 
 export interface PlannedGroup {
   /** stable name: "<kernel>@<cpus>cpu" */
@@ -37,7 +40,7 @@ export function planGroups(kernels: readonly PlannedKernel[], scenarios: readonl
   const pinned = scenarios.filter((s) => !s.cpus_any);
   const open = scenarios.filter((s) => s.cpus_any);
   for (const k of kernels) {
-    const anyCounts = k.runtime === 'qemu' ? [...(opts?.anyCpus ?? [DEFAULT_ANY_CPUS])] : [opts?.hostCpus ?? DEFAULT_ANY_CPUS];
+    const anyCounts = isVmRuntime(k.runtime) ? [...(opts?.anyCpus ?? [DEFAULT_ANY_CPUS])] : [opts?.hostCpus ?? DEFAULT_ANY_CPUS];
     const counts = [...new Set([...pinned.map((s) => s.cpus), ...(open.length ? anyCounts : [])])].sort((a, b) => b - a);
     for (const cpus of counts) {
       // keep the scenarios' given order

@@ -28,6 +28,8 @@ import { type SimulateOptions, simOptionsForVersion } from '../model/simulate.ts
 import { kvmUsable, qemuVersion, type Accel } from '../runner/qemu.ts';
 import type { GroupOutcome, Runtime } from '../runner/runtime.ts';
 import { QemuRuntime } from '../runner/vm.ts';
+import { VirtmeRuntime, vngVersion } from '../runner/virtme.ts';
+import { readArtifactConfig, virtmeDebianTree, vngBootReason, virtmeSourceSpec } from '../kernels/obtain/virtme-root.ts';
 import { type CellAttempt, RESULTS_SCHEMA, type CellResult, type KernelRecord, type Results, verdictClass } from '../results/schema.ts';
 import { renderTable } from '../results/table.ts';
 import { serializeResults, writeAtomic } from '../results/write.ts';
@@ -37,7 +39,7 @@ import { ConfigError, isUserError } from '../util/errors.ts';
 import { kernelProvenance, kernelResolution, releaseKind } from './provenance.ts';
 import { type CellContext, cellsFromOutcome, cellWithoutRun } from './cells.ts';
 import { type SplatPolicy, splatDecider } from '../policy/splats.ts';
-import { groupTimeoutMs, planGroups, type PlannedGroup, scheduleOrder } from './plan.ts';
+import { groupTimeoutMs, isVmRuntime, planGroups, type PlannedGroup, scheduleOrder } from './plan.ts';
 import { matrixIdentity, shardGroups, type ShardSpec } from './shard.ts';
 
 /** CONFIG_NR_CPUS a source kernel's fragment sets, or null (unreadable: the build step reports that). */
@@ -60,7 +62,7 @@ export const LOCKSTEP_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** ` --cpus N` for a re-run of an "any" scenario a VM group ran at another count than the default, else '' */
 function anyCpusFlag(g: PlannedGroup, scenario: string): string {
   const s = g.scenarios.find((x) => x.id === scenario);
-  return g.runtime === 'qemu' && s?.cpus_any && g.cpus !== DEFAULT_ANY_CPUS ? ` --cpus ${g.cpus}` : '';
+  return isVmRuntime(g.runtime) && s?.cpus_any && g.cpus !== DEFAULT_ANY_CPUS ? ` --cpus ${g.cpus}` : '';
 }
 
 export interface MatrixOptions {
@@ -84,6 +86,8 @@ export interface MatrixOptions {
   splatPolicy?: SplatPolicy;
   /** boots per group at most: cells that end TIMEOUT, BOOT_FAIL or ERROR run again in a fresh boot (default 1) */
   attempts?: number;
+  /** "virtme": boot every VM kernel through virtme-ng (`run --runtime virtme`), whatever its spec says */
+  runtime?: 'virtme';
   /** vCPU counts VM groups run `"cpus": "any"` scenarios at (`--cpus`; default [2]); host rows use the host's online count */
   anyCpus?: number[];
 }
@@ -110,7 +114,8 @@ function untilAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
   });
 }
 
-const runtimeOf = (k: KernelSpec): 'host' | 'qemu' | 'container' => (k.kind === 'host' ? (k.runtime === 'container' ? 'container' : 'host') : 'qemu');
+const runtimeOf = (k: KernelSpec, force?: 'virtme'): 'host' | 'qemu' | 'container' | 'virtme' =>
+  (k.kind === 'host' ? (k.runtime === 'container' ? 'container' : 'host') : force ?? (k.runtime === 'virtme' ? 'virtme' : 'qemu'));
 
 /**
  * Run the matrix and write OUT/results.json + table.md after every group.
@@ -123,7 +128,7 @@ const runtimeOf = (k: KernelSpec): 'host' | 'qemu' | 'container' => (k.kind === 
 export async function runMatrix(o: MatrixOptions): Promise<Results> {
   await mkdir(o.outDir, { recursive: true });
   const started = new Date().toISOString();
-  const needVm = o.kernels.some((k) => runtimeOf(k) === 'qemu');
+  const needVm = o.kernels.some((k) => runtimeOf(k, o.runtime) === 'qemu');
   const accelInfo = needVm
     ? (o.accel ? { accel: o.accel, why: `--accel ${o.accel}` } : await kvmUsable().then((k) => ({ accel: k.ok ? 'kvm' as const : 'tcg' as const, why: k.why })))
     : { accel: 'none' as const, why: 'no VM kernels in this matrix' };
@@ -137,8 +142,10 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
   const base = needVm ? await ensureBaseImage(o.cacheDir) : undefined;
   const qemu = base && accelInfo.accel !== 'none' ? new QemuRuntime(base, accelInfo, Boolean(o.accel)) : undefined;
   const host = new HostRuntime();
+  // vng missing: the run stops here (exit 2) with the command that installs it
+  const virtme = o.kernels.some((k) => runtimeOf(k, o.runtime) === 'virtme') ? new VirtmeRuntime(`${await vngVersion()} (${await qemuVersion()})`) : undefined;
   // The Docker engine and the image, once per run; a missing engine stops the run here (exit 2, with how to start it).
-  const container = o.kernels.some((k) => runtimeOf(k) === 'container') ? await containerRuntime((m) => o.log(`[container] ${m}`)) : undefined;
+  const container = o.kernels.some((k) => runtimeOf(k, o.runtime) === 'container') ? await containerRuntime((m) => o.log(`[container] ${m}`)) : undefined;
   // Read before any host group runs: a host scenario changes them for its duration.
   const hostSysctls = container ? hostPerfSysctls() : undefined;
   // Host and container groups share one kernel, its sysctls and CPUs: one at
@@ -177,7 +184,9 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
   const artifact = (k: KernelSpec): Promise<KernelArtifact> => {
     let p = artifacts.get(k.id);
     if (!p) {
-      p = ensureKernel(k, { cacheDir: o.cacheDir, log: (m) => o.log(`[${k.id}] ${m}`), signal: o.signal }).then((a) => {
+      // virtme: a source kernel is built with vng's options added to its fragment
+      const spec = runtimeOf(k, o.runtime) === 'virtme' && k.kind === 'source' ? virtmeSourceSpec(k, o.cacheDir) : Promise.resolve(k);
+      p = spec.then((s) => ensureKernel(s, { cacheDir: o.cacheDir, log: (m) => o.log(`[${k.id}] ${m}`), signal: o.signal }).then((a) => {
         const exp = resolveExpect(k, a.version);
         logics.set(k.id, exp.logic);
         const rec: KernelRecord = {
@@ -189,13 +198,13 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
         results.kernels.push(rec);
         results.kernels.sort((x, y) => o.kernels.findIndex((s) => s.id === x.id) - o.kernels.findIndex((s) => s.id === y.id));
         return a;
-      });
+      }));
       artifacts.set(k.id, p);
     }
     return p;
   };
 
-  const planned = planGroups(o.kernels.map((k) => ({ id: k.id, runtime: runtimeOf(k) })), o.scenarios, { hostCpus: hostOnlineCpus(), anyCpus: o.anyCpus });
+  const planned = planGroups(o.kernels.map((k) => ({ id: k.id, runtime: runtimeOf(k, o.runtime) })), o.scenarios, { hostCpus: hostOnlineCpus(), anyCpus: o.anyCpus });
   // "any" scenarios compiled for other counts: their defs too (readers find a cell's def by scenario_hash)
   for (const s of planned.flatMap((g) => g.scenarios)) {
     const hash = scenarioHash(s);
@@ -271,19 +280,31 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
       if (why) skipped.push(cellWithoutRun(ctx(logic), s, 'SKIP', why));
       else runnable.push(s);
     }
+    // virtme: the image vng boots (a Debian kernel with its own modules beside it), or why vng cannot boot it
+    let bootImage = a.vmlinuz;
+    if (g.runtime === 'virtme' && runnable.length) {
+      const cfg = await readArtifactConfig(a);
+      const why = cfg === null ? 'no kernel config to check for the 9p/virtio options vng needs' : vngBootReason(cfg, spec.kind === 'debian-image');
+      if (why) {
+        skipped.push(...runnable.map((s) => cellWithoutRun(ctx(logic), s, 'SKIP', why)));
+        runnable.length = 0;
+      } else if (spec.kind === 'debian-image') {
+        bootImage = await virtmeDebianTree(a, spec.suite ?? null, { cacheDir: o.cacheDir, log: (m) => o.log(`[${spec.id}] ${m}`), signal: o.signal });
+      }
+    }
     let cells = skipped;
     if (runnable.length && !o.signal?.aborted) {
-      const rt: Runtime = g.runtime === 'host' ? host : g.runtime === 'container' ? container! : qemu!;
+      const rt: Runtime = g.runtime === 'host' ? host : g.runtime === 'container' ? container! : g.runtime === 'virtme' ? virtme! : qemu!;
       /** One boot (or host run) of `scenarios`: cells with their timing and the boot's provenance. */
       const runOnce = async (scenarios: CompiledScenario[], attempt: number): Promise<{ cells: CellResult[]; outcome: GroupOutcome }> => {
-        const uids = g.runtime !== 'qemu' ? freshHostUids(scenarios.length) : scenarios.map((_, k) => 10_000 + k);
+        const uids = !isVmRuntime(g.runtime) ? freshHostUids(scenarios.length) : scenarios.map((_, k) => 10_000 + k);
         const logDir = join(o.outDir, 'logs', attempt === 1 ? g.key : `${g.key}.attempt-${attempt}`);
         await mkdir(logDir, { recursive: true });
         // Per-scenario begin/end times, from the stream as it arrives.
         const began = new Map<string, number>();
         const ended = new Map<string, number>();
         const runIt = (): Promise<GroupOutcome> => rt.run({
-          kernel: g.kernel, vmlinuz: g.runtime === 'qemu' && failThisBoot() ? join(logDir, 'no-such-vmlinuz (LOCKSTEP_TEST_FAIL_FIRST_BOOTS)') : a.vmlinuz,
+          kernel: g.kernel, vmlinuz: g.runtime === 'qemu' && failThisBoot() ? join(logDir, 'no-such-vmlinuz (LOCKSTEP_TEST_FAIL_FIRST_BOOTS)') : bootImage,
           cpus: g.cpus, scenarios, uids,
           timeoutMs: groupTimeoutMs({ ...g, scenarios }, accelInfo.accel === 'kvm', o.timeoutMs),
           opTimeoutS: o.opTimeoutS, logDir, signal: o.signal,
@@ -292,15 +313,15 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
             if (ev.ev === 'end' || ev.ev === 'skip') ended.set(ev.scenario, Date.now());
           },
         });
-        const outcome: GroupOutcome = g.runtime === 'qemu' ? await runIt() : await onHostKernel(runIt);
+        const outcome: GroupOutcome = isVmRuntime(g.runtime) ? await runIt() : await onHostKernel(runIt);
         const got = cellsFromOutcome(ctx(logic), scenarios, outcome);
         for (const c of got) {
           const b = began.get(c.scenario);
           const e = ended.get(c.scenario);
           if (b !== undefined) c.started_at = new Date(b).toISOString();
           c.duration_ms = b !== undefined && e !== undefined ? e - b : null;
-          c.qemu_version = g.runtime === 'qemu' ? outcome.emulator ?? null : null;
-          c.qemu_argv = g.runtime === 'qemu' ? outcome.argv : null;
+          c.qemu_version = isVmRuntime(g.runtime) ? outcome.emulator ?? null : null;
+          c.qemu_argv = isVmRuntime(g.runtime) ? outcome.argv : null;
           c.accel_why = outcome.accelWhy;
           c.accel = outcome.accel;
         }

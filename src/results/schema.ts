@@ -37,7 +37,7 @@ export interface CellResult {
   expected_logic: string | null;
   cpus: number;
   uid?: number;
-  runtime: 'host' | 'qemu' | 'container';
+  runtime: 'host' | 'qemu' | 'container' | 'virtme';
   accel: 'kvm' | 'tcg' | 'none';
   kernel_release?: string;
   /** 1-based call number among map ops of the first EPERM, null = none */
@@ -70,9 +70,9 @@ export interface CellResult {
   kernel_source?: string;
   kernel_config_sha256?: string | null;
   kernel_artifact_sha256?: string | null;
-  /** `qemu-system-x86_64 --version` first line; null for the host runtime */
+  /** `qemu-system-x86_64 --version` first line (virtme runtime: `vng --version`, then QEMU's); null for the host runtime */
   qemu_version?: string | null;
-  /** the exact emulator command line of the boot that ran this cell; null for the host runtime */
+  /** the exact emulator command line of the boot that ran this cell (virtme runtime: vng's); null for the host runtime */
   qemu_argv?: string[] | null;
   /** why this accelerator (KVM probe result, fallback, --accel) */
   accel_why?: string;

@@ -47,6 +47,6 @@ export interface GroupOutcome {
 }
 
 export interface Runtime {
-  readonly name: 'host' | 'qemu' | 'container';
+  readonly name: 'host' | 'qemu' | 'container' | 'virtme';
   run(req: GroupRequest): Promise<GroupOutcome>;
 }

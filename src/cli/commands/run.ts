@@ -36,6 +36,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     out: { type: 'string', arg: 'DIR', help: 'output directory', default: 'results/runs/<UTC timestamp>' },
     jobs: { type: 'string', arg: 'N', help: 'boots at once; each TCG guest runs on one host thread (single-threaded TCG), so one per core', default: DEFAULT_JOBS },
     accel: { type: 'string', arg: 'kvm|tcg', help: 'force an accelerator (default: KVM if a probe VM starts, else TCG)' },
+    runtime: { type: 'string', arg: 'qemu|virtme', help: 'how VM kernels boot: lockstep\'s own QEMU boot (default, or each spec\'s "runtime"), or virtme-ng (vng) for every VM kernel' },
     timeout: { type: 'string', arg: 'SECONDS', help: 'hard limit per boot (default: scaled by CPUs and ops)' },
     'op-timeout': { type: 'string', arg: 'SECONDS', help: 'limit per op inside the guest', default: '60' },
     cache: { type: 'string', arg: 'DIR', help: 'kernel and image cache (default: $LOCKSTEP_CACHE or ~/.cache/lockstep)' },
@@ -72,6 +73,8 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     const scenarios = pick(allScenarios, list(v.scenarios), 'scenario', 'scenarios');
     const accel = v.accel as string | undefined;
     const shard = v.shard !== undefined ? parseShard(String(v.shard)) : undefined;
+    const runtime = v.runtime as string | undefined;
+    if (runtime !== undefined && runtime !== 'qemu' && runtime !== 'virtme') throw new ConfigError('command line', '--runtime', `${JSON.stringify(runtime)} is not qemu or virtme`, 'use --runtime virtme (boot through vng) or --runtime qemu, or leave it out');
     if (accel !== undefined && accel !== 'kvm' && accel !== 'tcg') throw new ConfigError('command line', '--accel', `${JSON.stringify(accel)} is not kvm or tcg`, 'use --accel kvm or --accel tcg, or leave it out');
     const outDir = resolve(v.out === 'results/runs/<UTC timestamp>' ? join('results', 'runs', new Date().toISOString().replace(/[:.]/g, '-')) : String(v.out));
     const ac = new AbortController();
@@ -124,6 +127,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
         shard,
         splatPolicy,
         attempts, anyCpus,
+        runtime: runtime === 'virtme' ? 'virtme' : undefined,
         rerun: (k, s) => `node bin/lockstep.mjs run --kernels ${k} --scenarios ${s}${specFlags}${argFlags}${scenFlags}`,
       });
       const bad = r.cells.filter((c) => !['MATCH', 'SKIP', 'UNCHECKED'].includes(c.verdict));

@@ -282,7 +282,7 @@ async function fetchDebian(spec: DebianImageSpec, pkg: string, pv: string, paren
     let release: string;
     if (layout === 'boot') {
       // Only ./boot/vmlinuz-* and ./boot/config-* leave the package.
-      await extract(deb, root, ['./boot/vmlinuz-*', './boot/config-*'], opts.signal);
+      await extractDeb(deb, root, ['./boot/vmlinuz-*', './boot/config-*'], opts.signal);
       const files = await readdir(join(root, 'boot')).catch(() => [] as string[]);
       const vm = files.filter((n) => n.startsWith('vmlinuz-'));
       const cfg = files.filter((n) => n.startsWith('config-'));
@@ -292,8 +292,8 @@ async function fetchDebian(spec: DebianImageSpec, pkg: string, pv: string, paren
       release = vm[0]!.slice('vmlinuz-'.length);
     } else {
       // Debian 14: usr/lib/modules/<abi>/vmlinuz(.unsigned); the config from linux-base-<abi>.
-      await extract(deb, root, ['./usr/lib/modules/*/vmlinuz*'], opts.signal);
-      if (debs[1]) await extract(debs[1], root, ['./usr/lib/modules/*/config'], opts.signal);
+      await extractDeb(deb, root, ['./usr/lib/modules/*/vmlinuz*'], opts.signal);
+      if (debs[1]) await extractDeb(debs[1], root, ['./usr/lib/modules/*/config'], opts.signal);
       const abis = await readdir(join(root, 'usr/lib/modules')).catch(() => [] as string[]);
       if (abis.length !== 1) throw new Error(`${label}: expected one usr/lib/modules/<abi>/, found ${JSON.stringify(abis)}`);
       const mod = join(root, 'usr/lib/modules', abis[0]!);
@@ -326,8 +326,8 @@ async function fetchDebian(spec: DebianImageSpec, pkg: string, pv: string, paren
   }
 }
 
-/** dpkg-deb --fsys-tarfile DEB | tar -x PATTERNS: two processes, no shell. */
-async function extract(deb: string, into: string, patterns: string[], signal?: AbortSignal): Promise<void> {
+/** dpkg-deb --fsys-tarfile DEB | tar -x PATTERNS into `into`: two processes, no shell. Throws when either fails (a pattern that matches nothing fails tar). */
+export async function extractDeb(deb: string, into: string, patterns: string[], signal?: AbortSignal): Promise<void> {
   const dpkg = spawnTool('dpkg-deb', ['--fsys-tarfile', deb], { install: 'apt-get install dpkg', signal });
   const tar = spawnTool('tar', ['-x', '--no-same-owner', '--wildcards', '-C', into, ...patterns], { install: 'apt-get install tar', signal, stdin: 'pipe' });
   dpkg.child.stdout!.pipe(tar.child.stdin!);

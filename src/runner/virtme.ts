@@ -1,0 +1,172 @@
+// The virtme runtime: the kernel boots through virtme-ng (`vng --run`), with
+// the host's root filesystem shared read-only as vng does, and runs the
+// static reproducer from lockstep's checkout. Results go to a file in a
+// private directory vng shares read-write (--rwdir): the reproducer's
+// single-write JSON lines land there untouched by vng's console, which
+// (with --verbose) carries the kernel log lockstep scans for panics.
+
+import { execFile, spawn } from 'node:child_process';
+import { watch } from 'node:fs';
+import { open, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { dir as tmpDir } from 'tmp-promise';
+import { REPRO_BINARY } from '../image/initramfs.ts';
+import { toScript } from '../scenario/ops.ts';
+import { ConfigError, MissingDependencyError } from '../util/errors.ts';
+import type { GroupOutcome, GroupRequest, Runtime } from './runtime.ts';
+import { consoleFaults, describeCut, StreamParser, tail } from './stream.ts';
+import { GUEST_MEM_MB } from './vm.ts';
+
+export const VNG = process.env.LOCKSTEP_VNG ?? 'vng';
+
+/**
+ * How to install virtme-ng on Debian 12: it is packaged from Debian 13
+ * (trixie, virtme-ng 1.35, Architecture: all); its dependencies are in
+ * bookworm. .ci/setup.sh runs these as root.
+ */
+export const VNG_INSTALL =
+  'apt-get install python3-argcomplete python3-requests python3-pkg-resources file kmod udev && ' +
+  'bash .ci/setup.sh (as root: downloads virtme-ng from Debian trixie with lockstep\'s own apt lists and dpkg -i it)';
+
+/** `vng --version` ("virtme-ng 1.35"); MissingDependencyError with the install command when vng is absent. */
+export async function vngVersion(): Promise<string> {
+  try {
+    const out = (await promisify(execFile)(VNG, ['--version'], { timeout: 30_000 })).stdout.trim();
+    if (!/virtme-ng/i.test(out)) throw new ConfigError('environment', 'LOCKSTEP_VNG', `${VNG} --version printed ${JSON.stringify(out.slice(0, 80))}, not virtme-ng`, 'point LOCKSTEP_VNG at vng, or unset it');
+    return out.split('\n')[0]!;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EACCES') throw new MissingDependencyError(`virtme-ng (${VNG})`, VNG_INSTALL);
+    throw e;
+  }
+}
+
+/** POSIX shell single-quoting of one word. Pure. */
+const sq = (w: string): string => `'${w.replace(/'/g, `'\\''`)}'`;
+
+export interface VngRequest {
+  /** the kernel image; for a Debian image, <root>/boot/vmlinuz-<release> with <root>/lib/modules/<release> beside it */
+  kimg: string;
+  cpus: number;
+  memMb: number;
+  /** the directory shared read-write: script.ops in, results.jsonl out */
+  shareDir: string;
+  repro: string;
+  opTimeoutS: number;
+}
+
+/**
+ * vng's argument list for one boot. Pure. --disable-kvm: lockstep's TCG
+ * (KVM is a later choice); --verbose: the kernel console on stdout, for
+ * panic detection; no_timer_check as in qemu.ts (TCG on a loaded host).
+ */
+export function vngArgs(r: VngRequest): string[] {
+  const cmd = ['env', 'LOCKSTEP_GUEST=1', r.repro, '--script', join(r.shareDir, 'script.ops'), '--out', join(r.shareDir, 'results.jsonl'), '--op-timeout', String(r.opTimeoutS)];
+  return [
+    '--run', r.kimg, '--disable-kvm', '--verbose', '--cpus', String(r.cpus), '--memory', `${r.memMb}M`,
+    '--rwdir', r.shareDir, '--cwd', r.shareDir, '--append', 'no_timer_check',
+    '--exec', cmd.map(sq).join(' '),
+  ];
+}
+
+export class VirtmeRuntime implements Runtime {
+  readonly name = 'virtme' as const;
+
+  /** `emulator`: what the cells record as qemu_version (vngVersion() and QEMU's version line) */
+  constructor(private readonly emulator: string) {}
+
+  async run(req: GroupRequest): Promise<GroupOutcome> {
+    if (!req.vmlinuz) throw new Error(`virtme runtime needs a kernel image for ${req.kernel}`);
+    const emulator = this.emulator;
+    const script = req.scenarios.map((s, k) => toScript(s, req.uids[k])).join('');
+    await writeFile(join(req.logDir, 'script.ops'), script);
+    const share = await tmpDir({ unsafeCleanup: true, prefix: 'lockstep-vng-' });
+    try {
+      await writeFile(join(share.path, 'script.ops'), script);
+      const resultsFile = join(share.path, 'results.jsonl');
+      await writeFile(resultsFile, '');
+      const argv = vngArgs({ kimg: req.vmlinuz, cpus: req.cpus, memMb: GUEST_MEM_MB, shareDir: share.path, repro: REPRO_BINARY, opTimeoutS: req.opTimeoutS });
+      const parser = new StreamParser();
+      const started = Date.now();
+      let bootMs: number | null = null;
+      let results = '';
+      let pos = 0;
+      // Read what the guest appended since last time (9p writes land in the host file as they happen).
+      const fh = await open(resultsFile, 'r');
+      let reading = Promise.resolve();
+      const readMore = (): Promise<void> => {
+        reading = reading.then(async () => {
+          for (;;) {
+            const buf = Buffer.alloc(65536);
+            const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+            if (!bytesRead) return;
+            pos += bytesRead;
+            const d = buf.subarray(0, bytesRead).toString('utf8');
+            if (bootMs === null) bootMs = Date.now() - started;
+            results += d;
+            for (const ev of parser.push(d)) req.onEvent?.(ev);
+          }
+        });
+        return reading;
+      };
+      const watcher = watch(share.path, () => { void readMore(); });
+      // vng wants stdout/stderr it can reopen through /proc/self/fd (node's pipes are sockets): plain files
+      const consoleLog = join(req.logDir, 'console.log');
+      const outFh = await open(consoleLog, 'w');
+      const errFh = await open(join(share.path, 'vng.stderr'), 'w+');
+      const r = await new Promise<{ code: number | null; sig: string | null; why: 'exited' | 'timeout' | 'aborted' | 'spawn-failed'; out: string; err: string }>((resolve) => {
+        // its own process group: vng runs QEMU as a child, and a kill must reach both
+        const child = spawn(VNG, argv, { cwd: share.path, stdio: ['ignore', outFh.fd, errFh.fd], detached: true });
+        let err = '';
+        let why: 'exited' | 'timeout' | 'aborted' | 'spawn-failed' = 'exited';
+        const kill = (w: typeof why): void => {
+          if (child.exitCode !== null || child.signalCode !== null) return;
+          why = w;
+          try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
+        };
+        const hard = setTimeout(() => kill('timeout'), req.timeoutMs);
+        const onAbort = (): void => kill('aborted');
+        req.signal?.addEventListener('abort', onAbort, { once: true });
+        if (req.signal?.aborted) onAbort();
+        child.on('error', (e) => { err += `${e.message}\n`; why = 'spawn-failed'; });
+        child.on('close', (code, sig) => {
+          clearTimeout(hard);
+          req.signal?.removeEventListener('abort', onAbort);
+          // QEMU may outlive a vng that died: end the group either way
+          try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ }
+          void (async () => {
+            const out = await readFile(consoleLog, 'utf8');
+            err += await readFile(join(share.path, 'vng.stderr'), 'utf8');
+            resolve({ code, sig, why, out: out.replace(/\r\n/g, '\n'), err });
+          })();
+        });
+      });
+      await outFh.close();
+      await errFh.close();
+      watcher.close();
+      await readMore();
+      await fh.close();
+      // a line cut by the guest's death has no newline: hand it over so it counts as garbage
+      const stream = parser.end();
+      const consoleText = `${r.out}${r.err ? `\n--- vng stderr ---\n${r.err}` : ''}`;
+      const resultsLog = join(req.logDir, 'results.jsonl');
+      await writeFile(consoleLog, consoleText);
+      await writeFile(resultsLog, results);
+      const faults = consoleFaults(r.out);
+      let status: GroupOutcome['status'] = 'ok';
+      let detail = '';
+      if (r.why === 'timeout') { status = 'timeout'; detail = `vng killed at its ${req.timeoutMs / 1000}s timeout`; }
+      else if (r.why === 'aborted' || req.signal?.aborted) { status = 'aborted'; detail = 'interrupted'; }
+      else if (r.why === 'spawn-failed') { status = 'error'; detail = tail(r.err, 3); }
+      else if (!stream.hello) { status = 'boot_fail'; detail = `vng exited (code ${r.code}) before the reproducer started${r.err.trim() ? `: ${tail(r.err.trim(), 2)}` : `: ${tail(r.out.trim(), 2)}`}`; }
+      else if (!stream.done) { status = 'error'; detail = `vng exited (code ${r.code}${r.sig ? `, ${r.sig}` : ''}) and ${describeCut(stream)}`; }
+      return {
+        status, detail, stream, faults, consoleTail: tail(r.out, 40), consoleLog, resultsLog,
+        accel: 'tcg', accelWhy: 'vng --disable-kvm (TCG)', bootMs, wallMs: Date.now() - started, argv: [VNG, ...argv], emulator,
+      };
+    } finally {
+      await share.cleanup();
+    }
+  }
+}
