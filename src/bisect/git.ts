@@ -186,6 +186,7 @@ export async function bisectTree(o: TreeBisectOptions): Promise<TreeBisectResult
       p.on('error', rej);
       p.on('close', (c, sig) => { o.signal?.removeEventListener('abort', stop); res(c ?? (sig ? 128 : 1)); });
     });
+    if (o.signal?.aborted) await restoreCheckout(o);
     ended = parseBisectLog(await logText());
     if (!ended) {
       await keepBisectLog(o);
@@ -224,6 +225,20 @@ export async function bisectTree(o: TreeBisectOptions): Promise<TreeBisectResult
   lines.push(`git bisect log: ${join(o.outDir, 'bisect.log')}`);
   await git(o.tree, ['bisect', 'reset']);
   return result;
+}
+
+/**
+ * After a stop: the signal reaches `git bisect run` too, and git stopped
+ * while checking out the next commit leaves tracked files half-written (the
+ * tree was clean when the session started: a dirty tree is refused). Put
+ * them back to HEAD so the kept session continues (or `git bisect reset`
+ * works); untracked files are left alone.
+ */
+async function restoreCheckout(o: TreeBisectOptions): Promise<void> {
+  const dirty = await git(o.tree, ['status', '--porcelain', '--untracked-files=no']).catch(() => '');
+  if (!dirty) return;
+  o.log(`the stop interrupted git's checkout; restoring ${dirty.split('\n').length} tracked file(s) of ${o.tree} to HEAD`);
+  await git(o.tree, ['checkout', '-q', '-f', 'HEAD']);
 }
 
 /** Copy `git bisect log` into OUT/bisect.log (replayable with git bisect replay). */
