@@ -80,7 +80,13 @@ const version = specString('the upstream kernel version, e.g. "5.3.1", "6.1.190"
   if (semver.coerce(v) === null) ctx.addIssue({ code: 'custom', message: explain(`cannot read a kernel version from ${show(v)}`, 'write it as MAJOR.MINOR[.PATCH][-suffix], e.g. "6.1.190"') });
 });
 
-const suite = oneOf(DEBIAN_SUITES, 'Debian suite');
+/** A Debian suite lockstep keeps its own apt lists of (src/kernels/obtain/apt-suite.ts). */
+const suite = z.enum(DEBIAN_SUITES, {
+  error: (iss) => explain(
+    typeof iss.input === 'string' ? `unknown Debian suite ${show(iss.input)}` : `a Debian suite is a string, got ${show(iss.input)}`,
+    `use one of ${DEBIAN_SUITES.join(', ')} (or leave "suite" out for the machine's apt sources)`,
+  ),
+});
 
 const EXPECT_FIX = 'use "auto", "unknown", "V0".."V4", a label like "V3/perf", or {"accounting": "V3", "counter": "perf"}';
 
