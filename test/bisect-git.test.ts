@@ -146,7 +146,10 @@ t.test('git bisect over real kernel commits, built from the tree, names fix-4 an
   t.equal((await execFileP('git', ['-C', tree, 'status', '--porcelain'])).stdout.trim(), '', 'the user\'s tree is clean');
   // The fix-4 step's artifact says what it was built from, with which compiler.
   const metas = await Promise.all((await readdir(join(cacheDir, 'kernels', 'source'))).map((d) => readFile(join(cacheDir, 'kernels', 'source', d, 'meta.json'), 'utf8').then((x) => JSON.parse(x) as Record<string, unknown>, () => null)));
-  const m4 = metas.find((m) => typeof m?.source === 'string' && m.source.includes(`@${sha('fix-4')}`));
+  // Artifacts are keyed by the tree's content: a machine that also holds an older fixture (other commit ids,
+  // same fix-4 tree) reuses that build, whose meta names the other commit. Look it up by tree.
+  const tree4 = (await execFileP('git', ['-C', tree, 'rev-parse', `${sha('fix-4')}^{tree}`])).stdout.trim();
+  const m4 = metas.find((m) => typeof m?.source === 'string' && (m.source.includes(`@${sha('fix-4')}`) || m.source.includes(`(tree ${tree4})`)));
   t.match(m4, { cc: 'gcc', backports: [], absent_options: [], patches: [] }, 'the fix-4 commit was built from the tree, 6.1: default gcc, no backport');
 });
 
