@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { builtinScenarios } from '../src/scenario/load.ts';
 import { type CompiledScenario, mappingPages, userLockLimit } from '../src/scenario/ops.ts';
-import { ALL_LOGICS, type Logic, logicLabel, parseLogic, simulate } from '../src/model/index.ts';
+import { ALL_LOGICS, type Logic, logicLabel, parseLogic, PROBE_MAX_PAGES, simulate } from '../src/model/index.ts';
 import { compareLogics, describeOp, probesText, refusedText, renderAll, renderOps, summarize, type Refusal } from '../src/cli/simulate-view.ts';
 import { renderScenarioList, wrap, type ScenarioRow } from '../src/cli/scenarios-view.ts';
 
@@ -107,7 +107,7 @@ t.test('refusedText and probesText', (t) => {
   t.equal(refusedText([{ i: 2, op: 'uring', errno: 'ENOMEM' }, m(7, 4), { i: 8, op: 'probe', errno: 'EPERM' }, { i: 9, op: 'probe', errno: 'EPERM' }]),
     'uring ENOMEM op 2; map EPERM #4 (op 7); probe EPERM ops 8-9');
   t.equal(probesText([]), 'no probe');
-  t.equal(probesText([{ i: 0, headroom: 258, ok: true }, { i: 3, headroom: 0, ok: false }, { i: 5, headroom: 65000, ok: true }]), 'op 0: 258, op 3: 0 (EPERM), op 5: >=65000');
+  t.equal(probesText([{ i: 0, headroom: 258, ok: true }, { i: 3, headroom: 0, ok: false }, { i: 5, headroom: PROBE_MAX_PAGES, ok: true }]), `op 0: 258, op 3: 0 (EPERM), op 5: >=${PROBE_MAX_PAGES}`);
   t.end();
 });
 

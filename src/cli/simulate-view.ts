@@ -110,7 +110,7 @@ export function refusedText(refused: readonly Refusal[]): string {
   return parts.map((p) => `${p.head} ${p.items.join(', ')}`).join('; ');
 }
 
-/** Probe headroom as "op 0: 258, op 3: 171 (EPERM)"; ">=65000" when the probe stopped without a spill. */
+/** Probe headroom as "op 0: 258, op 3: 171 (EPERM)"; ">=262144" (PROBE_MAX_PAGES) when the probe stopped without a spill. */
 export function probesText(probes: readonly ProbePoint[]): string {
   if (!probes.length) return 'no probe';
   return probes.map((p) => `op ${p.i}: ${p.headroom >= PROBE_MAX_PAGES ? `>=${PROBE_MAX_PAGES}` : p.headroom}${p.ok ? '' : ' (EPERM)'}`).join(', ');
