@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { ACCOUNTINGS, COUNTERS, type Accounting, type Counter } from '../model/accounting.ts';
 import { bool, explain, oneOf, prose, quotedList, show, strictObject, typeName, unsafeText } from '../util/validate.ts';
 import { DEBIAN_SUITES } from './obtain/deb-kernels.ts';
-import type { ExpectSpec, SourceTree } from './types.ts';
+import { ARCHES, PAGE_SIZES_KB, type ExpectSpec, type SourceTree } from './types.ts';
 
 export const KERNEL_KINDS = ['host', 'debian-image', 'image', 'source'] as const;
 
@@ -175,11 +175,14 @@ const patchName = specString('a patch file name', 1024).superRefine((p, ctx) => 
 /** VM kinds: "virtme" boots through virtme-ng (src/runner/virtme.ts); "qemu" (the default) is lockstep's own boot */
 const vmRuntime = z.enum(['qemu', 'virtme'], { error: (iss) => explain(`unknown runtime ${show(iss.input)}`, 'use "qemu" or "virtme", or leave "runtime" out') }).optional();
 
+/** VM kinds: the guest architecture (src/kernels/types.ts ARCHES) */
+const arch = z.enum(ARCHES, { error: (iss) => explain(`unknown arch ${show(iss.input)}`, `use ${quotedList([...ARCHES])}, or leave "arch" out for x86_64`) }).optional();
+
 const KIND_SCHEMAS = {
   host: strictObject({ kind: kindLit('host'), ...common, runtime: z.literal('container', { error: (iss) => explain(`unknown runtime ${show(iss.input)}`, 'use "container", or leave "runtime" out to run on the host natively') }).optional() }, 'kind "host"', NOT_OBJECT),
 
   'debian-image': strictObject({
-    kind: kindLit('debian-image'), runtime: vmRuntime,
+    kind: kindLit('debian-image'), runtime: vmRuntime, arch,
     ...common,
     package: specString('a Debian kernel package, e.g. "linux-image-6.1.0-54-cloud-amd64-unsigned" or "linux-binary-unsigned-7.2.13+deb14-cloud-amd64"', 128, DEB_PACKAGE_RE).superRefine((p, ctx) => {
       if (!p.startsWith('linux-image-') && !p.startsWith('linux-binary-')) ctx.addIssue({ code: 'custom', message: explain(`${show(p)} is not a linux-image-* or linux-binary-* package`, 'name a kernel image package (apt-cache pkgnames linux- | grep cloud-amd64)') });
@@ -203,7 +206,7 @@ const KIND_SCHEMAS = {
   }),
 
   image: strictObject({
-    kind: kindLit('image'), runtime: vmRuntime,
+    kind: kindLit('image'), runtime: vmRuntime, arch,
     ...common,
     version,
     path: absPath('an absolute path, e.g. "/srv/kernels/bzImage-5.3.1"').optional(),
@@ -217,14 +220,20 @@ const KIND_SCHEMAS = {
   }),
 
   source: strictObject({
-    kind: kindLit('source'), runtime: vmRuntime,
+    kind: kindLit('source'), runtime: vmRuntime, arch,
     ...common,
     version,
     source: sourceTreeSchema,
     config: specString('a kconfig fragment file, e.g. "config/lockstep-guest.config"', 1024).optional(),
     patches: z.array(patchName, { error: () => explain('must be an array of file names', 'write "patches": ["patches/x.patch", ...] (applied in order with patch -p1)') }).optional(),
     aux_only: bool('aux_only', 'true').optional(),
+    page_size_kb: z.number({ error: (iss) => explain(`must be a number of kB, got ${typeName(iss.input)} ${show(iss.input)}`, 'write 4, 16 or 64') }).optional(),
   }, 'kind "source"', NOT_OBJECT).superRefine((s, ctx) => {
+    if (s.page_size_kb !== undefined) {
+      const a = s.arch ?? 'x86_64';
+      const ok = PAGE_SIZES_KB[a];
+      if (!ok.includes(s.page_size_kb)) ctx.addIssue({ code: 'custom', path: ['page_size_kb'], message: explain(`${show(s.page_size_kb)} kB pages do not exist on ${a}`, a === 'x86_64' ? 'leave "page_size_kb" out (x86_64 has 4 kB pages), or set "arch": "arm64" for 16 or 64' : `use one of ${ok.join(', ')}`) });
+    }
     if (s.source.type === 'path' && (s.patches?.length ?? 0) > 0) {
       ctx.addIssue({ code: 'custom', path: ['patches'], message: explain('a "path" tree is built as it is (lockstep never edits a tree it does not own)', 'apply the patches to a copy of the tree yourself and point "path" at it, or remove "patches"') });
     }

@@ -17,7 +17,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../util/errors.ts';
 import { parseOrThrow, show, toConfigError } from '../util/validate.ts';
-import { DEFAULT_FRAGMENT } from './source-spec.ts';
+import { defaultFragment } from './source-spec.ts';
 import { expectSchema, kernelSpecSchema, type ParsedSpec } from './spec-schema.ts';
 import type { ExpectSpec, KernelSpec, SourceSpec } from './types.ts';
 
@@ -59,7 +59,7 @@ function toKernelSpec(p: ParsedSpec, file: string, at: string): KernelSpec {
   const spec: SourceSpec = {
     ...src,
     ...common,
-    config: config === undefined ? join(builtinSpecsDir(), DEFAULT_FRAGMENT) : specRelative(file, `${at}config`, config),
+    config: config === undefined ? join(builtinSpecsDir(), defaultFragment(rest.arch ?? 'x86_64')) : specRelative(file, `${at}config`, config),
     patches: (patches ?? []).map((x, i) => specRelative(file, `${at}patches[${i}]`, x)),
   };
   if (aux_only === true) spec.aux_only = true;

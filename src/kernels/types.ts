@@ -14,6 +14,16 @@ export type SourceTree =
 
 export type KernelKind = 'host' | 'debian-image' | 'image' | 'source';
 
+/** The guest architectures lockstep boots (`"arch"` of a VM kernel spec; absent = x86_64). */
+export const ARCHES = ['x86_64', 'arm64'] as const;
+export type Arch = (typeof ARCHES)[number];
+
+/**
+ * Page sizes a source build can pick, kB: x86_64 has 4 only; arm64 4, 16
+ * or 64 (CONFIG_ARM64_{4K,16K,64K}_PAGES).
+ */
+export const PAGE_SIZES_KB: Record<Arch, readonly number[]> = { x86_64: [4], arm64: [4, 16, 64] };
+
 /**
  * What the spec says about the logic the kernel implements.
  * - auto:    derived from the version (src/kernels/expect.ts table)
@@ -34,6 +44,8 @@ export interface SpecCommon {
   description?: string;
   /** VM kinds: "virtme" boots the kernel through virtme-ng (src/runner/virtme.ts); absent or "qemu" = lockstep's own QEMU boot */
   runtime?: 'container' | 'qemu' | 'virtme';
+  /** VM kinds: the guest's architecture (absent = x86_64); arm64 boots qemu-system-aarch64 -machine virt under TCG (src/runner/qemu.ts) */
+  arch?: Arch;
   /** Where the spec came from (file path, "command line", ...): not a JSON field, set by the parser. */
   origin: string;
   /** Field path prefix inside `origin` ("" for a single object, "[2]." for the third of an array). */
@@ -83,6 +95,8 @@ export interface SourceSpec extends SpecCommon {
   config: string;
   /** absolute paths, applied in order with patch -p1 */
   patches: string[];
+  /** the build's page size in kB (absent = 4); 16 and 64 only with "arch": "arm64" */
+  page_size_kb?: number;
   /** the kernel differs from others only on AUX unmapping: its cells are SKIP without an AUX-capable PMU */
   aux_only?: boolean;
 }
