@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 # package -> a file that proves it is installed
 declare -A PROBE=(
   [qemu-system-x86]=/usr/bin/qemu-system-x86_64
+  # arm64 guests ("arch": "arm64"): the emulator and the reproducer's cross compiler (harness/Makefile)
+  [qemu-system-arm]=/usr/bin/qemu-system-aarch64
+  [gcc-aarch64-linux-gnu]=/usr/bin/aarch64-linux-gnu-gcc
+  [libc6-dev-arm64-cross]=/usr/aarch64-linux-gnu/include/stdio.h
   [busybox-static]=/bin/busybox
   [gcc]=/usr/bin/gcc
   [libc6-dev]=/usr/include/stdio.h

@@ -77,7 +77,13 @@ struct io_uring_params { uint8_t raw[120]; };
 #define CAP_BPF 39
 #endif
 #ifndef SYS_bpf
+#if defined(__x86_64__)
 #define SYS_bpf 321
+#elif defined(__aarch64__)
+#define SYS_bpf 280 /* asm-generic/unistd.h */
+#else
+#error "SYS_bpf: add this arch's number"
+#endif
 #endif
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47

@@ -1,7 +1,7 @@
 #!/bin/busybox sh
 # lockstep guest init: mount the pseudo filesystems, run the op script with the
-# results on the second serial port (ttyS1), apart from the kernel console
-# (ttyS0), then power off. QEMU runs with -no-reboot, so a panic or an init
+# results on their own port (ttyS1, or hvc0 on arm64), apart from the kernel
+# console (ttyS0 / ttyAMA0), then power off. QEMU runs with -no-reboot, so a panic or an init
 # that dies also ends the VM.
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
@@ -24,10 +24,24 @@ case " $(/bin/busybox cat /proc/cmdline) " in
 	/bin/busybox echo "<4>WARNING: CPU: 0 PID: 1 at vm-images/init.sh:1 lockstep_splat_hook+0x0/0x0" >/dev/kmsg
 	/bin/busybox echo "<4>---[ end trace 0000000000000000 ]---" >/dev/kmsg ;;
 esac
-/bin/busybox echo "lockstep-init: starting reproducer"
+# Kernel modules the results channel needs (a Debian arm64 kernel builds its
+# virtio console as modules: src/kernels/obtain/guest-modules.ts), in the
+# order of /lockstep/modules; present only in such guests' initramfs.
+if [ -f /lockstep/modules ]; then
+	for m in $(/bin/busybox cat /lockstep/modules); do
+		/bin/busybox insmod "/lib/modules/$m.ko" || /bin/busybox echo "lockstep-init: insmod $m failed"
+	done
+fi
+# Where results go: ttyS1 (x86_64, the second 16550), or the device named by
+# lockstep.out= (arm64: hvc0, a virtio console; src/runner/qemu.ts).
+out=/dev/ttyS1
+for w in $(/bin/busybox cat /proc/cmdline); do
+	case "$w" in lockstep.out=*) out="/dev/${w#lockstep.out=}" ;; esac
+done
+/bin/busybox echo "lockstep-init: starting reproducer (results on $out)"
 # the reproducer refuses sysrq ops unless it runs here
 export LOCKSTEP_GUEST=1
-/lockstep/repro --script /lockstep/script.ops --out /dev/ttyS1 $(/bin/busybox cat /lockstep/args 2>/dev/null)
+/lockstep/repro --script /lockstep/script.ops --out "$out" $(/bin/busybox cat /lockstep/args 2>/dev/null)
 /bin/busybox echo "lockstep-init: reproducer exited $?"
 /bin/busybox sync
 /bin/busybox poweroff -f

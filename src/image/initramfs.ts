@@ -8,13 +8,21 @@ import writeFileAtomic from 'write-file-atomic';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import type { Arch } from '../kernels/types.ts';
 import { MissingDependencyError } from '../util/errors.ts';
+import { guestBusybox } from './busybox.ts';
 import { cpioArchive, type CpioEntry } from './cpio.ts';
+
+export { BUSYBOX } from './busybox.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const INIT_SCRIPT = join(ROOT, 'vm-images', 'init.sh');
 export const REPRO_BINARY = join(ROOT, 'harness', 'build', 'lockstep-repro');
-export const BUSYBOX = process.env.LOCKSTEP_BUSYBOX ?? '/bin/busybox';
+/** The reproducer built for `arch` (harness/Makefile: lockstep-repro, lockstep-repro-arm64). */
+export const reproBinaryOf = (arch: Arch): string => (arch === 'x86_64' ? REPRO_BINARY : `${REPRO_BINARY}-${arch}`);
+
+/** ELF e_machine of each arch (elf.h: EM_X86_64 62, EM_AARCH64 183). */
+const EM: Record<Arch, number> = { x86_64: 62, arm64: 183 };
 
 export interface BaseImage {
   path: string;
@@ -25,25 +33,47 @@ export interface BaseImage {
 
 const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
-/** Check a binary exists and is statically linked (no PT_INTERP), since the guest has no libc. */
-async function readStaticBinary(path: string, what: string, fix: string): Promise<Buffer> {
+/**
+ * Read a binary the guest runs: it must exist, be ELF for `arch` and be
+ * statically linked (no program interpreter such as /lib64/ld-linux-x86-64.so.2
+ * or /lib/ld-linux-aarch64.so.1), since the guest has no libc. Throws
+ * MissingDependencyError naming the path, what is wrong and `fix`.
+ */
+async function readStaticBinary(path: string, what: string, fix: string, arch: Arch = 'x86_64'): Promise<Buffer> {
   if (!existsSync(path)) throw new MissingDependencyError(`${what} (${path})`, fix);
   const b = await readFile(path);
   if (b.subarray(0, 4).toString('latin1') !== '\x7fELF') throw new MissingDependencyError(`${what} (${path} is not an ELF binary)`, fix);
-  if (b.includes(Buffer.from('/lib64/ld-linux'))) throw new MissingDependencyError(`a static ${what} (${path} is dynamically linked)`, fix);
+  if (b.length < 20 || b.readUInt16LE(18) !== EM[arch]) throw new MissingDependencyError(`${what} for ${arch} (${path} is ELF for machine ${b.length >= 20 ? b.readUInt16LE(18) : '?'}, not ${EM[arch]})`, fix);
+  if (/\/ld-linux[-.a-z0-9_]*\.so/.test(b.subarray(0, 4096).toString('latin1'))) throw new MissingDependencyError(`a static ${what} (${path} is dynamically linked)`, fix);
   return b;
 }
 
-export async function reproducerBinary(): Promise<Buffer> {
-  return readStaticBinary(REPRO_BINARY, 'the reproducer binary', 'run `make -C harness` (needs gcc and libc6-dev), or `npm run setup`');
+/** The reproducer binary of `arch` (static, checked). Throws MissingDependencyError with the make/apt command that provides it. */
+export async function reproducerBinary(arch: Arch = 'x86_64'): Promise<Buffer> {
+  const fix = arch === 'x86_64'
+    ? 'run `make -C harness` (needs gcc and libc6-dev), or `npm run setup`'
+    : 'apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross, then `make -C harness arm64` (or `npm run setup`)';
+  return readStaticBinary(reproBinaryOf(arch), `the ${arch} reproducer binary`, fix, arch);
 }
 
-export async function ensureBaseImage(cacheDir: string): Promise<BaseImage> {
-  const busyboxFix = process.env.LOCKSTEP_BUSYBOX
-    ? `LOCKSTEP_BUSYBOX=${process.env.LOCKSTEP_BUSYBOX} must name a static busybox binary; unset it to use /bin/busybox`
-    : 'apt-get install busybox-static (it provides a static /bin/busybox)';
-  const busybox = await readStaticBinary(BUSYBOX, 'busybox-static', busyboxFix);
-  const repro = await reproducerBinary();
+export interface BaseImageOptions {
+  /** the guest's architecture (default x86_64) */
+  arch?: Arch;
+  log?: (m: string) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * The cached base initramfs of `arch` (busybox, reproducer, init), built
+ * when missing or damaged; its sha256 names it. An arm64 image fetches
+ * Debian's busybox-static:arm64 once (src/image/busybox.ts). Throws
+ * MissingDependencyError naming a missing or unfit binary and its fix.
+ */
+export async function ensureBaseImage(cacheDir: string, o: BaseImageOptions = {}): Promise<BaseImage> {
+  const arch = o.arch ?? 'x86_64';
+  const bb = await guestBusybox(arch, { cacheDir, log: o.log ?? (() => {}), signal: o.signal });
+  const busybox = await readStaticBinary(bb.path, `busybox-static`, bb.fix, arch);
+  const repro = await reproducerBinary(arch);
   const init = await readFile(INIT_SCRIPT);
   const dir = (name: string): CpioEntry => ({ name, kind: 'dir', perm: 0o755 });
   const entries: CpioEntry[] = [
@@ -84,11 +114,22 @@ export function scriptArchive(script: string, args: readonly string[] = []): Buf
   ]);
 }
 
-/** Base image followed by the script archive, as one file QEMU's -initrd can take. */
-export async function writeBootInitrd(base: BaseImage, script: string, args: readonly string[], out: string): Promise<void> {
-  const b = await readFile(base.path);
+/**
+ * Base image followed by `extra` (a kernel's modules cpio, when given) and
+ * the script archive, as one file QEMU's -initrd can take.
+ */
+export async function writeBootInitrd(base: BaseImage, script: string, args: readonly string[], out: string, extra?: string): Promise<void> {
+  const parts: Buffer[] = [await readFile(base.path)];
+  if (extra !== undefined) parts.push(await readFile(extra));
+  parts.push(scriptArchive(script, args));
   // The kernel only looks for an uncompressed archive at a 4-byte aligned
   // offset after a compressed one, and skips zero padding in between.
-  const pad = Buffer.alloc((4 - (b.length % 4)) % 4);
-  await writeFile(out, Buffer.concat([b, pad, scriptArchive(script, args)]));
+  const out4: Buffer[] = [];
+  let len = 0;
+  for (const p of parts) {
+    const pad = Buffer.alloc((4 - (len % 4)) % 4);
+    out4.push(pad, p);
+    len += pad.length + p.length;
+  }
+  await writeFile(out, Buffer.concat(out4));
 }

@@ -178,6 +178,13 @@ const vmRuntime = z.enum(['qemu', 'virtme'], { error: (iss) => explain(`unknown 
 /** VM kinds: the guest architecture (src/kernels/types.ts ARCHES) */
 const arch = z.enum(ARCHES, { error: (iss) => explain(`unknown arch ${show(iss.input)}`, `use ${quotedList([...ARCHES])}, or leave "arch" out for x86_64`) }).optional();
 
+/** The refinement every VM kind shares: vng boots x86_64 guests only here. */
+function vmRefine(s: { runtime?: 'qemu' | 'virtme'; arch?: (typeof ARCHES)[number] }, ctx: z.RefinementCtx): void {
+  if (s.runtime === 'virtme' && s.arch !== undefined && s.arch !== 'x86_64') {
+    ctx.addIssue({ code: 'custom', path: ['runtime'], message: explain(`the virtme runtime boots x86_64 guests only, and "arch" is ${show(s.arch)}`, 'leave "runtime" out (lockstep boots arm64 guests with its own qemu-system-aarch64)') });
+  }
+}
+
 const KIND_SCHEMAS = {
   host: strictObject({ kind: kindLit('host'), ...common, runtime: z.literal('container', { error: (iss) => explain(`unknown runtime ${show(iss.input)}`, 'use "container", or leave "runtime" out to run on the host natively') }).optional() }, 'kind "host"', NOT_OBJECT),
 
@@ -192,6 +199,7 @@ const KIND_SCHEMAS = {
     series: specString('an upstream series such as "6.12" or "7"', 16, SERIES_RE).optional(),
     package_version: specString('a Debian package version, e.g. "6.1.190-1"', 64, DEB_VERSION_RE).optional(),
   }, 'kind "debian-image"', NOT_OBJECT).superRefine((s, ctx) => {
+    vmRefine(s, ctx);
     const fail = (field: string, problem: string, fix: string): void => ctx.addIssue({ code: 'custom', path: [field], message: explain(problem, fix) });
     const latest = s.version === 'latest';
     if (s.distro !== undefined && s.distro !== 'debian') fail('distro', `a debian-image kernel is a Debian kernel, not ${show(s.distro)}`, 'remove "distro" or set it to "debian"');
@@ -213,6 +221,7 @@ const KIND_SCHEMAS = {
     url: httpUrl('an http(s) URL').optional(),
     sha256: sha256.optional(),
   }, 'kind "image"', NOT_OBJECT).superRefine((s, ctx) => {
+    vmRefine(s, ctx);
     const fail = (field: string, problem: string, fix: string): void => ctx.addIssue({ code: 'custom', path: [field], message: explain(problem, fix) });
     if (s.path !== undefined && s.url !== undefined) fail('url', 'both "path" and "url" are given', 'keep exactly one of "path" and "url"');
     else if (s.path === undefined && s.url === undefined) fail('path', 'missing (an image needs "path" or "url" + "sha256")', 'add "path": "/abs/bzImage", or "url" and "sha256"');
@@ -229,6 +238,7 @@ const KIND_SCHEMAS = {
     aux_only: bool('aux_only', 'true').optional(),
     page_size_kb: z.number({ error: (iss) => explain(`must be a number of kB, got ${typeName(iss.input)} ${show(iss.input)}`, 'write 4, 16 or 64') }).optional(),
   }, 'kind "source"', NOT_OBJECT).superRefine((s, ctx) => {
+    vmRefine(s, ctx);
     if (s.page_size_kb !== undefined) {
       const a = s.arch ?? 'x86_64';
       const ok = PAGE_SIZES_KB[a];

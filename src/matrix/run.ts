@@ -14,7 +14,8 @@ import { resolveExpect } from '../kernels/expect.ts';
 import { AUX_SKIP_REASON } from '../kernels/source-spec.ts';
 import { nrCpusOf, vmOffer } from '../kernels/obtain/source/toolchain.ts';
 import type { KernelSpec } from '../kernels/spec.ts';
-import { ensureBaseImage, reproducerBinary } from '../image/initramfs.ts';
+import { type BaseImage, ensureBaseImage, reproducerBinary } from '../image/initramfs.ts';
+import type { Arch } from '../kernels/types.ts';
 import { createHash } from 'node:crypto';
 import { type Expectation, logicLabel } from '../model/index.ts';
 import { type CompiledScenario, hasFaultInjection } from '../scenario/ops.ts';
@@ -114,8 +115,9 @@ function untilAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
   });
 }
 
+/** The runtime of a kernel: its spec's, unless `--runtime virtme` forces every x86_64 VM kernel through vng (arm64 guests stay on lockstep's own QEMU). */
 const runtimeOf = (k: KernelSpec, force?: 'virtme'): 'host' | 'qemu' | 'container' | 'virtme' =>
-  (k.kind === 'host' ? (k.runtime === 'container' ? 'container' : 'host') : force ?? (k.runtime === 'virtme' ? 'virtme' : 'qemu'));
+  (k.kind === 'host' ? (k.runtime === 'container' ? 'container' : 'host') : (k.arch ?? 'x86_64') !== 'x86_64' ? 'qemu' : force ?? (k.runtime === 'virtme' ? 'virtme' : 'qemu'));
 
 /**
  * Run the matrix and write OUT/results.json + table.md after every group.
@@ -139,8 +141,15 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
   };
   results.matrix = matrixIdentity(o.kernels.map((k) => k.id), results.scenarios);
   const reproSha = await reproducerBinary().then((b) => createHash('sha256').update(b).digest('hex'), () => null);
-  const base = needVm ? await ensureBaseImage(o.cacheDir) : undefined;
-  const qemu = base && accelInfo.accel !== 'none' ? new QemuRuntime(base, accelInfo, Boolean(o.accel)) : undefined;
+  // The base initramfs per guest arch, built (arm64: busybox fetched) at its first boot.
+  const bases = new Map<Arch, Promise<BaseImage>>();
+  const baseOf = (arch: Arch): Promise<BaseImage> => {
+    if (!bases.has(arch)) bases.set(arch, ensureBaseImage(o.cacheDir, { arch, log: (m) => o.log(`[guest ${arch}] ${m}`), signal: o.signal }));
+    return bases.get(arch)!;
+  };
+  // x86_64's is checked before any boot: a missing busybox or reproducer stops the run here (exit 2)
+  if (needVm && o.kernels.some((k) => runtimeOf(k, o.runtime) === 'qemu' && (k.kind === 'host' || (k.arch ?? 'x86_64') === 'x86_64'))) await baseOf('x86_64');
+  const qemu = needVm && accelInfo.accel !== 'none' ? new QemuRuntime(baseOf, accelInfo, Boolean(o.accel)) : undefined;
   const host = new HostRuntime();
   // vng missing: the run stops here (exit 2) with the command that installs it
   const virtme = o.kernels.some((k) => runtimeOf(k, o.runtime) === 'virtme') ? new VirtmeRuntime(`${await vngVersion()} (${await qemuVersion()})`) : undefined;
@@ -192,6 +201,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
         const rec: KernelRecord = {
           id: k.id, kind: k.kind, version: a.version, release: a.release, expected_logic: exp.logic ? logicLabel(exp.logic) : null,
           expect_reason: exp.reason, artifact_sha256: a.sha256, source: kernelProvenance(a).source, release_kind: releaseKind(k.kind),
+          ...(k.kind !== 'host' && k.arch && k.arch !== 'x86_64' ? { arch: k.arch } : {}),
         };
         const resolution = kernelResolution(a);
         if (resolution) rec.resolution = resolution;
@@ -305,6 +315,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
         const ended = new Map<string, number>();
         const runIt = (): Promise<GroupOutcome> => rt.run({
           kernel: g.kernel, vmlinuz: g.runtime === 'qemu' && failThisBoot() ? join(logDir, 'no-such-vmlinuz (LOCKSTEP_TEST_FAIL_FIRST_BOOTS)') : bootImage,
+          ...(spec.kind !== 'host' && spec.arch ? { arch: spec.arch } : {}), ...(a.initrdExtra ? { initrdExtra: a.initrdExtra } : {}),
           cpus: g.cpus, scenarios, uids,
           timeoutMs: groupTimeoutMs({ ...g, scenarios }, accelInfo.accel === 'kvm', o.timeoutMs),
           opTimeoutS: o.opTimeoutS, logDir, signal: o.signal,

@@ -110,6 +110,8 @@ export interface KernelRecord {
    * fragment (and patches) to stand for a logic; "image": a bzImage given by path or URL
    */
   release_kind?: 'real' | 'stand-in' | 'image';
+  /** the guest's architecture when not x86_64 ("arm64"); its page size is in each cell's hello (page_kb) */
+  arch?: string;
   /** how a Debian kernel's package and version were chosen when the run started ("latest" rows: which one ran) */
   resolution?: KernelResolution;
   /** on disk (@2): the provenance every cell of this kernel shares; cells keep only values that differ */

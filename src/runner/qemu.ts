@@ -1,7 +1,9 @@
 // QEMU lifecycle for one boot: command line, results channel, console
-// capture, hard timeout, teardown. Results arrive on the guest's ttyS1,
-// which QEMU connects to a unix socket we listen on (event-driven, no
-// polling); the kernel console (ttyS0) arrives on QEMU's stdout.
+// capture, hard timeout, teardown. Results arrive on the guest's ttyS1
+// (x86_64: the second 16550 of -machine pc) or hvc0 (arm64: a virtio console
+// on -machine virt, whose one PL011 carries the kernel console), which QEMU
+// connects to a unix socket we listen on (event-driven, no polling); the
+// kernel console (ttyS0 / ttyAMA0) arrives on QEMU's stdout.
 
 import { spawn, execFile } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -9,10 +11,20 @@ import { join } from 'node:path';
 import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import type { Arch } from '../kernels/types.ts';
 import { ConfigError, MissingDependencyError } from '../util/errors.ts';
 import { kvmVerdictFile, machineKey, readKvmVerdict } from './kvm-verdict.ts';
 
 export const QEMU = process.env.LOCKSTEP_QEMU ?? 'qemu-system-x86_64';
+
+/** Per guest arch: the emulator (and the variable overriding it), its Debian package. */
+const EMULATORS: Record<Arch, { env: string; binary: string; pkg: string }> = {
+  x86_64: { env: 'LOCKSTEP_QEMU', binary: 'qemu-system-x86_64', pkg: 'qemu-system-x86' },
+  arm64: { env: 'LOCKSTEP_QEMU_AARCH64', binary: 'qemu-system-aarch64', pkg: 'qemu-system-arm' },
+};
+
+/** The QEMU binary that boots `arch` guests: $LOCKSTEP_QEMU / $LOCKSTEP_QEMU_AARCH64, else qemu-system-x86_64 / qemu-system-aarch64. */
+export const qemuBinary = (arch: Arch = 'x86_64', env: NodeJS.ProcessEnv = process.env): string => env[EMULATORS[arch].env] ?? EMULATORS[arch].binary;
 
 /** Kernel parameters: key or key=value words, no quoting (they go to QEMU as one argv entry, never a shell). */
 const CMDLINE_WORD_RE = /^[A-Za-z0-9_.,:/+-]+(=[A-Za-z0-9_.,:/+-]*)?$/;
@@ -36,6 +48,8 @@ export function extraCmdlineFromEnv(env: NodeJS.ProcessEnv = process.env): strin
 export type Accel = 'kvm' | 'tcg';
 
 export interface BootRequest {
+  /** the guest's architecture (default x86_64); arm64 always runs under TCG */
+  arch?: Arch;
   vmlinuz: string;
   initrd: string;
   cpus: number;
@@ -67,7 +81,15 @@ export interface BootResult {
   stderr: string;
 }
 
+/**
+ * QEMU's argv (without the binary) for one boot of `r`, results to the unix
+ * socket `sockPath`. Pure. x86_64: -machine pc, consoles ttyS0 + ttyS1.
+ * arm64: -machine virt with GICv3 (GICv2 stops at 8 CPUs), -cpu max under
+ * TCG, console ttyAMA0, results on a virtio console the guest sees as hvc0
+ * (init.sh reads lockstep.out=hvc0).
+ */
 export function qemuArgs(r: BootRequest, sockPath: string): string[] {
+  if ((r.arch ?? 'x86_64') === 'arm64') return qemuArgsArm64(r, sockPath);
   // earlyprintk: a kernel that dies while decompressing or early in boot still says why on the console
   // no_timer_check: under TCG on a loaded host the IO-APIC timer check can
   // miss its ticks and panic ("IO-APIC + timer doesn't work!"); seen here at load 30.
@@ -87,23 +109,46 @@ export function qemuArgs(r: BootRequest, sockPath: string): string[] {
   ];
 }
 
-export async function qemuVersion(): Promise<string> {
-  const viaEnv = process.env.LOCKSTEP_QEMU !== undefined;
+function qemuArgsArm64(r: BootRequest, sockPath: string): string[] {
+  const cmdline = ['console=ttyAMA0', 'earlycon', 'panic=-1', 'loglevel=5', 'printk.devkmsg=on', 'lockstep.out=hvc0', r.extraCmdline ?? ''].filter(Boolean).join(' ');
+  return [
+    '-machine', 'virt,gic-version=3', '-accel', 'tcg,thread=single',
+    // pauth-impdef: QEMU's own pointer-authentication hash, much cheaper under TCG than the architected QARMA
+    '-cpu', 'max,pauth-impdef=on',
+    '-smp', `${r.cpus}`, '-m', `${r.memMb}`,
+    '-nodefaults', '-display', 'none', '-no-reboot', '-monitor', 'none',
+    '-kernel', r.vmlinuz, '-initrd', r.initrd, '-append', cmdline,
+    '-chardev', 'stdio,id=con,signal=off', '-serial', 'chardev:con',
+    '-device', 'virtio-serial-device',
+    '-chardev', `socket,id=res,path=${sockPath}`, '-device', 'virtconsole,chardev=res',
+  ];
+}
+
+/**
+ * The first line of `QEMU --version` for the emulator of `arch`. Throws
+ * MissingDependencyError (with the apt package) when it is not installed,
+ * ConfigError naming the overriding variable when that points at something
+ * that is not a working QEMU.
+ */
+export async function qemuVersion(arch: Arch = 'x86_64'): Promise<string> {
+  const em = EMULATORS[arch];
+  const bin = qemuBinary(arch);
+  const viaEnv = process.env[em.env] !== undefined;
   let out: string;
   try {
-    out = (await promisify(execFile)(QEMU, ['--version'], { timeout: 30_000 })).stdout;
+    out = (await promisify(execFile)(bin, ['--version'], { timeout: 30_000 })).stdout;
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { stderr?: string };
     if (err.code === 'ENOENT' || err.code === 'EACCES') {
-      if (viaEnv) throw new ConfigError('environment', 'LOCKSTEP_QEMU', `${QEMU} cannot be run (${err.code})`, 'point LOCKSTEP_QEMU at a qemu-system-x86_64 binary, or unset it to use the one on PATH');
-      throw new MissingDependencyError(`QEMU (${QEMU})`, 'apt-get install qemu-system-x86');
+      if (viaEnv) throw new ConfigError('environment', em.env, `${bin} cannot be run (${err.code})`, `point ${em.env} at a ${em.binary} binary, or unset it to use the one on PATH`);
+      throw new MissingDependencyError(`QEMU (${bin})`, `apt-get install ${em.pkg}`);
     }
     const why = (err.stderr ?? '').trim().split('\n')[0] || `exit ${String((e as { code?: unknown }).code)}`;
-    throw new ConfigError('environment', viaEnv ? 'LOCKSTEP_QEMU' : '', `${QEMU} --version failed (${why})`, viaEnv ? 'point LOCKSTEP_QEMU at a working qemu-system-x86_64, or unset it' : 'reinstall qemu-system-x86 (apt-get install --reinstall qemu-system-x86)');
+    throw new ConfigError('environment', viaEnv ? em.env : '', `${bin} --version failed (${why})`, viaEnv ? `point ${em.env} at a working ${em.binary}, or unset it` : `reinstall ${em.pkg} (apt-get install --reinstall ${em.pkg})`);
   }
   const first = out.split('\n')[0].trim();
   if (!/QEMU emulator version/i.test(first)) {
-    throw new ConfigError('environment', viaEnv ? 'LOCKSTEP_QEMU' : '', `${QEMU} does not say it is QEMU (--version printed ${JSON.stringify(first.slice(0, 80))})`, viaEnv ? 'point LOCKSTEP_QEMU at qemu-system-x86_64, or unset it' : 'apt-get install qemu-system-x86');
+    throw new ConfigError('environment', viaEnv ? em.env : '', `${bin} does not say it is QEMU (--version printed ${JSON.stringify(first.slice(0, 80))})`, viaEnv ? `point ${em.env} at ${em.binary}, or unset it` : `apt-get install ${em.pkg}`);
   }
   return first;
 }
@@ -173,7 +218,8 @@ export async function boot(r: BootRequest): Promise<BootResult> {
     let consoleText = '';
     let stderr = '';
     let status: BootResult['status'] = 'exited';
-    const child = spawn(QEMU, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const bin = qemuBinary(r.arch);
+    const child = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (d: string) => { consoleText += d; });
     child.stderr.on('data', (d) => { stderr += d; });
@@ -205,7 +251,7 @@ export async function boot(r: BootRequest): Promise<BootResult> {
         exitCode: code, exitSignal: sig,
         // the guest's serial console ends lines with CRLF
         console: consoleText.replace(/\r\n/g, '\n'), results, firstResultMs,
-        wallMs: Date.now() - started, argv: [QEMU, ...argv],
+        wallMs: Date.now() - started, argv: [bin, ...argv],
         stderr: spawnError ? `${spawnError.message}\n${stderr}` : stderr,
       });
     });

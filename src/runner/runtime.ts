@@ -3,6 +3,7 @@
 // CPU count, run them all in one go and hand back the raw outcome. Turning
 // outcomes into verdicts is the matrix's job (src/matrix/cells.ts).
 
+import type { Arch } from '../kernels/types.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import type { ConsoleFault, ParsedStream, StreamEvent } from './stream.ts';
 
@@ -11,6 +12,10 @@ export interface GroupRequest {
   kernel: string;
   /** the booted image; null for the host runtime */
   vmlinuz: string | null;
+  /** VM runtimes: the guest's architecture (default x86_64) */
+  arch?: Arch;
+  /** qemu runtime: a cpio appended to the initramfs (the kernel's modules the guest loads first: KernelArtifact.initrdExtra) */
+  initrdExtra?: string;
   cpus: number;
   scenarios: CompiledScenario[];
   /** uid per scenario, same order; fresh for every scenario */

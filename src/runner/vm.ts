@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { dir as tmpDir } from 'tmp-promise';
 import { toScript } from '../scenario/ops.ts';
 import { type BaseImage, writeBootInitrd } from '../image/initramfs.ts';
+import type { Arch } from '../kernels/types.ts';
 import { type Accel, boot, extraCmdlineFromEnv, kvmUsable, qemuVersion } from './qemu.ts';
 import type { GroupOutcome, GroupRequest, Runtime } from './runtime.ts';
 import { machineKey, recordKvmBroken } from './kvm-verdict.ts';
@@ -21,10 +22,17 @@ const KVM_FIRST_RESULT_MS = 30_000;
 /** Guest memory: the incident's ballast pins 128 MiB of ring buffers. */
 export const GUEST_MEM_MB = 1024;
 
+/** Where the runtime gets the base initramfs of an arch (ensureBaseImage, cached per arch by the caller). */
+export type BaseImages = (arch: Arch) => Promise<BaseImage>;
+
+/** Why an arm64 guest runs under TCG: KVM runs only guests of the host's own arch. */
+const crossArchWhy = (arch: Arch): string => `${arch} guest on an ${process.arch === 'x64' ? 'x86_64' : process.arch} host: TCG`;
+
 export class QemuRuntime implements Runtime {
   readonly name = 'qemu' as const;
   private accel?: Promise<{ accel: Accel; why: string }>;
-  private version?: Promise<string>;
+  private readonly versions = new Map<Arch, Promise<string>>();
+  private readonly bases: BaseImages;
   /** the first KVM boot of this runtime: later boots wait for its verdict before trying KVM themselves */
   private kvmTrial?: Promise<void>;
   /** $LOCKSTEP_EXTRA_CMDLINE, checked once here so a bad value stops the run before any boot */
@@ -35,7 +43,8 @@ export class QemuRuntime implements Runtime {
    * KVM probe) and why; without it the runtime probes KVM itself.
    * `forced`: the user asked for it, so a failing KVM boot is not retried on TCG.
    */
-  constructor(private readonly base: BaseImage, decided?: { accel: Accel; why: string }, private readonly forced = false) {
+  constructor(base: BaseImage | BaseImages, decided?: { accel: Accel; why: string }, private readonly forced = false) {
+    this.bases = typeof base === 'function' ? base : async () => base;
     if (decided) this.accel = Promise.resolve(decided);
   }
 
@@ -46,8 +55,10 @@ export class QemuRuntime implements Runtime {
 
   async run(req: GroupRequest): Promise<GroupOutcome> {
     if (!req.vmlinuz) throw new Error(`qemu runtime needs a kernel image for ${req.kernel}`);
-    this.version ??= qemuVersion();
-    const emulator = await this.version;
+    const arch = req.arch ?? 'x86_64';
+    if (!this.versions.has(arch)) this.versions.set(arch, qemuVersion(arch));
+    const emulator = await this.versions.get(arch)!;
+    const base = await this.bases(arch);
     const script = req.scenarios.map((s, k) => toScript(s, req.uids[k])).join('');
     await writeFile(join(req.logDir, 'script.ops'), script);
     // One private temp dir per VM, removed even when the boot fails.
@@ -55,18 +66,19 @@ export class QemuRuntime implements Runtime {
     // Until one KVM boot has shown life, boots wait for the first one: when
     // KVM hangs here only that one pays the first-result deadline.
     let endTrial: (() => void) | undefined;
-    if ((await this.chooseAccel()).accel === 'kvm' && !this.forced) {
+    const native = arch === 'x86_64';
+    if (native && (await this.chooseAccel()).accel === 'kvm' && !this.forced) {
       if (this.kvmTrial) await this.kvmTrial;
       else this.kvmTrial = new Promise<void>((res) => { endTrial = res; });
     }
-    let { accel, why } = await this.chooseAccel();
+    let { accel, why } = native ? await this.chooseAccel() : { accel: 'tcg' as Accel, why: crossArchWhy(arch) };
     try {
       const initrd = join(tmp.path, 'initrd');
-      await writeBootInitrd(this.base, script, ['--op-timeout', String(req.opTimeoutS)], initrd);
+      await writeBootInitrd(base, script, ['--op-timeout', String(req.opTimeoutS)], initrd, req.initrdExtra);
       const attempt = async (a: Accel) => {
         const parser = new StreamParser();
         const r = await boot({
-          vmlinuz: req.vmlinuz!, initrd, cpus: req.cpus, memMb: GUEST_MEM_MB, accel: a,
+          arch, vmlinuz: req.vmlinuz!, initrd, cpus: req.cpus, memMb: GUEST_MEM_MB, accel: a,
           timeoutMs: req.timeoutMs, workDir: tmp.path, signal: req.signal, extraCmdline: this.extraCmdline,
           // a KVM guest that cannot even start the reproducer by then is broken here
           firstResultDeadlineMs: a === 'kvm' && !this.forced ? KVM_FIRST_RESULT_MS : undefined,

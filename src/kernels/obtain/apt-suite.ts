@@ -4,6 +4,7 @@
 // nor changed (its keyring verifies the Release signatures).
 //   <cacheDir>/apt/<suite>/{sources.list,lists/,cache/,status,updated}
 //   <cacheDir>/apt/<suite>.lock      held while one process runs apt-get update
+//   <cacheDir>/apt/<suite>-arm64/    the same for arm64 packages (arm64 guests' kernels and busybox)
 //
 // Lists older than LOCKSTEP_APT_MAX_AGE_H hours (default 12) are updated
 // at first use in a run; a failed update with older lists present keeps
@@ -33,15 +34,19 @@ export function hostSuite(osRelease = '/etc/os-release'): string | null {
   }
 }
 
-/** The `-o` options that point apt-get/apt-cache at `dir` (a suite's directory) only. Pure. */
-export function suiteAptOptions(dir: string): string[] {
+/** Debian's name of a guest arch (dpkg --print-architecture). */
+export type DebArch = 'amd64' | 'arm64';
+export const debArch = (arch: 'x86_64' | 'arm64'): DebArch => (arch === 'x86_64' ? 'amd64' : 'arm64');
+
+/** The `-o` options that point apt-get/apt-cache at `dir` (a suite's directory) only, for packages of `arch`. Pure. */
+export function suiteAptOptions(dir: string, arch: DebArch = 'amd64'): string[] {
   const o = (k: string, v: string): string[] => ['-o', `${k}=${v}`];
   return [
     ...o('Dir::Etc::SourceList', join(dir, 'sources.list')), ...o('Dir::Etc::SourceParts', '-'),
     ...o('Dir::State::Lists', join(dir, 'lists')), ...o('Dir::Cache', join(dir, 'cache')),
     ...o('Dir::State::status', join(dir, 'status')),
     ...o('Dir::Etc::Preferences', '/dev/null'), ...o('Dir::Etc::PreferencesParts', '-'),
-    ...o('APT::Architectures', 'amd64'), ...o('APT::Architecture', 'amd64'),
+    ...o('APT::Architectures', arch), ...o('APT::Architecture', arch),
     // the cache is root's: apt's _apt sandbox user could not write into it
     ...o('APT::Sandbox::User', 'root'),
   ];
@@ -56,6 +61,8 @@ export interface SuiteOptions {
   signal?: AbortSignal;
   /** update lists older than this, hours (default $LOCKSTEP_APT_MAX_AGE_H or 12; 0 = always) */
   maxAgeHours?: number;
+  /** the packages' architecture (default amd64); arm64 lists live apart, in apt/<suite>-arm64 */
+  arch?: DebArch;
 }
 
 const maxAge = (o: SuiteOptions): number => o.maxAgeHours ?? (Number(process.env.LOCKSTEP_APT_MAX_AGE_H ?? '') || 12);
@@ -71,20 +78,22 @@ export async function suiteSource(suite: string, o: SuiteOptions, where: { file:
   if (!(DEBIAN_SUITES as readonly string[]).includes(suite)) {
     throw new ConfigError(where.file, where.field, `unknown Debian suite ${JSON.stringify(suite)}`, `use one of ${DEBIAN_SUITES.join(', ')}`);
   }
-  const dir = join(o.cacheDir, 'apt', suite);
-  const src: AptSource = { label: `Debian ${suite} (lockstep's own apt lists)`, options: suiteAptOptions(dir), suite };
+  const arch = o.arch ?? 'amd64';
+  const name = arch === 'amd64' ? suite : `${suite}-${arch}`;
+  const dir = join(o.cacheDir, 'apt', name);
+  const src: AptSource = { label: `Debian ${suite}${arch === 'amd64' ? '' : ` ${arch}`} (lockstep's own apt lists)`, options: suiteAptOptions(dir, arch), suite };
   const stamp = join(dir, 'updated');
   const age = async (): Promise<number> => stat(stamp).then((s) => (Date.now() - s.mtimeMs) / 3600_000, () => Infinity);
   if ((await age()) < maxAge(o)) return src;
   await mkdir(join(dir, 'lists', 'partial'), { recursive: true });
   await mkdir(join(dir, 'cache', 'archives', 'partial'), { recursive: true });
-  const release = await acquireLock(join(o.cacheDir, 'apt', `${suite}.lock`), `apt lists of ${suite}`, { log: o.log, signal: o.signal, timeoutMs: 30 * 60_000 });
+  const release = await acquireLock(join(o.cacheDir, 'apt', `${name}.lock`), `apt lists of ${name}`, { log: o.log, signal: o.signal, timeoutMs: 30 * 60_000 });
   try {
     const before = await age();
     if (before < maxAge(o)) return src;
     await writeFile(join(dir, 'sources.list'), suiteSourcesLine(suite));
     await writeFile(join(dir, 'status'), '', { flag: 'a' });
-    o.log(`updating lockstep's apt lists of ${suite} (${before === Infinity ? 'none yet' : `${before.toFixed(1)} h old`})`);
+    o.log(`updating lockstep's apt lists of ${name} (${before === Infinity ? 'none yet' : `${before.toFixed(1)} h old`})`);
     const t0 = Date.now();
     try {
       await runTool('apt-get', [...src.options, 'update', '-q'], { install: 'this needs a Debian/Ubuntu machine with apt', env: { DEBIAN_FRONTEND: 'noninteractive' }, signal: o.signal });
@@ -100,7 +109,7 @@ export async function suiteSource(suite: string, o: SuiteOptions, where: { file:
     const now = new Date();
     await writeFile(stamp, `${now.toISOString()}\n`);
     await utimes(stamp, now, now);
-    o.log(`apt lists of ${suite} updated in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    o.log(`apt lists of ${name} updated in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     return src;
   } finally {
     await release();

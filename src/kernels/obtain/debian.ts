@@ -12,14 +12,16 @@
 // "version": "latest" (optionally of a "series") is resolved here, when the
 // run fetches the kernel; the resolution is kept in the artifact's meta.
 
-import { copyFile, mkdir, readdir, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import { basename, join } from 'node:path';
 import { ConfigError } from '../../util/errors.ts';
 import { runTool, spawnTool, ToolError } from '../../util/exec.ts';
 import { coerceKernelVersion } from '../expect.ts';
-import type { DebianImageSpec } from '../types.ts';
-import { hostSuite, suiteSource } from './apt-suite.ts';
+import type { Arch, DebianImageSpec } from '../types.ts';
+import { type DebArch, debArch, hostSuite, suiteSource } from './apt-suite.ts';
 import { checkEntry, ensureEntry, readMeta, scratchDir, writeMeta } from './cache.ts';
+import { hvcModules, modulesArchive } from './guest-modules.ts';
 import { configPackage, DEFAULT_FLAVOUR, type DebRow, kernelPackage, nearest, newest, parseMadison, rowsText, upstreamOf } from './deb-kernels.ts';
 import { isBzImage, sha256File } from './files.ts';
 import type { AptSource, EnsureOptions, KernelArtifact } from './types.ts';
@@ -40,6 +42,12 @@ export interface DebianMeta {
   layout?: 'boot' | 'modules';
   /** the package the config came from when not the kernel's own (linux-base-<abi>) */
   config_package?: string;
+  /** the guest arch (absent = x86_64, entries cached before arm64) */
+  arch?: Arch;
+  /** arm64: the modules of modules.cpio, in load order (src/kernels/obtain/guest-modules.ts) */
+  modules?: string[];
+  /** sha256 of modules.cpio, when the guest needs modules */
+  modules_sha256?: string;
   fetched_at: string;
 }
 
@@ -105,11 +113,24 @@ export async function kernelPackages(apt: AptSource, flavour = DEFAULT_FLAVOUR, 
   return aptVersions(unsigned, apt, signal);
 }
 
-/** The AptSource of a spec: its suite's own lists, or the machine's apt sources. */
-export async function specApt(spec: Pick<DebianImageSpec, 'suite' | 'origin' | 'at'>, opts: EnsureOptions): Promise<AptSource> {
-  if (spec.suite === undefined) return SYSTEM_APT;
-  return suiteSource(spec.suite, { cacheDir: opts.cacheDir, log: opts.log, signal: opts.signal }, { file: spec.origin, field: `${spec.at}suite` });
+/**
+ * The AptSource of a spec: its suite's own lists, or the machine's apt
+ * sources. An arm64 spec always gets lockstep's own lists (the machine's
+ * apt knows amd64 only): of its suite, else of the host's Debian suite.
+ * Throws ConfigError when an arm64 spec names no suite off Debian.
+ */
+export async function specApt(spec: Pick<DebianImageSpec, 'suite' | 'origin' | 'at' | 'arch'>, opts: EnsureOptions): Promise<AptSource> {
+  const arch = spec.arch ?? 'x86_64';
+  const suite = spec.suite ?? (arch === 'x86_64' ? undefined : hostSuite() ?? undefined);
+  if (suite === undefined) {
+    if (arch === 'x86_64') return SYSTEM_APT;
+    throw new ConfigError(spec.origin, `${spec.at}suite`, `an ${arch} kernel comes from lockstep's own apt lists of a Debian suite, and this machine names no Debian suite`, 'add "suite": e.g. "bookworm"');
+  }
+  return suiteSource(suite, { cacheDir: opts.cacheDir, log: opts.log, signal: opts.signal, arch: debArch(arch) }, { file: spec.origin, field: `${spec.at}suite` });
 }
+
+/** The flavour a spec without "package" means: cloud-amd64, cloud-arm64. */
+const defaultFlavour = (arch: Arch | undefined): string => (arch === 'arm64' ? 'cloud-arm64' : DEFAULT_FLAVOUR);
 
 const where = (apt: AptSource): string => (apt.suite ? `Debian ${apt.suite}` : `the machine's apt sources (${hostSuite() ?? 'no Debian codename'})`);
 
@@ -121,11 +142,11 @@ function notFound(spec: DebianImageSpec, apt: AptSource, field: string, what: st
 
 /** Package and Debian version to fetch: the pin, "latest" of the suite (or series), apt's candidate, or (offline) the only cached one. */
 async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSource, opts: EnsureOptions): Promise<{ package: string; pv: string; rule: string }> {
-  const flavour = (spec.package ? kernelPackage(spec.package)?.flavour : undefined) ?? DEFAULT_FLAVOUR;
-  /** the kernels of the spec's flavour (of cloud-amd64 when the flavour has none), for "nearest there" */
+  const flavour = (spec.package ? kernelPackage(spec.package)?.flavour : undefined) ?? defaultFlavour(spec.arch);
+  /** the kernels of the spec's flavour (of the arch's cloud flavour when that flavour has none), for "nearest there" */
   const family = async (): Promise<DebRow[]> => {
     const rows = await kernelPackages(apt, flavour, opts.signal);
-    return rows.length || flavour === DEFAULT_FLAVOUR ? rows : kernelPackages(apt, DEFAULT_FLAVOUR, opts.signal);
+    return rows.length || flavour === defaultFlavour(spec.arch) ? rows : kernelPackages(apt, defaultFlavour(spec.arch), opts.signal);
   };
   if (spec.version === 'latest') {
     const rows = spec.package ? await aptVersions([spec.package], apt, opts.signal) : await kernelPackages(apt, flavour, opts.signal);
@@ -178,7 +199,7 @@ export async function ensureDebian(spec: DebianImageSpec, opts: EnsureOptions, a
     lockTimeoutMs: opts.lockTimeoutMs,
     signal: opts.signal,
     check: (e) => checkEntry<DebianMeta>(e, (m) => (typeof m.vmlinuz_sha256 === 'string'
-      ? { vmlinuz: m.vmlinuz_sha256, ...(typeof m.config_sha256 === 'string' ? { config: m.config_sha256 } : {}) } : null)),
+      ? { vmlinuz: m.vmlinuz_sha256, ...(typeof m.config_sha256 === 'string' ? { config: m.config_sha256 } : {}), ...(typeof m.modules_sha256 === 'string' ? { 'modules.cpio': m.modules_sha256 } : {}) } : null)),
     fill: (staging) => fetchDebian(spec, pkg, pv, parent, `${pkg}_${pv}`, staging, apt, opts),
   });
   const version = upstreamOf(pv);
@@ -191,6 +212,7 @@ export async function ensureDebian(spec: DebianImageSpec, opts: EnsureOptions, a
     release: meta.release,
     sha256: meta.vmlinuz_sha256,
     cached,
+    ...(meta.modules_sha256 ? { initrdExtra: join(entry, 'modules.cpio') } : {}),
     meta: { ...meta, ...(meta.config_sha256 ? { config: join(entry, 'config') } : {}), cache_entry: entry, resolution },
   };
 }
@@ -236,12 +258,13 @@ export async function downloadDebs(wanted: readonly { package: string; version: 
 
 /**
  * A Debian package's .deb from a suite (lockstep's own lists; null = the
- * machine's apt sources), downloaded into `dir`: the simple entry point for
+ * machine's apt sources for amd64, the host suite's own lists for arm64),
+ * of arch `arch`, downloaded into `dir`: the simple entry point for
  * other stages. `version` null = the suite's candidate. Throws ConfigError
  * naming the suite and the nearest versions when it has no such package/version.
  */
-export async function debianPackage(pkg: string, version: string | null, suite: string | null, dir: string, opts: EnsureOptions, at: { file: string; field: string } = { file: 'spec', field: 'debian_package' }): Promise<{ deb: string; version: string; sha256: string }> {
-  const apt = suite === null ? SYSTEM_APT : await suiteSource(suite, { cacheDir: opts.cacheDir, log: opts.log, signal: opts.signal }, at);
+export async function debianPackage(pkg: string, version: string | null, suite: string | null, dir: string, opts: EnsureOptions, at: { file: string; field: string } = { file: 'spec', field: 'debian_package' }, arch: DebArch = 'amd64'): Promise<{ deb: string; version: string; sha256: string }> {
+  const apt = suite === null && arch === 'amd64' ? SYSTEM_APT : await suiteSource(suite ?? hostSuite() ?? 'bookworm', { cacheDir: opts.cacheDir, log: opts.log, signal: opts.signal, arch }, at);
   const rows = await aptVersions([pkg], apt, opts.signal);
   const v = version ?? (await aptCandidate(pkg, apt, opts.signal));
   if (v === null || !rows.some((r) => r.version === v)) {
@@ -304,9 +327,16 @@ async function fetchDebian(spec: DebianImageSpec, pkg: string, pv: string, paren
       cfgFile = files.includes('config') ? join(mod, 'config') : null;
       release = abis[0]!;
     }
-    if (!(await isBzImage(vmFile))) throw new Error(`${label}: ${basename(vmFile)} is not an x86 bzImage (no "HdrS" at 0x202)`);
+    const arch = spec.arch ?? 'x86_64';
+    if (arch === 'x86_64' && !(await isBzImage(vmFile))) throw new Error(`${label}: ${basename(vmFile)} is not an x86 bzImage (no "HdrS" at 0x202)`);
+    if (arch === 'arm64' && !isArm64Image(await readFile(vmFile))) throw new Error(`${label}: ${basename(vmFile)} is not an arm64 Image (no "ARM\\x64" at 0x38, plain or gzipped): is the package for ${arch}?`);
     await copyFile(vmFile, join(staging, 'vmlinuz'));
     if (cfgFile) await copyFile(cfgFile, join(staging, 'config'));
+    let modules: { names: string[]; sha256: string } | null = null;
+    if (arch === 'arm64') {
+      if (!cfgFile) throw new Error(`${label}: no kernel config in the package set, so the virtio console modules an arm64 guest needs cannot be chosen`);
+      modules = await guestModules(deb, root, release, await readFile(cfgFile, 'utf8'), join(staging, 'modules.cpio'), label, opts.signal);
+    }
     const meta: DebianMeta = {
       package: pkg,
       package_version: pv,
@@ -316,6 +346,8 @@ async function fetchDebian(spec: DebianImageSpec, pkg: string, pv: string, paren
       release,
       layout,
       ...(cfgPkg && cfgFile ? { config_package: `${cfgPkg}=${pv}` } : {}),
+      ...(arch !== 'x86_64' ? { arch } : {}),
+      ...(modules ? { modules: modules.names, modules_sha256: modules.sha256 } : {}),
       fetched_at: new Date().toISOString(),
     };
     await writeMeta(staging, meta);
@@ -324,6 +356,47 @@ async function fetchDebian(spec: DebianImageSpec, pkg: string, pv: string, paren
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** arm64 boot protocol (Documentation/arch/arm64/booting.rst): magic "ARM\x64" at 0x38 of the Image; Debian ships it gzipped as vmlinuz. */
+function isArm64Image(b: Buffer): boolean {
+  let img = b;
+  if (b[0] === 0x1f && b[1] === 0x8b) {
+    try { img = gunzipSync(b); } catch { return false; }
+  }
+  return img.length > 0x3c && img.readUInt32LE(0x38) === 0x644d5241;
+}
+
+/**
+ * The virtio console modules of an arm64 package (guest-modules.ts) as a cpio
+ * written to `out`: extracted from lib/modules/<release>/kernel/, .ko.xz and
+ * .ko.zst decompressed here (busybox insmod takes plain .ko). Null when the
+ * config builds them in. Throws Error naming a module the package lacks.
+ */
+async function guestModules(deb: string, root: string, release: string, config: string, out: string, label: string, signal?: AbortSignal): Promise<{ names: string[]; sha256: string } | null> {
+  const mods = hvcModules(config);
+  if (!mods.length) return null;
+  const base = `./lib/modules/${release}/kernel`;
+  await extractDeb(deb, root, mods.map((m) => `${base}/${m.path}.ko*`), signal);
+  const loaded: { name: string; data: Buffer }[] = [];
+  for (const m of mods) {
+    const dir = join(root, 'lib/modules', release, 'kernel', m.path.slice(0, m.path.lastIndexOf('/')));
+    const file = (await readdir(dir).catch(() => [] as string[])).find((n) => n === `${m.name}.ko` || n.startsWith(`${m.name}.ko.`));
+    if (!file) throw new Error(`${label}: no ${m.path}.ko in the package (the guest needs it for hvc0)`);
+    const p = join(dir, file);
+    const data = await readFile(file.endsWith('.ko') ? p : await decompress(p, signal));
+    loaded.push({ name: m.name, data });
+  }
+  await writeFile(out, modulesArchive(loaded));
+  return { names: loaded.map((m) => m.name), sha256: await sha256File(out) };
+}
+
+/** Decompress a .ko.xz / .ko.zst beside itself (xz -dk, zstd -d); returns the .ko path. Throws ToolError when the tool fails or is missing. */
+async function decompress(file: string, signal?: AbortSignal): Promise<string> {
+  const out = file.replace(/\.(xz|zst)$/, '');
+  if (file.endsWith('.xz')) await runTool('xz', ['-dkf', file], { install: 'apt-get install xz-utils', signal });
+  else await runTool('zstd', ['-dqf', file, '-o', out], { install: 'apt-get install zstd', signal });
+  return out;
 }
 
 /** dpkg-deb --fsys-tarfile DEB | tar -x PATTERNS into `into`: two processes, no shell. Throws when either fails (a pattern that matches nothing fails tar). */

@@ -15,6 +15,12 @@ export interface KernelArtifact {
   sha256: string | null;
   /** true when the artifact came from the cache (or from another process's fetch) without a download */
   cached: boolean;
+  /**
+   * a newc cpio appended to the guest's initramfs, or absent: the kernel
+   * modules its init loads before the reproducer (a Debian arm64 kernel's
+   * virtio console, src/kernels/obtain/guest-modules.ts)
+   */
+  initrdExtra?: string;
   /** kind-specific facts: package, package_version, deb_sha256, config path, url, ... */
   meta: Record<string, unknown>;
 }
