@@ -16,7 +16,9 @@ import {
   canonicalJson,
   cappedBallastBuffers,
   classesLabel,
+  compileAtPageSize,
   compileScenario,
+  compileSource,
   firstEperm,
   indistinguishable,
   loadScenarioDir,
@@ -76,6 +78,7 @@ const EXPECTED_BUILTINS = [
   'overage',
   'paranoid-minus-one',
   'profiler-32',
+  'profiler-pages',
   'remmap',
   'restart-clears',
   'rlimit-small',
@@ -333,8 +336,54 @@ t.test('every built-in but the sanity cells tells some logics apart', (t) => {
       t.equal(classesLabel(logicClasses(s.compiled, { secretmemChargesUser: true })).split(' | ').length, 2, 'memfd-secret: shared | perf where it charges');
       continue;
     }
+    // The same 128-page rings fit 4 kB pages' allowance under every logic; at 64 kB pages the logics part (#19).
+    if (s.id === 'profiler-pages') {
+      t.equal(c.length, 1, 'profiler-pages: one class at 4 kB pages');
+      t.ok(logicClasses(compileAtPageSize(s.compiled, 64), { pageKb: 64 }).length >= 2, 'profiler-pages: logics part at 64 kB pages');
+      continue;
+    }
     t.ok(c.length >= 2, `${s.id}: ${c.length} classes`);
   }
+  t.end();
+});
+
+t.test('sizes in bytes and "L" follow the page size (compileAtPageSize, #19)', (t) => {
+  const incident = builtins.find((s) => s.id === 'incident')!.compiled;
+  t.equal(compileAtPageSize(incident, 4), incident, '4 kB: the scenario as loaded');
+  const big = compileAtPageSize(incident, 64);
+  t.equal(big.page_kb, 64);
+  const ballast = big.ops[0]!;
+  t.ok(ballast.op === 'ballast' && 'buffers' in ballast && ballast.buffers.reduce((a, d) => a + d + 1, 0) === Math.ceil(134701056 / 65536), 'the 128.5 MiB ballast is 2056 pages of 64 kB');
+  t.ok(big.ops.slice(1).every((o) => o.op === 'map' && o.data_pages === 1), 'data_bytes 8192 rounds up to one 64 kB page');
+  t.not(scenarioHash(big), scenarioHash(incident), 'its own hash');
+  // V0 at 64 kB pages: still call 5 refused, at its own VmPin (its own table)
+  const at4 = simulate(incident, L('V0'));
+  const at64 = simulate(big, L('V0'), { pageKb: 64 });
+  t.equal(firstEperm(incident, at4), 5);
+  t.equal(firstEperm(big, at64), 5);
+  t.not(at64[4]!.pinned, at4[4]!.pinned, 'pinned_vm in pages differs');
+
+  // a page-count scenario does not depend on the page size: same object, same hash
+  const remmap = builtins.find((s) => s.id === 'remmap')!.compiled;
+  t.equal(compileAtPageSize(remmap, 64), remmap);
+  // "L" follows (perf_event_mlock_kb >> (PAGE_SHIFT - 10)) * cpus
+  const l = compileSource({ id: 'l', description: 'an L ballast', cpus: 2, perf_event_mlock_kb: 516, ops: [{ op: 'ballast', via: 'perf', pages: 'L' }] }, 'l.json').compiled;
+  const pages = (x: CompiledScenario): number => { const o = x.ops[0]!; return o.op === 'ballast' && 'buffers' in o ? o.buffers.reduce((a, d) => a + d + 1, 0) : -1; };
+  t.equal(pages(l), 258);
+  t.equal(pages(compileAtPageSize(l, 16)), 64, '516 >> 4 = 32 pages a CPU');
+  t.equal(pages(compileAtPageSize(l, 64)), 16, '516 >> 6 = 8 pages a CPU');
+
+  // bad input names the field
+  const bad = (ops: unknown[], field: RegExp): void => {
+    const e = (() => { try { compileScenario({ id: 'b', description: 'bad sizes', cpus: 2, ops }, 'b.json'); return null; } catch (x) { return x as ConfigError; } })();
+    t.ok(e instanceof ConfigError && field.test(e.field), `${JSON.stringify(ops)} -> ${e?.field}: ${e?.problem}`);
+  };
+  bad([{ op: 'map', buf: 'a', cpu: 0, data_pages: 2, data_bytes: 8192 }], /data_bytes/);
+  bad([{ op: 'map', buf: 'a', cpu: 0 }], /data_pages/);
+  bad([{ op: 'ballast', via: 'perf', pages: 4, bytes: 8192 }], /bytes/);
+  const odd = compileSource({ id: 'o', description: 'a 12 kB ring', cpus: 1, ops: [{ op: 'map', buf: 'a', cpu: 0, data_bytes: 12288 }] }, 'o.json').compiled;
+  t.match(odd.ops[0], { op: 'map', data_pages: 4 }, '12 kB at 4 kB pages: 3 pages, rounded up to 4 (a power of two, as perf record -m rounds)');
+  t.match(compileAtPageSize(odd, 16).ops[0], { op: 'map', data_pages: 1 });
   t.end();
 });
 

@@ -135,7 +135,7 @@ interface ResultsCellLike {
   measured: readonly MeasuredOp[];
 }
 export interface ResultsLike {
-  kernels: readonly { id: string; version?: string }[];
+  kernels: readonly { id: string; version?: string; /** page size in kB when not 4 (arm64 16K/64K builds) */ page_kb?: number }[];
   scenarios: readonly { id: string; hash: string; def?: CompiledScenario }[];
   cells: readonly ResultsCellLike[];
 }
@@ -154,7 +154,8 @@ export interface KernelClassification extends Classification {
  * scenarios come from the results (`scenarios[].def`) or from `known` (by
  * hash: a scenario file changed since the run does not match and is left
  * out). The simulator options are those the kernel's recorded version
- * implies (simOptionsForVersion), unless `opts` says otherwise.
+ * implies (simOptionsForVersion) at its recorded page size (page_kb, 4 kB
+ * when absent), unless `opts` says otherwise.
  *
  * This is lockstep's one classifier of a run: table.md's classified column,
  * report.html, `lockstep classify`, `lockstep diff` and the step summary all
@@ -163,8 +164,9 @@ export interface KernelClassification extends Classification {
  */
 export function classifyKernel(r: ResultsLike, kernel: string, known: ReadonlyMap<string, CompiledScenario> = new Map(), opts?: SimulateOptions): KernelClassification {
   if (opts === undefined) {
-    const version = r.kernels.find((k) => k.id === kernel)?.version;
-    if (version) opts = simOptionsForVersion(version);
+    const rec = r.kernels.find((k) => k.id === kernel);
+    if (rec?.version) opts = simOptionsForVersion(rec.version);
+    if (rec?.page_kb !== undefined && rec.page_kb !== 4) opts = { ...opts, pageKb: rec.page_kb };
   }
   const defs = new Map<string, CompiledScenario>(known);
   for (const s of r.scenarios) if (s.def) defs.set(s.hash, s.def);

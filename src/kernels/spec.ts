@@ -141,6 +141,22 @@ export async function loadSpecs(files: readonly string[], opts: { builtins?: boo
   return checkUniqueIds(all);
 }
 
+/**
+ * The page size a spec's kernel runs with, kB: a source build's
+ * page_size_kb; a Debian arm64 package of a -16k/-64k flavour 16/64
+ * (Debian's arm64-16k); else 4 (x86_64, Debian's cloud-arm64). The guest
+ * reports the real one (the reproducer's hello page_kb) and cells are
+ * simulated at that; this is what a run expects before booting.
+ */
+export function specPageKb(s: KernelSpec): number {
+  if (s.kind === 'source') return s.page_size_kb ?? 4;
+  if (s.kind === 'debian-image' && s.arch === 'arm64') {
+    const m = /-(16|64)k(?:-unsigned)?$/.exec(s.package ?? '');
+    if (m) return Number(m[1]);
+  }
+  return 4;
+}
+
 /** The spec as JSON again (origin/at dropped, expect as its label). */
 export function specToJson(s: KernelSpec): Record<string, unknown> {
   const { origin: _o, at: _a, expect, ...rest } = s;

@@ -5,7 +5,7 @@
 // runs at: the host's online count on host/container rows, PlanOptions.anyCpus
 // (default [DEFAULT_ANY_CPUS]) in VMs -- so it never SKIPs for the count.
 
-import { compileAtCpus, DEFAULT_ANY_CPUS } from '../scenario/load.ts';
+import { compileAtCpus, compileAtPageSize, DEFAULT_ANY_CPUS } from '../scenario/load.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 
 export interface PlanOptions {
@@ -15,7 +15,12 @@ export interface PlanOptions {
   anyCpus?: readonly number[];
 }
 
-export interface PlannedKernel { id: string; runtime: 'host' | 'qemu' | 'container' | 'virtme' }
+export interface PlannedKernel {
+  id: string;
+  runtime: 'host' | 'qemu' | 'container' | 'virtme';
+  /** the kernel's page size in kB (default 4): its scenarios are compiled for it (compileAtPageSize) */
+  pageKb?: number;
+}
 
 /** Runtimes that boot a VM (the kernel under test is not the host's). */
 export const isVmRuntime = (r: PlannedKernel['runtime']): boolean => r === 'qemu' || r === 'virtme';
@@ -33,7 +38,9 @@ export interface PlannedGroup {
  * One group per kernel and CPU count, largest count first. Pinned scenarios
  * go to the group of their count; "any" scenarios (cpus_any) are compiled
  * (compileAtCpus) into every VM group of `opts.anyCpus` and into the host's
- * count on host/container rows. Throws ConfigError from compileAtCpus only.
+ * count on host/container rows; a kernel with other than 4 kB pages gets
+ * its scenarios compiled for its page size (compileAtPageSize). Throws
+ * ConfigError from compileAtCpus / compileAtPageSize only.
  */
 export function planGroups(kernels: readonly PlannedKernel[], scenarios: readonly CompiledScenario[], opts?: PlanOptions): PlannedGroup[] {
   const groups: PlannedGroup[] = [];
@@ -44,7 +51,8 @@ export function planGroups(kernels: readonly PlannedKernel[], scenarios: readonl
     const counts = [...new Set([...pinned.map((s) => s.cpus), ...(open.length ? anyCounts : [])])].sort((a, b) => b - a);
     for (const cpus of counts) {
       // keep the scenarios' given order
-      const list = scenarios.flatMap((s) => (s.cpus_any ? (anyCounts.includes(cpus) ? [compileAtCpus(s, cpus)] : []) : s.cpus === cpus ? [s] : []));
+      const list = scenarios.flatMap((s) => (s.cpus_any ? (anyCounts.includes(cpus) ? [compileAtCpus(s, cpus)] : []) : s.cpus === cpus ? [s] : []))
+        .map((s) => (k.pageKb && k.pageKb !== 4 ? compileAtPageSize(s, k.pageKb) : s));
       groups.push({ key: `${k.id}@${cpus}cpu`, kernel: k.id, runtime: k.runtime, cpus, scenarios: list });
     }
   }

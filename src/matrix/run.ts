@@ -13,7 +13,7 @@ import { acquireLock } from '../util/lock.ts';
 import { resolveExpect } from '../kernels/expect.ts';
 import { AUX_SKIP_REASON } from '../kernels/source-spec.ts';
 import { nrCpusOf, vmOffer } from '../kernels/obtain/source/toolchain.ts';
-import type { KernelSpec } from '../kernels/spec.ts';
+import { type KernelSpec, specPageKb } from '../kernels/spec.ts';
 import { type BaseImage, ensureBaseImage, reproducerBinary } from '../image/initramfs.ts';
 import type { Arch } from '../kernels/types.ts';
 import { createHash } from 'node:crypto';
@@ -202,6 +202,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
           id: k.id, kind: k.kind, version: a.version, release: a.release, expected_logic: exp.logic ? logicLabel(exp.logic) : null,
           expect_reason: exp.reason, artifact_sha256: a.sha256, source: kernelProvenance(a).source, release_kind: releaseKind(k.kind),
           ...(k.kind !== 'host' && k.arch && k.arch !== 'x86_64' ? { arch: k.arch } : {}),
+          ...(specPageKb(k) !== 4 ? { page_kb: specPageKb(k) } : {}),
         };
         const resolution = kernelResolution(a);
         if (resolution) rec.resolution = resolution;
@@ -214,7 +215,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
     return p;
   };
 
-  const planned = planGroups(o.kernels.map((k) => ({ id: k.id, runtime: runtimeOf(k, o.runtime) })), o.scenarios, { hostCpus: hostOnlineCpus(), anyCpus: o.anyCpus });
+  const planned = planGroups(o.kernels.map((k) => ({ id: k.id, runtime: runtimeOf(k, o.runtime), pageKb: specPageKb(k) })), o.scenarios, { hostCpus: hostOnlineCpus(), anyCpus: o.anyCpus });
   // "any" scenarios compiled for other counts: their defs too (readers find a cell's def by scenario_hash)
   for (const s of planned.flatMap((g) => g.scenarios)) {
     const hash = scenarioHash(s);

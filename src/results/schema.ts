@@ -110,8 +110,10 @@ export interface KernelRecord {
    * fragment (and patches) to stand for a logic; "image": a bzImage given by path or URL
    */
   release_kind?: 'real' | 'stand-in' | 'image';
-  /** the guest's architecture when not x86_64 ("arm64"); its page size is in each cell's hello (page_kb) */
+  /** the guest's architecture when not x86_64 ("arm64") */
   arch?: string;
+  /** the kernel's page size in kB when not 4 (an arm64 build with 16 or 64 kB pages): the unit of every page count of its cells */
+  page_kb?: number;
   /** how a Debian kernel's package and version were chosen when the run started ("latest" rows: which one ran) */
   resolution?: KernelResolution;
   /** on disk (@2): the provenance every cell of this kernel shares; cells keep only values that differ */

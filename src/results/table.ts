@@ -59,7 +59,8 @@ export function renderTable(r: Results, known: ReadonlyMap<string, CompiledScena
   out.push(`| kernel | expected logic | classified | ${scenarios.join(' | ')} | release |`);
   out.push(`|---|---|---|${scenarios.map(() => '---').join('|')}|---|`);
   for (const k of r.kernels) {
-    out.push(`| ${k.id}${k.release ? ` (${k.release})` : ''} | ${k.expected_logic ?? 'unknown'} | ${classifiedText(r, k.id, known)} | ` +
+    const machine = [k.arch && k.arch !== 'x86_64' ? k.arch : '', k.page_kb && k.page_kb !== 4 ? `${k.page_kb} KiB pages` : ''].filter(Boolean).join(', ');
+    out.push(`| ${k.id}${k.release || machine ? ` (${[k.release, machine].filter(Boolean).join('; ')})` : ''} | ${k.expected_logic ?? 'unknown'} | ${classifiedText(r, k.id, known)} | ` +
       `${scenarios.map((s) => cellText(byKey.get(`${k.id}\0${s}`))).join(' | ')} | ${releaseText(k)} |`);
   }
   const notes = r.cells.filter((c) => c.verdict !== 'MATCH' && c.reason);

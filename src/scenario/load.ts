@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { HELPER_RLIMIT_MEMLOCK_KB } from '../model/accounting.ts';
 import { ConfigError } from '../util/errors.ts';
 import { type CompiledScenario, type Feature, type Op, type SysctlName, ballastBuffers, hasFaultInjection, userLockLimit } from './ops.ts';
-import { type PagesSpec, SCENARIO_LIMITS, type ScenarioSource, show, validateScenarioWithNotices } from './schema.ts';
+import { type DataPagesSpec, type PagesSpec, SCENARIO_LIMITS, type ScenarioSource, show, validateScenarioWithNotices } from './schema.ts';
 
 /** A scenario file, loaded: its source (defaults filled) and what it compiles to. */
 export interface LoadedScenario {
@@ -72,7 +72,7 @@ export function cappedBallastBuffers(pages: number): number[] {
 /** The count a `"cpus": "any"` scenario is compiled for when no run says otherwise (VM boots, `simulate`). */
 export const DEFAULT_ANY_CPUS = 2;
 
-/** compiled "any" scenario -> its source and file, so compileAtCpus can recompile it for another count */
+/** compiled scenario -> its source and file, so compileAtCpus / compileAtPageSize can recompile it */
 const anySources = new WeakMap<CompiledScenario, { source: ScenarioSource; file: string }>();
 
 /**
@@ -84,8 +84,27 @@ export function compileSource(obj: unknown, file: string): { source: ScenarioSou
   const { source, notices } = validateScenarioWithNotices(obj, file);
   if (source.cpus === 'any') compileValidated(source, file, 1);
   const compiled = compileValidated(source, file);
-  if (source.cpus === 'any') anySources.set(compiled, { source, file });
+  anySources.set(compiled, { source, file });
   return { source, compiled, notices };
+}
+
+/**
+ * The scenario compiled for a kernel with `pageKb` kB pages (4, 16, 64):
+ * "L" ballasts follow user_lock_limit = (perf_event_mlock_kb >> (PAGE_SHIFT - 10))
+ * * num_online_cpus() (kernel/events/core.c perf_mmap()), "bytes" and
+ * "data_bytes" sizes become pages of that size. A scenario whose ops do not
+ * depend on the page size comes back as it is (same hash); one that does
+ * carries `page_kb`. Throws ConfigError when its source is not at hand (a
+ * results file's stored def) or a size does not fit at that page size.
+ */
+export function compileAtPageSize(s: CompiledScenario, pageKb: number): CompiledScenario {
+  if ((s.page_kb ?? 4) === pageKb) return s;
+  const from = anySources.get(s);
+  if (!from) throw new ConfigError(s.id, 'page_kb', `scenario ${s.id} is not at hand as a source to compile it for ${pageKb} kB pages`, 'load it from its scenario file');
+  const out = compileValidated(from.source, from.file, s.cpus, pageKb);
+  anySources.set(out, from);
+  if (pageKb !== 4 && canonicalJson(out.ops) === canonicalJson(compileValidated(from.source, from.file, s.cpus, 4).ops)) return s;
+  return out;
 }
 
 /**
@@ -99,7 +118,7 @@ export function compileAtCpus(s: CompiledScenario, cpus: number): CompiledScenar
   if (!s.cpus_any || s.cpus === cpus) return s;
   const from = anySources.get(s);
   if (!from) throw new ConfigError(s.id, 'cpus', `scenario ${s.id} says "cpus": "any" but its source is not at hand to compile it for ${cpus} CPUs`, 'load it from its scenario file');
-  const out = compileValidated(from.source, from.file, cpus);
+  const out = compileValidated(from.source, from.file, cpus, s.page_kb ?? 4);
   anySources.set(out, from);
   return out;
 }
@@ -109,7 +128,7 @@ export function compileScenario(obj: unknown, file: string): CompiledScenario {
   return compileSource(obj, file).compiled;
 }
 
-function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DEFAULT_ANY_CPUS): CompiledScenario {
+function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DEFAULT_ANY_CPUS, pageKb = 4): CompiledScenario {
   const nCpus = src.cpus === 'any' ? cpusAt : src.cpus;
   const fail = (field: string, problem: string, fix: string): never => {
     throw new ConfigError(file, field, problem, fix);
@@ -183,7 +202,8 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
   };
   const pagesOf = (path: string, p: PagesSpec): number => {
     if (typeof p === 'number') return p;
-    const L = userLockLimit(mlockKb, onlineCpus().length);
+    if ('bytes' in p) return Math.ceil(p.bytes / (pageKb * 1024));
+    const L = userLockLimit(mlockKb, onlineCpus().length, pageKb);
     const n = L + p.fromL;
     const lim = SCENARIO_LIMITS.maxBallastPages;
     if (n < 0) fail(path, `"L${p.fromL < 0 ? p.fromL : `+${p.fromL}`}" is ${n} pages here (user_lock_limit is ${L} pages at this point)`, `use an offset of at least -${L}`);
@@ -208,6 +228,13 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
   };
 
   /** The rings a `map` / `handoff` opens: [buffer name, CPU] each, names suffixed with the index for a count or "each"; checks and opens the names. */
+  /** A ring's data pages at this page size: data_bytes rounded up to a power-of-two page count (as perf record -m rounds). */
+  const dataPagesAt = (path: string, d: DataPagesSpec): number => {
+    if (typeof d === 'number') return d;
+    const n = Math.max(1, 2 ** Math.ceil(Math.log2(Math.ceil(d.bytes / (pageKb * 1024)))));
+    if (n > SCENARIO_LIMITS.maxDataPages) fail(`${path}.data_bytes`, `${d.bytes} bytes are ${n} pages of ${pageKb} kB, more than ${SCENARIO_LIMITS.maxDataPages}`, 'use a smaller ring');
+    return n;
+  };
   const rings = (path: string, op: { buf: string; cpu: number | 'each' | 'round-robin'; count?: number; data_pages: number }): [string, number][] => {
     const cpus = cpusOf(path, op.cpu, op.count);
     room(path, cpus.length);
@@ -233,9 +260,11 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
         else out.push({ op: 'ballast', via: 'perf', buffers: cappedBallastBuffers(pagesOf(`${path}.pages`, op.pages)) });
         break;
       }
-      case 'map':
-        for (const [buf, cpu] of rings(path, op)) out.push({ op: 'map', buf, cpu, data_pages: op.data_pages });
+      case 'map': {
+        const data_pages = dataPagesAt(path, op.data_pages);
+        for (const [buf, cpu] of rings(path, { ...op, data_pages })) out.push({ op: 'map', buf, cpu, data_pages });
         break;
+      }
       case 'remap': {
         const n = op.count ?? 1;
         if (op.buf === '*') {
@@ -253,9 +282,10 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
         break;
       }
       case 'handoff': {
-        const r = rings(path, op);
+        const data_pages = dataPagesAt(path, op.data_pages);
+        const r = rings(path, { ...op, data_pages });
         startHelpers(path, op.helper, r.length);
-        for (const [buf, cpu] of r) out.push({ op: 'handoff', buf, cpu, data_pages: op.data_pages });
+        for (const [buf, cpu] of r) out.push({ op: 'handoff', buf, cpu, data_pages });
         break;
       }
       case 'kill': {
@@ -395,6 +425,7 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
     paranoid: src.paranoid,
     rlimit_kb: src.rlimit_memlock_kb,
     cap_ipc_lock: src.cap_ipc_lock,
+    ...(pageKb !== 4 ? { page_kb: pageKb } : {}),
     ops: out,
   };
 }

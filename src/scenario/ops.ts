@@ -153,6 +153,12 @@ export interface CompiledScenario {
   rlimit_kb: number | null;
   /** Worker keeps CAP_IPC_LOCK. */
   cap_ipc_lock: boolean;
+  /**
+   * The page size (kB) the ops were compiled for when not 4 and they depend
+   * on it ("L" ballasts, "bytes"/"data_bytes" sizes: compileAtPageSize);
+   * absent: 4 kB, or sizes in pages whatever the page size.
+   */
+  page_kb?: number;
   ops: Op[];
 }
 

@@ -89,8 +89,19 @@ export type SourceOpName = (typeof OP_NAMES)[number];
 // ---------------------------------------------------------------------------
 // The validated source
 
-/** A page count, or one relative to user_lock_limit at that point of the script ("L-4" = { fromL: -4 }). */
-export type PagesSpec = number | { fromL: number };
+/**
+ * A page count, one relative to user_lock_limit at that point of the script
+ * ("L-4" = { fromL: -4 }), or a size in bytes ("bytes": N = { bytes: N }),
+ * compiled to pages at the kernel's page size (ceil(N / PAGE_SIZE)).
+ */
+export type PagesSpec = number | { fromL: number } | { bytes: number };
+
+/**
+ * The data part of a ring: a page count (0 or a power of two), or a size in
+ * bytes ("data_bytes") compiled at the kernel's page size to the smallest
+ * power-of-two page count holding it, as `perf record -m SIZE` rounds.
+ */
+export type DataPagesSpec = number | { bytes: number };
 
 /** Which CPU(s) a `map` uses: one CPU id, one buffer per online CPU, or `count` buffers spread over the online CPUs. */
 export type CpuSpec = number | 'each' | 'round-robin';
@@ -100,7 +111,7 @@ export type SourceOp =
   | { op: 'ballast'; via: 'perf'; buffers: number[]; helper?: string }
   | { op: 'ballast'; via: 'io_uring' | 'bpf' | 'memfd_secret'; pages: PagesSpec; helper?: string }
   /** fd hand-off: a helper (CAP_IPC_LOCK) maps a ring and passes the fd to the worker, which maps it again; one helper per ring */
-  | { op: 'handoff'; buf: string; cpu: CpuSpec; data_pages: number; count?: number; helper?: string }
+  | { op: 'handoff'; buf: string; cpu: CpuSpec; data_pages: DataPagesSpec; count?: number; helper?: string }
   /** end a named helper ('*': every live helper) */
   | { op: 'kill'; helper: string }
   /** the worker's CAP_IPC_LOCK from now on, and optionally its RLIMIT_MEMLOCK */
@@ -109,7 +120,7 @@ export type SourceOp =
   | { op: 'unmap_part'; buf: string }
   | { op: 'map_output'; buf: string; to: string }
   | { op: 'exit' }
-  | { op: 'map'; buf: string; cpu: CpuSpec; data_pages: number; count?: number }
+  | { op: 'map'; buf: string; cpu: CpuSpec; data_pages: DataPagesSpec; count?: number }
   | { op: 'remap'; buf: string; count?: number }
   | { op: 'unmap'; buf: string }
   | { op: 'probe' }
@@ -175,13 +186,24 @@ const memlockKb = (what: string) => int(`${what} (null = unlimited)`, 0, L.maxRl
 const op = <N extends SourceOpName>(name: N) => z.literal(name);
 const helperName = ident('helper name', '"old-agent"');
 
-/** The fields of the ring-making ops (map, handoff): a buffer name, where, how many, how big. */
+/** Sizes in bytes: up to the largest ring / ballast at 4 kB pages (the smallest page). */
+const ringBytes = int('data_bytes', 1, L.maxDataPages * 4096, '8192');
+const ballastBytes = int('bytes', 0, L.maxBallastPages * 4096, '134217728');
+
+/** The fields of the ring-making ops (map, handoff): a buffer name, where, how many, how big (data_pages or data_bytes). */
 const ringFields = {
   buf: bufName,
   cpu: either([oneOf(['each', 'round-robin'], 'cpu'), cpuId('cpu (a CPU id, "each" or "round-robin")')], (v) => (typeof v === 'string' ? 0 : 1)),
-  data_pages: dataPages,
+  data_pages: dataPages.optional(),
+  data_bytes: ringBytes.optional(),
   count: count.optional(),
 };
+/** Exactly one of data_pages / data_bytes. */
+const ringSize = (o: { data_pages?: number; data_bytes?: number }, ctx: z.RefinementCtx): void => {
+  if (o.data_pages !== undefined && o.data_bytes !== undefined) ctx.addIssue({ code: 'custom', path: ['data_bytes'], message: explain('a ring takes "data_pages" or "data_bytes", not both', 'keep one: pages for a fixed page count, bytes to follow the kernel\'s page size') });
+  if (o.data_pages === undefined && o.data_bytes === undefined) ctx.addIssue({ code: 'custom', path: ['data_pages'], message: explain('missing', 'add "data_pages": 2 (a power of two), or "data_bytes": 8192 (rounded up to a power-of-two page count at the kernel\'s page size)') });
+};
+const ringSizeOf = (o: { data_pages?: number; data_bytes?: number }): DataPagesSpec => (o.data_bytes !== undefined ? { bytes: o.data_bytes } : o.data_pages!);
 /** "each" takes no count, "round-robin" needs one. */
 const ringCount = (o: { cpu: CpuSpec; count?: number }, ctx: z.RefinementCtx): void => {
   if (o.cpu === 'each' && o.count !== undefined) ctx.addIssue({ code: 'custom', path: ['count'], message: explain('"cpu": "each" maps one buffer per online CPU, so it takes no "count"', 'remove "count", or use "cpu": "round-robin" with a count') });
@@ -190,10 +212,14 @@ const ringCount = (o: { cpu: CpuSpec; count?: number }, ctx: z.RefinementCtx): v
 
 /** One schema per op: its fields (strict), checks across them, and the SourceOp it reads as. */
 const OP_SCHEMAS = {
-  ballast: strictObject({ op: op('ballast'), via: oneOf(BALLAST_VIAS, 'via'), helper: helperName.optional(), pages: pagesSpec.optional(), buffers: z.array(dataPages, { error: (iss) => explain(`buffers must be an array of data-page counts, got ${show(iss.input)}`, 'write e.g. "buffers": [256, 0]') }).max(L.maxBallastBuffers, { error: (iss) => explain(`${(iss.input as unknown[]).length} buffers is more than ${L.maxBallastBuffers}`, `use "pages" instead, or at most ${L.maxBallastBuffers} entries`) }).optional() }, 'a "ballast" op', 'write {"op": "ballast", "via": "perf", "pages": 100}')
+  ballast: strictObject({ op: op('ballast'), via: oneOf(BALLAST_VIAS, 'via'), helper: helperName.optional(), pages: pagesSpec.optional(), bytes: ballastBytes.optional(), buffers: z.array(dataPages, { error: (iss) => explain(`buffers must be an array of data-page counts, got ${show(iss.input)}`, 'write e.g. "buffers": [256, 0]') }).max(L.maxBallastBuffers, { error: (iss) => explain(`${(iss.input as unknown[]).length} buffers is more than ${L.maxBallastBuffers}`, `use "pages" instead, or at most ${L.maxBallastBuffers} entries`) }).optional() }, 'a "ballast" op', 'write {"op": "ballast", "via": "perf", "pages": 100}')
     .superRefine((o, ctx) => {
       const fail = (path: string, problem: string, fix: string): void => ctx.addIssue({ code: 'custom', path: [path], message: explain(problem, fix) });
-      const hasPages = o.pages !== undefined;
+      if (o.bytes !== undefined && (o.pages !== undefined || o.buffers !== undefined)) {
+        fail('bytes', `a ballast takes one of "pages", "bytes"${o.via === 'perf' ? ', "buffers"' : ''}`, 'keep one: "bytes" follows the kernel\'s page size');
+        return;
+      }
+      const hasPages = o.pages !== undefined || o.bytes !== undefined;
       const hasBuffers = o.buffers !== undefined;
       if (o.via !== 'perf') {
         if (hasBuffers) fail('buffers', `an ${o.via} ballast takes "pages", not "buffers"`, 'remove "buffers" and give "pages"');
@@ -206,15 +232,15 @@ const OP_SCHEMAS = {
       }
     })
     .transform((o): SourceOp => ({
-      ...(o.via === 'perf' && o.buffers !== undefined ? { op: 'ballast', via: 'perf', buffers: o.buffers } : ({ op: 'ballast', via: o.via, pages: o.pages! } as SourceOp)),
+      ...(o.via === 'perf' && o.buffers !== undefined ? { op: 'ballast', via: 'perf', buffers: o.buffers } : ({ op: 'ballast', via: o.via, pages: o.bytes !== undefined ? { bytes: o.bytes } : o.pages! } as SourceOp)),
       ...(o.helper === undefined ? {} : { helper: o.helper }),
     }) as SourceOp),
   map: strictObject({ op: op('map'), ...ringFields }, 'a "map" op', 'write {"op": "map", "buf": "a", "cpu": 0, "data_pages": 2}')
-    .superRefine(ringCount)
-    .transform((o): SourceOp => (o.count === undefined ? { op: 'map', buf: o.buf, cpu: o.cpu, data_pages: o.data_pages } : { op: 'map', buf: o.buf, cpu: o.cpu, data_pages: o.data_pages, count: o.count })),
+    .superRefine(ringCount).superRefine(ringSize)
+    .transform((o): SourceOp => (o.count === undefined ? { op: 'map', buf: o.buf, cpu: o.cpu, data_pages: ringSizeOf(o) } : { op: 'map', buf: o.buf, cpu: o.cpu, data_pages: ringSizeOf(o), count: o.count })),
   handoff: strictObject({ op: op('handoff'), ...ringFields, helper: helperName.optional() }, 'a "handoff" op', 'write {"op": "handoff", "buf": "t", "cpu": 0, "data_pages": 8}')
-    .superRefine(ringCount)
-    .transform((o): SourceOp => ({ op: 'handoff', buf: o.buf, cpu: o.cpu, data_pages: o.data_pages, ...(o.count === undefined ? {} : { count: o.count }), ...(o.helper === undefined ? {} : { helper: o.helper }) })),
+    .superRefine(ringCount).superRefine(ringSize)
+    .transform((o): SourceOp => ({ op: 'handoff', buf: o.buf, cpu: o.cpu, data_pages: ringSizeOf(o), ...(o.count === undefined ? {} : { count: o.count }), ...(o.helper === undefined ? {} : { helper: o.helper }) })),
   kill: strictObject({ op: op('kill'), helper: either([z.literal('*'), ident('helper name (or "*" for every live helper)', '"old-agent"')], (v) => (v === '*' ? 0 : 1)) }, 'a "kill" op', 'write {"op": "kill", "helper": "old-agent"}'),
   cap: strictObject({ op: op('cap'), cap_ipc_lock: bool('cap_ipc_lock'), rlimit_memlock_kb: memlockKb('rlimit_memlock_kb').optional() }, 'a "cap" op', 'write {"op": "cap", "cap_ipc_lock": true}')
     .transform((o): SourceOp => (o.rlimit_memlock_kb === undefined ? { op: 'cap', cap_ipc_lock: o.cap_ipc_lock } : { op: 'cap', cap_ipc_lock: o.cap_ipc_lock, rlimit_memlock_kb: o.rlimit_memlock_kb })),

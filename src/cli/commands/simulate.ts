@@ -1,7 +1,7 @@
 import { release as osRelease } from 'node:os';
 import { coerceKernelVersion, resolveExpect } from '../../kernels/expect.ts';
 import { parseSpec } from '../../kernels/spec.ts';
-import { compileAtCpus } from '../../scenario/load.ts';
+import { compileAtCpus, compileAtPageSize } from '../../scenario/load.ts';
 import { ALL_LOGICS, DEFAULT_PAGE_KB, type Expectation, type Logic, type SimulateOptions, candidateLogics, logicLabel, parseLogic, simOptionsForVersion, simulate } from '../../model/index.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { compareLogics, renderAll, renderOps, summarize } from '../simulate-view.ts';
@@ -35,14 +35,15 @@ user->locked_vm before 5.11). Without either: --logic, default V0, on this host'
     ...kernelOptions,
     json: { type: 'boolean', help: 'print JSON: one object per op; with --logic all one object for all logics' },
     cpus: { type: 'string', arg: 'N', help: 'online CPUs for a "cpus": "any" scenario (default 2); a pinned scenario keeps its count' },
+    'page-kb': { type: 'string', arg: 'KB', help: 'the kernel\'s page size in kB: 4 (x86_64, arm64 default), 16 or 64 (arm64 CONFIG_ARM64_{16K,64K}_PAGES); default 4, or the --kernel spec\'s page_size_kb' },
     ...scenarioOptions,
   },
-  examples: ['lockstep simulate incident --logic V0', 'lockstep simulate incident --kernel-version 5.3', 'lockstep simulate bpf-ballast --kernel debian-6.1.192', 'lockstep simulate sysctl-lowered --logic all', 'lockstep simulate remmap --logic V4/shared --json'],
+  examples: ['lockstep simulate incident --logic V0', 'lockstep simulate incident --kernel-version 5.3', 'lockstep simulate bpf-ballast --kernel debian-6.1.192', 'lockstep simulate sysctl-lowered --logic all', 'lockstep simulate remmap --logic V4/shared --json', 'lockstep simulate incident --logic V0 --page-kb 64'],
   async run(v, pos) {
     if (pos.length !== 1) throw new ConfigError('command line', 'SCENARIO', 'expected exactly one scenario id', 'e.g. `lockstep simulate incident --logic V0`; `lockstep scenarios list` shows them');
     const [pickedS] = pick(await loadScenarios(v), [pos[0]], 'scenario', 'SCENARIO');
     if (v.cpus !== undefined && !pickedS!.cpus_any) throw new ConfigError('command line', '--cpus', `scenario ${pickedS!.id} pins "cpus": ${pickedS!.cpus}`, 'drop --cpus, or write "cpus": "any" in the scenario file');
-    const s = v.cpus !== undefined ? compileAtCpus(pickedS!, int(v.cpus, 'cpus', 1, 256)) : pickedS!;
+    let s = v.cpus !== undefined ? compileAtCpus(pickedS!, int(v.cpus, 'cpus', 1, 256)) : pickedS!;
     if (v['kernel-version'] !== undefined && v.kernel !== undefined) {
       throw new ConfigError('command line', '--kernel', 'give --kernel-version or --kernel, not both', 'drop one of them');
     }
@@ -76,7 +77,20 @@ user->locked_vm before 5.11). Without either: --logic, default V0, on this host'
       }
     };
     if (kernelText && !v.json) console.log(kernelText);
-    const pageKb = opts?.pageKb ?? DEFAULT_PAGE_KB;
+    // The page size: --page-kb, else the --kernel spec's build (page_size_kb), else 4 kB.
+    let pageKb = DEFAULT_PAGE_KB;
+    if (v['page-kb'] !== undefined) {
+      pageKb = int(v['page-kb'], 'page-kb', 4, 64);
+      if (![4, 16, 64].includes(pageKb)) throw new ConfigError('command line', '--page-kb', `${pageKb} kB is not a Linux page size lockstep knows`, 'use 4, 16 or 64');
+    } else if (v.kernel !== undefined) {
+      const [k] = pick(await loadKernels(v), [String(v.kernel)], 'kernel', 'kernel');
+      if (k!.kind === 'source' && k!.page_size_kb !== undefined) pageKb = k!.page_size_kb;
+    }
+    if (pageKb !== DEFAULT_PAGE_KB) {
+      opts = { ...opts, pageKb };
+      // "L" ballasts and byte sizes follow the page size
+      s = compileAtPageSize(s, pageKb);
+    }
     if (label === 'all') {
       const runs = ALL_LOGICS.map((logic) => ({ logic, e: simulate(s, logic, opts) }));
       const view = compareLogics(s, runs, pageKb);
