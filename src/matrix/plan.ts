@@ -7,6 +7,7 @@
 
 import { compileAtCpus, compileAtPageSize, DEFAULT_ANY_CPUS } from '../scenario/load.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
+import { ConfigError } from '../util/errors.ts';
 
 export interface PlanOptions {
   /** online CPUs of the host (host and container rows run "any" scenarios at this count) */
@@ -32,6 +33,8 @@ export interface PlannedGroup {
   runtime: PlannedKernel['runtime'];
   cpus: number;
   scenarios: CompiledScenario[];
+  /** scenarios that cannot be compiled for this kernel's page size (an "L-80" below zero at 16 kB pages): their cells SKIP with the reason */
+  unfit?: { scenario: CompiledScenario; reason: string }[];
 }
 
 /**
@@ -40,7 +43,8 @@ export interface PlannedGroup {
  * (compileAtCpus) into every VM group of `opts.anyCpus` and into the host's
  * count on host/container rows; a kernel with other than 4 kB pages gets
  * its scenarios compiled for its page size (compileAtPageSize). Throws
- * ConfigError from compileAtCpus / compileAtPageSize only.
+ * ConfigError from compileAtCpus only; a scenario that does not compile
+ * at the kernel's page size goes to the group's `unfit` list.
  */
 export function planGroups(kernels: readonly PlannedKernel[], scenarios: readonly CompiledScenario[], opts?: PlanOptions): PlannedGroup[] {
   const groups: PlannedGroup[] = [];
@@ -51,9 +55,18 @@ export function planGroups(kernels: readonly PlannedKernel[], scenarios: readonl
     const counts = [...new Set([...pinned.map((s) => s.cpus), ...(open.length ? anyCounts : [])])].sort((a, b) => b - a);
     for (const cpus of counts) {
       // keep the scenarios' given order
-      const list = scenarios.flatMap((s) => (s.cpus_any ? (anyCounts.includes(cpus) ? [compileAtCpus(s, cpus)] : []) : s.cpus === cpus ? [s] : []))
-        .map((s) => (k.pageKb && k.pageKb !== 4 ? compileAtPageSize(s, k.pageKb) : s));
-      groups.push({ key: `${k.id}@${cpus}cpu`, kernel: k.id, runtime: k.runtime, cpus, scenarios: list });
+      const list: CompiledScenario[] = [];
+      const unfit: { scenario: CompiledScenario; reason: string }[] = [];
+      for (const s of scenarios.flatMap((x) => (x.cpus_any ? (anyCounts.includes(cpus) ? [compileAtCpus(x, cpus)] : []) : x.cpus === cpus ? [x] : []))) {
+        if (!k.pageKb || k.pageKb === 4) { list.push(s); continue; }
+        try {
+          list.push(compileAtPageSize(s, k.pageKb));
+        } catch (e) {
+          if (!(e instanceof ConfigError)) throw e;
+          unfit.push({ scenario: s, reason: `does not fit ${k.pageKb} kB pages: ${e.field}: ${e.problem}` });
+        }
+      }
+      groups.push({ key: `${k.id}@${cpus}cpu`, kernel: k.id, runtime: k.runtime, cpus, scenarios: list, ...(unfit.length ? { unfit } : {}) });
     }
   }
   return groups;

@@ -115,6 +115,9 @@ function untilAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
   });
 }
 
+/** Every scenario of a group: those it runs and those that do not fit its kernel's page size. */
+const groupScenarios = (g: PlannedGroup): CompiledScenario[] => [...g.scenarios, ...(g.unfit ?? []).map((u) => u.scenario)];
+
 /** The runtime of a kernel: its spec's, unless `--runtime virtme` forces every x86_64 VM kernel through vng (arm64 guests stay on lockstep's own QEMU). */
 const runtimeOf = (k: KernelSpec, force?: 'virtme'): 'host' | 'qemu' | 'container' | 'virtme' =>
   (k.kind === 'host' ? (k.runtime === 'container' ? 'container' : 'host') : (k.arch ?? 'x86_64') !== 'x86_64' ? 'qemu' : force ?? (k.runtime === 'virtme' ? 'virtme' : 'qemu'));
@@ -217,14 +220,14 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
 
   const planned = planGroups(o.kernels.map((k) => ({ id: k.id, runtime: runtimeOf(k, o.runtime), pageKb: specPageKb(k) })), o.scenarios, { hostCpus: hostOnlineCpus(), anyCpus: o.anyCpus });
   // "any" scenarios compiled for other counts: their defs too (readers find a cell's def by scenario_hash)
-  for (const s of planned.flatMap((g) => g.scenarios)) {
+  for (const s of planned.flatMap(groupScenarios)) {
     const hash = scenarioHash(s);
     if (!results.scenarios.some((x) => x.hash === hash)) results.scenarios.push({ id: s.id, hash, cpus: s.cpus, def: s });
   }
   const mine = o.shard ? shardGroups(planned, o.shard) : planned;
   if (o.shard) results.shard = { ...o.shard, groups: mine.map((g) => g.key) };
   const groups = scheduleOrder(mine);
-  const total = mine.reduce((n, g) => n + g.scenarios.length, 0);
+  const total = mine.reduce((n, g) => n + groupScenarios(g).length, 0);
   let done = 0;
   const t0 = Date.now();
   const report = (cells: CellResult[], g: PlannedGroup, extra = ''): void => {
@@ -250,7 +253,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
       if (!results.kernels.some((k) => k.id === spec.id)) {
         results.kernels.push({ id: spec.id, kind: spec.kind, version: spec.version, expected_logic: logic ? logicLabel(logic) : null, expect_reason: AUX_SKIP_REASON, artifact_sha256: null });
       }
-      const cells = g.scenarios.map((s) => cellWithoutRun(ctx(logic), s, 'SKIP', AUX_SKIP_REASON));
+      const cells = groupScenarios(g).map((s) => cellWithoutRun(ctx(logic), s, 'SKIP', AUX_SKIP_REASON));
       results.cells.push(...cells);
       report(cells, g);
       await persist();
@@ -272,7 +275,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
       if (!results.kernels.some((k) => k.id === spec.id)) {
         results.kernels.push({ id: spec.id, kind: spec.kind, version: 'version' in spec && spec.version ? spec.version : '?', expected_logic: null, expect_reason: reason, artifact_sha256: null });
       }
-      const cells = g.scenarios.map((s) => cellWithoutRun(ctx(null), s, o.signal?.aborted ? 'ERROR' : spec.kind === 'source' ? 'BUILD_FAIL' : 'BOOT_FAIL', reason));
+      const cells = groupScenarios(g).map((s) => cellWithoutRun(ctx(null), s, o.signal?.aborted ? 'ERROR' : spec.kind === 'source' ? 'BUILD_FAIL' : 'BOOT_FAIL', reason));
       results.cells.push(...cells);
       report(cells, g);
       await persist();
@@ -286,6 +289,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
       : vmOffer(Array.isArray(a.meta.absent_options) ? (a.meta.absent_options as string[]) : [], spec.kind === 'source' ? nrCpusOfFile(spec.config) : null);
     const runnable: CompiledScenario[] = [];
     const skipped: CellResult[] = [];
+    for (const u of g.unfit ?? []) skipped.push(cellWithoutRun(ctx(logic), u.scenario, 'SKIP', u.scenario.id + ' ' + u.reason));
     for (const s of g.scenarios) {
       const why = skipReason(scenarioNeeds(s), offer);
       if (why) skipped.push(cellWithoutRun(ctx(logic), s, 'SKIP', why));
@@ -415,7 +419,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
         if (isUserError(e) && !o.signal?.aborted) { setupError ??= e; return; }
         // A bug in one group must not lose the others: record it and go on.
         const ctx: CellContext = { kernel: g.kernel, logic: null, runtime: g.runtime, startedAt: new Date().toISOString(), scenarioHash, rerun: (x) => o.rerun(g.kernel, x) + anyCpusFlag(g, x) };
-        const cells = g.scenarios.map((s) => cellWithoutRun(ctx, s, 'ERROR', `internal error: ${(e as Error).stack ?? e}`));
+        const cells = groupScenarios(g).map((s) => cellWithoutRun(ctx, s, 'ERROR', `internal error: ${(e as Error).stack ?? e}`));
         results.cells.push(...cells);
         report(cells, g);
         await persist();

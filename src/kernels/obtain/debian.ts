@@ -369,18 +369,25 @@ function isArm64Image(b: Buffer): boolean {
 
 /**
  * The virtio console modules of an arm64 package (guest-modules.ts) as a cpio
- * written to `out`: extracted from lib/modules/<release>/kernel/, .ko.xz and
+ * written to `out`: extracted from [usr/]lib/modules/<release>/kernel/, .ko.xz and
  * .ko.zst decompressed here (busybox insmod takes plain .ko). Null when the
  * config builds them in. Throws Error naming a module the package lacks.
  */
 async function guestModules(deb: string, root: string, release: string, config: string, out: string, label: string, signal?: AbortSignal): Promise<{ names: string[]; sha256: string } | null> {
   const mods = hvcModules(config);
   if (!mods.length) return null;
-  const base = `./lib/modules/${release}/kernel`;
-  await extractDeb(deb, root, mods.map((m) => `${base}/${m.path}.ko*`), signal);
+  // lib/modules (bookworm) or, merged /usr, usr/lib/modules (trixie on)
+  let prefix = 'lib/modules';
+  try {
+    await extractDeb(deb, root, mods.map((m) => `./${prefix}/${release}/kernel/${m.path}.ko*`), signal);
+  } catch (e) {
+    if (signal?.aborted) throw e;
+    prefix = 'usr/lib/modules';
+    await extractDeb(deb, root, mods.map((m) => `./${prefix}/${release}/kernel/${m.path}.ko*`), signal);
+  }
   const loaded: { name: string; data: Buffer }[] = [];
   for (const m of mods) {
-    const dir = join(root, 'lib/modules', release, 'kernel', m.path.slice(0, m.path.lastIndexOf('/')));
+    const dir = join(root, prefix, release, 'kernel', m.path.slice(0, m.path.lastIndexOf('/')));
     const file = (await readdir(dir).catch(() => [] as string[])).find((n) => n === `${m.name}.ko` || n.startsWith(`${m.name}.ko.`));
     if (!file) throw new Error(`${label}: no ${m.path}.ko in the package (the guest needs it for hvc0)`);
     const p = join(dir, file);

@@ -1,0 +1,125 @@
+// arm64 guests and page sizes (#19): the qemu-system-aarch64 command line,
+// the hvc0 modules of a Debian arm64 kernel, the page size a spec implies,
+// the arm64 userland checks; then one run of real arm64 kernels under TCG:
+// Debian bookworm cloud-arm64 (4 KiB pages), Debian trixie arm64-16k
+// (16 KiB), and the pre-fix / current-6.1 stand-ins cross-built with 64 KiB
+// pages. The same profiler workload (128-page rings) is refused at 64 KiB
+// pages and accepted at 4 and 16; the incident, sized in bytes, refuses call
+// 5 on the pre-fix stand-in at 64 KiB pages. Heavy: run under the lock.
+
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { qemuArgs, type BootRequest } from '../src/runner/qemu.ts';
+import { hvcModules, modulesArchive } from '../src/kernels/obtain/guest-modules.ts';
+import { parseSpec, specPageKb } from '../src/kernels/spec.ts';
+import { ensureBaseImage } from '../src/image/initramfs.ts';
+import { cpioList } from '../src/image/cpio.ts';
+import { checkResults } from '../src/results/schema.ts';
+import { ConfigError, MissingDependencyError } from '../src/util/errors.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/lockstep.mjs', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 2_400_000, env: { ...process.env, LOCKSTEP_ACCEL: 'tcg' } });
+const dir = mkdtempSync(join(tmpdir(), 'lockstep-arm64-'));
+
+t.test('the arm64 QEMU command line: virt, GICv3, PL011 console, results on a virtio console', (t) => {
+  const r: BootRequest = { arch: 'arm64', vmlinuz: '/k/Image', initrd: '/k/initrd', cpus: 36, memMb: 1024, accel: 'tcg', timeoutMs: 1000, workDir: '/w' };
+  const a = qemuArgs(r, '/w/s');
+  const after = (k: string): string => a[a.indexOf(k) + 1] ?? '';
+  t.equal(after('-machine'), 'virt,gic-version=3', 'GICv3: GICv2 stops at 8 CPUs');
+  t.match(after('-cpu'), /^max/);
+  t.equal(after('-smp'), '36');
+  t.match(after('-append'), /console=ttyAMA0/);
+  t.match(after('-append'), /lockstep\.out=hvc0/, 'init.sh writes results to hvc0');
+  t.ok(a.includes('virtio-serial-device') && a.includes('virtconsole,chardev=res'), 'a virtio console on the results socket');
+  const x = qemuArgs({ ...r, arch: undefined }, '/w/s');
+  t.equal(x[x.indexOf('-machine') + 1], 'pc', 'x86_64 unchanged');
+  t.match(x[x.indexOf('-append') + 1], /console=ttyS0/);
+  t.notMatch(x[x.indexOf('-append') + 1], /lockstep\.out=/);
+  t.end();
+});
+
+t.test('hvc0 modules: what a Debian arm64 config builds as modules, in load order', (t) => {
+  const bookworm = 'CONFIG_VIRTIO=m\nCONFIG_VIRTIO_MMIO=m\nCONFIG_VIRTIO_CONSOLE=m\n';
+  t.strictSame(hvcModules(bookworm).map((m) => m.name), ['virtio', 'virtio_ring', 'virtio_mmio', 'virtio_console']);
+  const trixie = 'CONFIG_VIRTIO=y\nCONFIG_VIRTIO_MMIO=m\nCONFIG_VIRTIO_CONSOLE=y\n';
+  t.strictSame(hvcModules(trixie).map((m) => m.name), ['virtio_mmio']);
+  t.strictSame(hvcModules('CONFIG_VIRTIO=y\nCONFIG_VIRTIO_MMIO=y\nCONFIG_VIRTIO_CONSOLE=y\n'), [], 'built in: nothing to load');
+  t.throws(() => hvcModules('CONFIG_VIRTIO=y\nCONFIG_VIRTIO_MMIO=y\n'), /CONFIG_VIRTIO_CONSOLE is not set/);
+  const files = cpioList(modulesArchive([{ name: 'virtio_mmio', data: Buffer.from('ko') }]));
+  t.ok(files.some((f) => f.name === 'lib/modules/virtio_mmio.ko' && f.data.toString() === 'ko'));
+  t.equal(files.find((f) => f.name === 'lockstep/modules')?.data.toString(), 'virtio_mmio\n', 'init.sh reads the order from lockstep/modules');
+  t.end();
+});
+
+t.test('the page size a spec implies, and the spec fields', (t) => {
+  const spec = (o: Record<string, unknown>) => parseSpec({ id: 'k', expect: 'auto', ...o }, 'k.json');
+  t.equal(specPageKb(spec({ kind: 'source', version: '6.1.192', source: { debian_package: 'linux-source-6.1' }, arch: 'arm64', page_size_kb: 64 })), 64);
+  t.equal(specPageKb(spec({ kind: 'debian-image', arch: 'arm64', suite: 'trixie', package: 'linux-image-6.12.117+deb13-arm64-16k-unsigned', version: '6.12.117' })), 16);
+  t.equal(specPageKb(spec({ kind: 'debian-image', arch: 'arm64', suite: 'bookworm', package: 'linux-image-6.1.0-50-cloud-arm64-unsigned', version: '6.1.176' })), 4);
+  const err = (o: Record<string, unknown>): ConfigError | null => { try { spec(o); return null; } catch (e) { return e as ConfigError; } };
+  t.match(err({ kind: 'source', version: '6.1.192', source: { debian_package: 'linux-source-6.1' }, page_size_kb: 64 }), { field: 'page_size_kb', problem: /64 kB pages do not exist on x86_64/ });
+  t.match(err({ kind: 'source', version: '6.1.192', source: { debian_package: 'linux-source-6.1' }, arch: 'arm64', page_size_kb: 8 }), { field: 'page_size_kb', fix: /4, 16, 64/ });
+  t.match(err({ kind: 'image', version: '6.1.1', path: '/k', arch: 'riscv' }), { field: 'arch', problem: /unknown arch "riscv"/ });
+  t.match(err({ kind: 'image', version: '6.1.1', path: '/k', arch: 'arm64', runtime: 'virtme' }), { field: 'runtime', problem: /x86_64 guests only/ });
+  t.end();
+});
+
+t.test('the arm64 userland: busybox and reproducer must be static arm64 ELF', async (t) => {
+  const saved = process.env.LOCKSTEP_BUSYBOX_ARM64;
+  process.env.LOCKSTEP_BUSYBOX_ARM64 = '/bin/busybox';
+  t.teardown(() => { if (saved === undefined) delete process.env.LOCKSTEP_BUSYBOX_ARM64; else process.env.LOCKSTEP_BUSYBOX_ARM64 = saved; });
+  const e = await ensureBaseImage(dir, { arch: 'arm64' }).then(() => null, (x: unknown) => x);
+  t.ok(e instanceof MissingDependencyError, 'an x86_64 busybox is refused for an arm64 guest');
+  t.match(String((e as Error).message), /busybox-static for arm64 \(\/bin\/busybox is ELF for machine 62, not 183\)/);
+  t.match(String((e as Error).message), /LOCKSTEP_BUSYBOX_ARM64=\/bin\/busybox must name a static arm64 busybox/);
+});
+
+const KERNELS = ['debian-bookworm-arm64', 'debian-trixie-arm64-16k', 'pre-fix-arm64-64k', 'current-6.1-arm64-64k'];
+const PAGE_KB: Record<string, number> = { 'debian-bookworm-arm64': 4, 'debian-trixie-arm64-16k': 16, 'pre-fix-arm64-64k': 64, 'current-6.1-arm64-64k': 64 };
+
+t.test('real arm64 kernels at 4, 16 and 64 KiB pages MATCH the model', (t) => {
+  const out = join(dir, 'run');
+  const r = cli('run', '--kernels', KERNELS.join(','), '--scenarios', 'incident,profiler-pages,remmap,shared-counter,buffer-sizes', '--out', out, '--quiet');
+  t.equal(r.status, 0, r.stderr.slice(-3000));
+  const res = checkResults(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')), 'results.json');
+  t.strictSame(res.kernels.map((k) => k.id).sort(), [...KERNELS].sort());
+  for (const k of res.kernels) {
+    t.equal(k.arch, 'arm64', `${k.id}: arch recorded`);
+    t.equal(k.page_kb ?? 4, PAGE_KB[k.id], `${k.id}: page size recorded`);
+  }
+  const cell = (k: string, s: string) => res.cells.find((c) => c.kernel === k && c.scenario === s)!;
+  for (const k of KERNELS) {
+    for (const s of ['incident', 'profiler-pages', 'remmap', 'shared-counter']) {
+      const c = cell(k, s);
+      t.equal(c?.verdict, 'MATCH', `${k} x ${s}: ${c?.reason ?? ''}`);
+    }
+    const argv = cell(k, 'remmap').qemu_argv ?? [];
+    t.match(argv[0] ?? '', /qemu-system-aarch64$/, `${k}: booted by qemu-system-aarch64`);
+    // the guest itself says its page size (the reproducer's hello)
+    const rel = cell(k, 'remmap').results_log;
+    const log = rel ? (isAbsolute(rel) ? rel : join(out, rel)) : null;
+    if (log && existsSync(log)) {
+      const hello = JSON.parse(readFileSync(log, 'utf8').split('\n')[0]!) as { machine: string; page_kb: number };
+      t.equal(hello.machine, 'aarch64');
+      t.equal(hello.page_kb, PAGE_KB[k], `${k}: the guest reports ${PAGE_KB[k]} kB pages`);
+    } else t.fail(`${k}: no results log`);
+  }
+  // The same 128-page rings: accepted at 4 and 16 kB pages, the second refused at 64 kB.
+  t.equal(cell('debian-bookworm-arm64', 'profiler-pages').first_eperm_measured, null);
+  t.equal(cell('debian-trixie-arm64-16k', 'profiler-pages').first_eperm_measured, null);
+  t.equal(cell('pre-fix-arm64-64k', 'profiler-pages').first_eperm_measured, 2, 'V0 at 64 kB pages refuses the 2nd ring');
+  t.equal(cell('current-6.1-arm64-64k', 'profiler-pages').first_eperm_measured, 2, 'V3 at 64 kB pages refuses the 2nd ring');
+  // The incident in bytes: the pre-fix logic refuses call 5 at 64 kB pages too; the current one never.
+  t.equal(cell('pre-fix-arm64-64k', 'incident').first_eperm_measured, 5);
+  t.equal(cell('current-6.1-arm64-64k', 'incident').first_eperm_measured, null);
+  // "L-80" cannot be compiled where user_lock_limit is below 80 pages: SKIP, not a failed run
+  t.equal(cell('debian-bookworm-arm64', 'buffer-sizes').verdict, 'MATCH');
+  for (const k of ['debian-trixie-arm64-16k', 'pre-fix-arm64-64k']) t.match(cell(k, 'buffer-sizes'), { verdict: 'SKIP', reason: /does not fit \d+ kB pages/ });
+  const table = readFileSync(join(out, 'table.md'), 'utf8');
+  t.match(table, /pre-fix-arm64-64k \([^)]*arm64, 64 KiB pages\)/, 'table.md names the arch and page size');
+  t.end();
+});
