@@ -80,23 +80,26 @@ async function benchSim(): Promise<void> {
 
 async function benchBoot(cacheDir: string): Promise<void> {
   log('boot to first result');
-  const base = await ensureBaseImage(cacheDir);
   const script = 'begin b uid=10000 cpus=CPUS mlock_kb=516 paranoid=2 rlimit_kb=8192 cap_ipc_lock=0\nprobe\nend\n';
   const kvm = await kvmUsable();
   const accels: Accel[] = kvm.ok ? ['kvm', 'tcg'] : ['tcg'];
   if (!kvm.ok) row('KVM', 'not used', kvm.why);
-  // Debian's distribution kernel, and the minimal one built from source (kernels/config/).
-  for (const id of ['debian-6.1.190', 'current-6.1']) {
-    const a = await ensureKernel(await spec(id), { cacheDir, log: (m) => log(`[${id}] ${m}`) });
-    for (const accel of accels) {
+  // Debian's distribution kernel, and the minimal one built from source (kernels/config/);
+  // arm64 (#19, always TCG here): Debian cloud-arm64 (4 KiB pages), Debian arm64-16k, the pre-fix stand-in at 64 KiB pages.
+  for (const id of ['debian-6.1.190', 'current-6.1', 'debian-bookworm-arm64', 'debian-trixie-arm64-16k', 'pre-fix-arm64-64k']) {
+    const sp = await spec(id);
+    const arch = sp.kind !== 'host' ? sp.arch ?? 'x86_64' : 'x86_64';
+    const base = await ensureBaseImage(cacheDir, { arch, log: (m) => log(`[${arch}] ${m}`) });
+    const a = await ensureKernel(sp, { cacheDir, log: (m) => log(`[${id}] ${m}`) });
+    for (const accel of arch === 'x86_64' ? accels : ['tcg' as const]) {
       for (const n of [2, 36]) {
         const times: number[] = [];
         let peak = 0;
         for (let k = 0; k < (n === 2 ? 3 : 1); k++) {
           const dir = await mkdtemp(join(tmpdir(), 'lockstep-bench-'));
-          await writeBootInitrd(base, script.replace('CPUS', String(n)), [], join(dir, 'initrd'));
+          await writeBootInitrd(base, script.replace('CPUS', String(n)), [], join(dir, 'initrd'), a.initrdExtra);
           const sampler = qemuPeakSampler(dir);
-          const r = await boot({ vmlinuz: a.vmlinuz!, initrd: join(dir, 'initrd'), cpus: n, memMb: 1024, accel, timeoutMs: 300_000, workDir: dir });
+          const r = await boot({ arch, vmlinuz: a.vmlinuz!, initrd: join(dir, 'initrd'), cpus: n, memMb: 1024, accel, timeoutMs: 300_000, workDir: dir });
           peak = Math.max(peak, sampler.stop());
           if (r.firstResultMs !== null) times.push(r.firstResultMs);
           await rm(dir, { recursive: true, force: true });
