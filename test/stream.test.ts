@@ -3,7 +3,7 @@
 
 import t from 'tap';
 import { cellsFromOutcome, type CellContext } from '../src/matrix/cells.ts';
-import type { GroupOutcome } from '../src/runner/runtime.ts';
+import { type GroupOutcome, groupStatus } from '../src/runner/runtime.ts';
 import { consoleFaults, describeCut, MAX_LINE, parseStream, StreamParser, type ParsedStream } from '../src/runner/stream.ts';
 import { compileScenario } from '../src/scenario/load.ts';
 
@@ -171,4 +171,19 @@ t.test('cells from no stream at all', async (t) => {
   const cells = cellsFromOutcome(ctx, S, outcome(parseStream(''), { status: 'timeout', detail: 'VM killed at its 12s timeout' }));
   t.same(cells.map((c) => c.verdict), ['TIMEOUT', 'TIMEOUT']);
   t.equal(cells[0].reason, 'VM killed at its 12s timeout before a-ok started');
+});
+
+t.test('groupStatus: one ladder for QEMU and vng boots', (t) => {
+  const end = { why: 'exited' as const, who: 'QEMU', exitCode: 0, exitSignal: null, stderr: '', timeoutMs: 90_000 };
+  const full = parseStream('{"ev":"hello","proto":1,"release":"6.1.0","online_cpus":2}\n{"ev":"done"}\n');
+  const none = parseStream('');
+  const cut = parseStream('{"ev":"hello","proto":1,"release":"6.1.0","online_cpus":2}\n{"ev":"begin","scenario":"a","uid":10000,"online_cpus":2}\n');
+  t.strictSame(groupStatus(end, full, false), { status: 'ok', detail: '' });
+  t.strictSame(groupStatus({ ...end, why: 'timeout' }, full, false), { status: 'timeout', detail: 'VM killed at its 90s timeout' });
+  t.strictSame(groupStatus({ ...end, why: 'timeout', who: 'vng' }, full, false), { status: 'timeout', detail: 'vng killed at its 90s timeout' });
+  t.equal(groupStatus(end, full, true).status, 'aborted', 'an interrupted run wins over a complete stream');
+  t.match(groupStatus({ ...end, why: 'spawn-failed', stderr: 'spawn qemu ENOENT' }, none, false), { status: 'error', detail: /ENOENT/ });
+  t.match(groupStatus({ ...end, exitCode: 1, stderr: 'qemu: could not load kernel' }, none, false), { status: 'boot_fail', detail: /QEMU exited \(code 1\) before the reproducer started: qemu: could not load kernel/ });
+  t.match(groupStatus({ ...end, exitSignal: 'SIGKILL' }, cut, false), { status: 'error', detail: /SIGKILL\) and .*a has no end line/ });
+  t.end();
 });

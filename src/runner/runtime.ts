@@ -5,7 +5,7 @@
 
 import type { Arch } from '../kernels/types.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
-import type { ConsoleFault, ParsedStream, StreamEvent } from './stream.ts';
+import { type ConsoleFault, describeCut, type ParsedStream, type StreamEvent, tail } from './stream.ts';
 
 export interface GroupRequest {
   /** kernel id, for messages */
@@ -54,4 +54,33 @@ export interface GroupOutcome {
 export interface Runtime {
   readonly name: 'host' | 'qemu' | 'container' | 'virtme';
   run(req: GroupRequest): Promise<GroupOutcome>;
+}
+
+/** How a VM boot ended, as each VM runtime (QEMU, vng) sees it. */
+export interface VmEnd {
+  /** what killed it, or 'exited' when it ended by itself */
+  why: 'exited' | 'timeout' | 'aborted' | 'spawn-failed' | 'other';
+  /** "QEMU", "vng": names it in the detail */
+  who: string;
+  exitCode: number | null;
+  exitSignal: string | null;
+  /** stderr (or, without any, the console) tail to quote */
+  stderr: string;
+  timeoutMs: number;
+}
+
+/**
+ * A VM group's status and its one-line reason from how the boot ended and
+ * what the result stream holds: timeout, interrupted, the emulator failing to
+ * start, no hello (boot_fail), no done (error, with where the stream was cut),
+ * else ok. Pure; the one ladder of src/runner/vm.ts and src/runner/virtme.ts.
+ */
+export function groupStatus(end: VmEnd, stream: ParsedStream, aborted: boolean): { status: GroupStatus; detail: string } {
+  if (end.why === 'timeout') return { status: 'timeout', detail: `${end.who === 'QEMU' ? 'VM' : end.who} killed at its ${end.timeoutMs / 1000}s timeout` };
+  // on Ctrl-C the emulator gets the SIGINT too and may exit before we kill it
+  if (end.why === 'aborted' || aborted) return { status: 'aborted', detail: 'interrupted' };
+  if (end.why === 'spawn-failed') return { status: 'error', detail: tail(end.stderr, 3) };
+  if (!stream.hello) return { status: 'boot_fail', detail: `${end.who} exited (code ${end.exitCode}) before the reproducer started${end.stderr.trim() ? `: ${tail(end.stderr.trim(), 2)}` : ''}` };
+  if (!stream.done) return { status: 'error', detail: `${end.who} exited (code ${end.exitCode}${end.exitSignal ? `, ${end.exitSignal}` : ''}) and ${describeCut(stream)}` };
+  return { status: 'ok', detail: '' };
 }

@@ -14,8 +14,8 @@ import { dir as tmpDir } from 'tmp-promise';
 import { REPRO_BINARY } from '../image/initramfs.ts';
 import { toScript } from '../scenario/ops.ts';
 import { ConfigError, MissingDependencyError } from '../util/errors.ts';
-import type { GroupOutcome, GroupRequest, Runtime } from './runtime.ts';
-import { consoleFaults, describeCut, StreamParser, tail } from './stream.ts';
+import { type GroupOutcome, type GroupRequest, groupStatus, type Runtime } from './runtime.ts';
+import { consoleFaults, StreamParser, tail } from './stream.ts';
 import { GUEST_MEM_MB } from './vm.ts';
 
 export const VNG = process.env.LOCKSTEP_VNG ?? 'vng';
@@ -154,13 +154,8 @@ export class VirtmeRuntime implements Runtime {
       await writeFile(consoleLog, consoleText);
       await writeFile(resultsLog, results);
       const faults = consoleFaults(r.out);
-      let status: GroupOutcome['status'] = 'ok';
-      let detail = '';
-      if (r.why === 'timeout') { status = 'timeout'; detail = `vng killed at its ${req.timeoutMs / 1000}s timeout`; }
-      else if (r.why === 'aborted' || req.signal?.aborted) { status = 'aborted'; detail = 'interrupted'; }
-      else if (r.why === 'spawn-failed') { status = 'error'; detail = tail(r.err, 3); }
-      else if (!stream.hello) { status = 'boot_fail'; detail = `vng exited (code ${r.code}) before the reproducer started${r.err.trim() ? `: ${tail(r.err.trim(), 2)}` : `: ${tail(r.out.trim(), 2)}`}`; }
-      else if (!stream.done) { status = 'error'; detail = `vng exited (code ${r.code}${r.sig ? `, ${r.sig}` : ''}) and ${describeCut(stream)}`; }
+      // vng's stderr, or (none) its console, is what a failed start says
+      const { status, detail } = groupStatus({ why: r.why, who: 'vng', exitCode: r.code, exitSignal: r.sig, stderr: r.err.trim() ? r.err : r.out, timeoutMs: req.timeoutMs }, stream, req.signal?.aborted === true);
       return {
         status, detail, stream, faults, consoleTail: tail(r.out, 40), consoleLog, resultsLog,
         accel: 'tcg', accelWhy: 'vng --disable-kvm (TCG)', bootMs, wallMs: Date.now() - started, argv: [VNG, ...argv], emulator,

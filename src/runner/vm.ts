@@ -9,9 +9,9 @@ import { toScript } from '../scenario/ops.ts';
 import { type BaseImage, writeBootInitrd } from '../image/initramfs.ts';
 import type { Arch } from '../kernels/types.ts';
 import { type Accel, boot, extraCmdlineFromEnv, kvmUsable, qemuVersion } from './qemu.ts';
-import type { GroupOutcome, GroupRequest, Runtime } from './runtime.ts';
+import { type GroupOutcome, type GroupRequest, groupStatus, type Runtime } from './runtime.ts';
 import { machineKey, recordKvmBroken } from './kvm-verdict.ts';
-import { consoleFaults, describeCut, StreamParser, tail } from './stream.ts';
+import { consoleFaults, StreamParser, tail } from './stream.ts';
 
 /**
  * How long a KVM guest may take to start the reproducer before KVM counts as
@@ -104,14 +104,7 @@ export class QemuRuntime implements Runtime {
       await writeFile(consoleLog, r.console);
       await writeFile(resultsLog, r.results);
       const faults = consoleFaults(r.console);
-      let status: GroupOutcome['status'] = 'ok';
-      let detail = '';
-      if (r.status === 'timeout') { status = 'timeout'; detail = `VM killed at its ${req.timeoutMs / 1000}s timeout`; }
-      // on Ctrl-C QEMU gets the SIGINT too and may exit before we kill it
-      else if (r.status === 'aborted' || req.signal?.aborted) { status = 'aborted'; detail = 'interrupted'; }
-      else if (r.status === 'spawn-failed') { status = 'error'; detail = tail(r.stderr, 3); }
-      else if (!stream.hello) { status = 'boot_fail'; detail = `QEMU exited (code ${r.exitCode}) before the reproducer started${r.stderr.trim() ? `: ${tail(r.stderr.trim(), 2)}` : ''}`; }
-      else if (!stream.done) { status = 'error'; detail = `QEMU exited (code ${r.exitCode}${r.exitSignal ? `, ${r.exitSignal}` : ''}) and ${describeCut(stream)}`; }
+      const { status, detail } = groupStatus({ why: r.status === 'no-first-result' ? 'other' : r.status, who: 'QEMU', exitCode: r.exitCode, exitSignal: r.exitSignal, stderr: r.stderr, timeoutMs: req.timeoutMs }, stream, req.signal?.aborted === true);
       return {
         status, detail, stream, faults, consoleTail: tail(r.console, 40), consoleLog, resultsLog,
         accel, accelWhy: why, bootMs: r.firstResultMs, wallMs: r.wallMs, argv: r.argv, emulator,
