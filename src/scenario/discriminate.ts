@@ -10,18 +10,19 @@ import { type CompiledScenario, PAGE_KB } from './ops.ts';
 
 /**
  * The reproducer's op lines a kernel implementing exactly `expected` would
- * print (VmLck is not modelled: 0).
+ * print (VmLck is not modelled: 0), VmPin in kB of `pageKb` kB pages (default:
+ * the page size the scenario was compiled for).
  */
-export function syntheticMeasured(s: CompiledScenario, expected: readonly ExpectedOp[]): MeasuredOp[] {
+export function syntheticMeasured(s: CompiledScenario, expected: readonly ExpectedOp[], pageKb: number = s.page_kb ?? PAGE_KB): MeasuredOp[] {
   return s.ops.map((op, i): MeasuredOp => {
     const e = expected[i]!;
-    const m: MeasuredOp = { i, op: op.op, ok: e.ok, errno: e.errno, vmpin_kb: e.pinned * PAGE_KB, vmlck_kb: 0 };
+    const m: MeasuredOp = { i, op: op.op, ok: e.ok, errno: e.errno, vmpin_kb: e.pinned * pageKb, vmlck_kb: 0 };
     if (op.op === 'probe') {
       m.headroom = e.headroom!;
       m.spilled = e.ok && e.headroom! < PROBE_MAX_PAGES;
     } else if (op.op === 'ballast') {
       m.mapped = op.via === 'perf' ? op.buffers.length : op.pages;
-      if (e.helperPinned !== undefined) m.helper_vmpin_kb = e.helperPinned * PAGE_KB;
+      if (e.helperPinned !== undefined) m.helper_vmpin_kb = e.helperPinned * pageKb;
     }
     return m;
   });
@@ -29,7 +30,8 @@ export function syntheticMeasured(s: CompiledScenario, expected: readonly Expect
 
 /** Would a kernel implementing `a` diff as MATCH against the prediction of `b` on this scenario? */
 export function indistinguishable(s: CompiledScenario, a: Logic, b: Logic, opts?: SimulateOptions): boolean {
-  return diffCell(s.ops, syntheticMeasured(s, simulate(s, a, opts)), simulate(s, b, opts)).verdict === 'MATCH';
+  const kb = opts?.pageKb ?? PAGE_KB;
+  return diffCell(s.ops, syntheticMeasured(s, simulate(s, a, opts), kb), simulate(s, b, opts), kb).verdict === 'MATCH';
 }
 
 /**
@@ -41,8 +43,9 @@ export function logicClasses(s: CompiledScenario, opts?: SimulateOptions, logics
   const sims = logics.map((l) => ({ l, e: simulate(s, l, opts) }));
   const classes: { rep: ExpectedOp[]; members: Logic[] }[] = [];
   for (const { l, e } of sims) {
-    const measured = syntheticMeasured(s, e);
-    const c = classes.find((k) => diffCell(s.ops, measured, k.rep).verdict === 'MATCH');
+    const kb = opts?.pageKb ?? PAGE_KB;
+    const measured = syntheticMeasured(s, e, kb);
+    const c = classes.find((k) => diffCell(s.ops, measured, k.rep, kb).verdict === 'MATCH');
     if (c !== undefined) c.members.push(l);
     else classes.push({ rep: e, members: [l] });
   }

@@ -110,7 +110,7 @@ export function compileAtPageSize(s: CompiledScenario, pageKb: number): Compiled
 /**
  * The scenario compiled for `cpus` online CPUs: a `cpus_any` scenario is
  * recompiled (its "each" spreads and "L" ballasts follow the count: user_lock_limit =
- * (perf_event_mlock_kb >> 2) * num_online_cpus(), kernel/events/core.c perf_mmap()),
+ * (perf_event_mlock_kb >> (PAGE_SHIFT - 10)) * num_online_cpus(), kernel/events/core.c perf_mmap()),
  * a pinned one is returned as is. Throws ConfigError when an "any" scenario
  * did not come from compileSource (e.g. a results file's stored def) and the count differs.
  */
