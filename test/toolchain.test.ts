@@ -2,15 +2,24 @@
 // options a release lacks (left out) and unknown names (kept: they fail the
 // build), the SKIP reason they give, and the backport
 // applied to a copy of a real objtool source (never to the original file,
-// even through a hard link). No build, no boot: runs without the heavy lock.
+// even through a hard link). arm64 builds: the cross compiler, make's
+// arguments, the page-size line, the keys, the arm64 fragment, image
+// checks. No build, no boot: runs without the heavy lock.
 
 import t from 'tap';
 import { link, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import semver from 'semver';
-import { backportsDir, toolchainFor } from '../src/kernels/obtain/source/inputs.ts';
-import { patchedFiles, treeKey } from '../src/kernels/obtain/source/recipe.ts';
+import { imageBanner, isArm64Image, isBzImage, isKernelImage } from '../src/kernels/obtain/files.ts';
+import { ARM64_PAGE_OPTIONS, KBUILD_TARGETS, pageSizeLines, pageSizeOptionsIn, withPageSize } from '../src/kernels/obtain/source/arch.ts';
+import { reproducerBuild } from '../src/kernels/obtain/source/build.ts';
+import { backportsDir, debianTarball, prepareInputs, toolchainFor } from '../src/kernels/obtain/source/inputs.ts';
+import { makeArgs, treePathsAt } from '../src/kernels/obtain/source/make.ts';
+import { ARM64_COMPILER_TABLE } from '../src/kernels/obtain/source/toolchain.ts';
+import { builtinSpecs, builtinSpecsDir, parseSpec, type SourceSpec } from '../src/kernels/spec.ts';
+import { ConfigError } from '../src/util/errors.ts';
+import { artifactKey, patchedFiles, treeKey } from '../src/kernels/obtain/source/recipe.ts';
 import { applyBackports, effectiveFragment, treeKconfigSymbols } from '../src/kernels/obtain/source/tree.ts';
 import {
   BACKPORT_TABLE, backportsFor, vmOffer, nrCpusOf, COMPILER_TABLE, compilerFor, kconfigSymbols, kernelVersion, splitByTree,
@@ -132,4 +141,129 @@ t.test('the objtool backport: applied to lockstep\'s copy only, detected when al
   // The unfixed code where the patch does not fit: a build error naming the backport.
   await writeFile(join(mine, 'elf.c'), 'int f(void) {\n\tWARN("missing symbol table");\n}\n');
   await t.rejects(applyBackports(join(dir, 'copy'), chosen, 'test tree'), { name: 'BuildError', message: /1d489151e9f9.*does not apply to test tree/ });
+});
+
+// ───────────────────────────── arm64 guests (#19) ─────────────────────────────
+
+t.test('arm64: the cross compiler, make\'s arguments, no x86 backports', async (t) => {
+  const cc = compilerFor('6.1.192', 'arm64');
+  t.match(cc, { cc: 'aarch64-linux-gnu-gcc', apt: 'gcc-aarch64-linux-gnu', hostcc: 'gcc', cross: 'aarch64-linux-gnu-' });
+  t.equal(compilerFor('5.3.1', 'arm64').cc, 'aarch64-linux-gnu-gcc', 'one cross compiler for every version');
+  t.equal(ARM64_COMPILER_TABLE.at(-1)!.range, '*');
+  t.equal(compilerFor('5.3.1', 'x86_64').cc, 'gcc-11', 'x86_64 keeps its table');
+  t.same(backportsFor('5.3.1', 'arm64'), [], 'the objtool fix is x86-only (arm64 6.1 builds no objtool)');
+  t.same(backportsFor('5.3.1').map((r) => r.commit), ['1d489151e9f9']);
+
+  const x86 = treePathsAt('/c/t', compilerFor('6.1.192'), KBUILD_TARGETS.x86_64);
+  const jobsArg = makeArgs(x86, '-lsX').at(-1)!;
+  t.same(makeArgs(x86, '-lsX'), ['O=_build', 'ARCH=x86_64', 'CC=ccache gcc', 'HOSTCC=gcc', 'LOCALVERSION=-lsX', jobsArg], 'x86_64: the argv it always had (ccache hits survive)');
+  const arm = treePathsAt('/c/t', cc, KBUILD_TARGETS.arm64);
+  t.same(makeArgs(arm, '-lsX'), ['O=_build', 'ARCH=arm64', 'CROSS_COMPILE=aarch64-linux-gnu-', 'CC=ccache aarch64-linux-gnu-gcc', 'HOSTCC=gcc', 'LOCALVERSION=-lsX', jobsArg]);
+  t.match(arm, { obj: '/c/t/src/_build', kbuild: { target: 'Image', image: 'arch/arm64/boot/Image', file: 'Image' } });
+  const sh = reproducerBuild(arm, '-lsX', [], ['01-a.patch']);
+  t.match(sh, /M="make O=_build ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- CC=aarch64-linux-gnu-gcc HOSTCC=gcc LOCALVERSION=-lsX/);
+  t.match(sh, /\n\$M Image\nsha256sum _build\/arch\/arm64\/boot\/Image$/);
+  t.match(reproducerBuild(x86, '-lsX', []), /CC=gcc HOSTCC=gcc .*\n[^]*\$M bzImage\nsha256sum _build\/arch\/x86\/boot\/bzImage$/);
+});
+
+t.test('arm64: the page-size line after the fragment, and the keys per arch and page size', async (t) => {
+  t.same(pageSizeLines('arm64', 64), ['CONFIG_ARM64_64K_PAGES=y']);
+  t.same(pageSizeLines('arm64', 16), ['CONFIG_ARM64_16K_PAGES=y']);
+  t.same(pageSizeLines('arm64', 4), ['CONFIG_ARM64_4K_PAGES=y'], 'arm64 4 kB is stated too (verified like the rest)');
+  t.same(pageSizeLines('x86_64', 4), []);
+  t.throws(() => pageSizeLines('x86_64', 64), RangeError);
+  t.throws(() => pageSizeLines('arm64', 8), RangeError);
+  const frag = 'CONFIG_NET=y\n';
+  t.equal(withPageSize(frag, 'x86_64', 4), frag, 'x86_64: the fragment as it is (its keys do not change)');
+  const f64 = withPageSize('CONFIG_NET=y', 'arm64', 64);
+  t.same(parseFragment(f64, 'f', () => new Error('bad') as never).map((l) => [l.option, l.value]), [['CONFIG_NET', 'y'], ['CONFIG_ARM64_64K_PAGES', 'y']], 'the page line is a fragment line (verified after olddefconfig)');
+  t.match(f64, /# lockstep: spec "page_size_kb": 64\n/);
+  t.same(pageSizeOptionsIn(['CONFIG_NET', 'CONFIG_ARM64_16K_PAGES']), ['CONFIG_ARM64_16K_PAGES']);
+  t.same(Object.keys(ARM64_PAGE_OPTIONS).map(Number), [4, 16, 64]);
+
+  const k = { source: 'debian:linux-source-6.1=6.1.192-3:sha256:x', fragment: frag, patches: [], compiler: 'gcc 12' };
+  t.equal(treeKey({ ...k, arch: 'x86_64' }), treeKey(k), 'x86_64 explicit = absent');
+  t.equal(treeKey(k), treeKey({ ...k, arch: 'x86_64', pageSizeKb: 4 }));
+  const arm = (kb: number) => ({ ...k, fragment: withPageSize(frag, 'arm64', kb), arch: 'arm64' as const, pageSizeKb: kb });
+  const trees = new Set([treeKey(k), treeKey(arm(4)), treeKey(arm(16)), treeKey(arm(64))]);
+  t.equal(trees.size, 4, 'one object tree per arch and page size');
+  t.not(treeKey({ ...k, arch: 'arm64', pageSizeKb: 64 }), treeKey({ ...k, arch: 'arm64', pageSizeKb: 16 }), 'the page size is in the key even for the same fragment text');
+  t.equal(treeKey(arm(64)), treeKey({ ...arm(64), patches: ['p'] }), 'variants of one arch + page size share a tree (relink)');
+  t.not(artifactKey(arm(64)), artifactKey({ ...arm(64), patches: ['p'] }));
+});
+
+t.test('arm64: the guest fragment has the x86 guest\'s features, none of its x86 options, and what the virt machine needs', async (t) => {
+  const read = async (n: string) => parseFragment(await readFile(join(builtinSpecsDir(), 'config', n), 'utf8'), n, (f, field, problem, fix) => new ConfigError(f, field, problem, fix));
+  const x86 = await read('lockstep-guest.config');
+  const arm = new Map((await read('lockstep-guest-arm64.config')).map((l) => [l.option, l.value]));
+  const x86Only = /^CONFIG_(X86_|ACPI$|PCI$|SERIAL_8250)/;
+  for (const l of x86) {
+    if (x86Only.test(l.option)) t.notOk(arm.has(l.option), `${l.option}: x86 only, not in the arm64 fragment`);
+    else t.equal(arm.get(l.option), l.value, `${l.option}=${l.value} in both`);
+  }
+  for (const o of ['CONFIG_SERIAL_AMBA_PL011', 'CONFIG_SERIAL_AMBA_PL011_CONSOLE', 'CONFIG_VIRTIO', 'CONFIG_VIRTIO_MMIO', 'CONFIG_VIRTIO_CONSOLE', 'CONFIG_OF', 'CONFIG_ARM_PSCI_FW', 'CONFIG_ARM_GIC', 'CONFIG_ARM_GIC_V3', 'CONFIG_ARM_ARCH_TIMER']) {
+    t.equal(arm.get(o), 'y', `${o}=y (built in: hvc0 carries the results before any module loads)`);
+  }
+  t.same(pageSizeOptionsIn([...arm.keys()]), [], 'the page size is left to "page_size_kb"');
+});
+
+t.test('arm64: the built-in 64 kB specs and their inputs', async (t) => {
+  const all = await builtinSpecs();
+  for (const [id, base] of [['pre-fix-arm64-64k', 'pre-fix'], ['current-6.1-arm64-64k', 'current-6.1']] as const) {
+    const s = all.find((x) => x.id === id) as SourceSpec | undefined;
+    const b = all.find((x) => x.id === base) as SourceSpec;
+    t.ok(s, `${id} is built in`);
+    if (!s) continue;
+    t.match(s, { kind: 'source', arch: 'arm64', page_size_kb: 64, version: b.version, source: b.source, patches: b.patches, expect: b.expect });
+    t.equal(s.config, join(builtinSpecsDir(), 'config/lockstep-guest-arm64.config'));
+  }
+  const F = '/nowhere/specs.json';
+  t.equal((parseSpec({ id: 'a', kind: 'source', arch: 'arm64', version: '6.1.192', source: { debian_package: 'linux-source-6.1' } }, F) as SourceSpec).config,
+    join(builtinSpecsDir(), 'config/lockstep-guest-arm64.config'), 'an arm64 spec without "config" gets the arm64 fragment');
+
+  // prepareInputs: hashes the installed tarball, builds nothing
+  if (!(await stat(debianTarball('linux-source-6.1')).catch(() => null))) { t.comment('linux-source-6.1 not installed: inputs not checked'); return; }
+  const spec = (id: string) => all.find((x) => x.id === id) as SourceSpec;
+  const [arm, x86, cur] = await Promise.all([prepareInputs(spec('pre-fix-arm64-64k'), { fetch: false }), prepareInputs(spec('pre-fix'), { fetch: false }), prepareInputs(spec('current-6.1-arm64-64k'), { fetch: false })]);
+  t.match(arm, { arch: 'arm64', pageSizeKb: 64, cc: { cc: 'aarch64-linux-gnu-gcc' }, backports: [] });
+  t.match(arm.buildFragment, /\nCONFIG_ARM64_64K_PAGES=y\n$/);
+  t.equal(arm.keyInputs.fragment, arm.buildFragment, 'the page line is in the keys');
+  t.match(x86, { arch: 'x86_64', pageSizeKb: 4 });
+  t.equal(x86.buildFragment, x86.fragmentText, 'x86_64: configured with the fragment as it is');
+  t.not(arm.tree, x86.tree, 'arm64 and x86_64 builds of one tree never share objects');
+  t.equal(arm.tree, cur.tree, 'pre-fix and current-6.1 on arm64 64k share one tree (pre-fix relinks)');
+  t.not(arm.key, cur.key);
+
+  // a fragment that sets the page size itself is refused, naming the line
+  const dir = await mkdtemp(join(tmpdir(), 'lockstep-arm64-frag-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'f.config'), 'CONFIG_NET=y\nCONFIG_ARM64_4K_PAGES=y\n');
+  const bad = parseSpec({ id: 'b', kind: 'source', arch: 'arm64', page_size_kb: 64, version: '6.1.192', source: { debian_package: 'linux-source-6.1' }, config: join(dir, 'f.config') }, join(dir, 'k.json')) as SourceSpec;
+  await t.rejects(prepareInputs(bad, { fetch: false }), { name: 'ConfigError', field: 'line 2', message: /CONFIG_ARM64_4K_PAGES.*"page_size_kb"/ });
+});
+
+t.test('image checks: x86 bzImage vs arm64 Image headers, the arm64 banner', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'lockstep-img-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  // arm64 Image header (Documentation/arm64/booting.rst): magic "ARM\x64" at 0x38
+  const arm = Buffer.alloc(0x40);
+  arm.write('ARM\x64', 0x38, 'latin1');
+  // the banner straddles the 1 MiB read boundary; an earlier "Linux version %s" format string is skipped
+  const pre = Buffer.from('Linux version %s\0');
+  const banner = 'Linux version 6.1.192-ls12345678 (lockstep@lockstep) (aarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0) #1 SMP\n';
+  const pad = Buffer.alloc((1 << 20) - 20 - arm.length - pre.length);
+  await writeFile(join(dir, 'Image'), Buffer.concat([arm, pre, pad, Buffer.from(banner, 'latin1'), Buffer.alloc(100)]));
+  const x86 = Buffer.alloc(0x210);
+  x86.write('HdrS', 0x202, 'latin1');
+  await writeFile(join(dir, 'bzImage'), x86);
+  await writeFile(join(dir, 'short'), 'x');
+  t.equal(await isArm64Image(join(dir, 'Image')), true);
+  t.equal(await isBzImage(join(dir, 'Image')), false);
+  t.equal(await isKernelImage(join(dir, 'Image'), 'arm64'), true);
+  t.equal(await isKernelImage(join(dir, 'Image'), 'x86_64'), false, 'an arm64 Image is not an x86_64 kernel');
+  t.equal(await isKernelImage(join(dir, 'bzImage'), 'x86_64'), true);
+  t.equal(await isKernelImage(join(dir, 'bzImage'), 'arm64'), false);
+  t.equal(await isKernelImage(join(dir, 'short'), 'arm64'), false);
+  t.equal(await imageBanner(join(dir, 'Image')), banner.slice('Linux version '.length).trim());
+  t.equal(await imageBanner(join(dir, 'bzImage')), null);
 });

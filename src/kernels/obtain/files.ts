@@ -1,11 +1,13 @@
-// Facts read from files of a kernel artifact: content hash and the x86 boot
+// Facts read from files of a kernel artifact: content hash, the x86 boot
 // header (Documentation/arch/x86/boot.rst: "HdrS" at 0x202, kernel_version
-// at 0x20e). No writes.
+// at 0x20e) and the arm64 Image header (Documentation/arm64/booting.rst:
+// magic "ARM\x64" at 0x38). No writes.
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { access, open } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
+import type { Arch } from '../types.ts';
 
 /** Does `p` exist (any type)? */
 export const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
@@ -17,13 +19,60 @@ export async function sha256File(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-/** x86 boot protocol: "HdrS" at 0x202 marks a bzImage. */
-export async function isBzImage(path: string): Promise<boolean> {
+/** The 4 bytes at `offset` of a file, as latin1 ('' when the file is shorter). */
+async function bytesAt(path: string, offset: number): Promise<string> {
   const fh = await open(path, 'r');
   try {
     const b = Buffer.alloc(4);
-    const { bytesRead } = await fh.read(b, 0, 4, 0x202);
-    return bytesRead === 4 && b.toString('latin1') === 'HdrS';
+    const { bytesRead } = await fh.read(b, 0, 4, offset);
+    return bytesRead === 4 ? b.toString('latin1') : '';
+  } finally {
+    await fh.close();
+  }
+}
+
+/** x86 boot protocol: "HdrS" at 0x202 marks a bzImage. */
+export const isBzImage = async (path: string): Promise<boolean> => (await bytesAt(path, 0x202)) === 'HdrS';
+
+/** arm64 boot protocol: the Image header's magic "ARM\x64" (0x644d5241 LE) at 0x38. */
+export const isArm64Image = async (path: string): Promise<boolean> => (await bytesAt(path, 0x38)) === 'ARM\x64';
+
+/** Is `path` a bootable kernel image of `arch` (x86_64: a bzImage, arm64: an Image)? Throws when it cannot be read. */
+export const isKernelImage = (path: string, arch: Arch): Promise<boolean> => (arch === 'arm64' ? isArm64Image(path) : isBzImage(path));
+
+/**
+ * The kernel's banner from an uncompressed arm64 Image: the text after the
+ * first "Linux version " followed by a digit, to the end of its line
+ * (init/version.c linux_banner), e.g. "6.1.192-ls12345678 (lockstep@lockstep)
+ * (aarch64-linux-gnu-gcc ...) #1 SMP ...". Reads the file in 1 MiB chunks.
+ * Null when absent.
+ */
+export async function imageBanner(path: string): Promise<string | null> {
+  const needle = Buffer.from('Linux version ', 'latin1');
+  const fh = await open(path, 'r');
+  try {
+    const chunk = Buffer.alloc(1 << 20);
+    let carry = Buffer.alloc(0);
+    for (let pos = 0; ; ) {
+      const { bytesRead } = await fh.read(chunk, 0, chunk.length, pos);
+      pos += bytesRead;
+      const eof = bytesRead < chunk.length;
+      const buf = Buffer.concat([carry, chunk.subarray(0, bytesRead)]);
+      // keep the tail a needle may start in; or, when a match's line runs past the buffer, the match itself
+      let keepFrom = Math.max(0, buf.length - needle.length);
+      for (let i = buf.indexOf(needle); i >= 0; i = buf.indexOf(needle, i + 1)) {
+        const rest = buf.subarray(i + needle.length, i + needle.length + 512);
+        const end = rest.findIndex((c) => c === 0x0a || c === 0);
+        if (end < 0 && rest.length < 512 && !eof) {
+          keepFrom = i;
+          break;
+        }
+        const line = rest.toString('latin1', 0, end >= 0 ? end : rest.length).trim();
+        if (/^[0-9][\x20-\x7e]*$/.test(line)) return line;
+      }
+      if (eof) return null;
+      carry = Buffer.from(buf.subarray(keepFrom));
+    }
   } finally {
     await fh.close();
   }

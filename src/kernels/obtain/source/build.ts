@@ -1,12 +1,12 @@
 // Building "source" kernels: one shared object tree per (source, fragment,
-// compiler), one content-addressed artifact per (tree, patches).
-//   <cacheDir>/kernels/source/<key>/{bzImage,config,build.log,meta.json,reproduce.sh,inputs/}
+// compiler, arch + page size), one content-addressed artifact per (tree, patches).
+//   <cacheDir>/kernels/source/<key>/{bzImage|Image,config,build.log,meta.json,reproduce.sh,inputs/}
 //   <cacheDir>/kernels/source/<key>.lock   held while one process builds <key>
 // (trees: ./tree.ts; inputs and keys: ./inputs.ts, ./recipe.ts; make: ./make.ts)
 //
 // A variant build: restore leftovers of an interrupted build, apply the
-// patches, make bzImage (ccache; only what the patches touch recompiles),
-// copy bzImage + .config into the entry's staging dir, put the pristine
+// patches, make bzImage (arm64: Image; ccache; only what the patches touch
+// recompiles), copy the image + .config into the entry's staging dir, put the pristine
 // files back; the cache publishes the staging dir. A build killed half-way
 // leaves no artifact, and the next build of that tree first restores the
 // pristine files. An aborted signal stops make (SIGTERM) at once.
@@ -15,13 +15,13 @@ import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { acquireLock, lockHeld } from '../../../util/lock.ts';
-import type { SourceSpec } from '../../types.ts';
+import type { Arch, SourceSpec } from '../../types.ts';
 import { checkEntry, ensureEntry, writeMeta } from '../cache.ts';
-import { bzImageVersionString, isBzImage, sha256File } from '../files.ts';
+import { bzImageVersionString, imageBanner, isKernelImage, sha256File } from '../files.ts';
 import type { EnsureOptions, KernelArtifact } from '../types.ts';
 import { auxPmuShell } from './auxpmu.ts';
 import { type PreparedInputs, prepareInputs } from './inputs.ts';
-import { BuildError, jobs, makeArgs, makeEnv, runMake, tailOf, type TreePaths } from './make.ts';
+import { BuildError, jobs, kbuildVars, makeArgs, makeEnv, runMake, tailOf, type TreePaths } from './make.ts';
 import { BUILD_RECIPE, sha256Text } from './recipe.ts';
 import { applyPatches, ensureTree, restorePristine, type TreeFacts, treeFacts, treePaths, treesDir } from './tree.ts';
 
@@ -45,7 +45,14 @@ export interface SourceMeta {
   backports: TreeFacts['backports'];
   /** fragment options this release does not define: left out of the build; scenarios needing them SKIP */
   absent_options: string[];
-  bzimage_sha256: string;
+  /** the guest architecture and the page size, kB (absent in entries built before arm64 builds: x86_64, 4) */
+  arch?: Arch;
+  page_size_kb?: number;
+  /** the image's file name in the entry ("bzImage", arm64 "Image"; absent: bzImage) and its sha256 */
+  image?: 'bzImage' | 'Image';
+  image_sha256?: string;
+  /** x86_64 only: the bzImage's sha256 (= image_sha256; what entries before arm64 builds carry, and older lockstep checks) */
+  bzimage_sha256?: string;
   config_sha256: string;
   release: string | null;
   banner: string | null;
@@ -57,7 +64,26 @@ export interface SourceMeta {
 export type SourceState = 'cached' | 'missing' | 'building' | 'corrupt';
 
 const artifactsDir = (cacheDir: string): string => join(cacheDir, 'kernels', 'source');
-const checkSource = (entry: string) => checkEntry<SourceMeta>(entry, (m) => (typeof m.bzimage_sha256 === 'string' ? { bzImage: m.bzimage_sha256 } : null));
+
+/** The image file of an entry and its sha256 (entries from before arm64 builds: bzImage, bzimage_sha256); null when the meta names none. */
+export function imageOf(m: SourceMeta): { file: 'bzImage' | 'Image'; sha256: string } | null {
+  const sha256 = m.image_sha256 ?? m.bzimage_sha256;
+  return typeof sha256 === 'string' ? { file: m.image ?? 'bzImage', sha256 } : null;
+}
+
+/** checkEntry for a source artifact: the image's hash verified. */
+export const checkSource = (entry: string) => checkEntry<SourceMeta>(entry, (m) => { const i = imageOf(m); return i ? { [i.file]: i.sha256 } : null; });
+
+/** The KernelArtifact of a published source entry. */
+export function sourceArtifact(id: string, version: string, entry: string, meta: SourceMeta, cached: boolean): KernelArtifact {
+  const img = imageOf(meta)!;
+  const a: KernelArtifact = {
+    id, kind: 'source', vmlinuz: join(entry, img.file), version, sha256: img.sha256, cached,
+    meta: { ...meta, arch: meta.arch ?? 'x86_64', page_size_kb: meta.page_size_kb ?? 4, config: join(entry, 'config'), cache_entry: entry },
+  };
+  if (meta.release) a.release = meta.release;
+  return a;
+}
 
 /** cached / building / missing (/ corrupt), without building or fetching anything. */
 export async function sourceState(spec: SourceSpec, cacheDir: string): Promise<{ state: SourceState; key: string; entry: string; detail?: string }> {
@@ -91,17 +117,7 @@ export async function ensureSourceKernel(spec: SourceSpec, opts: EnsureOptions):
     check: checkSource,
     fill: (staging) => buildVariant(spec, inp, staging, opts, lockTimeoutMs),
   });
-  const a: KernelArtifact = {
-    id: spec.id,
-    kind: 'source',
-    vmlinuz: join(entry, 'bzImage'),
-    version: spec.version,
-    sha256: meta.bzimage_sha256,
-    cached,
-    meta: { ...meta, config: join(entry, 'config'), cache_entry: entry, path: undefined },
-  };
-  if (meta.release) a.release = meta.release;
-  return a;
+  return sourceArtifact(spec.id, spec.version, entry, meta, cached);
 }
 
 /** Build one variant in its shared tree (under the tree's lock) and put the artifact's files into `staging`. */
@@ -125,8 +141,8 @@ async function buildVariant(spec: SourceSpec, inp: PreparedInputs, staging: stri
     await restorePristine(tp, log);
     try {
       await applyPatches(tp, spec, inp, logPath, opts.signal);
-      log(`make bzImage -j${jobs()} (log ${logPath})`);
-      await runMake(tp, [...makeArgs(tp, localversion), 'bzImage'], logPath, { log, t0, env: makeEnv(tp, opts.cacheDir), signal: opts.signal });
+      log(`make ${tp.kbuild.target} -j${jobs()} (ARCH=${tp.kbuild.kbuildArch}${tp.cross ? ` CROSS_COMPILE=${tp.cross}` : ''}${inp.arch === 'x86_64' ? '' : `, ${inp.pageSizeKb} kB pages`}, log ${logPath})`);
+      await runMake(tp, [...makeArgs(tp, localversion), tp.kbuild.target], logPath, { log, t0, env: makeEnv(tp, opts.cacheDir), signal: opts.signal });
       await mkdir(join(staging, 'inputs', 'patches'), { recursive: true });
       {
         const out = await stageOutputs(tp, staging, logPath);
@@ -139,7 +155,7 @@ async function buildVariant(spec: SourceSpec, inp: PreparedInputs, staging: stri
         if (applied.length) await mkdir(join(staging, 'inputs', 'backports'), { recursive: true });
         for (const f of applied) await writeFile(join(staging, 'inputs', 'backports', f), inp.backports.find((b) => b.row.file === f)?.text ?? '');
         if (inp.keyInputs.auxPmu !== undefined) await writeFile(join(staging, 'inputs', 'lockstep_aux.c'), inp.keyInputs.auxPmu);
-        await writeFile(join(staging, 'reproduce.sh'), reproducerScript(spec, inp, patchNames, localversion, applied));
+        await writeFile(join(staging, 'reproduce.sh'), reproducerScript(spec, inp, tp, patchNames, localversion, applied));
         await chmod(join(staging, 'reproduce.sh'), 0o755);
         const meta: SourceMeta = {
           key: inp.key,
@@ -154,13 +170,15 @@ async function buildVariant(spec: SourceSpec, inp: PreparedInputs, staging: stri
           cc_why: inp.cc.why,
           backports: facts.backports,
           absent_options: facts.absent_options,
+          arch: inp.arch,
+          page_size_kb: inp.pageSizeKb,
           ...out,
           built_at: new Date().toISOString(),
           build_seconds: Math.round((Date.now() - t0) / 100) / 10,
           host: hostname(),
         };
         await writeMeta(staging, meta);
-        log(`built ${spec.id}: ${out.release ?? '?'} bzImage sha256 ${meta.bzimage_sha256.slice(0, 12)} in ${meta.build_seconds}s`);
+        log(`built ${spec.id}: ${out.release ?? '?'} ${out.image} sha256 ${out.image_sha256.slice(0, 12)} in ${meta.build_seconds}s`);
         return meta;
       }
     } finally {
@@ -173,45 +191,56 @@ async function buildVariant(spec: SourceSpec, inp: PreparedInputs, staging: stri
 
 
 /**
- * Copy a finished build's bzImage and .config into `staging` (with the log's
- * last 200 lines as build.log) and describe them. Throws BuildError when the
- * build left no valid bzImage.
+ * Copy a finished build's image (bzImage / arm64 Image, tp.kbuild) and
+ * .config into `staging` (with the log's last 200 lines as build.log) and
+ * describe them; an x86_64 build also gives bzimage_sha256 (the field older
+ * entries and checks use). Throws BuildError when the build left no valid
+ * image of its arch.
  */
-export async function stageOutputs(tp: TreePaths, staging: string, logPath: string): Promise<{ bzimage_sha256: string; config_sha256: string; release: string | null; banner: string | null }> {
-  await copyFile(join(tp.obj, 'arch/x86/boot/bzImage'), join(staging, 'bzImage'));
+export async function stageOutputs(tp: TreePaths, staging: string, logPath: string): Promise<Pick<SourceMeta, 'image_sha256' | 'bzimage_sha256' | 'config_sha256' | 'release' | 'banner'> & { image: 'bzImage' | 'Image'; image_sha256: string }> {
+  const { file, arch } = tp.kbuild;
+  const img = join(staging, file);
+  await copyFile(join(tp.obj, tp.kbuild.image), img).catch(async (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw e;
+    throw new BuildError(`the build left no ${tp.kbuild.image}`, tailOf(await readFile(logPath, 'utf8').catch(() => '')), logPath);
+  });
   await copyFile(join(tp.obj, '.config'), join(staging, 'config'));
   const release = (await readFile(join(tp.obj, 'include/config/kernel.release'), 'utf8').catch(() => '')).trim() || null;
-  if (!(await isBzImage(join(staging, 'bzImage')))) throw new BuildError('the build left no valid bzImage', tailOf(await readFile(logPath, 'utf8')), logPath);
+  if (!(await isKernelImage(img, arch))) throw new BuildError(`the build left no valid ${arch} ${file}`, tailOf(await readFile(logPath, 'utf8')), logPath);
   await writeFile(join(staging, 'build.log'), tailOf(await readFile(logPath, 'utf8'), 200) + '\n');
+  const sha = await sha256File(img);
   return {
-    bzimage_sha256: await sha256File(join(staging, 'bzImage')),
+    image: file,
+    image_sha256: sha,
+    ...(arch === 'x86_64' ? { bzimage_sha256: sha } : {}),
     config_sha256: await sha256File(join(staging, 'config')),
     release,
-    banner: await bzImageVersionString(join(staging, 'bzImage')),
+    banner: arch === 'x86_64' ? await bzImageVersionString(img) : await imageBanner(img),
   };
 }
 
 /**
  * The shell lines that patch (backports, then patches, from
  * "$HERE/inputs/...") and build a tree in the current directory as lockstep
- * does, ending with the bzImage's sha256; shared by every reproduce.sh.
+ * does (ARCH, CROSS_COMPILE, CC, HOSTCC of `tp`, without ccache), ending with
+ * the image's sha256; shared by every reproduce.sh.
  */
-export function reproducerBuild(cc: string, localversion: string, backports: readonly string[], patches: readonly string[] = []): string {
+export function reproducerBuild(tp: Pick<TreePaths, 'cc' | 'hostcc' | 'cross' | 'kbuild'>, localversion: string, backports: readonly string[], patches: readonly string[] = []): string {
   return [
     ...backports.map((n) => `patch -p1 --forward --batch -i "$HERE/inputs/backports/${n}"`),
     ...patches.map((n) => `patch -p1 --forward --batch -i "$HERE/inputs/patches/${n}"`),
     'export KBUILD_BUILD_USER=lockstep KBUILD_BUILD_HOST=lockstep KBUILD_BUILD_VERSION=1',
     "export KBUILD_BUILD_TIMESTAMP='Thu Jan  1 00:00:00 UTC 2026'",
-    `M="make O=_build ARCH=x86_64 CC=${cc} HOSTCC=${cc} LOCALVERSION=${localversion} -j$(nproc)"`,
+    `M="make O=_build ${kbuildVars(tp, tp.cc).join(' ')} LOCALVERSION=${localversion} -j$(nproc)"`,
     '$M KCONFIG_ALLCONFIG="$HERE/inputs/config.fragment" allnoconfig',
     '$M olddefconfig',
-    '$M bzImage',
-    'sha256sum _build/arch/x86/boot/bzImage',
+    `$M ${tp.kbuild.target}`,
+    `sha256sum _build/${tp.kbuild.image}`,
   ].join('\n');
 }
 
 /** A shell script that redoes this build from scratch (tuxmake style), next to the artifact. */
-function reproducerScript(spec: SourceSpec, inp: PreparedInputs, patchNames: string[], localversion: string, backports: string[]): string {
+function reproducerScript(spec: SourceSpec, inp: PreparedInputs, tp: TreePaths, patchNames: string[], localversion: string, backports: string[]): string {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const getTree = inp.resolved.tarball
     ? `mkdir -p "$W/src" && tar -xf ${q(inp.resolved.tarball)} --strip-components=1 -C "$W/src"`
@@ -219,16 +248,17 @@ function reproducerScript(spec: SourceSpec, inp: PreparedInputs, patchNames: str
   return `#!/bin/sh
 # Rebuilds lockstep kernel ${spec.id} (artifact ${inp.key}) from scratch.
 # Source: ${inp.resolved.identity}
+# Arch: ${inp.arch}, ${inp.pageSizeKb} kB pages (the fragment's last lines set the page size of an arm64 build)
 # Compiler when built: ${inp.keyInputs.compiler} (CC=${inp.cc.cc}: ${inp.cc.why})
 # Build-fix backports (kernels/backports/, each citing its upstream commit): ${backports.join(' ') || 'none'}
-# Usage: reproduce.sh [WORKDIR]   (the bzImage ends up in WORKDIR/src/_build/arch/x86/boot/bzImage)
+# Usage: reproduce.sh [WORKDIR]   (the ${tp.kbuild.file} ends up in WORKDIR/src/_build/${tp.kbuild.image})
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=\${1:-$PWD/lockstep-build-${inp.key.slice(0, 12)}}
 mkdir -p "$W"
 ${getTree}
 cd "$W/src"
-${inp.keyInputs.auxPmu !== undefined ? `${auxPmuShell()}\n` : ''}${reproducerBuild(inp.cc.cc, localversion, backports, patchNames)}
+${inp.keyInputs.auxPmu !== undefined ? `${auxPmuShell()}\n` : ''}${reproducerBuild(tp, localversion, backports, patchNames)}
 echo "compare with: $(sed -n 's/.*"bzimage_sha256": "\\(.*\\)".*/\\1/p' "$HERE/meta.json") (equal only with the same compiler)"
 `;
 }

@@ -16,12 +16,13 @@ import { dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../../../util/errors.ts';
 import { runTool, ToolError } from '../../../util/exec.ts';
 import { acquireLock } from '../../../util/lock.ts';
-import { checkEntry, ensureEntry, writeMeta } from '../cache.ts';
+import { ensureEntry, writeMeta } from '../cache.ts';
 import { sha256File } from '../files.ts';
 import type { EnsureOptions, KernelArtifact } from '../types.ts';
-import { reproducerBuild, type SourceMeta, stageOutputs } from './build.ts';
+import { KBUILD_TARGETS } from './arch.ts';
+import { checkSource, reproducerBuild, type SourceMeta, sourceArtifact, stageOutputs } from './build.ts';
 import { compilerVersion, toolchainFor } from './inputs.ts';
-import { jobs, makeArgs, makeEnv, runMake, type TreePaths } from './make.ts';
+import { jobs, makeArgs, makeEnv, runMake, type TreePaths, treePathsAt } from './make.ts';
 import { artifactKey, BUILD_RECIPE, patchedFiles, sha256Text } from './recipe.ts';
 import { applyBackports, configureTree, treeFacts } from './tree.ts';
 
@@ -61,7 +62,8 @@ export async function ensureCommitKernel(b: CommitBuild, opts: EnsureOptions): P
   const key = artifactKey(keyInputs);
   const ckey = sha256Text(JSON.stringify({ recipe: BUILD_RECIPE, repo: gitDir, fragment: sha256Text(fragmentText), compiler })).slice(0, 32);
   const root = join(opts.cacheDir, 'kernels', 'source-checkouts', ckey);
-  const tp: TreePaths = { root, src: join(root, 'src'), obj: join(root, 'src', '_build'), oArg: '_build', cc: cc.cc };
+  // bisect builds are x86_64 guests (4 kB pages)
+  const tp: TreePaths = treePathsAt(root, cc, KBUILD_TARGETS.x86_64);
   const lockTimeoutMs = opts.lockTimeoutMs ?? 3 * 3600_000;
   const { entry, meta, cached } = await ensureEntry<SourceMeta>({
     parent: join(opts.cacheDir, 'kernels', 'source'),
@@ -71,7 +73,7 @@ export async function ensureCommitKernel(b: CommitBuild, opts: EnsureOptions): P
     log: opts.log,
     lockTimeoutMs,
     signal: opts.signal,
-    check: (e) => checkEntry<SourceMeta>(e, (m) => (typeof m.bzimage_sha256 === 'string' ? { bzImage: m.bzimage_sha256 } : null)),
+    check: checkSource,
     fill: async (staging) => {
       await mkdir(dirname(root), { recursive: true });
       const release = await acquireLock(`${root}.lock`, `checkout ${ckey.slice(0, 12)}`, { log: opts.log, timeoutMs: lockTimeoutMs, signal: opts.signal });
@@ -88,19 +90,20 @@ export async function ensureCommitKernel(b: CommitBuild, opts: EnsureOptions): P
         for (const x of facts.backports) log(`backport ${x.file}: ${x.status === 'applied' ? 'applied to lockstep\'s copy' : 'already in this tree'}`);
         await configureTree(tp, fragmentText, opts.cacheDir, log, opts.signal);
         const localversion = `-ls${key.slice(0, 8)}`;
-        log(`make bzImage -j${jobs()} (CC ${cc.cc}, log ${logPath})`);
-        await runMake(tp, [...makeArgs(tp, localversion), 'bzImage'], logPath, { log, t0, env: makeEnv(tp, opts.cacheDir), signal: opts.signal });
+        log(`make ${tp.kbuild.target} -j${jobs()} (CC ${cc.cc}, log ${logPath})`);
+        await runMake(tp, [...makeArgs(tp, localversion), tp.kbuild.target], logPath, { log, t0, env: makeEnv(tp, opts.cacheDir), signal: opts.signal });
         const out = await stageOutputs(tp, staging, logPath);
         await mkdir(join(staging, 'inputs', 'backports'), { recursive: true });
         await writeFile(join(staging, 'inputs', 'config.fragment'), await readFile(join(root, 'fragment.config'), 'utf8'));
         const applied = facts.backports.filter((x) => x.status === 'applied').map((x) => x.file);
         for (const f of applied) await writeFile(join(staging, 'inputs', 'backports', f), backports.find((x) => x.row.file === f)!.text);
-        await writeFile(join(staging, 'reproduce.sh'), commitReproducer(b, gitDir, cc.cc, applied, localversion, key));
+        await writeFile(join(staging, 'reproduce.sh'), commitReproducer(b, gitDir, tp, applied, localversion, key));
         await chmod(join(staging, 'reproduce.sh'), 0o755);
         const m: SourceMeta = {
           key, tree_key: ckey, recipe: BUILD_RECIPE, source: `git:${gitDir}@${b.commit} (tree ${treeHash})`,
           config_fragment: b.fragment, config_fragment_sha256: sha256Text(fragmentText), patches: [],
           compiler, cc: cc.cc, cc_why: cc.why, backports: facts.backports, absent_options: (await treeFacts(tp)).absent_options,
+          arch: 'x86_64', page_size_kb: 4,
           ...out,
           built_at: new Date().toISOString(), build_seconds: Math.round((Date.now() - t0) / 100) / 10, host: hostname(),
         };
@@ -112,12 +115,7 @@ export async function ensureCommitKernel(b: CommitBuild, opts: EnsureOptions): P
       }
     },
   });
-  const a: KernelArtifact = {
-    id: `commit-${b.commit.slice(0, 12)}`, kind: 'source', vmlinuz: join(entry, 'bzImage'), version: b.version,
-    sha256: meta.bzimage_sha256, cached, meta: { ...meta, config: join(entry, 'config'), cache_entry: entry },
-  };
-  if (meta.release) a.release = meta.release;
-  return a;
+  return sourceArtifact(`commit-${b.commit.slice(0, 12)}`, b.version, entry, meta, cached);
 }
 
 /**
@@ -151,7 +149,7 @@ async function applyBackportsOnce(root: string, src: string, backports: Awaited<
 }
 
 /** A script that rebuilds the commit's kernel from the repository, with the same backports and fragment. */
-function commitReproducer(b: CommitBuild, gitDir: string, cc: string, backports: string[], localversion: string, key: string): string {
+function commitReproducer(b: CommitBuild, gitDir: string, tp: TreePaths, backports: string[], localversion: string, key: string): string {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   return `#!/bin/sh
 # Rebuilds lockstep's kernel of commit ${b.commit} (artifact ${key}) from scratch.
@@ -162,6 +160,6 @@ W=\${1:-$PWD/lockstep-build-${key.slice(0, 12)}}
 mkdir -p "$W/src"
 git --git-dir=${q(gitDir)} archive ${b.commit} | tar -x -C "$W/src"
 cd "$W/src"
-${reproducerBuild(cc, localversion, backports)}
+${reproducerBuild(tp, localversion, backports)}
 `;
 }

@@ -9,12 +9,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../../util/errors.ts';
 import { runTool, ToolError } from '../../../util/exec.ts';
-import type { SourceSpec } from '../../types.ts';
+import type { Arch, SourceSpec } from '../../types.ts';
 import { defaultCacheDir } from '../cache.ts';
 import { download, DownloadError } from '../download.ts';
 import { exists, sha256File } from '../files.ts';
 import { buildTool } from './make.ts';
 import { readAuxPmuSource } from './auxpmu.ts';
+import { pageSizeOptionsIn, withPageSize } from './arch.ts';
 import { artifactKey, type KeyInputs, parseFragment, patchedFiles, sha256Text, treeKey } from './recipe.ts';
 import { type BackportRow, backportsFor, type CompilerRow, compilerFor } from './toolchain.ts';
 
@@ -45,13 +46,17 @@ export interface ChosenBackport {
   text: string;
 }
 
-/** The compiler row and the backport patches (read from kernels/backports/) for kernel `version`. Throws ConfigError for a version that is not one. */
-export async function toolchainFor(version: string, origin: string, field: string): Promise<{ cc: CompilerRow; backports: ChosenBackport[] }> {
+/**
+ * The compiler row and the backport patches (read from kernels/backports/)
+ * for kernel `version` built for `arch` (default x86_64). Throws
+ * ConfigError for a version that is not one.
+ */
+export async function toolchainFor(version: string, origin: string, field: string, arch: Arch = 'x86_64'): Promise<{ cc: CompilerRow; backports: ChosenBackport[] }> {
   let cc: CompilerRow;
   let rows: BackportRow[];
   try {
-    cc = compilerFor(version);
-    rows = backportsFor(version);
+    cc = compilerFor(version, arch);
+    rows = backportsFor(version, arch);
   } catch (e) {
     throw new ConfigError(origin, field, (e as Error).message, 'write the kernel version as MAJOR.MINOR[.PATCH], e.g. "5.4.0"');
   }
@@ -231,7 +236,13 @@ export interface PreparedInputs {
   cc: CompilerRow;
   /** build-fix backports for this version, applied to lockstep's copy of the tree */
   backports: ChosenBackport[];
+  /** the spec's fragment file as it is */
   fragmentText: string;
+  /** the guest architecture (spec "arch", default x86_64) and page size in kB (spec "page_size_kb", default 4) */
+  arch: Arch;
+  pageSizeKb: number;
+  /** what the tree is configured with: `fragmentText` plus the page-size line of an arm64 build (arch.ts withPageSize); in the keys */
+  buildFragment: string;
   patchTexts: string[];
   key: string;
   tree: string;
@@ -246,7 +257,14 @@ export async function prepareInputs(spec: SourceSpec, opts: { cacheDir?: string;
   const fragmentText = await readFile(spec.config, 'utf8').catch((e: NodeJS.ErrnoException) => {
     throw new ConfigError(spec.origin, `${spec.at}config`, `cannot read the config fragment ${spec.config} (${e.code})`, 'name an existing kconfig fragment (kernels/config/lockstep-guest.config is the default)');
   });
-  parseFragment(fragmentText, spec.config, (f, field, problem, fix) => new ConfigError(f, field, problem, fix));
+  const fragLines = parseFragment(fragmentText, spec.config, (f, field, problem, fix) => new ConfigError(f, field, problem, fix));
+  const arch = spec.arch ?? 'x86_64';
+  const pageSizeKb = spec.page_size_kb ?? 4;
+  const own = pageSizeOptionsIn(fragLines.map((l) => l.option));
+  if (own.length) {
+    throw new ConfigError(spec.config, `line ${fragLines.find((l) => l.option === own[0])!.line}`, `the fragment sets ${own.join(', ')}: the page size is the spec's "page_size_kb" (${spec.origin})`, 'remove the line and set "page_size_kb": 4, 16 or 64 in the kernel spec');
+  }
+  const buildFragment = withPageSize(fragmentText, arch, pageSizeKb);
   const patchTexts: string[] = [];
   for (const [i, p] of spec.patches.entries()) {
     const t = await readFile(p, 'utf8').catch((e: NodeJS.ErrnoException) => {
@@ -260,8 +278,11 @@ export async function prepareInputs(spec: SourceSpec, opts: { cacheDir?: string;
     patchTexts.push(t);
   }
   const resolved = await resolveSource(spec, { dir: join(opts.cacheDir ?? defaultCacheDir(), 'kernels', 'source-downloads'), fetch: opts.fetch ?? true, log: opts.log ?? (() => {}), signal: opts.signal });
-  const { cc, backports } = await toolchainFor(spec.version, spec.origin, `${spec.at}version`);
+  const { cc, backports } = await toolchainFor(spec.version, spec.origin, `${spec.at}version`, arch);
   const auxPmu = await readAuxPmuSource();
-  const keyInputs: KeyInputs = { source: resolved.identity, fragment: fragmentText, patches: patchTexts, compiler: await compilerVersion(cc.cc, cc.apt), backports: backports.map((b) => b.text), auxPmu };
-  return { resolved, keyInputs, cc, backports, fragmentText, patchTexts, key: artifactKey(keyInputs), tree: treeKey(keyInputs) };
+  const keyInputs: KeyInputs = {
+    source: resolved.identity, fragment: buildFragment, patches: patchTexts, compiler: await compilerVersion(cc.cc, cc.apt), backports: backports.map((b) => b.text), auxPmu,
+    ...(arch === 'x86_64' ? {} : { arch, pageSizeKb }),
+  };
+  return { resolved, keyInputs, cc, backports, fragmentText, arch, pageSizeKb, buildFragment, patchTexts, key: artifactKey(keyInputs), tree: treeKey(keyInputs) };
 }

@@ -8,6 +8,8 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { runTool, spawnTool, ToolError, type ToolOptions } from '../../../util/exec.ts';
+import type { KbuildTarget } from './arch.ts';
+import type { CompilerRow } from './toolchain.ts';
 
 /** A build that failed: the message carries the log tail (the matrix turns it into BUILD_FAIL). */
 export class BuildError extends Error {
@@ -43,8 +45,23 @@ export interface TreePaths {
   obj: string;
   /** make's O= argument, relative to src */
   oArg: string;
-  /** the compiler (CC through ccache, and HOSTCC): "gcc", "gcc-11" (toolchain.ts) */
+  /** the compiler (CC through ccache): "gcc", "gcc-11", "aarch64-linux-gnu-gcc" (toolchain.ts) */
   cc: string;
+  /** HOSTCC: `cc` for a native build, the host's gcc for a cross build */
+  hostcc: string;
+  /** CROSS_COMPILE= prefix, "" for a native build */
+  cross: string;
+  /** ARCH=, the make target and the image it leaves (arch.ts) */
+  kbuild: KbuildTarget;
+}
+
+/** A tree's paths under `root` (sources in src/, objects in src/_build) for compiler row `cc` and target `kbuild`. */
+export function treePathsAt(root: string, cc: CompilerRow, kbuild: KbuildTarget): TreePaths {
+  const src = join(root, 'src');
+  // O= a direct child of the tree: kbuild then uses srctree "..", so compiler
+  // command lines (and ccache's hashes) are the same for every tree of the
+  // same sources, wherever it lives.
+  return { root, src, obj: join(src, '_build'), oArg: '_build', cc: cc.cc, hostcc: cc.hostcc ?? cc.cc, cross: cc.cross ?? '', kbuild };
 }
 
 export const makeEnv = (tp: TreePaths, cacheDir: string): NodeJS.ProcessEnv => ({
@@ -62,8 +79,17 @@ export const makeEnv = (tp: TreePaths, cacheDir: string): NodeJS.ProcessEnv => (
 
 export const jobs = (): number => Number(process.env.LOCKSTEP_BUILD_JOBS) || availableParallelism();
 
+/**
+ * kbuild's variables for a tree: ARCH=, CROSS_COMPILE= (cross builds only),
+ * CC= (`cc`: "ccache gcc" for lockstep's builds, the bare compiler in
+ * reproduce.sh) and HOSTCC=. An x86_64 build gives exactly the argv it
+ * always did (ccache hits survive).
+ */
+export const kbuildVars = (tp: Pick<TreePaths, 'hostcc' | 'cross' | 'kbuild'>, cc: string): string[] =>
+  [`ARCH=${tp.kbuild.kbuildArch}`, ...(tp.cross ? [`CROSS_COMPILE=${tp.cross}`] : []), `CC=${cc}`, `HOSTCC=${tp.hostcc}`];
+
 /** make argv (without the target) for a tree. */
-export const makeArgs = (tp: TreePaths, localversion: string): string[] => [`O=${tp.oArg}`, 'ARCH=x86_64', `CC=ccache ${tp.cc}`, `HOSTCC=${tp.cc}`, `LOCALVERSION=${localversion}`, `-j${jobs()}`];
+export const makeArgs = (tp: TreePaths, localversion: string): string[] => [`O=${tp.oArg}`, ...kbuildVars(tp, `ccache ${tp.cc}`), `LOCALVERSION=${localversion}`, `-j${jobs()}`];
 
 /**
  * make `args` in the tree, output appended to `logPath`, progress logged

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { isAbsolute } from 'node:path';
 import type { ConfigError } from '../../../util/errors.ts';
+import type { Arch } from '../../types.ts';
 
 /** Bumped whenever the build recipe changes in a way that changes the artifact. */
 export const BUILD_RECIPE = 'lockstep-kbuild-1';
@@ -92,14 +93,23 @@ export interface KeyInputs {
   backports?: readonly string[];
   /** text of the lockstep_aux PMU driver built into the tree (auxpmu.ts); absent for trees without it (bisect checkouts) */
   auxPmu?: string;
+  /** the guest architecture; absent = x86_64 */
+  arch?: Arch;
+  /** the page size, kB (arm64: 4, 16, 64); absent = 4 */
+  pageSizeKb?: number;
 }
 
-/** The shared object tree's key: everything but the patches. */
+/**
+ * The shared object tree's key: everything but the patches. Each
+ * arch + page size has its own tree (objects are never shared across
+ * them); an x86_64 key is what it was before arm64 builds existed.
+ */
 export function treeKey(k: KeyInputs): string {
   // No backports: the same key as before backports existed (caches stay warm).
   const bp = k.backports?.length ? { backports: k.backports.map((p) => sha256Text(p)) } : {};
   const aux = k.auxPmu !== undefined ? { aux_pmu: sha256Text(k.auxPmu) } : {};
-  return sha256Text(JSON.stringify({ recipe: BUILD_RECIPE, arch: 'x86_64', source: k.source, config: sha256Text(k.fragment), compiler: k.compiler, ...bp, ...aux }));
+  const arch = k.arch === undefined || k.arch === 'x86_64' ? { arch: 'x86_64' } : { arch: k.arch, page_size_kb: k.pageSizeKb ?? 4 };
+  return sha256Text(JSON.stringify({ recipe: BUILD_RECIPE, ...arch, source: k.source, config: sha256Text(k.fragment), compiler: k.compiler, ...bp, ...aux }));
 }
 
 /** The artifact's key: the tree's key plus the patches in order. */

@@ -7,15 +7,20 @@
 
 import type { Feature } from '../../../scenario/ops.ts';
 import type { Offer } from '../../../scenario/skip.ts';
+import type { Arch } from '../../types.ts';
 import semver from 'semver';
 
 export interface CompilerRow {
   /** semver range over the coerced kernel version (MAJOR.MINOR.PATCH) */
   range: string;
-  /** the gcc to run, for CC (through ccache) and HOSTCC */
+  /** the gcc to run for CC (through ccache), and for HOSTCC unless `hostcc` says otherwise */
   cc: string;
   /** the Debian package that provides it */
   apt: string;
+  /** a cross build: the host's compiler for kbuild's host tools (HOSTCC) */
+  hostcc?: string;
+  /** a cross build: make's CROSS_COMPILE= prefix (binutils: aarch64-linux-gnu-ld, ...) */
+  cross?: string;
   why: string;
 }
 
@@ -32,6 +37,20 @@ export const COMPILER_TABLE: readonly CompilerRow[] = [
   { range: '*', cc: 'gcc', apt: 'gcc', why: 'v5.15 and later build with Debian 12\'s default gcc 12' },
 ];
 
+/**
+ * arm64 guests are cross-built on the x86_64 host with Debian 12's
+ * aarch64-linux-gnu-gcc 12 (package gcc-aarch64-linux-gnu, binutils from
+ * binutils-aarch64-linux-gnu); host tools with the native gcc. Built:
+ * 6.1.192. 6.1's arch/arm64/Kconfig selects no HAVE_OBJTOOL, so objtool
+ * and its libsubcmd (why old x86 trees need gcc-11) are not built; older
+ * arm64 trees are untried.
+ */
+export const ARM64_COMPILER_TABLE: readonly CompilerRow[] = [
+  { range: '*', cc: 'aarch64-linux-gnu-gcc', apt: 'gcc-aarch64-linux-gnu', hostcc: 'gcc', cross: 'aarch64-linux-gnu-', why: 'arm64 is cross-built with Debian 12\'s aarch64-linux-gnu-gcc 12 (built 6.1.192)' },
+];
+
+const COMPILER_TABLES: Readonly<Record<Arch, readonly CompilerRow[]>> = { x86_64: COMPILER_TABLE, arm64: ARM64_COMPILER_TABLE };
+
 export interface BackportRow {
   /** short name, also the patch file's stem in kernels/backports/ */
   id: string;
@@ -44,6 +63,8 @@ export interface BackportRow {
   range: string;
   /** the unfixed code: a tree whose `file` lacks `text` carries the fix already (in its own wording, e.g. a stable backport) */
   symptom: { file: string; text: string };
+  /** the guest architectures whose build trips on it */
+  arches: readonly Arch[];
   why: string;
 }
 
@@ -61,6 +82,7 @@ export const BACKPORT_TABLE: readonly BackportRow[] = [
     subject: 'objtool: Don\'t fail on missing symbol table',
     range: '>=4.6.0 <5.11.0',
     symptom: { file: 'tools/objtool/elf.c', text: 'WARN("missing symbol table");' },
+    arches: ['x86_64'],
     why: 'current binutils leave an empty arch/x86/entry/thunk_64.o without .symtab, and objtool before v5.11 stops the build on it',
   },
 ];
@@ -70,18 +92,18 @@ export function kernelVersion(v: string): string | null {
   return semver.coerce(v)?.version ?? null;
 }
 
-/** The compiler row for `version`; throws RangeError for a version that is not one. */
-export function compilerFor(version: string): CompilerRow {
+/** The compiler row for `version` built for `arch` (default x86_64); throws RangeError for a version that is not one. */
+export function compilerFor(version: string, arch: Arch = 'x86_64'): CompilerRow {
   const v = kernelVersion(version);
   if (!v) throw new RangeError(`not a kernel version: ${JSON.stringify(version)}`);
-  return COMPILER_TABLE.find((r) => r.range === '*' || semver.satisfies(v, r.range))!;
+  return COMPILER_TABLES[arch].find((r) => r.range === '*' || semver.satisfies(v, r.range))!;
 }
 
-/** The backport rows whose range holds `version` (in table order); throws RangeError for a version that is not one. */
-export function backportsFor(version: string): BackportRow[] {
+/** The backport rows of `arch` (default x86_64) whose range holds `version` (in table order); throws RangeError for a version that is not one. */
+export function backportsFor(version: string, arch: Arch = 'x86_64'): BackportRow[] {
   const v = kernelVersion(version);
   if (!v) throw new RangeError(`not a kernel version: ${JSON.stringify(version)}`);
-  return BACKPORT_TABLE.filter((r) => semver.satisfies(v, r.range));
+  return BACKPORT_TABLE.filter((r) => r.arches.includes(arch) && semver.satisfies(v, r.range));
 }
 
 export interface KconfigNeed {

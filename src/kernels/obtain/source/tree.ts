@@ -15,7 +15,8 @@ import type { SourceSpec } from '../../types.ts';
 import { exists } from '../files.ts';
 import { installAuxPmu } from './auxpmu.ts';
 import type { PreparedInputs } from './inputs.ts';
-import { BuildError, buildTool, makeArgs, makeEnv, runMake, type TreePaths } from './make.ts';
+import { KBUILD_TARGETS } from './arch.ts';
+import { BuildError, buildTool, makeArgs, makeEnv, runMake, type TreePaths, treePathsAt } from './make.ts';
 import { missingOptions, parseDotConfig, parseFragment, patchedFiles } from './recipe.ts';
 import { kconfigSymbols, splitByTree } from './toolchain.ts';
 import { tarFileProblems } from './tarsafe.ts';
@@ -25,12 +26,8 @@ export const treesDir = (cacheDir: string): string => join(cacheDir, 'kernels', 
 
 /** Where the tree of `inp` lives. */
 export function treePaths(cacheDir: string, inp: PreparedInputs): TreePaths {
-  const root = join(treesDir(cacheDir), inp.tree);
-  const src = join(root, 'src');
-  // O= a direct child of the tree: kbuild then uses srctree "..", so compiler
-  // command lines (and ccache's hashes) are the same for every tree of the
-  // same sources, wherever it lives; a "path" tree is hard-link copied for that.
-  return { root, src, obj: join(src, '_build'), oArg: '_build', cc: inp.cc.cc };
+  // a "path" tree is hard-link copied into src/ too: see treePathsAt
+  return treePathsAt(join(treesDir(cacheDir), inp.tree), inp.cc, KBUILD_TARGETS[inp.arch]);
 }
 
 /** What the shared tree holds beyond its sources: <root>/toolchain.json, written when it is set up. */
@@ -152,7 +149,7 @@ export async function ensureTree(tp: TreePaths, inp: PreparedInputs, spec: Sourc
   await mkdir(tp.root, { recursive: true });
   // The software AUX PMU, built in (idempotent; its text is in the tree key).
   if (inp.keyInputs.auxPmu !== undefined) await installAuxPmu(tp.src, inp.keyInputs.auxPmu);
-  await configureTree(tp, inp.fragmentText, cacheDir, log, signal);
+  await configureTree(tp, inp.buildFragment, cacheDir, log, signal);
 }
 
 /**
