@@ -259,7 +259,7 @@ mkdir -p "$W"
 ${getTree}
 cd "$W/src"
 ${inp.keyInputs.auxPmu !== undefined ? `${auxPmuShell()}\n` : ''}${reproducerBuild(tp, localversion, backports, patchNames)}
-echo "compare with: $(sed -n 's/.*"bzimage_sha256": "\\(.*\\)".*/\\1/p' "$HERE/meta.json") (equal only with the same compiler)"
+echo "compare with: $(sed -n 's/.*"image_sha256": "\\(.*\\)".*/\\1/p' "$HERE/meta.json") (equal only with the same compiler)"
 `;
 }
 
