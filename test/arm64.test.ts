@@ -17,6 +17,8 @@ import { qemuArgs, type BootRequest } from '../src/runner/qemu.ts';
 import { hvcModules, modulesArchive } from '../src/kernels/obtain/guest-modules.ts';
 import { parseSpec, specPageKb } from '../src/kernels/spec.ts';
 import { ensureBaseImage } from '../src/image/initramfs.ts';
+import { ensureImage } from '../src/kernels/obtain/image.ts';
+import { writeFileSync } from 'node:fs';
 import { cpioList } from '../src/image/cpio.ts';
 import { checkResults } from '../src/results/schema.ts';
 import { ConfigError, MissingDependencyError } from '../src/util/errors.ts';
@@ -76,6 +78,20 @@ t.test('the arm64 userland: busybox and reproducer must be static arm64 ELF', as
   t.ok(e instanceof MissingDependencyError, 'an x86_64 busybox is refused for an arm64 guest');
   t.match(String((e as Error).message), /busybox-static for arm64 \(\/bin\/busybox is ELF for machine 62, not 183\)/);
   t.match(String((e as Error).message), /LOCKSTEP_BUSYBOX_ARM64=\/bin\/busybox must name a static arm64 busybox/);
+});
+
+t.test('an "image" spec of arch arm64 takes an arm64 Image, and says so when given a bzImage', async (t) => {
+  const img = Buffer.alloc(0x1000);
+  img.write('ARM\x64', 0x38, 'latin1');
+  img.write('Linux version 6.1.192-test (lockstep@lockstep) #1 SMP\n', 0x200, 'latin1');
+  const f = join(dir, 'Image');
+  writeFileSync(f, img);
+  const arm = parseSpec({ id: 'a', kind: 'image', version: '6.1.192', path: f, arch: 'arm64' }, 'a.json');
+  const a = await ensureImage(arm as never, { cacheDir: dir, log: () => {} });
+  t.equal(a.release, '6.1.192-test', 'the release from the Image\'s banner');
+  const x86 = parseSpec({ id: 'x', kind: 'image', version: '6.1.192', path: f }, 'x.json');
+  const e = await ensureImage(x86 as never, { cacheDir: dir, log: () => {} }).then(() => null, (x: unknown) => x as ConfigError);
+  t.match(e, { field: 'path', problem: /is not an x86 bzImage/, fix: /"arch": "arm64"/ });
 });
 
 const KERNELS = ['debian-bookworm-arm64', 'debian-trixie-arm64-16k', 'pre-fix-arm64-64k', 'current-6.1-arm64-64k'];

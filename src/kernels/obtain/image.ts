@@ -9,7 +9,7 @@ import { coerceKernelVersion } from '../expect.ts';
 import type { ImageSpec } from '../types.ts';
 import { checkEntry, ensureEntry, writeMeta } from './cache.ts';
 import { download, DownloadError } from './download.ts';
-import { bzImageVersionString, isBzImage, sha256File } from './files.ts';
+import { bzImageVersionString, imageBanner, isKernelImage, sha256File } from './files.ts';
 import type { EnsureOptions, KernelArtifact } from './types.ts';
 
 interface ImageMeta {
@@ -19,9 +19,17 @@ interface ImageMeta {
   fetched_at: string;
 }
 
+/** "X is not an x86 bzImage (...)" / "... not an arm64 Image (...)". */
+const notImage = (spec: ImageSpec, what: string): string => ((spec.arch ?? 'x86_64') === 'arm64'
+  ? `${what} is not an uncompressed arm64 Image (no "ARM\\x64" at offset 0x38)`
+  : `${what} is not an x86 bzImage (no "HdrS" at offset 0x202)`);
+const imageFix = (spec: ImageSpec): string => ((spec.arch ?? 'x86_64') === 'arm64'
+  ? 'use arch/arm64/boot/Image (gunzip a Debian vmlinuz first), or set "arch" to the image\'s arch'
+  : 'use arch/x86/boot/bzImage (or /boot/vmlinuz-*), not vmlinux; an arm64 Image needs "arch": "arm64"');
+
 /** The release and banner the image itself carries; a disagreement with the spec's version is logged. */
 async function imageVersionInfo(spec: ImageSpec, file: string, log: (m: string) => void): Promise<{ release?: string; banner?: string }> {
-  const banner = await bzImageVersionString(file);
+  const banner = (spec.arch ?? 'x86_64') === 'arm64' ? await imageBanner(file) : await bzImageVersionString(file);
   if (banner === null) return {};
   const release = banner.split(/\s+/)[0]!;
   const inImage = coerceKernelVersion(release);
@@ -41,9 +49,7 @@ async function localImage(spec: ImageSpec, path: string, opts: EnsureOptions): P
     throw new ConfigError(spec.origin, `${spec.at}path`, `${path} does not exist (${e.code})`, 'point "path" at an existing bzImage');
   });
   if (!st.isFile()) throw new ConfigError(spec.origin, `${spec.at}path`, `${path} is not a regular file`, 'point "path" at the bzImage file itself');
-  if (!(await isBzImage(path))) {
-    throw new ConfigError(spec.origin, `${spec.at}path`, `${path} is not an x86 bzImage (no "HdrS" at offset 0x202)`, 'use arch/x86/boot/bzImage (or /boot/vmlinuz-*), not vmlinux');
-  }
+  if (!(await isKernelImage(path, spec.arch ?? 'x86_64'))) throw new ConfigError(spec.origin, `${spec.at}path`, notImage(spec, path), imageFix(spec));
   const sha = await sha256File(path);
   if (spec.sha256 !== undefined && spec.sha256 !== sha) {
     throw new ConfigError(spec.origin, `${spec.at}sha256`, `${path} has sha256 ${sha}, the spec says ${spec.sha256}`, 'use the right file, or update "sha256" if the file was rebuilt on purpose');
@@ -79,9 +85,7 @@ async function imageFromUrl(spec: ImageSpec, opts: EnsureOptions): Promise<Kerne
       if (got.sha256 !== sha) {
         throw new ConfigError(spec.origin, `${spec.at}sha256`, `${url} has sha256 ${got.sha256}, the spec says ${sha}`, 'check the URL and the expected hash (sha256sum FILE)');
       }
-      if (!(await isBzImage(file))) {
-        throw new ConfigError(spec.origin, `${spec.at}url`, `${url} is not an x86 bzImage (no "HdrS" at offset 0x202)`, 'point "url" at a bzImage');
-      }
+      if (!(await isKernelImage(file, spec.arch ?? 'x86_64'))) throw new ConfigError(spec.origin, `${spec.at}url`, notImage(spec, url), imageFix(spec));
       const m: ImageMeta = { url, sha256: sha, size: got.size, fetched_at: new Date().toISOString() };
       await writeMeta(staging, m);
       return m;
