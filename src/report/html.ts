@@ -6,7 +6,7 @@
 // every cell's provenance. Pure: results in, HTML out.
 
 import { ALL_LOGICS } from '../model/index.ts';
-import { releaseText } from '../results/table.ts';
+import { machineText, releaseText } from '../results/table.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import type { CellResult, Results } from '../results/schema.ts';
 import {
@@ -140,7 +140,7 @@ export function renderHtml(r: Results, o: HtmlOptions): string {
     const kr = rec.get(k);
     const lg = o.logic.get(k);
     const agree = lg?.fits && kr?.expected_logic ? lg.fits.some((l) => `${l.accounting}/${l.counter}` === kr.expected_logic) : null;
-    h.push(`<tr data-kernel="${esc(k)}"><th>${esc(k)}${kr?.release ? `<br><small>${esc(kr.release)}</small>` : ''}${kr ? `<br><small>${esc(releaseText(kr))}</small>` : ''}</th>` +
+    h.push(`<tr data-kernel="${esc(k)}"><th>${esc(k)}${kr?.release ? `<br><small>${esc(kr.release)}</small>` : ''}${kr && machineText(kr) ? `<br><small>${esc(machineText(kr))}</small>` : ''}${kr ? `<br><small>${esc(releaseText(kr))}</small>` : ''}</th>` +
       `<td>${esc(kr?.expected_logic ?? 'unknown')}</td>` +
       `<td class="logic${agree === false ? ' bad' : agree ? ' ok' : ''}">${esc(lg?.label ?? '')}</td>` +
       scenarios.map((s) => cellHtml(byKey.get(`${k}\0${s}`), k, s)).join('') + '</tr>');

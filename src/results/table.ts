@@ -32,6 +32,10 @@ export function releaseText(k: KernelRecord): string {
   return `${kind}: ${res.suite ?? 'host apt'}${rule} = ${res.package_version}`;
 }
 
+/** "arm64, 64 KiB pages", "arm64", or "" for an x86_64 kernel with 4 KiB pages. */
+export const machineText = (k: KernelRecord): string =>
+  [k.arch && k.arch !== 'x86_64' ? k.arch : '', k.page_kb && k.page_kb !== 4 ? `${k.page_kb} KiB pages` : ''].filter(Boolean).join(', ');
+
 /** The classified column: the one classifier's label for what the kernel's measured cells alone fit. */
 function classifiedText(r: Results, kernel: string, known: ReadonlyMap<string, CompiledScenario>): string {
   // "V1|V3/shared": a bare | would split the markdown cell
@@ -59,7 +63,7 @@ export function renderTable(r: Results, known: ReadonlyMap<string, CompiledScena
   out.push(`| kernel | expected logic | classified | ${scenarios.join(' | ')} | release |`);
   out.push(`|---|---|---|${scenarios.map(() => '---').join('|')}|---|`);
   for (const k of r.kernels) {
-    const machine = [k.arch && k.arch !== 'x86_64' ? k.arch : '', k.page_kb && k.page_kb !== 4 ? `${k.page_kb} KiB pages` : ''].filter(Boolean).join(', ');
+    const machine = machineText(k);
     out.push(`| ${k.id}${k.release || machine ? ` (${[k.release, machine].filter(Boolean).join('; ')})` : ''} | ${k.expected_logic ?? 'unknown'} | ${classifiedText(r, k.id, known)} | ` +
       `${scenarios.map((s) => cellText(byKey.get(`${k.id}\0${s}`))).join(' | ')} | ${releaseText(k)} |`);
   }
