@@ -21,6 +21,8 @@ import { ensureImage } from '../src/kernels/obtain/image.ts';
 import { writeFileSync } from 'node:fs';
 import { cpioList } from '../src/image/cpio.ts';
 import { checkResults } from '../src/results/schema.ts';
+import { pageSizeMismatch } from '../src/matrix/cells.ts';
+import { builtinScenarios, compileAtPageSize } from '../src/scenario/load.ts';
 import { ConfigError, MissingDependencyError } from '../src/util/errors.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -92,6 +94,16 @@ t.test('an "image" spec of arch arm64 takes an arm64 Image, and says so when giv
   const x86 = parseSpec({ id: 'x', kind: 'image', version: '6.1.192', path: f }, 'x.json');
   const e = await ensureImage(x86 as never, { cacheDir: dir, log: () => {} }).then(() => null, (x: unknown) => x as ConfigError);
   t.match(e, { field: 'path', problem: /is not an x86 bzImage/, fix: /"arch": "arm64"/ });
+});
+
+t.test('a scenario compiled for one page size and run on another is not judged', (t) => {
+  const by = (id: string) => builtinScenarios().find((x) => x.id === id)!.compiled;
+  const incident = by('incident');
+  t.match(pageSizeMismatch(incident, 64), /guest's pages are 64 kB, and incident was compiled for 4 kB pages/);
+  t.equal(pageSizeMismatch(compileAtPageSize(incident, 64), 64), null);
+  t.equal(pageSizeMismatch(by('remmap'), 64), null, 'sizes in pages only: the same ops at any page size');
+  t.equal(pageSizeMismatch(incident, undefined), null, 'an older reproducer says nothing');
+  t.end();
 });
 
 const KERNELS = ['debian-bookworm-arm64', 'debian-trixie-arm64-16k', 'pre-fix-arm64-64k', 'current-6.1-arm64-64k'];

@@ -6,6 +6,7 @@ import { diffExpected } from '../diff/index.ts';
 import { candidateLogics, type Expectation, logicLabel, simulate, type SimulateOptions } from '../model/index.ts';
 import { MEASURE_POLICY, type SplatDecider, splatDecider } from '../policy/splats.ts';
 import { type CompiledScenario, PAGE_KB } from '../scenario/ops.ts';
+import { compileAtPageSize } from '../scenario/load.ts';
 import { type ConsoleFault, SPLAT_KINDS } from '../runner/stream.ts';
 import type { GroupOutcome } from '../runner/runtime.ts';
 import type { CellResult, CellVerdict } from '../results/schema.ts';
@@ -88,6 +89,9 @@ export function cellsFromOutcome(ctx: CellContext, scenarios: readonly CompiledS
     };
 
     if (st?.skip) { c.verdict = 'SKIP'; c.reason = st.skip; return c; }
+    // Compiled for one page size, run on another: its "L" and byte sizes are wrong there.
+    const wrongPage = pageSizeMismatch(s, o.stream.hello?.page_kb);
+    if (wrongPage && st?.ended) { c.verdict = 'ERROR'; c.reason = wrongPage; return c; }
     if (!st || !st.ended || s.id === inFlight) { groupFailure(); return withExpected(c, s, ctx); }
     if (st.errors.length) {
       const e = st.errors[0];
@@ -123,6 +127,19 @@ export function cellsFromOutcome(ctx: CellContext, scenarios: readonly CompiledS
     if (notes.length && c.verdict === 'MATCH' && !fatal) c.reason = `${c.reason ? `${c.reason}; ` : ''}kernel ${notes[0]!.kind} during the boot (a note: ${policy.why(notes[0]!.kind)}): ${notes[0]!.line}`;
     return failBySplat(c);
   });
+}
+
+/**
+ * Why a scenario compiled for `s.page_kb` (4 when absent) cannot be judged on
+ * a guest that reported `guestKb` kB pages, or null when its ops are the same
+ * at both sizes (sizes in pages only) or the guest said nothing.
+ */
+export function pageSizeMismatch(s: CompiledScenario, guestKb: number | undefined): string | null {
+  const compiledKb = s.page_kb ?? 4;
+  if (guestKb === undefined || guestKb === compiledKb) return null;
+  let same: boolean;
+  try { same = compileAtPageSize(s, guestKb) === s; } catch { same = false; }
+  return same ? null : `the guest's pages are ${guestKb} kB, and ${s.id} was compiled for ${compiledKb} kB pages ("L" or byte sizes differ): set the kernel spec's page size ("page_size_kb", or a -16k/-64k package) to what the kernel has`;
 }
 
 function withExpected(c: CellResult, s: CompiledScenario, ctx: CellContext): CellResult {
