@@ -45,7 +45,7 @@ table{border-collapse:collapse;margin:.5em 0} th,td{border:1px solid #bbb;paddin
 thead th{background:#f3f3f3;position:sticky;top:0} .scroll{overflow-x:auto}
 .tablebox{overflow:auto;max-width:100%;max-height:85vh;border:1px solid #ccc;margin:.5em 0}
 .tablebox table{margin:0} .tablebox thead th{z-index:2} .tablebox tbody th{position:sticky;left:0;background:#fafafa;z-index:1}
-th.scen{font-size:11px;padding:4px 2px;vertical-align:bottom} th.scen span{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap} td.cell{padding:3px 3px} .cell-plot p.reason{font-size:12px;max-width:860px;margin:2px 0 4px}
+th.scen{font-size:11px;padding:4px 2px;vertical-align:bottom} th.scen span{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap} td.cell{padding:3px 1px} .cell-plot p.reason{font-size:12px;max-width:860px;margin:2px 0 4px}
 td.cell{white-space:nowrap;font-family:ui-monospace,monospace;font-size:11px} td.cell small{color:#555} td.cell small.flaky{white-space:normal}
 ${Object.entries(COLORS).map(([v, c]) => `td.v-${v}{background:${c}}`).join('\n')}
 .meta{color:#444} code{font-size:12px} .plots{display:flex;flex-wrap:wrap;gap:12px}
