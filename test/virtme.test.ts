@@ -7,11 +7,12 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { defaultCacheDir } from '../src/kernels/artifact.ts';
+import { basename, join } from 'node:path';
+import { resolveKernelArg, TREE_BZIMAGE, treeKernel } from '../src/cli/kernel-arg.ts';
+import { defaultCacheDir, ensureKernel } from '../src/kernels/artifact.ts';
 import { VNG_FRAGMENT, virtmeSourceSpec, vngBootReason } from '../src/kernels/obtain/virtme-root.ts';
 import { builtinSpecs, parseSpec, type KernelSpec } from '../src/kernels/spec.ts';
 import type { SourceSpec } from '../src/kernels/types.ts';
@@ -222,4 +223,67 @@ t.test('faults under vng', async (t) => {
     t.same(vmProcs(tmpd), [], 'no vng or QEMU left');
     t.same(readdirSync(tmpd).filter((n) => n.startsWith('lockstep-vng-')), [], 'the shared dir removed');
   });
+});
+
+// ---------------------------------------------------------------------------
+// `lockstep run --runtime virtme --kernel /path/to/linux`: a built tree
+
+/** A file with just an x86 boot-protocol header: "HdrS" at 0x202, the version string where 0x20e points. */
+function fakeBzImage(path: string, version: string): void {
+  const b = Buffer.alloc(0x400);
+  b.write('HdrS', 0x202, 'latin1');
+  b.writeUInt16LE(0x100, 0x20e);
+  b.write(`${version}\0`, 0x300, 'latin1');
+  mkdirSync(join(path, '..'), { recursive: true });
+  writeFileSync(path, b);
+}
+
+t.test('--kernel DIR: a built tree resolves to its arch/x86/boot/bzImage and its release; a tree with nothing built is refused', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'lockstep-tree-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const tree = join(dir, 'linux');
+  fakeBzImage(join(tree, TREE_BZIMAGE), '6.9.0-rc2-virtme (me@box) #1 SMP');
+  // no include/config/kernel.release: the header says
+  t.match(resolveKernelArg(tree), { id: 'tree-6.9.0-rc2-virtme', kind: 'image', path: join(tree, 'arch/x86/boot/bzImage'), version: '6.9.0' });
+  mkdirSync(join(tree, 'include/config'), { recursive: true });
+  writeFileSync(join(tree, 'include/config/kernel.release'), '6.9.1-dirty\n');
+  t.match(resolveKernelArg(`${tree}/`), { id: 'tree-6.9.1-dirty', version: '6.9.1' }, 'kernel.release first (make writes it with every build)');
+  t.match(treeKernel(tree, tree), { bzImage: join(tree, 'arch/x86/boot/bzImage'), release: '6.9.1-dirty' });
+  const empty = join(dir, 'unbuilt');
+  mkdirSync(empty);
+  writeFileSync(join(empty, 'Makefile'), '');
+  t.throws(() => resolveKernelArg(empty), ConfigError);
+  t.throws(() => resolveKernelArg(empty), new RegExp(`${empty} is a directory with no built kernel: ${empty}/arch/x86/boot/bzImage is missing \\(built out of tree with make O=BUILD\\? give BUILD\\); build it first \\(make -C ${empty} bzImage, or vng --build in it\\)`));
+  const r = await exec(process.execPath, [join(ROOT, 'bin/lockstep.mjs'), 'run', '--runtime', 'virtme', '--kernel', empty, '--scenarios', 'baseline', '--out', join(dir, 'out')])
+    .then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+  t.equal(r.code, 2, 'bad input: exit 2');
+  t.match(r.stderr, /--kernel.*no built kernel.*make -C .* bzImage, or vng --build/);
+});
+
+t.test('a real built tree through vng: `run --runtime virtme --kernel TREE` boots the tree\'s image with its .config, MATCH', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'lockstep-tree-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  // the tree a user gets from `vng --build` (vng's options built in), made of current-6.1's virtme build:
+  // what --kernel DIR and vng read of it (bzImage, .config, kernel.release)
+  const cacheDir = defaultCacheDir();
+  const src = (await builtinSpecs()).find((k) => k.id === 'current-6.1')! as SourceSpec;
+  const a = await ensureKernel(await virtmeSourceSpec(src, cacheDir), { cacheDir, log: (l) => t.comment(l) });
+  const release = String(a.meta.release);
+  const tree = join(dir, 'linux');
+  mkdirSync(join(tree, 'arch/x86/boot'), { recursive: true });
+  mkdirSync(join(tree, 'include/config'), { recursive: true });
+  copyFileSync(a.vmlinuz!, join(tree, TREE_BZIMAGE));
+  copyFileSync(join(a.vmlinuz!, '..', 'config'), join(tree, '.config'));
+  writeFileSync(join(tree, 'include/config/kernel.release'), `${release}\n`);
+  const out = join(dir, 'out');
+  const r = await lockstep(['run', '--runtime', 'virtme', '--kernel', tree, '--no-builtin-kernels', '--scenarios', 'baseline', '--out', out, '--quiet', '--attempts', '1']);
+  t.equal(r.code, 0, r.stderr);
+  const res = readResults(out);
+  const c = cell(res, 'baseline', `tree-${release}`)!;
+  t.equal(c.verdict, 'MATCH', c.reason ?? '');
+  t.equal(c.runtime, 'virtme');
+  t.equal(c.kernel_release, release, 'the tree\'s kernel ran');
+  const argv = (res.kernels as { provenance: { qemu_argv: string[] } }[])[0]!.provenance.qemu_argv;
+  // (provenance writes the temp dir as $TMPDIR)
+  t.ok(argv[argv.indexOf('--run') + 1]!.endsWith(`/${basename(dir)}/linux/${TREE_BZIMAGE}`), `vng got the tree's image (and so the tree: its .config beside): ${argv[argv.indexOf('--run') + 1]}`);
 });
