@@ -117,8 +117,9 @@ export const TREE_BZIMAGE = 'arch/x86/boot/bzImage';
 /**
  * A built kernel tree (or the O= build directory of one): its bzImage and its
  * release, from include/config/kernel.release (written by `make`, e.g.
- * "6.1.192-virtme") or else the bzImage header. Throws ConfigError naming the directory when it holds no built
- * kernel. vng boots such an image as the tree's own (virtme's
+ * "6.1.192-virtme") or else the bzImage header. Throws ConfigError naming
+ * the directory when it holds no built kernel. vng boots such an image as
+ * the tree's own (virtme's
  * find_kernel_and_mods: an image under <dir>/arch/x86/boot with <dir>/.config
  * beside it means the tree, its .config and its modules).
  */
