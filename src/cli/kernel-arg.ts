@@ -1,12 +1,12 @@
 // `lockstep run --kernel ARG`: a kernel from one argument, without a spec
-// file. ARG is a bzImage path, an image URL (with its sha256), or
-// debian:PACKAGE[=VERSION][@SUITE]. parseKernelArg() is pure; resolveKernelArg()
+// file. ARG is a bzImage path, a built kernel tree (its arch/x86/boot/bzImage),
+// an image URL (with its sha256), or debian:PACKAGE[=VERSION][@SUITE]. parseKernelArg() is pure; resolveKernelArg()
 // fills in what the argument leaves out (the version from the bzImage
 // header or from apt) and returns an ordinary spec object for the spec parser.
 
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync, readSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { parseSpec, type KernelSpec } from '../kernels/spec.ts';
 import { ConfigError } from '../util/errors.ts';
 
@@ -17,7 +17,7 @@ export type KernelArg =
 
 const bad = (arg: string, problem: string): ConfigError =>
   new ConfigError('command line', '--kernel', `${JSON.stringify(arg)}: ${problem}`,
-    'give a bzImage path, https://host/bzImage#sha256=HEX[&version=X.Y.Z], or debian:linux-image-PACKAGE[=DEBIAN_VERSION][@SUITE]');
+    'give a bzImage path, a built kernel tree, https://host/bzImage#sha256=HEX[&version=X.Y.Z], or debian:linux-image-PACKAGE[=DEBIAN_VERSION][@SUITE]');
 
 /** Parse one --kernel value. Throws ConfigError (exit 2) naming the problem. */
 export function parseKernelArg(arg: string): KernelArg {
@@ -100,10 +100,46 @@ export function resolveKernelArg(arg: string): KernelSpec {
     if (!a.version) throw bad(arg, 'a URL image needs its version: #sha256=HEX&version=X.Y.Z');
     return parseSpec({ id: `url-${idPart(basename(new URL(a.url).pathname))}-${a.sha256.slice(0, 8)}`, kind: 'image', url: a.url, sha256: a.sha256, version: a.version, expect: 'auto' }, origin);
   }
+  if (isDirectory(a.path)) return treeSpec(arg, a.path, origin);
   const hv = bzImageVersion(a.path);
   if (hv === null) throw bad(arg, `${a.path} is not a readable bzImage (no "HdrS" setup header)`);
   // Distribution kernels name an ABI ("6.1.0-54-cloud-amd64") first and the real release later ("Debian 6.1.190-1").
   const up = /\b(?:Debian|Ubuntu) (\d+\.\d+\.\d+)/.exec(hv)?.[1] ?? upstream(hv);
   if (!up) throw bad(arg, `cannot read a version from the image's header ${JSON.stringify(hv.slice(0, 60))}`);
   return parseSpec({ id: `img-${idPart(hv.split(' ')[0]!)}`, kind: 'image', path: a.path, version: up, expect: 'auto' }, origin);
+}
+
+const isDirectory = (p: string): boolean => { try { return statSync(p).isDirectory(); } catch { return false; } };
+
+/** Where a built x86_64 tree keeps its kernel image (`make` / `vng --build`), relative to the build directory. */
+export const TREE_BZIMAGE = 'arch/x86/boot/bzImage';
+
+/**
+ * A built kernel tree (or the O= build directory of one): its bzImage and its
+ * release, from include/config/kernel.release (written by `make`, e.g.
+ * "6.1.192-virtme") or else the bzImage header. Throws ConfigError naming
+ * the directory when it holds no built kernel. vng boots such an image as
+ * the tree's own (virtme's
+ * find_kernel_and_mods: an image under <dir>/arch/x86/boot with <dir>/.config
+ * beside it means the tree, its .config and its modules).
+ */
+export function treeKernel(arg: string, dir: string): { bzImage: string; release: string } {
+  const bzImage = join(dir, TREE_BZIMAGE);
+  if (!existsSync(bzImage)) {
+    const o = existsSync(join(dir, 'Makefile')) && !existsSync(join(dir, '.config')) ? ' (built out of tree with make O=BUILD? give BUILD)' : '';
+    throw bad(arg, `${dir} is a directory with no built kernel: ${bzImage} is missing${o}; build it first (make -C ${dir} bzImage, or vng --build in it)`);
+  }
+  let release: string | null = null;
+  try { release = readFileSync(join(dir, 'include/config/kernel.release'), 'utf8').trim() || null; } catch { /* not written: the header says */ }
+  release ??= bzImageVersion(bzImage)?.split(' ')[0] ?? null;
+  if (!release) throw bad(arg, `${bzImage} is not a readable bzImage (no "HdrS" setup header) and ${dir} has no include/config/kernel.release`);
+  return { bzImage, release };
+}
+
+/** The spec of a built tree (id "tree-<release>"): an image spec of its bzImage. */
+function treeSpec(arg: string, dir: string, origin: string): KernelSpec {
+  const { bzImage, release } = treeKernel(arg, dir);
+  const up = upstream(release);
+  if (!up) throw bad(arg, `cannot read a version from the tree's release ${JSON.stringify(release.slice(0, 60))}`);
+  return parseSpec({ id: `tree-${idPart(release)}`, kind: 'image', path: bzImage, version: up, expect: 'auto' }, origin);
 }

@@ -2,8 +2,10 @@
 // the host's root filesystem shared read-only as vng does, and runs the
 // static reproducer from lockstep's checkout. Results go to a file in a
 // private directory vng shares read-write (--rwdir): the reproducer's
-// single-write JSON lines land there untouched by vng's console, which
-// (with --verbose) carries the kernel log lockstep scans for panics.
+// single-write JSON lines land there untouched by vng's console. With
+// --verbose vng points the guest's serial console at its own stderr
+// (virtme/commands/run.py: a QEMU file chardev on /proc/self/fd/2): the
+// kernel log lockstep scans for panics is vng's stderr, not its stdout.
 
 import { execFile, spawn } from 'node:child_process';
 import { watch } from 'node:fs';
@@ -16,6 +18,7 @@ import { toScript } from '../scenario/ops.ts';
 import { ConfigError, MissingDependencyError } from '../util/errors.ts';
 import { type GroupOutcome, type GroupRequest, groupStatus, type Runtime } from './runtime.ts';
 import { consoleFaults, StreamParser, tail } from './stream.ts';
+import { extraCmdlineFromEnv } from './qemu.ts';
 import { GUEST_MEM_MB } from './vm.ts';
 
 export const VNG = process.env.LOCKSTEP_VNG ?? 'vng';
@@ -54,24 +57,33 @@ export interface VngRequest {
   shareDir: string;
   repro: string;
   opTimeoutS: number;
+  /** extra guest kernel parameters (run --append / $LOCKSTEP_EXTRA_CMDLINE), checked words */
+  extraCmdline?: string;
 }
 
 /**
  * vng's argument list for one boot. Pure. --disable-kvm: lockstep's TCG
- * (KVM is a later choice); --verbose: the kernel console on stdout, for
- * panic detection; no_timer_check as in qemu.ts (TCG on a loaded host).
+ * (KVM is a later choice); --verbose: the kernel console on vng's stderr,
+ * for panic detection; no_timer_check as in qemu.ts (TCG on a loaded host),
+ * then the extra parameters, all in one --append (vng joins its --append
+ * words into the kernel command line). The guest command's stderr joins its
+ * stdout: vng's guest stderr port writes to the same host file as the
+ * console, from its own file offset, and would overwrite console text.
  */
 export function vngArgs(r: VngRequest): string[] {
   const cmd = ['env', 'LOCKSTEP_GUEST=1', r.repro, '--script', join(r.shareDir, 'script.ops'), '--out', join(r.shareDir, 'results.jsonl'), '--op-timeout', String(r.opTimeoutS)];
   return [
     '--run', r.kimg, '--disable-kvm', '--verbose', '--cpus', String(r.cpus), '--memory', `${r.memMb}M`,
-    '--rwdir', r.shareDir, '--cwd', r.shareDir, '--append', 'no_timer_check',
-    '--exec', cmd.map(sq).join(' '),
+    '--rwdir', r.shareDir, '--cwd', r.shareDir, '--append', ['no_timer_check', r.extraCmdline].filter(Boolean).join(' '),
+    '--exec', `${cmd.map(sq).join(' ')} 2>&1`,
   ];
 }
 
 export class VirtmeRuntime implements Runtime {
   readonly name = 'virtme' as const;
+
+  /** $LOCKSTEP_EXTRA_CMDLINE (run --append), checked once here so a bad value stops the run before any boot */
+  private readonly extraCmdline = extraCmdlineFromEnv();
 
   /** `emulator`: what the cells record as qemu_version (vngVersion() and QEMU's version line) */
   constructor(private readonly emulator: string) {}
@@ -86,7 +98,7 @@ export class VirtmeRuntime implements Runtime {
       await writeFile(join(share.path, 'script.ops'), script);
       const resultsFile = join(share.path, 'results.jsonl');
       await writeFile(resultsFile, '');
-      const argv = vngArgs({ kimg: req.vmlinuz, cpus: req.cpus, memMb: GUEST_MEM_MB, shareDir: share.path, repro: REPRO_BINARY, opTimeoutS: req.opTimeoutS });
+      const argv = vngArgs({ kimg: req.vmlinuz, cpus: req.cpus, memMb: GUEST_MEM_MB, shareDir: share.path, repro: REPRO_BINARY, opTimeoutS: req.opTimeoutS, extraCmdline: this.extraCmdline });
       const parser = new StreamParser();
       const started = Date.now();
       let bootMs: number | null = null;
@@ -111,10 +123,12 @@ export class VirtmeRuntime implements Runtime {
         return reading;
       };
       const watcher = watch(share.path, () => { void readMore(); });
-      // vng wants stdout/stderr it can reopen through /proc/self/fd (node's pipes are sockets): plain files
+      // vng wants stdout/stderr it can reopen through /proc/self/fd (node's pipes are sockets): plain files.
+      // stderr is the console (see the header), written to the run's console.log as it comes.
       const consoleLog = join(req.logDir, 'console.log');
-      const outFh = await open(consoleLog, 'w');
-      const errFh = await open(join(share.path, 'vng.stderr'), 'w+');
+      const guestOut = join(share.path, 'vng.stdout');
+      const outFh = await open(guestOut, 'w+');
+      const errFh = await open(consoleLog, 'w');
       const r = await new Promise<{ code: number | null; sig: string | null; why: 'exited' | 'timeout' | 'aborted' | 'spawn-failed'; out: string; err: string }>((resolve) => {
         // its own process group: vng runs QEMU as a child, and a kill must reach both
         const child = spawn(VNG, argv, { cwd: share.path, stdio: ['ignore', outFh.fd, errFh.fd], detached: true });
@@ -136,9 +150,9 @@ export class VirtmeRuntime implements Runtime {
           // QEMU may outlive a vng that died: end the group either way
           try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ }
           void (async () => {
-            const out = await readFile(consoleLog, 'utf8');
-            err += await readFile(join(share.path, 'vng.stderr'), 'utf8');
-            resolve({ code, sig, why, out: out.replace(/\r\n/g, '\n'), err });
+            const out = await readFile(guestOut, 'utf8');
+            err += (await readFile(consoleLog, 'utf8')).replace(/\r\n/g, '\n');
+            resolve({ code, sig, why, out, err });
           })();
         });
       });
@@ -149,15 +163,15 @@ export class VirtmeRuntime implements Runtime {
       await fh.close();
       // a line cut by the guest's death has no newline: hand it over so it counts as garbage
       const stream = parser.end();
-      const consoleText = `${r.out}${r.err ? `\n--- vng stderr ---\n${r.err}` : ''}`;
+      const consoleText = `${r.err}${r.out ? `\n--- vng stdout (the guest command's output) ---\n${r.out}` : ''}`;
       const resultsLog = join(req.logDir, 'results.jsonl');
       await writeFile(consoleLog, consoleText);
       await writeFile(resultsLog, results);
-      const faults = consoleFaults(r.out);
-      // vng's stderr, or (none) its console, is what a failed start says
+      const faults = consoleFaults(consoleText);
+      // vng's own complaints land on its stderr too, after the console
       const { status, detail } = groupStatus({ why: r.why, who: 'vng', exitCode: r.code, exitSignal: r.sig, stderr: r.err.trim() ? r.err : r.out, timeoutMs: req.timeoutMs }, stream, req.signal?.aborted === true);
       return {
-        status, detail, stream, faults, consoleTail: tail(r.out, 40), consoleLog, resultsLog,
+        status, detail, stream, faults, consoleTail: tail(r.err.trim() ? r.err : r.out, 40), consoleLog, resultsLog,
         accel: 'tcg', accelWhy: 'vng --disable-kvm (TCG)', bootMs, wallMs: Date.now() - started, argv: [VNG, ...argv], emulator,
       };
     } finally {

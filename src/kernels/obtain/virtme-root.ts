@@ -87,9 +87,15 @@ export async function virtmeDebianTree(a: KernelArtifact, suite: string | null, 
   return join(entry, 'boot', `vmlinuz-${release}`);
 }
 
-/** The config text of a Debian image tree's kernel (<tree>/boot/config-* or usr/lib/modules/<r>/config), or null. */
+/**
+ * The config text of a kernel for vngBootReason, or null: meta.config (a
+ * Debian image's <tree>/boot/config-*), the .config of the built tree an
+ * image lies in (<tree>/arch/x86/boot/bzImage, as `--kernel /path/to/linux`
+ * gives), else the file "config" beside the image (a source build's artifact).
+ */
 export async function readArtifactConfig(a: KernelArtifact): Promise<string | null> {
-  const p = typeof a.meta.config === 'string' ? a.meta.config : a.vmlinuz ? join(a.vmlinuz, '..', 'config') : null;
+  const inTree = a.vmlinuz?.endsWith('/arch/x86/boot/bzImage') ? join(a.vmlinuz, '..', '..', '..', '..', '.config') : null;
+  const p = typeof a.meta.config === 'string' ? a.meta.config : inTree ?? (a.vmlinuz ? join(a.vmlinuz, '..', 'config') : null);
   return p ? readFile(p, 'utf8').catch(() => null) : null;
 }
 
