@@ -299,7 +299,9 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
     let bootImage = a.vmlinuz;
     if (g.runtime === 'virtme' && runnable.length) {
       const cfg = await readArtifactConfig(a);
-      const why = cfg === null ? 'no kernel config to check for the 9p/virtio options vng needs' : vngBootReason(cfg, spec.kind === 'debian-image');
+      // modules count where vng finds them: a Debian package's (unpacked beside it), a built tree's (modules.order beside its arch/x86/boot/bzImage)
+      const treeModules = spec.kind === 'image' && a.vmlinuz !== null && a.vmlinuz.endsWith('/arch/x86/boot/bzImage') && existsSync(join(a.vmlinuz, '..', '..', '..', '..', 'modules.order'));
+      const why = cfg === null ? 'no kernel config to check for the 9p/virtio options vng needs' : vngBootReason(cfg, spec.kind === 'debian-image' || treeModules);
       if (why) {
         skipped.push(...runnable.map((s) => cellWithoutRun(ctx(logic), s, 'SKIP', why)));
         runnable.length = 0;
