@@ -18,6 +18,8 @@ import { hvcModules, modulesArchive } from '../src/kernels/obtain/guest-modules.
 import { parseSpec, specPageKb } from '../src/kernels/spec.ts';
 import { ensureBaseImage } from '../src/image/initramfs.ts';
 import { ensureImage } from '../src/kernels/obtain/image.ts';
+import { isArm64ImageData } from '../src/kernels/obtain/files.ts';
+import { gzipSync } from 'node:zlib';
 import { writeFileSync } from 'node:fs';
 import { cpioList } from '../src/image/cpio.ts';
 import { checkResults } from '../src/results/schema.ts';
@@ -88,6 +90,8 @@ t.test('an "image" spec of arch arm64 takes an arm64 Image, and says so when giv
   img.write('Linux version 6.1.192-test (lockstep@lockstep) #1 SMP\n', 0x200, 'latin1');
   const f = join(dir, 'Image');
   writeFileSync(f, img);
+  t.ok(isArm64ImageData(img) && isArm64ImageData(gzipSync(img)), 'plain and gzipped (a Debian arm64 vmlinuz) Image');
+  t.notOk(isArm64ImageData(Buffer.alloc(0x1000)), 'no magic: not an Image');
   const arm = parseSpec({ id: 'a', kind: 'image', version: '6.1.192', path: f, arch: 'arm64' }, 'a.json');
   const a = await ensureImage(arm as never, { cacheDir: dir, log: () => {} });
   t.equal(a.release, '6.1.192-test', 'the release from the Image\'s banner');

@@ -151,7 +151,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
     return bases.get(arch)!;
   };
   // x86_64's is checked before any boot: a missing busybox or reproducer stops the run here (exit 2)
-  if (needVm && o.kernels.some((k) => runtimeOf(k, o.runtime) === 'qemu' && (k.kind === 'host' || (k.arch ?? 'x86_64') === 'x86_64'))) await baseOf('x86_64');
+  if (needVm && o.kernels.some((k) => runtimeOf(k, o.runtime) === 'qemu' && k.kind !== 'host' && (k.arch ?? 'x86_64') === 'x86_64')) await baseOf('x86_64');
   const qemu = needVm && accelInfo.accel !== 'none' ? new QemuRuntime(baseOf, accelInfo, Boolean(o.accel)) : undefined;
   const host = new HostRuntime();
   // vng missing: the run stops here (exit 2) with the command that installs it

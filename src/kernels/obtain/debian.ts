@@ -13,7 +13,6 @@
 // run fetches the kernel; the resolution is kept in the artifact's meta.
 
 import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { gunzipSync } from 'node:zlib';
 import { basename, join } from 'node:path';
 import { ConfigError } from '../../util/errors.ts';
 import { runTool, spawnTool, ToolError } from '../../util/exec.ts';
@@ -23,7 +22,7 @@ import { type DebArch, debArch, hostSuite, suiteSource } from './apt-suite.ts';
 import { checkEntry, ensureEntry, readMeta, scratchDir, writeMeta } from './cache.ts';
 import { hvcModules, modulesArchive } from './guest-modules.ts';
 import { configPackage, DEFAULT_FLAVOUR, type DebRow, kernelPackage, nearest, newest, parseMadison, rowsText, upstreamOf } from './deb-kernels.ts';
-import { isBzImage, sha256File } from './files.ts';
+import { isArm64ImageData, isBzImage, sha256File } from './files.ts';
 import type { AptSource, EnsureOptions, KernelArtifact } from './types.ts';
 
 export type { AptSource } from './types.ts';
@@ -329,7 +328,7 @@ async function fetchDebian(spec: DebianImageSpec, pkg: string, pv: string, paren
     }
     const arch = spec.arch ?? 'x86_64';
     if (arch === 'x86_64' && !(await isBzImage(vmFile))) throw new Error(`${label}: ${basename(vmFile)} is not an x86 bzImage (no "HdrS" at 0x202)`);
-    if (arch === 'arm64' && !isArm64Image(await readFile(vmFile))) throw new Error(`${label}: ${basename(vmFile)} is not an arm64 Image (no "ARM\\x64" at 0x38, plain or gzipped): is the package for ${arch}?`);
+    if (arch === 'arm64' && !isArm64ImageData(await readFile(vmFile))) throw new Error(`${label}: ${basename(vmFile)} is not an arm64 Image (no "ARM\\x64" at 0x38, plain or gzipped): is the package for ${arch}?`);
     await copyFile(vmFile, join(staging, 'vmlinuz'));
     if (cfgFile) await copyFile(cfgFile, join(staging, 'config'));
     let modules: { names: string[]; sha256: string } | null = null;
@@ -356,15 +355,6 @@ async function fetchDebian(spec: DebianImageSpec, pkg: string, pv: string, paren
   } finally {
     await rm(work, { recursive: true, force: true });
   }
-}
-
-/** arm64 boot protocol (Documentation/arch/arm64/booting.rst): magic "ARM\x64" at 0x38 of the Image; Debian ships it gzipped as vmlinuz. */
-function isArm64Image(b: Buffer): boolean {
-  let img = b;
-  if (b[0] === 0x1f && b[1] === 0x8b) {
-    try { img = gunzipSync(b); } catch { return false; }
-  }
-  return img.length > 0x3c && img.readUInt32LE(0x38) === 0x644d5241;
 }
 
 /**

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { access, open } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
+import { gunzipSync } from 'node:zlib';
 import type { Arch } from '../types.ts';
 
 /** Does `p` exist (any type)? */
@@ -36,6 +37,15 @@ export const isBzImage = async (path: string): Promise<boolean> => (await bytesA
 
 /** arm64 boot protocol: the Image header's magic "ARM\x64" (0x644d5241 LE) at 0x38. */
 export const isArm64Image = async (path: string): Promise<boolean> => (await bytesAt(path, 0x38)) === 'ARM\x64';
+
+/** The same check on a file's bytes, which may be gzipped (Debian ships the arm64 Image as a gzipped vmlinuz). */
+export function isArm64ImageData(b: Buffer): boolean {
+  let img = b;
+  if (b[0] === 0x1f && b[1] === 0x8b) {
+    try { img = gunzipSync(b); } catch { return false; }
+  }
+  return img.length >= 0x3c && img.toString('latin1', 0x38, 0x3c) === 'ARM\x64';
+}
 
 /** Is `path` a bootable kernel image of `arch` (x86_64: a bzImage, arm64: an Image)? Throws when it cannot be read. */
 export const isKernelImage = (path: string, arch: Arch): Promise<boolean> => (arch === 'arm64' ? isArm64Image(path) : isBzImage(path));
