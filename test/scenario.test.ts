@@ -372,6 +372,9 @@ t.test('sizes in bytes and "L" follow the page size (compileAtPageSize, #19)', (
   t.equal(pages(l), 258);
   t.equal(pages(compileAtPageSize(l, 16)), 64, '516 >> 4 = 32 pages a CPU');
   t.equal(pages(compileAtPageSize(l, 64)), 16, '516 >> 6 = 8 pages a CPU');
+  t.equal(pages(compileAtPageSize(compileAtPageSize(l, 64), 16)), 64, 'from one page size to another');
+  t.equal(compileAtPageSize(compileAtPageSize(l, 64), 4).page_kb, undefined, 'back at 4 kB: no page_kb');
+  t.equal(scenarioHash(compileAtPageSize(compileAtPageSize(remmap, 64), 16)), scenarioHash(remmap), 'page-count scenarios keep their hash through any path');
 
   // bad input names the field
   const bad = (ops: unknown[], field: RegExp): void => {

@@ -11,9 +11,11 @@ import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } fro
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { resolveKernelArg, TREE_BZIMAGE, treeKernel } from '../src/cli/kernel-arg.ts';
+import { resolveKernelArg, treeKernel } from '../src/cli/kernel-arg.ts';
+import { KBUILD_TARGETS } from '../src/kernels/obtain/source/arch.ts';
+const TREE_BZIMAGE = KBUILD_TARGETS.x86_64.image;
 import { defaultCacheDir, ensureKernel } from '../src/kernels/artifact.ts';
-import { VNG_FRAGMENT, virtmeSourceSpec, vngBootReason } from '../src/kernels/obtain/virtme-root.ts';
+import { treeOfImage, VNG_FRAGMENT, virtmeSourceSpec, vngBootReason } from '../src/kernels/obtain/virtme-root.ts';
 import { builtinSpecs, parseSpec, type KernelSpec } from '../src/kernels/spec.ts';
 import type { SourceSpec } from '../src/kernels/types.ts';
 import { runMatrix } from '../src/matrix/run.ts';
@@ -291,4 +293,11 @@ t.test('a real built tree through vng: `run --runtime virtme --kernel TREE` boot
   const argv = (res.kernels as { provenance: { qemu_argv: string[] } }[])[0]!.provenance.qemu_argv;
   // (provenance writes the temp dir as $TMPDIR)
   t.ok(argv[argv.indexOf('--run') + 1]!.endsWith(`/${basename(dir)}/linux/${TREE_BZIMAGE}`), `vng got the tree's image (and so the tree: its .config beside): ${argv[argv.indexOf('--run') + 1]}`);
+});
+
+t.test('treeOfImage: the tree a bzImage lies in, as vng recognises one', (t) => {
+  t.equal(treeOfImage('/src/linux/arch/x86/boot/bzImage'), '/src/linux');
+  t.equal(treeOfImage('/cache/kernels/source/abc/bzImage'), null, 'a cache entry is no tree');
+  t.equal(treeOfImage(null), null);
+  t.end();
 });

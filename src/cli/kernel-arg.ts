@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { KBUILD_TARGETS } from '../kernels/obtain/source/arch.ts';
 import { parseSpec, type KernelSpec } from '../kernels/spec.ts';
 import { ConfigError } from '../util/errors.ts';
 
@@ -111,8 +112,6 @@ export function resolveKernelArg(arg: string): KernelSpec {
 
 const isDirectory = (p: string): boolean => { try { return statSync(p).isDirectory(); } catch { return false; } };
 
-/** Where a built x86_64 tree keeps its kernel image (`make` / `vng --build`), relative to the build directory. */
-export const TREE_BZIMAGE = 'arch/x86/boot/bzImage';
 
 /**
  * A built kernel tree (or the O= build directory of one): its bzImage and its
@@ -124,7 +123,8 @@ export const TREE_BZIMAGE = 'arch/x86/boot/bzImage';
  * beside it means the tree, its .config and its modules).
  */
 export function treeKernel(arg: string, dir: string): { bzImage: string; release: string } {
-  const bzImage = join(dir, TREE_BZIMAGE);
+  // where `make` / `vng --build` leave an x86_64 tree's image
+  const bzImage = join(dir, KBUILD_TARGETS.x86_64.image);
   if (!existsSync(bzImage)) {
     const o = existsSync(join(dir, 'Makefile')) && !existsSync(join(dir, '.config')) ? ' (built out of tree with make O=BUILD? give BUILD)' : '';
     throw bad(arg, `${dir} is a directory with no built kernel: ${bzImage} is missing${o}; build it first (make -C ${dir} bzImage, or vng --build in it)`);

@@ -30,7 +30,7 @@ import { kvmUsable, qemuVersion, type Accel } from '../runner/qemu.ts';
 import type { GroupOutcome, Runtime } from '../runner/runtime.ts';
 import { QemuRuntime } from '../runner/vm.ts';
 import { VirtmeRuntime, vngVersion } from '../runner/virtme.ts';
-import { readArtifactConfig, virtmeDebianTree, vngBootReason, virtmeSourceSpec } from '../kernels/obtain/virtme-root.ts';
+import { readArtifactConfig, treeOfImage, virtmeDebianTree, vngBootReason, virtmeSourceSpec } from '../kernels/obtain/virtme-root.ts';
 import { type CellAttempt, RESULTS_SCHEMA, type CellResult, type KernelRecord, type Results, verdictClass } from '../results/schema.ts';
 import { renderTable } from '../results/table.ts';
 import { serializeResults, writeAtomic } from '../results/write.ts';
@@ -300,7 +300,8 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
     if (g.runtime === 'virtme' && runnable.length) {
       const cfg = await readArtifactConfig(a);
       // modules count where vng finds them: a Debian package's (unpacked beside it), a built tree's (modules.order beside its arch/x86/boot/bzImage)
-      const treeModules = spec.kind === 'image' && a.vmlinuz !== null && a.vmlinuz.endsWith('/arch/x86/boot/bzImage') && existsSync(join(a.vmlinuz, '..', '..', '..', '..', 'modules.order'));
+      const tree = spec.kind === 'image' ? treeOfImage(a.vmlinuz) : null;
+      const treeModules = tree !== null && existsSync(join(tree, 'modules.order'));
       const why = cfg === null ? 'no kernel config to check for the 9p/virtio options vng needs' : vngBootReason(cfg, spec.kind === 'debian-image' || treeModules);
       if (why) {
         skipped.push(...runnable.map((s) => cellWithoutRun(ctx(logic), s, 'SKIP', why)));

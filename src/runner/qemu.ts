@@ -89,40 +89,44 @@ export interface BootResult {
  * (init.sh reads lockstep.out=hvc0).
  */
 export function qemuArgs(r: BootRequest, sockPath: string): string[] {
-  if ((r.arch ?? 'x86_64') === 'arm64') return qemuArgsArm64(r, sockPath);
-  // earlyprintk: a kernel that dies while decompressing or early in boot still says why on the console
-  // no_timer_check: under TCG on a loaded host the IO-APIC timer check can
-  // miss its ticks and panic ("IO-APIC + timer doesn't work!"); seen here at load 30.
-  const cmdline = ['console=ttyS0', 'earlyprintk=serial,ttyS0,115200', 'panic=-1', 'loglevel=5', 'printk.devkmsg=on', 'no_timer_check', r.extraCmdline ?? ''].filter(Boolean).join(' ');
+  const m = MACHINES[r.arch ?? 'x86_64'];
+  const cmdline = [...m.cmdline, r.extraCmdline ?? ''].filter(Boolean).join(' ');
   return [
     // Single-threaded TCG: with many vCPUs on few host cores, one thread
     // round-robining the vCPUs boots 3-4x faster than one thread per vCPU
     // (bench/: 36 vCPUs on 2 cores, ~25 s vs ~90 s), and never slower at 2-4.
-    '-machine', 'pc', '-accel', r.accel === 'kvm' ? 'kvm' : 'tcg,thread=single',
-    '-cpu', r.accel === 'kvm' ? 'host' : 'max',
+    '-machine', m.machine, '-accel', r.accel === 'kvm' ? 'kvm' : 'tcg,thread=single',
+    '-cpu', m.cpu(r.accel),
     '-smp', `${r.cpus}`, '-m', `${r.memMb}`,
     '-nodefaults', '-display', 'none', '-no-reboot', '-monitor', 'none',
     '-kernel', r.vmlinuz, '-initrd', r.initrd, '-append', cmdline,
-    // ttyS0: kernel console on stdout; ttyS1: results to our socket
+    // the kernel console on stdout, the results to our socket
     '-chardev', 'stdio,id=con,signal=off', '-serial', 'chardev:con',
-    '-chardev', `socket,id=res,path=${sockPath}`, '-serial', 'chardev:res',
+    ...m.results(sockPath),
   ];
 }
 
-function qemuArgsArm64(r: BootRequest, sockPath: string): string[] {
-  const cmdline = ['console=ttyAMA0', 'earlycon', 'panic=-1', 'loglevel=5', 'printk.devkmsg=on', 'lockstep.out=hvc0', r.extraCmdline ?? ''].filter(Boolean).join(' ');
-  return [
-    '-machine', 'virt,gic-version=3', '-accel', 'tcg,thread=single',
+/** What differs per guest arch in qemuArgs: the board, the CPU, the console's kernel parameters, the results device. */
+const MACHINES: Record<Arch, { machine: string; cpu: (accel: Accel) => string; cmdline: string[]; results: (sock: string) => string[] }> = {
+  x86_64: {
+    machine: 'pc',
+    cpu: (accel) => (accel === 'kvm' ? 'host' : 'max'),
+    // earlyprintk: a kernel that dies while decompressing or early in boot still says why on the console
+    // no_timer_check: under TCG on a loaded host the IO-APIC timer check can
+    // miss its ticks and panic ("IO-APIC + timer doesn't work!"); seen here at load 30.
+    cmdline: ['console=ttyS0', 'earlyprintk=serial,ttyS0,115200', 'panic=-1', 'loglevel=5', 'printk.devkmsg=on', 'no_timer_check'],
+    // ttyS1: the second 16550
+    results: (sock) => ['-chardev', `socket,id=res,path=${sock}`, '-serial', 'chardev:res'],
+  },
+  arm64: {
+    machine: 'virt,gic-version=3',
     // pauth-impdef: QEMU's own pointer-authentication hash, much cheaper under TCG than the architected QARMA
-    '-cpu', 'max,pauth-impdef=on',
-    '-smp', `${r.cpus}`, '-m', `${r.memMb}`,
-    '-nodefaults', '-display', 'none', '-no-reboot', '-monitor', 'none',
-    '-kernel', r.vmlinuz, '-initrd', r.initrd, '-append', cmdline,
-    '-chardev', 'stdio,id=con,signal=off', '-serial', 'chardev:con',
-    '-device', 'virtio-serial-device',
-    '-chardev', `socket,id=res,path=${sockPath}`, '-device', 'virtconsole,chardev=res',
-  ];
-}
+    cpu: () => 'max,pauth-impdef=on',
+    cmdline: ['console=ttyAMA0', 'earlycon', 'panic=-1', 'loglevel=5', 'printk.devkmsg=on', 'lockstep.out=hvc0'],
+    // virt has one PL011 (the console): results on a virtio console, hvc0 in the guest
+    results: (sock) => ['-device', 'virtio-serial-device', '-chardev', `socket,id=res,path=${sock}`, '-device', 'virtconsole,chardev=res'],
+  },
+};
 
 /**
  * The first line of `QEMU --version` for the emulator of `arch`. Throws

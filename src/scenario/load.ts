@@ -101,10 +101,16 @@ export function compileAtPageSize(s: CompiledScenario, pageKb: number): Compiled
   if ((s.page_kb ?? 4) === pageKb) return s;
   const from = anySources.get(s);
   if (!from) throw new ConfigError(s.id, 'page_kb', `scenario ${s.id} is not at hand as a source to compile it for ${pageKb} kB pages`, 'load it from its scenario file');
-  const out = compileValidated(from.source, from.file, s.cpus, pageKb);
-  anySources.set(out, from);
-  if (pageKb !== 4 && canonicalJson(out.ops) === canonicalJson(compileValidated(from.source, from.file, s.cpus, 4).ops)) return s;
-  return out;
+  const compile = (kb: number): CompiledScenario => {
+    const c = compileValidated(from.source, from.file, s.cpus, kb);
+    anySources.set(c, from);
+    return c;
+  };
+  // the 4 kB compile is the page-independent form: a scenario whose ops do not change keeps it (and its hash)
+  const at4 = (s.page_kb ?? 4) === 4 ? s : compile(4);
+  if (pageKb === 4) return at4;
+  const out = compile(pageKb);
+  return canonicalJson(out.ops) === canonicalJson(at4.ops) ? at4 : out;
 }
 
 /**

@@ -16,6 +16,7 @@ import { checkEntry, ensureEntry, writeMeta } from './cache.ts';
 import { sha256File } from './files.ts';
 import type { EnsureOptions, KernelArtifact } from './types.ts';
 import type { SourceSpec } from '../types.ts';
+import { KBUILD_TARGETS } from './source/arch.ts';
 
 /**
  * Options vng's guest needs (virtme-ng 1.35, virtme/commands/configkernel.py
@@ -88,13 +89,24 @@ export async function virtmeDebianTree(a: KernelArtifact, suite: string | null, 
 }
 
 /**
+ * The built tree (or O= build directory) a kernel image lies in, when it is
+ * that tree's <dir>/arch/x86/boot/bzImage (what `--kernel /path/to/linux`
+ * resolves to, and how vng recognises a tree); else null. Pure.
+ */
+export function treeOfImage(vmlinuz: string | null): string | null {
+  const rel = `/${KBUILD_TARGETS.x86_64.image}`;
+  return vmlinuz?.endsWith(rel) ? vmlinuz.slice(0, -rel.length) || '/' : null;
+}
+
+/**
  * The config text of a kernel for vngBootReason, or null: meta.config (a
  * Debian image's <tree>/boot/config-*), the .config of the built tree an
  * image lies in (<tree>/arch/x86/boot/bzImage, as `--kernel /path/to/linux`
  * gives), else the file "config" beside the image (a source build's artifact).
  */
 export async function readArtifactConfig(a: KernelArtifact): Promise<string | null> {
-  const inTree = a.vmlinuz?.endsWith('/arch/x86/boot/bzImage') ? join(a.vmlinuz, '..', '..', '..', '..', '.config') : null;
+  const tree = treeOfImage(a.vmlinuz);
+  const inTree = tree !== null ? join(tree, '.config') : null;
   const p = typeof a.meta.config === 'string' ? a.meta.config : inTree ?? (a.vmlinuz ? join(a.vmlinuz, '..', 'config') : null);
   return p ? readFile(p, 'utf8').catch(() => null) : null;
 }
