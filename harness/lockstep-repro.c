@@ -172,6 +172,7 @@ _Static_assert(sizeof(struct rep) < PIPE_BUF && sizeof(struct req) < PIPE_BUF,
 
 static int g_out = STDOUT_FILENO;
 static int g_op_timeout = 60;
+static bool g_allow_uid0;      /* --allow-uid-0: blocks may run as root (a guest) */
 static pid_t g_controller;
 static long g_page;
 static volatile sig_atomic_t g_sig;
@@ -539,8 +540,11 @@ static int parse_begin(struct item *it, char **t, int nt, char *err)
 {
 	static const char *const keys[] = { "uid", "cpus", "mlock_kb", "paranoid", "rlimit_kb", "cap_ipc_lock" };
 	long long *vals[] = { &it->uid, &it->cpus, &it->mlock_kb, &it->paranoid, &it->rlimit_kb, &it->cap_ipc_lock };
-	/* uid 0 is refused: its per-user counter is shared with every root process */
-	const long long lo[] = { 1, 1, 0, INT_MIN, 0, 0 };
+	/*
+	 * uid 0 only with --allow-uid-0 (a guest's runtime passes it): root's
+	 * per-user record is shared with every root process and lives until reboot
+	 */
+	const long long lo[] = { g_allow_uid0 ? 0 : 1, 1, 0, INT_MIN, 0, 0 };
 	const long long hi[] = { 4294967294LL, 4096, INT_MAX, INT_MAX, KB_MAX, 1 };
 
 	if (nt != 8)
@@ -562,7 +566,7 @@ static int parse_begin(struct item *it, char **t, int nt, char *err)
 		}
 		if (!parse_num(v, lo[k], hi[k], vals[k])) {
 			if (k == 0 && !strcmp(v, "0"))
-				return perr(err, "uid 0 refused: its counter is shared with every root process%s", "");
+				return perr(err, "uid 0 refused: its counter is shared with every root process and lives until reboot (--allow-uid-0 in a guest)%s", "");
 			return perr(err, "bad value in '%.80s'", tok);
 		}
 	}
@@ -705,8 +709,10 @@ static int parse_op(struct op *op, char **t, int nt, char *err)
 		NEED(1);
 		op->kind = OP_PROBE;
 	} else if (!strcmp(w, "exit")) {
-		NEED(1);
+		if (nt != 1 && !(nt == 2 && !strcmp(t[1], "last")))
+			return perr(err, "'exit' takes nothing or 'last', got '%.64s'", t[1]);
 		op->kind = OP_EXIT;
+		op->a = nt == 2;   /* last: the uid's last process; wait for its record to be freed */
 	} else if (!strcmp(w, "cpu")) {
 		NEED(3);
 		op->kind = OP_CPU;
@@ -2045,6 +2051,37 @@ static bool run_op(const struct item *b, int i, const struct op *op)
 
 static bool start_worker(const struct item *b);
 
+#ifndef MEMBARRIER_CMD_GLOBAL
+#define MEMBARRIER_CMD_GLOBAL 1   /* MEMBARRIER_CMD_SHARED before 4.16: synchronize_rcu() */
+#endif
+
+/*
+ * After the uid's last process is reaped, wait until the kernel has freed
+ * the uid's per-user record (struct user_struct, which holds locked_vm and
+ * perf's own counter): free_uid() runs from put_cred_rcu(), an RCU callback
+ * queued when the dead task's struct goes (itself an RCU callback,
+ * delayed_put_task_struct), so two grace periods and their callbacks.
+ * membarrier(MEMBARRIER_CMD_GLOBAL) waits for a grace period on more than
+ * one online CPU (kernel/sched/membarrier.c, v4.3); four of them, 25 ms
+ * apart, leave time for the callbacks (RCU softirq, or rcuo kthreads).
+ * Where membarrier fails (nohz_full CPUs, CONFIG_MEMBARRIER=n) a 500 ms
+ * sleep. uid 0's record (root_user) is static: it is never freed.
+ */
+static void wait_user_struct_freed(void)
+{
+	struct timespec gap = { 0, 25 * 1000 * 1000 };
+	bool ok = true;
+	for (int k = 0; k < 4; k++) {
+		if (ok && syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) < 0)
+			ok = false;
+		nanosleep(&gap, NULL);
+	}
+	if (!ok) {
+		struct timespec rest = { 0, 400 * 1000 * 1000 };
+		nanosleep(&rest, NULL);
+	}
+}
+
 /*
  * `exit`: the worker exits (its mappings and fds go with it, so does every
  * charge the kernel gives back on munmap) and a fresh worker of the same uid,
@@ -2057,6 +2094,14 @@ static bool run_exit(const struct item *b, int i, const struct op *op)
 	struct rep r;
 	memset(&q, 0, sizeof q);
 	memset(&r, 0, sizeof r);
+	if (op->a) {
+		/* `exit last`: the worker must be the uid's last process */
+		for (int k = 0; k < R.nhelpers; k++)
+			if (R.helpers[k] > 0) {
+				emit_error(b->id, i, 0, "exit last: helper %d of the uid is alive (kill_helper it first)", k);
+				return false;
+			}
+	}
 	q.kind = OP_EXIT;
 	if (write_all(R.req_fd, &q, sizeof q) < 0)
 		return child_lost(b, i, -EPIPE, R.worker, "worker");
@@ -2073,6 +2118,8 @@ static bool run_exit(const struct item *b, int i, const struct op *op)
 	close(R.rep_fd);
 	R.req_fd = R.rep_fd = -1;
 	R.worker = 0;
+	if (op->a)
+		wait_user_struct_freed();
 	if (!start_worker(b))
 		return false;
 	r.ok = 1;
@@ -2336,7 +2383,7 @@ static char *slurp(const char *path, size_t *len)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: lockstep-repro --script FILE [--out FILE] [--op-timeout SECONDS]\n"
+	fprintf(stderr, "usage: lockstep-repro --script FILE [--out FILE] [--op-timeout SECONDS] [--allow-uid-0]\n"
 			"See harness/PROTOCOL.md.\n");
 	exit(2);
 }
@@ -2348,6 +2395,7 @@ int main(int argc, char **argv)
 		{ "script", required_argument, NULL, 's' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "op-timeout", required_argument, NULL, 't' },
+		{ "allow-uid-0", no_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -2357,6 +2405,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 's': script = optarg; break;
 		case 'o': out = optarg; break;
+		case 'u': g_allow_uid0 = true; break;
 		case 't':
 			if (!parse_num(optarg, 1, 86400, &v))
 				usage();

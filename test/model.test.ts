@@ -625,6 +625,30 @@ t.test('exit: the dying worker gives its charges back, V4 keeps the re-mmap leak
   t.end();
 });
 
+t.test('exit last: a fresh uid\'s record is freed with its last process, root_user keeps V4\'s leak (#14 item 4)', (t) => {
+  // The leak: 9 re-mmaps of a 3-page buffer under V4 (v6.15+), 27 pages on U after the unmap.
+  const ops: Op[] = [
+    { op: 'map', buf: 'a', cpu: 0, data_pages: 2 },
+    ...Array.from({ length: 9 }, (): Op => ({ op: 'remap', buf: 'a' })),
+    { op: 'unmap', buf: 'a' },
+    { op: 'probe' },
+    { op: 'exit', last: true },
+    { op: 'probe' },
+  ];
+  for (const root of [false, true]) {
+    const s = scenario(ops, { cpus: 2, ...(root ? { root: true as const } : {}) });
+    for (const logic of ALL_LOGICS) {
+      const e = simulate(s, logic);
+      const leak = logic.accounting === 'V4' ? 27 : 0;
+      const who = `${root ? 'root' : 'fresh uid'} ${logicLabel(logic)}`;
+      t.equal(e[11]!.headroom, 258 - leak, `${who}: probe before the exit`);
+      t.equal(e[12]!.user, root ? leak : 0, `${who}: U after the last exit (free_uid, kernel/user.c; root_user is static)`);
+      t.equal(e[13]!.headroom, 258 - (root ? leak : 0), `${who}: probe after the last exit`);
+    }
+  }
+  t.end();
+});
+
 // ---------------------------------------------------------------------------
 // Issue 14: the counter split keyed on the upstream version line, page size
 

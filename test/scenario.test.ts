@@ -36,6 +36,8 @@ import {
   ballastBuffers,
   usesAux,
 } from '../src/scenario/index.ts';
+import { ROOT_UID_WHY } from '../src/scenario/skip.ts';
+import { splitRootScenarios } from '../src/matrix/plan.ts';
 
 const L = (accounting: Accounting, counter: Counter = 'shared'): Logic => ({ accounting, counter });
 const ACC: readonly Accounting[] = ['V0', 'V1', 'V2', 'V3', 'V4'];
@@ -84,8 +86,10 @@ const EXPECTED_BUILTINS = [
   'rlimit-small',
   'rlimit-sweep',
   'root-pod-ipc-lock',
+  'root-record',
   'shared-counter',
   'sysctl-lowered',
+  'uid-record',
   'uring-refused',
 ];
 
@@ -113,6 +117,38 @@ t.test('every built-in scenario file loads, and is runnable', (t) => {
     ['takes CPU 2, 3 offline: needs CPU hotplug'],
   );
   t.match(skipReasons(byId.get('incident')!.needs, { onlineCpus: 2, memlockHardKb: 8192, cpuHotplug: true, faultInjection: false }).join('; '), /36 online CPUs.*524288 kB/);
+  t.end();
+});
+
+t.test('uid-record / root-record (#14 item 4): exit last, uid 0, where they run', (t) => {
+  const fresh = get('uid-record');
+  const root = get('root-record');
+  t.notOk(fresh.root, 'uid-record runs under a fresh uid');
+  t.equal(root.root, true, 'root-record runs as uid 0');
+  t.strictSame(fresh.ops.filter((o) => o.op === 'exit'), [{ op: 'exit', last: true }], 'the exit is the uid\'s last');
+  t.match(toScript(root, 3000001), /^begin root-record uid=0 /, 'root: uid=0 whatever uid the runner picked');
+  t.match(toScript(fresh, 3000001), /^begin uid-record uid=3000001 /);
+  t.match(toScript(fresh, 3000001), /\nexit last\n/);
+  t.equal(scenarioNeeds(root).rootUid, true);
+  t.equal(scenarioNeeds(fresh).rootUid, false);
+  const offer = { onlineCpus: null, memlockHardKb: null, cpuHotplug: true, faultInjection: true };
+  t.strictSame(skipReasons(scenarioNeeds(root), offer), [], 'a VM offer (no rootUid field) runs it');
+  t.strictSame(skipReasons(scenarioNeeds(root), { ...offer, rootUid: ROOT_UID_WHY }), [`runs its worker as uid 0: ${ROOT_UID_WHY}`], 'host and container offers refuse it');
+  t.strictSame(skipReasons(scenarioNeeds(fresh), { ...offer, rootUid: ROOT_UID_WHY }), [], 'uid-record runs on the host');
+  // uid 0 never loses its record: a plain exit without a helper is fine there
+  const plain = compileSource({ id: 'r', description: 'root exits', cpus: 2, uid: 'root', ops: [{ op: 'map', buf: 'a', cpu: 0, data_pages: 2 }, { op: 'exit' }, { op: 'probe' }] }, 'r.json');
+  t.equal(plain.compiled.root, true);
+  t.equal(plain.source.uid, 'root');
+  t.end();
+});
+
+t.test('splitRootScenarios: one uid 0 scenario per boot, the rest stay in the first', (t) => {
+  const s = (id: string, root = false): CompiledScenario => ({ ...get('baseline'), id, ...(root ? { root: true as const } : {}) });
+  const ids = (ls: CompiledScenario[][]): string[][] => ls.map((l) => l.map((x) => x.id));
+  t.strictSame(ids(splitRootScenarios([])), [[]]);
+  t.strictSame(ids(splitRootScenarios([s('a'), s('b')])), [['a', 'b']]);
+  t.strictSame(ids(splitRootScenarios([s('a'), s('r1', true), s('b')])), [['a', 'r1', 'b']]);
+  t.strictSame(ids(splitRootScenarios([s('r1', true), s('a'), s('r2', true), s('b'), s('r3', true)])), [['r1', 'a', 'b'], ['r2'], ['r3']]);
   t.end();
 });
 
@@ -507,6 +543,12 @@ const BAD: [string, unknown, string][] = [
   ['map_output onto an open name', base([mapOp(), { op: 'map_output', buf: 'a', to: 'a' }]), 'ops[1].buf'],
   ['remap of a map_output buffer', base([mapOp(), { op: 'map_output', buf: 'c', to: 'a' }, { op: 'remap', buf: 'c' }]), 'ops[2].buf'],
   ['unmap of a map_output buffer by name', base([mapOp(), { op: 'map_output', buf: 'c', to: 'a' }, { op: 'unmap', buf: 'c' }]), 'ops[2].buf'],
+  // issue 14 item 4: the uid's last exit, uid 0
+  ['exit last while a helper lives', base([{ op: 'ballast', via: 'perf', buffers: [] }, { op: 'exit', last: true }]), 'ops[1].last'],
+  ['exit with no helper and no "last"', base([mapOp(), { op: 'exit' }]), 'ops[1].op'],
+  ['exit last as a string', base([{ op: 'exit', last: 'yes' }]), 'ops[0].last'],
+  ['uid neither fresh nor root', base([{ op: 'probe' }], { uid: 0 }), 'uid'],
+  ['uid misspelt', base([{ op: 'probe' }], { uid: 'roots' }), 'uid'],
   // issue 18 AUX ops
   ['aux_map on a plain map buffer', base([mapOp(), { op: 'aux_map', buf: 'a', pages: 4 }]), 'ops[1].buf'],
   ['aux_map of 3 pages', base([{ op: 'aux_ring', buf: 'a', cpu: 0, data_pages: 1 }, { op: 'aux_map', buf: 'a', pages: 3 }]), 'ops[1].pages'],
@@ -824,7 +866,7 @@ function protocolLine(line: string): boolean {
     `uring [1-9][0-9]*`,
     `unmap_part ${ID}`,
     `map_output ${ID} ${ID}`,
-    'exit',
+    'exit(?: last)?',
     `map ${ID} ${N} ${N}`,
     `handoff ${ID} ${N} ${N}`,
     `kill_helper (?:${N}|\\*)`,

@@ -16,7 +16,7 @@
 
 import { scenarioNeeds } from '../scenario/load.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
-import type { Offer } from '../scenario/skip.ts';
+import { type Offer, ROOT_UID_WHY } from '../scenario/skip.ts';
 
 export interface ContainerSettings {
   /** capabilities added to Docker's default set */
@@ -58,6 +58,7 @@ export function containerOffer(h: ContainerHost): Offer {
     memlockHardKb: null,
     cpuHotplug: 'lockstep never hotplugs host CPUs',
     faultInjection: 'VM only',
+    rootUid: ROOT_UID_WHY,
     sysctls: { perf_event_mlock_kb: h.perfEventMlockKb, perf_event_paranoid: h.paranoid, why: '/proc/sys is read-only in a container and lockstep does not change host sysctls for container runs' },
   };
 }

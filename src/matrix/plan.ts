@@ -66,10 +66,27 @@ export function planGroups(kernels: readonly PlannedKernel[], scenarios: readonl
           unfit.push({ scenario: s, reason: `does not fit ${k.pageKb} kB pages: ${e.field}: ${e.problem}` });
         }
       }
-      groups.push({ key: `${k.id}@${cpus}cpu`, kernel: k.id, runtime: k.runtime, cpus, scenarios: list, ...(unfit.length ? { unfit } : {}) });
+      // uid 0's record outlives every scenario of a boot: one "uid": "root" scenario per boot,
+      // so each starts from what the guest booted with. Further ones get boots of their own.
+      const [first, ...more] = splitRootScenarios(list);
+      groups.push({ key: `${k.id}@${cpus}cpu`, kernel: k.id, runtime: k.runtime, cpus, scenarios: first!, ...(unfit.length ? { unfit } : {}) });
+      more.forEach((one, n) => groups.push({ key: `${k.id}@${cpus}cpu+root${n + 2}`, kernel: k.id, runtime: k.runtime, cpus, scenarios: one }));
     }
   }
   return groups;
+}
+
+/**
+ * `list` as boot lists with at most one "uid": "root" scenario each (root's
+ * per-user record, root_user, lives until reboot: a second root scenario in
+ * the same boot would start with the first one's leaks). The first list keeps
+ * every other scenario, in order; always at least one list. Pure.
+ */
+export function splitRootScenarios(list: readonly CompiledScenario[]): CompiledScenario[][] {
+  const roots = list.filter((s) => s.root === true);
+  if (roots.length <= 1) return [[...list]];
+  const firstRoot = roots[0]!;
+  return [list.filter((s) => s.root !== true || s === firstRoot), ...roots.slice(1).map((s) => [s])];
 }
 
 /**

@@ -531,7 +531,8 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
       }
       case 'exit': {
         // The dying worker's mappings go away as on munmap (V4's leaked remap
-        // charges stay: U belongs to the uid, which a helper keeps alive); the
+        // charges stay: U belongs to the uid, which a helper keeps alive, or
+        // root, whose record never goes; see `last` below); the
         // new worker starts with the scenario's RLIMIT_MEMLOCK and no pins.
         for (const b of bufs.values()) releaseBuf(b);
         bufs.clear();
@@ -542,6 +543,13 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
         uringPinned = 0;
         // A fresh process pins nothing (a handed-off ring's last munmap may have charged the old mm's pinned_vm).
         P = 0;
+        // `last`: the uid's last process is gone and its user_struct (both per-user counters)
+        // freed (free_uid, kernel/user.c); the new worker's fork allocates a fresh one. uid 0's
+        // record is the static root_user: it keeps every charge, V4's leaks included, until reboot.
+        if (op.last === true && s.root !== true) {
+          U = 0;
+          LV = 0;
+        }
         R = rlimitPages(s.rlimit_kb, pageKb);
         cap = s.cap_ipc_lock;
         out[i] = { ok: true, errno: '', pinned: P, user: U };

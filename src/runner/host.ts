@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { cpus as osCpus } from 'node:os';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
-import type { Offer } from '../scenario/skip.ts';
+import { type Offer, ROOT_UID_WHY } from '../scenario/skip.ts';
 import { hasFaultInjection, toScript } from '../scenario/ops.ts';
 import { REPRO_BINARY } from '../image/initramfs.ts';
 import type { GroupOutcome, GroupRequest, Runtime } from './runtime.ts';
@@ -67,6 +67,7 @@ export function hostOffer(): Offer {
     faultInjection: 'VM only, never on the host',
     sysctls: 'writable',
     root: process.getuid?.() === 0 ? true : 'the host runtime needs root (it sets sysctls and switches uids)',
+    rootUid: ROOT_UID_WHY,
   };
 }
 

@@ -71,7 +71,7 @@ export interface VngRequest {
  * console, from its own file offset, and would overwrite console text.
  */
 export function vngArgs(r: VngRequest): string[] {
-  const cmd = ['env', 'LOCKSTEP_GUEST=1', r.repro, '--script', join(r.shareDir, 'script.ops'), '--out', join(r.shareDir, 'results.jsonl'), '--op-timeout', String(r.opTimeoutS)];
+  const cmd = ['env', 'LOCKSTEP_GUEST=1', r.repro, '--script', join(r.shareDir, 'script.ops'), '--out', join(r.shareDir, 'results.jsonl'), '--op-timeout', String(r.opTimeoutS), '--allow-uid-0'];
   return [
     '--run', r.kimg, '--disable-kvm', '--verbose', '--cpus', String(r.cpus), '--memory', `${r.memMb}M`,
     '--rwdir', r.shareDir, '--cwd', r.shareDir, '--append', ['no_timer_check', r.extraCmdline].filter(Boolean).join(' '),

@@ -74,7 +74,7 @@ export class QemuRuntime implements Runtime {
     let { accel, why } = native ? await this.chooseAccel() : { accel: 'tcg' as Accel, why: crossArchWhy(arch) };
     try {
       const initrd = join(tmp.path, 'initrd');
-      await writeBootInitrd(base, script, ['--op-timeout', String(req.opTimeoutS)], initrd, req.initrdExtra);
+      await writeBootInitrd(base, script, ['--op-timeout', String(req.opTimeoutS), '--allow-uid-0'], initrd, req.initrdExtra);
       const attempt = async (a: Accel) => {
         const parser = new StreamParser();
         const r = await boot({

@@ -48,6 +48,8 @@ export interface ScenarioNeeds {
   ioUring: boolean;
   /** hang / sysrq ops: never on a host */
   faultInjection: boolean;
+  /** runs as uid 0 ("uid": "root"): a guest only (root's per-user record is the machine's and lives until reboot) */
+  rootUid: boolean;
 }
 
 /** Larger single ring buffers than this are not asked of a ballast helper (see SCENARIO_LIMITS.maxDataPages). */
@@ -382,14 +384,18 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
         break;
       case 'exit':
         room(path, 1);
-        if (!helperAlive()) {
+        if (op.last === true && helperAlive()) {
+          fail(`${path}.last`, 'the worker exits as the uid\'s last process, but a helper of the uid is still alive',
+            'end the helpers first with {"op": "kill", "helper": "*"}, or drop "last" to keep the per-user counter alive through them');
+        }
+        if (op.last !== true && !helperAlive() && src.uid !== 'root') {
           fail(`${path}.op`, 'the worker exits while no other process of the uid is alive: the per-user counter would die with it (RCU-delayed, so a later op would see it or not at random)',
-            'put a ballast before it to keep the uid alive, e.g. {"op": "ballast", "via": "perf", "buffers": []} (a helper that maps nothing)');
+            'say {"op": "exit", "last": true} to wait for the kernel to free the uid\'s record, or put a ballast before it to keep the uid alive, e.g. {"op": "ballast", "via": "perf", "buffers": []} (a helper that maps nothing)');
         }
         for (const name of open.keys()) closed.set(name, path);
         open.clear();
         auxLive.clear();
-        out.push({ op: 'exit' });
+        out.push(op.last === true ? { op: 'exit', last: true } : { op: 'exit' });
         break;
       case 'rlimit':
         room(path, 1);
@@ -431,6 +437,7 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
     paranoid: src.paranoid,
     rlimit_kb: src.rlimit_memlock_kb,
     cap_ipc_lock: src.cap_ipc_lock,
+    ...(src.uid === 'root' ? { root: true as const } : {}),
     ...(pageKb !== 4 ? { page_kb: pageKb } : {}),
     ops: out,
   };
@@ -466,6 +473,7 @@ export function scenarioNeeds(s: CompiledScenario): ScenarioNeeds {
     features: [...features].sort(),
     ioUring: features.has('io_uring'),
     faultInjection: hasFaultInjection(s),
+    rootUid: s.root === true,
   };
 }
 

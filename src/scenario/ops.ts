@@ -62,9 +62,14 @@ export type Op =
   /**
    * Worker: exits (every mapping goes with it) and a fresh worker of the same
    * uid, caps and initial RLIMIT_MEMLOCK takes its place. The per-user counter
-   * survives because a ballast helper keeps the uid alive (load.ts insists).
+   * survives because a ballast helper keeps the uid alive (load.ts insists),
+   * or, with `last`, the worker was the uid's last process: the reproducer
+   * waits for the kernel to free the uid's user_struct (free_uid() from the
+   * RCU-delayed cred release) before the new worker starts, so the new
+   * worker's uid starts from zero on both per-user counters, except uid 0,
+   * whose record (root_user) is static and keeps everything.
    */
-  | { op: 'exit' }
+  | { op: 'exit'; last?: true }
   /**
    * fd hand-off: a new helper of the uid (CAP_IPC_LOCK) opens an event on
    * `cpu`, maps it with `data_pages` data pages and passes the fd to the
@@ -154,6 +159,13 @@ export interface CompiledScenario {
   /** Worker keeps CAP_IPC_LOCK. */
   cap_ipc_lock: boolean;
   /**
+   * The worker and helpers run as uid 0 (scenario "uid": "root"): root's
+   * per-user record is static (root_user) and shared with every root process,
+   * so such scenarios run only in a guest (scenarioNeeds rootUid). Absent:
+   * a fresh uid the runtime picks.
+   */
+  root?: true;
+  /**
    * The page size (kB) the ops were compiled for when not 4 and they depend
    * on it ("L" ballasts, "bytes"/"data_bytes" sizes: compileAtPageSize);
    * absent: 4 kB, or sizes in pages whatever the page size.
@@ -193,11 +205,13 @@ export const userLockLimit = (mlockKb: number, cpus: number, pageKb: number = PA
 
 /**
  * Serialise a compiled scenario to the reproducer's line protocol
- * (harness/PROTOCOL.md). `uid` is the fresh uid the runner assigned.
+ * (harness/PROTOCOL.md). `uid` is the fresh uid the runner assigned; a
+ * `root` scenario runs as uid 0 whatever it is (the reproducer accepts that
+ * only with --allow-uid-0, which the VM runtimes pass).
  */
 export function toScript(s: CompiledScenario, uid: number): string {
   const lines = [
-    `begin ${s.id} uid=${uid} cpus=${s.cpus} mlock_kb=${s.mlock_kb} paranoid=${s.paranoid} ` +
+    `begin ${s.id} uid=${s.root ? 0 : uid} cpus=${s.cpus} mlock_kb=${s.mlock_kb} paranoid=${s.paranoid} ` +
       `rlimit_kb=${s.rlimit_kb === null ? 'inf' : s.rlimit_kb} cap_ipc_lock=${s.cap_ipc_lock ? 1 : 0}`,
   ];
   for (const op of s.ops) lines.push(opLine(op));
@@ -213,7 +227,7 @@ export function opLine(op: Op): string {
     case 'uring': return `uring ${op.pages}`;
     case 'unmap_part': return `unmap_part ${op.buf}`;
     case 'map_output': return `map_output ${op.buf} ${op.to}`;
-    case 'exit': return 'exit';
+    case 'exit': return op.last ? 'exit last' : 'exit';
     case 'map': return `map ${op.buf} ${op.cpu} ${op.data_pages}`;
     case 'aux_ring': return `aux_ring ${op.buf} ${op.cpu} ${op.data_pages}`;
     case 'aux_map': return `aux_map ${op.buf} ${op.pages}`;

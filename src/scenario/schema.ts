@@ -27,6 +27,7 @@ export const SCENARIO_DEFAULTS = {
   /** The default hard RLIMIT_MEMLOCK: root here cannot raise its hard limit above it. */
   rlimit_memlock_kb: 8192,
   cap_ipc_lock: false,
+  uid: 'fresh' as 'fresh' | 'root',
   fault_injection: false,
 } as const;
 
@@ -119,7 +120,8 @@ export type SourceOp =
   | { op: 'uring'; pages: number }
   | { op: 'unmap_part'; buf: string }
   | { op: 'map_output'; buf: string; to: string }
-  | { op: 'exit' }
+  /** the worker exits; `last`: as the uid's last process (its per-user record is freed, except root's) */
+  | { op: 'exit'; last?: true }
   | { op: 'map'; buf: string; cpu: CpuSpec; data_pages: DataPagesSpec; count?: number }
   | { op: 'remap'; buf: string; count?: number }
   | { op: 'unmap'; buf: string }
@@ -145,6 +147,12 @@ export interface ScenarioSource {
   /** the worker's soft RLIMIT_MEMLOCK at start (kB; null = unlimited) */
   rlimit_memlock_kb: number | null;
   cap_ipc_lock: boolean;
+  /**
+   * whose processes the worker and helpers are: 'fresh' = a uid no process
+   * has (the default), 'root' = uid 0, whose per-user record (root_user) is
+   * never freed and is shared by every root process: VM runtimes only
+   */
+  uid: 'fresh' | 'root';
   /** must be true for `hang` and `sysrq` ops (they exist to test the runner; sysrq can crash the machine) */
   fault_injection: boolean;
   ops: SourceOp[];
@@ -251,7 +259,8 @@ const OP_SCHEMAS = {
   map_output: strictObject({ op: op('map_output'), buf: bufName, to: ident('buffer name to redirect to') }, 'a "map_output" op', 'write {"op": "map_output", "buf": "b", "to": "a"}'),
   uring: strictObject({ op: op('uring'), pages: int('pages', 1, L.maxBallastPages, '100') }, 'a "uring" op', 'write {"op": "uring", "pages": 100}'),
   probe: strictObject({ op: op('probe') }, 'a "probe" op', 'write {"op": "probe"}'),
-  exit: strictObject({ op: op('exit') }, 'an "exit" op', 'write {"op": "exit"}'),
+  exit: strictObject({ op: op('exit'), last: bool('last', 'true').optional() }, 'an "exit" op', 'write {"op": "exit"} or {"op": "exit", "last": true}')
+    .transform((o): SourceOp => (o.last === true ? { op: 'exit', last: true } : { op: 'exit' })),
   rlimit: strictObject({ op: op('rlimit'), rlimit_memlock_kb: memlockKb('rlimit_memlock_kb') }, 'an "rlimit" op', 'write {"op": "rlimit", "rlimit_memlock_kb": 64}'),
   sysctl: strictObject({ op: op('sysctl'), name: oneOf(SYSCTL_NAMES as unknown as readonly [SysctlName, SysctlName], 'sysctl name'), value: z.number({ error: (iss) => (iss.input === undefined ? explain('missing "value" of a "sysctl" op', 'add "value": 260') : undefined) }) }, 'a "sysctl" op', 'write {"op": "sysctl", "name": "perf_event_mlock_kb", "value": 260}')
     .transform((o, ctx): SourceOp => {
@@ -297,6 +306,7 @@ export const scenarioSchema = strictObject({
   paranoid: int('paranoid', L.minParanoid, L.maxParanoid, '2').default(SCENARIO_DEFAULTS.paranoid),
   rlimit_memlock_kb: memlockKb('rlimit_memlock_kb').default(SCENARIO_DEFAULTS.rlimit_memlock_kb),
   cap_ipc_lock: bool('cap_ipc_lock').default(SCENARIO_DEFAULTS.cap_ipc_lock),
+  uid: oneOf(['fresh', 'root'] as const, 'uid').default(SCENARIO_DEFAULTS.uid),
   fault_injection: bool('fault_injection').default(SCENARIO_DEFAULTS.fault_injection),
   ops: z
     .array(opSchema, { error: (iss) => (iss.input === undefined ? explain('missing op list', 'add "ops": [{"op": "probe"}]') : explain(`ops must be an array, got ${show(iss.input)}`, 'write "ops": [ {"op": ...}, ... ]')) })

@@ -35,13 +35,21 @@ export interface Offer {
   sysctls?: 'writable' | { perf_event_mlock_kb: number; perf_event_paranoid: number; why: string };
   /** root privileges: false = why not (the controller sets sysctls and switches uids) */
   root?: true | string;
+  /** a worker of uid 0 ("uid": "root" scenarios): why not (absent = offered) */
+  rootUid?: true | string;
 }
+
+/**
+ * Why host and container runs refuse uid 0 workers: a leak there would stay
+ * on the machine that runs lockstep until it reboots (root_user, kernel/user.c).
+ */
+export const ROOT_UID_WHY = "uid 0's per-user record is the host's own: every root process shares it and it lives until reboot (VM runtimes run it)";
 
 const why = (v: boolean | string | undefined, dflt: string): string | null => (v === true || v === undefined ? null : v === false ? dflt : v);
 
 /**
  * Every reason `offer` cannot run a scenario with `needs`, in a fixed order
- * (fault injection, privileges, CPUs, RLIMIT_MEMLOCK, sysctls, features);
+ * (fault injection, privileges, uid 0, CPUs, RLIMIT_MEMLOCK, sysctls, features);
  * [] = it can. Each reason is one phrase, e.g. "needs 36 online CPUs, the
  * machine has 2".
  */
@@ -53,6 +61,10 @@ export function skipReasons(needs: ScenarioNeeds, offer: Offer): string[] {
     if (w !== null) out.push(`has fault-injection ops (hang/sysrq): ${w}`);
   }
   if (offer.root !== undefined && offer.root !== true) out.push(offer.root);
+  if (needs.rootUid) {
+    const w = why(offer.rootUid, 'not here');
+    if (w !== null) out.push(`runs its worker as uid 0: ${w}`);
+  }
   if (!needs.cpusAny && offer.onlineCpus !== null && needs.cpus !== offer.onlineCpus) {
     out.push(`needs ${needs.cpus} online CPUs, ${where} has ${offer.onlineCpus}${offer.cpusWhy ? ` ${offer.cpusWhy}` : ''}`);
   }
