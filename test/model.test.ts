@@ -1,4 +1,5 @@
 import t from 'tap';
+import { prng } from './lib/prng.ts';
 import { type CompiledScenario, type Op, ballastBuffers, mappingPages, userLockLimit } from '../src/scenario/ops.ts';
 import {
   ALL_LOGICS,
@@ -248,6 +249,88 @@ t.test('AUX unmap: V1 gives all back to U, V1a leaks U when pinned, V1b/V3 give 
   t.strictSame([at('V1b')[3]!.pinned, at('V1b')[3]!.user, at('V1b')[4]!.headroom], [0, 256, 2], 'V1b: U -= 2, P -= 6');
   t.strictSame(at('V3'), at('V1b'), 'V3 and V1b agree op by op');
   t.strictSame([at('V1')[5]!.pinned, at('V1a')[5]!.pinned, at('V1b')[5]!.pinned], [0, 8, 6], 'mapped again: the split follows the U each left');
+  t.end();
+});
+
+t.test('V1b and V3 are one function (#18): no op sequence tells fix-1b (36b3db03b474) from fix-5 (003461559ef7)', (t) => {
+  // The split: V3 clamps U to L before adding ue (003461559ef7), V1 branches on U >= L (d44248a41337):
+  // for every U >= 0 they agree, on all three of userLocked' effects (extra, userCharge) and on the check.
+  let grid = 0;
+  for (const L of [0, 1, 9, 129, 258, 516]) {
+    for (let U = 0; U <= L + 40; U++) {
+      for (const ue of [1, 2, 3, 5, 9, 17, 129, 257, 1025]) {
+        const a = splitV1(U, ue, L);
+        const b = splitV3(U, ue, L);
+        if (a.extra !== b.extra || a.userCharge !== b.userCharge) t.fail(`U ${U} ue ${ue} L ${L}: V1 ${JSON.stringify(a)} V3 ${JSON.stringify(b)}`);
+        grid++;
+      }
+    }
+  }
+  t.ok(grid > 10_000, `${grid} (U, ue, L) points agree`);
+  // U < 0 is where they could differ, and only V1's `all` AUX unmap makes one; V1b's `split` gives
+  // back exactly what was charged. Random op sequences with AUX areas, sysctl and rlimit changes,
+  // ballasts and exits: V1b and V3 predict the same for every op, on both counters, at 4 and 64 kB.
+  const r = prng(0x36b3db03);
+  const int = (lo: number, hi: number): number => lo + Math.floor(r() * (hi - lo + 1));
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  let differ = 0;
+  let v1Differs = 0;
+  let auxUnmaps = 0;
+  const runs = 1500;
+  for (let k = 0; k < runs; k++) {
+    const cpus = pick([1, 2, 4]);
+    const open = new Map<string, { aux: number; pages: number }>();
+    const ops: Op[] = [{ op: 'ballast', via: 'perf', buffers: [] }];
+    let name = 0;
+    for (let n = int(1, 30); n > 0; n--) {
+      const kind = pick(['map', 'aux_ring', 'aux_ring', 'aux_map', 'aux_map', 'aux_unmap', 'aux_unmap', 'remap', 'unmap', 'probe', 'ballast', 'sysctl', 'rlimit', 'exit']);
+      const bufs = [...open.keys()];
+      if (kind === 'map' || kind === 'aux_ring') {
+        const buf = `b${name++}`;
+        ops.push({ op: kind, buf, cpu: int(0, cpus - 1), data_pages: pick([1, 2, 8, 64, 128]) });
+        open.set(buf, { aux: kind === 'aux_ring' ? 0 : -1, pages: 0 });
+      } else if (kind === 'aux_map' && bufs.some((b) => open.get(b)!.aux >= 0)) {
+        const buf = pick(bufs.filter((b) => open.get(b)!.aux >= 0));
+        const st = open.get(buf)!;
+        ops.push({ op: 'aux_map', buf, pages: st.aux > 0 ? st.pages : (st.pages = pick([1, 2, 4, 16, 64, 256])) });
+        st.aux++;
+      } else if (kind === 'aux_unmap' && bufs.some((b) => open.get(b)!.aux > 0)) {
+        const buf = pick(bufs.filter((b) => open.get(b)!.aux > 0));
+        ops.push({ op: 'aux_unmap', buf });
+        open.get(buf)!.aux--;
+        auxUnmaps++;
+      } else if (kind === 'remap' && bufs.length) ops.push({ op: 'remap', buf: pick(bufs) });
+      else if (kind === 'unmap' && bufs.length) {
+        const buf = pick(bufs);
+        ops.push({ op: 'unmap', buf });
+        open.delete(buf);
+      } else if (kind === 'probe') ops.push({ op: 'probe' });
+      else if (kind === 'ballast') ops.push(r() < 0.5 ? { op: 'ballast', via: 'perf', buffers: ballastBuffers(int(0, 600)) } : { op: 'ballast', via: 'io_uring', pages: int(0, 300) });
+      else if (kind === 'sysctl') ops.push({ op: 'sysctl', name: 'perf_event_mlock_kb', value: pick([0, 8, 260, 516, 1024]) });
+      else if (kind === 'rlimit') ops.push({ op: 'rlimit', memlock_kb: pick([null, 0, 16, 64, 1024]) });
+      else if (kind === 'exit') {
+        ops.push({ op: 'exit' });
+        open.clear();
+      }
+    }
+    const s = scenario(ops, { cpus, rlimit_kb: pick([null, 64, 8192]) });
+    for (const counter of ['shared', 'perf'] as const) {
+      for (const pageKb of [4, 64]) {
+        const a = simulate(s, { accounting: 'V1b', counter }, { pageKb });
+        const b = simulate(s, { accounting: 'V3', counter }, { pageKb });
+        // Everything but `check.userLocked`, the clamped value V3 compares (not observable): ok, errno, P, U, probes.
+        const seen = (e: ExpectedOp[]): string => JSON.stringify(e.map(({ check: _c, ...rest }) => rest));
+        if (seen(a) !== seen(simulate(s, { accounting: 'V1', counter }, { pageKb }))) v1Differs++;
+        if (seen(a) !== seen(b)) {
+          differ++;
+          if (differ <= 3) t.fail(`run ${k} ${counter} ${pageKb} kB: V1b and V3 differ: ${JSON.stringify(ops)}`);
+        }
+      }
+    }
+  }
+  t.equal(differ, 0, `${runs} random scenarios x 2 counters x 2 page sizes: V1b and V3 never differ`);
+  t.ok(auxUnmaps > 300, `the sequences unmap AUX areas (${auxUnmaps} aux_unmap ops)`);
+  t.ok(v1Differs > 50, `the same sequences do tell V1 (5e6c3c7b1ec2's parent) from V1b: ${v1Differs} of ${runs * 4}`);
   t.end();
 });
 
