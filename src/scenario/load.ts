@@ -410,7 +410,7 @@ function compileValidated(src: ScenarioSource, file: string, cpusAt: number = DE
         room(path, 1);
         needOnline(`${path}.cpu`, op.cpu);
         if (op.cpu === 0 && !op.online) {
-          fail(`${path}.cpu`, 'CPU 0 cannot be taken offline (x86 has no cpu0/online file; the reproducer and the boot CPU need it)', 'offline another CPU (1..cpus-1)');
+          fail(`${path}.cpu`, 'CPU 0 cannot be taken offline (x86 kernels have no cpu0/online file, so a scenario that runs on every arch keeps the boot CPU online)', 'offline another CPU (1..cpus-1)');
         }
         online[op.cpu] = op.online;
         if (op.online) offlinedBy.delete(op.cpu);
