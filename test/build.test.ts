@@ -182,7 +182,10 @@ t.test('variants built from linux-source-6.1 boot and behave as declared', { ski
 });
 
 t.test('a local kernel tree (path, no patches) builds and boots the same way', { skip: hasBase ? false : 'linux-source-6.1 is not installed' }, async (t) => {
-  // The tree: the unpacked base, copied, with the fix-4 patch applied to the copy.
+  // The tree: the unpacked base with the fix-4 patch applied, a git repository as well (for the
+  // URL + ref spec below). It is kept beside the cache with fixed commit dates, so its identity
+  // (HEAD, diff, untracked files) and both specs' cache keys are the same every run: the first
+  // run builds both, later runs boot what it built (the cached: true assertions say which).
   const all = await builtinSpecs();
   const fix4 = all.find((s) => s.id === 'fix-4') as SourceSpec;
   const inp = await prepareInputs(fix4);
@@ -190,19 +193,10 @@ t.test('a local kernel tree (path, no patches) builds and boots the same way', {
   t.ok(await exists(join(baseSrc, 'Makefile')), 'the base tree was unpacked by the previous test');
   const work = await mkdtemp(join(tmpdir(), 'lockstep-tree-'));
   t.teardown(() => rm(work, { recursive: true, force: true }));
-  const tree = join(work, 'linux-6.1-fix4');
-  await mkdir(tree);
-  const top = (await readdir(baseSrc)).filter((n) => n !== '_build');
-  await run('cp', ['-a', ...top.map((n) => join(baseSrc, n)), tree]);
-  await run('patch', ['-p1', '--batch', '-i', fix4.patches[0]!], tree);
+  const env = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t', GIT_AUTHOR_DATE: '2026-01-01T00:00:00Z', GIT_COMMITTER_DATE: '2026-01-01T00:00:00Z' };
+  const tree = await fix4Tree(join(cache, 'test-fixtures', 'linux-6.1-fix4'), baseSrc, fix4.patches[0]!, env);
   const specFile = join(work, 'tree.json');
   const spec = parseSpec({ id: 'tree-fix4', kind: 'source', version: '6.1.192', source: { path: tree }, expect: 'V2/shared' }, specFile);
-  // The tree lives in a temp dir, so its identity is new every run: drop what it leaves in the cache.
-  const treeInp = await prepareInputs(spec as SourceSpec);
-  t.teardown(async () => {
-    await rm(join(cache, 'kernels', 'source-trees', treeInp.tree), { recursive: true, force: true });
-    await rm(join(cache, 'kernels', 'source', treeInp.key), { recursive: true, force: true });
-  });
   const r = await matrix([spec], ['sysctl-lowered']);
   const c = cellOf(r, 'tree-fix4', 'sysctl-lowered');
   t.equal(c.verdict, 'MATCH', `path tree as V2/shared: ${c.reason ?? 'MATCH'}`);
@@ -226,23 +220,37 @@ t.test('a local kernel tree (path, no patches) builds and boots the same way', {
   t.match(cellOf(rb, 'tree-bad', 'baseline'), { verdict: 'BUILD_FAIL', reason: /CONFIG_LOCKSTEP_NO_SUCH_OPTION/ });
 
   // The same tree as a git repository, given by URL + ref: fetched (one ref, shallow) into the cache.
-  const env = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' };
-  await run('git', ['init', '-q', tree], undefined, env);
-  // -f: Debian's top-level .gitignore ignores everything at the top of the tree
-  await run('git', ['-C', tree, 'add', '-A', '-f'], undefined, env);
-  await run('git', ['-C', tree, 'commit', '-q', '-m', 'linux 6.1.192 + fix-4'], undefined, env);
-  await run('git', ['-C', tree, 'tag', 'v6.1.192-fix4'], undefined, env);
   const gspec = parseSpec({ id: 'git-fix4', kind: 'source', version: '6.1.192', source: { git: `file://${tree}`, ref: 'v6.1.192-fix4' }, expect: 'V2/shared' }, specFile) as SourceSpec;
   const gInp = await prepareInputs(gspec, { cacheDir: cache });
-  t.teardown(async () => {
-    await rm(join(cache, 'kernels', 'source-trees', gInp.tree), { recursive: true, force: true });
-    await rm(join(cache, 'kernels', 'source', gInp.key), { recursive: true, force: true });
-    await rm(gInp.resolved.path!, { recursive: true, force: true });
-  });
   t.match(gInp.resolved.identity, /^git:file:\/\/.*@[0-9a-f]{40}$/, 'a git tree is identified by its commit');
   const rg = await matrix([gspec], ['sysctl-lowered']);
   t.equal(cellOf(rg, 'git-fix4', 'sysctl-lowered').verdict, 'MATCH', `git tree as V2/shared: ${cellOf(rg, 'git-fix4', 'sysctl-lowered').reason ?? 'MATCH'}`);
+  t.equal((await ensureKernel(gspec, { cacheDir: cache, log: () => {} })).cached, true, 'the git tree\'s kernel is cached under its commit');
 });
+
+/**
+ * `dir`: the base tree `baseSrc` (without its _build) with `patch` applied,
+ * committed (dates fixed in `env`) and tagged v6.1.192-fix4. Made once: a
+ * marker names the base tree and the patch text it was made from, and a dir
+ * whose marker differs (or is missing: a half-made copy) is made again.
+ */
+async function fix4Tree(dir: string, baseSrc: string, patch: string, env: NodeJS.ProcessEnv): Promise<string> {
+  const marker = join(dir, '.git', 'lockstep-fixture.json');
+  const want = JSON.stringify({ base: baseSrc, patch: await readFile(patch, 'utf8') });
+  if ((await readFile(marker, 'utf8').catch(() => null)) === want) return dir;
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const top = (await readdir(baseSrc)).filter((n) => n !== '_build');
+  await run('cp', ['-a', ...top.map((n) => join(baseSrc, n)), dir]);
+  await run('patch', ['-p1', '--batch', '-i', patch], dir);
+  await run('git', ['init', '-q', dir], undefined, env);
+  // -f: Debian's top-level .gitignore ignores everything at the top of the tree
+  await run('git', ['-C', dir, 'add', '-A', '-f'], undefined, env);
+  await run('git', ['-C', dir, 'commit', '-q', '-m', 'linux 6.1.192 + fix-4'], undefined, env);
+  await run('git', ['-C', dir, 'tag', 'v6.1.192-fix4'], undefined, env);
+  await writeFile(marker, want);
+  return dir;
+}
 
 t.test('a corrupt artifact is rebuilt; a killed build leaves no artifact and a clean tree', { skip: hasBase ? false : 'linux-source-6.1 is not installed' }, async (t) => {
   const all = await builtinSpecs();
