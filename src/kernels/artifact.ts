@@ -6,6 +6,7 @@
 // a shell; SIGTERM then SIGKILL when the caller's signal aborts).
 
 import { ensureDebian } from './obtain/debian.ts';
+import { withDebianAuxPmu } from './obtain/debian-auxpmu.ts';
 import { hostArtifact } from './obtain/host.ts';
 import { ensureImage } from './obtain/image.ts';
 import { ensureSourceKernel } from './obtain/source/build.ts';
@@ -17,7 +18,8 @@ export type { EnsureOptions, KernelArtifact } from './obtain/types.ts';
 
 /**
  * Make `spec`'s kernel available locally (fetching, building and verifying
- * as needed). Throws ConfigError for input the user can fix (exit 2),
+ * as needed); with `opts.auxPmu`, a Debian image with the lockstep_aux
+ * module beside it (or meta.aux_pmu saying why not). Throws ConfigError for input the user can fix (exit 2),
  * BuildError for a failed build, and rejects once `opts.signal` aborts
  * (every child stopped, nothing half-published).
  */
@@ -25,8 +27,10 @@ export async function ensureKernel(spec: KernelSpec, opts: EnsureOptions): Promi
   switch (spec.kind) {
     case 'host':
       return hostArtifact(spec);
-    case 'debian-image':
-      return ensureDebian(spec, opts);
+    case 'debian-image': {
+      const a = await ensureDebian(spec, opts);
+      return opts.auxPmu ? withDebianAuxPmu(a, spec, opts) : a;
+    }
     case 'image':
       return ensureImage(spec, opts);
     case 'source':

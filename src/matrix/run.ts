@@ -4,7 +4,7 @@
 // crashed run keeps every cell it finished.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { homedir, release as osRelease, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import PQueue from 'p-queue';
@@ -18,7 +18,8 @@ import { type BaseImage, ensureBaseImage, reproducerBinary } from '../image/init
 import type { Arch } from '../kernels/types.ts';
 import { createHash } from 'node:crypto';
 import { type Expectation, logicLabel } from '../model/index.ts';
-import { type CompiledScenario, hasFaultInjection } from '../scenario/ops.ts';
+import { type CompiledScenario, hasFaultInjection, usesAux } from '../scenario/ops.ts';
+import { auxLoadSkip, auxPmuSkip } from '../kernels/obtain/aux-module.ts';
 import { DEFAULT_ANY_CPUS, scenarioHash } from '../scenario/load.ts';
 import { freshHostUids, HostRuntime, hostOffer, hostOnlineCpus } from '../runner/host.ts';
 import { containerRuntime, hostPerfSysctls } from '../runner/container.ts';
@@ -198,7 +199,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
     if (!p) {
       // virtme: a source kernel is built with vng's options added to its fragment
       const spec = runtimeOf(k, o.runtime) === 'virtme' && k.kind === 'source' ? virtmeSourceSpec(k, o.cacheDir) : Promise.resolve(k);
-      p = spec.then((s) => ensureKernel(s, { cacheDir: o.cacheDir, log: (m) => o.log(`[${k.id}] ${m}`), signal: o.signal }).then((a) => {
+      p = spec.then((s) => ensureKernel(s, { cacheDir: o.cacheDir, log: (m) => o.log(`[${k.id}] ${m}`), signal: o.signal, auxPmu: o.scenarios.some(usesAux) }).then((a) => {
         const exp = resolveExpect(k, a.version);
         logics.set(k.id, exp.logic);
         const rec: KernelRecord = {
@@ -291,7 +292,8 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
     const skipped: CellResult[] = [];
     for (const u of g.unfit ?? []) skipped.push(cellWithoutRun(ctx(logic), u.scenario, 'SKIP', u.scenario.id + ' ' + u.reason));
     for (const s of g.scenarios) {
-      const why = skipReason(scenarioNeeds(s), offer);
+      // a Debian image whose lockstep_aux module could not be had: its AUX scenarios SKIP with why (src/kernels/obtain/debian-auxpmu.ts)
+      const why = skipReason(scenarioNeeds(s), offer) ?? (usesAux(s) ? auxPmuSkip(a.meta.aux_pmu) : null);
       if (why) skipped.push(cellWithoutRun(ctx(logic), s, 'SKIP', why));
       else runnable.push(s);
     }
@@ -334,6 +336,12 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
         });
         const outcome: GroupOutcome = isVmRuntime(g.runtime) ? await runIt() : await onHostKernel(runIt);
         const got = cellsFromOutcome(ctx(logic), scenarios, outcome);
+        // the guest had lockstep_aux but found no PMU: say what its insmod said
+        if (a.meta.aux_pmu && outcome.consoleLog) {
+          const consoleText = await readFile(outcome.consoleLog, 'utf8').catch(() => '');
+          const aux = new Set(scenarios.filter(usesAux).map((s) => s.id));
+          for (const c of got) if (c.verdict === 'SKIP' && c.reason && aux.has(c.scenario)) c.reason = auxLoadSkip(a.meta.aux_pmu, consoleText, c.reason) ?? c.reason;
+        }
         for (const c of got) {
           const b = began.get(c.scenario);
           const e = ended.get(c.scenario);

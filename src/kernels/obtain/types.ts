@@ -37,6 +37,12 @@ export interface EnsureOptions {
    * the call rejects.
    */
   signal?: AbortSignal;
+  /**
+   * The run has AUX scenarios: a kernel lockstep cannot rebuild (a Debian
+   * image) gets the lockstep_aux module built against its own headers
+   * (src/kernels/obtain/debian-auxpmu.ts), or meta.aux_pmu saying why not.
+   */
+  auxPmu?: boolean;
 }
 
 /** Where apt looks for packages: extra `-o` options given to apt-cache and apt-get. */

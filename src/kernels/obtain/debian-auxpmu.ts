@@ -1,0 +1,256 @@
+// The lockstep_aux software PMU (harness/auxpmu) for a "debian-image"
+// kernel, which lockstep cannot rebuild: the module is built out of tree
+// against that very kernel's headers, fetched from the same apt source at
+// the same Debian version as the kernel (linux-headers-<abi>, and the
+// linux-headers-*-common / linux-kbuild-* packages its Depends name),
+// unpacked into a scratch dir (never installed), with the host's compiler.
+// It joins the kernel's modules.cpio (the initramfs part vm-images/init.sh
+// insmods from), in its own cache entry; the kernel's entry is not touched:
+//   <cacheDir>/kernels/debian-auxpmu/<package>_<package_version>_<key>/{lockstep_aux.ko,modules.cpio,meta.json}
+// <key> hashes the driver, its Kbuild and the gcc-N compilers on PATH, so
+// a changed driver or a newly installed compiler builds again. A build the
+// compiler refuses is cached too (meta.json with the reason, no .ko): the
+// AUX cells SKIP with it. A download that fails is not cached.
+
+import { createHash } from 'node:crypto';
+import { cp, mkdir, readFile, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { delimiter, join, relative } from 'node:path';
+import { cpioList } from '../../image/cpio.ts';
+import { runTool, ToolError } from '../../util/exec.ts';
+import type { DebianImageSpec } from '../types.ts';
+import { AUX_MODULE, type AuxPmuState, configCompiler, firstBuildError, headersDeps, headersPackage, kbuildCompiler, moduleLoadBlocker, vermagicOf } from './aux-module.ts';
+import { checkEntry, ensureEntry, scratchDir, writeMeta } from './cache.ts';
+import { kernelPackage } from './deb-kernels.ts';
+import { aptCandidate, aptVersions, downloadDebs, extractDeb, specApt } from './debian.ts';
+import { sha256File } from './files.ts';
+import { modulesArchive } from './guest-modules.ts';
+import { auxPmuSourcePath } from './source/auxpmu.ts';
+import type { AptSource, EnsureOptions, KernelArtifact } from './types.ts';
+
+interface AuxEntryMeta {
+  package: string;
+  package_version: string;
+  release: string;
+  /** sha256 of lockstep_aux.c + Kbuild */
+  driver_sha256: string;
+  /** the packages built against, "name=version", the flavour's headers first */
+  headers: string[];
+  /** the CC given to kbuild, with its --version line */
+  compiler: string;
+  /** CONFIG_CC_VERSION_TEXT of the kernel, null when its config lacks it */
+  kernel_compiler: string | null;
+  /** null when built; else why not (the compiler's first error) */
+  failed: string | null;
+  ko_sha256?: string;
+  modules_sha256?: string;
+  /** wall time of the download + unpack, and of make, ms */
+  download_ms: number;
+  build_ms: number;
+  built_at: string;
+}
+
+const driverDir = (): string => join(auxPmuSourcePath(), '..');
+
+/** Bumped when the way the module is built changes, so cached builds (and cached failures) are redone. */
+const RECIPE = 2;
+
+/** Executables named gcc-N / x86_64-linux-gnu-gcc-N on $PATH (sorted): they decide which CC a build gets. */
+async function gccsOnPath(): Promise<string[]> {
+  const names = new Set<string>();
+  for (const d of (process.env.PATH ?? '').split(delimiter).filter(Boolean)) {
+    for (const n of await readdir(d).catch(() => [] as string[])) if (/^(x86_64-linux-gnu-)?gcc-\d+$/.test(n)) names.add(n);
+  }
+  return [...names].sort();
+}
+
+/** Absolute symlinks of an unpacked package tree made relative to `root` (a package's /usr/src/... link points into itself once unpacked elsewhere). */
+async function relinkAbsolute(root: string): Promise<void> {
+  for (const e of await readdir(root, { recursive: true, withFileTypes: true })) {
+    if (!e.isSymbolicLink()) continue;
+    const p = join(e.parentPath, e.name);
+    const to = await readlink(p);
+    if (!to.startsWith('/')) continue;
+    await rm(p);
+    await symlink(relative(e.parentPath, join(root, to)) || '.', p);
+  }
+}
+
+/** A Debian headers tree's Makefile includes its -common tree by absolute path (/usr/src/...): point it into `root`. */
+async function rootMakefiles(root: string): Promise<void> {
+  const src = join(root, 'usr', 'src');
+  for (const d of await readdir(src)) {
+    const mk = join(src, d, 'Makefile');
+    const text = await readFile(mk, 'utf8').catch(() => null);
+    if (text === null) continue;
+    const next = text.replace(/^(\s*include\s+)\/usr\/src\//gm, `$1${src}/`);
+    if (next !== text) await writeFile(mk, next);
+  }
+}
+
+/** The version of a headers dependency to download: the kernel's own when apt has it and the constraint allows, else apt's candidate. */
+async function depVersion(dep: ReturnType<typeof headersDeps>[number], pv: string, apt: AptSource, signal?: AbortSignal): Promise<string> {
+  if (dep.constraint?.op === '=') return dep.constraint.version;
+  const rows = await aptVersions([dep.package], apt, signal);
+  if (rows.some((r) => r.version === pv)) return pv;
+  const cand = await aptCandidate(dep.package, apt, signal);
+  if (cand === null) throw new Error(`${apt.label} has no ${dep.package}`);
+  return cand;
+}
+
+class DownloadFailed extends Error {}
+
+/**
+ * Download and unpack the headers of `pkg`=`pv` into `root`; returns the
+ * packages as "name=version" (flavour headers first) and the headers dir.
+ * Throws DownloadFailed when apt cannot give them.
+ */
+async function fetchHeaders(pkg: string, pv: string, apt: AptSource, work: string, root: string, signal?: AbortSignal): Promise<{ headers: string[]; dir: string }> {
+  const kp = kernelPackage(pkg)!;
+  const hdr = headersPackage(kp);
+  const dl = join(work, 'debs');
+  await mkdir(dl);
+  let debs: string[];
+  const got: string[] = [`${hdr}=${pv}`];
+  try {
+    const [first] = await downloadDebs([{ package: hdr, version: pv }], apt, dl, signal);
+    const depends = (await runTool('dpkg-deb', ['-f', first!, 'Depends'], { install: 'apt-get install dpkg', signal })).stdout;
+    const deps = headersDeps(depends);
+    const wanted = [];
+    for (const d of deps) wanted.push({ package: d.package, version: await depVersion(d, pv, apt, signal) });
+    got.push(...wanted.map((w) => `${w.package}=${w.version}`));
+    debs = [first!, ...(await downloadDebs(wanted, apt, dl, signal))];
+  } catch (e) {
+    if (signal?.aborted) throw e;
+    const text = e instanceof ToolError ? (e.stderr || e.message) : (e as Error).message;
+    throw new DownloadFailed(`the headers of ${pkg}=${pv} (${got.join(', ')}) could not be downloaded from ${apt.label}: ${firstBuildError(text)}`);
+  }
+  for (const d of debs) await extractDeb(d, root, ['./usr/*'], signal);
+  await relinkAbsolute(root);
+  await rootMakefiles(root);
+  const dir = join(root, 'usr', 'src', hdr);
+  // With a vmlinux beside it (6.12 on), kbuild runs pahole for the module's BTF, which the PMU does not need:
+  // without one it prints "Skipping BTF generation" and the host needs no pahole (dwarves).
+  await rm(join(dir, 'vmlinux'), { force: true });
+  return { headers: got, dir };
+}
+
+/** Build harness/auxpmu against `headersDir`; the .ko bytes, or the failure line. */
+async function buildModule(headersDir: string, work: string, release: string, signal?: AbortSignal): Promise<{ cc: string; ko: Buffer | null; failed: string | null }> {
+  const kv = await readFile(join(headersDir, '.kernelvariables'), 'utf8').catch(() => '');
+  const want = kbuildCompiler(kv);
+  const have = await gccsOnPath();
+  // Debian's kbuild calls $(CROSS_COMPILE)gcc-N: the same gcc-N here when installed, else the host's gcc
+  const cc = want && (have.includes(want) || have.includes(`x86_64-linux-gnu-${want}`)) ? want : 'gcc';
+  let ccVersion: string;
+  try {
+    ccVersion = (await runTool(cc, ['--version'], { install: 'apt-get install gcc', signal })).stdout.split('\n')[0]!.trim();
+  } catch (e) {
+    if (signal?.aborted) throw e;
+    return { cc, ko: null, failed: `no C compiler here (${cc}: ${(e as Error).message.split('\n')[0]})` };
+  }
+  const mod = join(work, 'auxpmu');
+  await cp(driverDir(), mod, { recursive: true });
+  try {
+    await runTool('make', ['-C', headersDir, `M=${mod}`, `CC=${cc}`, 'modules'], { install: 'apt-get install make', signal });
+  } catch (e) {
+    if (signal?.aborted || !(e instanceof ToolError)) throw e;
+    return { cc: ccVersion, ko: null, failed: firstBuildError(`${e.stderr}\n${e.stdout}`) };
+  }
+  const ko = await readFile(join(mod, `${AUX_MODULE}.ko`));
+  const vm = vermagicOf(ko);
+  if (!vm?.startsWith(`${release} `)) return { cc: ccVersion, ko: null, failed: `the module's vermagic ${JSON.stringify(vm)} is not the kernel's release ${release}` };
+  return { cc: ccVersion, ko, failed: null };
+}
+
+/** The modules of a kernel's own modules.cpio (name and bytes, in its /lockstep/modules order). */
+async function kernelModules(cpio: string | undefined): Promise<{ name: string; data: Buffer }[]> {
+  if (!cpio) return [];
+  const entries = cpioList(await readFile(cpio));
+  const order = entries.find((e) => e.name === 'lockstep/modules')?.data.toString().split('\n').filter(Boolean) ?? [];
+  return order.map((name) => {
+    const f = entries.find((e) => e.name === `lib/modules/${name}.ko`);
+    if (!f) throw new Error(`${cpio}: lists ${name} but has no lib/modules/${name}.ko`);
+    return { name, data: f.data };
+  });
+}
+
+/**
+ * `a` (a "debian-image" artifact of `spec`) with lockstep_aux: its
+ * initrdExtra the kernel's modules plus lockstep_aux.ko (loaded last), and
+ * meta.aux_pmu = { module, headers, compiler, ko_sha256 }; or, when the
+ * module cannot be had, `a` unchanged but meta.aux_pmu = { skip: reason }
+ * (the kernel's other cells run; its AUX cells SKIP with the reason, e.g.
+ * "lockstep_aux did not build against linux-headers-...: gcc-12: error:
+ * unrecognized command-line option '-fmin-function-alignment=16'").
+ * Throws only when `opts.signal` aborts or the cache is unwritable.
+ */
+export async function withDebianAuxPmu(a: KernelArtifact, spec: DebianImageSpec, opts: EnsureOptions): Promise<KernelArtifact> {
+  const skip = (reason: string): KernelArtifact => ({ ...a, meta: { ...a.meta, aux_pmu: { skip: reason } satisfies AuxPmuState } });
+  const pkg = String(a.meta.package);
+  const pv = String(a.meta.package_version);
+  const release = String(a.meta.release);
+  if ((spec.arch ?? 'x86_64') !== 'x86_64') {
+    return skip(`lockstep builds ${AUX_MODULE} for x86_64 Debian images only (an ${spec.arch} build needs the amd64 linux-kbuild of the same version, not done yet)`);
+  }
+  if (!kernelPackage(pkg)) return skip(`${pkg} is not a kernel package whose headers lockstep can name`);
+  const config = typeof a.meta.config === 'string' ? await readFile(a.meta.config, 'utf8').catch(() => null) : null;
+  if (config === null) return skip(`${pkg}=${pv} has no kernel config to check that it loads modules`);
+  const blocker = moduleLoadBlocker(config);
+  if (blocker) return skip(`${AUX_MODULE} cannot load: ${blocker}`);
+
+  const driver = createHash('sha256');
+  for (const f of ['lockstep_aux.c', 'Kbuild']) driver.update(await readFile(join(driverDir(), f)));
+  const driverSha = driver.digest('hex');
+  const key = createHash('sha256').update(`${RECIPE}\n${driverSha}\n${(await gccsOnPath()).join(' ')}`).digest('hex').slice(0, 12);
+  const parent = join(opts.cacheDir, 'kernels', 'debian-auxpmu');
+  let got: { entry: string; meta: AuxEntryMeta };
+  try {
+    got = await ensureEntry<AuxEntryMeta>({
+      parent, key: `${pkg}_${pv}_${key}`, label: `${AUX_MODULE} for ${pkg}=${pv}`, verb: 'building', log: opts.log,
+      lockTimeoutMs: opts.lockTimeoutMs, signal: opts.signal,
+      check: (e) => checkEntry<AuxEntryMeta>(e, (m) => (m.failed !== null && typeof m.failed === 'string' ? {}
+        : typeof m.ko_sha256 === 'string' && typeof m.modules_sha256 === 'string' ? { [`${AUX_MODULE}.ko`]: m.ko_sha256, 'modules.cpio': m.modules_sha256 } : null)),
+      fill: async (staging) => {
+        const work = await scratchDir(parent, `${pkg}_${pv}_${key}`);
+        try {
+          const apt = await specApt(spec, opts);
+          const t0 = Date.now();
+          opts.log(`fetching the headers of ${pkg}=${pv} from ${apt.label} to build ${AUX_MODULE}`);
+          const root = join(work, 'root');
+          await mkdir(root);
+          const { headers, dir } = await fetchHeaders(pkg, pv, apt, work, root, opts.signal);
+          const t1 = Date.now();
+          const b = await buildModule(dir, work, release, opts.signal);
+          const t2 = Date.now();
+          const kernelCc = configCompiler(await readFile(join(dir, '.config'), 'utf8').catch(() => ''));
+          const meta: AuxEntryMeta = {
+            package: pkg, package_version: pv, release, driver_sha256: driverSha, headers, compiler: b.cc, kernel_compiler: kernelCc,
+            failed: b.failed, download_ms: t1 - t0, build_ms: t2 - t1, built_at: new Date().toISOString(),
+          };
+          if (b.ko) {
+            await writeFile(join(staging, `${AUX_MODULE}.ko`), b.ko);
+            await writeFile(join(staging, 'modules.cpio'), modulesArchive([...(await kernelModules(a.initrdExtra)), { name: AUX_MODULE, data: b.ko }]));
+            meta.ko_sha256 = await sha256File(join(staging, `${AUX_MODULE}.ko`));
+            meta.modules_sha256 = await sha256File(join(staging, 'modules.cpio'));
+            opts.log(`built ${AUX_MODULE} against ${headers[0]} with ${b.cc}: headers ${((t1 - t0) / 1000).toFixed(1)} s, make ${((t2 - t1) / 1000).toFixed(1)} s`);
+          } else {
+            opts.log(`${AUX_MODULE} did not build against ${headers[0]} with ${b.cc}: ${b.failed}`);
+          }
+          await writeMeta(staging, meta);
+          return meta;
+        } finally {
+          await rm(work, { recursive: true, force: true });
+        }
+      },
+    });
+  } catch (e) {
+    if (e instanceof DownloadFailed) return skip(`${AUX_MODULE} was not built: ${e.message}`);
+    throw e;
+  }
+  const m = got.meta;
+  if (m.failed !== null) {
+    return skip(`${AUX_MODULE} did not build against ${m.headers[0]} with ${m.compiler}${m.kernel_compiler ? ` (the kernel was built with ${m.kernel_compiler})` : ''}: ${m.failed}`);
+  }
+  const state: AuxPmuState = { module: AUX_MODULE, headers: m.headers, compiler: m.compiler, ko_sha256: m.ko_sha256! };
+  return { ...a, initrdExtra: join(got.entry, 'modules.cpio'), meta: { ...a.meta, aux_pmu: state, aux_pmu_entry: got.entry } };
+}
