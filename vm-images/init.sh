@@ -24,9 +24,12 @@ case " $(/bin/busybox cat /proc/cmdline) " in
 	/bin/busybox echo "<4>WARNING: CPU: 0 PID: 1 at vm-images/init.sh:1 lockstep_splat_hook+0x0/0x0" >/dev/kmsg
 	/bin/busybox echo "<4>---[ end trace 0000000000000000 ]---" >/dev/kmsg ;;
 esac
-# Kernel modules the results channel needs (a Debian arm64 kernel builds its
-# virtio console as modules: src/kernels/obtain/guest-modules.ts), in the
-# order of /lockstep/modules; present only in such guests' initramfs.
+# Kernel modules the guest needs, in the order of /lockstep/modules: the
+# results channel (a Debian arm64 kernel builds its virtio console as
+# modules: src/kernels/obtain/guest-modules.ts) and, in a Debian image, the
+# lockstep_aux PMU built against its headers (src/kernels/obtain/debian-auxpmu.ts);
+# present only in such guests' initramfs. A failed insmod leaves busybox's
+# reason and the line below on the console (the AUX cells' SKIP reason quotes them).
 if [ -f /lockstep/modules ]; then
 	for m in $(/bin/busybox cat /lockstep/modules); do
 		/bin/busybox insmod "/lib/modules/$m.ko" || /bin/busybox echo "lockstep-init: insmod $m failed"

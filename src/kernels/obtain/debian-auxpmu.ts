@@ -52,7 +52,7 @@ interface AuxEntryMeta {
 const driverDir = (): string => join(auxPmuSourcePath(), '..');
 
 /** Bumped when the way the module is built changes, so cached builds (and cached failures) are redone. */
-const RECIPE = 2;
+const RECIPE = 3;
 
 /** Executables named gcc-N / x86_64-linux-gnu-gcc-N on $PATH (sorted): they decide which CC a build gets. */
 async function gccsOnPath(): Promise<string[]> {
@@ -75,14 +75,18 @@ async function relinkAbsolute(root: string): Promise<void> {
   }
 }
 
-/** A Debian headers tree's Makefile includes its -common tree by absolute path (/usr/src/...): point it into `root`. */
+/**
+ * A Debian headers tree's Makefile names its -common tree by absolute path
+ * ("include /usr/src/linux-headers-6.1.0-54-common/Makefile"; Debian 14
+ * also "KBUILD_OUTPUT=/usr/src/linux-headers-<abi>"): point them into `root`.
+ */
 async function rootMakefiles(root: string): Promise<void> {
   const src = join(root, 'usr', 'src');
   for (const d of await readdir(src)) {
     const mk = join(src, d, 'Makefile');
     const text = await readFile(mk, 'utf8').catch(() => null);
     if (text === null) continue;
-    const next = text.replace(/^(\s*include\s+)\/usr\/src\//gm, `$1${src}/`);
+    const next = text.replace(/(^|[\s=])\/usr\/src\//gm, `$1${src}/`);
     if (next !== text) await writeFile(mk, next);
   }
 }
@@ -154,7 +158,10 @@ async function buildModule(headersDir: string, work: string, release: string, si
     await runTool('make', ['-C', headersDir, `M=${mod}`, `CC=${cc}`, 'modules'], { install: 'apt-get install make', signal });
   } catch (e) {
     if (signal?.aborted || !(e instanceof ToolError)) throw e;
-    return { cc: ccVersion, ko: null, failed: firstBuildError(`${e.stderr}\n${e.stdout}`) };
+    // paths as the packages name them (/usr/src/...) and the driver's (harness/auxpmu), not the scratch dir's
+    const root = join(headersDir, '..', '..', '..');
+    const text = `${e.stderr}\n${e.stdout}`.split(mod).join('harness/auxpmu').split(root).join('');
+    return { cc: ccVersion, ko: null, failed: firstBuildError(text) };
   }
   const ko = await readFile(join(mod, `${AUX_MODULE}.ko`));
   const vm = vermagicOf(ko);
