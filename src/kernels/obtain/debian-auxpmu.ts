@@ -4,6 +4,9 @@
 // the same Debian version as the kernel (linux-headers-<abi>, and the
 // linux-headers-*-common / linux-kbuild-* packages its Depends name),
 // unpacked into a scratch dir (never installed), with the host's compiler.
+// An arm64 kernel's module is cross-built (aarch64-linux-gnu-gcc-N) with the
+// kbuild tools (fixdep, modpost: host programs) of the host's arch: the
+// linux-kbuild-* package of the same suite and version for amd64.
 // It joins the kernel's modules.cpio (the initramfs part vm-images/init.sh
 // insmods from), in its own cache entry; the kernel's entry is not touched:
 //   <cacheDir>/kernels/debian-auxpmu/<package>_<package_version>_<key>/{lockstep_aux.ko,modules.cpio,meta.json}
@@ -17,10 +20,11 @@ import { cp, mkdir, readFile, readdir, readlink, rm, symlink, writeFile } from '
 import { delimiter, join, relative } from 'node:path';
 import { cpioList } from '../../image/cpio.ts';
 import { runTool, ToolError } from '../../util/exec.ts';
-import type { DebianImageSpec } from '../types.ts';
+import type { Arch, DebianImageSpec } from '../types.ts';
 import { AUX_MODULE, type AuxPmuState, configCompiler, firstBuildError, headersDeps, headersPackage, kbuildCompiler, moduleLoadBlocker, vermagicOf } from './aux-module.ts';
 import { checkEntry, ensureEntry, scratchDir, writeMeta } from './cache.ts';
 import { kernelPackage } from './deb-kernels.ts';
+import { suiteSource } from './apt-suite.ts';
 import { aptCandidate, aptVersions, downloadDebs, extractDeb, specApt } from './debian.ts';
 import { sha256File } from './files.ts';
 import { modulesArchive } from './guest-modules.ts';
@@ -52,13 +56,16 @@ interface AuxEntryMeta {
 const driverDir = (): string => join(auxPmuSourcePath(), '..');
 
 /** Bumped when the way the module is built changes, so cached builds (and cached failures) are redone. */
-const RECIPE = 3;
+const RECIPE = 4;
 
-/** Executables named gcc-N / x86_64-linux-gnu-gcc-N on $PATH (sorted): they decide which CC a build gets. */
+/** The cross prefix of a guest arch on an x86_64 host ('' = native). */
+const crossOf = (arch: Arch): string => (arch === 'arm64' ? 'aarch64-linux-gnu-' : '');
+
+/** Executables named gcc-N / <triplet>-gcc-N on $PATH (sorted): they decide which CC a build gets. */
 async function gccsOnPath(): Promise<string[]> {
   const names = new Set<string>();
   for (const d of (process.env.PATH ?? '').split(delimiter).filter(Boolean)) {
-    for (const n of await readdir(d).catch(() => [] as string[])) if (/^(x86_64-linux-gnu-)?gcc-\d+$/.test(n)) names.add(n);
+    for (const n of await readdir(d).catch(() => [] as string[])) if (/^((x86_64|aarch64)-linux-gnu-)?gcc-\d+$/.test(n)) names.add(n);
   }
   return [...names].sort();
 }
@@ -108,7 +115,7 @@ class DownloadFailed extends Error {}
  * packages as "name=version" (flavour headers first) and the headers dir.
  * Throws DownloadFailed when apt cannot give them.
  */
-async function fetchHeaders(pkg: string, pv: string, apt: AptSource, work: string, root: string, signal?: AbortSignal): Promise<{ headers: string[]; dir: string }> {
+async function fetchHeaders(pkg: string, pv: string, apt: AptSource, hostApt: AptSource, work: string, root: string, signal?: AbortSignal): Promise<{ headers: string[]; dir: string }> {
   const kp = kernelPackage(pkg)!;
   const hdr = headersPackage(kp);
   const dl = join(work, 'debs');
@@ -119,10 +126,15 @@ async function fetchHeaders(pkg: string, pv: string, apt: AptSource, work: strin
     const [first] = await downloadDebs([{ package: hdr, version: pv }], apt, dl, signal);
     const depends = (await runTool('dpkg-deb', ['-f', first!, 'Depends'], { install: 'apt-get install dpkg', signal })).stdout;
     const deps = headersDeps(depends);
+    // kbuild's programs run here: the host arch's package (the same apt source for a native kernel)
+    const kbuild = deps.filter((d) => d.package.startsWith('linux-kbuild-'));
+    const rest = deps.filter((d) => !kbuild.includes(d));
     const wanted = [];
-    for (const d of deps) wanted.push({ package: d.package, version: await depVersion(d, pv, apt, signal) });
-    got.push(...wanted.map((w) => `${w.package}=${w.version}`));
-    debs = [first!, ...(await downloadDebs(wanted, apt, dl, signal))];
+    for (const d of rest) wanted.push({ package: d.package, version: await depVersion(d, pv, apt, signal) });
+    const wantedHost = [];
+    for (const d of kbuild) wantedHost.push({ package: d.package, version: await depVersion(d, pv, hostApt, signal) });
+    got.push(...[...wanted, ...wantedHost].map((w) => `${w.package}=${w.version}`));
+    debs = [first!, ...(await downloadDebs(wanted, apt, dl, signal)), ...(await downloadDebs(wantedHost, hostApt, dl, signal))];
   } catch (e) {
     if (signal?.aborted) throw e;
     const text = e instanceof ToolError ? (e.stderr || e.message) : (e as Error).message;
@@ -139,15 +151,18 @@ async function fetchHeaders(pkg: string, pv: string, apt: AptSource, work: strin
 }
 
 /** Build harness/auxpmu against `headersDir`; the .ko bytes, or the failure line. */
-async function buildModule(headersDir: string, work: string, release: string, signal?: AbortSignal): Promise<{ cc: string; ko: Buffer | null; failed: string | null }> {
+async function buildModule(headersDir: string, work: string, release: string, arch: Arch, signal?: AbortSignal): Promise<{ cc: string; ko: Buffer | null; failed: string | null }> {
   const kv = await readFile(join(headersDir, '.kernelvariables'), 'utf8').catch(() => '');
   const want = kbuildCompiler(kv);
   const have = await gccsOnPath();
+  const cross = crossOf(arch);
   // Debian's kbuild calls $(CROSS_COMPILE)gcc-N: the same gcc-N here when installed, else the host's gcc
-  const cc = want && (have.includes(want) || have.includes(`x86_64-linux-gnu-${want}`)) ? want : 'gcc';
+  const cc = want && have.includes(`${cross}${want}`) ? `${cross}${want}` : want && !cross && have.includes(`x86_64-linux-gnu-${want}`) ? want : `${cross}gcc`;
+  // arm64: a cross build; the DEB_* words make .kernelvariables' own CROSS_COMPILE override say the same
+  const crossArgs = cross ? ['ARCH=arm64', `CROSS_COMPILE=${cross}`, 'DEB_BUILD_ARCH=amd64', 'DEB_HOST_ARCH=arm64', `DEB_HOST_GNU_TYPE=${cross.slice(0, -1)}`] : [];
   let ccVersion: string;
   try {
-    ccVersion = (await runTool(cc, ['--version'], { install: 'apt-get install gcc', signal })).stdout.split('\n')[0]!.trim();
+    ccVersion = (await runTool(cc, ['--version'], { install: cross ? 'apt-get install gcc-aarch64-linux-gnu' : 'apt-get install gcc', signal })).stdout.split('\n')[0]!.trim();
   } catch (e) {
     if (signal?.aborted) throw e;
     return { cc, ko: null, failed: `no C compiler here (${cc}: ${(e as Error).message.split('\n')[0]})` };
@@ -155,7 +170,7 @@ async function buildModule(headersDir: string, work: string, release: string, si
   const mod = join(work, 'auxpmu');
   await cp(driverDir(), mod, { recursive: true });
   try {
-    await runTool('make', ['-C', headersDir, `M=${mod}`, `CC=${cc}`, 'modules'], { install: 'apt-get install make', signal });
+    await runTool('make', ['-C', headersDir, `M=${mod}`, `CC=${cc}`, ...crossArgs, 'modules'], { install: 'apt-get install make', signal });
   } catch (e) {
     if (signal?.aborted || !(e instanceof ToolError)) throw e;
     // paths as the packages name them (/usr/src/...) and the driver's (harness/auxpmu), not the scratch dir's
@@ -196,9 +211,8 @@ export async function withDebianAuxPmu(a: KernelArtifact, spec: DebianImageSpec,
   const pkg = String(a.meta.package);
   const pv = String(a.meta.package_version);
   const release = String(a.meta.release);
-  if ((spec.arch ?? 'x86_64') !== 'x86_64') {
-    return skip(`lockstep builds ${AUX_MODULE} for x86_64 Debian images only (an ${spec.arch} build needs the amd64 linux-kbuild of the same version, not done yet)`);
-  }
+  const arch = spec.arch ?? 'x86_64';
+  if (process.arch !== 'x64') return skip(`lockstep builds ${AUX_MODULE} for Debian images on x86_64 hosts only (this one is ${process.arch})`);
   if (!kernelPackage(pkg)) return skip(`${pkg} is not a kernel package whose headers lockstep can name`);
   const config = typeof a.meta.config === 'string' ? await readFile(a.meta.config, 'utf8').catch(() => null) : null;
   if (config === null) return skip(`${pkg}=${pv} has no kernel config to check that it loads modules`);
@@ -221,13 +235,15 @@ export async function withDebianAuxPmu(a: KernelArtifact, spec: DebianImageSpec,
         const work = await scratchDir(parent, `${pkg}_${pv}_${key}`);
         try {
           const apt = await specApt(spec, opts);
+          // an arm64 kernel always has a suite (specApt); its kbuild tools come from that suite's amd64 lists
+          const hostApt = arch === 'x86_64' || !apt.suite ? apt : await suiteSource(apt.suite, { cacheDir: opts.cacheDir, log: opts.log, signal: opts.signal, arch: 'amd64' });
           const t0 = Date.now();
           opts.log(`fetching the headers of ${pkg}=${pv} from ${apt.label} to build ${AUX_MODULE}`);
           const root = join(work, 'root');
           await mkdir(root);
-          const { headers, dir } = await fetchHeaders(pkg, pv, apt, work, root, opts.signal);
+          const { headers, dir } = await fetchHeaders(pkg, pv, apt, hostApt, work, root, opts.signal);
           const t1 = Date.now();
-          const b = await buildModule(dir, work, release, opts.signal);
+          const b = await buildModule(dir, work, release, arch, opts.signal);
           const t2 = Date.now();
           const kernelCc = configCompiler(await readFile(join(dir, '.config'), 'utf8').catch(() => ''));
           const meta: AuxEntryMeta = {
