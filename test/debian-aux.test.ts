@@ -80,7 +80,7 @@ t.test('Debian trixie 6.12: the module, or AUX cells that SKIP with the measured
     t.pass(`this host's compiler builds lockstep_aux for ${a.release}: nothing to SKIP`);
     return;
   }
-  t.match(state.skip, /^lockstep_aux did not build against linux-headers-6\.12\.\d+\+deb13-cloud-amd64=\S+ with .+ \(the kernel was built with .*gcc-14.*\): .*error/,
+  t.match(state.skip, /^needs the lockstep_aux PMU \(harness\/auxpmu\): lockstep_aux did not build against linux-headers-6\.12\.\d+\+deb13-cloud-amd64=\S+ with .+ \(the kernel was built with .*gcc-14.*\): .*error/,
     'the reason names the headers, both compilers and the compiler\'s first error');
   const dir = await mkdtemp(join(tmpdir(), 'lockstep-debian-aux-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));

@@ -11,6 +11,12 @@ import type { KernelPackage } from './deb-kernels.ts';
 export const AUX_MODULE = 'lockstep_aux';
 
 /**
+ * How every AUX SKIP reason begins, the guest's own included
+ * (harness/lockstep-aux.c: "needs the lockstep_aux PMU (harness/auxpmu): <sysfs path>: ENOENT").
+ */
+export const AUX_NEEDS = `needs the ${AUX_MODULE} PMU (harness/auxpmu)`;
+
+/**
  * What a kernel artifact says about lockstep_aux (KernelArtifact.meta.aux_pmu):
  * the module travels in its initrdExtra, or why it does not.
  */
@@ -115,7 +121,9 @@ export function auxLoadFailure(consoleText: string): string | null {
     .filter((l) => l.includes(`${AUX_MODULE}.ko`) || new RegExp(`\\b${AUX_MODULE}: `).test(l))
     .map(strip)
     .filter((l) => !/module verification failed|tainting kernel/.test(l));
-  return why.length ? why.slice(-3).join(' | ') : 'insmod failed (no reason on the console)';
+  // the kernel may say the same line twice (load_module checks a symbol's version more than once)
+  const uniq = [...new Set(why)];
+  return uniq.length ? uniq.slice(-3).join(' | ') : 'insmod failed (no reason on the console)';
 }
 
 /**
@@ -131,7 +139,7 @@ export function auxPmuSkip(state: unknown): string | null {
 /**
  * The SKIP reason of an AUX scenario whose guest found no lockstep_aux PMU
  * although the module was in its initramfs: what the console says of the
- * insmod, then what the guest measured (`guestReason`). Null when the
+ * insmod, then what the guest measured (`guestReason`, its AUX_NEEDS prefix dropped). Null when the
  * artifact carried no module or the console shows no load failure. Pure.
  */
 export function auxLoadSkip(state: unknown, consoleText: string, guestReason: string): string | null {
@@ -140,5 +148,6 @@ export function auxLoadSkip(state: unknown, consoleText: string, guestReason: st
   if (why === null) return null;
   const list = (state as { headers?: unknown }).headers;
   const headers = Array.isArray(list) && typeof list[0] === 'string' ? list[0] : undefined;
-  return `${AUX_MODULE}${headers ? ` (built against ${headers})` : ''} did not load in the guest: ${why}; the guest: ${guestReason}`;
+  const measured = guestReason.startsWith(`${AUX_NEEDS}: `) ? guestReason.slice(AUX_NEEDS.length + 2) : guestReason;
+  return `${AUX_NEEDS}: ${AUX_MODULE}${headers ? ` (built against ${headers})` : ''} did not load in the guest: ${why}; then ${measured}`;
 }

@@ -21,7 +21,7 @@ import { delimiter, join, relative } from 'node:path';
 import { cpioList } from '../../image/cpio.ts';
 import { runTool, ToolError } from '../../util/exec.ts';
 import type { Arch, DebianImageSpec } from '../types.ts';
-import { AUX_MODULE, type AuxPmuState, configCompiler, firstBuildError, headersDeps, headersPackage, kbuildCompiler, moduleLoadBlocker, vermagicOf } from './aux-module.ts';
+import { AUX_MODULE, AUX_NEEDS, type AuxPmuState, configCompiler, firstBuildError, headersDeps, headersPackage, kbuildCompiler, moduleLoadBlocker, vermagicOf } from './aux-module.ts';
 import { checkEntry, ensureEntry, scratchDir, writeMeta } from './cache.ts';
 import { kernelPackage } from './deb-kernels.ts';
 import { suiteSource } from './apt-suite.ts';
@@ -202,12 +202,13 @@ async function kernelModules(cpio: string | undefined): Promise<{ name: string; 
  * meta.aux_pmu = { module, headers, compiler, ko_sha256 }; or, when the
  * module cannot be had, `a` unchanged but meta.aux_pmu = { skip: reason }
  * (the kernel's other cells run; its AUX cells SKIP with the reason, e.g.
- * "lockstep_aux did not build against linux-headers-...: gcc-12: error:
- * unrecognized command-line option '-fmin-function-alignment=16'").
+ * "needs the lockstep_aux PMU (harness/auxpmu): lockstep_aux did not build
+ * against linux-headers-...: gcc: error: unrecognized command-line option
+ * '-fmin-function-alignment=16'").
  * Throws only when `opts.signal` aborts or the cache is unwritable.
  */
 export async function withDebianAuxPmu(a: KernelArtifact, spec: DebianImageSpec, opts: EnsureOptions): Promise<KernelArtifact> {
-  const skip = (reason: string): KernelArtifact => ({ ...a, meta: { ...a.meta, aux_pmu: { skip: reason } satisfies AuxPmuState } });
+  const skip = (reason: string): KernelArtifact => ({ ...a, meta: { ...a.meta, aux_pmu: { skip: `${AUX_NEEDS}: ${reason}` } satisfies AuxPmuState } });
   const pkg = String(a.meta.package);
   const pv = String(a.meta.package_version);
   const release = String(a.meta.release);
