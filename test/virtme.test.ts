@@ -35,7 +35,7 @@ t.test('vng command line: TCG, the shared dir read-write, --append, the reproduc
   const a = vngArgs({ kimg: '/k/boot/vmlinuz-6.1.0-56-amd64', cpus: 3, memMb: 1024, shareDir: "/tmp/it's", repro: '/r/lockstep-repro', opTimeoutS: 60 });
   t.strictSame(a.slice(0, 10), ['--run', '/k/boot/vmlinuz-6.1.0-56-amd64', '--disable-kvm', '--verbose', '--cpus', '3', '--memory', '1024M', '--rwdir', "/tmp/it's"]);
   const exec = a[a.indexOf('--exec') + 1]!;
-  t.equal(exec, `'env' 'LOCKSTEP_GUEST=1' '/r/lockstep-repro' '--script' '/tmp/it'\\''s/script.ops' '--out' '/tmp/it'\\''s/results.jsonl' '--op-timeout' '60' 2>&1`,
+  t.equal(exec, `'env' 'LOCKSTEP_GUEST=1' '/r/lockstep-repro' '--script' '/tmp/it'\\''s/script.ops' '--out' '/tmp/it'\\''s/results.jsonl' '--op-timeout' '60' '--allow-uid-0' 2>&1`,
     'the guest command\'s stderr joins its stdout (vng\'s guest stderr port would write over the console)');
   t.equal(a[a.indexOf('--append') + 1], 'no_timer_check');
   const b = vngArgs({ kimg: '/k', cpus: 1, memMb: 1024, shareDir: '/s', repro: '/r', opTimeoutS: 5, extraCmdline: 'loglevel=7 nokaslr' });
