@@ -337,10 +337,11 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
         const outcome: GroupOutcome = isVmRuntime(g.runtime) ? await runIt() : await onHostKernel(runIt);
         const got = cellsFromOutcome(ctx(logic), scenarios, outcome);
         // the guest had lockstep_aux but found no PMU: say what its insmod said
-        if (a.meta.aux_pmu && outcome.consoleLog) {
+        const aux = new Set(scenarios.filter(usesAux).map((s) => s.id));
+        const auxSkipped = got.filter((c) => c.verdict === 'SKIP' && c.reason && aux.has(c.scenario));
+        if (a.meta.aux_pmu && outcome.consoleLog && auxSkipped.length) {
           const consoleText = await readFile(outcome.consoleLog, 'utf8').catch(() => '');
-          const aux = new Set(scenarios.filter(usesAux).map((s) => s.id));
-          for (const c of got) if (c.verdict === 'SKIP' && c.reason && aux.has(c.scenario)) c.reason = auxLoadSkip(a.meta.aux_pmu, consoleText, c.reason) ?? c.reason;
+          for (const c of auxSkipped) c.reason = auxLoadSkip(a.meta.aux_pmu, consoleText, c.reason!) ?? c.reason;
         }
         for (const c of got) {
           const b = began.get(c.scenario);
