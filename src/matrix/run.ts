@@ -179,14 +179,24 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
   // No path of this machine in what is written: log paths relative to the
   // results directory, the cache, checkout, $HOME and temp dir by name.
   const roots = pathRoots({ out: o.outDir, cache: o.cacheDir, repo: LOCKSTEP_ROOT, home: homedir(), tmp: tmpdir() });
-  // Writes are serialised: each one snapshots the cells finished so far.
+  // Writes are serialised: each one snapshots the cells finished so far. A
+  // write that fails is not a group's failure (its cells are measured and
+  // kept in memory): it is reported once, later writes still try, and the
+  // run ends with the error if the last write fails too.
   let writing = Promise.resolve();
+  let writeError: Error | undefined;
   const persist = (): Promise<void> => {
     writing = writing.then(async () => {
       results.cells.sort((a, b) => a.kernel.localeCompare(b.kernel) || a.scenario.localeCompare(b.scenario));
       const portable = portableJson(results, roots);
-      await writeAtomic(join(o.outDir, 'results.json'), serializeResults(portable));
-      await writeAtomic(join(o.outDir, 'table.md'), renderTable(portable));
+      try {
+        await writeAtomic(join(o.outDir, 'results.json'), serializeResults(portable));
+        await writeAtomic(join(o.outDir, 'table.md'), renderTable(portable));
+        writeError = undefined;
+      } catch (e) {
+        if (!writeError) o.log(`could not write ${join(o.outDir, 'results.json')}: ${(e as Error).message} (the cells stay measured; retried after the next group)`);
+        writeError = e as Error;
+      }
     });
     return writing;
   };
@@ -445,5 +455,6 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
   results.finished_at = new Date().toISOString();
   await persist();
   if (setupError) throw setupError;
+  if (writeError) throw writeError;
   return portableJson(results, roots);
 }

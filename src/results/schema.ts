@@ -51,6 +51,13 @@ export interface CellResult {
   pinned_expected: number[];
   measured: MeasuredOp[];
   expected: ExpectedOp[];
+  /**
+   * Why `expected` is stored in results.json although @2 leaves it out where a
+   * reader recomputes it (recomputeExpected): e.g. an expectation whose
+   * counter is 'unknown' ("V4/unknown"), where the diff chose the counter the
+   * measurement fits, so only the cell knows which prediction it was judged by.
+   */
+  expected_stored?: string;
   /** console text around a panic/oops, or the console tail on TIMEOUT/BOOT_FAIL */
   console_excerpt?: string;
   console_log?: string | null;
@@ -243,10 +250,30 @@ export function checkResults(obj: unknown, file: string): Results {
  * logic, with the options the kernel's version implies and the inputs the
  * run calibrated (src/matrix/cells.ts computes them the same way). [] when
  * the cell has no expected logic or the scenario definition is unknown.
+ * Throws RangeError when the cell's expected logic is not one concrete logic
+ * (an open counter such as "V4/unknown": use recomputable first).
  */
 export function recomputeExpected(c: Pick<CellResult, 'expected_logic' | 'calibrated'>, def: CompiledScenario | undefined, version: string | undefined): ExpectedOp[] {
   if (!c.expected_logic || !def) return [];
   return simulate(def, parseLogic(c.expected_logic), { ...(version ? simOptionsForVersion(version) : {}), ...c.calibrated });
+}
+
+/**
+ * The expected ops a reader would recompute for `c` (recomputeExpected), or
+ * why they cannot be recomputed: an expectation with an open counter
+ * ("V4/unknown": the diff judged the cell by whichever counter the
+ * measurement fits, which only the cell records), or any error the simulator
+ * throws. Never throws: the writer keeps such a cell's own expected ops.
+ */
+export function recomputable(c: Pick<CellResult, 'expected_logic' | 'calibrated'>, def: CompiledScenario | undefined, version: string | undefined): { ops: ExpectedOp[] } | { why: string } {
+  if (c.expected_logic && /\/unknown$/.test(c.expected_logic)) {
+    return { why: `expected logic ${c.expected_logic} has an open counter: these are the predictions of the counter the measurement was judged by` };
+  }
+  try {
+    return { ops: recomputeExpected(c, def, version) };
+  } catch (e) {
+    return { why: `cannot recompute the expected ops (${(e as Error).message}): kept as measured against` };
+  }
 }
 
 const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
@@ -275,7 +302,9 @@ export function compactResults(r: Results): Results {
     const out: Partial<CellResult> = { ...c };
     const p = prov.get(c.kernel)!;
     for (const f of PROVENANCE_FIELDS) if (c[f] !== undefined && sameJson(p[f], c[f])) delete out[f];
-    if (sameJson(c.expected, recomputeExpected(c, defs.get(c.scenario_hash), version.get(c.kernel)))) delete out.expected;
+    const again = recomputable(c, defs.get(c.scenario_hash), version.get(c.kernel));
+    if ('ops' in again && sameJson(c.expected, again.ops)) delete out.expected;
+    else if ('why' in again && c.expected.length) out.expected_stored = again.why;
     return out as CellResult;
   });
   const kernels = r.kernels.map((k) => {
@@ -292,7 +321,10 @@ export function expandResults(r: Results): Results {
   for (const c of r.cells) {
     const k = kernels.get(c.kernel);
     if (k?.provenance) for (const f of PROVENANCE_FIELDS) if (c[f] === undefined && k.provenance[f] !== undefined) (c as unknown as Record<string, unknown>)[f] = structuredClone(k.provenance[f]);
-    if (c.expected === undefined) c.expected = recomputeExpected(c, defs.get(c.scenario_hash), k?.version);
+    if (c.expected === undefined) {
+      const again = recomputable(c, defs.get(c.scenario_hash), k?.version);
+      c.expected = 'ops' in again ? again.ops : [];
+    }
   }
   for (const k of r.kernels) delete k.provenance;
   r.schema = RESULTS_SCHEMA;
