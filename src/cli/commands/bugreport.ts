@@ -6,7 +6,8 @@ import { diffCell } from '../../diff/index.ts';
 import { type BisectFacts, bugTitle, renderBugReport } from '../../export/bugreport.ts';
 import { generateCReproducer } from '../../export/creproducer.ts';
 import { provenance } from '../../export/provenance.ts';
-import { type Logic, logicLabel, parseLogic, simulate, simOptionsForVersion, type SimulateOptions } from '../../model/index.ts';
+import { candidateLogics, type Logic, logicLabel, parseLogic, simulate, simOptionsForVersion, type SimulateOptions } from '../../model/index.ts';
+import type { CompiledScenario } from '../../scenario/ops.ts';
 import { type BisectState, parseState, BISECT_STATE_SCHEMA } from '../../bisect/state.ts';
 import { scenarioDefs } from '../../report/analysis.ts';
 import { builtinDefsByHash } from '../../report/files.ts';
@@ -84,7 +85,7 @@ against the rule it breaks. DIR is a run directory (default results/latest).`,
     if (!c.measured.length) throw new ConfigError(src, `cells[${kernel}:${scenario}]`, `the cell is ${c.verdict} and has no measurements`, 'report a cell that ran (MATCH, MISMATCH or UNCHECKED)');
     const p = provenance(r, c);
     const opts: SimulateOptions = { ...(p.kernelVersion ? simOptionsForVersion(p.kernelVersion) : {}), ...(c.calibrated ?? {}) };
-    const own: Logic | null = p.expectedLogic ? parseLogic(p.expectedLogic) : null;
+    const own: Logic | null = p.expectedLogic ? judgedLogic(p.expectedLogic, def, c.expected, opts) : null;
     const parseAgainst = (l: string): Logic => {
       try { return parseLogic(l.includes('/') ? l : `${l}/${own?.counter ?? 'shared'}`); } catch {
         throw new ConfigError('command line', '--against', `${JSON.stringify(l)} is not a logic`, 'use V0..V4, optionally /shared or /perf');
@@ -127,3 +128,19 @@ against the rule it breaks. DIR is a run directory (default results/latest).`,
     return 0;
   },
 };
+
+/**
+ * The concrete logic a cell was judged by: its expected label, or for an open
+ * counter ("V4/unknown", src/kernels/expect.ts) the candidate whose
+ * predictions are the cell's stored expected ops (the one the measurement
+ * fitted), else the first (shared). Throws RangeError on a label that is
+ * neither.
+ */
+function judgedLogic(label: string, def: CompiledScenario, expected: readonly unknown[], opts: SimulateOptions): Logic {
+  const m = /^(.+)\/unknown$/.exec(label);
+  if (!m) return parseLogic(label);
+  const all = candidateLogics({ accounting: parseLogic(`${m[1]}/shared`).accounting, counter: 'unknown' });
+  const same = JSON.stringify(expected);
+  return all.find((l) => JSON.stringify(simulate(def, l, opts)) === same) ?? all[0]!;
+}
+
