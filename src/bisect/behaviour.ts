@@ -9,6 +9,7 @@ import type { MeasuredOp } from '../diff/index.ts';
 import { type CompiledScenario, PAGE_KB } from '../scenario/ops.ts';
 import type { CellResult } from '../results/schema.ts';
 import type { Attempt } from './decide.ts';
+import { isRetried } from '../diff/verdicts.ts';
 
 export interface Behaviour {
   /** comparable key: "V3/shared V4/shared" or "unexplained <observables>" */
@@ -38,8 +39,6 @@ export function behaviourOf(s: CompiledScenario, measured: readonly MeasuredOp[]
   };
 }
 
-/** Infrastructure verdicts: another boot may well succeed. */
-const INFRA = new Set(['TIMEOUT', 'BOOT_FAIL', 'ERROR']);
 
 /**
  * One cell of a one-kernel one-scenario run as a bisect attempt. MATCH,
@@ -59,7 +58,7 @@ export function attemptOfCell(s: CompiledScenario, c: CellResult): { attempt: At
     case 'BUILD_FAIL':
       return { attempt: { status: 'build_failed', reason } };
     default:
-      if (INFRA.has(c.verdict)) return { attempt: { status: 'infra', verdict: c.verdict, reason } };
+      if (isRetried(c.verdict)) return { attempt: { status: 'infra', verdict: c.verdict, reason } };
       return { attempt: { status: 'unjudgeable', verdict: c.verdict, reason } };
   }
 }

@@ -7,6 +7,7 @@ import { type SimulateOptions, simOptionsForVersion } from '../model/simulate.ts
 import { type CompiledScenario, usesAux } from '../scenario/ops.ts';
 import { type Cell, diffCalibrated } from './classify.ts';
 import type { MeasuredOp } from './diff.ts';
+import { type CellVerdict, isMeasured } from './verdicts.ts';
 
 /** One measured cell: its compiled scenario and the reproducer's ops. */
 export type EvidenceCell = Cell;
@@ -141,7 +142,7 @@ export interface ResultsLike {
 }
 
 /** Verdicts whose measured stream is complete and can be diffed under any logic. */
-const USABLE = new Set(['MATCH', 'MISMATCH', 'UNCHECKED']);
+
 
 export interface KernelClassification extends Classification {
   kernel: string;
@@ -174,7 +175,7 @@ export function classifyKernel(r: ResultsLike, kernel: string, known: ReadonlyMa
   const ignored: { scenario: string; reason: string }[] = [];
   for (const c of r.cells) {
     if (c.kernel !== kernel) continue;
-    if (!USABLE.has(c.verdict)) {
+    if (!isMeasured(c.verdict as CellVerdict)) {
       ignored.push({ scenario: c.scenario, reason: `verdict ${c.verdict}` });
       continue;
     }

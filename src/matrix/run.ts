@@ -33,6 +33,7 @@ import { QemuRuntime } from '../runner/vm.ts';
 import { VirtmeRuntime, vngVersion } from '../runner/virtme.ts';
 import { readArtifactConfig, treeOfImage, virtmeDebianTree, vngBootReason, virtmeSourceSpec } from '../kernels/obtain/virtme-root.ts';
 import { type CellAttempt, RESULTS_SCHEMA, type CellResult, type KernelRecord, type Results, verdictClass } from '../results/schema.ts';
+import { isRetried } from '../diff/verdicts.ts';
 import { renderTable } from '../results/table.ts';
 import { serializeResults, writeAtomic } from '../results/write.ts';
 import { pathRoots, portableJson } from '../results/paths.ts';
@@ -383,7 +384,7 @@ export async function runMatrix(o: MatrixOptions): Promise<Results> {
           h.push({ attempt: n, verdict: c.verdict, ...(c.reason !== undefined ? { reason: c.reason } : {}), duration_ms: c.duration_ms ?? null, console_log: c.console_log ?? null });
           history.set(c.scenario, h);
         }
-        const again = n < maxAttempts && !o.signal?.aborted ? got.filter((c) => verdictClass(c.verdict) === 'infra') : [];
+        const again = n < maxAttempts && !o.signal?.aborted ? got.filter((c) => isRetried(c.verdict)) : [];
         final.push(...got.filter((c) => !again.includes(c)));
         if (again.length) o.log(`${g.key}: attempt ${n}: ${again.map((c) => `${c.scenario}=${c.verdict}`).join(' ')}: retrying in a fresh boot (attempt ${n + 1} of ${maxAttempts})`);
         pending = pending.filter((s) => again.some((c) => c.scenario === s.id));

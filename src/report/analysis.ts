@@ -7,9 +7,11 @@ import { type Logic, parseLogic } from '../model/accounting.ts';
 import { type CompiledScenario, PAGE_KB } from '../scenario/ops.ts';
 import { logicClasses, pinnedSeries } from '../scenario/discriminate.ts';
 import type { CellResult, CellVerdict, Results } from '../results/schema.ts';
+import { isFailing } from '../diff/verdicts.ts';
 
 /** Verdicts CI treats as a failed test case. */
-export const FAILING: readonly CellVerdict[] = ['MISMATCH', 'ERROR', 'TIMEOUT', 'PANIC', 'BOOT_FAIL', 'BUILD_FAIL'];
+/** The failing verdicts (src/results/verdicts.ts), re-exported for this folder's readers. */
+export { FAILING } from '../diff/verdicts.ts';
 
 export const cellKey = (c: Pick<CellResult, 'kernel' | 'scenario'>): string => `${c.kernel}\0${c.scenario}`;
 
@@ -100,7 +102,7 @@ export interface Counts { total: number; byVerdict: Map<CellVerdict, number>; fa
 export function counts(r: Results): Counts {
   const byVerdict = new Map<CellVerdict, number>();
   for (const c of r.cells) byVerdict.set(c.verdict, (byVerdict.get(c.verdict) ?? 0) + 1);
-  return { total: r.cells.length, byVerdict, failing: r.cells.filter((c) => FAILING.includes(c.verdict)).length };
+  return { total: r.cells.length, byVerdict, failing: r.cells.filter((c) => isFailing(c.verdict)).length };
 }
 
 export const epermText = (n: number | null): string => (n === null ? '-' : `#${n}`);

@@ -14,6 +14,7 @@ import {
   scenarioIds,
 } from './analysis.ts';
 import { esc, linePlot } from './svg.ts';
+import { isMeasured } from '../diff/verdicts.ts';
 
 export interface HtmlOptions {
   defs: ReadonlyMap<string, CompiledScenario>;
@@ -64,7 +65,7 @@ function cellHtml(c: CellResult | undefined, kernel: string, scenario: string): 
   const e = c.first_eperm_measured === c.first_eperm_expected || c.verdict === 'UNCHECKED'
     ? epermText(c.first_eperm_measured)
     : `${epermText(c.first_eperm_measured)} (exp ${epermText(c.first_eperm_expected)})`;
-  const showE = ['MATCH', 'MISMATCH', 'UNCHECKED'].includes(c.verdict);
+  const showE = isMeasured(c.verdict);
   return `<td class="cell v-${c.verdict}" ${attrs} data-verdict="${c.verdict}"${c.reason ? ` title="${esc(c.reason)}"` : ''}>` +
     `<span class="verdict">${c.verdict}</span>${showE ? `<br><small class="eperm" title="first map call refused with EPERM">${esc(e)}</small>` : ''}${flakyNote(c)}</td>`;
 }

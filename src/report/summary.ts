@@ -4,6 +4,7 @@ import type { Results } from '../results/schema.ts';
 import { cellKey, counts, epermText, FAILING, type KernelLogic, kernelIds, scenarioIds } from './analysis.ts';
 import type { Comparison } from './compare.ts';
 import { renderComparison } from './compare.ts';
+import { isMeasured } from '../diff/verdicts.ts';
 
 const ICON: Record<string, string> = {
   MATCH: '✅', MISMATCH: '❌', SKIP: '⏭️', UNCHECKED: '🔎', ERROR: '⚠️', TIMEOUT: '⏱️', PANIC: '💥', BOOT_FAIL: '🚫', BUILD_FAIL: '🚫',
@@ -20,7 +21,7 @@ export function renderSummary(r: Results, logic: ReadonlyMap<string, KernelLogic
     const kr = r.kernels.find((x) => x.id === k);
     out.push(`| ${k} | ${kr?.expected_logic ?? 'unknown'} | ${(logic.get(k)?.label ?? '').replace(/\|/g, '\\|')} | ${scen.map((s) => {
       const c = byKey.get(`${k}\0${s}`);
-      return c ? `${ICON[c.verdict] ?? ''} ${['MATCH', 'MISMATCH', 'UNCHECKED'].includes(c.verdict) ? epermText(c.first_eperm_measured) : c.verdict}` : '';
+      return c ? `${ICON[c.verdict] ?? ''} ${isMeasured(c.verdict) ? epermText(c.first_eperm_measured) : c.verdict}` : '';
     }).join(' | ')} |`);
   }
   const bad = r.cells.filter((c) => FAILING.includes(c.verdict));

@@ -17,15 +17,14 @@ import type { DebianResolution } from '../kernels/obtain/debian.ts';
 import { z } from 'zod';
 import { ConfigError } from '../util/errors.ts';
 import { explain, parseOrThrow } from '../util/validate.ts';
+import { type CellVerdict, VERDICTS } from '../diff/verdicts.ts';
 
 export const RESULTS_SCHEMA = 'lockstep/results@2';
 /** Older schemas this lockstep still reads (migrated on read). */
 export const READABLE_SCHEMAS: readonly string[] = ['lockstep/results@1', RESULTS_SCHEMA];
 
-export type CellVerdict =
-  | 'MATCH' | 'MISMATCH' | 'SKIP' | 'ERROR' | 'TIMEOUT' | 'PANIC' | 'BOOT_FAIL' | 'BUILD_FAIL'
-  /** measured, but the kernel spec declares no expected logic (expect: unknown): classified only */
-  | 'UNCHECKED';
+// What each verdict means lives in one table (./verdicts.ts); re-exported for readers of this module.
+export { type CellVerdict, isVerdict, type VerdictClass, verdictClass } from '../diff/verdicts.ts';
 
 export interface CellResult {
   kernel: string;
@@ -153,28 +152,6 @@ export interface Results {
   merged_from?: { path: string; shard: { index: number; count: number } | null; host: Results['host']; started_at: string }[];
   cells: CellResult[];
 }
-
-/**
- * What a verdict says about the kernel, for exit codes and `lockstep diff`:
- * 'pass' (MATCH, UNCHECKED: measured and nothing to object to), 'fail' (the
- * kernel's behaviour: MISMATCH, or PANIC, the kernel's own oops), 'infra'
- * (the cell did not run to a judgement: TIMEOUT, BOOT_FAIL, BUILD_FAIL,
- * ERROR; another attempt may well succeed), 'skip' (the scenario cannot run
- * there).
- */
-export type VerdictClass = 'pass' | 'fail' | 'infra' | 'skip';
-
-export function verdictClass(v: CellVerdict): VerdictClass {
-  switch (v) {
-    case 'MATCH': case 'UNCHECKED': return 'pass';
-    case 'MISMATCH': case 'PANIC': return 'fail';
-    case 'SKIP': return 'skip';
-    default: return 'infra';
-  }
-}
-
-const VERDICTS = ['MATCH', 'MISMATCH', 'SKIP', 'ERROR', 'TIMEOUT', 'PANIC', 'BOOT_FAIL', 'BUILD_FAIL', 'UNCHECKED'] as const satisfies readonly CellVerdict[];
-export const isVerdict = (v: unknown): v is CellVerdict => typeof v === 'string' && (VERDICTS as readonly string[]).includes(v);
 
 const DAMAGED = 'the file is damaged or was not written by lockstep; re-run the matrix';
 const damaged = (problem: string) => ({ error: () => explain(problem, DAMAGED) });
