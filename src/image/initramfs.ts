@@ -8,7 +8,7 @@ import writeFileAtomic from 'write-file-atomic';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import type { Arch } from '../kernels/types.ts';
+import { ARCH_FACTS, type Arch } from '../kernels/arch.ts';
 import { MissingDependencyError } from '../util/errors.ts';
 import { guestBusybox } from './busybox.ts';
 import { cpioArchive, type CpioEntry } from './cpio.ts';
@@ -19,10 +19,8 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const INIT_SCRIPT = join(ROOT, 'vm-images', 'init.sh');
 export const REPRO_BINARY = join(ROOT, 'harness', 'build', 'lockstep-repro');
 /** The reproducer built for `arch` (harness/Makefile: lockstep-repro, lockstep-repro-arm64). */
-export const reproBinaryOf = (arch: Arch): string => (arch === 'x86_64' ? REPRO_BINARY : `${REPRO_BINARY}-${arch}`);
+export const reproBinaryOf = (arch: Arch): string => join(dirname(REPRO_BINARY), ARCH_FACTS[arch].reproBinary);
 
-/** ELF e_machine of each arch (elf.h: EM_X86_64 62, EM_AARCH64 183). */
-const EM: Record<Arch, number> = { x86_64: 62, arm64: 183 };
 
 export interface BaseImage {
   path: string;
@@ -43,7 +41,7 @@ async function readStaticBinary(path: string, what: string, fix: string, arch: A
   if (!existsSync(path)) throw new MissingDependencyError(`${what} (${path})`, fix);
   const b = await readFile(path);
   if (b.subarray(0, 4).toString('latin1') !== '\x7fELF') throw new MissingDependencyError(`${what} (${path} is not an ELF binary)`, fix);
-  if (b.length < 20 || b.readUInt16LE(18) !== EM[arch]) throw new MissingDependencyError(`${what} for ${arch} (${path} is ELF for machine ${b.length >= 20 ? b.readUInt16LE(18) : '?'}, not ${EM[arch]})`, fix);
+  if (b.length < 20 || b.readUInt16LE(18) !== ARCH_FACTS[arch].elfMachine) throw new MissingDependencyError(`${what} for ${arch} (${path} is ELF for machine ${b.length >= 20 ? b.readUInt16LE(18) : '?'}, not ${ARCH_FACTS[arch].elfMachine})`, fix);
   if (/\/ld-linux[-.a-z0-9_]*\.so/.test(b.subarray(0, 4096).toString('latin1'))) throw new MissingDependencyError(`a static ${what} (${path} is dynamically linked)`, fix);
   return b;
 }

@@ -14,15 +14,9 @@ export type SourceTree =
 
 export type KernelKind = 'host' | 'debian-image' | 'image' | 'source';
 
-/** The guest architectures lockstep boots (`"arch"` of a VM kernel spec; absent = x86_64). */
-export const ARCHES = ['x86_64', 'arm64'] as const;
-export type Arch = (typeof ARCHES)[number];
-
-/**
- * Page sizes a source build can pick, kB: x86_64 has 4 only; arm64 4, 16
- * or 64 (CONFIG_ARM64_{4K,16K,64K}_PAGES).
- */
-export const PAGE_SIZES_KB: Record<Arch, readonly number[]> = { x86_64: [4], arm64: [4, 16, 64] };
+// The arch facts (ARCHES, Arch, page sizes) live in ./arch.ts, re-exported here for the spec types.
+export { ARCHES, type Arch, PAGE_SIZES_KB } from './arch.ts';
+import type { Arch } from './arch.ts';
 
 /**
  * What the spec says about the logic the kernel implements.

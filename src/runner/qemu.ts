@@ -11,20 +11,14 @@ import { join } from 'node:path';
 import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import type { Arch } from '../kernels/types.ts';
+import { ARCH_FACTS, type Arch, archFacts } from '../kernels/arch.ts';
 import { ConfigError, MissingDependencyError } from '../util/errors.ts';
 import { kvmVerdictFile, machineKey, readKvmVerdict } from './kvm-verdict.ts';
 
 export const QEMU = process.env.LOCKSTEP_QEMU ?? 'qemu-system-x86_64';
 
-/** Per guest arch: the emulator (and the variable overriding it), its Debian package. */
-const EMULATORS: Record<Arch, { env: string; binary: string; pkg: string }> = {
-  x86_64: { env: 'LOCKSTEP_QEMU', binary: 'qemu-system-x86_64', pkg: 'qemu-system-x86' },
-  arm64: { env: 'LOCKSTEP_QEMU_AARCH64', binary: 'qemu-system-aarch64', pkg: 'qemu-system-arm' },
-};
-
 /** The QEMU binary that boots `arch` guests: $LOCKSTEP_QEMU / $LOCKSTEP_QEMU_AARCH64, else qemu-system-x86_64 / qemu-system-aarch64. */
-export const qemuBinary = (arch: Arch = 'x86_64', env: NodeJS.ProcessEnv = process.env): string => env[EMULATORS[arch].env] ?? EMULATORS[arch].binary;
+export const qemuBinary = (arch: Arch = 'x86_64', env: NodeJS.ProcessEnv = process.env): string => env[ARCH_FACTS[arch].qemu.env] ?? ARCH_FACTS[arch].qemu.binary;
 
 /** Kernel parameters: key or key=value words, no quoting (they go to QEMU as one argv entry, never a shell). */
 const CMDLINE_WORD_RE = /^[A-Za-z0-9_.,:/+-]+(=[A-Za-z0-9_.,:/+-]*)?$/;
@@ -89,44 +83,23 @@ export interface BootResult {
  * (init.sh reads lockstep.out=hvc0).
  */
 export function qemuArgs(r: BootRequest, sockPath: string): string[] {
-  const m = MACHINES[r.arch ?? 'x86_64'];
+  const m = archFacts(r.arch);
   const cmdline = [...m.cmdline, r.extraCmdline ?? ''].filter(Boolean).join(' ');
   return [
     // Single-threaded TCG: with many vCPUs on few host cores, one thread
     // round-robining the vCPUs boots 3-4x faster than one thread per vCPU
     // (bench/: 36 vCPUs on 2 cores, ~25 s vs ~90 s), and never slower at 2-4.
-    '-machine', m.machine, '-accel', r.accel === 'kvm' ? 'kvm' : 'tcg,thread=single',
+    '-machine', m.board, '-accel', r.accel === 'kvm' ? 'kvm' : 'tcg,thread=single',
     '-cpu', m.cpu(r.accel),
     '-smp', `${r.cpus}`, '-m', `${r.memMb}`,
     '-nodefaults', '-display', 'none', '-no-reboot', '-monitor', 'none',
     '-kernel', r.vmlinuz, '-initrd', r.initrd, '-append', cmdline,
     // the kernel console on stdout, the results to our socket
     '-chardev', 'stdio,id=con,signal=off', '-serial', 'chardev:con',
-    ...m.results(sockPath),
+    ...m.resultsDevice(sockPath),
   ];
 }
 
-/** What differs per guest arch in qemuArgs: the board, the CPU, the console's kernel parameters, the results device. */
-const MACHINES: Record<Arch, { machine: string; cpu: (accel: Accel) => string; cmdline: string[]; results: (sock: string) => string[] }> = {
-  x86_64: {
-    machine: 'pc',
-    cpu: (accel) => (accel === 'kvm' ? 'host' : 'max'),
-    // earlyprintk: a kernel that dies while decompressing or early in boot still says why on the console
-    // no_timer_check: under TCG on a loaded host the IO-APIC timer check can
-    // miss its ticks and panic ("IO-APIC + timer doesn't work!"); seen here at load 30.
-    cmdline: ['console=ttyS0', 'earlyprintk=serial,ttyS0,115200', 'panic=-1', 'loglevel=5', 'printk.devkmsg=on', 'no_timer_check'],
-    // ttyS1: the second 16550
-    results: (sock) => ['-chardev', `socket,id=res,path=${sock}`, '-serial', 'chardev:res'],
-  },
-  arm64: {
-    machine: 'virt,gic-version=3',
-    // pauth-impdef: QEMU's own pointer-authentication hash, much cheaper under TCG than the architected QARMA
-    cpu: () => 'max,pauth-impdef=on',
-    cmdline: ['console=ttyAMA0', 'earlycon', 'panic=-1', 'loglevel=5', 'printk.devkmsg=on', 'lockstep.out=hvc0'],
-    // virt has one PL011 (the console): results on a virtio console, hvc0 in the guest
-    results: (sock) => ['-device', 'virtio-serial-device', '-chardev', `socket,id=res,path=${sock}`, '-device', 'virtconsole,chardev=res'],
-  },
-};
 
 /**
  * The first line of `QEMU --version` for the emulator of `arch`. Throws
@@ -135,7 +108,7 @@ const MACHINES: Record<Arch, { machine: string; cpu: (accel: Accel) => string; c
  * that is not a working QEMU.
  */
 export async function qemuVersion(arch: Arch = 'x86_64'): Promise<string> {
-  const em = EMULATORS[arch];
+  const em = ARCH_FACTS[arch].qemu;
   const bin = qemuBinary(arch);
   const viaEnv = process.env[em.env] !== undefined;
   let out: string;

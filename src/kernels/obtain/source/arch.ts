@@ -5,24 +5,10 @@
 //   arm64:  make Image   -> arch/arm64/boot/Image  (Documentation/arm64/booting.rst;
 //           QEMU's -kernel boots the uncompressed Image directly)
 
-import type { Arch } from '../../types.ts';
+import type { Arch } from '../../arch.ts';
 
-export interface KbuildTarget {
-  arch: Arch;
-  /** make's ARCH= */
-  kbuildArch: string;
-  /** the make target that builds the bootable image */
-  target: 'bzImage' | 'Image';
-  /** where the image is, relative to the object dir (O=) */
-  image: string;
-  /** the image's file name inside a cache entry */
-  file: 'bzImage' | 'Image';
-}
-
-export const KBUILD_TARGETS: Readonly<Record<Arch, KbuildTarget>> = {
-  x86_64: { arch: 'x86_64', kbuildArch: 'x86_64', target: 'bzImage', image: 'arch/x86/boot/bzImage', file: 'bzImage' },
-  arm64: { arch: 'arm64', kbuildArch: 'arm64', target: 'Image', image: 'arch/arm64/boot/Image', file: 'Image' },
-};
+// kbuild's targets per arch are arch facts (src/kernels/arch.ts), re-exported for the build code.
+export { KBUILD_TARGETS, type KbuildTarget } from '../../arch.ts';
 
 /** The page-size choice options of arch/arm64/Kconfig ("Page size" choice, since v3.7). */
 export const ARM64_PAGE_OPTIONS: Readonly<Record<number, string>> = { 4: 'CONFIG_ARM64_4K_PAGES', 16: 'CONFIG_ARM64_16K_PAGES', 64: 'CONFIG_ARM64_64K_PAGES' };
