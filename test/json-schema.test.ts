@@ -24,7 +24,9 @@ t.test('schemas/ holds exactly what `lockstep schema --write` generates now', (t
 
 t.test('the reproducer\'s limits come from the scenario schema: 2000 explicit ballast buffers are refused at load time naming the limit', (t) => {
   t.equal(readFileSync(join(ROOT, 'harness', 'lockstep-limits.h'), 'utf8'), limitsHeader(), 'harness/lockstep-limits.h is current');
-  const c = readFileSync(join(ROOT, 'harness', 'lockstep-repro.c'), 'utf8');
+  const units = readdirSync(join(ROOT, 'harness')).filter((n) => /\.[ch]$/.test(n) && n !== 'lockstep-limits.h');
+  t.ok(units.includes('repro.h') && units.length > 2, `the reproducer's units: ${units.length} files`);
+  const c = units.map((n) => readFileSync(join(ROOT, 'harness', n), 'utf8')).join('\n');
   t.match(c, /#include "lockstep-limits\.h"/, 'the reproducer includes it');
   t.notMatch(c, /#define MAX_BALLAST_BUFS/, 'and defines no limit of its own');
   const scen = (n: number) => ({ id: 'b', description: 'many buffers', cpus: 2, ops: [{ op: 'ballast', via: 'perf', buffers: Array.from({ length: n }, () => 0) }] });

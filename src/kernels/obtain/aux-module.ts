@@ -12,7 +12,7 @@ export const AUX_MODULE = 'lockstep_aux';
 
 /**
  * How every AUX SKIP reason begins, the guest's own included
- * (harness/lockstep-aux.c: "needs the lockstep_aux PMU (harness/auxpmu): <sysfs path>: ENOENT").
+ * (harness/aux.c: "needs the lockstep_aux PMU (harness/auxpmu): <sysfs path>: ENOENT").
  */
 export const AUX_NEEDS = `needs the ${AUX_MODULE} PMU (harness/auxpmu)`;
 

@@ -1,13 +1,25 @@
 /*
  * AUX-area ops of lockstep-repro (harness/PROTOCOL.md: aux_ring, aux_map,
- * aux_unmap), on the lockstep_aux software PMU (harness/auxpmu). Included by
- * lockstep-repro.c after its worker buffer helpers; kept in its own file.
+ * aux_unmap), on the lockstep_aux software PMU (harness/auxpmu): their parsing
+ * and the worker's side.
  */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <linux/perf_event.h>
+
+#include "repro.h"
 
 #define AUX_PMU_TYPE_PATH "/sys/bus/event_source/devices/lockstep_aux/type"
 
 /* The PMU's dynamic type, or -1 (errno set) when the kernel has no such PMU. */
-static int aux_pmu_type(void)
+int aux_pmu_type(void)
 {
 	long long v;
 	if (read_ll(AUX_PMU_TYPE_PATH, &v) < 0)
@@ -19,13 +31,13 @@ static int aux_pmu_type(void)
 	return (int)v;
 }
 
-static bool is_aux_op(const char *w)
+bool is_aux_op(const char *w)
 {
 	return !strcmp(w, "aux_ring") || !strcmp(w, "aux_map") || !strcmp(w, "aux_unmap");
 }
 
 /* aux_ring B CPU D | aux_map B N | aux_unmap B */
-static int parse_aux_op(struct op *op, char **t, int nt, char *err)
+int parse_aux_op(struct op *op, char **t, int nt, char *err)
 {
 	const char *w = t[0];
 	int want = !strcmp(w, "aux_ring") ? 4 : !strcmp(w, "aux_map") ? 3 : 2;
@@ -59,7 +71,7 @@ static bool block_uses_aux(const struct item *b)
 }
 
 /* Why a block with AUX ops cannot run here (into why), or false when it can. */
-static bool aux_skip_reason(const struct item *b, char *why, size_t len)
+bool aux_skip_reason(const struct item *b, char *why, size_t len)
 {
 	if (!block_uses_aux(b) || aux_pmu_type() >= 0)
 		return false;
@@ -68,7 +80,7 @@ static bool aux_skip_reason(const struct item *b, char *why, size_t len)
 }
 
 /* Worker: an event of the lockstep_aux PMU on CPU q->a with a ring buffer of q->b data pages. */
-static void w_aux_ring(const struct req *q, struct rep *r)
+void w_aux_ring(const struct req *q, struct rep *r)
 {
 	if (wbuf_find(q->name))
 		return fail(r, EEXIST, "buffer already mapped");
@@ -84,7 +96,7 @@ static void w_aux_ring(const struct req *q, struct rep *r)
 }
 
 /* Worker: mmap an AUX area of q->a pages right above the ring buffer (one more mapping if mapped). */
-static void w_aux_map(const struct req *q, struct rep *r)
+void w_aux_map(const struct req *q, struct rep *r)
 {
 	struct wbuf *b = wbuf_find(q->name);
 	if (!b)
@@ -106,7 +118,7 @@ static void w_aux_map(const struct req *q, struct rep *r)
 }
 
 /* Worker: munmap the latest AUX mapping of the buffer (EINVAL when none is live). */
-static void w_aux_unmap(const struct req *q, struct rep *r)
+void w_aux_unmap(const struct req *q, struct rep *r)
 {
 	struct wbuf *b = wbuf_find(q->name);
 	if (!b)
