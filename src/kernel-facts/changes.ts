@@ -81,7 +81,7 @@ export const UPSTREAM_CHANGES: readonly UpstreamChange[] = [
     mainline: '6.17',
     stables: ['6.1.148', '6.12.42', '6.16.1'],
     switches: { kind: 'flag', flag: 'partialMunmapEinval', value: true },
-    source: 'Debian 6.1 changelog, inside the upstream ChangeLog-6.1.148 list; stable review lists for 6.12.42 and 6.16.1',
+    source: 'Debian 6.1 changelog, inside the upstream ChangeLog-6.1.148 list; 6.12.42, 6.16.1 and v6.17 as the model recorded them before this table (not re-read here)',
   },
   {
     key: 'perf-set-output-ebusy',
@@ -90,7 +90,7 @@ export const UPSTREAM_CHANGES: readonly UpstreamChange[] = [
     mainline: '6.19',
     stables: ['6.18.8'],
     switches: { kind: 'flag', flag: 'mapOutputEbusy', value: true },
-    source: 'measured (scenario mapping-errors: EBUSY on 6.19 and 6.18.8+, a shared ring before); the title paraphrases the behaviour, not the commit subject',
+    source: 'v6.19 and stable 6.18.8 as the model recorded them before this table (scenario mapping-errors), not re-read here; the title paraphrases the behaviour, not the commit subject',
   },
   {
     key: 'secretmem-locked',
@@ -133,7 +133,7 @@ export const UPSTREAM_CHANGES: readonly UpstreamChange[] = [
     mainline: null,
     stables: ['6.1.191', '6.12.114', '7.2.11'],
     switches: { kind: 'none', why: 'mm->locked_vm (VmLck) only: lockstep measures VmPin and the per-user counter' },
-    source: 'Debian changelogs (6.1.192, 6.12.118, 7.3.4); mainline release not read',
+    source: 'Debian kernel changelogs read for issue 24 (stable 6.1.191, 6.12.114, 7.2.11 lists); mainline release not read',
   },
   {
     key: PERF_MLOCK_GIFT,

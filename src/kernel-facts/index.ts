@@ -4,3 +4,4 @@
 export * from './version.ts';
 export * from './changes.ts';
 export * from './accounting.ts';
+export * from './history-doc.ts';
