@@ -858,6 +858,21 @@ t.test('new errors by version: partial munmap EINVAL (v6.17; 6.16.1, 6.12.42, 6.
   t.end();
 });
 
+t.test('uring: registered pages count in the worker\'s pinned_vm only where uringChargesPinned (v5.9+, 309758254ea6)', (t) => {
+  const s = scenario([{ op: 'uring', pages: 50 }, { op: 'probe' }, { op: 'exit' }, { op: 'probe' }], { cpus: 2, rlimit_kb: 1024 });
+  for (const uringChargesPinned of [true, false]) {
+    const e = simulate(s, shared('V3'), { uringChargesPinned });
+    t.equal(e[0]!.pinned, uringChargesPinned ? 50 : 0, `pinned after the registration (${uringChargesPinned})`);
+    t.equal(e[0]!.user, 50, 'user->locked_vm charged either way');
+    t.equal(e[3]!.pinned, 0, 'nothing pinned after the exit');
+    t.equal(e[3]!.headroom, 258, 'and the charge given back');
+  }
+  const capped = scenario([{ op: 'uring', pages: 50 }], { cpus: 2, rlimit_kb: 1024, cap_ipc_lock: true });
+  t.same(simulate(capped, shared('V3'), { uringChargesPinned: false })[0], { ok: true, errno: '', pinned: 0, user: 0 }, 'before v5.9 with CAP_IPC_LOCK: nothing charged anywhere');
+  t.same(simulate(capped, shared('V3'))[0], { ok: true, errno: '', pinned: 50, user: 0 }, 'the default (v5.9+): pinned_vm even with CAP_IPC_LOCK');
+  t.end();
+});
+
 t.test('unmap_part: EINVAL where refused, else ok with the charges kept until the rest goes', (t) => {
   const s = scenario([{ op: 'map', buf: 'a', cpu: 0, data_pages: 4 }, { op: 'unmap_part', buf: 'a' }, { op: 'probe' }, { op: 'unmap', buf: 'a' }, { op: 'probe' }], { cpus: 2 });
   for (const partialMunmapEinval of [false, true]) {

@@ -205,8 +205,6 @@ export const stablesText = (c: UpstreamChange): string => (c.stables.length ? c.
 /** "v7.3", "v7.3-rc1" or "not known" */
 export const mainlineText = (c: UpstreamChange): string => (c.mainline === null ? 'not known' : `v${c.mainline}`);
 
-/** "7.2.13" for 7.2.13; the release form used in reason lines. */
-export const versionText = (v: KernelVersion): string => formatKernelVersion(v);
 
 /** The per-user counter perf charges: the model's Counter, or 'unknown' where no fact is known. */
 export type CounterFact = 'shared' | 'perf' | 'unknown';
