@@ -735,7 +735,7 @@ t.test('exit last: a fresh uid\'s record is freed with its last process, root_us
 // ---------------------------------------------------------------------------
 // Issue 14: the counter split keyed on the upstream version line, page size
 
-t.test('counter split: "perf: Track the perf mlock gift separately" by upstream line (stable 6.1.191, 6.12.115; sid 7.2.13)', async (t) => {
+t.test('counter split: "perf: Track the perf mlock gift separately" by upstream line (stable 6.1.191, 6.12.115, 7.2.13; mainline 7.3)', async (t) => {
   const { counterFor, resolveExpect } = await import('../src/kernels/expect.ts');
   const { parseSpec } = await import('../src/kernels/spec.ts');
   const c = (v: string): string => counterFor(v).row.counter;
@@ -747,18 +747,26 @@ t.test('counter split: "perf: Track the perf mlock gift separately" by upstream 
   t.equal(c('6.12.114'), 'shared');
   t.equal(c('6.12.115'), 'perf', 'stable 6.12.115');
   t.equal(c('6.12.117'), 'perf');
-  // not in mainline up to 7.3-rc7 (measured: experimental 7.3-rc7 V4/shared); host 6.18.44 measured shared
-  for (const v of ['6.13.0', '6.15.0', '6.18.0', '6.18.44', '7.0.0', '7.1.0', '7.2.0', '7.3.0-rc7', '7.3.0']) t.equal(c(v), 'shared', `${v}: mainline / measured shared`);
-  // sid 7.2.13 measured V4/perf
+  // not in mainline before 7.3 (measured: experimental 7.3-rc7 V4/shared); host 6.18.44 measured shared
+  for (const v of ['6.13.0', '6.15.0', '6.18.0', '6.18.44', '7.0.0', '7.1.0', '7.2.0', '7.3.0-rc7', '7.3~rc7-1~exp1']) t.equal(c(v), 'shared', `${v}: mainline / measured shared`);
+  // 7.2.y: 7.2.12 headers' user_struct lacks perf_mlock, 7.2.13 has it (sid 7.2.13 measured V4/perf)
+  for (const v of ['7.2.1', '7.2.6', '7.2.11', '7.2.12']) t.equal(c(v), 'shared', `${v}: before the 7.2.13 stable`);
   t.equal(c('7.2.13'), 'perf', 'sid 7.2.13');
   t.equal(c('7.2.20'), 'perf');
+  // 7.3 final: inferred (7.3.4 read, 7.3-rc7 lacks it, not in the 7.3.2-7.3.4 lists), and every later mainline
+  for (const v of ['7.3.0', '7.3.4', '7.4.0', '8.0.0']) t.equal(c(v), 'perf', `${v}: from mainline v7.3`);
+  t.match(counterFor('7.3.0').text, /inferred: 7\.3\.4 has it, 7\.3-rc7 lacks it/, 'the reason says 7.3.0 is inferred');
+  t.match(counterFor('7.2.13').text, /^7\.2\.y >= 7\.2\.13: .*stable 7\.2\.13/);
   // nothing known: the counter stays open, never a guess
-  for (const v of ['6.6.1', '6.6.120', '6.18.45', '7.0.5', '7.1.9', '7.2.1', '7.2.12', '7.3.2', '7.4.0', '8.0.0']) t.equal(c(v), 'unknown', `${v}: unknown`);
+  for (const v of ['5.10.241', '5.15.190', '6.6.1', '6.6.120', '6.18.45', '7.0.5', '7.1.9']) t.equal(c(v), 'unknown', `${v}: unknown`);
+  for (const v of ['5.10.240', '5.15.189', '6.18.44', '7.0.0', '7.1.0']) t.equal(c(v), 'shared', `${v}: before the open range of its line`);
   // the distro does not matter any more: an upstream 6.1.192 image is perf too
   const img = (version: string) => parseSpec({ id: 'k', kind: 'image', path: '/k', version }, 'x.json');
   t.equal(logicLabel(resolveExpect(img('6.1.192'), '6.1.192').logic!), 'V3/perf');
   t.equal(logicLabel(resolveExpect(img('7.0.3'), '7.0.3').logic!), 'V4/unknown');
-  t.match(resolveExpect(img('7.0.3'), '7.0.3').reason, /7\.0\.y: not known/);
+  t.match(resolveExpect(img('7.0.3'), '7.0.3').reason, /7\.0\.y from 7\.0\.1: not known/);
+  t.equal(logicLabel(resolveExpect(img('7.3.4'), '7.3.4').logic!), 'V4/perf', 'trixie-backports 7.3.4');
+  t.equal(logicLabel(resolveExpect(img('7.2.12'), '7.2.12').logic!), 'V4/shared', 'trixie-backports 7.2.12');
 });
 
 t.test('an unknown counter carries both predictions; the measurement picks, never a guessed MISMATCH', async (t) => {
@@ -810,12 +818,11 @@ t.test('page size is a model input: default perf_event_mlock_kb = 512 + PAGE_SIZ
 });
 
 t.test('simOptionsForVersion carries the reported page size', async (t) => {
-  const { simOptionsForVersion, kernelTriple } = await import('../src/model/simulate.ts');
+  const { simOptionsForVersion } = await import('../src/model/simulate.ts');
   t.equal(simOptionsForVersion('6.12.115', 16).pageKb, 16);
   t.throws(() => simOptionsForVersion('6.12.115', 3), RangeError);
-  t.same(kernelTriple('7.3.0-rc7'), [7, 3, 0]);
-  t.same(kernelTriple('5.3'), [5, 3, 0]);
-  t.equal(kernelTriple('x'), null);
+  t.strictSame(simOptionsForVersion('x', 16), { pageKb: 16 }, 'no version: only the page size');
+  t.throws(() => simOptionsForVersion('99999999999999999999.1'), /beyond/, 'a version beyond any kernel is refused');
 });
 
 t.test('new errors by version: partial munmap EINVAL (v6.17; 6.16.1, 6.12.42, 6.1.148), map_output EBUSY (6.19, 6.18.8)', async (t) => {
@@ -844,6 +851,25 @@ t.test('new errors by version: partial munmap EINVAL (v6.17; 6.16.1, 6.12.42, 6.
   t.equal(secret('6.12.113'), true, 'stable 6.12.113');
   t.equal(secret('6.18.44'), false, 'measured: the 6.18.44 host charges nothing');
   t.equal(secret('7.3.0-rc7'), true, 'measured: Debian experimental 7.3-rc7 charges user->locked_vm');
+  t.equal(secret('7.2.0'), true, 'mainline v7.2 (the 7.2.6 and 7.2.12 headers name CONFIG_SECRETMEM in the locked_vm guard)');
+  t.equal(secret('7.2.6'), true, 'trixie-backports 7.2.6');
+  t.equal(secret('7.1.9'), false, '6.19..7.1: taken to lack it');
+  t.equal(secret('7.2.0-rc7'), false, 'a 7.2 prerelease is before v7.2');
+  t.end();
+});
+
+t.test('uring: registered pages count in the worker\'s pinned_vm only where uringChargesPinned (v5.9+, 309758254ea6)', (t) => {
+  const s = scenario([{ op: 'uring', pages: 50 }, { op: 'probe' }, { op: 'exit' }, { op: 'probe' }], { cpus: 2, rlimit_kb: 1024 });
+  for (const uringChargesPinned of [true, false]) {
+    const e = simulate(s, shared('V3'), { uringChargesPinned });
+    t.equal(e[0]!.pinned, uringChargesPinned ? 50 : 0, `pinned after the registration (${uringChargesPinned})`);
+    t.equal(e[0]!.user, 50, 'user->locked_vm charged either way');
+    t.equal(e[3]!.pinned, 0, 'nothing pinned after the exit');
+    t.equal(e[3]!.headroom, 258, 'and the charge given back');
+  }
+  const capped = scenario([{ op: 'uring', pages: 50 }], { cpus: 2, rlimit_kb: 1024, cap_ipc_lock: true });
+  t.same(simulate(capped, shared('V3'), { uringChargesPinned: false })[0], { ok: true, errno: '', pinned: 0, user: 0 }, 'before v5.9 with CAP_IPC_LOCK: nothing charged anywhere');
+  t.same(simulate(capped, shared('V3'))[0], { ok: true, errno: '', pinned: 50, user: 0 }, 'the default (v5.9+): pinned_vm even with CAP_IPC_LOCK');
   t.end();
 });
 

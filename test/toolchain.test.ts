@@ -22,7 +22,7 @@ import { ConfigError } from '../src/util/errors.ts';
 import { artifactKey, patchedFiles, treeKey } from '../src/kernels/obtain/source/recipe.ts';
 import { applyBackports, effectiveFragment, treeKconfigSymbols } from '../src/kernels/obtain/source/tree.ts';
 import {
-  BACKPORT_TABLE, backportsFor, vmOffer, nrCpusOf, COMPILER_TABLE, compilerFor, kconfigSymbols, kernelVersion, splitByTree,
+  BACKPORT_TABLE, backportsFor, vmOffer, nrCpusOf, COMPILER_TABLE, compilerFor, kconfigSymbols, splitByTree,
 } from '../src/kernels/obtain/source/toolchain.ts';
 import { parseFragment } from '../src/kernels/obtain/source/recipe.ts';
 import { builtinScenarios, compileScenario, scenarioNeeds } from '../src/scenario/load.ts';
@@ -38,7 +38,9 @@ t.test('the compiler by version: gcc-11 before v5.15, the default gcc after', as
   t.equal(compilerFor('6.1.192').cc, 'gcc', 'the 6.1 builds keep their compiler (and their cache keys)');
   t.equal(COMPILER_TABLE.at(-1)!.range, '*', 'the last row catches every version');
   t.throws(() => compilerFor('banana'), RangeError);
-  t.equal(kernelVersion('5.5.0-rc5'), '5.5.0');
+  t.equal(compilerFor('5.14.0-rc7').cc, 'gcc-11', '5.14-rc7 builds like 5.14, not 5.15');
+  t.throws(() => compilerFor('99999999999999999999.1'), /beyond/, 'a version beyond any kernel is refused, not read as 1.0.0');
+  t.throws(() => backportsFor('100.1.0'), /major 100 is beyond any real kernel/);
 });
 
 t.test('the backport table: each row cites an upstream commit and has its patch file', async (t) => {

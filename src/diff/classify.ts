@@ -29,13 +29,16 @@ export interface Calibration {
  *   x = (expectedHeadroom(with 0) - measuredHeadroom) / (io_uring ballasts before that probe)
  *
  * and accept it when x is a whole number in 0..IO_URING_EXTRA_MAX; then
- * re-simulate with it. Otherwise keep 0 (the cell will mismatch honestly) and
+ * re-simulate with it. Not attempted when `base` already sets
+ * ioUringExtraPages: the version decided it (simOptionsForVersion: 0 from
+ * 7.2.11 and v7.3, "io_uring: do not charge the SQ/CQ rings to RLIMIT_MEMLOCK"). Otherwise keep 0 (the cell will mismatch honestly) and
  * say why in `note`. The probe must see U below L for this to be informative:
  * a probe at headroom 0 gives x = 0.
  */
 export function calibrate(s: CompiledScenario, logic: Logic, measured: readonly MeasuredOp[], base?: SimulateOptions): Calibration {
   const expected = simulate(s, logic, base);
-  if (logic.counter !== 'shared') return { expected };
+  // The kernel's version already says how many (0 from 7.2.11 / v7.3: simOptionsForVersion): nothing to infer.
+  if (logic.counter !== 'shared' || base?.ioUringExtraPages !== undefined) return { expected };
   const ops = s.ops;
   let ballasts = 0;
   let probe = -1;

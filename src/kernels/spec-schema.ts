@@ -9,6 +9,7 @@
 
 import semver from 'semver';
 import { z } from 'zod';
+import { readKernelVersion } from '../kernel-facts/index.ts';
 import { ACCOUNTINGS, COUNTERS, type Accounting, type Counter } from '../model/accounting.ts';
 import { bool, explain, oneOf, prose, quotedList, show, strictObject, typeName, unsafeText } from '../util/validate.ts';
 import { DEBIAN_SUITES } from './obtain/deb-kernels.ts';
@@ -77,7 +78,9 @@ const httpUrl = (what: string) =>
   });
 
 const version = specString('the upstream kernel version, e.g. "5.3.1", "6.1.190" or "6.18.44-fc-v509"', 64, KERNEL_VERSION_RE).superRefine((v, ctx) => {
-  if (semver.coerce(v) === null) ctx.addIssue({ code: 'custom', message: explain(`cannot read a kernel version from ${show(v)}`, 'write it as MAJOR.MINOR[.PATCH][-suffix], e.g. "6.1.190"') });
+  let problem: string | null = null;
+  try { if (readKernelVersion(v) === null) problem = `cannot read a kernel version from ${show(v)}`; } catch (e) { problem = (e as Error).message; }
+  if (problem !== null) ctx.addIssue({ code: 'custom', message: explain(problem, 'write it as MAJOR.MINOR[.PATCH][-suffix] (major at most 99), e.g. "6.1.190"') });
 });
 
 /** A Debian suite lockstep keeps its own apt lists of (src/kernels/obtain/apt-suite.ts). */

@@ -31,7 +31,7 @@ export interface PoolOptions {
 function kernelRecord(k: KernelSpec, a: KernelArtifact, exp: { logic: Expectation | null; reason: string }): KernelRecord {
   const rec: KernelRecord = {
     id: k.id, kind: k.kind, version: a.version, release: a.release, expected_logic: exp.logic ? logicLabel(exp.logic) : null,
-    expect_reason: exp.reason, artifact_sha256: a.sha256, source: kernelProvenance(a).source, release_kind: releaseKind(k.kind),
+    expect_reason: exp.reason, artifact_sha256: a.sha256, source: kernelProvenance(a).source, release_kind: releaseKind(a),
     ...(k.kind !== 'host' && k.arch && k.arch !== 'x86_64' ? { arch: k.arch } : {}),
     ...(specPageKb(k) !== 4 ? { page_kb: specPageKb(k) } : {}),
   };

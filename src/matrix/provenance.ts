@@ -65,7 +65,15 @@ export function kernelResolution(a: Pick<KernelArtifact, 'kind' | 'meta'>): Debi
 
 /**
  * Whether a kernel is a real release or a stand-in: Debian packages and the
- * host are real; "source" kernels are built here with lockstep's config
- * fragment (and patches) and stand in for a logic; images are what the user gave.
+ * host are real; a "source" kernel built here from a release's tree with no
+ * patches is real too (lockstep's config fragment only selects options: an
+ * option the tree lacks SKIPs the scenarios that need it, it changes no
+ * accounting; the build-fix backports touch tools/ only), one with patches
+ * stands in for a logic; images are what the user gave. A source artifact
+ * whose metadata lists no patches field at all is a stand-in (not known).
  */
-export const releaseKind = (kind: string): 'real' | 'stand-in' | 'image' => (kind === 'source' ? 'stand-in' : kind === 'image' ? 'image' : 'real');
+export function releaseKind(a: Pick<KernelArtifact, 'kind' | 'meta'>): 'real' | 'stand-in' | 'image' {
+  if (a.kind === 'image') return 'image';
+  if (a.kind !== 'source') return 'real';
+  return Array.isArray(a.meta.patches) && a.meta.patches.length === 0 ? 'real' : 'stand-in';
+}

@@ -1,5 +1,5 @@
 // The perf_mmap() locked-memory split, one pure function per accounting logic
-// (shared/kernel-history.md). All quantities are native pages of the kernel
+// (docs/kernel-history.md). All quantities are native pages of the kernel
 // (PAGE_SIZE: 4 KiB on x86_64, 16 or 64 KiB on some arm64/ppc64 builds).
 //
 //   U  = the per-user counter perf charges (user->locked_vm or user->perf_mlock)

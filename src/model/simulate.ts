@@ -3,6 +3,7 @@
 // observe. Pure: no I/O, no clocks, no randomness.
 
 import { type CompiledScenario, mappingPages, userLockLimit } from '../scenario/ops.ts';
+import { type UpstreamChange, modelFlagsFor, readKernelVersion, UPSTREAM_CHANGES } from '../kernel-facts/index.ts';
 import { AUX_UNMAP, auxGiveBack, DEFAULT_PAGE_KB, HELPER_RLIMIT_MEMLOCK_KB, type Logic, type Split, SPLITS, checkPageKb, rlimitPages } from './accounting.ts';
 
 /** What the kernel's check in perf_mmap() computed for a new ring buffer (pages). */
@@ -42,10 +43,20 @@ export interface ExpectedOp {
 export interface SimulateOptions {
   /**
    * Pages io_uring charges to user->locked_vm per `ballast io_uring` op besides
-   * the registered buffers themselves (its rings, on some kernels). Only
-   * matters for counter 'shared'. Default 0; src/diff's calibrate() measures it.
+   * the registered buffers themselves (its SQ/CQ rings, on some kernels). Only
+   * matters for counter 'shared'. Default 0. Set (to 0) by the version from
+   * 7.2.11 and v7.3 ("io_uring: do not charge the SQ/CQ rings to
+   * RLIMIT_MEMLOCK"); elsewhere left unset and src/diff's calibrate() measures it.
    */
   ioUringExtraPages?: number;
+  /**
+   * Whether io_uring's buffer registration (the worker's `uring` op) charges
+   * the registering process's mm->pinned_vm, besides user->locked_vm:
+   * since v5.9 ("io_uring: report pinned memory usage", 309758254ea6), with or
+   * without CAP_IPC_LOCK; before, user->locked_vm only (measured on real
+   * 5.3.1, 5.4.0, 5.5-rc5, 5.6.4). Default true.
+   */
+  uringChargesPinned?: boolean;
   /**
    * Whether `ballast bpf` charges user->locked_vm: true before v5.11 (which
    * moved BPF to memcg accounting), false since. A property of the kernel, not
@@ -73,7 +84,7 @@ export interface SimulateOptions {
   mapOutputEbusy?: boolean;
   /**
    * memfd_secret pages are charged to user->locked_vm ("mm/secretmem:
-   * properly account locked pages": stables 6.1.191, 6.12.113). Default false.
+   * properly account locked pages": v7.2, stables 6.1.191, 6.12.113). Default false.
    */
   secretmemChargesUser?: boolean;
   /**
@@ -85,57 +96,31 @@ export interface SimulateOptions {
   helperRlimitKb?: number | null;
 }
 
-/** [major, minor, patch] of a kernel version string, or null. "7.3.0-rc7" -> [7, 3, 0]. */
-export function kernelTriple(version: string): [number, number, number] | null {
-  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(version);
-  return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : null;
-}
-
-/** Is kernel version `v` at least `min` (both [major, minor, patch])? */
-export const atLeast = (v: readonly number[], min: readonly number[]): boolean => {
-  for (let k = 0; k < 3; k++) if (v[k] !== min[k]) return v[k]! > min[k]!;
-  return true;
-};
-
 /**
- * The simulator options a kernel's version implies:
- * - bpfChargesUser: BPF maps charge user->locked_vm before v5.11 (Roman
- *   Gushchin's series moving BPF to memcg-based accounting, merged for v5.11);
- * - partialMunmapEinval: v6.17, stables 6.16.1, 6.12.42, 6.1.148
- *   ("perf/core: Prevent VMA split of buffer mappings", in Debian 6.1's
- *   ChangeLog-6.1.148 list);
- * - mapOutputEbusy: v6.19, stable 6.18.8;
- * - secretmemChargesUser: stables 6.1.191 and 6.12.113 ("mm/secretmem:
- *   properly account locked pages", in Debian 6.1.192's ChangeLog-6.1.191 list);
- *   mainline by 7.3: measured on Debian experimental's 7.3-rc7 (a 100-page
- *   memfd_secret ballast drops the shared counter's headroom 258 -> 158),
- *   while the 6.18.44 host measured no charge. The mainline release that took
- *   it between those two was not confirmed from sources here: 6.19..7.2
- *   are taken to lack it.
- * Stable lines not named (6.6.y, 5.15.y, ...) are taken to lack a change. `pageKb` is the
- * kernel's page size when known (hello), default 4. An unreadable version
- * gives the defaults.
+ * The simulator options a kernel's version implies, read from the facts
+ * table (src/kernel-facts UPSTREAM_CHANGES; `table` lets tests add a made-up
+ * row): each row that switches a flag gives it its value where the kernel
+ * carries the change (its mainline release or later, or its stable line's
+ * release or later) and the opposite where not. A stable line the row does
+ * not name is taken to lack the change. Today's rows: bpfChargesUser (until
+ * v5.11), partialMunmapEinval (v6.17; 6.16.1, 6.12.42, 6.1.148),
+ * mapOutputEbusy (v6.19; 6.18.8), secretmemChargesUser (v7.2; 6.12.113,
+ * 6.1.191), uringChargesPinned (v5.9, 309758254ea6), and io_uring's rings
+ * uncharged (7.2.11, v7.3 inferred): ioUringExtraPages 0 there, so
+ * src/diff's calibrate() keeps its hands off. `pageKb` is the kernel's page
+ * size when known (hello), default 4. A string with no version in it gives
+ * the defaults; one beyond any real kernel throws KernelVersionError (a
+ * RangeError).
  */
-export function simOptionsForVersion(version: string, pageKb?: number): SimulateOptions {
-  const v = kernelTriple(version);
+export function simOptionsForVersion(version: string, pageKb?: number, table: readonly UpstreamChange[] = UPSTREAM_CHANGES): SimulateOptions {
   const out: SimulateOptions = {};
   if (pageKb !== undefined) out.pageKb = checkPageKb(pageKb);
+  const v = readKernelVersion(version);
   if (v === null) return out;
-  out.bpfChargesUser = !atLeast(v, [5, 11, 0]);
-  out.partialMunmapEinval = since(v, [6, 17, 0], [[6, 16, 1], [6, 12, 42], [6, 1, 148]]);
-  out.mapOutputEbusy = since(v, [6, 19, 0], [[6, 18, 8]]);
-  out.secretmemChargesUser = since(v, [7, 3, 0], [[6, 12, 113], [6, 1, 191]]);
+  const { uringRingsUncharged, ...flags } = modelFlagsFor(v, table);
+  Object.assign(out, flags);
+  if (uringRingsUncharged === true) out.ioUringExtraPages = 0;
   return out;
-}
-
-/**
- * Does kernel `v` carry a change that mainline took in `mainline` (null: not
- * known in mainline) and the stable lines took at the given releases? A
- * stable line not listed is taken not to have it.
- */
-function since(v: readonly number[], mainline: readonly number[] | null, stables: readonly (readonly number[])[]): boolean {
-  if (mainline !== null && atLeast(v, mainline)) return true;
-  return stables.some((st) => st[0] === v[0] && st[1] === v[1] && v[2]! >= st[2]!);
 }
 
 /**
@@ -212,6 +197,7 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
   const secretCharges = opts?.secretmemChargesUser ?? false;
   const partialEinval = opts?.partialMunmapEinval ?? false;
   const outputEbusy = opts?.mapOutputEbusy ?? false;
+  const uringPins = opts?.uringChargesPinned ?? true;
   if (!Number.isInteger(ioUringExtra) || ioUringExtra < 0) throw new RangeError(`ioUringExtraPages must be a whole number >= 0, got ${ioUringExtra}`);
   const pageKb = checkPageKb(opts?.pageKb ?? DEFAULT_PAGE_KB);
 
@@ -424,7 +410,8 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
       }
       case 'uring': {
         // io_uring's own check: user->locked_vm + pages against the worker's RLIMIT_MEMLOCK,
-        // skipped (and nothing charged to the user) with CAP_IPC_LOCK; mm->pinned_vm grows either way.
+        // skipped (and nothing charged to the user) with CAP_IPC_LOCK; since v5.9 mm->pinned_vm
+        // grows either way (uringChargesPinned), before not at all.
         // io_uring_setup first: its ring pages (ioUringExtraPages) stay charged with the ring,
         // which the worker keeps open until it exits, registered or not.
         if (!cap) {
@@ -440,8 +427,11 @@ export function simulate(s: CompiledScenario, logic: Logic, opts?: SimulateOptio
           chargeLocked(op.pages);
           uringUser += op.pages;
         }
-        P += op.pages;
-        uringPinned += op.pages;
+        if (uringPins) {
+          // v5.9+: the pages count in the registering mm's pinned_vm (VmPin) too
+          P += op.pages;
+          uringPinned += op.pages;
+        }
         out[i] = { ok: true, errno: '', pinned: P, user: U };
         break;
       }

@@ -112,8 +112,9 @@ export interface KernelRecord {
   source?: string;
   /**
    * "real": a kernel as its distribution ships it (a Debian package, the
-   * host's); "stand-in": built here from a tree with lockstep's config
-   * fragment (and patches) to stand for a logic; "image": a bzImage given by path or URL
+   * host's, or a release's tree built here without patches); "stand-in": built
+   * here with patches to stand for a logic; "image": a bzImage given by path or URL
+   * (src/matrix/provenance.ts releaseKind)
    */
   release_kind?: 'real' | 'stand-in' | 'image';
   /** the guest's architecture when not x86_64 ("arm64") */

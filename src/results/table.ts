@@ -20,12 +20,21 @@ function cellText(c: CellResult | undefined): string {
 }
 
 /**
- * The release column: "real" (as its distribution ships it) or "stand-in"
- * (built here to stand for a logic), and for Debian kernels the suite, the
- * rule and the package version that ran: "real: sid latest = 7.2.13-1".
+ * A record's release kind when its results predate release_kind: a source
+ * kernel is real when its provenance says "+ 0 patch(es)" (built from a
+ * release's tree as it is), else a stand-in.
+ */
+const recordedKind = (k: KernelRecord): 'real' | 'stand-in' | 'image' =>
+  k.kind === 'image' ? 'image' : k.kind !== 'source' ? 'real' : / \+ 0 patch\(es\)/.test(k.source ?? '') ? 'real' : 'stand-in';
+
+/**
+ * The release column: "real" (as its distribution ships it, or built here
+ * from a release's tree without patches) or "stand-in" (patched here to stand
+ * for a logic), and for Debian kernels the suite, the rule and the package
+ * version that ran: "real: sid latest = 7.2.13-1".
  */
 export function releaseText(k: KernelRecord): string {
-  const kind = k.release_kind ?? (k.kind === 'source' ? 'stand-in' : k.kind === 'image' ? 'image' : 'real');
+  const kind = k.release_kind ?? recordedKind(k);
   const res = k.resolution;
   if (!res) return kind;
   const rule = res.rule === 'pinned' || res.rule === 'candidate' || res.rule === 'cached' ? '' : ` ${res.rule}`;

@@ -1,3 +1,4 @@
+import { userKernelVersion } from '../../kernel-facts/index.ts';
 import { accountingFor, counterFor } from '../../kernels/expect.ts';
 import { parseLogic } from '../../model/index.ts';
 import { explain, renderExplain } from '../../export/explain.ts';
@@ -48,7 +49,9 @@ The accounting is the simulator's (src/model). Exit 0.`,
       why = 'from --logic';
     } else {
       const kv = String(v['kernel-version'] ?? '');
-      if (!/^\d+\.\d+(\.\d+)?/.test(kv)) throw new ConfigError('command line', '--kernel-version', `${JSON.stringify(v['kernel-version'] ?? '')} is not a kernel version`, 'pass e.g. --kernel-version 5.3 (or --logic V0/shared)');
+      const fix = 'pass e.g. --kernel-version 5.3 (or --logic V0/shared)';
+      if (!/^\d+\.\d+(\.\d+)?/.test(kv)) throw new ConfigError('command line', '--kernel-version', `${JSON.stringify(v['kernel-version'] ?? '')} is not a kernel version`, fix);
+      userKernelVersion(kv, 'command line', '--kernel-version', fix);
       const a = accountingFor(kv);
       const c = counterFor(kv);
       // an open counter (no fact known for that stable line): shown for the

@@ -1,5 +1,6 @@
 import { release as osRelease } from 'node:os';
-import { coerceKernelVersion, resolveExpect } from '../../kernels/expect.ts';
+import { userKernelVersion } from '../../kernel-facts/index.ts';
+import { resolveExpect } from '../../kernels/expect.ts';
 import { parseSpec } from '../../kernels/spec.ts';
 import { compileAtCpus, compileAtPageSize } from '../../scenario/load.ts';
 import { ALL_LOGICS, DEFAULT_PAGE_KB, type Expectation, type Logic, type SimulateOptions, candidateLogics, logicLabel, parseLogic, simOptionsForVersion, simulate } from '../../model/index.ts';
@@ -59,9 +60,9 @@ user->locked_vm before 5.11). Without either: --logic, default V0, on this host'
         version = spec!.kind === 'host' ? osRelease() : ('version' in spec! && spec!.version) || '';
       } else {
         version = String(v['kernel-version']);
-        if (coerceKernelVersion(version) === null || !/^\d+\.\d+/.test(version)) {
-          throw new ConfigError('command line', '--kernel-version', `${JSON.stringify(version)} is not a kernel version`, 'write MAJOR.MINOR[.PATCH], e.g. --kernel-version 5.3 or 6.12.115');
-        }
+        const fix = 'write MAJOR.MINOR[.PATCH], e.g. --kernel-version 5.3 or 6.12.115';
+        userKernelVersion(version, 'command line', '--kernel-version', fix);
+        if (!/^\d+\.\d+/.test(version)) throw new ConfigError('command line', '--kernel-version', `${JSON.stringify(version)} is not a kernel version`, fix);
         spec = parseSpec({ id: 'cli', kind: 'image', path: '/dev/null', version }, 'command line');
       }
       const exp = resolveExpect(spec!, version);

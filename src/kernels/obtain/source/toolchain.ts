@@ -9,6 +9,7 @@ import type { Feature } from '../../../scenario/ops.ts';
 import type { Offer } from '../../../scenario/skip.ts';
 import type { Arch } from '../../types.ts';
 import semver from 'semver';
+import { formatKernelVersion, parseKernelVersion } from '../../../kernel-facts/index.ts';
 
 export interface CompilerRow {
   /** semver range over the coerced kernel version (MAJOR.MINOR.PATCH) */
@@ -87,22 +88,23 @@ export const BACKPORT_TABLE: readonly BackportRow[] = [
   },
 ];
 
-/** MAJOR.MINOR.PATCH of a kernel version string ("5.5-rc5" -> "5.5.0"), or null. */
-export function kernelVersion(v: string): string | null {
-  return semver.coerce(v)?.version ?? null;
-}
+/**
+ * MAJOR.MINOR.PATCH of a kernel version string ("5.5-rc5" -> "5.5.0": an -rc
+ * builds like its release), for the semver ranges below. Throws RangeError
+ * when it holds no version, KernelVersionError when one beyond any real
+ * kernel (src/kernel-facts parseKernelVersion).
+ */
+const releaseOf = (version: string): string => formatKernelVersion(parseKernelVersion(version), false);
 
 /** The compiler row for `version` built for `arch` (default x86_64); throws RangeError for a version that is not one. */
 export function compilerFor(version: string, arch: Arch = 'x86_64'): CompilerRow {
-  const v = kernelVersion(version);
-  if (!v) throw new RangeError(`not a kernel version: ${JSON.stringify(version)}`);
+  const v = releaseOf(version);
   return COMPILER_TABLES[arch].find((r) => r.range === '*' || semver.satisfies(v, r.range))!;
 }
 
 /** The backport rows of `arch` (default x86_64) whose range holds `version` (in table order); throws RangeError for a version that is not one. */
 export function backportsFor(version: string, arch: Arch = 'x86_64'): BackportRow[] {
-  const v = kernelVersion(version);
-  if (!v) throw new RangeError(`not a kernel version: ${JSON.stringify(version)}`);
+  const v = releaseOf(version);
   return BACKPORT_TABLE.filter((r) => r.arches.includes(arch) && semver.satisfies(v, r.range));
 }
 
