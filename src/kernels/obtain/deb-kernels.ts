@@ -12,9 +12,38 @@
 
 import semver from 'semver';
 
-/** The suites lockstep keeps apt lists of (deb.debian.org, component main). buster is gone from the mirror. */
-export const DEBIAN_SUITES = ['bullseye', 'bookworm', 'bookworm-backports', 'trixie', 'forky', 'sid', 'experimental'] as const;
-export type DebianSuite = (typeof DEBIAN_SUITES)[number];
+/**
+ * The codenames lockstep probes when a suite does not answer, to name the
+ * ones that do (Debian 11..15, unstable, experimental; buster left the
+ * mirror in 2024). Any other codename is tried too: the mirror decides.
+ */
+export const DEBIAN_CODENAMES = ['bullseye', 'bookworm', 'trixie', 'forky', 'duke', 'sid', 'experimental'] as const;
+
+/** The pockets beside a release's own suite ("" = the codename itself). sid and experimental have none. */
+export const SUITE_POCKETS = ['', '-updates', '-backports', '-security'] as const;
+
+/** Every suite name of DEBIAN_CODENAMES x SUITE_POCKETS: the probe list (not all answer on any given day). */
+export const DEBIAN_SUITES: readonly string[] = DEBIAN_CODENAMES.flatMap((c) => (c === 'sid' || c === 'experimental' ? [c] : SUITE_POCKETS.map((p) => `${c}${p}`)));
+
+/** The shape of a Debian suite name: a codename, optionally -updates, -backports or -security. */
+export const SUITE_NAME_RE = /^[a-z]{2,20}(?:-(?:updates|backports|security))?$/;
+
+/** Is `s` shaped like a Debian suite name? Pure; whether the mirror serves it is asked at fetch time. */
+export const isSuiteName = (s: string): boolean => SUITE_NAME_RE.test(s);
+
+/** The archive a suite lives in: the -security suites at debian-security, the others at debian. Pure. */
+export const suiteArchive = (suite: string): 'debian' | 'debian-security' => (suite.endsWith('-security') ? 'debian-security' : 'debian');
+
+/**
+ * The suites one sources.list of `suite` holds, as a machine of that suite
+ * runs them: a release codename gets its -security suite beside it (a
+ * trixie machine installs 6.12.118 from trixie-security over trixie's
+ * 6.12.117); pockets, sid and experimental stand alone. Pure.
+ */
+export function suiteMembers(suite: string): string[] {
+  if (suite.includes('-') || suite === 'sid' || suite === 'experimental') return [suite];
+  return [suite, `${suite}-security`];
+}
 
 export type DebLayout = 'boot' | 'modules';
 
@@ -74,6 +103,8 @@ export interface DebRow {
   package: string;
   /** the Debian version */
   version: string;
+  /** the suite whose index lists it ("trixie-security"), when known (apt-cache madison says) */
+  suite?: string;
 }
 
 /** Newer first: by upstream (rc before release), then the Debian version (numeric-aware), then the name. */
@@ -114,7 +145,9 @@ export function parseMadison(out: string): DebRow[] {
     const key = `${f[0]}=${f[1]}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    rows.push({ package: f[0]!, version: f[1]! });
+    // "http://deb.debian.org/debian-security trixie-security/main amd64 Packages"
+    const suite = f[2]!.split(/\s+/)[1]?.split('/')[0];
+    rows.push({ package: f[0]!, version: f[1]!, ...(suite ? { suite } : {}) });
   }
   return rows;
 }

@@ -52,7 +52,7 @@ export interface DebianMeta {
 
 /** How a spec's package and version were chosen, recorded in results.json (kernels[].resolution). */
 export interface DebianResolution {
-  /** the suite's lists it was resolved in; null = the machine's apt sources */
+  /** the suite whose index the package came from (a "trixie" spec's lists include trixie-security: then "trixie-security"); null = the machine's apt sources */
   suite: string | null;
   /** "latest", "latest 6.12", "pinned", "candidate" */
   rule: string;
@@ -140,7 +140,7 @@ function notFound(spec: DebianImageSpec, apt: AptSource, field: string, what: st
 }
 
 /** Package and Debian version to fetch: the pin, "latest" of the suite (or series), apt's candidate, or (offline) the only cached one. */
-async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSource, opts: EnsureOptions): Promise<{ package: string; pv: string; rule: string }> {
+async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSource, opts: EnsureOptions): Promise<{ package: string; pv: string; rule: string; from?: string }> {
   const flavour = (spec.package ? kernelPackage(spec.package)?.flavour : undefined) ?? defaultFlavour(spec.arch);
   /** the kernels of the spec's flavour (of the arch's cloud flavour when that flavour has none), for "nearest there" */
   const family = async (): Promise<DebRow[]> => {
@@ -156,8 +156,8 @@ async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSou
       const all = spec.package ? await family() : rows;
       throw notFound(spec, apt, spec.series ? 'series' : 'package', what, all);
     }
-    opts.log(`${rule} in ${where(apt)}: ${pick.package}=${pick.version}`);
-    return { package: pick.package, pv: pick.version, rule };
+    opts.log(`${rule} in ${where(apt)}: ${pick.package}=${pick.version}${pick.suite && pick.suite !== apt.suite ? ` (from ${pick.suite})` : ''}`);
+    return { package: pick.package, pv: pick.version, rule, ...(pick.suite ? { from: pick.suite } : {}) };
   }
   const pkg = spec.package!;
   if (spec.package_version !== undefined) {
@@ -165,10 +165,14 @@ async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSou
     const rows = await aptVersions([pkg], apt, opts.signal);
     if (rows.length && !rows.some((r) => r.version === spec.package_version)) throw notFound(spec, apt, 'package_version', `${pkg}=${spec.package_version}`, rows);
     if (!rows.length && apt.suite) throw notFound(spec, apt, 'package', `${pkg}=${spec.package_version}`, await family());
-    return { package: pkg, pv: spec.package_version, rule: 'pinned' };
+    const from = rows.find((r) => r.version === spec.package_version)?.suite;
+    return { package: pkg, pv: spec.package_version, rule: 'pinned', ...(from && apt.suite ? { from } : {}) };
   }
   const candidate = await aptCandidate(pkg, apt, opts.signal);
-  if (candidate !== null) return { package: pkg, pv: candidate, rule: 'candidate' };
+  if (candidate !== null) {
+    const from = apt.suite ? (await aptVersions([pkg], apt, opts.signal)).find((r) => r.version === candidate)?.suite : undefined;
+    return { package: pkg, pv: candidate, rule: 'candidate', ...(from ? { from } : {}) };
+  }
   // Offline re-runs: apt knows nothing, but the cache may.
   const names = (await readdir(parent).catch(() => [] as string[])).filter((n) => n.startsWith(`${pkg}_`) && !n.endsWith('.lock'));
   const valid: string[] = [];
@@ -187,7 +191,7 @@ async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSou
 export async function ensureDebian(spec: DebianImageSpec, opts: EnsureOptions, aptIn?: AptSource): Promise<KernelArtifact> {
   const parent = join(opts.cacheDir, 'kernels', 'debian');
   const apt = aptIn ?? (await specApt(spec, opts));
-  const { package: pkg, pv, rule } = await resolveVersion(spec, parent, apt, opts);
+  const { package: pkg, pv, rule, from } = await resolveVersion(spec, parent, apt, opts);
   const label = `${pkg}=${pv}`;
   const { entry, meta, cached } = await ensureEntry<DebianMeta>({
     parent,
@@ -202,7 +206,8 @@ export async function ensureDebian(spec: DebianImageSpec, opts: EnsureOptions, a
     fill: (staging) => fetchDebian(spec, pkg, pv, parent, `${pkg}_${pv}`, staging, apt, opts),
   });
   const version = upstreamOf(pv);
-  const resolution: DebianResolution = { suite: apt.suite ?? null, rule, package: pkg, package_version: pv, version, deb_sha256: meta.deb_sha256 };
+  // the suite the package came from: trixie-security for a trixie spec's security update
+  const resolution: DebianResolution = { suite: apt.suite ? from ?? apt.suite : null, rule, package: pkg, package_version: pv, version, deb_sha256: meta.deb_sha256 };
   return {
     id: spec.id,
     kind: 'debian-image',
