@@ -24,7 +24,7 @@ t.test('parsing --kernel values', (t) => {
   const sha = 'a'.repeat(64);
   t.strictSame(parseKernelArg(`https://example.org/k/bzImage#sha256=${sha}&version=6.1.2`), { kind: 'url', url: 'https://example.org/k/bzImage', sha256: sha, version: '6.1.2' });
   t.strictSame(parseKernelArg('/boot/vmlinuz-x'), { kind: 'path', path: '/boot/vmlinuz-x' });
-  t.throws(() => parseKernelArg('debian:linux-headers-amd64'), /is not a linux-image-\* package/);
+  t.throws(() => parseKernelArg('debian:linux-headers-amd64'), /is not a linux-image-\* or linux-binary-\* package/);
   t.throws(() => parseKernelArg('https://example.org/bzImage'), /needs #sha256=/);
   t.throws(() => parseKernelArg('debian:linux-image-x;rm'), /not debian:PACKAGE/);
   t.throws(() => resolveKernelArg(`https://example.org/k/bzImage#sha256=${sha}`), /needs its version/);

@@ -74,6 +74,20 @@ export function kernelPackage(name: string): KernelPackage | null {
   return { package: name, abi, flavour: m[2]!, layout };
 }
 
+/**
+ * The package that holds the kernel image of a name a Debian user types,
+ * given the names the suite lists (`known`): from Debian 14's packaging on
+ * (sid, experimental, and trixie-backports' 7.x), linux-image-<abi> is a
+ * meta package that depends on linux-binary-<abi>, so it means
+ * linux-binary-unsigned-<abi> (else linux-binary-<abi>) when the suite has
+ * one; every other name is itself. Pure.
+ */
+export function imagePackageOf(name: string, known: ReadonlySet<string>): string {
+  const k = kernelPackage(name);
+  if (!k || name !== `linux-image-${k.abi}`) return name;
+  return [`linux-binary-unsigned-${k.abi}`, `linux-binary-${k.abi}`].find((n) => known.has(n)) ?? name;
+}
+
 /** The package that holds a modules-layout kernel's config: linux-base-<abi>. */
 export const configPackage = (p: KernelPackage): string | null => (p.layout === 'modules' ? `linux-base-${p.abi}` : null);
 

@@ -21,7 +21,7 @@ import type { Arch, DebianImageSpec } from '../types.ts';
 import { type DebArch, debArch, hostSuite, suiteSource } from './apt-suite.ts';
 import { checkEntry, ensureEntry, readMeta, scratchDir, writeMeta } from './cache.ts';
 import { hvcModules, modulesArchive } from './guest-modules.ts';
-import { configPackage, DEFAULT_FLAVOUR, type DebRow, kernelPackage, nearest, newest, parseMadison, rowsText, upstreamOf } from './deb-kernels.ts';
+import { configPackage, DEFAULT_FLAVOUR, type DebRow, imagePackageOf, kernelPackage, nearest, newest, parseMadison, rowsText, upstreamOf } from './deb-kernels.ts';
 import { isArm64ImageData, isBzImage, sha256File } from './files.ts';
 import type { AptSource, EnsureOptions, KernelArtifact } from './types.ts';
 
@@ -139,6 +139,16 @@ function notFound(spec: DebianImageSpec, apt: AptSource, field: string, what: st
   return new ConfigError(spec.origin, `${spec.at}${field}`, `${where(apt)} has no ${what}; nearest there: ${near.length ? rowsText(near) : 'none'}`, aptFix(apt));
 }
 
+/** The image package a typed name means in `apt` (imagePackageOf: Debian 14's linux-image-<abi> meta -> linux-binary-unsigned-<abi>); logged when it differs. */
+async function imagePackage(name: string, apt: AptSource, opts: EnsureOptions): Promise<string> {
+  const k = kernelPackage(name);
+  if (!k || name !== `linux-image-${k.abi}`) return name;
+  const known = new Set((await aptVersions([`linux-binary-unsigned-${k.abi}`, `linux-binary-${k.abi}`], apt, opts.signal)).map((r) => r.package));
+  const pkg = imagePackageOf(name, known);
+  if (pkg !== name) opts.log(`${name} is a meta package in ${where(apt)} (Debian 14 packaging): its kernel is ${pkg}`);
+  return pkg;
+}
+
 /** Package and Debian version to fetch: the pin, "latest" of the suite (or series), apt's candidate, or (offline) the only cached one. */
 async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSource, opts: EnsureOptions): Promise<{ package: string; pv: string; rule: string; from?: string }> {
   const flavour = (spec.package ? kernelPackage(spec.package)?.flavour : undefined) ?? defaultFlavour(spec.arch);
@@ -147,6 +157,7 @@ async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSou
     const rows = await kernelPackages(apt, flavour, opts.signal);
     return rows.length || flavour === defaultFlavour(spec.arch) ? rows : kernelPackages(apt, defaultFlavour(spec.arch), opts.signal);
   };
+  if (spec.package) spec = { ...spec, package: await imagePackage(spec.package, apt, opts) };
   if (spec.version === 'latest') {
     const rows = spec.package ? await aptVersions([spec.package], apt, opts.signal) : await kernelPackages(apt, flavour, opts.signal);
     const pick = newest(rows, spec.series);
