@@ -103,13 +103,14 @@ export async function aptVersions(pkgs: readonly string[], apt: AptSource = SYST
 /**
  * The kernel image packages of one flavour apt knows, with every version:
  * linux-image-<abi>-unsigned and linux-binary-unsigned-<abi> (the unsigned
- * image where both exist).
+ * image where both exist); with `signedToo`, the signed and meta
+ * linux-image-<abi> / linux-binary-<abi> names as well (kernels news).
  */
-export async function kernelPackages(apt: AptSource, flavour = DEFAULT_FLAVOUR, signal?: AbortSignal): Promise<DebRow[]> {
+export async function kernelPackages(apt: AptSource, flavour = DEFAULT_FLAVOUR, signal?: AbortSignal, signedToo = false): Promise<DebRow[]> {
   const names = (await runTool('apt-cache', [...apt.options, 'pkgnames', 'linux-'], { install: APT_INSTALL, env: APT_ENV, signal })).stdout.split('\n');
   const kps = names.map((n) => kernelPackage(n.trim())).filter((k) => k !== null && k.flavour === flavour);
-  const unsigned = kps.filter((k) => k!.package.includes('unsigned')).map((k) => k!.package);
-  return aptVersions(unsigned, apt, signal);
+  const wanted = kps.filter((k) => signedToo || k!.package.includes('unsigned')).map((k) => k!.package);
+  return aptVersions(wanted, apt, signal);
 }
 
 /**
