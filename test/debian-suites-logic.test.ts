@@ -109,6 +109,8 @@ const resolution = (pv: string, version: string) => ({ suite: 'sid', rule: 'late
 
 t.test('table release column: real or stand-in, and which version a latest row ran', async (t) => {
   t.equal(releaseText(rec({ release_kind: 'real', resolution: resolution('7.2.13-1', '7.2.13') })), 'real: sid latest = 7.2.13-1');
+  t.equal(releaseText(rec({ release_kind: 'real', resolution: { ...resolution('6.12.118-1', '6.12.118'), suite: 'trixie-security', rule: 'latest 6.12' } })), 'real: trixie-security latest 6.12 = 6.12.118-1',
+    'a trixie row that ran the security update names the suite it came from');
   t.equal(releaseText(rec({ kind: 'source', id: 'fix-4' })), 'stand-in');
   t.equal(releaseText(rec({ kind: 'host', id: 'host' })), 'real');
 });
