@@ -155,8 +155,9 @@ export function auxLoadSkip(state: unknown, consoleText: string, guestReason: st
 /**
  * The suites a Debian root with a kbuild's compiler comes from, oldest
  * first: the oldest that carries gcc-N is taken (trixie's gcc-14 built
- * Debian 13's kernels and trixie-backports' 7.x; unstable's kernels name
- * gcc-16, which only sid carries; a gcc-15 would come from forky).
+ * Debian 13's kernels and trixie-backports' 7.x; unstable's 7.2.13 headers
+ * name gcc-16, which forky carries too: measured 2026-12-07, forky's
+ * gcc-16 16.2.0-3 built lockstep_aux for sid's 7.2.13 and it loaded).
  */
 export const SYSROOT_SUITES = ['trixie', 'forky', 'sid'] as const;
 
