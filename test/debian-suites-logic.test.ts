@@ -6,8 +6,8 @@
 
 import t from 'tap';
 import { compareResults, renderComparison } from '../src/report/compare.ts';
-import { DEBIAN_SUITES, inSeries, kernelPackage, nearest, newest, parseMadison, upstreamOf } from '../src/kernels/obtain/deb-kernels.ts';
-import { suiteAptOptions } from '../src/kernels/obtain/apt-suite.ts';
+import { DEBIAN_SUITES, inSeries, isSuiteName, kernelPackage, nearest, newest, parseMadison, suiteMembers, upstreamOf } from '../src/kernels/obtain/deb-kernels.ts';
+import { suiteAptOptions, suiteReleaseUrl, suiteSourcesList } from '../src/kernels/obtain/apt-suite.ts';
 import { parseSpec } from '../src/kernels/spec.ts';
 import { releaseText } from '../src/results/table.ts';
 import type { KernelRecord, Results } from '../src/results/schema.ts';
@@ -51,7 +51,23 @@ t.test('newest: of a series, release candidates before the release; nearest: by 
 t.test('apt-cache madison output', async (t) => {
   const out = ' linux-binary-unsigned-7.2.13+deb14-cloud-amd64 |   7.2.13-1 | http://deb.debian.org/debian sid/main amd64 Packages\n' +
     ' linux-binary-unsigned-7.2.13+deb14-cloud-amd64 |   7.2.13-1 | http://deb.debian.org/debian sid/main Sources\n';
-  t.same(parseMadison(out), [{ package: 'linux-binary-unsigned-7.2.13+deb14-cloud-amd64', version: '7.2.13-1' }]);
+  t.same(parseMadison(out), [{ package: 'linux-binary-unsigned-7.2.13+deb14-cloud-amd64', version: '7.2.13-1', suite: 'sid' }]);
+  const trixie = ' linux-image-6.12.118+deb13-cloud-amd64-unsigned | 6.12.118-1 | http://deb.debian.org/debian-security trixie-security/main amd64 Packages\n' +
+    ' linux-image-6.12.117+deb13-cloud-amd64-unsigned | 6.12.117-1 | http://deb.debian.org/debian trixie/main amd64 Packages\n';
+  t.same(parseMadison(trixie).map((r) => r.suite), ['trixie-security', 'trixie'], 'the suite each row came from');
+  t.equal(newest(parseMadison(trixie))?.suite, 'trixie-security', 'a trixie machine runs the security update');
+});
+
+t.test("a suite's sources.list: the security suites at their own archive, a release codename with its -security", async (t) => {
+  t.equal(suiteSourcesList('trixie'), 'deb http://deb.debian.org/debian trixie main\ndeb http://deb.debian.org/debian-security trixie-security main\n');
+  t.equal(suiteSourcesList('trixie-backports'), 'deb http://deb.debian.org/debian trixie-backports main\n');
+  t.equal(suiteSourcesList('bookworm-security'), 'deb http://deb.debian.org/debian-security bookworm-security main\n');
+  t.equal(suiteSourcesList('sid'), 'deb http://deb.debian.org/debian sid main\n');
+  t.same(suiteMembers('experimental'), ['experimental']);
+  t.equal(suiteReleaseUrl('trixie-security'), 'http://deb.debian.org/debian-security/dists/trixie-security/InRelease');
+  t.equal(suiteReleaseUrl('forky-backports'), 'http://deb.debian.org/debian/dists/forky-backports/InRelease');
+  for (const ok of ['trixie', 'trixie-updates', 'trixie-backports', 'bookworm-security', 'duke']) t.ok(isSuiteName(ok), ok);
+  for (const bad of ['', 'Trixie', 'trixie/updates', 'trixie-proposed', '-security', 'trixie security', '../x']) t.notOk(isSuiteName(bad), JSON.stringify(bad));
 });
 
 t.test("a suite's apt options point apt at lockstep's own files only", async (t) => {
@@ -73,14 +89,19 @@ t.test('spec fields: suite, "latest", series', async (t) => {
   t.equal('package' in s, false, 'no package needed with latest');
   t.match(parseSpec({ id: 't', kind: 'debian-image', suite: 'trixie', version: 'latest', series: '6.12' }, 'f.json'), { series: '6.12' });
   t.match(parseSpec({ id: 'b', kind: 'debian-image', suite: 'sid', package: 'linux-binary-unsigned-7.2.13+deb14-cloud-amd64', version: '7.2.13' }, 'f.json'), { package: 'linux-binary-unsigned-7.2.13+deb14-cloud-amd64' });
-  t.match(err(() => parseSpec({ id: 'x', kind: 'debian-image', suite: 'buster', version: 'latest' }, 'f.json')).message, /f\.json: suite: unknown Debian suite "buster".*bullseye/);
+  t.match(parseSpec({ id: 'x', kind: 'debian-image', suite: 'trixie-backports', version: 'latest' }, 'f.json'), { suite: 'trixie-backports' }, 'any pocket of any codename: the mirror decides at fetch time');
+  t.match(parseSpec({ id: 'x', kind: 'debian-image', suite: 'bookworm-security', version: 'latest' }, 'f.json'), { suite: 'bookworm-security' });
+  t.match(err(() => parseSpec({ id: 'x', kind: 'debian-image', suite: 'buster-lts', version: 'latest' }, 'f.json')).message, /f\.json: suite: "buster-lts" is not a Debian suite name.*trixie-backports/);
+  t.match(err(() => parseSpec({ id: 'x', kind: 'debian-image', suite: 7, version: 'latest' }, 'f.json')).message, /f\.json: suite: a Debian suite is a string, got 7/);
   t.match(err(() => parseSpec({ id: 'x', kind: 'debian-image', version: '6.1.190' }, 'f.json')).message, /package: missing/);
   t.match(err(() => parseSpec({ id: 'x', kind: 'debian-image', package: 'linux-image-6.1.0-54-cloud-amd64-unsigned', version: '6.1.190', series: '6.1' }, 'f.json')).message, /series: only means something with "version": "latest"/);
   t.match(err(() => parseSpec({ id: 'x', kind: 'debian-image', suite: 'sid', version: 'latest', package_version: '7.2.13-1' }, 'f.json')).message, /package_version: contradicts/);
   t.match(err(() => parseSpec({ id: 'x', kind: 'debian-image', suite: 'sid', version: 'latest', series: 'six' }, 'f.json')).message, /series: invalid value/);
   t.match(parseSpec({ id: 'src', kind: 'source', version: '5.10.223', source: { debian_package: 'linux-source-5.10', suite: 'bullseye' } }, '/k/f.json'), { source: { type: 'debian', package: 'linux-source-5.10', suite: 'bullseye' } });
-  t.match(err(() => parseSpec({ id: 'src', kind: 'source', version: '5.10.223', source: { debian_package: 'linux-source-5.10', suite: 'woody' } }, '/k/f.json')).message, /source\.suite: unknown Debian suite/);
+  t.match(err(() => parseSpec({ id: 'src', kind: 'source', version: '5.10.223', source: { debian_package: 'linux-source-5.10', suite: 'woody/main' } }, '/k/f.json')).message, /source\.suite: "woody\/main" is not a Debian suite name/);
   t.ok(DEBIAN_SUITES.includes('experimental'));
+  t.ok(DEBIAN_SUITES.includes('trixie-security') && DEBIAN_SUITES.includes('bookworm-backports') && DEBIAN_SUITES.includes('duke'), 'the probe list: codenames x pockets');
+  t.notOk(DEBIAN_SUITES.includes('sid-security'), 'sid and experimental have no pockets');
 });
 
 const rec = (over: Partial<KernelRecord>): KernelRecord => ({ id: 'debian-sid-latest', kind: 'debian-image', version: '7.2.13', expected_logic: 'V4/perf', expect_reason: '', artifact_sha256: null, ...over });
@@ -88,6 +109,8 @@ const resolution = (pv: string, version: string) => ({ suite: 'sid', rule: 'late
 
 t.test('table release column: real or stand-in, and which version a latest row ran', async (t) => {
   t.equal(releaseText(rec({ release_kind: 'real', resolution: resolution('7.2.13-1', '7.2.13') })), 'real: sid latest = 7.2.13-1');
+  t.equal(releaseText(rec({ release_kind: 'real', resolution: { ...resolution('6.12.118-1', '6.12.118'), suite: 'trixie-security', rule: 'latest 6.12' } })), 'real: trixie-security latest 6.12 = 6.12.118-1',
+    'a trixie row that ran the security update names the suite it came from');
   t.equal(releaseText(rec({ kind: 'source', id: 'fix-4' })), 'stand-in');
   t.equal(releaseText(rec({ kind: 'host', id: 'host' })), 'real');
 });

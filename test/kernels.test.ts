@@ -241,9 +241,9 @@ t.test('files: bad JSON, empty array, missing file, duplicate ids, built-ins', a
 
   const b = await builtinSpecs();
   t.same(b.map((s) => s.id).sort().filter((id) => !b.find((s) => s.id === id && s.kind === 'source')),
-    ['debian-6.1.190', 'debian-6.1.192', 'debian-6.12.117', 'debian-bookworm-arm64', 'debian-bullseye-5.10', 'debian-experimental-latest', 'debian-sid-latest', 'debian-trixie-6.12', 'debian-trixie-arm64-16k', 'host', 'host-container']);
+    ['debian-6.1.190', 'debian-6.1.192', 'debian-6.12.117', 'debian-bookworm-arm64', 'debian-bullseye-5.10', 'debian-experimental-latest', 'debian-sid-latest', 'debian-trixie-6.12', 'debian-trixie-arm64-16k', 'debian-trixie-backports-latest', 'host', 'host-container']);
   t.same(b.filter((s) => s.kind === 'debian-image' && s.version === 'latest').map((s) => [s.id, s.kind === 'debian-image' ? `${s.suite} ${s.series ?? '*'}` : '']),
-    [['debian-bullseye-5.10', 'bullseye 5.10'], ['debian-experimental-latest', 'experimental *'], ['debian-sid-latest', 'sid *'], ['debian-trixie-6.12', 'trixie 6.12']], 'the latest rows: suite and series');
+    [['debian-bullseye-5.10', 'bullseye 5.10'], ['debian-experimental-latest', 'experimental *'], ['debian-sid-latest', 'sid *'], ['debian-trixie-6.12', 'trixie 6.12'], ['debian-trixie-backports-latest', 'trixie-backports *']], 'the latest rows: suite and series');
   for (const s of b) t.ok(s.description && s.description.length > 10, `${s.id} has a description`);
   const want: Record<string, string> = { 'debian-6.1.190': 'V3/shared', 'debian-6.1.192': 'V3/perf', 'debian-6.12.117': 'V3/perf', 'debian-bookworm-arm64': 'V3/shared', 'debian-trixie-arm64-16k': 'V3/perf' };
   for (const s of b) {

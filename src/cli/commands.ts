@@ -5,6 +5,7 @@ import { command as host } from './commands/host.ts';
 import { command as kernelsFetch } from './commands/kernels-fetch.ts';
 import { command as kernelsBuild } from './commands/kernels-build.ts';
 import { command as kernelsList } from './commands/kernels-list.ts';
+import { command as kernelsNews } from './commands/kernels-news.ts';
 import { command as run } from './commands/run.ts';
 import { command as scenariosList } from './commands/scenarios-list.ts';
 import { command as simulate } from './commands/simulate.ts';
@@ -22,4 +23,4 @@ import type { Command } from './common.ts';
 
 export type { Command } from './common.ts';
 
-export const COMMANDS: Command[] = [run, simulate, kernelsList, kernelsFetch, kernelsBuild, scenariosList, table, host, bisect, bisectStep, report, diff, merge, classify, explain, exportKcidb, exportKtap, bugreport, schema];
+export const COMMANDS: Command[] = [run, simulate, kernelsList, kernelsNews, kernelsFetch, kernelsBuild, scenariosList, table, host, bisect, bisectStep, report, diff, merge, classify, explain, exportKcidb, exportKtap, bugreport, schema];

@@ -18,14 +18,14 @@ export type KernelArg =
 
 const bad = (arg: string, problem: string): ConfigError =>
   new ConfigError('command line', '--kernel', `${JSON.stringify(arg)}: ${problem}`,
-    'give a bzImage path, a built kernel tree, https://host/bzImage#sha256=HEX[&version=X.Y.Z], or debian:linux-image-PACKAGE[=DEBIAN_VERSION][@SUITE]');
+    'give a bzImage path, a built kernel tree, https://host/bzImage#sha256=HEX[&version=X.Y.Z], or debian:PACKAGE[=DEBIAN_VERSION][@SUITE] with a linux-image-* or linux-binary-* PACKAGE');
 
 /** Parse one --kernel value. Throws ConfigError (exit 2) naming the problem. */
 export function parseKernelArg(arg: string): KernelArg {
   if (arg.startsWith('debian:')) {
     const m = /^debian:([a-z0-9][a-z0-9+.-]+)(?:=((?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*))?(?:@([a-z0-9][a-z0-9.-]*))?$/.exec(arg);
     if (!m) throw bad(arg, 'not debian:PACKAGE[=VERSION][@SUITE]');
-    if (!m[1]!.startsWith('linux-image-')) throw bad(arg, `${m[1]} is not a linux-image-* package`);
+    if (!m[1]!.startsWith('linux-image-') && !m[1]!.startsWith('linux-binary-')) throw bad(arg, `${m[1]} is not a linux-image-* or linux-binary-* package`);
     return { kind: 'debian', package: m[1]!, version: m[2] ?? null, suite: m[3] ?? null };
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(arg)) {
@@ -83,7 +83,7 @@ export function resolveKernelArg(arg: string): KernelSpec {
     // obtained (src/kernels/obtain/apt-suite.ts), never in the machine's apt
     // sources: "@trixie" works on a bookworm machine. Without a version, the
     // suite's newest build of the package, resolved at run start.
-    const id = `deb-${idPart(`${a.package.replace(/^linux-(image|binary)-/, '').replace(/-unsigned$/, '')}-${a.suite}`)}`;
+    const id = `deb-${idPart(`${a.package.replace(/^linux-(image|binary)-(unsigned-)?/, '').replace(/-unsigned$/, '')}-${a.suite}`)}`;
     if (a.version === null) return parseSpec({ id, kind: 'debian-image', package: a.package, suite: a.suite, version: 'latest', expect: 'auto' }, origin);
     const up = upstream(a.version);
     if (!up) throw bad(arg, `cannot tell the upstream version of ${a.package} from ${JSON.stringify(a.version)}; give a Debian version such as 6.12.117-1`);
@@ -95,7 +95,7 @@ export function resolveKernelArg(arg: string): KernelSpec {
     if (pv === null) pv = rows[0]?.version ?? null;
     const up = pv ? upstream(pv) : null;
     if (!up) throw bad(arg, `cannot tell the upstream version of ${a.package}: apt-cache madison lists none; give it as debian:${a.package}=DEBIAN_VERSION`);
-    return parseSpec({ id: `deb-${idPart(a.package.replace(/^linux-image-/, '').replace(/-unsigned$/, ''))}`, kind: 'debian-image', package: a.package, version: up, package_version: pv, expect: 'auto' }, origin);
+    return parseSpec({ id: `deb-${idPart(a.package.replace(/^linux-(image|binary)-(unsigned-)?/, '').replace(/-unsigned$/, ''))}`, kind: 'debian-image', package: a.package, version: up, package_version: pv, expect: 'auto' }, origin);
   }
   if (a.kind === 'url') {
     if (!a.version) throw bad(arg, 'a URL image needs its version: #sha256=HEX&version=X.Y.Z');

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { readKernelVersion } from '../kernel-facts/index.ts';
 import { ACCOUNTINGS, COUNTERS, type Accounting, type Counter } from '../model/accounting.ts';
 import { bool, explain, oneOf, prose, quotedList, show, strictObject, typeName, unsafeText } from '../util/validate.ts';
-import { DEBIAN_SUITES } from './obtain/deb-kernels.ts';
+import { DEBIAN_SUITES, SUITE_NAME_RE } from './obtain/deb-kernels.ts';
 import { ARCHES, PAGE_SIZES_KB, type ExpectSpec, type SourceTree } from './types.ts';
 
 export const KERNEL_KINDS = ['host', 'debian-image', 'image', 'source'] as const;
@@ -84,12 +84,11 @@ const version = specString('the upstream kernel version, e.g. "5.3.1", "6.1.190"
 });
 
 /** A Debian suite lockstep keeps its own apt lists of (src/kernels/obtain/apt-suite.ts). */
-const suite = z.enum(DEBIAN_SUITES, {
-  error: (iss) => explain(
-    typeof iss.input === 'string' ? `unknown Debian suite ${show(iss.input)}` : `a Debian suite is a string, got ${show(iss.input)}`,
-    `use one of ${DEBIAN_SUITES.join(', ')} (or leave "suite" out for the machine's apt sources)`,
-  ),
-});
+// Any codename with an optional -updates/-backports/-security pocket; whether
+// the mirror serves it is asked when the kernel is fetched (exit 2 naming the suites that answer).
+const suite = z.string({ error: (iss) => explain(`a Debian suite is a string, got ${show(iss.input)}`, 'e.g. "trixie-backports"') })
+  .regex(SUITE_NAME_RE, { error: (iss) => explain(`${show(iss.input)} is not a Debian suite name`,
+    `write a codename, optionally with -updates, -backports or -security, e.g. ${DEBIAN_SUITES.filter((x) => x.startsWith('trixie')).join(', ')} (or leave "suite" out for the machine's apt sources)`) });
 
 const EXPECT_FIX = 'use "auto", "unknown", "V0".."V4", a label like "V3/perf", or {"accounting": "V3", "counter": "perf"}';
 

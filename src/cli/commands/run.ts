@@ -30,7 +30,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     kernels: { type: 'string', arg: 'ID,..', help: 'kernel ids to run (default: all built-in + --kernel-spec ones); `lockstep kernels list`' },
     scenarios: { type: 'string', arg: 'ID,..', help: 'scenario ids (default: all); `lockstep scenarios list`' },
     ...kernelOptions,
-    kernel: { type: 'string', multiple: true, arg: 'PATH|URL|debian:PKG[=VER][@SUITE]', help: 'run this kernel without a spec file: a bzImage, https://.../bzImage#sha256=HEX&version=X.Y.Z, or a Debian linux-image package' },
+    kernel: { type: 'string', multiple: true, arg: 'PATH|URL|debian:PKG[=VER][@SUITE]', help: 'run this kernel without a spec file: a bzImage, https://.../bzImage#sha256=HEX&version=X.Y.Z, or a Debian linux-image-* / linux-binary-* package (debian:PKG@SUITE: any suite the mirror serves)' },
     append: { type: 'string', arg: 'PARAMS', help: 'extra guest kernel command line words, e.g. "loglevel=7 nokaslr"' },
     ...scenarioOptions,
     out: { type: 'string', arg: 'DIR', help: 'output directory', default: 'results/runs/<UTC timestamp>' },

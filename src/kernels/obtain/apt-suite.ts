@@ -11,18 +11,19 @@
 // them (logged), so an offline re-run still resolves.
 
 import { readFileSync } from 'node:fs';
-import { mkdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { acquireLock } from '../../util/lock.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { runTool, ToolError } from '../../util/exec.ts';
-import { DEBIAN_SUITES } from './deb-kernels.ts';
+import { DEBIAN_SUITES, isSuiteName, suiteArchive, suiteMembers } from './deb-kernels.ts';
 import type { AptSource } from './types.ts';
 
 export { DEBIAN_SUITES } from './deb-kernels.ts';
 
-
-export const DEBIAN_MIRROR = 'http://deb.debian.org/debian';
+/** The Debian mirror host; suites live under /debian, the -security ones under /debian-security. */
+export const DEBIAN_HOST = 'http://deb.debian.org';
+export const DEBIAN_MIRROR = `${DEBIAN_HOST}/debian`;
 
 /** The host's Debian codename (VERSION_CODENAME of /etc/os-release), or null off Debian. */
 export function hostSuite(osRelease = '/etc/os-release'): string | null {
@@ -52,8 +53,35 @@ export function suiteAptOptions(dir: string, arch: DebArch = 'amd64'): string[] 
   ];
 }
 
-/** The sources.list line of a suite. Pure. */
-export const suiteSourcesLine = (suite: string): string => `deb ${DEBIAN_MIRROR} ${suite} main\n`;
+/** The sources.list line of one suite, at its own archive (debian or debian-security). Pure. */
+export const suiteSourcesLine = (suite: string): string => `deb ${DEBIAN_HOST}/${suiteArchive(suite)} ${suite} main\n`;
+
+/** The sources.list lockstep keeps for `suite`: the suite and, for a release codename, its -security suite (suiteMembers). Pure. */
+export const suiteSourcesList = (suite: string): string => suiteMembers(suite).map(suiteSourcesLine).join('');
+
+/** The URL of a suite's InRelease file on the mirror. Pure. */
+export const suiteReleaseUrl = (suite: string): string => `${DEBIAN_HOST}/${suiteArchive(suite)}/dists/${suite}/InRelease`;
+
+/**
+ * The suites of DEBIAN_SUITES whose InRelease the mirror serves (HTTP HEAD,
+ * 200), cached for the lists' max age in <cacheDir>/apt/answering.json.
+ * Never throws: a probe that fails counts as not answering.
+ */
+export async function answeringSuites(o: Pick<SuiteOptions, 'cacheDir' | 'maxAgeHours' | 'signal'>): Promise<string[]> {
+  const file = join(o.cacheDir, 'apt', 'answering.json');
+  try {
+    const c = JSON.parse(await readFile(file, 'utf8')) as { at: string; suites: string[] };
+    if ((Date.now() - Date.parse(c.at)) / 3600_000 < maxAge(o) && Array.isArray(c.suites) && c.suites.length) return c.suites;
+  } catch { /* none yet or unreadable: probe */ }
+  const ok = await Promise.all(DEBIAN_SUITES.map((s) => fetch(suiteReleaseUrl(s), { method: 'HEAD', signal: o.signal ?? AbortSignal.timeout(20_000) })
+    .then((r) => r.ok, () => false)));
+  const suites = DEBIAN_SUITES.filter((_, i) => ok[i]);
+  if (suites.length) {
+    await mkdir(join(o.cacheDir, 'apt'), { recursive: true });
+    await writeFile(file, `${JSON.stringify({ at: new Date().toISOString(), suites })}\n`);
+  }
+  return suites;
+}
 
 export interface SuiteOptions {
   cacheDir: string;
@@ -65,7 +93,7 @@ export interface SuiteOptions {
   arch?: DebArch;
 }
 
-const maxAge = (o: SuiteOptions): number => o.maxAgeHours ?? (Number(process.env.LOCKSTEP_APT_MAX_AGE_H ?? '') || 12);
+const maxAge = (o: Pick<SuiteOptions, 'maxAgeHours'>): number => o.maxAgeHours ?? (Number(process.env.LOCKSTEP_APT_MAX_AGE_H ?? '') || 12);
 
 /**
  * An AptSource for Debian `suite` with lists no older than the refresh
@@ -75,15 +103,18 @@ const maxAge = (o: SuiteOptions): number => o.maxAgeHours ?? (Number(process.env
  * and the update fails (no network).
  */
 export async function suiteSource(suite: string, o: SuiteOptions, where: { file: string; field: string } = { file: 'suite', field: 'suite' }): Promise<AptSource> {
-  if (!(DEBIAN_SUITES as readonly string[]).includes(suite)) {
-    throw new ConfigError(where.file, where.field, `unknown Debian suite ${JSON.stringify(suite)}`, `use one of ${DEBIAN_SUITES.join(', ')}`);
+  if (!isSuiteName(suite)) {
+    throw new ConfigError(where.file, where.field, `${JSON.stringify(suite)} is not a Debian suite name`, 'write a codename, optionally with -updates, -backports or -security: e.g. "trixie-backports"');
   }
   const arch = o.arch ?? 'amd64';
   const name = arch === 'amd64' ? suite : `${suite}-${arch}`;
   const dir = join(o.cacheDir, 'apt', name);
   const src: AptSource = { label: `Debian ${suite}${arch === 'amd64' ? '' : ` ${arch}`} (lockstep's own apt lists)`, options: suiteAptOptions(dir, arch), suite };
   const stamp = join(dir, 'updated');
-  const age = async (): Promise<number> => stat(stamp).then((s) => (Date.now() - s.mtimeMs) / 3600_000, () => Infinity);
+  const list = suiteSourcesList(suite);
+  // lists of another sources.list (trixie before trixie-security joined it) are stale
+  const sameList = (): boolean => { try { return readFileSync(join(dir, 'sources.list'), 'utf8') === list; } catch { return false; } };
+  const age = async (): Promise<number> => (sameList() ? stat(stamp).then((s) => (Date.now() - s.mtimeMs) / 3600_000, () => Infinity) : Infinity);
   if ((await age()) < maxAge(o)) return src;
   await mkdir(join(dir, 'lists', 'partial'), { recursive: true });
   await mkdir(join(dir, 'cache', 'archives', 'partial'), { recursive: true });
@@ -91,7 +122,8 @@ export async function suiteSource(suite: string, o: SuiteOptions, where: { file:
   try {
     const before = await age();
     if (before < maxAge(o)) return src;
-    await writeFile(join(dir, 'sources.list'), suiteSourcesLine(suite));
+    const hadLists = before !== Infinity || (await stat(stamp).then(() => true, () => false));
+    await writeFile(join(dir, 'sources.list'), list);
     await writeFile(join(dir, 'status'), '', { flag: 'a' });
     o.log(`updating lockstep's apt lists of ${name} (${before === Infinity ? 'none yet' : `${before.toFixed(1)} h old`})`);
     const t0 = Date.now();
@@ -100,11 +132,16 @@ export async function suiteSource(suite: string, o: SuiteOptions, where: { file:
     } catch (e) {
       if (!(e instanceof ToolError) || e.canceled) throw e;
       const why = (e.stderr || e.message).split('\n').map((l) => l.trim()).filter(Boolean).slice(0, 2).join(' | ');
-      if (before !== Infinity) {
-        o.log(`warning: apt-get update of ${suite} failed (${why}); using the lists of ${before.toFixed(1)} h ago`);
+      const notServed = /does not have a Release file|404\s+Not Found/i.test(e.stderr || e.message);
+      if (hadLists && !notServed) {
+        o.log(`warning: apt-get update of ${suite} failed (${why}); using the older lists`);
         return src;
       }
-      throw new ConfigError(where.file, where.field, `cannot fetch the apt lists of Debian ${suite} from ${DEBIAN_MIRROR} (${why})`, 'check the network path to the Debian mirror, then run again');
+      const answering = await answeringSuites(o);
+      if (answering.length && !answering.includes(suite)) {
+        throw new ConfigError(where.file, where.field, `the Debian mirror does not serve suite ${JSON.stringify(suite)} (${why}); it serves ${answering.join(', ')}`, 'use one of those');
+      }
+      throw new ConfigError(where.file, where.field, `cannot fetch the apt lists of Debian ${suite} from ${DEBIAN_HOST} (${why})`, 'check the network path to the Debian mirror, then run again');
     }
     const now = new Date();
     await writeFile(stamp, `${now.toISOString()}\n`);

@@ -151,3 +151,45 @@ export function auxLoadSkip(state: unknown, consoleText: string, guestReason: st
   const measured = guestReason.startsWith(`${AUX_NEEDS}: `) ? guestReason.slice(AUX_NEEDS.length + 2) : guestReason;
   return `${AUX_NEEDS}: ${AUX_MODULE}${headers ? ` (built against ${headers})` : ''} did not load in the guest: ${why}; then ${measured}`;
 }
+
+/**
+ * The suites a Debian root with a kbuild's compiler comes from, oldest
+ * first: the oldest that carries gcc-N is taken (trixie's gcc-14 built
+ * Debian 13's kernels and trixie-backports' 7.x; unstable's 7.2.13 headers
+ * name gcc-16, which forky carries too: measured 2026-12-07, forky's
+ * gcc-16 16.2.0-3 built lockstep_aux for sid's 7.2.13 and it loaded).
+ */
+export const SYSROOT_SUITES = ['trixie', 'forky', 'sid'] as const;
+
+/**
+ * What a Debian root needs to run a kbuild of an external module with `cc`:
+ * the compiler, make, the shells and text tools kbuild's recipes and scripts
+ * call (sh, bash, sed, grep, awk, find, cmp), and libelf for the headers
+ * package's objtool. Pure.
+ */
+export const sysrootPackages = (cc: string): string[] =>
+  [cc, 'make', 'dash', 'bash', 'coreutils', 'sed', 'grep', 'mawk', 'findutils', 'diffutils', 'libelf1t64'];
+
+/** The packages `apt-get -s install` would install: its "Inst NAME (VERSION ...)" lines, in order. Pure. */
+export function parseSimulatedInstalls(out: string): { package: string; version: string }[] {
+  const rows: { package: string; version: string }[] = [];
+  for (const m of out.matchAll(/^Inst (\S+?)(?::\w+)? (?:\[[^\]]*\] )?\((\S+) /gm)) rows.push({ package: m[1]!, version: m[2]! });
+  return rows;
+}
+
+/**
+ * Where the module's kbuild gets its compiler, by the gcc-N the headers'
+ * .kernelvariables name (`want`) and the gcc-N on $PATH (`have`, with any
+ * x86_64-linux-gnu- prefixed ones): the host's own gcc-N when installed;
+ * else, for a native build naming a gcc newer than any here, a Debian root
+ * with that gcc-N (ensureDebianSysroot); else (a cross build, an older gcc,
+ * or headers naming no gcc-N) the host's `gcc`. Pure.
+ */
+export function compilerPlan(want: string | null, have: readonly string[], cross: string): { where: 'host'; cc: string } | { where: 'sysroot'; cc: string } {
+  if (want && have.includes(`${cross}${want}`)) return { where: 'host', cc: `${cross}${want}` };
+  if (want && !cross && have.includes(`x86_64-linux-gnu-${want}`)) return { where: 'host', cc: want };
+  // only a newer gcc than any here: an older one's flags the host's gcc takes (bullseye's gcc-10 headers build with gcc 12)
+  const newestHere = Math.max(0, ...have.map((h) => Number(/(?:^|-)gcc-(\d+)$/.exec(h)?.[1] ?? 0)));
+  if (want && !cross && /^gcc-\d+$/.test(want) && Number(want.slice(4)) > newestHere) return { where: 'sysroot', cc: want };
+  return { where: 'host', cc: `${cross}gcc` };
+}

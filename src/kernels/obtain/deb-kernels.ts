@@ -12,9 +12,38 @@
 
 import semver from 'semver';
 
-/** The suites lockstep keeps apt lists of (deb.debian.org, component main). buster is gone from the mirror. */
-export const DEBIAN_SUITES = ['bullseye', 'bookworm', 'bookworm-backports', 'trixie', 'forky', 'sid', 'experimental'] as const;
-export type DebianSuite = (typeof DEBIAN_SUITES)[number];
+/**
+ * The codenames lockstep probes when a suite does not answer, to name the
+ * ones that do (Debian 11..15, unstable, experimental; buster left the
+ * mirror in 2024). Any other codename is tried too: the mirror decides.
+ */
+export const DEBIAN_CODENAMES = ['bullseye', 'bookworm', 'trixie', 'forky', 'duke', 'sid', 'experimental'] as const;
+
+/** The pockets beside a release's own suite ("" = the codename itself). sid and experimental have none. */
+export const SUITE_POCKETS = ['', '-updates', '-backports', '-security'] as const;
+
+/** Every suite name of DEBIAN_CODENAMES x SUITE_POCKETS: the probe list (not all answer on any given day). */
+export const DEBIAN_SUITES: readonly string[] = DEBIAN_CODENAMES.flatMap((c) => (c === 'sid' || c === 'experimental' ? [c] : SUITE_POCKETS.map((p) => `${c}${p}`)));
+
+/** The shape of a Debian suite name: a codename, optionally -updates, -backports or -security. */
+export const SUITE_NAME_RE = /^[a-z]{2,20}(?:-(?:updates|backports|security))?$/;
+
+/** Is `s` shaped like a Debian suite name? Pure; whether the mirror serves it is asked at fetch time. */
+export const isSuiteName = (s: string): boolean => SUITE_NAME_RE.test(s);
+
+/** The archive a suite lives in: the -security suites at debian-security, the others at debian. Pure. */
+export const suiteArchive = (suite: string): 'debian' | 'debian-security' => (suite.endsWith('-security') ? 'debian-security' : 'debian');
+
+/**
+ * The suites one sources.list of `suite` holds, as a machine of that suite
+ * runs them: a release codename gets its -security suite beside it (a
+ * trixie machine installs 6.12.118 from trixie-security over trixie's
+ * 6.12.117); pockets, sid and experimental stand alone. Pure.
+ */
+export function suiteMembers(suite: string): string[] {
+  if (suite.includes('-') || suite === 'sid' || suite === 'experimental') return [suite];
+  return [suite, `${suite}-security`];
+}
 
 export type DebLayout = 'boot' | 'modules';
 
@@ -43,6 +72,20 @@ export function kernelPackage(name: string): KernelPackage | null {
   const m = ABI_RE.exec(abi);
   if (!m || m[2]!.endsWith('-dbg')) return null;
   return { package: name, abi, flavour: m[2]!, layout };
+}
+
+/**
+ * The package that holds the kernel image of a name a Debian user types,
+ * given the names the suite lists (`known`): from Debian 14's packaging on
+ * (sid, experimental, and trixie-backports' 7.x), linux-image-<abi> is a
+ * meta package that depends on linux-binary-<abi>, so it means
+ * linux-binary-unsigned-<abi> (else linux-binary-<abi>) when the suite has
+ * one; every other name is itself. Pure.
+ */
+export function imagePackageOf(name: string, known: ReadonlySet<string>): string {
+  const k = kernelPackage(name);
+  if (!k || name !== `linux-image-${k.abi}`) return name;
+  return [`linux-binary-unsigned-${k.abi}`, `linux-binary-${k.abi}`].find((n) => known.has(n)) ?? name;
 }
 
 /** The package that holds a modules-layout kernel's config: linux-base-<abi>. */
@@ -74,6 +117,8 @@ export interface DebRow {
   package: string;
   /** the Debian version */
   version: string;
+  /** the suite whose index lists it ("trixie-security"), when known (apt-cache madison says) */
+  suite?: string;
 }
 
 /** Newer first: by upstream (rc before release), then the Debian version (numeric-aware), then the name. */
@@ -114,7 +159,9 @@ export function parseMadison(out: string): DebRow[] {
     const key = `${f[0]}=${f[1]}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    rows.push({ package: f[0]!, version: f[1]! });
+    // "http://deb.debian.org/debian-security trixie-security/main amd64 Packages"
+    const suite = f[2]!.split(/\s+/)[1]?.split('/')[0];
+    rows.push({ package: f[0]!, version: f[1]!, ...(suite ? { suite } : {}) });
   }
   return rows;
 }

@@ -16,13 +16,14 @@
 // AUX cells SKIP with it. A download that fails is not cached.
 
 import { createHash } from 'node:crypto';
-import { cp, mkdir, readFile, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { delimiter, join, relative } from 'node:path';
 import { cpioList } from '../../image/cpio.ts';
 import { runTool, ToolError } from '../../util/exec.ts';
 import type { Arch, DebianImageSpec } from '../types.ts';
-import { AUX_MODULE, AUX_NEEDS, type AuxPmuState, configCompiler, firstBuildError, headersDeps, headersPackage, kbuildCompiler, moduleLoadBlocker, vermagicOf } from './aux-module.ts';
+import { AUX_MODULE, AUX_NEEDS, type AuxPmuState, compilerPlan, configCompiler, firstBuildError, headersDeps, headersPackage, kbuildCompiler, moduleLoadBlocker, vermagicOf } from './aux-module.ts';
 import { checkEntry, ensureEntry, scratchDir, writeMeta } from './cache.ts';
+import { ensureDebianSysroot, inSysroot, type Sysroot, sysrootBuildDir } from './debian-sysroot.ts';
 import { kernelPackage } from './deb-kernels.ts';
 import { suiteSource } from './apt-suite.ts';
 import { aptCandidate, aptVersions, downloadDebs, extractDeb, specApt } from './debian.ts';
@@ -56,7 +57,7 @@ interface AuxEntryMeta {
 const driverDir = (): string => join(auxPmuSourcePath(), '..');
 
 /** Bumped when the way the module is built changes, so cached builds (and cached failures) are redone. */
-const RECIPE = 4;
+const RECIPE = 7;
 
 /** The cross prefix of a guest arch on an x86_64 host ('' = native). */
 const crossOf = (arch: Arch): string => (arch === 'arm64' ? 'aarch64-linux-gnu-' : '');
@@ -87,13 +88,13 @@ async function relinkAbsolute(root: string): Promise<void> {
  * ("include /usr/src/linux-headers-6.1.0-54-common/Makefile"; Debian 14
  * also "KBUILD_OUTPUT=/usr/src/linux-headers-<abi>"): point them into `root`.
  */
-async function rootMakefiles(root: string): Promise<void> {
+async function rootMakefiles(root: string, seenAs: string = root): Promise<void> {
   const src = join(root, 'usr', 'src');
   for (const d of await readdir(src)) {
     const mk = join(src, d, 'Makefile');
     const text = await readFile(mk, 'utf8').catch(() => null);
     if (text === null) continue;
-    const next = text.replace(/(^|[\s=])\/usr\/src\//gm, `$1${src}/`);
+    const next = text.replace(/(^|[\s=])\/usr\/src\//gm, `$1${join(seenAs, 'usr', 'src')}/`);
     if (next !== text) await writeFile(mk, next);
   }
 }
@@ -142,7 +143,6 @@ async function fetchHeaders(pkg: string, pv: string, apt: AptSource, hostApt: Ap
   }
   for (const d of debs) await extractDeb(d, root, ['./usr/*'], signal);
   await relinkAbsolute(root);
-  await rootMakefiles(root);
   const dir = join(root, 'usr', 'src', hdr);
   // With a vmlinux beside it (6.12 on), kbuild runs pahole for the module's BTF, which the PMU does not need:
   // without one it prints "Skipping BTF generation" and the host needs no pahole (dwarves).
@@ -150,14 +150,22 @@ async function fetchHeaders(pkg: string, pv: string, apt: AptSource, hostApt: Ap
   return { headers: got, dir };
 }
 
-/** Build harness/auxpmu against `headersDir`; the .ko bytes, or the failure line. */
-async function buildModule(headersDir: string, work: string, release: string, arch: Arch, signal?: AbortSignal): Promise<{ cc: string; ko: Buffer | null; failed: string | null }> {
-  const kv = await readFile(join(headersDir, '.kernelvariables'), 'utf8').catch(() => '');
-  const want = kbuildCompiler(kv);
-  const have = await gccsOnPath();
+/**
+ * Build harness/auxpmu against the headers unpacked in `root`
+ * (root/usr/src/<hdr>); the .ko bytes, or the failure line. The compiler is
+ * the one the headers name (compilerPlan): the host's, or a Debian root's
+ * gcc-N when the headers name a newer gcc than any here.
+ */
+async function buildModule(root: string, hdr: string, work: string, release: string, arch: Arch, opts: EnsureOptions): Promise<{ cc: string; ko: Buffer | null; failed: string | null }> {
+  const kv = await readFile(join(root, 'usr', 'src', hdr, '.kernelvariables'), 'utf8').catch(() => '');
   const cross = crossOf(arch);
+  const plan = compilerPlan(kbuildCompiler(kv), await gccsOnPath(), cross);
+  if (plan.where === 'sysroot') return buildInSysroot(root, hdr, plan.cc, release, opts);
+  await rootMakefiles(root);
+  const headersDir = join(root, 'usr', 'src', hdr);
+  const signal = opts.signal;
   // Debian's kbuild calls $(CROSS_COMPILE)gcc-N: the same gcc-N here when installed, else the host's gcc
-  const cc = want && have.includes(`${cross}${want}`) ? `${cross}${want}` : want && !cross && have.includes(`x86_64-linux-gnu-${want}`) ? want : `${cross}gcc`;
+  const cc = plan.cc;
   // arm64: a cross build; the DEB_* words make .kernelvariables' own CROSS_COMPILE override say the same
   const crossArgs = cross ? ['ARCH=arm64', `CROSS_COMPILE=${cross}`, 'DEB_BUILD_ARCH=amd64', 'DEB_HOST_ARCH=arm64', `DEB_HOST_GNU_TYPE=${cross.slice(0, -1)}`] : [];
   let ccVersion: string;
@@ -174,14 +182,50 @@ async function buildModule(headersDir: string, work: string, release: string, ar
   } catch (e) {
     if (signal?.aborted || !(e instanceof ToolError)) throw e;
     // paths as the packages name them (/usr/src/...) and the driver's (harness/auxpmu), not the scratch dir's
-    const root = join(headersDir, '..', '..', '..');
     const text = `${e.stderr}\n${e.stdout}`.split(mod).join('harness/auxpmu').split(root).join('');
     return { cc: ccVersion, ko: null, failed: firstBuildError(text) };
   }
-  const ko = await readFile(join(mod, `${AUX_MODULE}.ko`));
+  return checkedKo(join(mod, `${AUX_MODULE}.ko`), ccVersion, release);
+}
+
+/** The built .ko when its vermagic names `release`. */
+async function checkedKo(file: string, cc: string, release: string): Promise<{ cc: string; ko: Buffer | null; failed: string | null }> {
+  const ko = await readFile(file);
   const vm = vermagicOf(ko);
-  if (!vm?.startsWith(`${release} `)) return { cc: ccVersion, ko: null, failed: `the module's vermagic ${JSON.stringify(vm)} is not the kernel's release ${release}` };
-  return { cc: ccVersion, ko, failed: null };
+  if (!vm?.startsWith(`${release} `)) return { cc, ko: null, failed: `the module's vermagic ${JSON.stringify(vm)} is not the kernel's release ${release}` };
+  return { cc, ko, failed: null };
+}
+
+/**
+ * The kbuild inside a Debian root holding `cc` (src/kernels/obtain/debian-sysroot.ts):
+ * the headers tree moves into the root's /build/<unique>/, the Makefiles
+ * name it as the root sees it, make runs under chroot; the build dir is
+ * removed after.
+ */
+async function buildInSysroot(root: string, hdr: string, cc: string, release: string, opts: EnsureOptions): Promise<{ cc: string; ko: Buffer | null; failed: string | null }> {
+  let sys: Sysroot;
+  try {
+    sys = await ensureDebianSysroot(cc, opts);
+  } catch (e) {
+    if (opts.signal?.aborted) throw e;
+    return { cc, ko: null, failed: `the headers name ${cc}, which this machine lacks, and no Debian root with it could be made: ${firstBuildError((e instanceof ToolError ? e.stderr || e.message : (e as Error).message))}` };
+  }
+  const [host, seen] = await sysrootBuildDir(sys);
+  try {
+    await rename(root, join(host, 'root'));
+    await rootMakefiles(join(host, 'root'), `${seen}/root`);
+    await cp(driverDir(), join(host, 'auxpmu'), { recursive: true });
+    const ccVersion = `${(await inSysroot(sys, [cc, '--version'], opts.signal)).stdout.split('\n')[0]!.trim()} (a Debian ${sys.suite} root)`;
+    try {
+      await inSysroot(sys, ['make', '-C', `${seen}/root/usr/src/${hdr}`, `M=${seen}/auxpmu`, `CC=${cc}`, 'modules'], opts.signal);
+    } catch (e) {
+      if (opts.signal?.aborted || !(e instanceof ToolError)) throw e;
+      return { cc: ccVersion, ko: null, failed: firstBuildError(`${e.stderr}\n${e.stdout}`.split(`${seen}/auxpmu`).join('harness/auxpmu').split(`${seen}/root`).join('')) };
+    }
+    return await checkedKo(join(host, 'auxpmu', `${AUX_MODULE}.ko`), ccVersion, release);
+  } finally {
+    await rm(host, { recursive: true, force: true });
+  }
 }
 
 /** The modules of a kernel's own modules.cpio (name and bytes, in its /lockstep/modules order). */
@@ -244,9 +288,9 @@ export async function withDebianAuxPmu(a: KernelArtifact, spec: DebianImageSpec,
           await mkdir(root);
           const { headers, dir } = await fetchHeaders(pkg, pv, apt, hostApt, work, root, opts.signal);
           const t1 = Date.now();
-          const b = await buildModule(dir, work, release, arch, opts.signal);
-          const t2 = Date.now();
           const kernelCc = configCompiler(await readFile(join(dir, '.config'), 'utf8').catch(() => ''));
+          const b = await buildModule(root, headersPackage(kernelPackage(pkg)!), work, release, arch, opts);
+          const t2 = Date.now();
           const meta: AuxEntryMeta = {
             package: pkg, package_version: pv, release, driver_sha256: driverSha, headers, compiler: b.cc, kernel_compiler: kernelCc,
             failed: b.failed, download_ms: t1 - t0, build_ms: t2 - t1, built_at: new Date().toISOString(),

@@ -21,7 +21,7 @@ import type { Arch, DebianImageSpec } from '../types.ts';
 import { type DebArch, debArch, hostSuite, suiteSource } from './apt-suite.ts';
 import { checkEntry, ensureEntry, readMeta, scratchDir, writeMeta } from './cache.ts';
 import { hvcModules, modulesArchive } from './guest-modules.ts';
-import { configPackage, DEFAULT_FLAVOUR, type DebRow, kernelPackage, nearest, newest, parseMadison, rowsText, upstreamOf } from './deb-kernels.ts';
+import { configPackage, DEFAULT_FLAVOUR, type DebRow, imagePackageOf, kernelPackage, nearest, newest, parseMadison, rowsText, upstreamOf } from './deb-kernels.ts';
 import { isArm64ImageData, isBzImage, sha256File } from './files.ts';
 import type { AptSource, EnsureOptions, KernelArtifact } from './types.ts';
 
@@ -52,7 +52,7 @@ export interface DebianMeta {
 
 /** How a spec's package and version were chosen, recorded in results.json (kernels[].resolution). */
 export interface DebianResolution {
-  /** the suite's lists it was resolved in; null = the machine's apt sources */
+  /** the suite whose index the package came from (a "trixie" spec's lists include trixie-security: then "trixie-security"); null = the machine's apt sources */
   suite: string | null;
   /** "latest", "latest 6.12", "pinned", "candidate" */
   rule: string;
@@ -103,13 +103,14 @@ export async function aptVersions(pkgs: readonly string[], apt: AptSource = SYST
 /**
  * The kernel image packages of one flavour apt knows, with every version:
  * linux-image-<abi>-unsigned and linux-binary-unsigned-<abi> (the unsigned
- * image where both exist).
+ * image where both exist); with `signedToo`, the signed and meta
+ * linux-image-<abi> / linux-binary-<abi> names as well (kernels news).
  */
-export async function kernelPackages(apt: AptSource, flavour = DEFAULT_FLAVOUR, signal?: AbortSignal): Promise<DebRow[]> {
+export async function kernelPackages(apt: AptSource, flavour = DEFAULT_FLAVOUR, signal?: AbortSignal, signedToo = false): Promise<DebRow[]> {
   const names = (await runTool('apt-cache', [...apt.options, 'pkgnames', 'linux-'], { install: APT_INSTALL, env: APT_ENV, signal })).stdout.split('\n');
   const kps = names.map((n) => kernelPackage(n.trim())).filter((k) => k !== null && k.flavour === flavour);
-  const unsigned = kps.filter((k) => k!.package.includes('unsigned')).map((k) => k!.package);
-  return aptVersions(unsigned, apt, signal);
+  const wanted = kps.filter((k) => signedToo || k!.package.includes('unsigned')).map((k) => k!.package);
+  return aptVersions(wanted, apt, signal);
 }
 
 /**
@@ -139,14 +140,25 @@ function notFound(spec: DebianImageSpec, apt: AptSource, field: string, what: st
   return new ConfigError(spec.origin, `${spec.at}${field}`, `${where(apt)} has no ${what}; nearest there: ${near.length ? rowsText(near) : 'none'}`, aptFix(apt));
 }
 
+/** The image package a typed name means in `apt` (imagePackageOf: Debian 14's linux-image-<abi> meta -> linux-binary-unsigned-<abi>); logged when it differs. */
+async function imagePackage(name: string, apt: AptSource, opts: EnsureOptions): Promise<string> {
+  const k = kernelPackage(name);
+  if (!k || name !== `linux-image-${k.abi}`) return name;
+  const known = new Set((await aptVersions([`linux-binary-unsigned-${k.abi}`, `linux-binary-${k.abi}`], apt, opts.signal)).map((r) => r.package));
+  const pkg = imagePackageOf(name, known);
+  if (pkg !== name) opts.log(`${name} is a meta package in ${where(apt)} (Debian 14 packaging): its kernel is ${pkg}`);
+  return pkg;
+}
+
 /** Package and Debian version to fetch: the pin, "latest" of the suite (or series), apt's candidate, or (offline) the only cached one. */
-async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSource, opts: EnsureOptions): Promise<{ package: string; pv: string; rule: string }> {
+async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSource, opts: EnsureOptions): Promise<{ package: string; pv: string; rule: string; from?: string }> {
   const flavour = (spec.package ? kernelPackage(spec.package)?.flavour : undefined) ?? defaultFlavour(spec.arch);
   /** the kernels of the spec's flavour (of the arch's cloud flavour when that flavour has none), for "nearest there" */
   const family = async (): Promise<DebRow[]> => {
     const rows = await kernelPackages(apt, flavour, opts.signal);
     return rows.length || flavour === defaultFlavour(spec.arch) ? rows : kernelPackages(apt, defaultFlavour(spec.arch), opts.signal);
   };
+  if (spec.package) spec = { ...spec, package: await imagePackage(spec.package, apt, opts) };
   if (spec.version === 'latest') {
     const rows = spec.package ? await aptVersions([spec.package], apt, opts.signal) : await kernelPackages(apt, flavour, opts.signal);
     const pick = newest(rows, spec.series);
@@ -156,8 +168,8 @@ async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSou
       const all = spec.package ? await family() : rows;
       throw notFound(spec, apt, spec.series ? 'series' : 'package', what, all);
     }
-    opts.log(`${rule} in ${where(apt)}: ${pick.package}=${pick.version}`);
-    return { package: pick.package, pv: pick.version, rule };
+    opts.log(`${rule} in ${where(apt)}: ${pick.package}=${pick.version}${pick.suite && pick.suite !== apt.suite ? ` (from ${pick.suite})` : ''}`);
+    return { package: pick.package, pv: pick.version, rule, ...(pick.suite ? { from: pick.suite } : {}) };
   }
   const pkg = spec.package!;
   if (spec.package_version !== undefined) {
@@ -165,10 +177,14 @@ async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSou
     const rows = await aptVersions([pkg], apt, opts.signal);
     if (rows.length && !rows.some((r) => r.version === spec.package_version)) throw notFound(spec, apt, 'package_version', `${pkg}=${spec.package_version}`, rows);
     if (!rows.length && apt.suite) throw notFound(spec, apt, 'package', `${pkg}=${spec.package_version}`, await family());
-    return { package: pkg, pv: spec.package_version, rule: 'pinned' };
+    const from = rows.find((r) => r.version === spec.package_version)?.suite;
+    return { package: pkg, pv: spec.package_version, rule: 'pinned', ...(from && apt.suite ? { from } : {}) };
   }
   const candidate = await aptCandidate(pkg, apt, opts.signal);
-  if (candidate !== null) return { package: pkg, pv: candidate, rule: 'candidate' };
+  if (candidate !== null) {
+    const from = apt.suite ? (await aptVersions([pkg], apt, opts.signal)).find((r) => r.version === candidate)?.suite : undefined;
+    return { package: pkg, pv: candidate, rule: 'candidate', ...(from ? { from } : {}) };
+  }
   // Offline re-runs: apt knows nothing, but the cache may.
   const names = (await readdir(parent).catch(() => [] as string[])).filter((n) => n.startsWith(`${pkg}_`) && !n.endsWith('.lock'));
   const valid: string[] = [];
@@ -187,7 +203,7 @@ async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSou
 export async function ensureDebian(spec: DebianImageSpec, opts: EnsureOptions, aptIn?: AptSource): Promise<KernelArtifact> {
   const parent = join(opts.cacheDir, 'kernels', 'debian');
   const apt = aptIn ?? (await specApt(spec, opts));
-  const { package: pkg, pv, rule } = await resolveVersion(spec, parent, apt, opts);
+  const { package: pkg, pv, rule, from } = await resolveVersion(spec, parent, apt, opts);
   const label = `${pkg}=${pv}`;
   const { entry, meta, cached } = await ensureEntry<DebianMeta>({
     parent,
@@ -202,7 +218,8 @@ export async function ensureDebian(spec: DebianImageSpec, opts: EnsureOptions, a
     fill: (staging) => fetchDebian(spec, pkg, pv, parent, `${pkg}_${pv}`, staging, apt, opts),
   });
   const version = upstreamOf(pv);
-  const resolution: DebianResolution = { suite: apt.suite ?? null, rule, package: pkg, package_version: pv, version, deb_sha256: meta.deb_sha256 };
+  // the suite the package came from: trixie-security for a trixie spec's security update
+  const resolution: DebianResolution = { suite: apt.suite ? from ?? apt.suite : null, rule, package: pkg, package_version: pv, version, deb_sha256: meta.deb_sha256 };
   return {
     id: spec.id,
     kind: 'debian-image',

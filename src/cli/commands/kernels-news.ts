@@ -1,0 +1,59 @@
+// `lockstep kernels news`: every cloud kernel the Debian mirror serves across
+// the suites that answer, which of them no published run measured, and the
+// expectation each would get. The suites come from lockstep's own apt
+// lists (src/kernels/obtain/apt-suite.ts); the pure part is src/kernels/news.ts.
+
+import { readdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { defaultCacheDir } from '../../kernels/artifact.ts';
+import { kernelNews, measuredPackages, renderNews } from '../../kernels/news.ts';
+import { answeringSuites, suiteSource } from '../../kernels/obtain/apt-suite.ts';
+import { DEFAULT_FLAVOUR, type DebRow, isSuiteName } from '../../kernels/obtain/deb-kernels.ts';
+import { kernelPackages } from '../../kernels/obtain/debian.ts';
+import { ConfigError } from '../../util/errors.ts';
+import { type Command, list } from '../common.ts';
+
+/** Every results.json under `dir` (the published runs), parsed; unreadable ones are skipped. */
+async function publishedResults(dir: string): Promise<unknown[]> {
+  const names = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
+  const out: unknown[] = [];
+  for (const n of names.filter((x) => x === 'results.json' || x.endsWith('/results.json')).sort()) {
+    try { out.push(JSON.parse(await readFile(join(dir, n), 'utf8'))); } catch { /* not a results file */ }
+  }
+  return out;
+}
+
+export const command: Command = {
+  name: 'kernels news',
+  summary: 'list the Debian cloud kernels the mirror serves, which are new since the published runs, and what each is expected to be',
+  description: 'Reads lockstep\'s own apt lists of every Debian suite that answers (or --suites), lists each unsigned cloud-amd64 kernel image '
+    + 'with its suite, Debian version, upstream version and the expectation "expect": "auto" gives it, and marks the ones no results.json under '
+    + '--results measured (kernels[].resolution). Exit 0; 2 on a suite the mirror does not serve.',
+  options: {
+    suites: { type: 'string', arg: 'S,..', help: 'suites to read (default: every suite the mirror answers for among bullseye..sid, experimental and their pockets)' },
+    results: { type: 'string', arg: 'DIR', help: 'the published runs [default: results]' },
+    flavour: { type: 'string', arg: 'F', help: `kernel flavour [default: ${DEFAULT_FLAVOUR}]` },
+    json: { type: 'boolean', help: 'print JSON' },
+    cache: { type: 'string', arg: 'DIR', help: 'cache dir (apt lists) [default: $LOCKSTEP_CACHE or ~/.cache/lockstep]' },
+  },
+  examples: ['lockstep kernels news', 'lockstep kernels news --suites trixie,trixie-backports --json'],
+  async run(v) {
+    const cacheDir = v.cache ? resolve(String(v.cache)) : defaultCacheDir();
+    const log = (m: string): void => { if (!v.json) console.error(m); };
+    const flavour = v.flavour ? String(v.flavour) : DEFAULT_FLAVOUR;
+    if (!/^[a-z0-9][a-z0-9-]{0,40}$/.test(flavour)) throw new ConfigError('command line', '--flavour', `${JSON.stringify(flavour)} is not a kernel flavour`, 'e.g. cloud-amd64');
+    const suites = list(v.suites) ?? await answeringSuites({ cacheDir });
+    for (const s of suites) if (!isSuiteName(s)) throw new ConfigError('command line', '--suites', `${JSON.stringify(s)} is not a Debian suite name`, 'e.g. trixie-backports');
+    const rows: DebRow[] = [];
+    for (const s of suites) {
+      const got = await kernelPackages(await suiteSource(s, { cacheDir, log }, { file: 'command line', field: '--suites' }), flavour, undefined, true);
+      // a codename's lists include its -security suite: keep each row under the suite it came from, once
+      rows.push(...got.filter((r) => (r.suite ?? s) === s || !suites.includes(r.suite ?? s)));
+    }
+    const resultsDir = resolve(v.results ? String(v.results) : 'results');
+    const news = kernelNews(rows, measuredPackages(await publishedResults(resultsDir)), flavour);
+    if (v.json) console.log(JSON.stringify(news, null, 1));
+    else process.stdout.write(renderNews(news, resultsDir));
+    return 0;
+  },
+};

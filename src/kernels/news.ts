@@ -1,0 +1,117 @@
+// `lockstep kernels news`, the pure part: every cloud kernel the Debian
+// mirror serves across the suites (from apt-cache madison rows or a saved
+// Packages index), which of them no published run has measured yet, and the
+// expectation row (src/kernels/expect.ts) each one's upstream version falls
+// in. No I/O: src/cli/commands/kernels-news.ts reads the suites and results.
+
+import { logicLabel } from '../model/accounting.ts';
+import { resolveExpect } from './expect.ts';
+import { compareRows, DEFAULT_FLAVOUR, type DebRow, kernelPackage, upstreamOf } from './obtain/deb-kernels.ts';
+import { parseSpec } from './spec.ts';
+
+/** One kernel package on the mirror with what lockstep expects of it. */
+export interface NewsRow {
+  suite: string;
+  package: string;
+  /** the Debian version, e.g. "7.3.4-1~bpo13+1" */
+  version: string;
+  /** the upstream version the model reads, e.g. "7.3.4", "7.3-rc7" */
+  upstream: string;
+  /** e.g. "V4/unknown", "V3/perf"; "unknown" when the table has no logic */
+  expected: string;
+  /** the expectation's reason: the table rows it crossed */
+  reason: string;
+  /** true when no published run measured this package at this version */
+  new: boolean;
+}
+
+/** Is `name` a kernel image package of `flavour` (signed, unsigned or Debian 14's meta linux-image-<abi>)? */
+const isImage = (name: string, flavour: string): boolean => kernelPackage(name)?.flavour === flavour;
+
+/**
+ * One row per ABI, Debian version and suite: the unsigned image where the
+ * suite has it (what lockstep boots), else the signed one (trixie-backports
+ * keeps only signed builds of its older kernels). Pure.
+ */
+export function oneImagePerKernel(rows: readonly DebRow[]): DebRow[] {
+  const rank = (p: string): number => (p.includes('unsigned') ? 0 : p.startsWith('linux-binary-') ? 1 : 2);
+  const best = new Map<string, DebRow>();
+  for (const r of rows) {
+    const k = kernelPackage(r.package);
+    if (!k) continue;
+    const key = `${r.suite ?? '?'} ${k.abi}=${r.version}`;
+    const had = best.get(key);
+    if (!had || rank(r.package) < rank(had.package)) best.set(key, r);
+  }
+  return [...best.values()];
+}
+
+/**
+ * The kernel image packages of `flavour` in a Debian Packages index
+ * (the file apt keeps per suite: "Package:" / "Version:" stanzas separated by
+ * blank lines), as rows of `suite`. Pure.
+ */
+export function parsePackagesIndex(text: string, suite: string, flavour = DEFAULT_FLAVOUR): DebRow[] {
+  const rows: DebRow[] = [];
+  for (const stanza of text.split(/\n\s*\n/)) {
+    const name = /^Package:\s*(\S+)\s*$/m.exec(stanza)?.[1];
+    const version = /^Version:\s*(\S+)\s*$/m.exec(stanza)?.[1];
+    if (name && version && isImage(name, flavour)) rows.push({ package: name, version, suite });
+  }
+  return rows;
+}
+
+/** "package=version" of every Debian kernel a results.json measured (kernels[].resolution). Pure. */
+export function measuredPackages(results: readonly unknown[]): Set<string> {
+  const out = new Set<string>();
+  for (const r of results) {
+    const kernels = (r as { kernels?: unknown }).kernels;
+    if (!Array.isArray(kernels)) continue;
+    for (const k of kernels) {
+      const res = (k as { resolution?: { package?: unknown; package_version?: unknown } }).resolution;
+      if (res && typeof res.package === 'string' && typeof res.package_version === 'string') out.add(`${res.package}=${res.package_version}`);
+    }
+  }
+  return out;
+}
+
+/** The expectation of a Debian kernel at `upstream`, as `"expect": "auto"` derives it. Pure. */
+export function expectationOf(pkg: string, upstream: string): { expected: string; reason: string } {
+  try {
+    const spec = parseSpec({ id: 'news', kind: 'debian-image', package: pkg, version: upstream, expect: 'auto' }, 'kernels news');
+    const e = resolveExpect(spec, upstream);
+    return { expected: e.logic ? logicLabel(e.logic) : 'unknown', reason: e.reason };
+  } catch (err) {
+    return { expected: 'unknown', reason: (err as Error).message };
+  }
+}
+
+/**
+ * One row per (suite, kernel ABI, version) of `rows` of `flavour`
+ * (oneImagePerKernel), newest first, with its expectation and whether `measured`
+ * ("package=version") lacks it. Pure.
+ */
+export function kernelNews(rows: readonly DebRow[], measured: ReadonlySet<string>, flavour = DEFAULT_FLAVOUR): NewsRow[] {
+  const seen = new Set<string>();
+  const out: NewsRow[] = [];
+  for (const r of oneImagePerKernel(rows.filter((x) => isImage(x.package, flavour))).sort(compareRows)) {
+    const key = `${r.suite ?? '?'} ${r.package}=${r.version}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const upstream = upstreamOf(r.version);
+    out.push({ suite: r.suite ?? '?', package: r.package, version: r.version, upstream, ...expectationOf(r.package, upstream), new: !measured.has(`${r.package}=${r.version}`) });
+  }
+  return out;
+}
+
+/** The table and the "new" lines ("7.3.4 in trixie-backports: expected V4/unknown (...)"). Pure. */
+export function renderNews(rows: readonly NewsRow[], measuredFrom: string): string {
+  const w = (s: string, n: number): string => s.padEnd(n);
+  const lines = [`${w('suite', 20)} ${w('upstream', 10)} ${w('expected', 11)} ${w('new', 4)} package=version`];
+  for (const r of rows) lines.push(`${w(r.suite, 20)} ${w(r.upstream, 10)} ${w(r.expected, 11)} ${w(r.new ? 'new' : '', 4)} ${r.package}=${r.version}`);
+  const fresh = rows.filter((r) => r.new);
+  const suites = new Set(rows.map((r) => r.suite)).size;
+  lines.push('', `${rows.length} cloud kernels in ${suites} suites; ${fresh.length} not measured by ${measuredFrom}:`);
+  for (const r of fresh) lines.push(`- ${r.upstream} in ${r.suite}: expected ${r.expected} (${r.reason})`);
+  return `${lines.join('\n')}\n`;
+}
