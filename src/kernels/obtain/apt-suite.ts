@@ -18,6 +18,7 @@ import { ConfigError } from '../../util/errors.ts';
 import { runTool, ToolError } from '../../util/exec.ts';
 import { DEBIAN_SUITES, isSuiteName, suiteArchive, suiteMembers } from './deb-kernels.ts';
 import type { AptSource } from './types.ts';
+import { ARCH_FACTS, type Arch, type ArchFacts } from '../arch.ts';
 
 export { DEBIAN_SUITES } from './deb-kernels.ts';
 
@@ -36,8 +37,8 @@ export function hostSuite(osRelease = '/etc/os-release'): string | null {
 }
 
 /** Debian's name of a guest arch (dpkg --print-architecture). */
-export type DebArch = 'amd64' | 'arm64';
-export const debArch = (arch: 'x86_64' | 'arm64'): DebArch => (arch === 'x86_64' ? 'amd64' : 'arm64');
+export type DebArch = ArchFacts['deb'];
+export const debArch = (arch: Arch): DebArch => ARCH_FACTS[arch].deb;
 
 /** The `-o` options that point apt-get/apt-cache at `dir` (a suite's directory) only, for packages of `arch`. Pure. */
 export function suiteAptOptions(dir: string, arch: DebArch = 'amd64'): string[] {

@@ -11,6 +11,7 @@
 //   vmlinuz), the config is in linux-base-<abi> at usr/lib/modules/<abi>/config.
 
 import semver from 'semver';
+import { ARCH_FACTS } from '../arch.ts';
 
 /**
  * The codenames lockstep probes when a suite does not answer, to name the
@@ -57,7 +58,7 @@ export interface KernelPackage {
 }
 
 /** The flavour every built-in Debian spec uses: small, virtio drivers built in. */
-export const DEFAULT_FLAVOUR = 'cloud-amd64';
+export const DEFAULT_FLAVOUR: string = ARCH_FACTS.x86_64.debianFlavour;
 
 const ABI_RE = /^(\d+\.\d+(?:\.\d+)?(?:\+deb\d+)?(?:-\d+)?)-([a-z0-9][a-z0-9-]*)$/;
 

@@ -21,6 +21,7 @@ import { delimiter, join, relative } from 'node:path';
 import { cpioList } from '../../image/cpio.ts';
 import { runTool, ToolError } from '../../util/exec.ts';
 import type { Arch, DebianImageSpec } from '../types.ts';
+import { ARCH_FACTS } from '../arch.ts';
 import { AUX_MODULE, AUX_NEEDS, type AuxPmuState, compilerPlan, configCompiler, firstBuildError, headersDeps, headersPackage, kbuildCompiler, moduleLoadBlocker, vermagicOf } from './aux-module.ts';
 import { checkEntry, ensureEntry, scratchDir, writeMeta } from './cache.ts';
 import { ensureDebianSysroot, inSysroot, type Sysroot, sysrootBuildDir } from './debian-sysroot.ts';
@@ -60,7 +61,7 @@ const driverDir = (): string => join(auxPmuSourcePath(), '..');
 const RECIPE = 7;
 
 /** The cross prefix of a guest arch on an x86_64 host ('' = native). */
-const crossOf = (arch: Arch): string => (arch === 'arm64' ? 'aarch64-linux-gnu-' : '');
+const crossOf = (arch: Arch): string => ARCH_FACTS[arch].crossPrefix;
 
 /** Executables named gcc-N / <triplet>-gcc-N on $PATH (sorted): they decide which CC a build gets. */
 async function gccsOnPath(): Promise<string[]> {

@@ -18,6 +18,7 @@ import { ConfigError } from '../../util/errors.ts';
 import { runTool, spawnTool, ToolError } from '../../util/exec.ts';
 import { coerceKernelVersion } from '../expect.ts';
 import type { Arch, DebianImageSpec } from '../types.ts';
+import { archFacts } from '../arch.ts';
 import { type DebArch, debArch, hostSuite, suiteSource } from './apt-suite.ts';
 import { checkEntry, ensureEntry, readMeta, scratchDir, writeMeta } from './cache.ts';
 import { hvcModules, modulesArchive } from './guest-modules.ts';
@@ -130,7 +131,7 @@ export async function specApt(spec: Pick<DebianImageSpec, 'suite' | 'origin' | '
 }
 
 /** The flavour a spec without "package" means: cloud-amd64, cloud-arm64. */
-const defaultFlavour = (arch: Arch | undefined): string => (arch === 'arm64' ? 'cloud-arm64' : DEFAULT_FLAVOUR);
+const defaultFlavour = (arch: Arch | undefined): string => archFacts(arch).debianFlavour;
 
 const where = (apt: AptSource): string => (apt.suite ? `Debian ${apt.suite}` : `the machine's apt sources (${hostSuite() ?? 'no Debian codename'})`);
 
