@@ -1,4 +1,5 @@
 import { dirname, join, resolve } from 'node:path';
+import { httpsBase } from '../../export/artifact-url.ts';
 import { toKcidb } from '../../export/kcidb.ts';
 import { renderKtap } from '../../export/ktap.ts';
 import { readResults, writeAtomic } from '../../results/write.ts';
@@ -28,13 +29,20 @@ one test "lockstep.boot" per QEMU boot (kernel x CPU count) and one test
 ERROR ERROR; BOOT_FAIL, BUILD_FAIL MISS (the boot test or the build is FAIL);
 SKIP SKIP; UNCHECKED DONE. Each test's environment gives the CPUs, the accelerator
 and the QEMU command line. No property is null. Submit it with kcidb-submit.
+Logs: with --artifact-base-url (https), log_url/input_files/output_files are the
+URLs of the results directory's files under it (publish the directory there);
+without it they are left out.
 The schema it follows is src/export/kcidb-io-v5.3.schema.json.`,
-  options: { out: { type: 'string', arg: 'FILE', help: 'where to write (- = stdout; default: kcidb.json beside results.json)' } },
-  examples: ['lockstep export kcidb results/latest', 'lockstep export kcidb results/latest --out - | kcidb-submit -p PROJECT -t TOPIC'],
+  options: {
+    out: { type: 'string', arg: 'FILE', help: 'where to write (- = stdout; default: kcidb.json beside results.json)' },
+    'artifact-base-url': { type: 'string', arg: 'URL', help: 'https URL the results directory is published at: each log_url is its log under it' },
+  },
+  examples: ['lockstep export kcidb results/latest', 'lockstep export kcidb results/latest --artifact-base-url https://ci.example.org/runs/42/', 'lockstep export kcidb results/latest --out - | kcidb-submit -p PROJECT -t TOPIC'],
   async run(v, pos) {
     const src = one('export kcidb', pos);
+    const base = v['artifact-base-url'] === undefined ? undefined : httpsBase(String(v['artifact-base-url']));
     const r = await readResults(src);
-    const where = await emit(JSON.stringify(toKcidb(r), null, 1) + '\n', v.out ? (v.out === '-' ? '-' : resolve(String(v.out))) : join(dirname(src), 'kcidb.json'));
+    const where = await emit(JSON.stringify(toKcidb(r, { artifactBaseUrl: base }), null, 1) + '\n', v.out ? (v.out === '-' ? '-' : resolve(String(v.out))) : join(dirname(src), 'kcidb.json'));
     console.error(`lockstep export kcidb: wrote ${where}`);
     return 0;
   },
