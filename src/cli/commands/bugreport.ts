@@ -58,10 +58,13 @@ export const command: Command = {
   description: `Writes OUT/report.txt, laid out like a syzbot report (title; kernel release, source,
 config, compiler; console output; the measured vs expected ops; with --bisect the
 first bad commit or release and the bisect log), and OUT/repro.c, a single-file C
-program generated from the scenario (gcc -static repro.c) that maps the same perf
-ring buffers, prints each measured value beside the expected one (all logics'
-predictions are in its comments) and exits 1 with a BUG line where the kernel
-differs (its output is KTAP, one test per op; exit 4 = skip, as a kselftest). The expected logic is --against, else the kernel's own when the cell
+program generated from the scenario (gcc -static repro.c) for every scenario but
+fault injection. Run as root on a test machine it checks the machine, sets the
+scenario's sysctls (restored on exit), forks its worker and helpers as a fresh
+uid, runs the same ops, prints each measured value beside the expected one (all
+logics' predictions are in its comments) and exits 1 with a BUG line where the
+kernel differs (its output is KTAP, one test per op; exit 4 = skip, as a
+kselftest). The expected logic is --against, else the kernel's own when the cell
 MISMATCHed, else V3 (the intended rule: 003461559ef7) with the kernel's counter,
 so a cell that matches a buggy logic (V0, or V4's re-mmap charge) is reported
 against the rule it breaks. DIR is a run directory (default results/latest).`,
