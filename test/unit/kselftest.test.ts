@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { logicForVersion } from '../../src/export/kselftest.ts';
+import { linuxSourceTarball } from '../lib/kunit.ts';
 import { ConfigError } from '../../src/util/errors.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -39,6 +40,22 @@ t.test('five scenarios: the directory, and make -C DIR builds every program', (t
   }
   const again = cli('export', 'kselftest', ...FIVE, '--out', out, '--kernel-version', '6.1.190');
   t.equal(again.status, 0, 're-export over its own files and built programs');
+  t.end();
+});
+
+t.test("inside a kernel tree it builds with the selftests' own lib.mk", (t) => {
+  const tarball = linuxSourceTarball();
+  if (!tarball) throw new Error('no /usr/src/linux-source-*.tar.xz: run .ci/setup.sh');
+  const top = tarball.replace(/^.*\//, '').replace(/\.tar\.xz$/, '');
+  const want = ['lib.mk', 'kselftest.h', 'kselftest_harness.h'].map((f) => `${top}/tools/testing/selftests/${f}`).concat(`${top}/scripts/subarch.include`);
+  const x = spawnSync('tar', ['-xJf', tarball, '-C', dir, '--', ...want], { encoding: 'utf8' });
+  t.equal(x.status, 0, x.stderr);
+  const out = join(dir, top, 'tools/testing/selftests/perf_mmap');
+  t.equal(cli('export', 'kselftest', 'baseline', 'remmap', '--out', out, '--kernel-version', '6.1.190').status, 0);
+  const make = spawnSync('make', ['-C', out], { encoding: 'utf8' });
+  t.equal(make.status, 0, make.stderr);
+  t.match(make.stdout, /-static\s+baseline\.c\s+-o \S*perf_mmap\/baseline/, "lib.mk's rule built it");
+  t.ok(existsSync(join(out, 'baseline')) && existsSync(join(out, 'remmap')));
   t.end();
 });
 
