@@ -41,6 +41,7 @@ declare -A PROBE=(
   [file]=/usr/bin/file
   [kmod]=/usr/bin/kmod
   [udev]=/lib/systemd/systemd-udevd
+  [libxml2-utils]=/usr/bin/xmllint [clang]=/usr/bin/clang  # test/unit: junit.xml schema check; repro.c built with clang too
 )
 missing=()
 for p in "${!PROBE[@]}"; do

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Parser } from 'tap-parser';
 import { FAILING } from '../src/report/analysis.ts';
-import { checkResults, type Results } from '../src/results/schema.ts';
+import { checkResults, verdictClass, type Results } from '../src/results/schema.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -200,9 +200,11 @@ t.test('JUnit XML, TAP and the step summary', async (t) => {
   const skipped = results.cells.filter((c) => c.verdict === 'SKIP').length;
   t.ok(failing > 0 && skipped > 0);
   t.equal((xml.match(/<testcase /g) ?? []).length, results.cells.length, 'one testcase per cell');
-  t.equal((xml.match(/<failure /g) ?? []).length, failing);
+  const infra = results.cells.filter((c) => verdictClass(c.verdict) === 'infra').length;
+  t.equal((xml.match(/<failure /g) ?? []).length + (xml.match(/<error /g) ?? []).length, failing);
+  t.equal((xml.match(/<error /g) ?? []).length, infra, 'infrastructure verdicts are <error>');
   t.equal((xml.match(/<skipped /g) ?? []).length, skipped);
-  t.match(xml, new RegExp(`<testsuites name="lockstep" tests="${results.cells.length}" failures="${failing}" errors="0" skipped="${skipped}"`));
+  t.match(xml, new RegExp(`<testsuites name="lockstep" tests="${results.cells.length}" failures="${failing - infra}" errors="${infra}" time="`));
   t.equal((xml.match(/<testsuite /g) ?? []).length, results.kernels.length, 'one suite per kernel');
   t.match(xml, /<testcase classname="lockstep\.host-as-v2-perf" name="[a-z-]+" time="\d+\.\d{3}">\n {6}<failure type="MISMATCH" message="MISMATCH: op \d+/);
   t.notMatch(xml.replace(/<\?xml[^>]*\?>/, '').replace(/<\/?[a-z-]+(\s+[a-z]+="[^"<>]*")*\s*\/?>/g, ''), /[<>]/, 'no stray markup: every < and > belongs to a tag');

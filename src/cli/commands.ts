@@ -18,9 +18,9 @@ import { command as classify } from './commands/classify.ts';
 import { command as explain } from './commands/explain.ts';
 import { command as bugreport } from './commands/bugreport.ts';
 import { command as schema } from './commands/schema.ts';
-import { kcidbCommand as exportKcidb, ktapCommand as exportKtap } from './commands/export.ts';
+import { kcidbCommand as exportKcidb, kselftestCommand as exportKselftest, ktapCommand as exportKtap } from './commands/export.ts';
 import type { Command } from './common.ts';
 
 export type { Command } from './common.ts';
 
-export const COMMANDS: Command[] = [run, simulate, kernelsList, kernelsNews, kernelsFetch, kernelsBuild, scenariosList, table, host, bisect, bisectStep, report, diff, merge, classify, explain, exportKcidb, exportKtap, bugreport, schema];
+export const COMMANDS: Command[] = [run, simulate, kernelsList, kernelsNews, kernelsFetch, kernelsBuild, scenariosList, table, host, bisect, bisectStep, report, diff, merge, classify, explain, exportKcidb, exportKtap, exportKselftest, bugreport, schema];

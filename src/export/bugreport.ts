@@ -1,7 +1,10 @@
 // An upstream-ready report of one cell, laid out like a syzbot report:
-// title, where the kernel came from (release, source, config, compiler),
-// console output, the C reproducer, the measured vs expected ops, and the
-// first bad commit/release with its bisect log. Pure: facts in, text out.
+// title, where the kernel came from (HEAD commit and git tree for a git
+// build, release, source, config, compiler from the kernel's own banner),
+// console output where it points somewhere real, the C reproducer, the
+// measured vs expected ops, the first bad commit/release with its bisect
+// log, and a Reported-by tag when the reporter is named. Only lines lockstep
+// knows are written. Pure: facts in, text out.
 
 import { type ExpectedOp, type Logic, logicLabel } from '../model/index.ts';
 import type { MeasuredOp, Divergence } from '../diff/index.ts';
@@ -25,8 +28,14 @@ export interface BugReportInput {
   version: string | null;
   source: string | null;
   configSha256: string | null;
+  /** the compiler the kernel was built with (compilerFromBanner), null when unknown */
   compiler: string | null;
+  /** where the console log can be read: an https URL, or a file name beside report.txt; null: the line is left out */
   consoleLog: string | null;
+  /** a git-built kernel's tree and commit (gitSource), null otherwise */
+  git?: { tree: string; commit: string } | null;
+  /** "Name <address>" for the Reported-by: tag, null: no tag */
+  reportedBy?: string | null;
   accel: string;
   cpus: number;
   measured: MeasuredOp[];
@@ -43,6 +52,37 @@ const fmtMeasured = (op: Op, m: MeasuredOp | undefined): string =>
   m ? `${m.ok ? 'ok' : m.errno || 'failed'} VmPin ${m.vmpin_kb / 4}${op.op === 'probe' ? ` headroom ${m.headroom ?? '?'}` : ''}` : 'not reached';
 const fmtExpected = (op: Op, e: ExpectedOp | undefined): string =>
   e ? `${e.ok ? 'ok' : e.errno} VmPin ${e.pinned}${op.op === 'probe' ? ` headroom ${e.headroom}` : ''}` : '-';
+
+/**
+ * The compiler part of a kernel banner ("Linux version 6.1.190 (builder)
+ * (gcc-12 (Debian 12.2.0-14) 12.2.0, GNU ld ... 2.40) #1 SMP ...", as
+ * init/version.c's linux_banner prints it on the console at boot and as
+ * /proc/version reads): the text inside the second top-level parentheses.
+ * Null when the text has no banner or the banner no compiler.
+ */
+export function compilerFromBanner(text: string): string | null {
+  const i = text.indexOf('Linux version ');
+  if (i < 0) return null;
+  const line = text.slice(i, text.indexOf('\n', i) < 0 ? undefined : text.indexOf('\n', i));
+  const groups: string[] = [];
+  let depth = 0;
+  let start = -1;
+  for (let k = 0; k < line.length; k++) {
+    if (line[k] === '(') { if (depth++ === 0) start = k + 1; } else if (line[k] === ')' && depth > 0 && --depth === 0) groups.push(line.slice(start, k));
+  }
+  const cc = groups[1]?.trim();
+  return cc && /\b(gcc|clang|cc)\b/i.test(cc) ? cc : null;
+}
+
+/**
+ * A kernel source recorded as "git:URL@COMMIT" (src/kernels/obtain/source/inputs.ts
+ * identities; a 40-hex commit) as its tree and commit; null for Debian
+ * packages, tarballs and anything else.
+ */
+export function gitSource(source: string | null): { tree: string; commit: string } | null {
+  const m = /^git:(.+)@([0-9a-f]{40})(?:\s|$)/.exec(source ?? '');
+  return m ? { tree: m[1]!, commit: m[2]! } : null;
+}
 
 /** One-line title: what differs, where, by how much. */
 export function bugTitle(i: BugReportInput): string {
@@ -68,15 +108,17 @@ export function renderBugReport(i: BugReportInput): string {
     'lockstep (a kernel-version differential harness for perf_mmap() locked-memory',
     'accounting) found the following issue on:',
     '',
+    ...(i.git ? [`HEAD commit:    ${i.git.commit}`, `git tree:       ${i.git.tree}`] : []),
     `kernel release: ${i.release ?? 'unknown'} (lockstep kernel "${i.kernel}", version ${i.version ?? 'unknown'})`,
     `kernel source:  ${i.source ?? 'not recorded'}`,
     `kernel config:  ${i.configSha256 ? `sha256 ${i.configSha256}` : 'not recorded (kernel not built or fetched by lockstep)'}`,
-    `compiler:       ${i.compiler ?? 'not recorded'}`,
+    ...(i.compiler ? [`compiler:       ${i.compiler}`] : []),
     `machine:        ${i.cpus} CPUs, ${i.accel === 'none' ? 'the kernel ran natively' : `QEMU (${i.accel.toUpperCase()})`}`,
-    `console output: ${i.consoleLog ?? '(host kernel: no console captured)'}`,
-    `C reproducer:   ${i.reproFile}   (gcc -static -O2 -o repro ${i.reproFile}; run as an unused uid)`,
+    ...(i.consoleLog ? [`console output: ${i.consoleLog}`] : []),
+    `C reproducer:   ${i.reproFile}   (gcc -static -O2 -o repro ${i.reproFile}; run as root)`,
     `lockstep:       ${i.rerun}`,
     '',
+    ...(i.reportedBy ? ['IMPORTANT: if you fix the issue, please add the following tag to the commit:', `Reported-by: ${i.reportedBy}`, ''] : []),
   ];
   if (i.bisect) {
     out.push(`The issue was bisected to ${i.bisect.kind === 'commit' ? 'commit' : 'release'}:`, '',

@@ -1,17 +1,20 @@
 // A standalone, single-file C reproducer generated from a scenario: the op
-// script compiled into a table, run by ~150 lines of plain C that map perf
-// ring buffers (per-task software events, so no capability is needed), read
-// VmPin after every op, probe the per-user allowance the way lockstep's
-// reproducer does, and compare each value with what the reference logic
-// predicts (embedded, with every other logic's prediction in comments).
-// `gcc -static -o repro repro.c && ./repro` as a user with no other process.
-// It prints KTAP (one test per op, "# " diagnostics) and exits as a kselftest
-// does: 0 as predicted; 1 a divergence (the bug); 4 (KSFT_SKIP) when the
-// machine differs from the scenario (CPUs, sysctls, limits). Pure: text in, text out.
+// script compiled into a table with the reference logic's prediction for
+// each op (every other logic's in comments), followed by a fixed runtime
+// (src/export/crepro-runtime.ts) that a maintainer runs as root on a test
+// machine: it checks the machine (CPUs, page size, perf sysctls, what the
+// ops need), sets the scenario's sysctls and restores them on every exit
+// path, forks its worker and helpers as a fresh uid, runs each op as
+// lockstep's reproducer does (harness/lockstep-repro.c), reads VmPin and
+// compares. Output is KTAP (one test per op, "# " diagnostics) with the
+// kselftest exit codes: 0 as predicted, 1 a divergence (the bug), 4
+// (KSFT_SKIP) when the machine cannot run the scenario. Static, libc and
+// kernel UAPI headers only. Pure: text in, text out.
 
 import { type ExpectedOp, type Logic, logicLabel } from '../model/index.ts';
 import type { CompiledScenario, Op } from '../scenario/ops.ts';
 import { ConfigError } from '../util/errors.ts';
+import { C_RUNTIME } from './crepro-runtime.ts';
 
 export interface CReproInput {
   scenario: CompiledScenario;
@@ -25,328 +28,170 @@ export interface CReproInput {
   notes: string[];
 }
 
-/** Ops a standalone unprivileged program can run; the rest need lockstep's root controller. */
-const SUPPORTED: ReadonlySet<Op['op']> = new Set(['map', 'remap', 'unmap', 'probe', 'rlimit']);
+/** The runtime's op kinds (C enum names), one per op of the script; ballasts by `via`. */
+const KINDS = ['SYSCTL', 'RLIMIT', 'BALLAST_PERF', 'BALLAST_URING', 'BALLAST_BPF', 'BALLAST_SECRET', 'URING', 'UNMAP_PART',
+  'MAP_OUTPUT', 'EXIT', 'HANDOFF', 'KILL_HELPER', 'CAP_IPC_LOCK', 'MAP', 'REMAP', 'UNMAP', 'PROBE', 'CPU',
+  'AUX_RING', 'AUX_MAP', 'AUX_UNMAP'] as const;
+type Kind = typeof KINDS[number];
 
+const BALLAST: Record<string, Kind> = { perf: 'BALLAST_PERF', io_uring: 'BALLAST_URING', bpf: 'BALLAST_BPF', memfd_secret: 'BALLAST_SECRET' };
+
+/** A C string literal (no trigraphs). */
 const cstr = (s: string): string => JSON.stringify(s).replace(/\?/g, '\\?');
+
 const expectedText = (op: Op, e: ExpectedOp): string =>
   `${e.ok ? 'ok' : e.errno} VmPin ${e.pinned} pages${op.op === 'probe' ? ` headroom ${e.headroom}` : ''} user ${e.user}`;
 
-function opLabel(op: Op): string {
+/** What an op does, for the KTAP test names and comments. */
+export function opLabel(op: Op): string {
   switch (op.op) {
-    case 'map': return `map ${op.buf} (${op.data_pages} data pages + 1)`;
-    case 'remap': return `remap ${op.buf}`;
-    case 'unmap': return `unmap ${op.buf}`;
-    case 'probe': return 'probe';
-    case 'rlimit': return `rlimit ${op.memlock_kb === null ? 'unlimited' : `${op.memlock_kb} kB`}`;
+    case 'map': return `map ${op.buf} on CPU ${op.cpu} (${op.data_pages} data pages + 1)`;
+    case 'aux_ring': return `aux_ring ${op.buf} on CPU ${op.cpu} (${op.data_pages} data pages + 1)`;
+    case 'handoff': return `handoff ${op.buf} on CPU ${op.cpu} (${op.data_pages} data pages + 1)`;
+    case 'remap': case 'unmap': case 'unmap_part': case 'aux_unmap': return `${op.op} ${op.buf}`;
+    case 'aux_map': return `aux_map ${op.buf} (${op.pages} pages)`;
+    case 'map_output': return `map_output ${op.buf} to ${op.to}`;
+    case 'rlimit': return `rlimit RLIMIT_MEMLOCK ${op.memlock_kb === null ? 'unlimited' : `${op.memlock_kb} kB`}`;
+    case 'sysctl': return `sysctl ${op.name} = ${op.value}`;
+    case 'ballast': return op.via === 'perf' ? `ballast perf (${op.buffers.length} rings)` : `ballast ${op.via} (${op.pages} pages)`;
+    case 'uring': return `uring (${op.pages} pages)`;
+    case 'exit': return op.last ? 'exit (the uid\'s last process)' : 'exit';
+    case 'kill_helper': return `kill_helper ${op.helper}`;
+    case 'cap_ipc_lock': return `cap_ipc_lock ${op.value ? 'on' : 'off'}`;
+    case 'cpu': return `cpu ${op.cpu} ${op.online ? 'online' : 'offline'}`;
     default: return op.op;
   }
 }
 
+/** Words of `text` in lines of at most `width` characters (a word longer than that stands alone). */
+function wrap(text: string, width: number): string[] {
+  const out: string[] = [];
+  let line = '';
+  for (const w of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + w.length > width) { out.push(line); line = w; } else line = line ? `${line} ${w}` : w;
+  }
+  return line ? [...out, line] : out;
+}
+
+/** Comment text: no comment terminator, no trailing blanks, at most 90 columns a line. */
+const commentLines = (lines: string[]): string[] =>
+  lines.flatMap((l) => (l.trim() === '' ? [''] : wrap(l.replace(/\*\//g, '* /'), 90)));
+
+interface Row { kind: Kind; buf: number; to: number; a: number; b: number }
+
+/** The buffer table and one row per op; throws ConfigError for ops a reproducer must not run. */
+function encode(s: CompiledScenario): { rows: Row[]; bufs: string[]; ballast: number[] } {
+  const bufs: string[] = [];
+  const ballast: number[] = [];
+  const buf = (name: string): number => {
+    if (name === '*') return -1;
+    if (!bufs.includes(name)) bufs.push(name);
+    return bufs.indexOf(name);
+  };
+  const rows = s.ops.map((op, k): Row => {
+    const r = (kind: Kind, b = -1, a = 0, bb = 0, to = -1): Row => ({ kind, buf: b, to, a, b: bb });
+    switch (op.op) {
+      case 'sysctl': return r('SYSCTL', -1, op.name === 'perf_event_paranoid' ? 1 : 0, op.value);
+      case 'rlimit': return r('RLIMIT', -1, op.memlock_kb ?? -1);
+      case 'ballast':
+        if (op.via !== 'perf') return r(BALLAST[op.via]!, -1, op.pages);
+        ballast.push(...op.buffers);
+        return r('BALLAST_PERF', -1, ballast.length - op.buffers.length, op.buffers.length);
+      case 'uring': return r('URING', -1, op.pages);
+      case 'unmap_part': return r('UNMAP_PART', buf(op.buf));
+      case 'map_output': return r('MAP_OUTPUT', buf(op.buf), 0, 0, buf(op.to));
+      case 'exit': return r('EXIT', -1, op.last ? 1 : 0);
+      case 'handoff': return r('HANDOFF', buf(op.buf), op.cpu, op.data_pages);
+      case 'kill_helper': return r('KILL_HELPER', -1, op.helper === '*' ? -1 : op.helper);
+      case 'cap_ipc_lock': return r('CAP_IPC_LOCK', -1, op.value ? 1 : 0);
+      case 'map': return r('MAP', buf(op.buf), op.cpu, op.data_pages);
+      case 'remap': return r('REMAP', buf(op.buf));
+      case 'unmap': return r('UNMAP', buf(op.buf));
+      case 'probe': return r('PROBE');
+      case 'cpu': return r('CPU', -1, op.cpu, op.online ? 1 : 0);
+      case 'aux_ring': return r('AUX_RING', buf(op.buf), op.cpu, op.data_pages);
+      case 'aux_map': return r('AUX_MAP', buf(op.buf), op.pages);
+      case 'aux_unmap': return r('AUX_UNMAP', buf(op.buf));
+      default:
+        throw new ConfigError(`scenario ${s.id}`, `ops[${k}]`, `a "${op.op}" op is fault injection for lockstep's runner, not part of a reproducer`, 'report a scenario without hang/sysrq ops');
+    }
+  });
+  return { rows, bufs, ballast };
+}
+
+const ERRNO: Record<string, string> = { '': '0', EPERM: 'EPERM', ENOMEM: 'ENOMEM', EINVAL: 'EINVAL', EBUSY: 'EBUSY' };
+
+function header(i: CReproInput): string[] {
+  const s = i.scenario;
+  const ref = logicLabel(i.reference.logic);
+  const pageKb = s.page_kb ?? 4;
+  const body = commentLines([
+    i.title, '',
+    `Generated by lockstep from scenario "${s.id}": the same op script lockstep's model predicts and its reproducer runs. One file, libc and the kernel's UAPI headers only.`, '',
+    '  gcc -static -O2 repro.c -o repro', '  sudo ./repro', '',
+    `Run it as root on a test machine with ${s.cpus} online CPUs and ${pageKb} kB pages. It sets kernel.perf_event_mlock_kb = ${s.mlock_kb} and kernel.perf_event_paranoid = ${s.paranoid} (restored on exit, also on SIGINT/SIGTERM/SIGHUP), runs its ops as ${s.root ? 'uid 0 (root_user is shared by every root process and never freed: run it once per fresh boot' : 'a fresh uid (setresuid'}; RLIMIT_MEMLOCK ${s.rlimit_kb === null ? 'unlimited' : `${s.rlimit_kb} kB`}, CAP_IPC_LOCK ${s.cap_ipc_lock ? 'kept' : 'dropped'}) and forks the helpers the ops ask for: ballast holders, the fd hand-off over a unix socket.`, '',
+    `Each op prints what it measured next to what ${ref} predicts (pages: VmPin is mm->pinned_vm; a probe holds ring buffers until one more page would spill, so its headroom is L - the per-user counter, L = (perf_event_mlock_kb >> 2) * CPUs = ${(s.mlock_kb >> 2) * s.cpus} pages at start).`,
+    `Output is KTAP version 1, one test per op. Exit 0: everything as ${ref} predicts; 1: a divergence (a "# BUG" line); 4 (KSFT_SKIP): this machine cannot run the scenario.`,
+    ...i.notes,
+  ]);
+  return ['// SPDX-License-Identifier: GPL-2.0', '/*', ...body.map((l) => (l ? ` * ${l}` : ' *')), ' */'];
+}
+
+function opTable(i: CReproInput, rows: Row[]): string[] {
+  const s = i.scenario;
+  return s.ops.flatMap((op, k) => {
+    const e = i.reference.expected[k]!;
+    const r = rows[k]!;
+    const cmt = commentLines([`op ${k}: ${opLabel(op)}`, ...[{ logic: i.reference.logic, expected: i.reference.expected }, ...i.others]
+      .map((o) => `${logicLabel(o.logic)}: ${expectedText(op, o.expected[k]!)}`)]);
+    const helper = (op.op === 'ballast' && op.via === 'perf') || op.op === 'handoff' ? e.helperPinned ?? -1 : -1;
+    const vals = [`OP_${r.kind}`, r.buf, r.to, r.a, r.b, e.ok ? 1 : 0, ERRNO[e.errno] ?? '0', e.pinned, e.headroom ?? -1, helper];
+    if (vals.some((v) => typeof v === 'number' && !Number.isSafeInteger(v))) throw new RangeError(`op ${k}: a value is not an integer`);
+    return ['\t/*', ...cmt.map((l) => (l ? `\t * ${l}` : '\t *')), '\t */', `\t{ ${vals.join(', ')},`, `\t  ${cstr(opLabel(op))} },`];
+  });
+}
+
 /**
- * The C source. Throws ConfigError when the scenario needs what a standalone
- * unprivileged program cannot do (sysctl, ballast, exit, cpu hotplug, fault
- * ops, CAP_IPC_LOCK), naming the op.
+ * The C source of a standalone reproducer of `i.scenario`, checking
+ * `i.reference`'s predictions (pages of this kernel's PAGE_SIZE, as
+ * simulate() gives them). Every built-in scenario exports; throws
+ * ConfigError for fault-injection ops (hang, sysrq) and RangeError when the
+ * predictions do not cover the ops.
  */
 export function generateCReproducer(i: CReproInput): string {
   const s = i.scenario;
-  s.ops.forEach((op, k) => {
-    if (!SUPPORTED.has(op.op)) throw new ConfigError(`scenario ${s.id}`, `ops[${k}]`, `a "${op.op}" op needs lockstep's root controller, not a standalone program`, 'report a scenario made of map, remap, unmap, probe and rlimit ops only');
-  });
-  if (s.cap_ipc_lock) throw new ConfigError(`scenario ${s.id}`, 'cap_ipc_lock', 'the standalone reproducer runs without capabilities', 'use a scenario with cap_ipc_lock false');
   if (i.reference.expected.length !== s.ops.length) throw new RangeError('reference predictions do not match the ops');
-  const bufs: string[] = [];
-  const bufIndex = (name: string): number => { if (name === '*') return -1; let k = bufs.indexOf(name); if (k < 0) { bufs.push(name); k = bufs.length - 1; } return k; };
-  const KIND: Record<string, string> = { map: 'OP_MAP', remap: 'OP_REMAP', unmap: 'OP_UNMAP', probe: 'OP_PROBE', rlimit: 'OP_RLIMIT' };
-  const rows = s.ops.map((op, k) => {
-    const e = i.reference.expected[k]!;
-    const buf = op.op === 'map' || op.op === 'remap' || op.op === 'unmap' ? bufIndex(op.buf) : 0;
-    const pages = op.op === 'map' ? op.data_pages : 0;
-    const rl = op.op === 'rlimit' ? (op.memlock_kb === null ? -1 : op.memlock_kb) : 0;
-    const cmt = [`${logicLabel(i.reference.logic)}: ${expectedText(op, e)}`, ...i.others.map((o) => `${logicLabel(o.logic)}: ${expectedText(op, o.expected[k]!)}`)];
-    return `\t/* op ${k}: ${opLabel(op)}\n\t * expected ${cmt.join('\n\t *          ')} */\n` +
-      `\t{ ${KIND[op.op]}, ${buf}, ${pages}, ${rl}LL, ${e.ok ? 1 : 0}, ${e.pinned}LL, ${e.headroom ?? -1}LL, ${cstr(opLabel(op))} },`;
-  });
-  const ref = logicLabel(i.reference.logic);
-  return `// SPDX-License-Identifier: GPL-2.0
-/*
- * ${i.title.replace(/\*\//g, '* /')}
- *
- * Generated by lockstep from scenario "${s.id}". Standalone: one file, libc only.
- *
- *   gcc -static -O2 -o repro repro.c
- *   sudo setpriv --reuid=UID --regid=UID --clear-groups ./repro
- *
- * Run it as a uid that has no other process: perf charges ring buffers to a
- * per-user counter that every process of the uid shares (user->locked_vm, or
- * user->perf_mlock on Debian 6.1/6.12), and that counter is what this
- * program measures. Not as root (CAP_IPC_LOCK skips the check).
- *
- * Needs: ${s.cpus} online CPUs, kernel.perf_event_mlock_kb = ${s.mlock_kb},
- * kernel.perf_event_paranoid = ${s.paranoid}, RLIMIT_MEMLOCK ${s.rlimit_kb === null ? 'unlimited' : `${s.rlimit_kb} kB`} allowed.
- * per-user allowance L = (perf_event_mlock_kb >> 2) * CPUs = ${(s.mlock_kb >> 2) * s.cpus} pages.
- *
- * Each op prints what it measured next to what ${ref} predicts
- * (pages: VmPin / 4 = mm->pinned_vm; a probe maps 1-page buffers until
- * VmPin grows, so its headroom = L - the per-user counter).
- * Output is KTAP version 1 (one test per op; kselftest style), so it also runs
- * as a selftest. Exit 0: everything as ${ref} predicts. 1: a divergence
- * ("# BUG" line). 4 (KSFT_SKIP): this machine differs from the scenario.
-${i.notes.map((n) => ` * ${n.replace(/\*\//g, '* /')}`).join('\n')}
- */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <linux/perf_event.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-enum { OP_MAP, OP_REMAP, OP_UNMAP, OP_PROBE, OP_RLIMIT };
-struct op { int kind, buf; long long data_pages, rlimit_kb; int exp_ok; long long exp_pinned, exp_headroom; const char *what; };
-
-static const struct op ops[] = {
-${rows.join('\n')}
-};
-#define NOPS ((int)(sizeof ops / sizeof ops[0]))
-#define NBUFS ${Math.max(1, bufs.length)}
-#define PROBE_CAP 65000
-
-static long page;
-static struct { int fd; size_t size; int n; void **maps; } bufs[NBUFS];
-
-static long long vmpin_pages(void)
-{
-	char line[256];
-	long long kb = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof line, f))
-		if (!strncmp(line, "VmPin:", 6))
-			kb = strtoll(line + 6, NULL, 10);
-	fclose(f);
-	return kb < 0 ? -1 : kb / (page / 1024); /* kB -> pages of this kernel's PAGE_SIZE */
-}
-
-static long long read_sysctl(const char *name)
-{
-	char path[128], buf[64];
-	snprintf(path, sizeof path, "/proc/sys/kernel/%s", name);
-	FILE *f = fopen(path, "r");
-	if (!f || !fgets(buf, sizeof buf, f)) {
-		if (f)
-			fclose(f);
-		return -1000;
-	}
-	fclose(f);
-	return strtoll(buf, NULL, 10);
-}
-
-/* A per-task software event: no capability needed at any perf_event_paranoid below 3. */
-static int perf_open(void)
-{
-	struct perf_event_attr a;
-	memset(&a, 0, sizeof a);
-	a.type = PERF_TYPE_SOFTWARE;
-	a.size = sizeof a;
-	a.config = PERF_COUNT_SW_DUMMY;
-	a.disabled = 1;
-	a.exclude_kernel = 1;
-	a.exclude_hv = 1;
-	return (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
-}
-
-static int set_memlock(long long kb)
-{
-	struct rlimit r;
-	getrlimit(RLIMIT_MEMLOCK, &r);
-	r.rlim_cur = kb < 0 ? RLIM_INFINITY : (rlim_t)kb * 1024;
-	if (r.rlim_max != RLIM_INFINITY && (r.rlim_cur == RLIM_INFINITY || r.rlim_cur > r.rlim_max))
-		return -1;
-	return setrlimit(RLIMIT_MEMLOCK, &r);
-}
-
-/* How many 1-page buffers fit before VmPin grows; *err = errno of a refused mmap. */
-static long long probe(int *err)
-{
-	static int fds[PROBE_CAP];
-	static void *maps[PROBE_CAP];
-	long long base = vmpin_pages(), n = 0;
-	int held = 0;
-	*err = 0;
-	while (n < PROBE_CAP) {
-		int fd = perf_open();
-		if (fd < 0) {
-			*err = errno;
-			break;
-		}
-		void *m = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		if (m == MAP_FAILED) {
-			*err = errno;
-			close(fd);
-			break;
-		}
-		fds[held] = fd;
-		maps[held++] = m;
-		if (vmpin_pages() > base)
-			break;
-		n++;
-	}
-	for (int k = 0; k < held; k++) {
-		munmap(maps[k], (size_t)page);
-		close(fds[k]);
-	}
-	return n;
-}
-
-/* The model caps a probe at PROBE_MAX_PAGES, this probe at PROBE_CAP: both "at least the cap" agree. */
-static int headroom_agrees(long long got, long long want)
-{
-	return want >= PROBE_CAP ? got >= PROBE_CAP : got == want;
-}
-
-static void release(int b)
-{
-	for (int k = 0; k < bufs[b].n; k++)
-		munmap(bufs[b].maps[k], bufs[b].size);
-	if (bufs[b].fd >= 0)
-		close(bufs[b].fd);
-	free(bufs[b].maps);
-	bufs[b].maps = NULL;
-	bufs[b].n = 0;
-	bufs[b].fd = -1;
-}
-
-static int env_ok(void)
-{
-	int ok = 1;
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	long long mlock_kb = read_sysctl("perf_event_mlock_kb"), paranoid = read_sysctl("perf_event_paranoid");
-	if (cpus != ${s.cpus}) {
-		printf("# needs ${s.cpus} online CPUs, this machine has %ld (the expected values depend on it)\\n", cpus);
-		ok = 0;
-	}
-	if (mlock_kb != ${s.mlock_kb}) {
-		printf("# needs kernel.perf_event_mlock_kb = ${s.mlock_kb}, it is %lld: sysctl -w kernel.perf_event_mlock_kb=${s.mlock_kb}\\n", mlock_kb);
-		ok = 0;
-	}
-	if (paranoid != ${s.paranoid}) {
-		printf("# needs kernel.perf_event_paranoid = ${s.paranoid}, it is %lld: sysctl -w kernel.perf_event_paranoid=${s.paranoid}\\n", paranoid);
-		ok = 0;
-	}
-	if (geteuid() == 0) {
-		printf("# run as a uid with no other process, not root: sudo setpriv --reuid=UID --regid=UID --clear-groups ./repro\\n");
-		ok = 0;
-	}
-	if (set_memlock(${s.rlimit_kb === null ? -1 : s.rlimit_kb}) < 0) {
-		printf("# cannot set RLIMIT_MEMLOCK to ${s.rlimit_kb === null ? 'unlimited' : `${s.rlimit_kb} kB`} (hard limit too low)\\n");
-		ok = 0;
-	}
-	struct rlimit nf;
-	getrlimit(RLIMIT_NOFILE, &nf);
-	nf.rlim_cur = nf.rlim_max;
-	setrlimit(RLIMIT_NOFILE, &nf);
-	return ok;
-}
-
-int main(void)
-{
-	int bugs = 0;
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	page = sysconf(_SC_PAGESIZE);
-	for (int b = 0; b < NBUFS; b++)
-		bufs[b].fd = -1;
-	printf("KTAP version 1\\n");
-	if (!env_ok()) {
-		printf("1..0 # SKIP this machine differs from scenario ${s.id}\\n");
-		return 4; /* KSFT_SKIP */
-	}
-	printf("1..%d\\n", NOPS);
-	printf("# scenario ${s.id}: ${s.cpus} CPUs, perf_event_mlock_kb ${s.mlock_kb}, L = ${(s.mlock_kb >> 2) * s.cpus} pages, uid %u; expected: ${ref}\\n", (unsigned)getuid());
-	for (int i = 0; i < NOPS; i++) {
-		const struct op *o = &ops[i];
-		int ok = 1, err = 0;
-		long long headroom = -1;
-		switch (o->kind) {
-		case OP_MAP: {
-			int fd = perf_open();
-			void *m = MAP_FAILED;
-			size_t size = (size_t)(o->data_pages + 1) * (size_t)page;
-			if (fd >= 0)
-				m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-			if (m == MAP_FAILED) {
-				ok = 0;
-				err = errno;
-			}
-			bufs[o->buf].fd = fd;
-			bufs[o->buf].size = size;
-			if (ok) {
-				bufs[o->buf].maps = malloc(sizeof(void *));
-				bufs[o->buf].maps[0] = m;
-				bufs[o->buf].n = 1;
-			}
-			break;
-		}
-		case OP_REMAP: {
-			void *m = mmap(NULL, bufs[o->buf].size, PROT_READ | PROT_WRITE, MAP_SHARED, bufs[o->buf].fd, 0);
-			if (m == MAP_FAILED) {
-				ok = 0;
-				err = errno;
-			} else {
-				bufs[o->buf].maps = realloc(bufs[o->buf].maps, sizeof(void *) * (size_t)(bufs[o->buf].n + 1));
-				bufs[o->buf].maps[bufs[o->buf].n++] = m;
-			}
-			break;
-		}
-		case OP_UNMAP:
-			if (o->buf < 0) {
-				for (int b = 0; b < NBUFS; b++)
-					release(b);
-			} else {
-				release(o->buf);
-			}
-			break;
-		case OP_PROBE:
-			headroom = probe(&err);
-			ok = err != EPERM;
-			break;
-		case OP_RLIMIT:
-			if (set_memlock(o->rlimit_kb) < 0) {
-				ok = 0;
-				err = errno;
-			}
-			break;
-		}
-		long long pinned = vmpin_pages();
-		printf("# op %2d %-32s %s VmPin %lld pages", i, o->what, ok ? "ok   " : (err == EPERM ? "EPERM" : strerror(err)), pinned);
-		if (o->kind == OP_PROBE)
-			printf(" headroom %lld", headroom);
-		printf("   (${ref}: %s VmPin %lld", o->exp_ok ? "ok" : "EPERM", o->exp_pinned);
-		if (o->kind == OP_PROBE)
-			printf(" headroom %lld", o->exp_headroom);
-		printf(")\\n");
-		int bug = 0;
-		if (ok != o->exp_ok || (!ok && err != EPERM) || pinned != o->exp_pinned || (o->kind == OP_PROBE && !headroom_agrees(headroom, o->exp_headroom))) {
-			bugs++;
-			bug = 1;
-			if (o->kind == OP_PROBE && !headroom_agrees(headroom, o->exp_headroom))
-				printf("# BUG: op %d probe: the per-user counter is %lld pages %s than ${ref} predicts (headroom %lld, expected %lld)\\n",
-				       i, llabs(o->exp_headroom - headroom), headroom < o->exp_headroom ? "higher" : "lower", headroom, o->exp_headroom);
-			else
-				printf("# BUG: op %d %s: measured %s VmPin %lld, ${ref} predicts %s VmPin %lld\\n", i, o->what,
-				       ok ? "ok" : "refused", pinned, o->exp_ok ? "ok" : "EPERM", o->exp_pinned);
-		}
-		printf("%s %d op %d %s\\n", bug ? "not ok" : "ok", i + 1, i, o->what);
-	}
-	if (bugs)
-		printf("# FAIL: %d of %d ops differ from ${ref}\\n", bugs, NOPS);
-	else
-		printf("# PASS: all %d ops as ${ref} predicts\\n", NOPS);
-	return bugs ? 1 : 0;
-}
-`;
+  const { rows, bufs, ballast } = encode(s);
+  const has = (...ops: Op['op'][]): boolean => s.ops.some((op) => ops.includes(op.op));
+  const via = (v: string): boolean => s.ops.some((op) => op.op === 'ballast' && op.via === v);
+  const consts: [string, string | number][] = [
+    ['SCEN_ID', cstr(s.id)], ['REF_LOGIC', cstr(logicLabel(i.reference.logic))], ['SCEN_CPUS', s.cpus], ['SCEN_PAGE_KB', s.page_kb ?? 4],
+    ['SCEN_MLOCK_KB', s.mlock_kb], ['SCEN_PARANOID', s.paranoid], ['SCEN_RLIMIT_KB', s.rlimit_kb === null ? -1 : s.rlimit_kb],
+    ['SCEN_CAP_IPC_LOCK', s.cap_ipc_lock ? 1 : 0], ['SCEN_ROOT', s.root ? 1 : 0], ['NEEDS_AUX', has('aux_ring') ? 1 : 0],
+    ['NEEDS_URING', has('uring') || via('io_uring') ? 1 : 0], ['NEEDS_SECRET', via('memfd_secret') ? 1 : 0],
+    ['NOPS', s.ops.length], ['NBUFS', Math.max(1, bufs.length)], ['KSFT_PASS', 0], ['KSFT_FAIL', 1], ['KSFT_SKIP', 4],
+  ];
+  const includes = ['dirent.h', 'errno.h', 'fcntl.h', 'grp.h', 'signal.h', 'stdio.h', 'stdlib.h', 'string.h', 'time.h', 'unistd.h',
+    'sys/ioctl.h', 'sys/mman.h', 'sys/prctl.h', 'sys/resource.h', 'sys/socket.h', 'sys/syscall.h', 'sys/types.h', 'sys/uio.h', 'sys/wait.h',
+    'linux/bpf.h', 'linux/capability.h', 'linux/io_uring.h', 'linux/perf_event.h'];
+  const ballastRows = ballast.length ? wrap(ballast.join(', ') + ',', 80).map((l) => `\t${l}`) : ['\t0,'];
+  return [
+    ...header(i),
+    '#define _GNU_SOURCE',
+    ...includes.map((h) => `#include <${h}>`),
+    '',
+    ...consts.map(([k, v]) => `#define ${k} ${v}`),
+    '',
+    `enum op_kind {\n${KINDS.map((k) => `\tOP_${k},`).join('\n')}\n};`,
+    '',
+    'struct op {\n\tint kind;\n\tint buf;\n\tint to;\n\tlong long a;\n\tlong long b;\n\tint ok;\n\tint err;\n\tlong long pinned;\n\tlong long headroom;\n\tlong long helper;\n\tconst char *what;\n};',
+    '',
+    '/* data pages of each ring a perf ballast maps (ops[].a: first, ops[].b: how many) */',
+    'static const long long ballast[] = {', ...ballastRows, '};',
+    '',
+    '/* kind, buffer, map_output target, a, b; the prediction: ok, errno, VmPin pages, headroom, helper VmPin */',
+    'static const struct op ops[NOPS] = {', ...opTable(i, rows), '};',
+    '',
+    C_RUNTIME,
+  ].join('\n');
 }

@@ -2,10 +2,13 @@
 // one checkout per kernel source, one build per kernel, one `lockstep.boot` test per QEMU
 // boot (kernel x CPU count) and one `lockstep.<scenario>` test per cell.
 // Ids are "lockstep:" + hashes lockstep records (bzImage sha256, scenario
-// hash) or sha256s over them; no property is ever null. Pure.
+// hash) or sha256s over them; no property is ever null. Log URLs only under
+// an https --artifact-base-url (the published results directory); without
+// one there are none (a file:// URL of the exporting machine points nowhere).
+// Pure.
 
 import { createHash } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
+import { artifactUrl } from './artifact-url.ts';
 import type { CellResult, CellVerdict, Results } from '../results/schema.ts';
 import { kernelIds } from '../report/analysis.ts';
 import { provenance } from './provenance.ts';
@@ -35,8 +38,8 @@ export interface KcidbSubmission {
 
 const sha = (...parts: string[]): string => createHash('sha256').update(parts.join('\0')).digest('hex');
 const id = (rest: string): string => `${KCIDB_ORIGIN}:${rest}`;
-/** A path component: no dots (KCIDB paths are dot-separated), no NUL. */
-const component = (s: string): string => s.replace(/[.\0]/g, '_');
+/** A test path component as kcidb-io v5.0+ allows it ([a-zA-Z0-9_-]+; paths are dot-separated): anything else is '_'. */
+export const component = (s: string): string => s.replace(/[^a-zA-Z0-9_-]/g, '_') || '_';
 const LOG_MAX = 16384;
 const excerpt = (s: string): string => (s.length > LOG_MAX ? s.slice(s.length - LOG_MAX) : s).replace(/\0/g, '');
 
@@ -52,10 +55,43 @@ export function dropNulls(v: unknown): Json | undefined {
   return v as Json;
 }
 
-const fileUrl = (p: string | null | undefined): string | undefined => (p ? pathToFileURL(p).href : undefined);
+/** Options of toKcidb: `artifactBaseUrl` from httpsBase (src/export/artifact-url.ts). */
+export interface KcidbOptions { artifactBaseUrl?: string }
 
-/** The run as one KCIDB submission. */
-export function toKcidb(r: Results): KcidbSubmission {
+/** A named resource (kcidb v5.3 resource: name = a file name, url = the file) under the base URL, if any. */
+function resource(base: string | undefined, rel: string | null | undefined): Record<string, Json>[] | undefined {
+  const url = base ? artifactUrl(base, rel) : undefined;
+  return url ? [{ name: rel!.split('/').pop()!, url }] : undefined;
+}
+
+/** The kernel source as a build input when it is a downloadable https URL (a tarball or patch lockstep built from). */
+function sourceInput(source: string): Record<string, Json>[] | undefined {
+  if (!/^https:\/\//.test(source)) return undefined;
+  try { const u = new URL(source); return [{ name: decodeURIComponent(u.pathname.split('/').pop() || 'source'), url: u.href }]; } catch { return undefined; }
+}
+
+const endOf = (c: CellResult): number => Date.parse(c.started_at) + (c.duration_ms ?? 0);
+
+/**
+ * The v5.1 checkout finish times, only for a complete run (the origin
+ * finished what it planned): tests = the run's finished_at (else its last
+ * cell's end); builds = the latest first-cell start over the checkout's
+ * kernels (every build had finished by then; lockstep records no build end).
+ */
+function finishTimes(r: Results, kernelCells: CellResult[][]): { origin_builds_finish_time?: string; origin_tests_finish_time?: string } {
+  if (!r.complete || !r.cells.length) return {};
+  const tests = r.finished_at ?? new Date(Math.max(...r.cells.map(endOf))).toISOString();
+  const firsts = kernelCells.filter((cs) => cs.length).map((cs) => Math.min(...cs.map((c) => Date.parse(c.started_at))));
+  return { origin_tests_finish_time: tests, origin_builds_finish_time: firsts.length ? new Date(Math.max(...firsts)).toISOString() : undefined };
+}
+
+/**
+ * The run as one KCIDB submission (kcidb I/O v5.3). With
+ * `o.artifactBaseUrl`, log_url, input_files and output_files point at the
+ * files of the published results directory under it; without, they are
+ * omitted. Checkouts of a complete run carry the v5.1 finish times.
+ */
+export function toKcidb(r: Results, o: KcidbOptions = {}): KcidbSubmission {
   const runKey = r.matrix?.hash ?? sha(r.started_at, ...r.cells.map((c) => c.scenario_hash));
   const checkouts: Record<string, Json>[] = [];
   const builds: Record<string, Json>[] = [];
@@ -64,7 +100,7 @@ export function toKcidb(r: Results): KcidbSubmission {
     const cells = r.cells.filter((c) => c.kernel === kid);
     const rec = r.kernels.find((k) => k.id === kid);
     const p = cells.length ? provenance(r, cells[0]!) : null;
-    const source = p?.kernelSource ?? rec?.source ?? `kernel ${kid}`;
+    const source = checkoutOf(r, kid);
     const checkoutId = id(`checkout-${sha(source)}`);
     // The build is the bzImage that booted: its sha256. Without one (host kernel, failed build): the source and the run.
     const artifact = p?.artifactSha256 ?? rec?.artifact_sha256 ?? null;
@@ -72,6 +108,7 @@ export function toKcidb(r: Results): KcidbSubmission {
     // Kernels of one source (the host kernel natively and in a container) share its checkout.
     if (!checkouts.some((c) => c.id === checkoutId)) checkouts.push(dropNulls({
       id: checkoutId, origin: KCIDB_ORIGIN, comment: source, start_time: r.started_at, valid: true,
+      ...finishTimes(r, kernelIds(r).filter((k) => checkoutOf(r, k) === source).map((k) => r.cells.filter((c) => c.kernel === k))),
       tree_name: rec?.kind === 'host' ? 'host' : source.startsWith('debian:') ? 'debian' : undefined,
       misc: { kernel_id: kid, kernel_version: p?.kernelVersion ?? rec?.version },
     }) as Record<string, Json>);
@@ -79,7 +116,7 @@ export function toKcidb(r: Results): KcidbSubmission {
     builds.push(dropNulls({
       id: buildId, checkout_id: checkoutId, origin: KCIDB_ORIGIN, architecture: 'x86_64', start_time: r.started_at,
       comment: `${kid}: ${p?.release ?? rec?.release ?? rec?.version ?? ''}`.trim(),
-      status: buildFail ? 'FAIL' : 'PASS',
+      status: buildFail ? 'FAIL' : 'PASS', input_files: sourceInput(source),
       log_excerpt: buildFail?.reason ? excerpt(buildFail.reason) : undefined,
       misc: { kernel_id: kid, kind: rec?.kind, release: p?.release ?? rec?.release, config_sha256: p?.configSha256, artifact_sha256: artifact, expected_logic: rec?.expected_logic, expect_reason: rec?.expect_reason },
     }) as Record<string, Json>);
@@ -95,11 +132,11 @@ export function toKcidb(r: Results): KcidbSubmission {
         path: `${KCIDB_ORIGIN}.boot`, comment: `${kid} booted with ${cpus} CPUs`,
         status: !built ? 'MISS' : bootFail ? 'FAIL' : 'PASS', start_time: started,
         duration: group[0]!.boot_ms != null ? group[0]!.boot_ms / 1000 : undefined,
-        log_url: fileUrl(group[0]!.console_log), log_excerpt: bootFail ? excerpt(`${bootFail.reason ?? ''}\n${bootFail.console_excerpt ?? ''}`.trim()) : undefined,
+        log_url: resource(o.artifactBaseUrl, group[0]!.console_log)?.[0]?.url, log_excerpt: bootFail ? excerpt(`${bootFail.reason ?? ''}\n${bootFail.console_excerpt ?? ''}`.trim()) : undefined,
         environment: environment(group[0]!, gp.qemuArgv, gp.qemuVersion, gp.accelWhy),
       }) as Record<string, Json>);
     }
-    for (const c of cells) tests.push(cellTest(r, c, buildId));
+    for (const c of cells) tests.push(cellTest(r, c, buildId, o.artifactBaseUrl));
   }
   return { version: { ...KCIDB_VERSION }, checkouts, builds, tests };
 }
@@ -109,7 +146,20 @@ function environment(c: CellResult, argv: string[] | null, qemuVersion: string |
   return dropNulls({ comment: where, misc: { cpus: c.cpus, runtime: c.runtime, accelerator: c.accel, accelerator_why: accelWhy, qemu_version: qemuVersion, qemu_command_line: argv ? argv.join(' ') : undefined } })!;
 }
 
-function cellTest(r: Results, c: CellResult, buildId: string): Record<string, Json> {
+/** The kernel source a kernel's checkout is keyed by (as toKcidb computes it). */
+function checkoutOf(r: Results, kid: string): string {
+  const cells = r.cells.filter((c) => c.kernel === kid);
+  const rec = r.kernels.find((k) => k.id === kid);
+  return (cells.length ? provenance(r, cells[0]!).kernelSource : null) ?? rec?.source ?? `kernel ${kid}`;
+}
+
+/**
+ * A cell as a test. Inputs (with a base URL): results.json, which holds the
+ * scenario's op script and the model's expected values the verdict was
+ * judged against; outputs: the boot's console.log (log_url is the
+ * reproducer's results.jsonl).
+ */
+function cellTest(r: Results, c: CellResult, buildId: string, base: string | undefined): Record<string, Json> {
   const p = provenance(r, c);
   const log = [c.reason, c.divergence ? `divergence: ${JSON.stringify(c.divergence)}` : undefined, c.console_excerpt].filter(Boolean).join('\n');
   return dropNulls({
@@ -117,7 +167,8 @@ function cellTest(r: Results, c: CellResult, buildId: string): Record<string, Js
     path: `${KCIDB_ORIGIN}.${component(c.scenario)}`, comment: `${c.kernel} x ${c.scenario}: ${c.verdict}`,
     status: KCIDB_STATUS[c.verdict], start_time: c.started_at,
     duration: typeof c.duration_ms === 'number' ? c.duration_ms / 1000 : undefined,
-    log_url: fileUrl(c.results_log), log_excerpt: log ? excerpt(log) : undefined,
+    log_url: resource(base, c.results_log)?.[0]?.url, log_excerpt: log ? excerpt(log) : undefined,
+    input_files: resource(base, 'results.json'), output_files: resource(base, c.console_log),
     environment: environment(c, p.qemuArgv, p.qemuVersion, p.accelWhy),
     misc: {
       verdict: c.verdict, reason: c.reason, expected_logic: p.expectedLogic, scenario_hash: c.scenario_hash,

@@ -1,9 +1,10 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { release as osRelease } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { diffCell } from '../../diff/index.ts';
-import { type BisectFacts, bugTitle, renderBugReport } from '../../export/bugreport.ts';
+import { artifactUrl, httpsBase } from '../../export/artifact-url.ts';
+import { type BisectFacts, bugTitle, compilerFromBanner, gitSource, renderBugReport } from '../../export/bugreport.ts';
 import { generateCReproducer } from '../../export/creproducer.ts';
 import { provenance } from '../../export/provenance.ts';
 import { candidateLogics, type Logic, logicLabel, parseLogic, simulate, simOptionsForVersion, type SimulateOptions } from '../../model/index.ts';
@@ -57,10 +58,13 @@ export const command: Command = {
   description: `Writes OUT/report.txt, laid out like a syzbot report (title; kernel release, source,
 config, compiler; console output; the measured vs expected ops; with --bisect the
 first bad commit or release and the bisect log), and OUT/repro.c, a single-file C
-program generated from the scenario (gcc -static repro.c) that maps the same perf
-ring buffers, prints each measured value beside the expected one (all logics'
-predictions are in its comments) and exits 1 with a BUG line where the kernel
-differs (its output is KTAP, one test per op; exit 4 = skip, as a kselftest). The expected logic is --against, else the kernel's own when the cell
+program generated from the scenario (gcc -static repro.c) for every scenario but
+fault injection. Run as root on a test machine it checks the machine, sets the
+scenario's sysctls (restored on exit), forks its worker and helpers as a fresh
+uid, runs the same ops, prints each measured value beside the expected one (all
+logics' predictions are in its comments) and exits 1 with a BUG line where the
+kernel differs (its output is KTAP, one test per op; exit 4 = skip, as a
+kselftest). The expected logic is --against, else the kernel's own when the cell
 MISMATCHed, else V3 (the intended rule: 003461559ef7) with the kernel's counter,
 so a cell that matches a buggy logic (V0, or V4's re-mmap charge) is reported
 against the rule it breaks. DIR is a run directory (default results/latest).`,
@@ -69,6 +73,8 @@ against the rule it breaks. DIR is a run directory (default results/latest).`,
     bisect: { type: 'string', arg: 'PATH', help: 'a saved bisect (lockstep-bisect.json or its directory; a bisect.log beside it is included)' },
     cpus: { type: 'string', arg: 'N', help: 'generate repro.c for N online CPUs (default: the scenario\'s)' },
     out: { type: 'string', arg: 'DIR', help: 'where to write (default: DIR/bugreport-KERNEL-SCENARIO)' },
+    'artifact-base-url': { type: 'string', arg: 'URL', help: 'https URL the run directory is published at: "console output:" is the cell\'s console log under it' },
+    'reported-by': { type: 'string', arg: 'NAME <ADDR>', help: 'add a Reported-by: tag for the fix commit' },
   },
   examples: ['lockstep bugreport host:remmap results/latest', 'lockstep bugreport pre-fix:incident --bisect /srv/linux/.git/lockstep-bisect.json'],
   async run(v, pos) {
@@ -104,11 +110,19 @@ against the rule it breaks. DIR is a run directory (default results/latest).`,
     const others = [own, ...(['V0', 'V1', 'V1a', 'V1b', 'V2', 'V3', 'V4'] as const).map((a): Logic => ({ accounting: a, counter: ref.counter }))]
       .filter((l): l is Logic => l !== null && logicLabel(l) !== logicLabel(ref))
       .filter((l, k, all) => all.findIndex((x) => logicLabel(x) === logicLabel(l)) === k);
-    const compiler = p.release && p.release === osRelease() && existsSync('/proc/version') ? (/\((gcc[^ ]* \(.*?\) [\d.]+)/.exec(readFileSync('/proc/version', 'utf8'))?.[1] ?? null) : null;
+    const base = v['artifact-base-url'] === undefined ? undefined : httpsBase(String(v['artifact-base-url']));
+    const reportedBy = v['reported-by'] === undefined ? null : reporter(String(v['reported-by']));
+    const consoleFile = c.console_log ? resolve(dirname(src), c.console_log) : null;
+    const consoleText = consoleFile && existsSync(consoleFile) ? readFileSync(consoleFile, 'utf8') : null;
+    // the kernel's own banner: from its boot console, else /proc/version when it is the running kernel
+    const compiler = (consoleText ? compilerFromBanner(consoleText) : null)
+      ?? (p.release && p.release === osRelease() && existsSync('/proc/version') ? compilerFromBanner(readFileSync('/proc/version', 'utf8')) : null);
+    // "console output:" only where it points somewhere real: under the published URL, or a copy beside report.txt
+    const consoleLog = base && c.console_log ? artifactUrl(base, c.console_log) ?? null : consoleText !== null ? 'console.log (beside this report)' : null;
     const bisect = v.bisect !== undefined ? bisectFacts(String(v.bisect)) : null;
     const input = {
       kernel, scenario: def, verdict: c.verdict, release: p.release, version: p.kernelVersion, source: p.kernelSource, configSha256: p.configSha256,
-      compiler, consoleLog: c.console_log ?? null, accel: c.accel, cpus: c.cpus, measured: c.measured,
+      compiler, consoleLog, git: gitSource(p.kernelSource), reportedBy, accel: c.accel, cpus: c.cpus, measured: c.measured,
       reference: { logic: ref, expected: refExpected, why }, own: ownExpected, divergence, reproFile: 'repro.c', rerun: c.rerun, bisect,
     };
     const report = renderBugReport(input);
@@ -123,11 +137,18 @@ against the rule it breaks. DIR is a run directory (default results/latest).`,
     await mkdir(out, { recursive: true });
     await writeFile(join(out, 'report.txt'), report);
     await writeFile(join(out, 'repro.c'), cfile);
+    if (consoleLog?.startsWith('console.log') && consoleFile) await copyFile(consoleFile, join(out, 'console.log'));
     process.stdout.write(report);
     console.error(`lockstep bugreport: wrote ${join(out, 'report.txt')} and ${join(out, 'repro.c')}`);
     return 0;
   },
 };
+
+/** --reported-by: "Name <local@domain>" on one line, as the kernel's Reported-by: tags are (Documentation/process/submitting-patches.rst). */
+function reporter(v: string): string {
+  if (!/^[^<>\n\r]*\S <[^<>@\s]+@[^<>@\s]+>$/.test(v)) throw new ConfigError('command line', '--reported-by', `${JSON.stringify(v)} is not "Name <address>"`, 'e.g. --reported-by "Jane Doe <jane@example.org>"');
+  return v;
+}
 
 /**
  * The concrete logic a cell was judged by: its expected label, or for an open

@@ -37,7 +37,7 @@ export const command: Command = {
   report.html  a self-contained page (inline CSS and SVG, no network): kernels x
                scenarios verdicts, classified logic per kernel, first EPERM points,
                one VmPin-against-call-number plot per kernel, per-cell provenance
-  junit.xml    one testcase per cell (failure: MISMATCH/ERROR/TIMEOUT/PANIC/BOOT_FAIL/BUILD_FAIL; skipped: SKIP)
+  junit.xml    one testcase per cell (failure: MISMATCH/PANIC; error: ERROR/TIMEOUT/BOOT_FAIL/BUILD_FAIL; skipped: SKIP)
   results.tap  the same as a TAP 14 stream
   results.ktap the same as KTAP version 1, nested kernel -> scenario (kselftest style)
 With --out elsewhere, results.json is copied there too (publishing). When
