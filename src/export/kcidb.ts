@@ -11,22 +11,21 @@ import { createHash } from 'node:crypto';
 import { artifactUrl } from './artifact-url.ts';
 import type { CellResult, CellVerdict, Results } from '../results/schema.ts';
 import { kernelIds } from '../report/analysis.ts';
+import { type KcidbStatus, VERDICT_FACTS, VERDICTS } from '../diff/verdicts.ts';
 import { provenance } from './provenance.ts';
 
 export const KCIDB_VERSION = { major: 5, minor: 3 } as const;
 export const KCIDB_ORIGIN = 'lockstep';
 
-export type KcidbStatus = 'FAIL' | 'ERROR' | 'MISS' | 'PASS' | 'DONE' | 'SKIP';
+export type { KcidbStatus } from '../diff/verdicts.ts';
 
 /**
- * A cell's verdict as a KCIDB test status: MATCH -> PASS, MISMATCH/PANIC ->
- * FAIL, TIMEOUT/ERROR -> ERROR, BOOT_FAIL/BUILD_FAIL -> MISS (the boot test
- * or the build carries the FAIL), SKIP -> SKIP, UNCHECKED -> DONE.
+ * A cell's verdict as a KCIDB test status (the verdict table's kcidb column,
+ * src/diff/verdicts.ts): MATCH -> PASS, MISMATCH/PANIC -> FAIL, TIMEOUT/ERROR
+ * -> ERROR, BOOT_FAIL/BUILD_FAIL -> MISS (the boot test or the build carries
+ * the FAIL), SKIP -> SKIP, UNCHECKED -> DONE.
  */
-export const KCIDB_STATUS: Readonly<Record<CellVerdict, KcidbStatus>> = {
-  MATCH: 'PASS', MISMATCH: 'FAIL', PANIC: 'FAIL', TIMEOUT: 'ERROR', ERROR: 'ERROR',
-  BOOT_FAIL: 'MISS', BUILD_FAIL: 'MISS', SKIP: 'SKIP', UNCHECKED: 'DONE',
-};
+export const KCIDB_STATUS: Readonly<Record<CellVerdict, KcidbStatus>> = Object.fromEntries(VERDICTS.map((v) => [v, VERDICT_FACTS[v].kcidb])) as Record<CellVerdict, KcidbStatus>;
 
 type Json = string | number | boolean | Json[] | { [k: string]: Json };
 export interface KcidbSubmission {

@@ -8,6 +8,7 @@
 
 import { verdictClass, type Results } from '../results/schema.ts';
 import { kernelIds } from './analysis.ts';
+import { VERDICT_FACTS } from '../diff/verdicts.ts';
 
 /** XML 1.0 text: escape markup, drop characters XML cannot carry (console excerpts have them). */
 export const xmlEsc = (s: string): string =>
@@ -28,10 +29,10 @@ function testcase(k: string, c: Cell): string[] {
   // classname dots are read as packages by JUnit viewers: keep a kernel id one level
   const open = `    <testcase classname="lockstep.${xmlEsc(k.replace(/\./g, '_'))}" name="${xmlEsc(c.scenario)}" time="${secs(c.duration_ms)}">`;
   const sysout = `      <system-out>${xmlEsc(`verdict ${c.verdict}; expected logic ${c.expected_logic ?? 'unknown'}; first EPERM measured ${c.first_eperm_measured ?? '-'}, expected ${c.first_eperm_expected ?? '-'}\nre-run: ${c.rerun}${c.console_log ? `\nconsole: ${c.console_log}` : ''}`)}</system-out>`;
-  const cls = verdictClass(c.verdict);
-  if (cls === 'skip') return [open, `      <skipped message="${xmlEsc(c.reason ?? '')}"/>`, '    </testcase>'];
-  if (cls === 'pass') return [open, sysout, '    </testcase>'];
-  const el = cls === 'infra' ? 'error' : 'failure';
+  // the JUnit element of each verdict: the verdict table (src/diff/verdicts.ts)
+  const el = VERDICT_FACTS[c.verdict].junit;
+  if (el === 'skipped') return [open, `      <skipped message="${xmlEsc(c.reason ?? '')}"/>`, '    </testcase>'];
+  if (el === null) return [open, sysout, '    </testcase>'];
   const body = `      <${el} type="${c.verdict}" message="${xmlEsc(`${c.verdict}: ${c.reason ?? ''}`.slice(0, 500))}">${xmlEsc(c.console_excerpt ?? c.reason ?? '')}</${el}>`;
   return [open, body, sysout, '    </testcase>'];
 }
