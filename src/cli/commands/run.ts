@@ -6,6 +6,7 @@ import { DEFAULT_SPLAT_POLICY, loadSplatPolicy } from '../../policy/load.ts';
 import { writeReports, writeStepSummary } from '../../report/files.ts';
 import { renderSummary } from '../../report/summary.ts';
 import { renderTable } from '../../results/table.ts';
+import { checkOutputDir, ensureWritableDir, FORCE_OPTION, guardMeasured, RESULT_FILES } from '../../results/write.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { artifactBaseUrl, artifactUrlOption, type Command, DEFAULT_JOBS, EXIT, exitForVerdicts, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
 import { checkUniqueIds } from '../../kernels/spec.ts';
@@ -46,6 +47,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     cpus: { type: 'string', arg: 'N,..', help: 'vCPU counts VM groups run "cpus": "any" scenarios at, one boot per count (default 2); host rows use the host\'s online count; pinned scenarios keep theirs' },
     attempts: { type: 'string', arg: 'N', help: 'boots per group at most: a TIMEOUT, BOOT_FAIL or ERROR cell is run again in a fresh boot; a cell that passed only on a retry is marked flaky', default: '2' },
     ...artifactUrlOption,
+    ...FORCE_OPTION,
   },
   examples: [
     'lockstep run                                   # the default matrix',
@@ -108,6 +110,10 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     const anyCpus = list(v.cpus)?.map((n) => int(n, 'cpus', 1, 256));
     if (v.cpus !== undefined && !anyCpus?.length) throw new ConfigError('command line', '--cpus', 'no CPU count given', 'pass e.g. --cpus 1,2,4,8');
     const baseUrl = artifactBaseUrl(v);
+    // the output directory: writable, and never a run measured before (unless --force), checked before any boot
+    await ensureWritableDir(outDir);
+    await checkOutputDir(outDir, RESULT_FILES);
+    await guardMeasured(outDir, { cells: [] }, Boolean(v.force));
     let header = quiet ? '' : `lockstep: ${kernels.length} kernels x ${scenarios.length} scenarios -> ${outDir}`;
     const progress = (l: string): void => {
       if (quiet) return;
