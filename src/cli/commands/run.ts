@@ -8,6 +8,7 @@ import { renderSummary } from '../../report/summary.ts';
 import { renderTable } from '../../results/table.ts';
 import { checkOutputDir, ensureWritableDir, FORCE_OPTION, guardMeasured, RESULT_FILES } from '../../results/write.ts';
 import { ConfigError } from '../../util/errors.ts';
+import { shellQuote } from '../../util/quote.ts';
 import { artifactBaseUrl, artifactUrlOption, type Command, DEFAULT_JOBS, EXIT, exitForVerdicts, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
 import { checkUniqueIds } from '../../kernels/spec.ts';
 import { resolveKernelArg } from '../kernel-arg.ts';
@@ -95,9 +96,14 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     const quiet = Boolean(v.quiet);
-    const specFlags = ((v['kernel-spec'] as string[] | undefined) ?? []).map((f) => ` --kernel-spec ${resolve(f)}`).join('');
-    const argFlags = ((v.kernel as string[] | undefined) ?? []).map((k) => ` --kernel ${k}`).join('') + (v.append !== undefined ? ` --append '${String(v.append)}'` : '');
-    const scenFlags = ((v['scenario-file'] as string[] | undefined) ?? []).map((f) => ` --scenario-file ${resolve(f)}`).join('');
+    // the re-run command of each cell, quoted for a POSIX shell (shell-quote): a path or --append value is one word, never code
+    const flags = (flag: string, xs: readonly string[]): string[] => xs.flatMap((x) => [flag, x]);
+    const rerunFlags = [
+      ...flags('--kernel-spec', ((v['kernel-spec'] as string[] | undefined) ?? []).map((f) => resolve(f))),
+      ...flags('--kernel', (v.kernel as string[] | undefined) ?? []),
+      ...(v.append !== undefined ? ['--append', String(v.append)] : []),
+      ...flags('--scenario-file', ((v['scenario-file'] as string[] | undefined) ?? []).map((f) => resolve(f))),
+    ];
     // Flags are checked before anything is printed, and the header waits for the
     // first progress line, so bad input or a missing tool gives exactly one line.
     const jobs = int(v.jobs, 'jobs', 1, 64);
@@ -134,7 +140,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
         splatPolicy,
         attempts, anyCpus,
         runtime: runtime === 'virtme' ? 'virtme' : undefined,
-        rerun: (k, s) => `node bin/lockstep.mjs run --kernels ${k} --scenarios ${s}${specFlags}${argFlags}${scenFlags}`,
+        rerun: (k, s) => shellQuote(['node', 'bin/lockstep.mjs', 'run', '--kernels', k, '--scenarios', s, ...rerunFlags]),
       });
       const bad = r.cells.filter((c) => !['MATCH', 'SKIP', 'UNCHECKED'].includes(c.verdict));
       console.log(renderTable(r));
