@@ -105,7 +105,7 @@ export async function writeAtomic(path: string, data: string | Buffer): Promise<
  * refused too (it may be a run). Throws ConfigError naming the cell count
  * and kernels that would be lost; the fix is another --out or `force`.
  */
-export async function guardMeasured(dir: string, next: Pick<Results, 'cells'>, force: boolean, flag = '--out'): Promise<void> {
+export async function guardMeasured(dir: string, next: { cells: readonly Pick<Results['cells'][number], 'kernel' | 'scenario'>[] }, force: boolean, flag = '--out'): Promise<void> {
   if (force) return;
   const path = join(dir, 'results.json');
   if ((await kindOf(path)) === null) return;

@@ -23,6 +23,8 @@ and writes OUT/results.json (schema lockstep/results@2; paths in it relative to 
 OUT/logs/<kernel>@<cpus>cpu/{console.log,results.jsonl,script.ops}. Results are
 rewritten atomically after every boot, so an interrupted run keeps what it measured.
 Without --kernels/--scenarios it runs the embedded default matrix.
+An OUT that already holds a run's results.json with cells is refused before any boot
+(exit 2: nothing measured is replaced) unless --force.
 Exit 0 when every cell is MATCH, SKIP or UNCHECKED; 1 when a cell MISMATCHed or PANICked (the
 kernel's behaviour); 3 when the only failures are infrastructure (TIMEOUT, BOOT_FAIL, BUILD_FAIL,
 ERROR, after --attempts boots); 2 bad input. On SIGINT/SIGTERM every
