@@ -20,7 +20,12 @@ import { type BisectState, loadState, newState, saveState, type StepRecord } fro
 
 const now = (): string => new Date().toISOString();
 
+/** The only options lockstep passes to git here: any other argument starting with "-" came from a ref or a state file and is refused. */
+const GIT_OPTIONS = new Set(['--git-dir', '--verify', '--quiet', '--end-of-options', '-1', '--format=%s', '-q', '--detach', '--is-ancestor', '--porcelain', '--untracked-files=no', '--short', '-f']);
+
 async function git(tree: string, args: string[]): Promise<string> {
+  const opt = args.find((a) => a.startsWith('-') && !GIT_OPTIONS.has(a));
+  if (opt !== undefined) throw new ConfigError('command line', '--tree', `${JSON.stringify(opt)} would reach git as an option`, 'give commits, tags or branches that do not start with "-"');
   try {
     return (await runTool('git', ['-C', tree, ...args], { install: 'apt-get install git' })).stdout.trim();
   } catch (e) {
@@ -44,13 +49,13 @@ export const defaultStatePath = async (tree: string): Promise<string> => join(aw
 export async function resolveCommit(tree: string, ref: string, flag: string): Promise<string> {
   if (ref.startsWith('-')) throw new ConfigError('command line', flag, `${JSON.stringify(ref)} looks like an option`, 'give a commit, tag or branch');
   try {
-    return await git(tree, ['rev-parse', '--verify', '--quiet', `${ref}^{commit}`]);
+    return await git(tree, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`]);
   } catch {
     throw new ConfigError('command line', flag, `${JSON.stringify(ref)} is not a commit in ${tree}`, `check it with git -C ${tree} log --oneline`);
   }
 }
 
-const subject = (tree: string, sha: string): Promise<string> => git(tree, ['log', '-1', '--format=%s', sha]);
+const subject = (tree: string, sha: string): Promise<string> => git(tree, ['log', '-1', '--format=%s', '--end-of-options', sha]);
 const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
 
 export interface TreeBisectOptions {
@@ -110,7 +115,7 @@ export async function bisectTree(o: TreeBisectOptions): Promise<TreeBisectResult
   const good = await resolveCommit(o.tree, o.good, '--good');
   const bad = await resolveCommit(o.tree, o.bad, '--bad');
   if (good === bad) throw new ConfigError('command line', '--bad', 'the good and bad ends are the same commit', 'give two different commits');
-  if ((await git(o.tree, ['merge-base', '--is-ancestor', good, bad]).then(() => true, () => false)) === false) {
+  if ((await git(o.tree, ['merge-base', '--is-ancestor', '--end-of-options', good, bad]).then(() => true, () => false)) === false) {
     throw new ConfigError('command line', '--good', `${o.good} is not an ancestor of ${o.bad}`, 'give the older commit as --good');
   }
   const gd = await gitDir(o.tree);
@@ -206,7 +211,7 @@ export async function bisectTree(o: TreeBisectOptions): Promise<TreeBisectResult
   let result: TreeBisectResult;
   if ('first' in ended) {
     const first = ended.first;
-    const parent = await git(o.tree, ['rev-parse', `${first}^`]).catch(() => '');
+    const parent = await git(o.tree, ['rev-parse', '--verify', '--end-of-options', `${first}^`]).catch(() => '');
     lines.push(`first commit with the new behaviour: ${first} ${await subject(o.tree, first)}`);
     lines.push(`  ${first.slice(0, 12)}: ${evidence(state.steps[first])}`);
     if (parent) lines.push(`  parent ${parent.slice(0, 12)} ${await subject(o.tree, parent)}: ${evidence(state.steps[parent])}`);

@@ -51,7 +51,8 @@ export const list = (v: unknown): string[] | undefined =>
   typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
 
 export const int = (v: unknown, flag: string, min: number, max: number): number => {
-  const n = Number(v);
+  // decimal digits only: Number() would also take "", " 5", "0x10" and "1e3"
+  const n = typeof v === 'string' && /^-?\d{1,16}$/.test(v) ? Number(v) : typeof v === 'number' ? v : NaN;
   if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError('command line', `--${flag}`, `${JSON.stringify(v)} is not a whole number in ${min}..${max}`, `pass e.g. --${flag} ${min}`);
   return n;
 };

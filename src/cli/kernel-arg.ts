@@ -29,7 +29,13 @@ export function parseKernelArg(arg: string): KernelArg {
     return { kind: 'debian', package: m[1]!, version: m[2] ?? null, suite: m[3] ?? null };
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(arg)) {
-    const u = new URL(arg);
+    let u: URL;
+    try {
+      u = new URL(arg);
+    } catch {
+      throw bad(arg, 'not a valid URL');
+    }
+    if (u.username || u.password) throw bad(arg, 'a URL with credentials is not fetched');
     if (u.protocol !== 'https:' && u.protocol !== 'http:') throw bad(arg, `${u.protocol} URLs are not fetched`);
     const frag = new URLSearchParams(u.hash.replace(/^#/, ''));
     const sha = frag.get('sha256');

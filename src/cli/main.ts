@@ -40,6 +40,10 @@ export function helpText(c: Command): string {
 
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === '--version' || argv[0] === '-V') {
+    if (argv.length > 1) {
+      console.error(`lockstep: ${argv[0]} takes no arguments, got ${JSON.stringify(argv[1]!.slice(0, 60))}. Fix: run \`lockstep --version\` alone.`);
+      return 2;
+    }
     console.log(`lockstep ${LOCKSTEP_VERSION} (results schema ${RESULTS_SCHEMA}; node ${process.versions.node})`);
     return 0;
   }
@@ -50,6 +54,12 @@ export async function main(argv: string[]): Promise<number> {
   // Two-word commands ("kernels list") are looked up first.
   const c = COMMANDS.find((x) => x.name === argv.slice(0, 2).join(' ')) ?? COMMANDS.find((x) => x.name === argv[0]);
   if (!c) {
+    const group = COMMANDS.filter((x) => x.name.startsWith(`${argv[0]} `)).map((x) => x.name.slice(argv[0]!.length + 1));
+    if (group.length > 0) {
+      const sub = argv[1] === undefined ? 'no subcommand' : `unknown subcommand ${JSON.stringify(argv[1].slice(0, 60))}`;
+      console.error(`lockstep: ${sub} of ${JSON.stringify(argv[0])}. Fix: use one of ${group.map((g) => `\`lockstep ${argv[0]} ${g}\``).join(', ')}.`);
+      return 2;
+    }
     console.error(`lockstep: unknown command ${JSON.stringify(argv[0])}. Fix: run \`lockstep --help\` for the list of commands.`);
     return 2;
   }
@@ -66,6 +76,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     // node's message can span lines; the error stays one line
     console.error(`lockstep ${c.name}: command line: ${(e as Error).message.replace(/\s*\n\s*/g, ' ').replace(/\.$/, '')}. Fix: see \`lockstep ${c.name} --help\`.`);
+    return 2;
+  }
+  // a command that takes no positional argument refuses one (a typo'd flag value, `explain extra`)
+  if (!c.args && parsed.positionals.length > 0) {
+    console.error(`lockstep ${c.name}: command line: unexpected argument ${JSON.stringify(parsed.positionals[0]!.slice(0, 60))} (this command takes only options). Fix: see \`lockstep ${c.name} --help\`.`);
     return 2;
   }
   for (const [name, o] of Object.entries(c.options)) {

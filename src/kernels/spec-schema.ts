@@ -11,6 +11,7 @@ import semver from 'semver';
 import { z } from 'zod';
 import { readKernelVersion } from '../kernel-facts/index.ts';
 import { ACCOUNTINGS, COUNTERS, type Accounting, type Counter } from '../model/accounting.ts';
+import { GIT_URL_FIX, gitUrlProblem } from '../util/git-url.ts';
 import { bool, explain, oneOf, prose, quotedList, show, strictObject, typeName, unsafeText } from '../util/validate.ts';
 import { DEBIAN_SUITES, SUITE_NAME_RE } from './obtain/deb-kernels.ts';
 import { ARCHES, PAGE_SIZES_KB, type ExpectSpec, type SourceTree } from './types.ts';
@@ -143,7 +144,10 @@ const sourceTreeSchema = z
     debian_package: specString('a Debian kernel source package such as "linux-source-6.1"', 64, DEB_SOURCE_RE).optional(),
     suite: suite.optional(),
     path: absPath('the absolute path of a kernel tree').optional(),
-    git: specString('a git URL', 2048).optional(),
+    git: specString('a git URL', 2048).superRefine((u, ctx) => {
+      const bad = gitUrlProblem(u, true);
+      if (bad !== null) ctx.addIssue({ code: 'custom', message: explain(`${show(u)} ${bad}`, `${GIT_URL_FIX}, or an absolute path of a local repository`) });
+    }).optional(),
     ref: specString('a tag, branch or commit, e.g. "v5.3"', 128, GIT_REF_RE).optional(),
     tarball: httpUrl('an http(s) URL of a .tar.xz/.tar.gz kernel tarball').optional(),
     sha256: sha256.optional(),

@@ -12,10 +12,12 @@
 //
 // Adding a kind = adding one entry to KIND_VALIDATORS (see `source`, reserved).
 
-import { readFile, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../util/errors.ts';
+import { readRegularFile } from '../util/input.ts';
+import { parseJsonStrict } from '../util/json.ts';
 import { parseOrThrow, show, toConfigError } from '../util/validate.ts';
 import { defaultFragment } from './source-spec.ts';
 import { expectSchema, kernelSpecSchema, type ParsedSpec } from './spec-schema.ts';
@@ -79,7 +81,7 @@ export function parseSpec(obj: unknown, file: string, at = ''): KernelSpec {
 export function parseSpecText(text: string, file: string): KernelSpec[] {
   let data: unknown;
   try {
-    data = JSON.parse(text);
+    data = parseJsonStrict(text);
   } catch (e) {
     throw new ConfigError(file, '', `not valid JSON (${(e as Error).message})`, 'fix the JSON syntax (jq . FILE shows where)');
   }
@@ -97,7 +99,7 @@ export function parseSpecText(text: string, file: string): KernelSpec[] {
 export async function loadSpecFile(path: string): Promise<KernelSpec[]> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readRegularFile(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new ConfigError(path, '', `cannot read the kernel spec file (${code ?? (e as Error).message})`, 'check the path and its permissions');

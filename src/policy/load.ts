@@ -1,8 +1,9 @@
 // Reads a splat policy file (see splats.ts for its shape and meaning).
 
-import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../util/errors.ts';
+import { readRegularFile } from '../util/input.ts';
+import { parseJsonStrict } from '../util/json.ts';
 import { parseSplatPolicy, type SplatPolicy } from './splats.ts';
 
 /** The policy the repository ships (policy/splats.json), used when `--splat-policy` is not given. */
@@ -16,11 +17,11 @@ export const DEFAULT_SPLAT_POLICY = fileURLToPath(new URL('../../policy/splats.j
  */
 export async function loadSplatPolicy(file: string, shownAs = file): Promise<SplatPolicy> {
   let text: string;
-  try { text = await readFile(file, 'utf8'); } catch (e) {
-    throw new ConfigError(shownAs, '', `cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`, 'give an existing policy file to --splat-policy, or leave the flag out for policy/splats.json');
+  try { text = await readRegularFile(file); } catch (e) {
+    throw new ConfigError(shownAs, '', `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'give an existing policy file to --splat-policy, or leave the flag out for policy/splats.json');
   }
   let raw: unknown;
-  try { raw = JSON.parse(text); } catch (e) {
+  try { raw = parseJsonStrict(text); } catch (e) {
     throw new ConfigError(shownAs, '', `not valid JSON (${(e as Error).message})`, 'fix the JSON syntax');
   }
   return parseSplatPolicy(raw, shownAs);

@@ -3,7 +3,7 @@
 // manner of libbpf/ci's allow/deny lists. Pure: the parsed file in, a
 // decision function out; reading the file is load.ts's job.
 
-import { minimatch } from 'minimatch';
+import { Minimatch } from 'minimatch';
 import { SPLAT_KINDS, type SplatKind } from '../runner/stream.ts';
 import { ConfigError } from '../util/errors.ts';
 
@@ -61,6 +61,8 @@ export function parseSplatPolicy(raw: unknown, file: string): SplatPolicy {
     if (!isObj(r)) return bad(at, 'not an object', 'give { "kernels": GLOB, "fail": [KIND..], "note": [KIND..] }');
     for (const k of Object.keys(r)) if (!['kernels', 'fail', 'note'].includes(k) && !k.startsWith('$')) bad(`${at}.${k}`, 'unknown key', 'use only kernels, fail, note (and "$comment")');
     if (typeof r.kernels !== 'string' || !r.kernels.trim()) bad(`${at}.kernels`, 'missing or not a non-empty string', 'give a kernel id glob, e.g. "*" or "debian-6.1*"');
+    const glob = globProblem(r.kernels as string);
+    if (glob !== null) bad(`${at}.kernels`, glob, 'a kernel id glob needs at most 3 "*", 2 "{..}" groups and 128 characters, e.g. "debian-6.1*"');
     const kinds = (key: 'fail' | 'note'): SplatKind[] => {
       const v = r[key] ?? [];
       if (!Array.isArray(v)) return bad(`${at}.${key}`, 'not an array', `give a list of splat kinds (${SPLAT_KINDS.join(', ')})`);
@@ -80,6 +82,34 @@ export function parseSplatPolicy(raw: unknown, file: string): SplatPolicy {
   return { source: file, rules };
 }
 
+/** Limits of a kernel id glob: a regex of many `*` backtracks for seconds per id (issue 26). */
+const GLOB_MAX = { length: 128, stars: 3, braces: 2 };
+
+/** A run of `*` and `?` holding a `*` means "at least as many characters as `?`s": written `?..?*`, one `*`. */
+const collapseStars = (g: string): string => g.replace(/[*?]*\*[*?]*/g, (run) => `${'?'.repeat(run.split('?').length - 1)}*`);
+
+/** Why a kernel id glob is refused (too long, too many wildcards or brace groups), or null. */
+export function globProblem(g: string): string | null {
+  if (g.length > GLOB_MAX.length) return `is ${g.length} characters long (max ${GLOB_MAX.length})`;
+  const stars = (collapseStars(g).match(/\*/g) ?? []).length;
+  if (stars > GLOB_MAX.stars) return `has ${stars} separate "*" (max ${GLOB_MAX.stars})`;
+  const braces = (g.match(/\{/g) ?? []).length;
+  if (braces > GLOB_MAX.braces) return `has ${braces} "{" groups (max ${GLOB_MAX.braces})`;
+  return null;
+}
+
+/** Each glob compiled once (a policy is matched once per kernel id, and cells share it). */
+const compiled = new Map<string, Minimatch>();
+function matcher(glob: string): Minimatch {
+  let m = compiled.get(glob);
+  if (m === undefined) {
+    m = new Minimatch(collapseStars(glob));
+    if (compiled.size > 1024) compiled.clear();
+    compiled.set(glob, m);
+  }
+  return m;
+}
+
 /**
  * The decisions for one kernel id: for each kind, the LAST rule whose
  * `kernels` glob matches the id and lists the kind wins (so a general "*"
@@ -87,7 +117,7 @@ export function parseSplatPolicy(raw: unknown, file: string): SplatPolicy {
  * fails the cell.
  */
 export function splatDecider(p: SplatPolicy, kernel: string): SplatDecider {
-  const matching = p.rules.map((r, i) => ({ r, i })).filter(({ r }) => minimatch(kernel, r.kernels));
+  const matching = p.rules.map((r, i) => ({ r, i })).filter(({ r }) => matcher(r.kernels).match(kernel));
   const find = (kind: SplatKind): { action: SplatAction; why: string } => {
     if (ALWAYS_FAIL.includes(kind)) return { action: 'fail', why: 'a panic always fails' };
     for (let k = matching.length - 1; k >= 0; k--) {

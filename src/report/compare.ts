@@ -17,7 +17,8 @@ import { cellKey, classifyAll, epermText, kernelIds } from './analysis.ts';
  *   BUILD_FAIL, ERROR) where the old side had a judgement: says nothing
  *   about the kernel;
  * - still_failing: failed on both sides (behaviour or infrastructure);
- * - new / missing: the cell exists on one side only;
+ * - new / missing: the cell exists on one side only (missing: the new run
+ *   lost a cell the old one had; `lockstep diff` fails on it, issue 26);
  * - changed: both sides pass (or skip) but something else moved (the first
  *   EPERM point, SKIP <-> MATCH): listed, never counted against the run.
  */
@@ -165,7 +166,8 @@ export function renderComparison(c: Comparison, oldName: string, newName: string
   const fmt = (v: CellFacts | null) => (v ? `${v.verdict} EPERM ${epermText(v.first_eperm_measured)}` : 'absent');
   const beside = (k: string): string => (moved.has(k) ? ` [${moved.get(k)}]` : '');
   for (const x of changed) out.push(`${LABEL[x.category]} ${x.kernel} x ${x.scenario}: ${fmt(x.old)} -> ${fmt(x.new)} (${x.what.join(', ')})${beside(x.kernel)}`);
-  out.push('', `${c.regressions} regression(s), ${changed.length} cell change(s).${asBefore} ` +
+  const lost = c.counts.missing ? ` ${c.counts.missing} cell(s) of ${oldName} missing from ${newName}.` : '';
+  out.push('', `${c.regressions} regression(s), ${changed.length} cell change(s).${lost}${asBefore} ` +
     `By category: ${CATEGORIES.map((k) => `${k} ${c.counts[k]}`).join(', ')}; unstable classifications ${kernelChanges.filter((k) => k.category === 'unstable').length}.`);
   return out.join('\n') + '\n';
 }

@@ -154,6 +154,9 @@ export interface Results {
   cells: CellResult[];
 }
 
+/** Kernel and scenario ids as lockstep writes them (kernel spec ids, scenario IDENT_RE): they name files, so never a path. */
+const RESULT_ID_RE = /^[A-Za-z0-9_.+-]{1,128}$/;
+
 const DAMAGED = 'the file is damaged or was not written by lockstep; re-run the matrix';
 const damaged = (problem: string) => ({ error: () => explain(problem, DAMAGED) });
 const text = z.string(damaged('missing or not a string'));
@@ -198,7 +201,18 @@ export const resultsSchema = z
   }, { error: () => explain('not a JSON object', 'point at a results.json written by `lockstep run`') })
   .superRefine((r, ctx) => {
     const seen = new Set<string>();
+    // consistency: every id is one lockstep writes (never a path), every cell names a listed kernel and scenario
+    const badId = (id: string) => !RESULT_ID_RE.test(id) || /^\.+$/.test(id);
+    const idIssue = (path: (string | number)[], id: string) => ctx.addIssue({ code: 'custom', path, message: explain(`${JSON.stringify(id.slice(0, 80))} is not an id lockstep writes ([A-Za-z0-9_.+-], at most 128, not "." or "..")`, DAMAGED) });
+    r.kernels.forEach((k, i) => { if (badId(k.id)) idIssue(['kernels', i, 'id'], k.id); });
+    r.scenarios.forEach((s, i) => { if (badId(s.id)) idIssue(['scenarios', i, 'id'], s.id); });
+    const kernels = new Set(r.kernels.map((k) => k.id));
+    const scenarios = new Set(r.scenarios.map((s) => s.id));
     r.cells.forEach((c, i) => {
+      if (badId(c.kernel)) idIssue(['cells', i, 'kernel'], c.kernel);
+      else if (badId(c.scenario)) idIssue(['cells', i, 'scenario'], c.scenario);
+      else if (!kernels.has(c.kernel)) ctx.addIssue({ code: 'custom', path: ['cells', i, 'kernel'], message: explain(`${JSON.stringify(c.kernel)} is not in kernels[]`, DAMAGED) });
+      else if (!scenarios.has(c.scenario)) ctx.addIssue({ code: 'custom', path: ['cells', i, 'scenario'], message: explain(`${JSON.stringify(c.scenario)} is not in scenarios[]`, DAMAGED) });
       if (r.schema === 'lockstep/results@1' && c.expected === undefined) ctx.addIssue({ code: 'custom', path: ['cells', i, 'expected'], message: explain('not an array', DAMAGED) });
       const key = `${c.kernel}\0${c.scenario}`;
       if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['cells', i], message: explain(`a second cell for ${c.kernel} x ${c.scenario}`, DAMAGED) });

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HELPER_RLIMIT_MEMLOCK_KB } from '../model/accounting.ts';
 import { ConfigError } from '../util/errors.ts';
+import { parseJsonStrict } from '../util/json.ts';
 import { type CompiledScenario, type Feature, type Op, type SysctlName, ballastBuffers, hasFaultInjection, userLockLimit } from './ops.ts';
 import { type DataPagesSpec, type PagesSpec, SCENARIO_LIMITS, type ScenarioSource, show, validateScenarioWithNotices } from './schema.ts';
 
@@ -539,7 +540,7 @@ export function loadScenarioFile(path: string, notice: (line: string) => void = 
   }
   let obj: unknown;
   try {
-    obj = JSON.parse(text);
+    obj = parseJsonStrict(text);
   } catch (e) {
     throw new ConfigError(file, '', `is not valid JSON (${e instanceof Error ? e.message : String(e)})`, 'fix the JSON syntax (no comments, no trailing commas)');
   }

@@ -10,6 +10,7 @@
 
 import { execa, type ResultPromise } from 'execa';
 import { MissingDependencyError } from './errors.ts';
+import { GIT_ALLOW_PROTOCOL } from './git-url.ts';
 
 /** SIGTERM first, SIGKILL this many ms later. */
 export const KILL_GRACE_MS = 5000;
@@ -42,9 +43,16 @@ export class ToolError extends Error {
   }
 }
 
-const options = (o: ToolOptions) => ({
+/**
+ * git only ever speaks the transports of GIT_ALLOW_PROTOCOL (never ext::,
+ * fd:: or another remote helper, whatever a config or URL says) and never
+ * prompts (git(1) ENVIRONMENT).
+ */
+const GIT_ENV = { GIT_ALLOW_PROTOCOL, GIT_PROTOCOL_FROM_USER: '0', GIT_TERMINAL_PROMPT: '0' };
+
+const options = (cmd: string, o: ToolOptions) => ({
   cwd: o.cwd,
-  env: { LC_ALL: 'C', ...o.env },
+  env: { LC_ALL: 'C', ...(cmd === 'git' ? GIT_ENV : {}), ...o.env },
   cancelSignal: o.signal,
   timeout: o.timeoutMs,
   killSignal: 'SIGTERM' as const,
@@ -68,7 +76,7 @@ function toError(cmd: string, args: readonly string[], o: ToolOptions, e: unknow
 export async function runTool(cmd: string, args: readonly string[], o: ToolOptions): Promise<{ stdout: string; stderr: string }> {
   if (o.signal?.aborted) throw new ToolError(`${cmd}: not started, the run was interrupted`, '', '', true);
   try {
-    const r = await execa(cmd, args, { ...options(o), maxBuffer: 256 << 20 });
+    const r = await execa(cmd, args, { ...options(cmd, o), maxBuffer: 256 << 20 });
     return { stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     throw toError(cmd, args, o, e);
@@ -81,7 +89,7 @@ export async function runTool(cmd: string, args: readonly string[], o: ToolOptio
  * described above.
  */
 export function spawnTool(cmd: string, args: readonly string[], o: ToolOptions & { stdin?: 'ignore' | 'pipe' }): { child: ResultPromise; done: Promise<void> } {
-  const child = execa(cmd, args, { ...options(o), stdin: o.stdin ?? 'ignore', buffer: false });
+  const child = execa(cmd, args, { ...options(cmd, o), stdin: o.stdin ?? 'ignore', buffer: false });
   const done = (async () => {
     if (o.signal?.aborted) child.kill('SIGTERM');
     try {

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { copyFile } from 'node:fs/promises';
 import { release as osRelease } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { diffCell } from '../../diff/index.ts';
@@ -12,7 +12,7 @@ import type { CompiledScenario } from '../../scenario/ops.ts';
 import { type BisectState, parseState, BISECT_STATE_SCHEMA } from '../../bisect/state.ts';
 import { scenarioDefs } from '../../report/analysis.ts';
 import { builtinDefsByHash } from '../../report/files.ts';
-import { readResults } from '../../results/write.ts';
+import { checkOutputDir, readResults, writeAtomic } from '../../results/write.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { type Command, int } from '../common.ts';
 import { resultsPath } from './report.ts';
@@ -134,9 +134,9 @@ against the rule it breaks. DIR is a run directory (default results/latest).`,
         divergence ? `first divergence from ${logicLabel(ref)}: op ${divergence.i} (${divergence.op}) ${divergence.field} measured ${JSON.stringify(divergence.measured)}, expected ${JSON.stringify(divergence.expected)}` : `no divergence from ${logicLabel(ref)}`],
     });
     const out = v.out ? resolve(String(v.out)) : join(dirname(src), `bugreport-${kernel}-${scenario}`);
-    await mkdir(out, { recursive: true });
-    await writeFile(join(out, 'report.txt'), report);
-    await writeFile(join(out, 'repro.c'), cfile);
+    await checkOutputDir(out, ['report.txt', 'repro.c', 'console.log']);
+    await writeAtomic(join(out, 'report.txt'), report);
+    await writeAtomic(join(out, 'repro.c'), cfile);
     if (consoleLog?.startsWith('console.log') && consoleFile) await copyFile(consoleFile, join(out, 'console.log'));
     process.stdout.write(report);
     console.error(`lockstep bugreport: wrote ${join(out, 'report.txt')} and ${join(out, 'repro.c')}`);

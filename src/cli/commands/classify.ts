@@ -7,6 +7,7 @@ import { scenarioHash } from '../../scenario/load.ts';
 import type { CompiledScenario } from '../../scenario/ops.ts';
 import type { Results } from '../../results/schema.ts';
 import { readResults } from '../../results/write.ts';
+import { shellQuote } from '../../util/quote.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { type Command, DEFAULT_JOBS, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
 
@@ -82,7 +83,7 @@ Exit 0 when every classified kernel fits at least one logic, 1 otherwise.`,
       console.error(`lockstep classify: running ${kernels.length} kernel(s) x ${scenarios.length} scenarios -> ${outDir}`);
       r = await runMatrix({
         kernels, scenarios, outDir, cacheDir: v.cache ? resolve(String(v.cache)) : defaultCacheDir(), jobs: int(v.jobs, 'jobs', 1, 64),
-        opTimeoutS: 60, log: (l) => console.error(l), rerun: (k, s) => `node bin/lockstep.mjs run --kernels ${k} --scenarios ${s}`,
+        opTimeoutS: 60, log: (l) => console.error(l), rerun: (k, s) => shellQuote(['node', 'bin/lockstep.mjs', 'run', '--kernels', k, '--scenarios', s]),
       });
     }
     const ids = wanted ?? r.kernels.map((k) => k.id);

@@ -20,8 +20,9 @@ export const command: Command = {
 and compares each kernel's classified logic (the label \`lockstep classify\` prints):
 a changed label is a regression when both sides had cells to classify,
 unstable when one side had none.
-Exit 1 when there is a regression, 3 when there is none but something was
-unstable, 0 otherwise, 2 on bad input. OLD and NEW are results directories
+Exit 1 when there is a regression or NEW lost cells OLD had (missing: a run
+that measured less than its baseline, down to nothing, never passes), 3 when
+there is neither but something was unstable, 0 otherwise, 2 on bad input. OLD and NEW are results directories
 or results.json files. When $GITHUB_STEP_SUMMARY is set the comparison is
 appended to it.`,
   options: {
@@ -37,6 +38,6 @@ appended to it.`,
     if (v.json) console.log(JSON.stringify(comparisonJson(c, pos[0]!, pos[1]!), null, 1));
     else process.stdout.write(text);
     await writeStepSummary(text);
-    return c.regressions ? EXIT.behaviour : c.unstable ? EXIT.infrastructure : EXIT.ok;
+    return c.regressions || c.counts.missing ? EXIT.behaviour : c.unstable ? EXIT.infrastructure : EXIT.ok;
   },
 };

@@ -5,13 +5,26 @@ import { explain, renderExplain } from '../../export/explain.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { type Command, int } from '../common.ts';
 
-/** "512M", "4G", "516K", "131072" (kB) or "unlimited" to kB (null = unlimited). */
+/**
+ * The largest size taken, in kB: 2^42 kB (4 PiB), the scenario schema's
+ * RLIMIT_MEMLOCK bound (src/scenario/schema.ts maxRlimitKb), far below
+ * RLIM_INFINITY and exact in a double. Larger: say "unlimited".
+ */
+export const MAX_SIZE_KB = 2 ** 42;
+
+/**
+ * "512M", "4G", "516K", "131072" (kB) or "unlimited" to kB (null = unlimited).
+ * Throws ConfigError for anything else and for sizes above MAX_SIZE_KB
+ * (99999999999999999999T would overflow into 1e29 kB, issue 26).
+ */
 export function parseSizeKb(v: string, flag: string): number | null {
   if (/^(unlimited|inf(inity)?)$/i.test(v)) return null;
-  const m = /^(\d+)([KMGT]?)i?B?$/i.exec(v.trim());
-  if (!m) throw new ConfigError('command line', `--${flag}`, `${JSON.stringify(v)} is not a size`, `write e.g. --${flag} 512M, 64K, 2G or unlimited (a bare number is kB)`);
+  const m = /^(\d{1,20})([KMGT]?)i?B?$/i.exec(v.trim());
+  if (!m) throw new ConfigError('command line', `--${flag}`, `${JSON.stringify(v.slice(0, 60))} is not a size`, `write e.g. --${flag} 512M, 64K, 2G or unlimited (a bare number is kB)`);
   const mult: Record<string, number> = { '': 1, K: 1, M: 1024, G: 1024 ** 2, T: 1024 ** 3 };
-  return Number(m[1]) * mult[m[2]!.toUpperCase()]!;
+  const kb = BigInt(m[1]!) * BigInt(mult[m[2]!.toUpperCase()]!);
+  if (kb > BigInt(MAX_SIZE_KB)) throw new ConfigError('command line', `--${flag}`, `${JSON.stringify(v)} is more than ${MAX_SIZE_KB} kB (4 PiB)`, `write a size up to 4096T, or --${flag} unlimited`);
+  return Number(kb);
 }
 
 export const command: Command = {

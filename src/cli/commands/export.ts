@@ -6,7 +6,7 @@ import { toKcidb } from '../../export/kcidb.ts';
 import { kselftestFiles } from '../../export/kselftest.ts';
 import { builtinScenarios } from '../../scenario/load.ts';
 import { renderKtap } from '../../export/ktap.ts';
-import { readResults, writeAtomic } from '../../results/write.ts';
+import { checkOutputFile, readResults, writeAtomic } from '../../results/write.ts';
 import { ConfigError } from '../../util/errors.ts';
 import type { Command } from '../common.ts';
 import { resultsPath } from './report.ts';
@@ -18,6 +18,7 @@ const one = (name: string, pos: string[]): string => {
 
 async function emit(text: string, out: string): Promise<string> {
   if (out === '-') { process.stdout.write(text); return 'stdout'; }
+  await checkOutputFile(out);
   await writeAtomic(out, text);
   return out;
 }

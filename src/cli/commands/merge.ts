@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 import { mergeResults } from '../../matrix/shard.ts';
-import { readResults, serializeResults, writeAtomic } from '../../results/write.ts';
+import { checkOutputDir, FORCE_OPTION, guardMeasured, readResults, RESULT_FILES, serializeResults, writeAtomic } from '../../results/write.ts';
 import { renderSummary } from '../../report/summary.ts';
 import { writeReports, writeStepSummary } from '../../report/files.ts';
 import { ConfigError } from '../../util/errors.ts';
@@ -15,18 +15,23 @@ export const command: Command = {
 report.html, junit.xml and results.tap. Refuses shards of different matrices
 (kernels or scenarios differ: the matrix hash in results.json) and shards that
 hold the same cell. Missing shards are reported and make the result incomplete.
+An --out directory holding a results.json with cells the merge lacks is
+refused (exit 2) unless --force.
 When $GITHUB_STEP_SUMMARY is set a markdown summary is appended to it.`,
   options: {
     out: { type: 'string', arg: 'DIR', help: 'output directory (required)' },
+    ...FORCE_OPTION,
   },
   examples: ['lockstep merge shard-1 shard-2 shard-3 --out merged'],
   async run(v, pos) {
     if (!v.out) throw new ConfigError('command line', '--out', 'missing', 'say where the merged results go: --out DIR');
     if (pos.length < 1) throw new ConfigError('command line', 'A B ..', 'no shard results given', 'e.g. `lockstep merge shard-1 shard-2 --out merged`');
+    const out = resolve(String(v.out));
+    await checkOutputDir(out, RESULT_FILES);
     const inputs = await Promise.all(pos.map(async (p) => ({ path: p, results: await readResults(resultsPath(p)) })));
     const { merged, warnings } = mergeResults(inputs);
     for (const w of warnings) console.error(`lockstep merge: warning: ${w}`);
-    const out = resolve(String(v.out));
+    await guardMeasured(out, merged, Boolean(v.force));
     await writeAtomic(join(out, 'results.json'), serializeResults(merged));
     const w = await writeReports(merged, out);
     await writeStepSummary(renderSummary(merged, w.logic));

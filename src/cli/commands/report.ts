@@ -3,7 +3,7 @@ import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { dirname, join, resolve } from 'node:path';
-import { readResults } from '../../results/write.ts';
+import { checkOutputDir, checkOutputFile, FORCE_OPTION, guardMeasured, readResults, RESULT_FILES } from '../../results/write.ts';
 import { renderSummary } from '../../report/summary.ts';
 import { renderTap } from '../../report/tap.ts';
 import { writeReports, writeStepSummary } from '../../report/files.ts';
@@ -41,7 +41,9 @@ export const command: Command = {
   results.tap  the same as a TAP 14 stream
   results.ktap the same as KTAP version 1, nested kernel -> scenario (kselftest style)
 With --out elsewhere, results.json is copied there too (publishing). When
-$GITHUB_STEP_SUMMARY is set, a markdown summary is appended to it.`,
+$GITHUB_STEP_SUMMARY is set, a markdown summary is appended to it. An --out
+directory holding another results.json with cells this run lacks is refused
+(exit 2) unless --force.`,
   options: {
     out: { type: 'string', arg: 'DIR', help: 'where to write (default: the results directory)' },
     'plot-scenario': { type: 'string', arg: 'ID', help: 'scenario to plot (default: sysctl-lowered, incident, ... whichever the run has)' },
@@ -49,6 +51,7 @@ $GITHUB_STEP_SUMMARY is set, a markdown summary is appended to it.`,
     title: { type: 'string', arg: 'TEXT', help: 'page title', default: 'lockstep results' },
     screenshot: { type: 'string', arg: 'PNG', help: 'also save a PNG of report.html rendered by headless Chromium' },
     ...artifactUrlOption,
+    ...FORCE_OPTION,
   },
   examples: ['lockstep report results/latest', 'lockstep report results/latest --out results --screenshot results/report.png   # publish'],
   async run(v, pos) {
@@ -60,6 +63,9 @@ $GITHUB_STEP_SUMMARY is set, a markdown summary is appended to it.`,
       throw new ConfigError('command line', '--plot-scenario', `${JSON.stringify(plot)} is not in this run`, `choose from: ${r.scenarios.map((s) => s.id).join(', ')}`);
     }
     const out = v.out ? resolve(String(v.out)) : dirname(src);
+    await checkOutputDir(out, RESULT_FILES);
+    if (join(out, 'results.json') !== src) await guardMeasured(out, r, Boolean(v.force));
+    if (v.screenshot) await checkOutputFile(resolve(String(v.screenshot)), 'command line', '--screenshot');
     const w = await writeReports(r, out, { plotScenario: plot, title: String(v.title), artifactBaseUrl: artifactBaseUrl(v) });
     if (join(out, 'results.json') !== src) { await copyFile(src, join(out, 'results.json')); w.files.unshift(join(out, 'results.json')); }
     const summary = await writeStepSummary(renderSummary(r, w.logic));

@@ -6,7 +6,9 @@ import { DEFAULT_SPLAT_POLICY, loadSplatPolicy } from '../../policy/load.ts';
 import { writeReports, writeStepSummary } from '../../report/files.ts';
 import { renderSummary } from '../../report/summary.ts';
 import { renderTable } from '../../results/table.ts';
+import { checkOutputDir, ensureWritableDir, FORCE_OPTION, guardMeasured, RESULT_FILES } from '../../results/write.ts';
 import { ConfigError } from '../../util/errors.ts';
+import { shellQuote } from '../../util/quote.ts';
 import { artifactBaseUrl, artifactUrlOption, type Command, DEFAULT_JOBS, EXIT, exitForVerdicts, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
 import { checkUniqueIds } from '../../kernels/spec.ts';
 import { resolveKernelArg } from '../kernel-arg.ts';
@@ -21,6 +23,8 @@ and writes OUT/results.json (schema lockstep/results@2; paths in it relative to 
 OUT/logs/<kernel>@<cpus>cpu/{console.log,results.jsonl,script.ops}. Results are
 rewritten atomically after every boot, so an interrupted run keeps what it measured.
 Without --kernels/--scenarios it runs the embedded default matrix.
+An OUT that already holds a run's results.json with cells is refused before any boot
+(exit 2: nothing measured is replaced) unless --force.
 Exit 0 when every cell is MATCH, SKIP or UNCHECKED; 1 when a cell MISMATCHed or PANICked (the
 kernel's behaviour); 3 when the only failures are infrastructure (TIMEOUT, BOOT_FAIL, BUILD_FAIL,
 ERROR, after --attempts boots); 2 bad input. On SIGINT/SIGTERM every
@@ -46,6 +50,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     cpus: { type: 'string', arg: 'N,..', help: 'vCPU counts VM groups run "cpus": "any" scenarios at, one boot per count (default 2); host rows use the host\'s online count; pinned scenarios keep theirs' },
     attempts: { type: 'string', arg: 'N', help: 'boots per group at most: a TIMEOUT, BOOT_FAIL or ERROR cell is run again in a fresh boot; a cell that passed only on a retry is marked flaky', default: '2' },
     ...artifactUrlOption,
+    ...FORCE_OPTION,
   },
   examples: [
     'lockstep run                                   # the default matrix',
@@ -93,9 +98,14 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     const quiet = Boolean(v.quiet);
-    const specFlags = ((v['kernel-spec'] as string[] | undefined) ?? []).map((f) => ` --kernel-spec ${resolve(f)}`).join('');
-    const argFlags = ((v.kernel as string[] | undefined) ?? []).map((k) => ` --kernel ${k}`).join('') + (v.append !== undefined ? ` --append '${String(v.append)}'` : '');
-    const scenFlags = ((v['scenario-file'] as string[] | undefined) ?? []).map((f) => ` --scenario-file ${resolve(f)}`).join('');
+    // the re-run command of each cell, quoted for a POSIX shell (shell-quote): a path or --append value is one word, never code
+    const flags = (flag: string, xs: readonly string[]): string[] => xs.flatMap((x) => [flag, x]);
+    const rerunFlags = [
+      ...flags('--kernel-spec', ((v['kernel-spec'] as string[] | undefined) ?? []).map((f) => resolve(f))),
+      ...flags('--kernel', (v.kernel as string[] | undefined) ?? []),
+      ...(v.append !== undefined ? ['--append', String(v.append)] : []),
+      ...flags('--scenario-file', ((v['scenario-file'] as string[] | undefined) ?? []).map((f) => resolve(f))),
+    ];
     // Flags are checked before anything is printed, and the header waits for the
     // first progress line, so bad input or a missing tool gives exactly one line.
     const jobs = int(v.jobs, 'jobs', 1, 64);
@@ -108,6 +118,10 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     const anyCpus = list(v.cpus)?.map((n) => int(n, 'cpus', 1, 256));
     if (v.cpus !== undefined && !anyCpus?.length) throw new ConfigError('command line', '--cpus', 'no CPU count given', 'pass e.g. --cpus 1,2,4,8');
     const baseUrl = artifactBaseUrl(v);
+    // the output directory: writable, and never a run measured before (unless --force), checked before any boot
+    await ensureWritableDir(outDir);
+    await checkOutputDir(outDir, RESULT_FILES);
+    await guardMeasured(outDir, { cells: [] }, Boolean(v.force));
     let header = quiet ? '' : `lockstep: ${kernels.length} kernels x ${scenarios.length} scenarios -> ${outDir}`;
     const progress = (l: string): void => {
       if (quiet) return;
@@ -128,7 +142,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
         splatPolicy,
         attempts, anyCpus,
         runtime: runtime === 'virtme' ? 'virtme' : undefined,
-        rerun: (k, s) => `node bin/lockstep.mjs run --kernels ${k} --scenarios ${s}${specFlags}${argFlags}${scenFlags}`,
+        rerun: (k, s) => shellQuote(['node', 'bin/lockstep.mjs', 'run', '--kernels', k, '--scenarios', s, ...rerunFlags]),
       });
       const bad = r.cells.filter((c) => !['MATCH', 'SKIP', 'UNCHECKED'].includes(c.verdict));
       console.log(renderTable(r));

@@ -38,7 +38,7 @@ export interface CommitBuild {
 }
 
 const git = (repo: string, args: string[], signal?: AbortSignal, env: NodeJS.ProcessEnv = {}) =>
-  runTool('git', ['-C', repo, ...args], { install: 'apt-get install git', signal, env: { ...process.env, ...env } }).then((r) => r.stdout.trim());
+  runTool('git', ['-C', repo, ...args], { install: 'apt-get install git', signal, env }).then((r) => r.stdout.trim());
 
 /**
  * Build (or take from the cache) the kernel of `b.commit`. Throws
@@ -52,7 +52,7 @@ export async function ensureCommitKernel(b: CommitBuild, opts: EnsureOptions): P
   let treeHash: string;
   let gitDir: string;
   try {
-    treeHash = await git(b.repo, ['rev-parse', `${b.commit}^{tree}`], opts.signal);
+    treeHash = await git(b.repo, ['rev-parse', '--verify', '--end-of-options', `${b.commit}^{tree}`], opts.signal);
     gitDir = resolve(b.repo, await git(b.repo, ['rev-parse', '--git-common-dir'], opts.signal));
   } catch (e) {
     if (!(e instanceof ToolError) || e.canceled) throw e;
@@ -85,7 +85,7 @@ export async function ensureCommitKernel(b: CommitBuild, opts: EnsureOptions): P
         const logPath = join(root, 'logs', `${key}.log`);
         // The checkout's own index: only files whose blob changes are rewritten (mtimes of the rest kept).
         log(`checking out ${b.commit.slice(0, 12)} into lockstep's copy ${tp.src}`);
-        await git(b.repo, [`--git-dir=${gitDir}`, `--work-tree=${tp.src}`, 'read-tree', '--reset', '-u', b.commit], opts.signal, { GIT_INDEX_FILE: join(root, 'index') });
+        await git(b.repo, [`--git-dir=${gitDir}`, `--work-tree=${tp.src}`, 'read-tree', '--reset', '-u', '--', b.commit], opts.signal, { GIT_INDEX_FILE: join(root, 'index') });
         const facts = { ...(await treeFacts(tp)), backports: await applyBackportsOnce(root, tp.src, backports, b.commit, opts.signal) };
         for (const x of facts.backports) log(`backport ${x.file}: ${x.status === 'applied' ? 'applied to lockstep\'s copy' : 'already in this tree'}`);
         await configureTree(tp, fragmentText, opts.cacheDir, log, opts.signal);
@@ -158,7 +158,7 @@ set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=\${1:-$PWD/lockstep-build-${key.slice(0, 12)}}
 mkdir -p "$W/src"
-git --git-dir=${q(gitDir)} archive ${b.commit} | tar -x -C "$W/src"
+git --git-dir=${q(gitDir)} archive --end-of-options ${q(b.commit)} | tar -x -C "$W/src"
 cd "$W/src"
 ${reproducerBuild(tp, localversion, backports)}
 `;

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../../util/errors.ts';
 import { runTool, ToolError } from '../../../util/exec.ts';
+import { GIT_URL_FIX, gitUrlProblem } from '../../../util/git-url.ts';
 import type { Arch, SourceSpec } from '../../types.ts';
 import { defaultCacheDir } from '../cache.ts';
 import { download, DownloadError } from '../download.ts';
@@ -104,7 +105,7 @@ async function resolveSource(spec: SourceSpec, dl: DownloadDir): Promise<Resolve
       const tb = debianTarball(s.package);
       let version = '';
       try {
-        version = (await runTool('dpkg-query', ['-W', '-f', '${Version}', s.package], { install: 'apt-get install dpkg', signal: dl.signal })).stdout.trim();
+        version = (await runTool('dpkg-query', ['-W', '-f', '${Version}', '--', s.package], { install: 'apt-get install dpkg', signal: dl.signal })).stdout.trim();
       } catch (e) {
         if (dl.signal?.aborted) throw e;
         version = '';
@@ -171,8 +172,11 @@ async function fetchGit(spec: SourceSpec, url: string, ref: string, dl: Download
       await mkdir(tmp, { recursive: true });
       // init + fetch of one ref works for tags, branches and commit ids alike.
       dl.log(`fetching ${label} (git, depth 1)`);
-      await runTool('git', ['init', '-q', tmp], git);
-      await runTool('git', ['-C', tmp, 'fetch', '-q', '--depth', '1', url, ref], { ...git, timeoutMs: 60 * 60_000 });
+      // checked again here (the spec schema refused these already): never an option, never a remote helper
+      const bad = gitUrlProblem(url, true) ?? (ref.startsWith('-') ? 'the ref starts with "-"' : null);
+      if (bad !== null) throw new ConfigError(spec.origin, `${spec.at}source.git`, `${JSON.stringify(url)} ${bad}`, GIT_URL_FIX);
+      await runTool('git', ['init', '-q', '--', tmp], git);
+      await runTool('git', ['-C', tmp, 'fetch', '-q', '--depth', '1', '--', url, ref], { ...git, timeoutMs: 60 * 60_000 });
       await runTool('git', ['-C', tmp, 'checkout', '-q', 'FETCH_HEAD'], git);
       await rename(tmp, dir);
     } catch (e) {
