@@ -23,8 +23,9 @@ and writes OUT/results.json (schema lockstep/results@2; paths in it relative to 
 OUT/logs/<kernel>@<cpus>cpu/{console.log,results.jsonl,script.ops}. Results are
 rewritten atomically after every boot, so an interrupted run keeps what it measured.
 Without --kernels/--scenarios it runs the embedded default matrix.
-An OUT that already holds a run's results.json with cells is refused before any boot
-(exit 2: nothing measured is replaced) unless --force.
+An OUT that already holds a run with cells this run would not measure again (other kernels
+or scenarios, or any cell when --shard is given) is refused before any boot (exit 2:
+nothing measured is lost) unless --force; re-running the same matrix into it replaces its cells.
 Exit 0 when every cell is MATCH, SKIP or UNCHECKED; 1 when a cell MISMATCHed or PANICked (the
 kernel's behaviour); 3 when the only failures are infrastructure (TIMEOUT, BOOT_FAIL, BUILD_FAIL,
 ERROR, after --attempts boots); 2 bad input. On SIGINT/SIGTERM every
@@ -118,10 +119,12 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     const anyCpus = list(v.cpus)?.map((n) => int(n, 'cpus', 1, 256));
     if (v.cpus !== undefined && !anyCpus?.length) throw new ConfigError('command line', '--cpus', 'no CPU count given', 'pass e.g. --cpus 1,2,4,8');
     const baseUrl = artifactBaseUrl(v);
-    // the output directory: writable, and never a run measured before (unless --force), checked before any boot
+    // the output directory: writable, and never a run with cells this run will not measure again (unless
+    // --force), checked before any boot; re-running the same matrix (or a larger one) into it replaces its cells
     await ensureWritableDir(outDir);
     await checkOutputDir(outDir, RESULT_FILES);
-    await guardMeasured(outDir, { cells: [] }, Boolean(v.force));
+    const planned = v.shard !== undefined ? [] : kernels.flatMap((k) => scenarios.map((s) => ({ kernel: k.id, scenario: s.id })));
+    await guardMeasured(outDir, { cells: planned }, Boolean(v.force));
     let header = quiet ? '' : `lockstep: ${kernels.length} kernels x ${scenarios.length} scenarios -> ${outDir}`;
     const progress = (l: string): void => {
       if (quiet) return;
