@@ -152,7 +152,7 @@ async function imagePackage(name: string, apt: AptSource, opts: EnsureOptions): 
 }
 
 /** Package and Debian version to fetch: the pin, "latest" of the suite (or series), apt's candidate, or (offline) the only cached one. */
-async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSource, opts: EnsureOptions): Promise<{ package: string; pv: string; rule: string; from?: string }> {
+async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSource, opts: EnsureOptions, unserved: ReadonlySet<string> = new Set()): Promise<{ package: string; pv: string; rule: string; from?: string }> {
   const flavour = (spec.package ? kernelPackage(spec.package)?.flavour : undefined) ?? defaultFlavour(spec.arch);
   /** the kernels of the spec's flavour (of the arch's cloud flavour when that flavour has none), for "nearest there" */
   const family = async (): Promise<DebRow[]> => {
@@ -161,7 +161,8 @@ async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSou
   };
   if (spec.package) spec = { ...spec, package: await imagePackage(spec.package, apt, opts) };
   if (spec.version === 'latest') {
-    const rows = spec.package ? await aptVersions([spec.package], apt, opts.signal) : await kernelPackages(apt, flavour, opts.signal);
+    const listed = spec.package ? await aptVersions([spec.package], apt, opts.signal) : await kernelPackages(apt, flavour, opts.signal);
+    const rows = listed.filter((r) => !unserved.has(`${r.package}=${r.version}`));
     const pick = newest(rows, spec.series);
     const rule = spec.series ? `latest ${spec.series}` : 'latest';
     if (!pick) {
@@ -202,9 +203,28 @@ async function resolveVersion(spec: DebianImageSpec, parent: string, apt: AptSou
 
 /** A "debian-image" spec's kernel, from the cache or fetched once. Throws ConfigError for a package or version the suite lacks (naming the nearest ones) and no network. */
 export async function ensureDebian(spec: DebianImageSpec, opts: EnsureOptions, aptIn?: AptSource): Promise<KernelArtifact> {
-  const parent = join(opts.cacheDir, 'kernels', 'debian');
   const apt = aptIn ?? (await specApt(spec, opts));
-  const { package: pkg, pv, rule, from } = await resolveVersion(spec, parent, apt, opts);
+  // "latest": a package the suite's index lists but the mirror does not serve
+  // (404: seen for bullseye-security's 5.10.262 here) gives way to the next newest
+  const unserved = new Set<string>();
+  for (;;) {
+    try {
+      return await ensureResolved(spec, opts, apt, unserved);
+    } catch (e) {
+      const m = /^(\S+)=(\S+) is not served/.exec((e as Error).message);
+      if (spec.version !== 'latest' || !(e instanceof NotServed) || unserved.size >= 5 || !m) throw (e as Error & { cause?: Error }).cause ?? e;
+      opts.log(`${m[1]}=${m[2]} is listed in ${where(apt)} but the mirror does not serve it (404): taking the next newest`);
+      unserved.add(`${m[1]}=${m[2]}`);
+    }
+  }
+}
+
+/** A download the suite's index lists but the mirror answers 404 for; `cause` is the download's own error. */
+class NotServed extends Error {}
+
+async function ensureResolved(spec: DebianImageSpec, opts: EnsureOptions, apt: AptSource, unserved: ReadonlySet<string>): Promise<KernelArtifact> {
+  const parent = join(opts.cacheDir, 'kernels', 'debian');
+  const { package: pkg, pv, rule, from } = await resolveVersion(spec, parent, apt, opts, unserved);
   const label = `${pkg}=${pv}`;
   const { entry, meta, cached } = await ensureEntry<DebianMeta>({
     parent,
@@ -216,7 +236,10 @@ export async function ensureDebian(spec: DebianImageSpec, opts: EnsureOptions, a
     signal: opts.signal,
     check: (e) => checkEntry<DebianMeta>(e, (m) => (typeof m.vmlinuz_sha256 === 'string'
       ? { vmlinuz: m.vmlinuz_sha256, ...(typeof m.config_sha256 === 'string' ? { config: m.config_sha256 } : {}), ...(typeof m.modules_sha256 === 'string' ? { 'modules.cpio': m.modules_sha256 } : {}) } : null)),
-    fill: (staging) => fetchDebian(spec, pkg, pv, parent, `${pkg}_${pv}`, staging, apt, opts),
+    fill: (staging) => fetchDebian(spec, pkg, pv, parent, `${pkg}_${pv}`, staging, apt, opts).catch((e: Error) => {
+      if (/\b404\s+Not Found\b/.test(e.message)) throw new NotServed(`${pkg}=${pv} is not served by the mirror`, { cause: e });
+      throw e;
+    }),
   });
   const version = upstreamOf(pv);
   // the suite the package came from: trixie-security for a trixie spec's security update
