@@ -166,7 +166,11 @@ t.test('every kernel of the default matrix is classified as the logic it is mean
     if (k.kind === 'source') t.ok(auxRan, `${k.id}: the AUX scenarios ran (the PMU is built in)`);
     for (const x of cells.filter((x) => auxIds.has(x.scenario) && x.verdict === 'SKIP')) t.match(x.reason, /lockstep_aux PMU/, `${k.id}: ${x.scenario} SKIPs with the measured reason`);
     t.ok(k.expected_logic, `${k.id}: has an expected logic`);
-    t.equal(c.label, classOf(k.expected_logic!, auxRan), `${k.id}: classified ${c.label}, expected ${k.expected_logic}, from ${c.scenarios.length} cells`);
+    // an open counter ("V3/unknown": a stable line where nothing is known of the perf_mlock split, e.g. bullseye's newest 5.10)
+    // is settled by the measurement: the accounting must be the expected one, the counter either of the two
+    const open = /^(.+)\/unknown$/.exec(k.expected_logic!);
+    const want = open ? ['shared', 'perf'].map((ctr) => classOf(`${open[1]}/${ctr}`, auxRan)) : [classOf(k.expected_logic!, auxRan)];
+    t.ok(want.includes(c.label), `${k.id}: classified ${c.label}, expected ${k.expected_logic} (${want.join(' or ')}), from ${c.scenarios.length} cells`);
   }
   const labels = new Set(r.kernels.map((k) => classifyKernel(r, k.id).label));
   t.ok(['V0/shared', 'V2/shared', 'V4/shared', 'V1/shared', 'V1a/shared', 'V1b|V3/shared', 'V1b|V3/perf', 'V1|V3/perf'].every((l) => labels.has(l)), `the matrix spans the logics: ${[...labels].join(', ')}`);
