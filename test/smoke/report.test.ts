@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Parser } from 'tap-parser';
 import { FAILING } from '../../src/report/analysis.ts';
-import { checkResults, type Results } from '../../src/results/schema.ts';
+import type { Results } from '../../src/results/schema.ts';
+import { SMOKE_RECIPE, smokeRun } from '../lib/smoke-run.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -36,16 +37,14 @@ async function chromium(url: string, extra: string[], profile: string): Promise<
 
 const dir = await mkdtemp(join(tmpdir(), 'lockstep-report-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
-const out = join(dir, 'run');
-const specFile = join(dir, 'kernels.json');
-// The same host kernel under a wrong expectation (a real MISMATCH) and under none (UNCHECKED).
-await writeFile(specFile, JSON.stringify([
-  { id: 'host-as-v2-perf', kind: 'host', expect: 'V2/perf', description: 'the host kernel diffed against the wrong model on purpose' },
-  { id: 'host-unknown', kind: 'host', expect: 'unknown', description: 'the host kernel, classified only' },
-]));
-const run = await lockstep(['run', '--no-builtin-kernels', '--kernel-spec', join(ROOT, 'kernels/host.json'), '--kernel-spec', join(ROOT, 'kernels/debian-6.1.190.json'),
-  '--kernel-spec', specFile, '--scenarios', 'shared-counter,remmap,sysctl-lowered,cpu-offline', '--jobs', '1', '--out', out, '--quiet']);
-const results: Results = checkResults(JSON.parse(await readFile(join(out, 'results.json'), 'utf8')), out);
+// The suite's shared real run (test/lib/smoke-run.ts): host.json and
+// debian-6.1.190.json, and the same host kernel under a wrong expectation (a
+// real MISMATCH) and under none (UNCHECKED), over shared-counter, remmap,
+// sysctl-lowered and cpu-offline. Read only: every output goes under `dir`.
+const shared = await smokeRun(SMOKE_RECIPE);
+const out = shared.dir;
+const run = { code: shared.code, stderr: shared.stderr };
+const results: Results = shared.results;
 const verdict = (k: string, s: string) => results.cells.find((c) => c.kernel === k && c.scenario === s)?.verdict;
 
 t.test('the run: real cells of every kind the formats must carry', async (t) => {
