@@ -9,6 +9,7 @@
 // session was reset, continues from its state. The refusals run through
 // --base-package (the Debian package + git diff builder). Also: an
 // infrastructure failure is retried before it counts.
+// Tier: integration (its subtests moved unchanged from test/bisect-git.test.ts; the rest is in test/unit/bisect-git.test.ts).
 
 import { execFile, spawn } from 'node:child_process';
 import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';

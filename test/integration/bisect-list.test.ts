@@ -3,6 +3,7 @@
 // locked_vm counter from perf's own perf_mlock, and the search must name the
 // first release that charges perf_mlock. Also: a run stopped half-way
 // resumes from its state file without booting the measured kernels again.
+// Tier: integration (its subtests moved unchanged from test/bisect-list.test.ts; the rest is in test/unit/bisect-list.test.ts).
 
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';

@@ -3,6 +3,7 @@
 // cache, so reruns only verify hashes), booted through the matrix with the
 // measured behaviour asserted, a "path" tree the test makes, a fragment the
 // tree cannot honour, a corrupt cache entry and a build killed half-way.
+// Tier: integration (its subtests moved unchanged from test/build.test.ts; the rest is in test/unit/build.test.ts).
 
 import t from 'tap';
 import { spawn } from 'node:child_process';

@@ -3,6 +3,7 @@
 // tests of the schema, the compiler, the planner and the model's prediction,
 // then one real Debian 6.1 kernel booted at 1, 2, 4 and 8 vCPUs in ONE run,
 // every portable scenario asserted MATCH at every count.
+// Tier: integration (its subtests moved unchanged from test/cpus-any.test.ts; the rest is in test/unit/cpus-any.test.ts).
 
 import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';

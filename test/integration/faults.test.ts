@@ -3,6 +3,7 @@
 // sysrq, or dies mid-output. Each run goes through the real CLI; each cell's
 // verdict, reason and console text are checked, and so are the cells the
 // same boot measured before the fault.
+// Tier: integration (its subtests moved unchanged from test/faults.test.ts; the rest is in test/smoke/faults.test.ts).
 
 import t from 'tap';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

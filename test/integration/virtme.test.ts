@@ -3,6 +3,7 @@
 // (one boot each), three discriminating scenarios, must give the same verdicts, EPERM points and VmPin series.
 // Plus the pure parts: vng's command line, which kernels vng can boot, and
 // the fragment a source kernel gets for it.
+// Tier: integration (its subtests moved unchanged from test/virtme.test.ts; the rest is in test/unit/virtme.test.ts).
 
 import t from 'tap';
 import { execFile } from 'node:child_process';

@@ -5,6 +5,7 @@
 // lock, with the scenario's sysctls set (and restored) as the host runtime
 // does. On a kernel with the v6.15+ re-mmap charge (V4) the program shows the
 // leak on its own (BUG line, exit 1); on an older one it must pass (exit 0).
+// Tier: smoke (its subtests moved unchanged from test/bugreport.test.ts; the rest is in test/unit/bugreport.test.ts).
 
 import t from 'tap';
 import { spawnSync } from 'node:child_process';

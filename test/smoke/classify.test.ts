@@ -4,6 +4,7 @@
 // three kernels that differ: the host (6.18, V4/shared), Debian 6.1.190
 // (V3/shared) and Debian 6.1.192 (V3/perf), each once with its expected
 // logic (MATCH cells) and once with expect: unknown (UNCHECKED cells).
+// Tier: smoke (its subtests moved unchanged from test/classify.test.ts; the rest is in test/unit/classify.test.ts, test/integration/classify.test.ts).
 
 import t from 'tap';
 import { execFile } from 'node:child_process';

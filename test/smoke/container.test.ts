@@ -3,6 +3,7 @@
 // scaled to this host, with and without CAP_IPC_LOCK. Plus the pure parts
 // (tar writer, container settings, engine error messages) and the CLI's
 // answer when the engine is missing or stopped.
+// Tier: smoke (its subtests moved unchanged from test/container.test.ts; the rest is in test/unit/container.test.ts).
 
 import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -1,6 +1,7 @@
 // Scenario depth: the new ops (ballast via bpf, worker exit) and scenarios
 // (bpf-ballast, exit-returns, buffer-sizes) from the file format through the
 // simulator to real measurements on the host kernel.
+// Tier: smoke (its subtests moved unchanged from test/depth.test.ts; the rest is in test/unit/depth.test.ts).
 
 import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';

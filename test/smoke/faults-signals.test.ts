@@ -3,6 +3,7 @@
 // or reproducer of that run is left, its temp dirs are gone, results.json is
 // valid JSON with complete: false and every finished cell, and the exit code
 // is 130 (SIGINT) or 143 (SIGTERM).
+// Tier: smoke (its subtests moved unchanged from test/faults-signals.test.ts; the rest is in test/integration/faults-signals.test.ts).
 
 import t from 'tap';
 import { readdirSync, readFileSync, rmSync, mkdirSync } from 'node:fs';

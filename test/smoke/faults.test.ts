@@ -3,6 +3,7 @@
 // sysrq, or dies mid-output. Each run goes through the real CLI; each cell's
 // verdict, reason and console text are checked, and so are the cells the
 // same boot measured before the fault.
+// Tier: smoke (its subtests moved unchanged from test/faults.test.ts; the rest is in test/integration/faults.test.ts).
 
 import t from 'tap';
 import { execFileSync } from 'node:child_process';

@@ -1,3 +1,4 @@
+// Tier: smoke (its subtests moved unchanged from test/kernels.test.ts; the rest is in test/unit/kernels.test.ts).
 import t from 'tap';
 import { mkdir, open, readFile, readdir, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -41,7 +42,6 @@ const isConfigErrorOn = (t: TapTest, e: unknown, field: string, extra?: RegExp) 
 
 // ───────────────────────────── artifacts ─────────────────────────────
 
-/** A minimal x86 bzImage header: "HdrS" at 0x202, kernel_version pointing at a banner. */
 t.test('debian-image: real apt-get fetch, cache hit, corruption, apt errors', async (t) => {
   const d = await tmpDir({ unsafeCleanup: true });
   t.teardown(() => d.cleanup());

@@ -2,6 +2,7 @@
 // (#16 item 7): `lockstep run` reports it (file, field, fix), runs the rest
 // on a real kernel (the host's, natively: no VM) and exits 2 at the end.
 // Changes host sysctls while it runs: run it under the shared lock.
+// Tier: smoke (its subtests moved unchanged from test/scenario-dir.test.ts; the rest is in test/unit/scenario-dir.test.ts).
 
 import t from 'tap';
 import { spawnSync } from 'node:child_process';

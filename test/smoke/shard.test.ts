@@ -2,6 +2,7 @@
 // a 200 kernels x 50 scenarios matrix planned, sharded, merged and reported
 // from simulated cells), then a real matrix (host + Debian 6.1.190 in QEMU)
 // run whole and as 3 shards through the CLI, merged, and compared cell by cell.
+// Tier: smoke (its subtests moved unchanged from test/shard.test.ts; the rest is in test/unit/shard.test.ts).
 
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -13,7 +14,6 @@ import { checkResults, type Results } from '../../src/results/schema.ts';
 import { hostOnlineCpus } from '../../src/runner/host.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-/** Cells as the executor would make them from a kernel that implements `logic` exactly. */
 // ---------------------------------------------------------------------------
 // Real: host + Debian 6.1.190 under QEMU, 5 scenarios in two CPU counts (4 boots).
 

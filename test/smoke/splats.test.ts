@@ -4,13 +4,13 @@
 // then a real boot of Debian's 6.1.190 kernel whose console carries a
 // WARN (vm-images/init.sh's lockstep.splat=warn hook), run once under a
 // policy that fails it and once under one that notes it, through the CLI.
+// Tier: smoke (its subtests moved unchanged from test/splats.test.ts; the rest is in test/unit/splats.test.ts).
 
 import t from 'tap';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { cell, DEBIAN_SPEC, lockstep, readResults, runArgs, scenarioFile, specFile, tmp } from '../lib/faults-util.ts';
 
-/** Console excerpts in the formats the kernel prints them (6.x), one per kind, plus lines that are not splats. */
 t.test('a guest whose kernel WARNs: the policy fails one kernel\'s cell and notes the other\'s (real boots)', async (t) => {
   const dir = tmp('splats');
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -6,6 +6,7 @@
 // pages. The same profiler workload (128-page rings) is refused at 64 KiB
 // pages and accepted at 4 and 16; the incident, sized in bytes, refuses call
 // 5 on the pre-fix stand-in at 64 KiB pages. Heavy: run under the lock.
+// Tier: unit (its subtests moved unchanged from test/arm64.test.ts; the rest is in test/integration/arm64.test.ts).
 
 import t from 'tap';
 import { mkdtempSync } from 'node:fs';

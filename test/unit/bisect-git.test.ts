@@ -9,6 +9,7 @@
 // session was reset, continues from its state. The refusals run through
 // --base-package (the Debian package + git diff builder). Also: an
 // infrastructure failure is retried before it counts.
+// Tier: unit (its subtests moved unchanged from test/bisect-git.test.ts; the rest is in test/integration/bisect-git.test.ts).
 
 import t from 'tap';
 import { parseBisectLog } from '../../src/bisect/git.ts';

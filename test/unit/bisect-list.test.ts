@@ -3,6 +3,7 @@
 // locked_vm counter from perf's own perf_mlock, and the search must name the
 // first release that charges perf_mlock. Also: a run stopped half-way
 // resumes from its state file without booting the measured kernels again.
+// Tier: unit (its subtests moved unchanged from test/bisect-list.test.ts; the rest is in test/integration/bisect-list.test.ts).
 
 import { join } from 'node:path';
 import t from 'tap';

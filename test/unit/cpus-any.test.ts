@@ -3,6 +3,7 @@
 // tests of the schema, the compiler, the planner and the model's prediction,
 // then one real Debian 6.1 kernel booted at 1, 2, 4 and 8 vCPUs in ONE run,
 // every portable scenario asserted MATCH at every count.
+// Tier: unit (its subtests moved unchanged from test/cpus-any.test.ts; the rest is in test/integration/cpus-any.test.ts).
 
 import t from 'tap';
 import { planGroups } from '../../src/matrix/plan.ts';

@@ -1,6 +1,7 @@
 // Scenario depth: the new ops (ballast via bpf, worker exit) and scenarios
 // (bpf-ballast, exit-returns, buffer-sizes) from the file format through the
 // simulator to real measurements on the host kernel.
+// Tier: unit (its subtests moved unchanged from test/depth.test.ts; the rest is in test/smoke/depth.test.ts).
 
 import t, { type Test } from 'tap';
 import { ALL_LOGICS, logicLabel, simulate } from '../../src/model/index.ts';

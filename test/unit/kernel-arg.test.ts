@@ -2,6 +2,7 @@
 // image under QEMU without a spec file, with --append reaching the guest's
 // command line; the argument parser, the bzImage header reader and
 // `lockstep --version`. The boot is heavy: run this file under the lock.
+// Tier: unit (its subtests moved unchanged from test/kernel-arg.test.ts; the rest is in test/integration/kernel-arg.test.ts).
 
 import t from 'tap';
 import { spawnSync } from 'node:child_process';

@@ -2,6 +2,7 @@
 // a 200 kernels x 50 scenarios matrix planned, sharded, merged and reported
 // from simulated cells), then a real matrix (host + Debian 6.1.190 in QEMU)
 // run whole and as 3 shards through the CLI, merged, and compared cell by cell.
+// Tier: unit (its subtests moved unchanged from test/shard.test.ts; the rest is in test/smoke/shard.test.ts).
 
 import t from 'tap';
 import { ALL_LOGICS, logicLabel, simulate } from '../../src/model/index.ts';

@@ -4,6 +4,7 @@
 // then a real boot of Debian's 6.1.190 kernel whose console carries a
 // WARN (vm-images/init.sh's lockstep.splat=warn hook), run once under a
 // policy that fails it and once under one that notes it, through the CLI.
+// Tier: unit (its subtests moved unchanged from test/splats.test.ts; the rest is in test/smoke/splats.test.ts).
 
 import t from 'tap';
 import { rmSync, writeFileSync } from 'node:fs';

@@ -3,6 +3,7 @@
 // (one boot each), three discriminating scenarios, must give the same verdicts, EPERM points and VmPin series.
 // Plus the pure parts: vng's command line, which kernels vng can boot, and
 // the fragment a source kernel gets for it.
+// Tier: unit (its subtests moved unchanged from test/virtme.test.ts; the rest is in test/integration/virtme.test.ts).
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -93,7 +94,6 @@ t.test('vng missing: lockstep run exits 2 with the command that installs it, bef
 // ---------------------------------------------------------------------------
 // `lockstep run --runtime virtme --kernel /path/to/linux`: a built tree
 
-/** A file with just an x86 boot-protocol header: "HdrS" at 0x202, the version string where 0x20e points. */
 t.test('treeOfImage: the tree a bzImage lies in, as vng recognises one', (t) => {
   t.equal(treeOfImage('/src/linux/arch/x86/boot/bzImage'), '/src/linux');
   t.equal(treeOfImage('/cache/kernels/source/abc/bzImage'), null, 'a cache entry is no tree');
