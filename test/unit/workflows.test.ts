@@ -129,6 +129,25 @@ t.test('nightly.yml: shard matrix, artifacts, merge, diff against the last night
   for (const j of Object.values(w.jobs)) for (const s of j.steps) if (s.uses) t.match(s.uses, /^actions\/[a-z-]+(\/[a-z]+)?@v\d+$/, s.uses);
 });
 
+t.test('nightly.yml: the integration tier in file-list shards beside the matrix shards', async (t) => {
+  const w = load('nightly.yml');
+  const job = w.jobs.integration!;
+  t.ok(job, 'an integration job');
+  t.equal(job.needs, undefined, 'runs beside the matrix shards, not after them');
+  const shards = job.strategy!.matrix.shard as number[];
+  const run = job.steps.find((s) => /tier-files\.ts integration/.test(s.run ?? ''))!.run!;
+  const n = Number(/tier-files\.ts integration \$\{\{ matrix\.shard \}\}\/(\d+)/.exec(run)![1]);
+  t.same(shards, Array.from({ length: n }, (_, i) => i + 1), `matrix is shards 1..${n}`);
+  t.match(run, /npx tap --jobs=1 "\$\{files\[@\]\}"/, 'one file at a time, the shard\'s files only');
+  t.ok(job.steps.some((s) => s.run?.trim() === 'bash .ci/setup.sh'), 'setup first');
+  t.match(job.container?.options ?? '', /--privileged/, 'KVM and perf events need a privileged container');
+  const { shardFiles, tierFiles, fileWeight } = await import('../lib/tier-files.ts');
+  const files = tierFiles('integration');
+  const lists = shards.map((i) => shardFiles(files, i, n, fileWeight));
+  t.ok(lists.every((l) => l.length > 0), 'no empty shard');
+  t.same(lists.flat().sort(), files, 'every integration file in one shard');
+});
+
 /** The baseline check step's script, run by bash as the runner would (GITHUB_OUTPUT a file, ACCEPT from the input). */
 t.test('nightly.yml: no accepted baseline fails loudly unless this run accepts one', async (t) => {
   const { execFileSync, spawnSync } = await import('node:child_process');
