@@ -86,7 +86,7 @@ t.test('a Debian cloud kernel: every cell SKIPs with vng\'s reason, nothing boot
 // ---------------------------------------------------------------------------
 // Faults through vng, via the real CLI (`run --runtime virtme`) on the Debian
 // generic image: a panic, a hang past the boot timeout, an interrupt. One
-// boot each; what test/faults*.test.ts checks for lockstep's own QEMU boot.
+// boot each; what test/{smoke,integration}/faults*.test.ts checks for lockstep's own QEMU boot.
 
 const GENERIC = { id: 'deb-generic', kind: 'debian-image', package: 'linux-image-6.1.0-56-amd64-unsigned', version: '6.1.192', package_version: '6.1.192-2', expect: 'auto' };
 

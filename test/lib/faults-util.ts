@@ -1,4 +1,4 @@
-// Helpers of the fault tests (test/faults*.test.ts): run the real CLI as a
+// Helpers of the fault tests (test/{smoke,integration}/faults*.test.ts and others): run the real CLI as a
 // child process, write scenario and kernel spec files, look at /proc.
 
 import { spawn } from 'node:child_process';
@@ -117,7 +117,7 @@ export function runArgs(o: { specs: string[]; scenarios: string[]; out: string; 
     ...o.scenarios.flatMap((s) => ['--scenario-file', s]),
     ...(o.kernels ? ['--kernels', o.kernels] : []),
     '--out', o.out,
-    // one boot per group: these tests watch one fault at a time (retries: test/portable.test.ts)
+    // one boot per group: these tests watch one fault at a time (retries: test/smoke/portable.test.ts)
     ...(o.extra?.includes('--attempts') ? [] : ['--attempts', '1']),
     ...(o.extra ?? []),
   ];
