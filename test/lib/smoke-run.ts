@@ -49,6 +49,26 @@ export const SMOKE_RECIPE: SmokeRecipe = {
   scenarios: ['shared-counter', 'remmap', 'sysctl-lowered', 'cpu-offline'],
 };
 
+/**
+ * The base run: the host kernel natively and Debian 6.1.190 in QEMU (2 and 4
+ * vCPUs) over shared-counter, remmap, overage, sysctl-lowered and
+ * cpu-offline; every cell MATCH or SKIP (cpu-offline on the host), exit 0.
+ * Read by smoke/shard (the whole run its shards must merge to) and
+ * smoke/spine (the Debian kernel's measured ops).
+ */
+export const BASE_RECIPE: SmokeRecipe = {
+  name: 'base',
+  kernelSpecFiles: ['host.json', 'debian-6.1.190.json'],
+  extraSpecs: [],
+  scenarios: ['shared-counter', 'remmap', 'overage', 'sysctl-lowered', 'cpu-offline'],
+};
+
+/** The `lockstep run` kernel flags of a recipe whose extraSpecs is empty (a recipe with extra specs has its spec file in its run's directory). */
+export function recipeKernelFlags(recipe: SmokeRecipe): string[] {
+  if (recipe.extraSpecs.length) throw new Error(`recipe ${recipe.name} has extra specs: its flags name a file in its run directory`);
+  return ['--no-builtin-kernels', ...recipe.kernelSpecFiles.flatMap((f) => ['--kernel-spec', join(ROOT, 'kernels', f)])];
+}
+
 /** A finished shared run: `dir` holds results.json and the reports; `code` and `stderr` are lockstep's. */
 export interface SmokeRun {
   dir: string;
@@ -102,7 +122,7 @@ export function smokeKey(recipe: SmokeRecipe, suite: string): string {
 function cli(args: string[]): Promise<{ code: number; stderr: string }> {
   return new Promise((res, rej) => {
     const p = spawn(process.execPath, [join(ROOT, 'bin', 'lockstep.mjs'), ...args], {
-      cwd: ROOT, env: { ...process.env, LOCKSTEP_ACCEL: 'tcg', GITHUB_STEP_SUMMARY: '' }, stdio: ['ignore', 'ignore', 'pipe'],
+      cwd: ROOT, env: { ...process.env, GITHUB_STEP_SUMMARY: '' }, stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
     p.stderr.on('data', (d) => { stderr += d; });

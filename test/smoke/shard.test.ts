@@ -12,13 +12,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkResults, type Results } from '../../src/results/schema.ts';
 import { hostOnlineCpus } from '../../src/runner/host.ts';
+import { BASE_RECIPE, recipeKernelFlags, smokeRun } from '../lib/smoke-run.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // ---------------------------------------------------------------------------
 // Real: host + Debian 6.1.190 under QEMU, 5 scenarios in two CPU counts (4 boots).
 
-const KERNEL_FLAGS = ['--no-builtin-kernels', '--kernel-spec', join(ROOT, 'kernels/host.json'), '--kernel-spec', join(ROOT, 'kernels/debian-6.1.190.json')];
-const SCEN = 'shared-counter,remmap,overage,sysctl-lowered,cpu-offline';
+// The whole run is the smoke tier's shared base run (test/lib/smoke-run.ts):
+// the shards below use its exact kernels and scenarios.
+const KERNEL_FLAGS = recipeKernelFlags(BASE_RECIPE);
+const SCEN = BASE_RECIPE.scenarios.join(',');
 
 function lockstep(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res, rej) => {
@@ -40,7 +43,8 @@ const essence = (r: Results) => r.cells.map((c) => ({
 t.test('real matrix as 3 shards, merged, equals the whole run', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'lockstep-shard-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const whole = await lockstep(['run', ...KERNEL_FLAGS, '--scenarios', SCEN, '--out', join(dir, 'whole'), '--quiet']);
+  const shared = await smokeRun(BASE_RECIPE);
+  const whole = { code: shared.code, stderr: shared.stderr };
   t.equal(whole.code, 0, `whole run: ${whole.stderr.slice(-2000)}`);
   const shardDirs: string[] = [];
   for (let i = 1; i <= 3; i++) {
@@ -49,7 +53,7 @@ t.test('real matrix as 3 shards, merged, equals the whole run', async (t) => {
     const r = await lockstep(['run', ...KERNEL_FLAGS, '--scenarios', SCEN, '--shard', `${i}/3`, '--out', d, '--quiet']);
     t.equal(r.code, 0, `shard ${i}/3: ${r.stderr.slice(-2000)}`);
   }
-  const w = await readR(join(dir, 'whole'));
+  const w = await readR(shared.dir);
   const parts = await Promise.all(shardDirs.map(readR));
   t.equal(w.cells.length, 10, '2 kernels x 5 scenarios');
   t.same(parts.map((p) => p.shard!.index), [1, 2, 3]);
@@ -75,7 +79,7 @@ t.test('real matrix as 3 shards, merged, equals the whole run', async (t) => {
   const again = await lockstep(['merge', shardDirs[0]!, shardDirs[0]!, '--out', join(dir, 'bad')]);
   t.equal(again.code, 2, 'a shard twice is refused');
   t.match(again.stderr, /is also in/);
-  const withWhole = await lockstep(['merge', join(dir, 'whole'), shardDirs[1]!, '--out', join(dir, 'bad')]);
+  const withWhole = await lockstep(['merge', shared.dir, shardDirs[1]!, '--out', join(dir, 'bad')]);
   if (parts[1]!.cells.length) {
     t.equal(withWhole.code, 2, 'whole run + a shard overlap');
     t.match(withWhole.stderr, /is also in/);
