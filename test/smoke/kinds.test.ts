@@ -1,8 +1,10 @@
-// Smoke coverage of a spec kind the other smoke runs do not take: a plain
-// "image" spec (a bzImage by path, its expectation worked out from the
-// version it declares), booted once, and every output command run over the
-// real results it wrote: report (HTML, JUnit, TAP, table.md), table,
-// classify, diff, export kcidb and export ktap.
+// Smoke coverage of what the other smoke runs do not take: a plain "image"
+// spec (a bzImage by path, its expectation worked out from the version it
+// declares), and an expectation with an open counter ("V3/unknown": the same
+// bzImage declared as 6.6.100, a release lockstep knows no counter fact for;
+// issue 24: such a run once crashed the results writer), each booted once,
+// and every output command run over the real results: report (HTML, JUnit,
+// TAP, table.md), table, classify, diff, export kcidb and export ktap.
 
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
@@ -21,7 +23,10 @@ const deb = await ensureKernel(parseSpec(DEBIAN_SPEC, 'kinds'), { cacheDir: defa
 const recipe: SmokeRecipe = {
   name: 'image',
   kernelSpecFiles: [],
-  extraSpecs: [{ id: 'image-6.1.190', kind: 'image', version: '6.1.190', path: deb.vmlinuz, description: 'Debian 6.1.190 as a plain bzImage' }],
+  extraSpecs: [
+    { id: 'image-6.1.190', kind: 'image', version: '6.1.190', path: deb.vmlinuz, description: 'Debian 6.1.190 as a plain bzImage' },
+    { id: 'image-open-counter', kind: 'image', version: '6.6.100', path: deb.vmlinuz, description: 'the same bzImage declared as 6.6.100: no counter fact, V3/unknown' },
+  ],
   scenarios: ['baseline', 'remmap'],
 };
 const shared = await smokeRun(recipe);
@@ -31,12 +36,19 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const run = join(dir, 'run');
 cpSync(shared.dir, run, { recursive: true });
 
-t.test('an image spec: booted, judged against the expectation of its declared version', (t) => {
+t.test('image specs: booted, judged against the expectation of their declared version, an open counter included', (t) => {
   t.equal(shared.code, 0, shared.stderr.slice(-1500));
-  t.match(shared.results.kernels, [{ id: 'image-6.1.190', kind: 'image', version: '6.1.190' }]);
-  t.equal(shared.results.cells.length, 2);
-  for (const c of shared.results.cells) t.equal(c.verdict, 'MATCH', `${c.scenario}: ${c.reason ?? ''}`);
+  const k = (id: string) => shared.results.kernels.find((x) => x.id === id);
+  t.match(k('image-6.1.190'), { kind: 'image', version: '6.1.190', expected_logic: 'V3/shared' });
+  t.match(k('image-open-counter'), { kind: 'image', version: '6.6.100', expected_logic: 'V3/unknown' });
+  t.equal(shared.results.cells.length, 4, '2 kernels x 2 scenarios');
+  for (const c of shared.results.cells) t.equal(c.verdict, 'MATCH', `${c.kernel} x ${c.scenario}: ${c.reason ?? ''}`);
   t.equal(shared.results.cells[0]!.qemu_argv![0], 'qemu-system-x86_64');
+  // on disk, the open counter's cells keep their expected ops and say why (issue 24)
+  const disk = JSON.parse(readFileSync(join(shared.dir, 'results.json'), 'utf8')) as { cells: { kernel: string; expected?: unknown[]; expected_stored?: string }[] };
+  const open = disk.cells.filter((c) => c.kernel === 'image-open-counter' && c.expected?.length);
+  t.ok(open.length > 0, 'judged open-counter cells keep their expected ops');
+  for (const c of open) t.match(c.expected_stored, /open counter/, 'and say why');
   t.end();
 });
 
