@@ -77,13 +77,16 @@ export interface SmokeRun {
   stderr: string;
 }
 
+/** Files kbuild and make leave beside the sources (harness/auxpmu): not inputs. */
+const BUILD_OUTPUT = /^\.|\.(o|ko|mod|mod\.c|cmd|order|symvers|a)$|^Module\.symvers$|^modules\.order$/;
+
 /** Every file under `dir` (sorted, repo-relative), skipping build outputs. */
 function filesUnder(dir: string, skip: Set<string>): string[] {
   const out: string[] = [];
   const walk = (rel: string): void => {
     for (const e of readdirSync(join(ROOT, rel), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const r = join(rel, e.name);
-      if (skip.has(e.name)) continue;
+      if (skip.has(e.name) || BUILD_OUTPUT.test(e.name)) continue;
       if (e.isDirectory()) walk(r);
       else if (e.isFile()) out.push(r);
     }
