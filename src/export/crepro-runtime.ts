@@ -246,6 +246,29 @@ static unsigned long long capbit(int cap)
 }
 
 /*
+ * setrlimit, and where the hard limit cannot be raised (EPERM: no
+ * CAP_SYS_RESOURCE, as for root in some containers) the same soft limit
+ * under the hard limit there is, as lockstep's own reproducer does
+ * (harness/privs.c set_limit); a soft limit above that hard one fails,
+ * unless 'clamp' (open files: any number that fits will do).
+ */
+static int set_limit(int res, struct rlimit *want, int clamp)
+{
+	struct rlimit hard;
+
+	if (setrlimit(res, want) == 0)
+		return 0;
+	if (errno != EPERM || getrlimit(res, &hard) < 0)
+		return -1;
+	if (!clamp && want->rlim_cur != RLIM_INFINITY && want->rlim_cur > hard.rlim_max) {
+		errno = EPERM;
+		return -1;
+	}
+	hard.rlim_cur = want->rlim_cur < hard.rlim_max ? want->rlim_cur : hard.rlim_max;
+	return setrlimit(res, &hard);
+}
+
+/*
  * Become the test's uid with 'want' capabilities permitted and 'want' minus
  * 'idle' effective (CAP_PERFMON drops out where the kernel lacks it), soft
  * RLIMIT_MEMLOCK 'memlock_kb' (-1: unlimited, hard limit unlimited so the
@@ -262,7 +285,7 @@ static int become_user(unsigned long long want, unsigned long long idle, long lo
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	if (memlock_kb >= 0)
 		rl.rlim_cur = (rlim_t)memlock_kb * 1024;
-	if (setrlimit(RLIMIT_MEMLOCK, &rl) < 0 || setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+	if (set_limit(RLIMIT_MEMLOCK, &rl, 0) < 0 || set_limit(RLIMIT_NOFILE, &nofile, 1) < 0)
 		return -1;
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 || setgroups(0, NULL) < 0)
 		return -1;
