@@ -2,3 +2,4 @@
 export * from './diff.ts';
 export * from './classify.ts';
 export * from './evidence.ts';
+export * from './discriminate.ts';

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { artifactUrl } from './artifact-url.ts';
 import type { CellResult, CellVerdict, Results } from '../results/schema.ts';
-import { kernelIds } from '../report/analysis.ts';
+import { kernelIds } from '../results/ids.ts';
 import { type KcidbStatus, VERDICT_FACTS, VERDICTS } from '../diff/verdicts.ts';
 import { provenance } from './provenance.ts';
 

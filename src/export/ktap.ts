@@ -5,7 +5,8 @@
 // kernel's own tools/testing/kunit/kunit_parser.py. Pure.
 
 import type { CellResult, Results } from '../results/schema.ts';
-import { FAILING, kernelIds, scenarioIds } from '../report/analysis.ts';
+import { FAILING } from '../diff/verdicts.ts';
+import { kernelIds, scenarioIds } from '../results/ids.ts';
 
 /** A KTAP test name: no '#', no line breaks, no leading/trailing blanks (the parser splits on " # "). */
 export const ktapName = (s: string): string => s.replace(/[\r\n]+/g, ' ').replace(/#/g, '_').replace(/\s+/g, '_').trim() || '_';

@@ -11,7 +11,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { ARCH_FACTS, type Arch } from '../kernels/arch.ts';
 import { MissingDependencyError } from '../util/errors.ts';
 import { guestBusybox } from './busybox.ts';
-import { cpioArchive, type CpioEntry } from './cpio.ts';
+import { cpioArchive, type CpioEntry } from '../util/cpio.ts';
 
 export { BUSYBOX } from './busybox.ts';
 

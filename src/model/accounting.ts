@@ -196,19 +196,10 @@ export function auxGiveBack(rule: AuxUnmapRule, nr: number, locked: number): { u
 /** RLIM_INFINITY >> PAGE_SHIFT on 64-bit: what the kernel's lock_limit is when unlimited. */
 export const RLIM_INFINITY_PAGES = 2 ** 52 - 1;
 
-/**
- * RLIMIT_MEMLOCK (kB, soft = what io_uring, BPF before v5.11 and memfd_secret
- * check) of every ballast and handoff helper, in every runtime: the reproducer
- * sets it (harness/PROTOCOL.md) so no runtime's own `ulimit -l` leaks into a
- * scenario. 8192 kB is what every runtime here can give: the host's hard limit
- * (root there cannot raise it) and the container default. An io_uring ballast
- * of more than 2048 pages (minus what user->locked_vm already holds) is thus
- * refused with ENOMEM everywhere, and the model predicts that.
- */
-export const HELPER_RLIMIT_MEMLOCK_KB = 8192;
-
-/** PAGE_SIZE / 1024 of x86_64 and most kernels: the default wherever a kernel's page size is not reported. */
-export const DEFAULT_PAGE_KB = 4;
+// The helpers' RLIMIT_MEMLOCK and the default page size are facts of the op
+// script the reproducer runs (src/scenario/ops.ts), re-exported for the model.
+import { DEFAULT_PAGE_KB, HELPER_RLIMIT_MEMLOCK_KB } from '../scenario/ops.ts';
+export { DEFAULT_PAGE_KB, HELPER_RLIMIT_MEMLOCK_KB };
 
 /** Page sizes (kB) the model accepts: 4K, 16K, 64K pages. */
 export const PAGE_KBS: readonly number[] = [4, 16, 64];

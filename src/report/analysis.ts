@@ -5,7 +5,7 @@
 import { classifyKernel, type KernelClassification } from '../diff/evidence.ts';
 import { type Logic, parseLogic } from '../model/accounting.ts';
 import { type CompiledScenario, PAGE_KB } from '../scenario/ops.ts';
-import { logicClasses, pinnedSeries } from '../scenario/discriminate.ts';
+import { logicClasses, pinnedSeries } from '../diff/discriminate.ts';
 import type { CellResult, CellVerdict, Results } from '../results/schema.ts';
 import { isFailing } from '../diff/verdicts.ts';
 
@@ -56,17 +56,8 @@ export function classifyAll(r: Results, defs: ReadonlyMap<string, CompiledScenar
 }
 
 /** Kernel ids in report order: the kernels list, then any only seen in cells. */
-export function kernelIds(r: Results): string[] {
-  const ids = r.kernels.map((k) => k.id);
-  for (const c of r.cells) if (!ids.includes(c.kernel)) ids.push(c.kernel);
-  return ids;
-}
-
-export function scenarioIds(r: Results): string[] {
-  const ids = [...new Set(r.scenarios.map((s) => s.id))];
-  for (const c of r.cells) if (!ids.includes(c.scenario)) ids.push(c.scenario);
-  return ids;
-}
+import { kernelIds, scenarioIds } from '../results/ids.ts';
+export { kernelIds, scenarioIds };
 
 /** Worker VmPin (pages) after each map call, measured. */
 export function measuredSeries(c: CellResult): number[] {

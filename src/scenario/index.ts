@@ -3,4 +3,3 @@ export * from './ops.ts';
 export * from './schema.ts';
 export * from './load.ts';
 export * from './skip.ts';
-export * from './discriminate.ts';

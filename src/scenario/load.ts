@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HELPER_RLIMIT_MEMLOCK_KB } from '../model/accounting.ts';
+import { HELPER_RLIMIT_MEMLOCK_KB } from './ops.ts';
 import { ConfigError } from '../util/errors.ts';
 import { parseJsonStrict } from '../util/json.ts';
 import { type CompiledScenario, type Feature, type Op, type SysctlName, ballastBuffers, hasFaultInjection, userLockLimit } from './ops.ts';

@@ -2,7 +2,20 @@
 // (src/model) and the native reproducer (harness/) execute. Pure types and
 // small pure helpers only; no I/O here.
 
-import { DEFAULT_PAGE_KB } from '../model/accounting.ts';
+/**
+ * RLIMIT_MEMLOCK (kB, soft = what io_uring, BPF before v5.11 and memfd_secret
+ * check) of every ballast and handoff helper, in every runtime: the reproducer
+ * sets it (harness/PROTOCOL.md) so no runtime's own `ulimit -l` leaks into a
+ * scenario. 8192 kB is what every runtime here can give: the host's hard limit
+ * (root there cannot raise it) and the container default. An io_uring ballast
+ * of more than 2048 pages (minus what user->locked_vm already holds) is thus
+ * refused with ENOMEM everywhere, and the model predicts that.
+ */
+export const HELPER_RLIMIT_MEMLOCK_KB = 8192;
+
+/** PAGE_SIZE / 1024 of x86_64 and most kernels: the default wherever a kernel's page size is not reported. */
+export const DEFAULT_PAGE_KB = 4;
+
 
 /** kB per page where the kernel's page size is not known (x86_64): what compile-time "L" and the default diff use. */
 export const PAGE_KB = DEFAULT_PAGE_KB;

@@ -17,7 +17,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultCacheDir, ensureKernel } from '../../src/kernels/artifact.ts';
-import { cpioList } from '../../src/image/cpio.ts';
+import { cpioList } from '../../src/util/cpio.ts';
 import { builtinSpecsDir, loadSpecFile } from '../../src/kernels/spec.ts';
 import { runMatrix } from '../../src/matrix/run.ts';
 import { builtinScenarios } from '../../src/scenario/load.ts';

@@ -20,7 +20,7 @@ import { ensureImage } from '../../src/kernels/obtain/image.ts';
 import { isArm64ImageData } from '../../src/kernels/obtain/files.ts';
 import { gzipSync } from 'node:zlib';
 import { writeFileSync } from 'node:fs';
-import { cpioList } from '../../src/image/cpio.ts';
+import { cpioList } from '../../src/util/cpio.ts';
 import { pageSizeMismatch } from '../../src/matrix/cells.ts';
 import { builtinScenarios, compileAtPageSize } from '../../src/scenario/load.ts';
 import { ConfigError, MissingDependencyError } from '../../src/util/errors.ts';

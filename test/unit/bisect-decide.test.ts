@@ -196,7 +196,7 @@ t.test('judgeStep: retries infrastructure failures, never build failures', async
 t.test('behaviour keys: the classifier\'s logic set, or the raw observables when no logic fits', async (t) => {
   const { builtinScenarios } = await import('../../src/scenario/load.ts');
   const { simulate, parseLogic } = await import('../../src/model/index.ts');
-  const { syntheticMeasured } = await import('../../src/scenario/discriminate.ts');
+  const { syntheticMeasured } = await import('../../src/diff/discriminate.ts');
   const { behaviourOf, attemptOfCell } = await import('../../src/bisect/behaviour.ts');
   const s = builtinScenarios().map((l) => l.compiled).find((x) => x.id === 'shared-counter')!;
   const as = (label: string) => syntheticMeasured(s, simulate(s, parseLogic(label)));

@@ -10,7 +10,7 @@ import t from 'tap';
 import { classifyWithEvidence, groupClasses, refutationText } from '../../src/diff/evidence.ts';
 import { ALL_LOGICS, logicLabel, parseLogic, simulate } from '../../src/model/index.ts';
 import { builtinScenarios } from '../../src/scenario/load.ts';
-import { syntheticMeasured } from '../../src/scenario/discriminate.ts';
+import { syntheticMeasured } from '../../src/diff/discriminate.ts';
 import { usesAux } from '../../src/scenario/ops.ts';
 
 const scenarios = builtinScenarios().map((l) => l.compiled);

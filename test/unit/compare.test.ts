@@ -20,7 +20,7 @@ import { cellCategory } from '../../src/report/compare.ts';
 import { exitForVerdicts } from '../../src/cli/common.ts';
 import { serializeResults } from '../../src/results/write.ts';
 import type { GroupOutcome } from '../../src/runner/runtime.ts';
-import { syntheticMeasured } from '../../src/scenario/discriminate.ts';
+import { syntheticMeasured } from '../../src/diff/discriminate.ts';
 import { builtinScenarios, scenarioHash } from '../../src/scenario/load.ts';
 import type { CompiledScenario } from '../../src/scenario/ops.ts';
 

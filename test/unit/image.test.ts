@@ -5,7 +5,7 @@ import t from 'tap';
 import { readFile, writeFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { dir as tmpDir } from 'tmp-promise';
-import { cpioArchive, cpioList } from '../../src/image/cpio.ts';
+import { cpioArchive, cpioList } from '../../src/util/cpio.ts';
 import { ensureBaseImage, scriptArchive, writeBootInitrd } from '../../src/image/initramfs.ts';
 
 t.test('cpio newc round trip, device node and reproducible bytes', async (t) => {

@@ -12,7 +12,7 @@ import { parseSpec } from '../../src/kernels/spec.ts';
 import { logicLabel, type Logic } from '../../src/model/accounting.ts';
 import { simOptionsForVersion, simulate } from '../../src/model/simulate.ts';
 import { calibrate, diffExpected } from '../../src/diff/classify.ts';
-import { syntheticMeasured } from '../../src/scenario/discriminate.ts';
+import { syntheticMeasured } from '../../src/diff/discriminate.ts';
 import { builtinScenarios } from '../../src/scenario/load.ts';
 import { ConfigError } from '../../src/util/errors.ts';
 

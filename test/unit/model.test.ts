@@ -771,7 +771,7 @@ t.test('counter split: "perf: Track the perf mlock gift separately" by upstream 
 
 t.test('an unknown counter carries both predictions; the measurement picks, never a guessed MISMATCH', async (t) => {
   const { diffExpected } = await import('../../src/diff/classify.ts');
-  const { syntheticMeasured } = await import('../../src/scenario/discriminate.ts');
+  const { syntheticMeasured } = await import('../../src/diff/discriminate.ts');
   // io_uring ballast then a probe: shared and perf differ.
   const s = scenario([{ op: 'probe' }, { op: 'ballast', via: 'io_uring', pages: 100 }, { op: 'probe' }], { cpus: 2 });
   for (const counter of ['shared', 'perf'] as const) {
@@ -795,7 +795,7 @@ t.test('an unknown counter carries both predictions; the measurement picks, neve
 t.test('page size is a model input: default perf_event_mlock_kb = 512 + PAGE_SIZE/1024 (kernel/events/core.c)', async (t) => {
   const { defaultMlockKb, rlimitPages, checkPageKb } = await import('../../src/model/accounting.ts');
   const { diffCell } = await import('../../src/diff/diff.ts');
-  const { syntheticMeasured } = await import('../../src/scenario/discriminate.ts');
+  const { syntheticMeasured } = await import('../../src/diff/discriminate.ts');
   t.equal(defaultMlockKb(4), 516);
   t.equal(defaultMlockKb(16), 528);
   t.equal(defaultMlockKb(64), 576);

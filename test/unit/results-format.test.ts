@@ -12,7 +12,7 @@ import { cellsFromOutcome } from '../../src/matrix/cells.ts';
 import { checkResults, compactResults, RESULTS_SCHEMA, type Results } from '../../src/results/schema.ts';
 import { serializeResults } from '../../src/results/write.ts';
 import type { GroupOutcome } from '../../src/runner/runtime.ts';
-import { syntheticMeasured } from '../../src/scenario/discriminate.ts';
+import { syntheticMeasured } from '../../src/diff/discriminate.ts';
 import { builtinScenarios, scenarioHash } from '../../src/scenario/load.ts';
 
 const scen = builtinScenarios().map((l) => l.compiled).filter((s) => s.cpus === 2);

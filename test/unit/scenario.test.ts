@@ -15,27 +15,22 @@ import {
   builtinScenarios,
   canonicalJson,
   cappedBallastBuffers,
-  classesLabel,
   compileAtPageSize,
   compileScenario,
   compileSource,
-  firstEperm,
-  indistinguishable,
   loadScenarioDir,
   loadScenarioFile,
-  logicClasses,
   mappingPages,
-  pinnedSeries,
   validateScenario,
   scenarioHash,
   scenarioNeeds,
-  syntheticMeasured,
   toScript,
   skipReasons,
   userLockLimit,
   ballastBuffers,
   usesAux,
 } from '../../src/scenario/index.ts';
+import { classesLabel, firstEperm, indistinguishable, logicClasses, pinnedSeries, syntheticMeasured } from '../../src/diff/discriminate.ts';
 import { ROOT_UID_WHY } from '../../src/scenario/skip.ts';
 import { splitRootScenarios } from '../../src/matrix/plan.ts';
 

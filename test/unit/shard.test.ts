@@ -15,7 +15,7 @@ import { renderJunit } from '../../src/report/junit.ts';
 import { renderTap } from '../../src/report/tap.ts';
 import { RESULTS_SCHEMA, checkResults, type CellResult, type Results } from '../../src/results/schema.ts';
 import type { GroupOutcome } from '../../src/runner/runtime.ts';
-import { syntheticMeasured } from '../../src/scenario/discriminate.ts';
+import { syntheticMeasured } from '../../src/diff/discriminate.ts';
 import { builtinScenarios, scenarioHash } from '../../src/scenario/load.ts';
 import type { CompiledScenario } from '../../src/scenario/ops.ts';
 import { ConfigError } from '../../src/util/errors.ts';

@@ -50,11 +50,11 @@ t.test('remmap under all logics: the V4 leak is a group of its own, parting at t
   t.match(text[1]!, new RegExp(`^logics part at op ${firstRemap} \\(remap,buf:a\\)`));
   t.ok(text.some((l) => l.includes(`per-user counter U ${leak} pages`)), 'the leak is printed');
   t.ok(text.some((l) => l.includes(`probe headroom: `) && l.includes(`: ${L - leak}`)), 'and the probes it shortens');
-  // README's example is this output
-  const md = readFileSync(join(ROOT, 'README.md'), 'utf8').split('\n');
+  // docs/commands.md's example is this output
+  const md = readFileSync(join(ROOT, 'docs', 'commands.md'), 'utf8').split('\n');
   const from = md.findIndex((l) => l.startsWith('    remmap under 14 logics'));
-  t.ok(from > 0, 'README shows the remmap example');
-  t.strictSame(md.slice(from, from + text.length).map((l) => l.replace(/^ {4}/, '')), text, 'README shows what simulate prints');
+  t.ok(from > 0, 'docs/commands.md shows the remmap example');
+  t.strictSame(md.slice(from, from + text.length).map((l) => l.replace(/^ {4}/, '')), text, 'docs/commands.md shows what simulate prints');
   t.end();
 });
 

@@ -15,7 +15,7 @@ import { consoleFaults, type ParsedStream, SPLAT_KINDS } from '../../src/runner/
 import { type CellContext, cellsFromOutcome } from '../../src/matrix/cells.ts';
 import { parseLogic, simulate } from '../../src/model/index.ts';
 import type { GroupOutcome } from '../../src/runner/runtime.ts';
-import { syntheticMeasured } from '../../src/scenario/discriminate.ts';
+import { syntheticMeasured } from '../../src/diff/discriminate.ts';
 import { compileScenario } from '../../src/scenario/load.ts';
 import { lockstep, ROOT, tmp } from '../lib/faults-util.ts';
 

@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import { cp, mkdir, readFile, readdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { delimiter, join, relative } from 'node:path';
-import { cpioList } from '../../image/cpio.ts';
+import { cpioList } from '../../util/cpio.ts';
 import { runTool, ToolError } from '../../util/exec.ts';
 import type { Arch, DebianImageSpec } from '../types.ts';
 import { ARCH_FACTS } from '../arch.ts';

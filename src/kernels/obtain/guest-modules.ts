@@ -6,7 +6,7 @@
 // appended to the initramfs; vm-images/init.sh insmods them in the order of
 // /lockstep/modules. Pure: no I/O (src/kernels/obtain/debian.ts extracts them).
 
-import { cpioArchive, type CpioEntry } from '../../image/cpio.ts';
+import { cpioArchive, type CpioEntry } from '../../util/cpio.ts';
 
 /** A module file of the kernel package: its name and where it sits under lib/modules/<release>/kernel/. */
 export interface GuestModule {

@@ -5,8 +5,8 @@
 
 import { ALL_LOGICS, type Logic, logicLabel } from '../model/accounting.ts';
 import { type ExpectedOp, PROBE_MAX_PAGES, type SimulateOptions, simulate } from '../model/simulate.ts';
-import { type MeasuredOp, diffCell } from '../diff/diff.ts';
-import { type CompiledScenario, PAGE_KB } from './ops.ts';
+import { type MeasuredOp, diffCell } from './diff.ts';
+import { type CompiledScenario, PAGE_KB } from '../scenario/ops.ts';
 
 /**
  * The reproducer's op lines a kernel implementing exactly `expected` would
