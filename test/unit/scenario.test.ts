@@ -643,9 +643,9 @@ const BAD: [string, unknown, string][] = [
   ['sysrq key too long', base([{ op: 'sysrq', key: 'cc' }], { fault_injection: true }), 'ops[0].key'],
   ['sysrq key metachar', base([{ op: 'sysrq', key: '&' }], { fault_injection: true }), 'ops[0].key'],
   ['hang too long', base([{ op: 'hang', seconds: 86400 }], { fault_injection: true }), 'ops[0].seconds'],
-  ['too many compiled ops (map)', base([mapOp({ buf: 'a', count: 150000 }), mapOp({ buf: 'b', count: 60000 })]), 'ops[1]'],
-  ['too many compiled ops (remap)', base([mapOp(), { op: 'remap', buf: 'a', count: 200000 }]), 'ops[1]'],
-  ['count too large', base([mapOp({ count: 200001 })]), 'ops[0].count'],
+  ['too many compiled ops (map)', base([mapOp({ buf: 'a', count: 15000 }), mapOp({ buf: 'b', count: 6000 })]), 'ops[1]'],
+  ['too many compiled ops (remap)', base([mapOp(), { op: 'remap', buf: 'a', count: 20000 }]), 'ops[1]'],
+  ['count too large', base([mapOp({ count: 20001 })]), 'ops[0].count'],
 ];
 
 t.test('descriptions are prose: they never reach a shell, so # ( ) ; $ ` are allowed (#16 item 7)', (t) => {
