@@ -258,14 +258,18 @@ t.test('lockstep diff flags a deliberately changed cell and exits 1', async (t) 
   t.equal(dm.code, 1);
   t.match(dm.stdout, /REGRESSION host-unknown: classification changed: V4\/shared -> none/);
 
-  // Improvements and kernels coming or going are reported but are not regressions.
+  // Kernels coming are reported, not regressions; a kernel going loses its
+  // measured cells: they are `missing` and fail the diff (issue 26: a nightly
+  // that measured less than its baseline does not pass).
   const better = JSON.parse(await readFile(join(out, 'results.json'), 'utf8')) as Results;
   better.kernels = better.kernels.filter((k) => k.id !== 'host-as-v2-perf');
   better.cells = better.cells.filter((x) => x.kernel !== 'host-as-v2-perf');
   await writeFile(join(dir, 'better.json'), JSON.stringify(better));
   const db = await lockstep(['diff', out, join(dir, 'better.json')]);
-  t.equal(db.code, 0, db.stdout);
+  t.equal(db.code, 1, db.stdout);
   t.match(db.stdout, /Kernels removed: host-as-v2-perf/);
+  t.match(db.stdout, /MISSING host-as-v2-perf x remmap: MISMATCH EPERM - -> absent \(removed\)/);
+  t.match(db.stdout, /0 regression\(s\), \d+ cell change\(s\)\. \d+ cell\(s\) of .* missing from /);
   const back = await lockstep(['diff', join(dir, 'better.json'), out]);
   t.equal(back.code, 0);
   t.match(back.stdout, /Kernels added: host-as-v2-perf/);
