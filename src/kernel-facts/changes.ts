@@ -79,9 +79,11 @@ export const UPSTREAM_CHANGES: readonly UpstreamChange[] = [
     commit: null,
     title: 'perf/core: Prevent VMA split of buffer mappings',
     mainline: '6.17',
-    stables: ['6.1.148', '6.12.42', '6.16.1'],
+    stables: ['5.10.241', '6.1.148', '6.12.42', '6.16.1'],
     switches: { kind: 'flag', flag: 'partialMunmapEinval', value: true },
-    source: 'Debian 6.1 changelog, inside the upstream ChangeLog-6.1.148 list; 6.12.42, 6.16.1 and v6.17 as the model recorded them before this table (not re-read here)',
+    source: 'Debian 6.1 changelog, inside the upstream ChangeLog-6.1.148 list; Debian linux 5.10.251-5 changelog, inside the ChangeLog-5.10.241 list ' +
+      '(CVE-2025-38563), and measured: bullseye-security 5.10.251 refuses a partial munmap with EINVAL (scenario mapping-errors); ' +
+      '6.12.42, 6.16.1 and v6.17 as the model recorded them before this table (not re-read here)',
   },
   {
     key: 'perf-set-output-ebusy',
@@ -142,12 +144,13 @@ export const UPSTREAM_CHANGES: readonly UpstreamChange[] = [
     mainline: '7.3',
     mainlineInferred: '7.3.4 has it, 7.3-rc7 lacks it, not in the 7.3.2-7.3.4 stable lists: 7.3.0 final taken to have it',
     stables: ['6.1.191', '6.12.115', '7.2.13'],
-    unknownFrom: ['5.10.241', '5.15.190', '6.6.1', '6.18.45', '7.0.1', '7.1.1'],
+    unknownFrom: ['5.10.252', '5.15.190', '6.6.1', '6.18.45', '7.0.1', '7.1.1'],
     switches: { kind: 'counter' },
     source:
       'Debian 6.1.192 changelog (upstream ChangeLog-6.1.191 list; Debian skipped 6.1.191) and 6.12 changelog (ChangeLog-6.12.115); ' +
       'struct user_struct has perf_mlock in the 7.2.13 and 7.3.4 headers, not in 7.2.12 or 7.3~rc7 (header read); 7.3.4 has it, ' +
       '7.3-rc7 lacks it and it is not in the 7.3.2-7.3.4 stable lists, so it came with 7.3 or 7.3.1: 7.3.0 final is inferred to have it. ' +
+      'Debian linux 5.10.251-5 changelog: not in any 5.10.y list up to 5.10.251, so 5.10.y is shared through 5.10.251. ' +
       'Measured: sid 7.2.13 perf, experimental 7.3-rc7 shared, the 6.18.44 host shared. Lines still maintained when 6.1.191 came out ' +
       'and with no release read either way are unknown from their first release that could carry it',
   },

@@ -758,8 +758,8 @@ t.test('counter split: "perf: Track the perf mlock gift separately" by upstream 
   t.match(counterFor('7.3.0').text, /inferred: 7\.3\.4 has it, 7\.3-rc7 lacks it/, 'the reason says 7.3.0 is inferred');
   t.match(counterFor('7.2.13').text, /^7\.2\.y >= 7\.2\.13: .*stable 7\.2\.13/);
   // nothing known: the counter stays open, never a guess
-  for (const v of ['5.10.241', '5.15.190', '6.6.1', '6.6.120', '6.18.45', '7.0.5', '7.1.9']) t.equal(c(v), 'unknown', `${v}: unknown`);
-  for (const v of ['5.10.240', '5.15.189', '6.18.44', '7.0.0', '7.1.0']) t.equal(c(v), 'shared', `${v}: before the open range of its line`);
+  for (const v of ['5.10.252', '5.15.190', '6.6.1', '6.6.120', '6.18.45', '7.0.5', '7.1.9']) t.equal(c(v), 'unknown', `${v}: unknown`);
+  for (const v of ['5.10.240', '5.10.241', '5.10.251', '5.15.189', '6.18.44', '7.0.0', '7.1.0']) t.equal(c(v), 'shared', `${v}: before the open range of its line (5.10.y: read shared through 5.10.251)`);
   // the distro does not matter any more: an upstream 6.1.192 image is perf too
   const img = (version: string) => parseSpec({ id: 'k', kind: 'image', path: '/k', version }, 'x.json');
   t.equal(logicLabel(resolveExpect(img('6.1.192'), '6.1.192').logic!), 'V3/perf');
@@ -838,6 +838,8 @@ t.test('new errors by version: partial munmap EINVAL (v6.17; 6.16.1, 6.12.42, 6.
   t.equal(einval('6.17.0'), true, 'v6.17');
   t.equal(einval('7.2.13'), true);
   t.equal(einval('5.10.200'), false);
+  t.equal(einval('5.10.240'), false);
+  t.equal(einval('5.10.241'), true, 'stable 5.10.241 (Debian 5.10.251-5 changelog, ChangeLog-5.10.241 list; measured on bullseye-security 5.10.251)');
   t.equal(ebusy('6.18.7'), false);
   t.equal(ebusy('6.18.8'), true, 'stable 6.18.8');
   t.equal(ebusy('6.18.44'), true);
