@@ -115,3 +115,44 @@ export function renderNews(rows: readonly NewsRow[], measuredFrom: string): stri
   for (const r of fresh) lines.push(`- ${r.upstream} in ${r.suite}: expected ${r.expected} (${r.reason})`);
   return `${lines.join('\n')}\n`;
 }
+
+/** A pinned `debian-image` kernel spec (src/kernels/spec-schema.ts) for one Debian kernel package. */
+export interface PinnedDebianSpec {
+  id: string;
+  kind: 'debian-image';
+  suite: string;
+  package: string;
+  /** the upstream version the model reads, e.g. "7.3.4" */
+  version: string;
+  /** the Debian version, e.g. "7.3.4-1~bpo13+1" */
+  package_version: string;
+  expect: 'auto';
+  description: string;
+}
+
+/** "debian-<suite>-<Debian version>" folded into a kernel id ([a-z0-9._-], at most 64). Pure. */
+export const newsSpecId = (suite: string, version: string): string =>
+  `debian-${suite}-${version.toLowerCase().replace(/[^a-z0-9._-]+/g, '-')}`.slice(0, 64);
+
+/**
+ * One pinned spec per Debian kernel version in `rows` (`"expect": "auto"`),
+ * for `lockstep run --kernel-spec` to measure: the same Debian version served
+ * by several suites (trixie and trixie-security, a meta package beside its
+ * image) is measured once, under the first suite `rows` lists it in (newest
+ * first) with the image package preferred over a meta one; the others are
+ * named in its description. Pure.
+ */
+export function specsOfNews(rows: readonly NewsRow[]): PinnedDebianSpec[] {
+  const byVersion = new Map<string, NewsRow[]>();
+  for (const r of rows) byVersion.set(r.version, [...(byVersion.get(r.version) ?? []), r]);
+  // unsigned image, Debian 14's linux-binary, a signed image, a meta package (no ABI number in its name)
+  const rank = (p: string): number => (!/\d+\.\d+\.\d+/.test(p) ? 3 : p.includes('unsigned') ? 0 : p.startsWith('linux-binary-') ? 1 : 2);
+  return [...byVersion.values()].map((same) => {
+    const r = [...same].sort((a, b) => rank(a.package) - rank(b.package))[0]!;
+    const also = [...new Set(same.map((x) => x.suite))].filter((s) => s !== r.suite);
+    return {
+      id: newsSpecId(r.suite, r.version), kind: 'debian-image', suite: r.suite, package: r.package, version: r.upstream, package_version: r.version, expect: 'auto',
+      description: `Debian ${r.suite} cloud kernel ${r.version} (${r.package})${also.length ? `, also served by ${also.join(', ')}` : ''}`,
+    };
+  });
+}

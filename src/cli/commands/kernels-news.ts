@@ -6,10 +6,12 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { defaultCacheDir } from '../../kernels/artifact.ts';
-import { kernelNews, measuredPackages, renderNews } from '../../kernels/news.ts';
+import { kernelNews, measuredPackages, renderNews, specsOfNews } from '../../kernels/news.ts';
 import { answeringSuites, suiteSource } from '../../kernels/obtain/apt-suite.ts';
 import { DEFAULT_FLAVOUR, type DebRow, isSuiteName } from '../../kernels/obtain/deb-kernels.ts';
 import { kernelPackages } from '../../kernels/obtain/debian.ts';
+import { readCompat } from './kernels-compat.ts';
+import { writeAtomic } from '../../results/write.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { type Command, list } from '../common.ts';
 
@@ -28,12 +30,16 @@ export const command: Command = {
   summary: 'list the Debian cloud kernels the mirror serves, which are new since the published runs, and what each is expected to be',
   description: 'Reads lockstep\'s own apt lists of every Debian suite that answers (or --suites), lists each unsigned cloud-amd64 kernel image '
     + 'with its suite, Debian version, upstream version and the expectation "expect": "auto" gives it, and marks the ones no results.json under '
-    + '--results measured (kernels[].resolution). Exit 0; 2 on a suite the mirror does not serve.',
+    + '--results measured (kernels[].resolution) and its compatibility table (DIR/compat.json, `lockstep kernels compat`) lacks. With --specs FILE it also '
+    + 'writes pinned kernel specs of the new ones (every one with --all) for `lockstep run --kernel-spec FILE --no-builtin-kernels`; '
+    + '`lockstep kernels compat --add` then adds that run to the table. Exit 0; 2 on a suite the mirror does not serve.',
   options: {
     suites: { type: 'string', arg: 'S,..', help: 'suites to read (default: every suite the mirror answers for among bullseye..sid, experimental and their pockets)' },
     results: { type: 'string', arg: 'DIR', help: 'the published runs [default: results]' },
     flavour: { type: 'string', arg: 'F', help: `kernel flavour [default: ${DEFAULT_FLAVOUR}]` },
     json: { type: 'boolean', help: 'print JSON' },
+    specs: { type: 'string', arg: 'FILE', help: 'also write pinned kernel specs ("expect": "auto") of the new kernels (every listed one with --all) to FILE, for `lockstep run --kernel-spec FILE --no-builtin-kernels`' },
+    all: { type: 'boolean', help: 'with --specs: every listed kernel, not only the new ones' },
     cache: { type: 'string', arg: 'DIR', help: 'cache dir (apt lists) [default: $LOCKSTEP_CACHE or ~/.cache/lockstep]' },
   },
   examples: ['lockstep kernels news', 'lockstep kernels news --suites trixie,trixie-backports --json'],
@@ -51,7 +57,15 @@ export const command: Command = {
       rows.push(...got.filter((r) => (r.suite ?? s) === s || !suites.includes(r.suite ?? s)));
     }
     const resultsDir = resolve(v.results ? String(v.results) : 'results');
-    const news = kernelNews(rows, measuredPackages(await publishedResults(resultsDir)), flavour);
+    // measured: every results.json under --results, and the compatibility table's rows (DIR/compat.json)
+    const measured = measuredPackages(await publishedResults(resultsDir));
+    for (const r of (await readCompat(join(resultsDir, 'compat.json'), '--results', true)).rows) measured.add(`${r.package}=${r.package_version}`);
+    const news = kernelNews(rows, measured, flavour);
+    if (v.specs) {
+      const specs = specsOfNews(v.all ? news : news.filter((r) => r.new));
+      await writeAtomic(resolve(String(v.specs)), `${JSON.stringify(specs, null, 2)}\n`);
+      log(`wrote ${specs.length} kernel specs to ${String(v.specs)}`);
+    }
     if (v.json) console.log(JSON.stringify(news, null, 1));
     else process.stdout.write(renderNews(news, resultsDir));
     return 0;
