@@ -6,6 +6,7 @@ import { command as kernelsFetch } from './commands/kernels-fetch.ts';
 import { command as kernelsBuild } from './commands/kernels-build.ts';
 import { command as kernelsList } from './commands/kernels-list.ts';
 import { command as kernelsNews } from './commands/kernels-news.ts';
+import { command as kernelsCompat } from './commands/kernels-compat.ts';
 import { command as run } from './commands/run.ts';
 import { command as scenariosList } from './commands/scenarios-list.ts';
 import { command as simulate } from './commands/simulate.ts';
@@ -23,4 +24,4 @@ import type { Command } from './common.ts';
 
 export type { Command } from './common.ts';
 
-export const COMMANDS: Command[] = [run, simulate, kernelsList, kernelsNews, kernelsFetch, kernelsBuild, scenariosList, table, host, bisect, bisectStep, report, diff, merge, classify, explain, exportKcidb, exportKtap, exportKselftest, bugreport, schema];
+export const COMMANDS: Command[] = [run, simulate, kernelsList, kernelsNews, kernelsCompat, kernelsFetch, kernelsBuild, scenariosList, table, host, bisect, bisectStep, report, diff, merge, classify, explain, exportKcidb, exportKtap, exportKselftest, bugreport, schema];

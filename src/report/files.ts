@@ -10,6 +10,7 @@ import { renderTable } from '../results/table.ts';
 import { writeAtomic } from '../results/write.ts';
 import { classifyAll, type KernelLogic, scenarioDefs } from './analysis.ts';
 import { renderHtml } from './html.ts';
+import type { CompatTable } from './compat.ts';
 import { renderJunit } from './junit.ts';
 import { renderTap } from './tap.ts';
 import { renderKtap } from '../export/ktap.ts';
@@ -22,13 +23,13 @@ export function builtinDefsByHash(): Map<string, CompiledScenario> {
 export interface Written { files: string[]; logic: Map<string, KernelLogic>; defs: Map<string, CompiledScenario> }
 
 /** table.md, report.html, junit.xml, results.tap, results.ktap into `dir`. */
-export async function writeReports(r: Results, dir: string, opts: { plotScenario?: string | null; title?: string; artifactBaseUrl?: string } = {}): Promise<Written> {
+export async function writeReports(r: Results, dir: string, opts: { plotScenario?: string | null; title?: string; artifactBaseUrl?: string; compat?: CompatTable } = {}): Promise<Written> {
   const builtin = builtinDefsByHash();
   const defs = scenarioDefs(r, builtin);
   const logic = classifyAll(r, defs);
   const files: [string, string][] = [
     ['table.md', renderTable(r, builtin)],
-    ['report.html', renderHtml(r, { defs, logic, plotScenario: opts.plotScenario, title: opts.title, artifactBaseUrl: opts.artifactBaseUrl })],
+    ['report.html', renderHtml(r, { defs, logic, plotScenario: opts.plotScenario, title: opts.title, artifactBaseUrl: opts.artifactBaseUrl, compat: opts.compat })],
     ['junit.xml', renderJunit(r)],
     ['results.tap', renderTap(r)],
     ['results.ktap', renderKtap(r)],

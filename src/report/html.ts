@@ -14,6 +14,7 @@ import {
   scenarioIds,
 } from './analysis.ts';
 import { esc, linePlot } from './svg.ts';
+import { type CompatTable, renderCompatHtml } from './compat.ts';
 import { isMeasured } from '../diff/verdicts.ts';
 
 export interface HtmlOptions {
@@ -24,6 +25,8 @@ export interface HtmlOptions {
   title?: string;
   /** where the results directory is published: log paths (relative to it) become links under this URL */
   artifactBaseUrl?: string;
+  /** the compatibility table (results/compat.json) to render after the classified logic, if any */
+  compat?: CompatTable;
 }
 
 /** A log path (relative to the results directory) as code, or as a link under `base`. */
@@ -159,6 +162,8 @@ export function renderHtml(r: Results, o: HtmlOptions): string {
       `<td>${esc(kr?.expect_reason ?? '')}</td><td>${esc(lg?.label ?? '')}</td><td>${lg?.cells ?? 0}</td></tr>`);
   }
   h.push('</tbody></table>');
+
+  if (o.compat) h.push(renderCompatHtml(o.compat));
 
   h.push(`<h2>VmPin against call number${plotScenario ? `: ${esc(plotScenario)}` : ''}</h2>`);
   h.push('<p>Worker VmPin in pages after each <code>map</code> call: dashed squares the kernel\'s expected logic, solid circles measured.</p>');

@@ -8,6 +8,7 @@ import { renderSummary } from '../../report/summary.ts';
 import { renderTap } from '../../report/tap.ts';
 import { writeReports, writeStepSummary } from '../../report/files.ts';
 import { ConfigError, MissingDependencyError } from '../../util/errors.ts';
+import { readCompat } from './kernels-compat.ts';
 import { artifactBaseUrl, artifactUrlOption, type Command } from '../common.ts';
 
 /** A PNG of the page as headless Chromium renders it (isolated profile, no network services). */
@@ -50,10 +51,11 @@ directory holding another results.json with cells this run lacks is refused
     tap: { type: 'boolean', help: 'also print the TAP stream to stdout' },
     title: { type: 'string', arg: 'TEXT', help: 'page title', default: 'lockstep results' },
     screenshot: { type: 'string', arg: 'PNG', help: 'also save a PNG of report.html rendered by headless Chromium' },
+    compat: { type: 'string', arg: 'FILE', help: 'render this compatibility table (e.g. results/compat.json, `lockstep kernels compat`) in report.html' },
     ...artifactUrlOption,
     ...FORCE_OPTION,
   },
-  examples: ['lockstep report results/latest', 'lockstep report results/latest --out results --screenshot results/report.png   # publish'],
+  examples: ['lockstep report results/latest', 'lockstep report results/latest --out results --compat results/compat.json --screenshot results/report.png   # publish'],
   async run(v, pos) {
     if (pos.length !== 1) throw new ConfigError('command line', 'DIR', 'expected one results directory or results.json', 'e.g. `lockstep report results/latest`');
     const src = resultsPath(pos[0]!);
@@ -66,7 +68,8 @@ directory holding another results.json with cells this run lacks is refused
     await checkOutputDir(out, RESULT_FILES);
     if (join(out, 'results.json') !== src) await guardMeasured(out, r, Boolean(v.force));
     if (v.screenshot) await checkOutputFile(resolve(String(v.screenshot)), 'command line', '--screenshot');
-    const w = await writeReports(r, out, { plotScenario: plot, title: String(v.title), artifactBaseUrl: artifactBaseUrl(v) });
+    const compat = v.compat ? await readCompat(resolve(String(v.compat)), '--compat', false) : undefined;
+    const w = await writeReports(r, out, { plotScenario: plot, title: String(v.title), artifactBaseUrl: artifactBaseUrl(v), ...(compat ? { compat } : {}) });
     if (join(out, 'results.json') !== src) { await copyFile(src, join(out, 'results.json')); w.files.unshift(join(out, 'results.json')); }
     const summary = await writeStepSummary(renderSummary(r, w.logic));
     if (v.tap) process.stdout.write(renderTap(r));
