@@ -216,3 +216,20 @@ t.test('.ci/run type-checks too: a type error fails it, and the tap summary line
   t.match(bad.stdout, /a\.ts\(1,14\): error TS2322/);
   t.match(bad.stdout, /^type check: FAILED/m);
 });
+
+t.test('nightly.yml: the compat job measures the new Debian kernels and commits the table it grew', (t) => {
+  const job = load('nightly.yml').jobs.compat!;
+  t.ok(job, 'a compat job');
+  const runs = job.steps.map((s) => s.run ?? '');
+  const at = (re: RegExp): number => runs.findIndex((r) => re.test(r));
+  const news = at(/kernels news --specs new-kernels\.json/);
+  const run = at(/run --kernel-spec new-kernels\.json --no-builtin-kernels --out compat-run/);
+  const add = at(/kernels compat --add compat-run/);
+  const commit = at(/git add results\/compat\.json results\/compat\.md/);
+  t.ok(news >= 0 && news < run && run < add && add < commit, 'news, then run, then add, then commit');
+  t.match(runs[run]!, /\[ "\$rc" -le 1 \] \|\| \[ "\$rc" -eq 3 \]/, 'a MISMATCH (1) or infrastructure (3) is still added: the row says so');
+  const guarded = job.steps.filter((s) => /compat-run|compat\.json/.test(s.run ?? '') || s.name === 'Upload the run');
+  t.ok(guarded.every((s) => /steps\.news\.outputs\.count != '0'/.test(s.if ?? '')), 'nothing runs when no kernel is new');
+  t.match(job.container?.options ?? '', /--privileged/);
+  t.end();
+});
