@@ -91,7 +91,8 @@ export interface CompatRunLike extends ResultsLike {
  * debian-image kind), classified from its measured cells
  * (classifyKernel, scenario definitions from the run or `known` by hash).
  * Kernels of other kinds (host, builds, images) have no Debian package and
- * give no row. Pure.
+ * give no row, nor does a kernel without cells (fetched by a run that
+ * stopped before its boot). Pure.
  */
 export function compatRowsOfRun(r: CompatRunLike, known: ReadonlyMap<string, CompiledScenario> = new Map()): CompatRow[] {
   const rows: CompatRow[] = [];
@@ -99,6 +100,7 @@ export function compatRowsOfRun(r: CompatRunLike, known: ReadonlyMap<string, Com
     const res = k.resolution;
     if (!res) continue;
     const mine = r.cells.filter((c) => c.kernel === k.id);
+    if (!mine.length) continue; // fetched, never run (an interrupted run): not measured
     const cells: Record<string, number> = {};
     for (const c of mine) cells[c.verdict] = (cells[c.verdict] ?? 0) + 1;
     const c = classifyKernel(r, k.id, known);

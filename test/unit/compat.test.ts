@@ -109,3 +109,10 @@ t.test('news --specs: one pinned spec per Debian version, the image package pref
   t.equal(newsSpecId('trixie-backports', '7.3.4-1~bpo13+1'), 'debian-trixie-backports-7.3.4-1-bpo13-1');
   t.end();
 });
+
+t.test('a kernel fetched but never run (an interrupted run) gives no row', (t) => {
+  const k = run.kernels.find((x) => x.id === 'debian-6.1.190')!;
+  const rows = compatRowsOfRun({ ...run, kernels: [k], cells: run.cells.filter((c) => c.kernel !== k.id) });
+  t.same(rows, []);
+  t.end();
+});
