@@ -48,7 +48,7 @@ const row = (kernel: string, version: string, over: Partial<CompatRow> = {}): Co
 });
 
 t.test('merge: adds new package versions, replaces one measured again, never drops a row; newest kernel first', (t) => {
-  const empty = { schema: COMPAT_SCHEMA, rows: [] } as const;
+  const empty = { schema: COMPAT_SCHEMA, rows: [] as CompatRow[] } as const;
   const one = mergeCompat(empty, [row('7.2.6', '7.2.6-1~bpo13+1'), row('7.3.4', '7.3.4-1~bpo13+1')]);
   t.same(one.added.length, 2);
   t.same(one.table.rows.map((r) => r.kernel), ['7.3.4', '7.2.6']);
