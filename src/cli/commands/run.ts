@@ -8,6 +8,7 @@ import { renderSummary } from '../../report/summary.ts';
 import { renderTable } from '../../results/table.ts';
 import { checkOutputDir, ensureWritableDir, FORCE_OPTION, guardMeasured, RESULT_FILES } from '../../results/write.ts';
 import { ConfigError } from '../../util/errors.ts';
+import { checkInputPath } from '../../util/input.ts';
 import { shellQuote } from '../../util/quote.ts';
 import { artifactBaseUrl, artifactUrlOption, type Command, DEFAULT_JOBS, EXIT, exitForVerdicts, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
 import { checkUniqueIds } from '../../kernels/spec.ts';
@@ -113,7 +114,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     const timeoutMs = v.timeout !== undefined ? int(v.timeout, 'timeout', 5, 86_400) * 1000 : undefined;
     const opTimeoutS = int(v['op-timeout'], 'op-timeout', 1, 3600);
     const splatPolicy = v['splat-policy'] !== undefined
-      ? await loadSplatPolicy(resolve(String(v['splat-policy'])), String(v['splat-policy']))
+      ? await loadSplatPolicy(checkInputPath(String(v['splat-policy']), '--splat-policy', 'give a splat policy .json file, or leave the flag out for policy/splats.json', 'file', true), String(v['splat-policy']))
       : await loadSplatPolicy(DEFAULT_SPLAT_POLICY, 'policy/splats.json');
     const attempts = int(v.attempts, 'attempts', 1, 10);
     const anyCpus = list(v.cpus)?.map((n) => int(n, 'cpus', 1, 256));
