@@ -45,6 +45,12 @@ export interface Command {
   description: string;
   options: Record<string, OptionSpec>;
   examples?: string[];
+  /**
+   * The exit code of a command line main() refuses (unknown flag, stray
+   * argument); default 2. bisect-step's is 255: git bisect run reads 1..127
+   * (2 too) as "bad" and only >= 128 as "stop".
+   */
+  badInputExit?: number;
   run: (v: Record<string, unknown>, positionals: string[]) => Promise<number>;
 }
 

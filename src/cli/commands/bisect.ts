@@ -229,6 +229,7 @@ classifies, and exits 0 when it behaves like the good end, 1 when it differs,
 125 when it cannot be judged (build failure; infrastructure failure after the
 retries; panic), 255 on a lockstep error (git bisect run stops). Results are
 saved in the state file, so a step already judged is not run again.`,
+  badInputExit: 255,
   options: {
     'build-cmd': { type: 'string', arg: 'PROGRAM', help: 'build command (see lockstep bisect --help)' },
     'base-package': { type: 'string', arg: 'PKG', help: 'Debian source package the base commit holds' },
