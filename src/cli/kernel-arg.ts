@@ -9,6 +9,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import { basename, join, resolve } from 'node:path';
 import { KBUILD_TARGETS } from '../kernels/obtain/source/arch.ts';
 import { parseSpec, type KernelSpec } from '../kernels/spec.ts';
+import { aptCacheMadisonArgv } from '../util/debian-tools.ts';
 import { ConfigError } from '../util/errors.ts';
 import { inputProblem } from '../util/input.ts';
 
@@ -68,7 +69,7 @@ export function bzImageVersion(path: string): string | null {
 
 /** `apt-cache madison PKG`: [debian version, suite] rows. */
 function aptVersions(pkg: string): { version: string; suite: string }[] {
-  const r = spawnSync('apt-cache', ['madison', pkg], { encoding: 'utf8' });
+  const r = spawnSync('apt-cache', aptCacheMadisonArgv([], [pkg]), { encoding: 'utf8' });
   if (r.status !== 0) return [];
   return r.stdout.split('\n').map((l) => l.split('|').map((x) => x.trim())).filter((f) => f.length >= 3 && f[0] === pkg)
     .map((f) => ({ version: f[1]!, suite: (f[2]!.split(/\s+/)[1] ?? '').split('/')[0]! }));
