@@ -14,8 +14,8 @@
 // or a write outside the scratch directory is refused
 // (it throws) and recorded as a finding. And each command that would measure,
 // build or download gets a suffix that the command refuses before any of
-// that (SAFE_SUFFIX below: e.g. `run ... --attempts 0`), after every other
-// input of the vector was read and checked.
+// that (SAFE_SUFFIX below), after every other input of the vector was read
+// and checked; for `run` that suffix is `--attempts 0`, its dry run.
 //
 // LOCKSTEP_FUZZ_RUNS sets the vector count (default 500, the unit tier's
 // share; the issue's figure is 10,000), LOCKSTEP_FUZZ_SEED the seed.
@@ -48,7 +48,7 @@ t.teardown(() => fs.rmSync(scratch, { recursive: true, force: true }));
  * inside the scratch directory). A command in neither list fails the test.
  */
 const SAFE_SUFFIX: Record<string, string[]> = {
-  run: ['--attempts', '0'], // refused after the kernels, scenarios and splat policy are read, before the output directory
+  run: ['--attempts', '0'], // the dry run: every input and the output directory checked, the plan printed, nothing booted
   classify: ['--jobs', '0'], // a fresh run is refused before anything is loaded; DIR|results.json is read and classified in full
   bisect: ['--kernels', 'fuzz-no-such-kernel'], // refused after --scenario and the scenarios, before any state or git
   'bisect-step': ['--scenario', 'fuzz-no-such-scenario'], // refused before the build and the state (exit 255)
@@ -305,6 +305,33 @@ t.test('the guards refuse and record what the fuzz must never see', async (t) =>
   findings = [];
   try { writeFileSync(join(scratch, 'inside.txt'), 'x'); } finally { armed = false; }
   t.same(findings, [], 'a write inside the scratch directory is let through');
+});
+
+t.test('run --attempts 0: a dry run that checks everything, prints the plan and boots nothing', async (t) => {
+  const { main } = await import('../../src/cli/main.ts');
+  const spec = join(scratch, 'dry-spec.json');
+  fs.writeFileSync(spec, JSON.stringify({ id: 'dry-img', kind: 'image', path: '/nonexistent/lockstep-fuzz/bzImage', version: '6.1.1', expect: 'auto' }));
+  const out = join(scratch, 'dry', 'out');
+  findings = [];
+  const r = await inProcess(main, ['run', '--no-builtin-kernels', '--kernel-spec', spec, '--scenarios', 'remmap,incident', '--out', out, '--attempts', '0']);
+  t.equal(r.code, 0, `exit 0 (${r.err.trim()})`);
+  t.match(r.out, /^lockstep run --attempts 0: the plan; nothing is booted, built or downloaded\nkernels \(1\): dry-img \(image\)\nscenarios \(2\): remmap, incident\ncells: 2\n/, 'the plan on stdout');
+  t.match(r.out, /output: .*dry\/out \(would be created\)/, 'and where it would write');
+  t.notOk(fs.existsSync(join(scratch, 'dry')), 'the output directory is not created');
+  t.same(findings, [], 'nothing spawned, connected or written');
+  // it refuses what a real run would refuse: a fuller run in --out, an --out that is a file
+  fs.mkdirSync(join(scratch, 'dry-full'), { recursive: true });
+  fs.copyFileSync(FULL, join(scratch, 'dry-full', 'results.json'));
+  const full = await inProcess(main, ['run', '--no-builtin-kernels', '--kernel-spec', spec, '--scenarios', 'remmap', '--out', join(scratch, 'dry-full'), '--attempts', '0']);
+  t.equal(full.code, 2, 'exit 2 onto a fuller run');
+  t.match(full.err, /holds \d+ measured cell\(s\) the new results lack.*--force/, 'naming the cells it would lose');
+  const file = join(scratch, 'dry-file');
+  fs.writeFileSync(file, 'x');
+  const f = await inProcess(main, ['run', '--no-builtin-kernels', '--kernel-spec', spec, '--scenarios', 'remmap', '--out', file, '--attempts', '0']);
+  t.equal(f.code, 2, 'exit 2 for an --out that is a file');
+  t.match(f.err, /--out: .*dry-file is a regular file, not a directory/, 'one line saying so');
+  const bad = await inProcess(main, ['run', '--attempts', '11']);
+  t.match(bad.err, /--attempts: "11" is not a whole number in 0\.\.10/, '--attempts takes 0..10');
 });
 
 t.test('bisect-step refuses a bad command line with 255 (git bisect run stops), never 2 (read as "bad")', async (t) => {

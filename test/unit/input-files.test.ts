@@ -6,8 +6,8 @@
 // option (or file) and the fix, exit 2, instead of blocking on the open or
 // the read. The cases run through the real main() in one child process,
 // SIGKILLed after 120 s (a blocked CLI fails, it does not hang the suite). Nothing
-// boots: every kernel named is a bzImage path that does not exist, `run`
-// and `bisect` get --attempts 0 (refused after the input files are read).
+// boots: every kernel named is a bzImage path that does not exist, and `run`
+// gets --attempts 0 (its dry run: past the input checks it only prints a plan).
 
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
