@@ -1,13 +1,15 @@
 // No FIFO or device as an input file (issue 26): every file or directory a
-// user names on the command line (--kernel-spec, --scenario-file,
-// --splat-policy, --kernel, bisect's --state/--tree/--build-cmd, bugreport's
-// --bisect, kernels news' --results, the results.json of report, table, diff,
-// merge, classify, export and bugreport) is refused with one line naming the
-// option (or file) and the fix, exit 2, instead of blocking on the open or
-// the read. The cases run through the real main() in one child process,
-// SIGKILLed after 120 s (a blocked CLI fails, it does not hang the suite). Nothing
-// boots: every kernel named is a bzImage path that does not exist, and `run`
-// gets --attempts 0 (its dry run: past the input checks it only prints a plan).
+// user names (--kernel-spec, --scenario-file, --splat-policy, --kernel,
+// bisect's --state/--tree/--build-cmd, bugreport's --bisect, kernels news'
+// --results, a kernel spec's config fragment and patches, the results.json
+// of report, table, diff, merge, classify, export and bugreport) is refused
+// with one line naming the option (or file and field) and the fix, exit 2,
+// instead of blocking on the open or the read. The cases run through the
+// real main() in one child process, SIGKILLed after 120 s (a blocked CLI
+// fails, it does not hang the suite). Nothing boots or builds: every kernel
+// named is a bzImage path that does not exist, `run` gets --attempts 0 (its
+// dry run: past the input checks it only prints a plan), `kernels build`
+// --state.
 
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -57,6 +59,13 @@ execFileSync('mkfifo', ['--', join(scenDir, 'x.json')]);
 symlinkSync(fifo, join(scenDir, 'y.json'));
 const specs = join(scratch, 'specs.json');
 writeFileSync(specs, JSON.stringify(['a', 'b'].map((id) => ({ id, kind: 'image', path: `/nonexistent/lockstep-test/${id}/bzImage`, version: '6.1.1', expect: 'auto' }))));
+// source specs whose kconfig fragment / patch is a FIFO (`kernels build --state` reads them, builds nothing)
+const srcSpec = join(scratch, 'src-specs.json');
+const guestConfig = join(ROOT, 'kernels', 'config', 'lockstep-guest.config');
+writeFileSync(srcSpec, JSON.stringify([
+  { id: 'frag-fifo', kind: 'source', version: '6.1.192', distro: 'debian', source: { debian_package: 'linux-source-6.1' }, config: fifo, patches: [], expect: 'V3/perf' },
+  { id: 'patch-fifo', kind: 'source', version: '6.1.192', distro: 'debian', source: { debian_package: 'linux-source-6.1' }, config: guestConfig, patches: [fifo], expect: 'V3/perf' },
+]));
 const NO_BOOT = ['--no-builtin-kernels', '--kernel-spec', specs, '--scenarios', 'remmap', '--out', join(scratch, 'never'), '--attempts', '0'];
 const cell = (JSON.parse(readFileSync(FULL, 'utf8')) as { cells: { kernel: string; scenario: string }[] }).cells[0]!;
 const BISECT = ['--no-builtin-kernels', '--kernel-spec', specs, '--scenario', 'remmap', '--kernels', 'a,b', '--out', join(scratch, 'never-b')];
@@ -79,6 +88,8 @@ const cases: [string, string[], number, RegExp][] = [
   ['bisect-step --state FIFO', ['bisect-step', '--scenario', 'remmap', '--state', fifo, '--out', join(scratch, 'never-b')], 255, /--state: .*is a FIFO, not a regular file\. Fix: /],
   ['bugreport --bisect FIFO', ['bugreport', `${cell.kernel}:${cell.scenario}`, FULL, '--bisect', fifo, '--out', join(scratch, 'never-r')], 2, /--bisect: .*is a FIFO, not a regular file or a directory\. Fix: /],
   ['kernels news --results FIFO', ['kernels', 'news', '--results', fifo, '--suites', 'bookworm'], 2, /--results: .*is a FIFO, not a directory\. Fix: /],
+  ['kernels build --state, a spec whose config fragment is a FIFO', ['kernels', 'build', '--state', '--no-builtin-kernels', '--kernel-spec', srcSpec, 'frag-fifo'], 2, /src-specs\.json: \[0\]\.config: cannot read the config fragment .*\(a FIFO, not a regular file\)\. Fix: /],
+  ['kernels build --state, a spec whose patch is a FIFO', ['kernels', 'build', '--state', '--no-builtin-kernels', '--kernel-spec', srcSpec, 'patch-fifo'], 2, /src-specs\.json: \[1\]\.patches\[0\]: cannot read .*\(a FIFO, not a regular file\)\. Fix: /],
   ['table FIFO', ['table', fifo], 2, FIFO],
   ['table DIR whose results.json is a FIFO', ['table', fifoDir], 2, FIFO],
   ['report FIFO', ['report', fifo, '--out', join(scratch, 'never-rep')], 2, FIFO],
