@@ -9,6 +9,7 @@ import { type LoadedScenario, builtinScenarios, loadScenarioDirEach, loadScenari
 import type { CompiledScenario } from '../scenario/ops.ts';
 import { type CellVerdict, verdictClass } from '../results/schema.ts';
 import { ConfigError } from '../util/errors.ts';
+import { checkInputPath } from '../util/input.ts';
 
 /** Boots at once: each TCG guest runs on one host thread (single-threaded TCG), so one per core. */
 export const DEFAULT_JOBS = String(Math.max(1, cpus().length));
@@ -44,6 +45,12 @@ export interface Command {
   description: string;
   options: Record<string, OptionSpec>;
   examples?: string[];
+  /**
+   * The exit code of a command line main() refuses (unknown flag, stray
+   * argument); default 2. bisect-step's is 255: git bisect run reads 1..127
+   * (2 too) as "bad" and only >= 128 as "stop".
+   */
+  badInputExit?: number;
   run: (v: Record<string, unknown>, positionals: string[]) => Promise<number>;
 }
 
@@ -64,7 +71,10 @@ export const kernelOptions: Record<string, OptionSpec> = {
 
 export async function loadKernels(v: Record<string, unknown>): Promise<KernelSpec[]> {
   const specs = v['no-builtin-kernels'] ? [] : await builtinSpecs();
-  for (const f of (v['kernel-spec'] as string[] | undefined) ?? []) specs.push(...(await loadSpecFile(resolve(f))));
+  for (const f of (v['kernel-spec'] as string[] | undefined) ?? []) {
+    // never a FIFO or device (it would block); a missing file is the spec loader's one-line error
+    specs.push(...(await loadSpecFile(checkInputPath(f, '--kernel-spec', 'give the path of a kernel spec .json file', 'file', true))));
+  }
   return checkUniqueIds(specs);
 }
 
@@ -87,7 +97,7 @@ export async function loadScenarios(v: Record<string, unknown>, badFiles?: Confi
 export async function loadScenarioEntries(v: Record<string, unknown>, badFiles?: ConfigError[]): Promise<LoadedScenario[]> {
   const loaded = v['no-builtin-scenarios'] ? [] : builtinScenarios();
   for (const p of (v['scenario-file'] as string[] | undefined) ?? []) {
-    const abs = resolve(p);
+    const abs = checkInputPath(p, '--scenario-file', 'give a scenario .json file or a directory of them', 'file-or-dir', true);
     if (existsSync(abs) && statSync(abs).isDirectory()) {
       const dir = loadScenarioDirEach(abs);
       if (dir.errors.length > 0 && badFiles === undefined) throw dir.errors[0]!;

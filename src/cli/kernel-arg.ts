@@ -9,7 +9,9 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import { basename, join, resolve } from 'node:path';
 import { KBUILD_TARGETS } from '../kernels/obtain/source/arch.ts';
 import { parseSpec, type KernelSpec } from '../kernels/spec.ts';
+import { aptCacheMadisonArgv } from '../util/debian-tools.ts';
 import { ConfigError } from '../util/errors.ts';
+import { inputProblem } from '../util/input.ts';
 
 export type KernelArg =
   | { kind: 'path'; path: string }
@@ -67,7 +69,7 @@ export function bzImageVersion(path: string): string | null {
 
 /** `apt-cache madison PKG`: [debian version, suite] rows. */
 function aptVersions(pkg: string): { version: string; suite: string }[] {
-  const r = spawnSync('apt-cache', ['madison', pkg], { encoding: 'utf8' });
+  const r = spawnSync('apt-cache', aptCacheMadisonArgv([], [pkg]), { encoding: 'utf8' });
   if (r.status !== 0) return [];
   return r.stdout.split('\n').map((l) => l.split('|').map((x) => x.trim())).filter((f) => f.length >= 3 && f[0] === pkg)
     .map((f) => ({ version: f[1]!, suite: (f[2]!.split(/\s+/)[1] ?? '').split('/')[0]! }));
@@ -108,6 +110,9 @@ export function resolveKernelArg(arg: string): KernelSpec {
     return parseSpec({ id: `url-${idPart(basename(new URL(a.url).pathname))}-${a.sha256.slice(0, 8)}`, kind: 'image', url: a.url, sha256: a.sha256, version: a.version, expect: 'auto' }, origin);
   }
   if (isDirectory(a.path)) return treeSpec(arg, a.path, origin);
+  // an existing FIFO or device is refused before it is opened (the open would block); a missing path reads as no bzImage
+  const kind = inputProblem(a.path, 'file', true);
+  if (kind !== null) throw bad(arg, kind);
   const hv = bzImageVersion(a.path);
   if (hv === null) throw bad(arg, `${a.path} is not a readable bzImage (no "HdrS" setup header)`);
   // Distribution kernels name an ABI ("6.1.0-54-cloud-amd64") first and the real release later ("Debian 6.1.190-1").
@@ -135,8 +140,13 @@ export function treeKernel(arg: string, dir: string): { bzImage: string; release
     const o = existsSync(join(dir, 'Makefile')) && !existsSync(join(dir, '.config')) ? ' (built out of tree with make O=BUILD? give BUILD)' : '';
     throw bad(arg, `${dir} is a directory with no built kernel: ${bzImage} is missing${o}; build it first (make -C ${dir} bzImage, or vng --build in it)`);
   }
+  const kind = inputProblem(bzImage);
+  if (kind !== null) throw bad(arg, kind);
   let release: string | null = null;
-  try { release = readFileSync(join(dir, 'include/config/kernel.release'), 'utf8').trim() || null; } catch { /* not written: the header says */ }
+  const relFile = join(dir, 'include/config/kernel.release');
+  if (inputProblem(relFile) === null) {
+    try { release = readFileSync(relFile, 'utf8').trim() || null; } catch { /* not readable: the header says */ }
+  }
   release ??= bzImageVersion(bzImage)?.split(' ')[0] ?? null;
   if (!release) throw bad(arg, `${bzImage} is not a readable bzImage (no "HdrS" setup header) and ${dir} has no include/config/kernel.release`);
   return { bzImage, release };

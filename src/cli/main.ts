@@ -76,12 +76,12 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     // node's message can span lines; the error stays one line
     console.error(`lockstep ${c.name}: command line: ${(e as Error).message.replace(/\s*\n\s*/g, ' ').replace(/\.$/, '')}. Fix: see \`lockstep ${c.name} --help\`.`);
-    return 2;
+    return c.badInputExit ?? 2;
   }
   // a command that takes no positional argument refuses one (a typo'd flag value, `explain extra`)
   if (!c.args && parsed.positionals.length > 0) {
     console.error(`lockstep ${c.name}: command line: unexpected argument ${JSON.stringify(parsed.positionals[0]!.slice(0, 60))} (this command takes only options). Fix: see \`lockstep ${c.name} --help\`.`);
-    return 2;
+    return c.badInputExit ?? 2;
   }
   for (const [name, o] of Object.entries(c.options)) {
     if (parsed.values[name] === undefined && o.default !== undefined) parsed.values[name] = o.type === 'boolean' ? o.default === 'true' : o.default;
@@ -91,7 +91,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (isUserError(e)) {
       console.error(`lockstep ${c.name}: ${e.message}`);
-      return 2;
+      return c.badInputExit ?? 2;
     }
     console.error(`lockstep ${c.name}: internal error: ${(e as Error).stack ?? e}`);
     return 1;

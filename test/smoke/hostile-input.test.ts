@@ -1,16 +1,14 @@
 // Hostile input (issue 26): every numbered case of the issue through the real
-// CLI (a child process per case, cwd a scratch directory), then a fuzz of the
-// argument parser with fast-check, in-process, over every command whose
-// refusals come before any boot, build or download. Pure: no QEMU, no
-// network, no kernel build. LOCKSTEP_FUZZ_RUNS sets the fuzz's vector count
-// (default 200).
+// CLI (a child process per case, cwd a scratch directory). Pure: no QEMU, no
+// network, no kernel build. The fuzz of the whole command line (every
+// command, fast-check) is test/unit/cli-fuzz.test.ts; a FIFO or device as
+// any input file, test/unit/input-files.test.ts.
 
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import fc from 'fast-check';
 import { minimatch } from 'minimatch';
 import t, { type Test } from 'tap';
 import { parseSplatPolicy, splatDecider } from '../../src/policy/splats.ts';
@@ -216,101 +214,3 @@ t.test('7. smaller ones', async (t) => {
   t.equal(execFileSync('sh', ['-c', `printf '%s\\n' ${cmd}`], { encoding: 'utf8' }), `${words.join('\n')}\n`, 'sh reads the quoted command back word for word');
   t.match(cmd, /^node bin\/lockstep\.mjs run --kernel-spec /, 'plain words stay bare');
 });
-
-// ---------------------------------------------------------------------------
-// Fuzz: random argument vectors, in-process through main(), for commands that
-// refuse before any boot, build or download.
-
-const RUNS = Number(process.env.LOCKSTEP_FUZZ_RUNS ?? 200);
-
-t.test(`fuzz: ${RUNS} random argument vectors`, async (t) => {
-  const { main } = await import('../../src/cli/main.ts');
-  const fz = dir('fuzz');
-  process.chdir(fz);
-  process.env.LOCKSTEP_CACHE = join(fz, 'cache');
-  delete process.env.GITHUB_STEP_SUMMARY;
-  const shard = partialRun('fuzz/shard');
-  const fullCopy = join(dir('fuzz/full'), 'results.json');
-  writeFileSync(fullCopy, readFileSync(FULL));
-  const fifo = join(fz, 'a.fifo');
-  mkfifo(fifo);
-  const file = writeJson(join(fz, 'file.txt'), 'x');
-  // values a hostile user tries; paths stay inside the scratch directory
-  const hostile = fc.constantFrom(
-    '', '-', '--', '-x', '--frob', '..', '../../x', '/', fifo, file, join(fz, 'out'), join(file, 'sub'), fullCopy, shard,
-    'ext::sh -c id', '--upload-pack=id', 'http://[::1', 'https://x/y#sha256=zz', 'debian:linux-image-$(id)', '$(touch PWN)', '`id`', "a'b",
-    '99999999999999999999T', '1e309', 'NaN', '-1', '0', '0x10', '4097T', 'unlimited', 'V9/perf', 'V3/shared', 'all', '1/0', '3/2',
-    'x'.repeat(5000), '\u0000', 'line\nbreak', '\u2028', 'host', 'remmap', 'incident', '*', '{a,b}', 'kernel-spec', 'results.json',
-  );
-  const word = fc.oneof(hostile, fc.string({ maxLength: 12 }), fc.integer({ min: -5, max: 300 }).map(String));
-  const FLAGS = ['--out', '--kernels', '--scenarios', '--kernel', '--kernel-spec', '--scenario-file', '--no-builtin-kernels', '--no-builtin-scenarios',
-    '--logic', '--kernel-version', '--cpus', '--rlimit-memlock', '--mlock-kb', '--pages', '--rings', '--charged', '--paranoid', '--json', '--jobs',
-    '--timeout', '--op-timeout', '--shard', '--splat-policy', '--append', '--title', '--plot-scenario', '--against', '--force', '--tap', '--quiet', '--', '-h'];
-  const token = fc.oneof(fc.constantFrom(...FLAGS), word, word.map((w) => `--out=${w}`));
-  // run: --attempts 0 last (refused before any boot whatever comes before it); no host/classify/bisect/kernels fetch|build (they measure or download)
-  const COMMANDS: string[][] = [['run'], ['explain'], ['simulate'], ['diff'], ['report'], ['merge'], ['export', 'ktap'], ['export', 'kcidb'], ['table'],
-    ['bugreport'], ['kernels', 'list'], ['scenarios', 'list'], ['schema'], ['--version'], ['--help'], ['frob'], ['kernels'], ['export']];
-  const vector = fc.tuple(fc.constantFrom(...COMMANDS), fc.array(token, { maxLength: 8 }))
-    .map(([c, rest]) => (c[0] === 'run' ? [...c, ...rest, '--attempts', '0'] : [...c, ...rest]))
-    .filter((v) => !v.includes('--write'));
-  const childrenBefore = childrenOf(process.pid);
-  const repoBefore = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=all'], { encoding: 'utf8' });
-  const failures: string[] = [];
-  const exits = new Map<number, number>();
-  await fc.assert(fc.asyncProperty(vector, async (argv) => {
-    const { code, err } = await inProcess(main, argv);
-    exits.set(code, (exits.get(code) ?? 0) + 1);
-    const bad = ![0, 1, 2, 3].includes(code) ? `exit ${code}` : STACK_RE.test(err) ? 'stack trace' : null;
-    if (bad !== null) failures.push(`${bad}: lockstep ${JSON.stringify(argv)}: ${err.slice(0, 300)}`);
-    return bad === null;
-  }), { numRuns: RUNS, seed: Number(process.env.LOCKSTEP_FUZZ_SEED ?? 26), endOnFailure: true }).catch((e: Error) => t.fail(`${failures[0] ?? e.message}`));
-  t.same(failures, [], 'exit 0..3 and no stack trace for every vector');
-  t.comment(`exit codes: ${[...exits].sort().map(([c, n]) => `${c}: ${n}`).join(', ')}`);
-  t.equal(execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=all'], { encoding: 'utf8' }), repoBefore, 'nothing written into the repository');
-  t.notOk(existsSync(join(fz, 'PWN')), 'no argument reached a shell');
-  t.same(childrenOf(process.pid).filter((c) => !childrenBefore.includes(c)), [], 'no process left (beyond those the test runner had before)');
-  process.chdir(ROOT);
-});
-
-/** main(argv) with stdout and stderr captured (and process state the CLI touches restored); 30 s at most. */
-async function inProcess(main: (argv: string[]) => Promise<number>, argv: string[]): Promise<{ code: number; err: string }> {
-  const env = { ...process.env };
-  const listeners = { SIGINT: process.listeners('SIGINT'), SIGTERM: process.listeners('SIGTERM') };
-  const out = process.stdout.write.bind(process.stdout);
-  const errw = process.stderr.write.bind(process.stderr);
-  let err = '';
-  process.stdout.write = (() => true) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => { err += String(chunk); return true; }) as typeof process.stderr.write;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    const code = await Promise.race([
-      main(argv).catch((e: Error) => { err += `internal error (thrown out of main): ${e.stack}`; return 1; }),
-      new Promise<number>((resolve) => { timer = setTimeout(() => { err += 'did not finish in 30 s'; resolve(-1); }, 30_000); }),
-    ]);
-    return { code, err };
-  } finally {
-    clearTimeout(timer);
-    process.stdout.write = out;
-    process.stderr.write = errw;
-    for (const k of Object.keys(process.env)) if (!(k in env)) delete process.env[k];
-    Object.assign(process.env, env);
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-      for (const l of process.listeners(sig)) if (!listeners[sig].includes(l)) process.off(sig, l);
-    }
-  }
-}
-
-/** Live child processes of `pid` (from /proc). */
-function childrenOf(pid: number): string[] {
-  const out: string[] = [];
-  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === pid && fields[0] !== 'Z') out.push(`${p} ${stat.slice(0, stat.lastIndexOf(')') + 1)}`);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}

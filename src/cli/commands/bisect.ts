@@ -8,6 +8,7 @@ import { bisectList } from '../../bisect/list.ts';
 import { bisectTree, bisectStep, defaultStatePath, resolveCommit } from '../../bisect/git.ts';
 import { resolveBuild } from '../../bisect/build.ts';
 import { ConfigError } from '../../util/errors.ts';
+import { checkInputPath } from '../../util/input.ts';
 import { type Command, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
 
 const runOptions = {
@@ -157,7 +158,7 @@ leave it ambiguous or the reference could not be measured; 2 bad input.`,
       const kernels = pick(await loadKernels(v), list(v.kernels), 'kernel', 'kernels');
       if (kernels.length < 2) throw new ConfigError('command line', '--kernels', `${kernels.length} kernel given`, 'give at least two kernels, oldest first');
       if (new Set(kernels.map((k) => k.id)).size !== kernels.length) throw new ConfigError('command line', '--kernels', 'a kernel is listed twice', 'list each kernel once, oldest first');
-      const statePath = v.state ? resolve(String(v.state)) : join(outDir, 'bisect-state.json');
+      const statePath = stateFile(v.state ? String(v.state) : join(outDir, 'bisect-state.json'));
       const resume = await loadState(statePath);
       if (resume) c.log(`continuing the saved bisect in ${statePath}`);
       c.log(`${kernels.length} kernels, scenario ${scenario.id}, output ${outDir}`);
@@ -173,8 +174,9 @@ leave it ambiguous or the reference could not be measured; 2 bad input.`,
     }
     if (v.tree !== undefined) {
       if (typeof v.good !== 'string' || typeof v.bad !== 'string') throw new ConfigError('command line', typeof v.good !== 'string' ? '--good' : '--bad', 'missing', 'git mode needs both --good REF and --bad REF');
-      const tree = resolve(String(v.tree));
-      const statePath = v.state ? resolve(String(v.state)) : await defaultStatePath(tree);
+      const tree = checkInputPath(String(v.tree), '--tree', 'point --tree at a kernel git tree (its top directory)', 'dir', true);
+      const statePath = stateFile(v.state ? String(v.state) : await defaultStatePath(tree));
+      if (v['build-cmd'] !== undefined) checkInputPath(String(v['build-cmd']), '--build-cmd', 'give an executable file that builds the tree', 'file', true);
       if (v['base-package'] !== undefined && v['base-ref'] === undefined) throw new ConfigError('command line', '--base-ref', 'missing', 'name the commit that holds the unpacked --base-package');
       const baseCommit = v['base-ref'] !== undefined ? await resolveCommit(tree, String(v['base-ref']), '--base-ref') : undefined;
       const choice = { buildCmd: v['build-cmd'] as string | undefined, basePackage: v['base-package'] as string | undefined, baseCommit };
@@ -196,6 +198,14 @@ leave it ambiguous or the reference could not be measured; 2 bad input.`,
     throw new ConfigError('command line', '--kernels', 'nothing to bisect', 'give --kernels A,B,... (prebuilt kernels, oldest first) or --tree PATH --good REF --bad REF');
   },
 };
+
+/**
+ * The absolute path of a bisect state file (--state, or its default): a
+ * regular file or none yet, never a FIFO or device (reading one would block).
+ * Throws ConfigError naming --state.
+ */
+const stateFile = (path: string): string =>
+  checkInputPath(path, '--state', 'give the path of a lockstep bisect state .json file (or of a new one)', 'file', true);
 
 /** The argv git bisect run executes at each step: this lockstep, the same options. */
 function stepArgv(v: Record<string, unknown>, c: Common, statePath: string, outDir: string, baseCommit: string | undefined): string[] {
@@ -219,6 +229,7 @@ classifies, and exits 0 when it behaves like the good end, 1 when it differs,
 125 when it cannot be judged (build failure; infrastructure failure after the
 retries; panic), 255 on a lockstep error (git bisect run stops). Results are
 saved in the state file, so a step already judged is not run again.`,
+  badInputExit: 255,
   options: {
     'build-cmd': { type: 'string', arg: 'PROGRAM', help: 'build command (see lockstep bisect --help)' },
     'base-package': { type: 'string', arg: 'PKG', help: 'Debian source package the base commit holds' },
@@ -236,7 +247,7 @@ saved in the state file, so a step already judged is not run again.`,
       const build = resolveBuild({ buildCmd: v['build-cmd'] as string | undefined, basePackage: v['base-package'] as string | undefined, baseCommit: v['base-commit'] as string | undefined }, c.cacheDir, join(outDir, 'patches'));
       return await withSignals(async (signal) =>
         bisectStep({
-          tree: process.cwd(), statePath: resolve(v.state as string), outDir, scenario, maxAttempts: c.attempts,
+          tree: process.cwd(), statePath: stateFile(v.state as string), outDir, scenario, maxAttempts: c.attempts,
           env: matrixEnv({ scenario, cacheDir: c.cacheDir, accel: c.accel, timeoutMs: c.timeoutMs, opTimeoutS: c.opTimeoutS, signal, log: c.log, build }),
           log: c.log, signal,
         }));

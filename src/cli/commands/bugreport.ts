@@ -14,16 +14,18 @@ import { scenarioDefs } from '../../report/analysis.ts';
 import { builtinDefsByHash } from '../../report/files.ts';
 import { checkOutputDir, readResults, writeAtomic } from '../../results/write.ts';
 import { ConfigError } from '../../util/errors.ts';
+import { checkInputPath, inputProblem } from '../../util/input.ts';
 import { type Command, int } from '../common.ts';
 import { resultsPath } from './report.ts';
 
 /** Bisect facts from a saved bisect state (lockstep/bisect-state@1) and an optional bisect.log beside it. */
 export function bisectFacts(path: string): BisectFacts {
-  const abs = resolve(path);
+  // never a FIFO or device (reading one would block): the path, each candidate in a directory, bisect.log
+  const abs = checkInputPath(path, '--bisect', 'pass the bisect state file or its directory', 'file-or-dir', true);
   let file = abs;
   if (existsSync(abs) && statSync(abs).isDirectory()) {
     const cands = readdirSync(abs).filter((f) => f.endsWith('.json')).map((f) => join(abs, f))
-      .filter((f) => { try { return JSON.parse(readFileSync(f, 'utf8')).schema === BISECT_STATE_SCHEMA; } catch { return false; } });
+      .filter((f) => inputProblem(f) === null).filter((f) => { try { return JSON.parse(readFileSync(f, 'utf8')).schema === BISECT_STATE_SCHEMA; } catch { return false; } });
     if (!cands.length) throw new ConfigError(abs, '', `no bisect state (${BISECT_STATE_SCHEMA}) in this directory`, 'pass the directory or file `lockstep bisect` saved its state in (lockstep-bisect.json)');
     file = cands[0]!;
   } else if (!existsSync(abs)) throw new ConfigError('command line', '--bisect', `${abs} does not exist`, 'pass the bisect state file or its directory');
@@ -32,7 +34,7 @@ export function bisectFacts(path: string): BisectFacts {
   const log = Object.entries(st.steps).filter(([, s]) => s.mark).map(([k, s]) =>
     st.mode === 'git' ? `git bisect ${word(s.mark)} ${k}   # ${s.label}: ${s.why ?? ''}` : `# ${word(s.mark)}: ${k} (${s.label}): ${s.why ?? ''}`);
   const extra = join(dirname(file), 'bisect.log');
-  if (existsSync(extra)) log.push(`# ${extra}:`, ...readFileSync(extra, 'utf8').split('\n').filter(Boolean));
+  if (inputProblem(extra) === null) log.push(`# ${extra}:`, ...readFileSync(extra, 'utf8').split('\n').filter(Boolean));
   let firstBad: string | null = null;
   let lastGood: string | null = null;
   const res = st.result ?? {};

@@ -77,12 +77,14 @@ Exit 0 when every classified kernel fits at least one logic, 1 otherwise.`,
       for (const s of await loadScenarios(v)) known.set(scenarioHash(s), s);
     } else {
       if (!wanted) throw new ConfigError('command line', '--kernel', 'a fresh run needs the kernel(s) to classify', 'pass --kernel ID (see `lockstep kernels list`), or give a results directory');
+      // every flag of a fresh run is checked before anything is loaded or run
+      const jobs = int(v.jobs, 'jobs', 1, 64);
       const kernels = pick(await loadKernels(v), wanted, 'kernel', 'kernel');
       const scenarios = pick(await loadScenarios(v), list(v.scenarios), 'scenario', 'scenarios');
       const outDir = resolve(v.out === 'results/runs/<UTC timestamp>' ? join('results', 'runs', new Date().toISOString().replace(/[:.]/g, '-')) : String(v.out));
       console.error(`lockstep classify: running ${kernels.length} kernel(s) x ${scenarios.length} scenarios -> ${outDir}`);
       r = await runMatrix({
-        kernels, scenarios, outDir, cacheDir: v.cache ? resolve(String(v.cache)) : defaultCacheDir(), jobs: int(v.jobs, 'jobs', 1, 64),
+        kernels, scenarios, outDir, cacheDir: v.cache ? resolve(String(v.cache)) : defaultCacheDir(), jobs,
         opTimeoutS: 60, log: (l) => console.error(l), rerun: (k, s) => shellQuote(['node', 'bin/lockstep.mjs', 'run', '--kernels', k, '--scenarios', s]),
       });
     }

@@ -11,8 +11,9 @@ import { answeringSuites, suiteSource } from '../../kernels/obtain/apt-suite.ts'
 import { DEFAULT_FLAVOUR, type DebRow, isSuiteName } from '../../kernels/obtain/deb-kernels.ts';
 import { kernelPackages } from '../../kernels/obtain/debian.ts';
 import { readCompat } from './kernels-compat.ts';
-import { writeAtomic } from '../../results/write.ts';
+import { checkOutputFile, writeAtomic } from '../../results/write.ts';
 import { ConfigError } from '../../util/errors.ts';
+import { checkInputPath, inputProblem } from '../../util/input.ts';
 import { type Command, list } from '../common.ts';
 
 /** Every results.json under `dir` (the published runs), parsed; unreadable ones are skipped. */
@@ -20,6 +21,8 @@ async function publishedResults(dir: string): Promise<unknown[]> {
   const names = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
   const out: unknown[] = [];
   for (const n of names.filter((x) => x === 'results.json' || x.endsWith('/results.json')).sort()) {
+    // a FIFO or device named results.json is skipped, never opened (it would block)
+    if (inputProblem(join(dir, n)) !== null) continue;
     try { out.push(JSON.parse(await readFile(join(dir, n), 'utf8'))); } catch { /* not a results file */ }
   }
   return out;
@@ -45,18 +48,22 @@ export const command: Command = {
   examples: ['lockstep kernels news', 'lockstep kernels news --suites trixie,trixie-backports --json'],
   async run(v) {
     const cacheDir = v.cache ? resolve(String(v.cache)) : defaultCacheDir();
+    // every flag is checked before the mirror is asked
+    const resultsDir = checkInputPath(v.results ? String(v.results) : 'results', '--results', 'give the directory of the published runs (results.json files under it)', 'dir', true);
+    if (v.specs) await checkOutputFile(resolve(String(v.specs)), 'command line', '--specs');
+    if (v.all && !v.specs) throw new ConfigError('command line', '--all', 'only means something with --specs FILE', 'add --specs FILE, or leave --all out');
     const log = (m: string): void => { if (!v.json) console.error(m); };
     const flavour = v.flavour ? String(v.flavour) : DEFAULT_FLAVOUR;
     if (!/^[a-z0-9][a-z0-9-]{0,40}$/.test(flavour)) throw new ConfigError('command line', '--flavour', `${JSON.stringify(flavour)} is not a kernel flavour`, 'e.g. cloud-amd64');
+    for (const s of list(v.suites) ?? []) if (!isSuiteName(s)) throw new ConfigError('command line', '--suites', `${JSON.stringify(s)} is not a Debian suite name`, 'e.g. trixie-backports');
+    if (v.suites !== undefined && !list(v.suites)?.length) throw new ConfigError('command line', '--suites', 'no suite given', 'e.g. --suites trixie,trixie-backports, or leave the flag out');
     const suites = list(v.suites) ?? await answeringSuites({ cacheDir });
-    for (const s of suites) if (!isSuiteName(s)) throw new ConfigError('command line', '--suites', `${JSON.stringify(s)} is not a Debian suite name`, 'e.g. trixie-backports');
     const rows: DebRow[] = [];
     for (const s of suites) {
       const got = await kernelPackages(await suiteSource(s, { cacheDir, log }, { file: 'command line', field: '--suites' }), flavour, undefined, true);
       // a codename's lists include its -security suite: keep each row under the suite it came from, once
       rows.push(...got.filter((r) => (r.suite ?? s) === s || !suites.includes(r.suite ?? s)));
     }
-    const resultsDir = resolve(v.results ? String(v.results) : 'results');
     // measured: every results.json under --results, and the compatibility table's rows (DIR/compat.json)
     const measured = measuredPackages(await publishedResults(resultsDir));
     for (const r of (await readCompat(join(resultsDir, 'compat.json'), '--results', true)).rows) measured.add(`${r.package}=${r.package_version}`);

@@ -9,6 +9,7 @@ import { renderTap } from '../../report/tap.ts';
 import { writeReports, writeStepSummary } from '../../report/files.ts';
 import { ConfigError, MissingDependencyError } from '../../util/errors.ts';
 import { readCompat } from './kernels-compat.ts';
+import { inputProblem } from '../../util/input.ts';
 import { artifactBaseUrl, artifactUrlOption, type Command } from '../common.ts';
 
 /** A PNG of the page as headless Chromium renders it (isolated profile, no network services). */
@@ -27,7 +28,15 @@ async function screenshot(html: string, png: string): Promise<void> {
 }
 
 /** DIR or DIR/results.json -> the results.json path. */
-export const resultsPath = (p: string): string => resolve(p.endsWith('.json') ? p : join(p, 'results.json'));
+/**
+ * The results.json a DIR|results.json argument names: DIR/results.json for a
+ * directory (or a path that does not exist, for the message), else the path
+ * itself, so that a FIFO or device is reported as what it is.
+ */
+export const resultsPath = (p: string): string => {
+  const isOther = inputProblem(resolve(p), 'dir', true) !== null;
+  return resolve(p.endsWith('.json') || isOther ? p : join(p, 'results.json'));
+};
 
 export const command: Command = {
   name: 'report',

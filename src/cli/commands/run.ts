@@ -1,4 +1,6 @@
-import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { access, constants } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { defaultCacheDir } from '../../kernels/artifact.ts';
 import { runMatrix } from '../../matrix/run.ts';
 import { parseShard } from '../../matrix/shard.ts';
@@ -8,9 +10,11 @@ import { renderSummary } from '../../report/summary.ts';
 import { renderTable } from '../../results/table.ts';
 import { checkOutputDir, ensureWritableDir, FORCE_OPTION, guardMeasured, RESULT_FILES } from '../../results/write.ts';
 import { ConfigError } from '../../util/errors.ts';
+import { checkInputPath } from '../../util/input.ts';
 import { shellQuote } from '../../util/quote.ts';
 import { artifactBaseUrl, artifactUrlOption, type Command, DEFAULT_JOBS, EXIT, exitForVerdicts, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
-import { checkUniqueIds } from '../../kernels/spec.ts';
+import { checkUniqueIds, type KernelSpec } from '../../kernels/spec.ts';
+import type { CompiledScenario } from '../../scenario/ops.ts';
 import { resolveKernelArg } from '../kernel-arg.ts';
 import { extraCmdlineFromEnv } from '../../runner/qemu.ts';
 
@@ -30,7 +34,9 @@ Exit 0 when every cell is MATCH, SKIP or UNCHECKED; 1 when a cell MISMATCHed or 
 kernel's behaviour); 3 when the only failures are infrastructure (TIMEOUT, BOOT_FAIL, BUILD_FAIL,
 ERROR, after --attempts boots); 2 bad input. On SIGINT/SIGTERM every
 VM is killed and the host reproducer stopped (it restores the sysctls), results.json keeps
-the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SIGTERM).`,
+the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SIGTERM).
+--attempts 0 is a dry run: every input is read and checked and the output directory checked
+as above (not created), the plan is printed, nothing is booted, built or downloaded: exit 0.`,
   options: {
     kernels: { type: 'string', arg: 'ID,..', help: 'kernel ids to run (default: all built-in + --kernel-spec ones); `lockstep kernels list`' },
     scenarios: { type: 'string', arg: 'ID,..', help: 'scenario ids (default: all); `lockstep scenarios list`' },
@@ -49,7 +55,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     shard: { type: 'string', arg: 'I/N', help: 'run only slice I of N (whole boots: kernel x CPU count); join with `lockstep merge`' },
     'splat-policy': { type: 'string', arg: 'FILE', help: 'which kernel splats (WARN, lockdep, KASAN, ...) fail a cell, per kernel id (default: the repo\'s policy/splats.json)' },
     cpus: { type: 'string', arg: 'N,..', help: 'vCPU counts VM groups run "cpus": "any" scenarios at, one boot per count (default 2); host rows use the host\'s online count; pinned scenarios keep theirs' },
-    attempts: { type: 'string', arg: 'N', help: 'boots per group at most: a TIMEOUT, BOOT_FAIL or ERROR cell is run again in a fresh boot; a cell that passed only on a retry is marked flaky', default: '2' },
+    attempts: { type: 'string', arg: 'N', help: 'boots per group at most: a TIMEOUT, BOOT_FAIL or ERROR cell is run again in a fresh boot; a cell that passed only on a retry is marked flaky. 0: check every input and the output directory, print the plan, boot nothing (exit 0)', default: '2' },
     ...artifactUrlOption,
     ...FORCE_OPTION,
   },
@@ -58,6 +64,7 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     'lockstep run --kernels debian-6.1.190 --scenarios remmap,shared-counter',
     'lockstep run --kernel-spec my-kernels.json --kernels my-5.3 --out /tmp/r',
     'lockstep run --kernel debian:linux-image-6.1.0-54-cloud-amd64-unsigned --scenarios remmap --append loglevel=7',
+    'lockstep run --kernel-spec my-kernels.json --out /tmp/r --attempts 0   # check everything, print the plan, boot nothing',
   ],
   async run(v) {
     // --kernel: these kernels (plus any --kernels picks); without it, the spec-file kernels as before.
@@ -83,6 +90,16 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     if (runtime !== undefined && runtime !== 'qemu' && runtime !== 'virtme') throw new ConfigError('command line', '--runtime', `${JSON.stringify(runtime)} is not qemu or virtme`, 'use --runtime virtme (boot through vng) or --runtime qemu, or leave it out');
     if (accel !== undefined && accel !== 'kvm' && accel !== 'tcg') throw new ConfigError('command line', '--accel', `${JSON.stringify(accel)} is not kvm or tcg`, 'use --accel kvm or --accel tcg, or leave it out');
     const outDir = resolve(v.out === 'results/runs/<UTC timestamp>' ? join('results', 'runs', new Date().toISOString().replace(/[:.]/g, '-')) : String(v.out));
+    // Flags are checked before anything is printed, and the header waits for the
+    // first progress line, so bad input or a missing tool gives exactly one line.
+    const { jobs, timeoutMs, opTimeoutS, splatPolicy, attempts, anyCpus, baseUrl } = await runFlags(v);
+    const planned = v.shard !== undefined ? [] : kernels.flatMap((k) => scenarios.map((s) => ({ kernel: k.id, scenario: s.id })));
+    if (attempts === 0) return printPlan({ kernels, scenarios, outDir, shard: v.shard as string | undefined, anyCpus, planned, force: Boolean(v.force) });
+    // the output directory: writable, and never a run with cells this run will not measure again (unless
+    // --force), checked before any boot; re-running the same matrix (or a larger one) into it replaces its cells
+    await ensureWritableDir(outDir);
+    await checkOutputDir(outDir, RESULT_FILES);
+    await guardMeasured(outDir, { cells: planned }, Boolean(v.force));
     const ac = new AbortController();
     // Exit 130 after SIGINT, 143 (128 + 15) after SIGTERM, once every child is gone and results.json is written.
     let caught: NodeJS.Signals | undefined;
@@ -107,24 +124,6 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
       ...(v.append !== undefined ? ['--append', String(v.append)] : []),
       ...flags('--scenario-file', ((v['scenario-file'] as string[] | undefined) ?? []).map((f) => resolve(f))),
     ];
-    // Flags are checked before anything is printed, and the header waits for the
-    // first progress line, so bad input or a missing tool gives exactly one line.
-    const jobs = int(v.jobs, 'jobs', 1, 64);
-    const timeoutMs = v.timeout !== undefined ? int(v.timeout, 'timeout', 5, 86_400) * 1000 : undefined;
-    const opTimeoutS = int(v['op-timeout'], 'op-timeout', 1, 3600);
-    const splatPolicy = v['splat-policy'] !== undefined
-      ? await loadSplatPolicy(resolve(String(v['splat-policy'])), String(v['splat-policy']))
-      : await loadSplatPolicy(DEFAULT_SPLAT_POLICY, 'policy/splats.json');
-    const attempts = int(v.attempts, 'attempts', 1, 10);
-    const anyCpus = list(v.cpus)?.map((n) => int(n, 'cpus', 1, 256));
-    if (v.cpus !== undefined && !anyCpus?.length) throw new ConfigError('command line', '--cpus', 'no CPU count given', 'pass e.g. --cpus 1,2,4,8');
-    const baseUrl = artifactBaseUrl(v);
-    // the output directory: writable, and never a run with cells this run will not measure again (unless
-    // --force), checked before any boot; re-running the same matrix (or a larger one) into it replaces its cells
-    await ensureWritableDir(outDir);
-    await checkOutputDir(outDir, RESULT_FILES);
-    const planned = v.shard !== undefined ? [] : kernels.flatMap((k) => scenarios.map((s) => ({ kernel: k.id, scenario: s.id })));
-    await guardMeasured(outDir, { cells: planned }, Boolean(v.force));
     let header = quiet ? '' : `lockstep: ${kernels.length} kernels x ${scenarios.length} scenarios -> ${outDir}`;
     const progress = (l: string): void => {
       if (quiet) return;
@@ -164,3 +163,50 @@ the finished cells with complete: false, and the exit is 130 (SIGINT) or 143 (SI
     }
   },
 };
+
+/** The numeric and file flags of `run`, checked (ConfigError naming the flag); --attempts 0 is the plan mode. */
+async function runFlags(v: Record<string, unknown>) {
+  const jobs = int(v.jobs, 'jobs', 1, 64);
+  const timeoutMs = v.timeout !== undefined ? int(v.timeout, 'timeout', 5, 86_400) * 1000 : undefined;
+  const opTimeoutS = int(v['op-timeout'], 'op-timeout', 1, 3600);
+  const splatPolicy = v['splat-policy'] !== undefined
+    ? await loadSplatPolicy(checkInputPath(String(v['splat-policy']), '--splat-policy', 'give a splat policy .json file, or leave the flag out for policy/splats.json', 'file', true), String(v['splat-policy']))
+    : await loadSplatPolicy(DEFAULT_SPLAT_POLICY, 'policy/splats.json');
+  const attempts = int(v.attempts, 'attempts', 0, 10);
+  const anyCpus = list(v.cpus)?.map((n) => int(n, 'cpus', 1, 256));
+  if (v.cpus !== undefined && !anyCpus?.length) throw new ConfigError('command line', '--cpus', 'no CPU count given', 'pass e.g. --cpus 1,2,4,8');
+  return { jobs, timeoutMs, opTimeoutS, splatPolicy, attempts, anyCpus, baseUrl: artifactBaseUrl(v) };
+}
+
+/** The deepest existing directory at or above `dir` (where mkdir -p would start). */
+function existingAncestor(dir: string): string {
+  let d = dir;
+  while (!existsSync(d) && dirname(d) !== d) d = dirname(d);
+  return d;
+}
+
+/**
+ * `run --attempts 0`: every input was read and checked; check the output
+ * directory as a real run would (not a file or FIFO, writable, no measured
+ * cells lost without --force) without creating it, print the plan on stdout
+ * and boot, build or download nothing. Returns exit 0; throws ConfigError
+ * where a real run would refuse.
+ */
+async function printPlan(p: { kernels: readonly KernelSpec[]; scenarios: readonly CompiledScenario[]; outDir: string; shard?: string; anyCpus?: number[]; planned: readonly { kernel: string; scenario: string }[]; force: boolean }): Promise<number> {
+  await checkOutputDir(p.outDir, RESULT_FILES);
+  const base = existingAncestor(p.outDir);
+  try { await access(base, constants.W_OK | constants.X_OK); } catch (e) {
+    throw new ConfigError('command line', '--out', `${p.outDir}: ${base} is not writable by this user (${(e as NodeJS.ErrnoException).code ?? 'access'})`, 'choose an output directory this user can write to');
+  }
+  await guardMeasured(p.outDir, { cells: p.planned }, p.force);
+  const lines = [
+    'lockstep run --attempts 0: the plan; nothing is booted, built or downloaded',
+    `kernels (${p.kernels.length}): ${p.kernels.map((k) => `${k.id} (${k.kind})`).join(', ')}`,
+    `scenarios (${p.scenarios.length}): ${p.scenarios.map((s) => s.id).join(', ')}`,
+    `cells: ${p.kernels.length * p.scenarios.length}${p.shard !== undefined ? `, of which this run would measure shard ${p.shard} (whole boots)` : ''}`,
+    `vCPU counts for "any" scenarios: ${p.anyCpus?.join(',') ?? '2 (default)'}`,
+    `output: ${p.outDir} (${existsSync(join(p.outDir, 'results.json')) ? 'its results.json would be replaced' : base === p.outDir ? 'exists, no results.json yet' : 'would be created'})`,
+  ];
+  for (const l of lines) console.log(l);
+  return EXIT.ok;
+}

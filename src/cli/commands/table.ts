@@ -1,9 +1,9 @@
-import { join, resolve } from 'node:path';
 import { readResults } from '../../results/write.ts';
 import { renderTable } from '../../results/table.ts';
 import { builtinDefsByHash } from '../../report/files.ts';
 import { ConfigError } from '../../util/errors.ts';
 import type { Command } from '../common.ts';
+import { resultsPath } from './report.ts';
 
 export const command: Command = {
   name: 'table',
@@ -13,8 +13,7 @@ export const command: Command = {
   options: {},
   async run(_v, pos) {
     if (pos.length !== 1) throw new ConfigError('command line', 'DIR', 'expected one results directory or results.json', 'e.g. `lockstep table results/latest`');
-    const p = pos[0].endsWith('.json') ? pos[0] : join(pos[0], 'results.json');
-    console.log(renderTable(await readResults(resolve(p)), builtinDefsByHash()));
+    console.log(renderTable(await readResults(resultsPath(pos[0]!)), builtinDefsByHash()));
     return 0;
   },
 };

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { acquireLock } from '../../util/lock.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { runTool, ToolError } from '../../util/exec.ts';
+import { aptGetUpdateArgv } from '../../util/debian-tools.ts';
 import { DEBIAN_SUITES, isSuiteName, suiteArchive, suiteMembers } from './deb-kernels.ts';
 import type { AptSource } from './types.ts';
 import { ARCH_FACTS, type Arch, type ArchFacts } from '../arch.ts';
@@ -129,7 +130,7 @@ export async function suiteSource(suite: string, o: SuiteOptions, where: { file:
     o.log(`updating lockstep's apt lists of ${name} (${before === Infinity ? 'none yet' : `${before.toFixed(1)} h old`})`);
     const t0 = Date.now();
     try {
-      await runTool('apt-get', [...src.options, 'update', '-q'], { install: 'this needs a Debian/Ubuntu machine with apt', env: { DEBIAN_FRONTEND: 'noninteractive' }, signal: o.signal });
+      await runTool('apt-get', aptGetUpdateArgv(src.options), { install: 'this needs a Debian/Ubuntu machine with apt', env: { DEBIAN_FRONTEND: 'noninteractive' }, signal: o.signal });
     } catch (e) {
       if (!(e instanceof ToolError) || e.canceled) throw e;
       const why = (e.stderr || e.message).split('\n').map((l) => l.trim()).filter(Boolean).slice(0, 2).join(' | ');

@@ -20,6 +20,7 @@ import { cp, mkdir, readFile, readdir, readlink, rename, rm, symlink, writeFile 
 import { delimiter, join, relative } from 'node:path';
 import { cpioList } from '../../util/cpio.ts';
 import { runTool, ToolError } from '../../util/exec.ts';
+import { dpkgDebFieldsArgv } from '../../util/debian-tools.ts';
 import type { Arch, DebianImageSpec } from '../types.ts';
 import { ARCH_FACTS } from '../arch.ts';
 import { AUX_MODULE, AUX_NEEDS, type AuxPmuState, compilerPlan, configCompiler, firstBuildError, headersDeps, headersPackage, kbuildCompiler, moduleLoadBlocker, vermagicOf } from './aux-module.ts';
@@ -126,7 +127,7 @@ async function fetchHeaders(pkg: string, pv: string, apt: AptSource, hostApt: Ap
   const got: string[] = [`${hdr}=${pv}`];
   try {
     const [first] = await downloadDebs([{ package: hdr, version: pv }], apt, dl, signal);
-    const depends = (await runTool('dpkg-deb', ['-f', first!, 'Depends'], { install: 'apt-get install dpkg', signal })).stdout;
+    const depends = (await runTool('dpkg-deb', dpkgDebFieldsArgv(first!, ['Depends']), { install: 'apt-get install dpkg', signal })).stdout;
     const deps = headersDeps(depends);
     // kbuild's programs run here: the host arch's package (the same apt source for a native kernel)
     const kbuild = deps.filter((d) => d.package.startsWith('linux-kbuild-'));

@@ -13,6 +13,7 @@
 import { chmod, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTool, spawnTool } from '../../util/exec.ts';
+import { aptGetSimulateInstallArgv, dpkgDebTarArgv } from '../../util/debian-tools.ts';
 import { suiteSource } from './apt-suite.ts';
 import { aptCandidate, downloadDebs } from './debian.ts';
 import { checkEntry, ensureEntry, scratchDir, writeMeta } from './cache.ts';
@@ -45,14 +46,14 @@ const ROOT_RECIPE = 2;
 
 /** The dependency closure of `pkgs` from an empty status: [{package, version}] as `apt-get -s install` would install them. */
 async function closure(pkgs: readonly string[], apt: AptSource, signal?: AbortSignal): Promise<{ package: string; version: string }[]> {
-  const out = (await runTool('apt-get', [...apt.options, '-o', 'APT::Install-Recommends=false', '-o', 'Debug::NoLocking=true', '-s', '-q', 'install', ...pkgs],
+  const out = (await runTool('apt-get', aptGetSimulateInstallArgv(apt.options, pkgs),
     { install: 'this needs a Debian/Ubuntu machine with apt', env: APT_ENV, signal })).stdout;
   return parseSimulatedInstalls(out);
 }
 
 /** Unpack one .deb into `root` (dpkg-deb | tar), keeping the merged-/usr directory symlinks. No maintainer scripts run. */
 async function unpack(deb: string, root: string, signal?: AbortSignal): Promise<void> {
-  const dpkg = spawnTool('dpkg-deb', ['--fsys-tarfile', deb], { install: 'apt-get install dpkg', signal });
+  const dpkg = spawnTool('dpkg-deb', dpkgDebTarArgv(deb), { install: 'apt-get install dpkg', signal });
   const tar = spawnTool('tar', ['-x', '--keep-directory-symlink', '--no-same-owner', '-C', root], { install: 'apt-get install tar', signal, stdin: 'pipe' });
   dpkg.child.stdout!.pipe(tar.child.stdin!);
   tar.child.stdin!.on('error', () => {});

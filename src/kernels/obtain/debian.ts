@@ -16,6 +16,7 @@ import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promi
 import { basename, join } from 'node:path';
 import { ConfigError } from '../../util/errors.ts';
 import { runTool, spawnTool, ToolError } from '../../util/exec.ts';
+import { aptCacheMadisonArgv, aptCachePkgnamesArgv, aptCachePolicyArgv, aptGetDownloadArgv, dpkgDebFieldsArgv, dpkgDebTarArgv, tarExtractArgv, xzDecompressArgv, zstdDecompressArgv } from '../../util/debian-tools.ts';
 import { coerceKernelVersion } from '../expect.ts';
 import type { Arch, DebianImageSpec } from '../types.ts';
 import { archFacts } from '../arch.ts';
@@ -81,7 +82,7 @@ const firstLines = (s: string, n = 4): string => s.split('\n').map((l) => l.trim
 export async function aptCandidate(pkg: string, apt: AptSource = SYSTEM_APT, signal?: AbortSignal): Promise<string | null> {
   let out: string;
   try {
-    out = (await runTool('apt-cache', [...apt.options, 'policy', pkg], { install: APT_INSTALL, env: APT_ENV, signal })).stdout;
+    out = (await runTool('apt-cache', aptCachePolicyArgv(apt.options, pkg), { install: APT_INSTALL, env: APT_ENV, signal })).stdout;
   } catch (e) {
     if (!(e instanceof ToolError) || e.canceled) throw e;
     return null;
@@ -94,7 +95,7 @@ export async function aptCandidate(pkg: string, apt: AptSource = SYSTEM_APT, sig
 export async function aptVersions(pkgs: readonly string[], apt: AptSource = SYSTEM_APT, signal?: AbortSignal): Promise<DebRow[]> {
   if (!pkgs.length) return [];
   try {
-    return parseMadison((await runTool('apt-cache', [...apt.options, 'madison', ...pkgs], { install: APT_INSTALL, env: APT_ENV, signal })).stdout);
+    return parseMadison((await runTool('apt-cache', aptCacheMadisonArgv(apt.options, pkgs), { install: APT_INSTALL, env: APT_ENV, signal })).stdout);
   } catch (e) {
     if (!(e instanceof ToolError) || e.canceled) throw e;
     return parseMadison(e.stdout ?? '');
@@ -108,7 +109,7 @@ export async function aptVersions(pkgs: readonly string[], apt: AptSource = SYST
  * linux-image-<abi> / linux-binary-<abi> names as well (kernels news).
  */
 export async function kernelPackages(apt: AptSource, flavour = DEFAULT_FLAVOUR, signal?: AbortSignal, signedToo = false): Promise<DebRow[]> {
-  const names = (await runTool('apt-cache', [...apt.options, 'pkgnames', 'linux-'], { install: APT_INSTALL, env: APT_ENV, signal })).stdout.split('\n');
+  const names = (await runTool('apt-cache', aptCachePkgnamesArgv(apt.options, 'linux-'), { install: APT_INSTALL, env: APT_ENV, signal })).stdout.split('\n');
   const kps = names.map((n) => kernelPackage(n.trim())).filter((k) => k !== null && k.flavour === flavour);
   const wanted = kps.filter((k) => signedToo || k!.package.includes('unsigned')).map((k) => k!.package);
   return aptVersions(wanted, apt, signal);
@@ -280,14 +281,14 @@ function aptDownloadError(spec: DebianImageSpec, label: string, apt: AptSource, 
  */
 export async function downloadDebs(wanted: readonly { package: string; version: string }[], apt: AptSource, dir: string, signal?: AbortSignal): Promise<string[]> {
   // Sandbox user root: apt-get download as root into a root-only dir would otherwise warn.
-  await runTool('apt-get', [...apt.options, 'download', '-q', '-o', 'APT::Sandbox::User=root', ...wanted.map((w) => `${w.package}=${w.version}`)], { cwd: dir, install: APT_INSTALL, env: APT_ENV, signal });
+  await runTool('apt-get', aptGetDownloadArgv(apt.options, wanted), { cwd: dir, install: APT_INSTALL, env: APT_ENV, signal });
   const debs = (await readdir(dir)).filter((n) => n.endsWith('.deb'));
   const out: string[] = [];
   for (const w of wanted) {
     const deb = debs.find((n) => n.startsWith(`${w.package}_`));
     if (!deb) throw new Error(`apt-get download ${w.package}=${w.version} left no ${w.package}_*.deb in ${dir}`);
     const p = join(dir, deb);
-    const fields = (await runTool('dpkg-deb', ['-f', p, 'Package', 'Version'], { install: 'apt-get install dpkg', signal })).stdout;
+    const fields = (await runTool('dpkg-deb', dpkgDebFieldsArgv(p, ['Package', 'Version']), { install: 'apt-get install dpkg', signal })).stdout;
     const gotPkg = /^Package:\s*(\S+)$/m.exec(fields)?.[1];
     const gotVer = /^Version:\s*(\S+)$/m.exec(fields)?.[1];
     if (gotPkg !== w.package || gotVer !== w.version) throw new Error(`apt-get download ${w.package}=${w.version} produced ${gotPkg ?? '?'}=${gotVer ?? '?'}`);
@@ -429,18 +430,18 @@ async function guestModules(deb: string, root: string, release: string, config: 
   return { names: loaded.map((m) => m.name), sha256: await sha256File(out) };
 }
 
-/** Decompress a .ko.xz / .ko.zst beside itself (xz -dk, zstd -d); returns the .ko path. Throws ToolError when the tool fails or is missing. */
+/** Decompress a .ko.xz / .ko.zst beside itself (xz -dk, zstd -d: FILE without its extension); returns the .ko path. Throws ToolError when the tool fails or is missing. */
 async function decompress(file: string, signal?: AbortSignal): Promise<string> {
   const out = file.replace(/\.(xz|zst)$/, '');
-  if (file.endsWith('.xz')) await runTool('xz', ['-dkf', file], { install: 'apt-get install xz-utils', signal });
-  else await runTool('zstd', ['-dqf', file, '-o', out], { install: 'apt-get install zstd', signal });
+  if (file.endsWith('.xz')) await runTool('xz', xzDecompressArgv(file), { install: 'apt-get install xz-utils', signal });
+  else await runTool('zstd', zstdDecompressArgv(file), { install: 'apt-get install zstd', signal });
   return out;
 }
 
 /** dpkg-deb --fsys-tarfile DEB | tar -x PATTERNS into `into`: two processes, no shell. Throws when either fails (a pattern that matches nothing fails tar). */
 export async function extractDeb(deb: string, into: string, patterns: string[], signal?: AbortSignal): Promise<void> {
-  const dpkg = spawnTool('dpkg-deb', ['--fsys-tarfile', deb], { install: 'apt-get install dpkg', signal });
-  const tar = spawnTool('tar', ['-x', '--no-same-owner', '--wildcards', '-C', into, ...patterns], { install: 'apt-get install tar', signal, stdin: 'pipe' });
+  const dpkg = spawnTool('dpkg-deb', dpkgDebTarArgv(deb), { install: 'apt-get install dpkg', signal });
+  const tar = spawnTool('tar', tarExtractArgv(into, patterns), { install: 'apt-get install tar', signal, stdin: 'pipe' });
   dpkg.child.stdout!.pipe(tar.child.stdin!);
   tar.child.stdin!.on('error', () => {}); // EPIPE if tar dies first: reported through its exit
   const [a, b] = await Promise.allSettled([dpkg.done, tar.done]);

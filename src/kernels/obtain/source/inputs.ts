@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../../util/errors.ts';
 import { runTool, ToolError } from '../../../util/exec.ts';
 import { GIT_URL_FIX, gitUrlProblem } from '../../../util/git-url.ts';
+import { readRegularFile } from '../../../util/input.ts';
 import type { Arch, SourceSpec } from '../../types.ts';
 import { defaultCacheDir } from '../cache.ts';
 import { download, DownloadError } from '../download.ts';
@@ -258,8 +259,9 @@ export interface PreparedInputs {
  * missing download gives `resolved.absent`).
  */
 export async function prepareInputs(spec: SourceSpec, opts: { cacheDir?: string; fetch?: boolean; log?: (m: string) => void; signal?: AbortSignal } = {}): Promise<PreparedInputs> {
-  const fragmentText = await readFile(spec.config, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    throw new ConfigError(spec.origin, `${spec.at}config`, `cannot read the config fragment ${spec.config} (${e.code})`, 'name an existing kconfig fragment (kernels/config/lockstep-guest.config is the default)');
+  // readRegularFile: a FIFO or device named as the fragment or a patch is refused, never read (it would block)
+  const fragmentText = await readRegularFile(spec.config).catch((e: NodeJS.ErrnoException) => {
+    throw new ConfigError(spec.origin, `${spec.at}config`, `cannot read the config fragment ${spec.config} (${e.code ?? e.message})`, 'name an existing kconfig fragment (kernels/config/lockstep-guest.config is the default)');
   });
   const fragLines = parseFragment(fragmentText, spec.config, (f, field, problem, fix) => new ConfigError(f, field, problem, fix));
   const arch = spec.arch ?? 'x86_64';
@@ -271,8 +273,8 @@ export async function prepareInputs(spec: SourceSpec, opts: { cacheDir?: string;
   const buildFragment = withPageSize(fragmentText, arch, pageSizeKb);
   const patchTexts: string[] = [];
   for (const [i, p] of spec.patches.entries()) {
-    const t = await readFile(p, 'utf8').catch((e: NodeJS.ErrnoException) => {
-      throw new ConfigError(spec.origin, `${spec.at}patches[${i}]`, `cannot read ${p} (${e.code})`, 'name an existing patch file');
+    const t = await readRegularFile(p).catch((e: NodeJS.ErrnoException) => {
+      throw new ConfigError(spec.origin, `${spec.at}patches[${i}]`, `cannot read ${p} (${e.code ?? e.message})`, 'name an existing patch file');
     });
     try {
       if (patchedFiles(t).length === 0) throw new Error('no "--- a/x" / "+++ b/x" file headers');
