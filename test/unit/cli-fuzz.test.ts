@@ -57,7 +57,7 @@ const SAFE_SUFFIX: Record<string, string[]> = {
   'kernels build': ['--', 'fuzz-no-such-kernel'], // the same, before the first build
   'kernels news': ['--suites', 'fuzz/no-such-suite'], // every flag is checked before the mirror is asked
 };
-const PURE = ['simulate', 'kernels list', 'scenarios list', 'table', 'report', 'diff', 'merge', 'explain', 'export kcidb', 'export ktap', 'export kselftest', 'bugreport', 'schema'];
+const PURE = ['simulate', 'kernels list', 'kernels compat', 'scenarios list', 'table', 'report', 'diff', 'merge', 'explain', 'export kcidb', 'export ktap', 'export kselftest', 'bugreport', 'schema'];
 /** Option words never generated: `schema --write` regenerates the repository's schemas/, `report --screenshot` starts Chromium. */
 const NEVER = new Set(['--write', '--screenshot']);
 
