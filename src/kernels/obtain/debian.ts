@@ -258,9 +258,22 @@ async function ensureResolved(spec: DebianImageSpec, opts: EnsureOptions, apt: A
   };
 }
 
-/** apt-get download's failure as a ConfigError when the user can fix it (package, version, network). */
-function aptDownloadError(spec: DebianImageSpec, label: string, apt: AptSource, e: ToolError): Error {
+/**
+ * apt-get download's failure (its stderr) as a ConfigError when the user can
+ * fix it (a package or version the index lacks, no network: exit 2, the run
+ * stops), else a plain Error: the pool's 404 for a listed file, a companion
+ * package gone from the index, anything else (the kernel's cells fail as
+ * infrastructure and the run goes on). Pure.
+ */
+export function aptDownloadError(spec: DebianImageSpec, label: string, apt: AptSource, e: ToolError): Error {
   const stderr = e.stderr || e.message;
+  // The mirror's state, not the user's input: the index lists the file but the pool does not serve it
+  // (bullseye-security kept 5.10.257-5.10.262 and the 6.1 meta package in its index, 404 in its pool, December 2026),
+  // or a companion package of the named kernel (its linux-base config) is gone from the index. The kernel
+  // cannot be had from this mirror: its cells fail as infrastructure and the other kernels of the run go on.
+  if (/\b404\s+Not Found\b/i.test(stderr)) return new Error(`${where(apt)} lists ${label} but its pool answers 404 Not Found: not served (${firstLines(stderr, 2)})`);
+  const companion = /Version '([^']*)' for '([^']*)' was not found/i.exec(stderr);
+  if (companion && companion[2] !== spec.package) return new Error(`${where(apt)} no longer lists ${companion[2]}=${companion[1]}, which ${label} needs: the kernel cannot be had from this mirror`);
   if (/Unable to locate package|has no installation candidate|No packages found|Version '.*' for '.*' was not found|Can't select version/i.test(stderr)) {
     return new ConfigError(spec.origin, `${spec.at}package`, `${where(apt)} has no ${label} (${firstLines(stderr, 2)})`, aptFix(apt));
   }
