@@ -14,7 +14,7 @@
 
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,7 +94,9 @@ for (const kernel of KERNELS) {
       const bin = join(work, c.scenario);
       const cc = spawnSync('gcc', ['-static', '-O2', '-Wall', '-Wextra', '-Werror', '-o', `${bin}.bin`, src], { encoding: 'utf8' });
       if (cc.status !== 0) throw new Error(`gcc ${c.scenario}: ${cc.stderr}`);
-      return { name: c.scenario, binary: readFileSync(`${bin}.bin`), cpus: defOf(r, c).cpus };
+      const binary = readFileSync(`${bin}.bin`);
+      rmSync(`${bin}.bin`);
+      return { name: c.scenario, binary, cpus: defOf(r, c).cpus };
     });
     const spec = (await builtinSpecs()).find((s) => s.id === kernel)!;
     const a = await ensureKernel(spec, { cacheDir, log: () => {}, auxPmu: true });

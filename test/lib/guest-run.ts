@@ -12,7 +12,7 @@
 //   @@END <name> <exit code>
 // One boot, programs in the order given.
 
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ensureBaseImage } from '../../src/image/initramfs.ts';
@@ -142,5 +142,7 @@ export async function runInGuest(o: GuestRunOptions): Promise<GuestRun> {
     vmlinuz: o.vmlinuz, initrd, cpus: Math.max(...o.programs.map((p) => p.cpus)), memMb: GUEST_MEM_MB, accel,
     timeoutMs: o.timeoutMs, workDir: o.workDir, extraCmdline: 'rdinit=/guest/init',
   });
+  // the initrd holds every program: tens of MB, not kept
+  await rm(initrd, { force: true });
   return { programs: splitFrames(r.results), boot: r };
 }
