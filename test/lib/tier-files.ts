@@ -21,7 +21,7 @@ export type Tier = (typeof TIERS)[number];
  */
 export const WEIGHT_S: Readonly<Record<string, number>> = {
   'virtme.test.ts': 1033, 'build.test.ts': 529, 'aux-pmu.test.ts': 484, 'oldtree.test.ts': 475,
-  'arm64.test.ts': 447, 'bisect-git.test.ts': 283, 'classify.test.ts': 281, 'creproducer.test.ts': 250, 'kselftest.test.ts': 100,
+  'arm64.test.ts': 447, 'bisect-git.test.ts': 283, 'classify.test.ts': 281, 'creproducer.test.ts': 250, 'kselftest.test.ts': 100, 'repro-guest.test.ts': 450, 'kselftest-guest.test.ts': 30,
 };
 export const DEFAULT_WEIGHT_S = 120;
 
