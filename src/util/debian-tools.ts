@@ -35,6 +35,9 @@ export const aptGetUpdateArgv = (options: readonly string[]): string[] => [...op
 /** `dpkg-deb -f -- DEB FIELD..`: the control fields of a .deb, "Field: value" lines. */
 export const dpkgDebFieldsArgv = (deb: string, fields: readonly string[]): string[] => ['-f', '--', deb, ...fields];
 
+/** `dpkg-deb -c -- DEB`: the package's file list (tar tv lines). */
+export const dpkgDebContentsArgv = (deb: string): string[] => ['-c', '--', deb];
+
 /** `dpkg-deb --fsys-tarfile -- DEB`: the .deb's data as a tar stream on stdout. */
 export const dpkgDebTarArgv = (deb: string): string[] => ['--fsys-tarfile', '--', deb];
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import {
   aptCacheMadisonArgv, aptCachePkgnamesArgv, aptCachePolicyArgv, aptGetDownloadArgv, aptGetSimulateInstallArgv, aptGetUpdateArgv,
-  DEB_PACKAGE_RE, dpkgDebFieldsArgv, dpkgDebTarArgv, tarExtractArgv, xzDecompressArgv, zstdDecompressArgv,
+  DEB_PACKAGE_RE, dpkgDebContentsArgv, dpkgDebFieldsArgv, dpkgDebTarArgv, tarExtractArgv, xzDecompressArgv, zstdDecompressArgv,
 } from '../../src/util/debian-tools.ts';
 
 const APT = ['-o', 'Dir::Etc::SourceList=/c/apt/bookworm/sources.list', '-o', 'Dir::State::Lists=/c/apt/bookworm/lists'];
@@ -31,6 +31,7 @@ t.test('golden argv: apt-get, apt-cache, dpkg-deb, tar, xz, zstd', (t) => {
   t.strictSame(aptGetUpdateArgv(APT), [...APT, 'update', '-q'], 'update takes no positional argument');
   t.strictSame(dpkgDebFieldsArgv('/c/debs/a.deb', ['Package', 'Version']), ['-f', '--', '/c/debs/a.deb', 'Package', 'Version']);
   t.strictSame(dpkgDebTarArgv('/c/debs/a.deb'), ['--fsys-tarfile', '--', '/c/debs/a.deb']);
+  t.strictSame(dpkgDebContentsArgv('/c/debs/a.deb'), ['-c', '--', '/c/debs/a.deb']);
   t.strictSame(tarExtractArgv('/c/x', ['./boot/vmlinuz-*', './lib/modules/*']), ['-x', '--no-same-owner', '--wildcards', '-C', '/c/x', '--', './boot/vmlinuz-*', './lib/modules/*']);
   t.strictSame(xzDecompressArgv('/c/m/a.ko.xz'), ['-dkf', '--', '/c/m/a.ko.xz']);
   t.strictSame(zstdDecompressArgv('/c/m/a.ko.zst'), ['-dqf', '--', '/c/m/a.ko.zst'], 'beside itself: no -o, whose value zstd would take for an option when it starts with "-"');

@@ -12,11 +12,11 @@
 // "version": "latest" (optionally of a "series") is resolved here, when the
 // run fetches the kernel; the resolution is kept in the artifact's meta.
 
-import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ConfigError } from '../../util/errors.ts';
 import { runTool, spawnTool, ToolError } from '../../util/exec.ts';
-import { aptCacheMadisonArgv, aptCachePkgnamesArgv, aptCachePolicyArgv, aptGetDownloadArgv, dpkgDebFieldsArgv, dpkgDebTarArgv, tarExtractArgv, xzDecompressArgv, zstdDecompressArgv } from '../../util/debian-tools.ts';
+import { aptCacheMadisonArgv, aptCachePkgnamesArgv, aptCachePolicyArgv, aptGetDownloadArgv, dpkgDebContentsArgv, dpkgDebFieldsArgv, dpkgDebTarArgv, tarExtractArgv, xzDecompressArgv, zstdDecompressArgv } from '../../util/debian-tools.ts';
 import { coerceKernelVersion } from '../expect.ts';
 import type { Arch, DebianImageSpec } from '../types.ts';
 import { archFacts } from '../arch.ts';
@@ -342,8 +342,17 @@ async function fetchDebian(spec: DebianImageSpec, pkg: string, pv: string, paren
     try {
       debs = await downloadDebs([{ package: pkg, version: pv }, ...(cfgPkg ? [{ package: cfgPkg, version: pv }] : [])], apt, work, opts.signal);
     } catch (e) {
-      if (e instanceof ToolError && !e.canceled) throw aptDownloadError(spec, label, apt, e);
-      throw e;
+      if (!(e instanceof ToolError) || e.canceled) throw e;
+      // trixie-backports lists the signed linux-binary-* of its older kernels (6.19.6-7.1.13 in December 2026)
+      // without their linux-base-*: the kernel is had without its config, as an image package without one is
+      if (!cfgPkg || !new RegExp(`for '${cfgPkg.replace(/[.+]/g, '\\$&')}' was not found`).test(e.stderr)) throw aptDownloadError(spec, label, apt, e);
+      opts.log(`${where(apt)} no longer lists ${cfgPkg}=${pv}: fetching ${label} without its config (absent kernel options unknown)`);
+      try {
+        debs = await downloadDebs([{ package: pkg, version: pv }], apt, work, opts.signal);
+      } catch (e2) {
+        if (e2 instanceof ToolError && !e2.canceled) throw aptDownloadError(spec, label, apt, e2);
+        throw e2;
+      }
     }
     const deb = debs[0]!;
     const upstream = coerceKernelVersion(upstreamOf(pv));
@@ -368,9 +377,17 @@ async function fetchDebian(spec: DebianImageSpec, pkg: string, pv: string, paren
       cfgFile = join(root, 'boot', cfg[0]!);
       release = vm[0]!.slice('vmlinuz-'.length);
     } else {
-      // Debian 14: usr/lib/modules/<abi>/vmlinuz(.unsigned); the config from linux-base-<abi>.
-      await extractDeb(deb, root, ['./usr/lib/modules/*/vmlinuz*'], opts.signal);
+      // Debian 14: usr/lib/modules/<abi>/vmlinuz(.unsigned); the config from linux-base-<abi>. The signed
+      // linux-binary-<abi> keeps its image in /boot/vmlinuz-<abi> (trixie-backports' 6.19.x-7.1.x).
+      if (await debHas(deb, /^\.\/boot\/vmlinuz-/, opts.signal)) await extractDeb(deb, root, ['./boot/vmlinuz-*'], opts.signal);
+      else await extractDeb(deb, root, ['./usr/lib/modules/*/vmlinuz*'], opts.signal);
       if (debs[1]) await extractDeb(debs[1], root, ['./usr/lib/modules/*/config'], opts.signal);
+      const boot = await readdir(join(root, 'boot')).catch(() => [] as string[]);
+      if (boot.length === 1 && boot[0]!.startsWith('vmlinuz-')) {
+        const abi = boot[0]!.slice('vmlinuz-'.length);
+        await mkdir(join(root, 'usr/lib/modules', abi), { recursive: true });
+        await rename(join(root, 'boot', boot[0]!), join(root, 'usr/lib/modules', abi, 'vmlinuz'));
+      }
       const abis = await readdir(join(root, 'usr/lib/modules')).catch(() => [] as string[]);
       if (abis.length !== 1) throw new Error(`${label}: expected one usr/lib/modules/<abi>/, found ${JSON.stringify(abis)}`);
       const mod = join(root, 'usr/lib/modules', abis[0]!);
@@ -452,6 +469,12 @@ async function decompress(file: string, signal?: AbortSignal): Promise<string> {
 }
 
 /** dpkg-deb --fsys-tarfile DEB | tar -x PATTERNS into `into`: two processes, no shell. Throws when either fails (a pattern that matches nothing fails tar). */
+/** Does .deb `deb` hold a path matching `re` (`dpkg-deb -c`, paths as "./boot/...")? Throws Error when dpkg-deb fails. */
+async function debHas(deb: string, re: RegExp, signal?: AbortSignal): Promise<boolean> {
+  const out = (await runTool('dpkg-deb', dpkgDebContentsArgv(deb), { install: 'apt-get install dpkg', signal })).stdout;
+  return out.split('\n').some((l) => re.test(l.slice(l.indexOf('./'))));
+}
+
 export async function extractDeb(deb: string, into: string, patterns: string[], signal?: AbortSignal): Promise<void> {
   const dpkg = spawnTool('dpkg-deb', dpkgDebTarArgv(deb), { install: 'apt-get install dpkg', signal });
   const tar = spawnTool('tar', tarExtractArgv(into, patterns), { install: 'apt-get install tar', signal, stdin: 'pipe' });
