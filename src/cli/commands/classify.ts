@@ -14,9 +14,12 @@ import { type Command, DEFAULT_JOBS, int, kernelOptions, list, loadKernels, load
 /** The report for one kernel, as printed. */
 export function classificationText(c: KernelClassification, expected: string | null): string {
   const lines: string[] = [];
+  const open = expected !== null && expected.endsWith('/unknown') ? expected.slice(0, -'/unknown'.length) : null;
   const agree = expected === null
     ? 'no expected logic (expect: unknown)'
-    : c.logics.includes(expected)
+    : open !== null
+      ? (c.logics.some((l) => l.startsWith(`${open}/`)) ? `consistent with the expected ${open}; the counter, open in the facts table, measures ${[...new Set(c.logics.filter((l) => l.startsWith(`${open}/`)).map((l) => l.split('/')[1]))].join(' or ')}` : `NOT the expected ${open} (counter open)`)
+      : c.logics.includes(expected)
       ? `consistent with the expected ${expected}`
       : `NOT the expected ${expected}`;
   lines.push(`${c.kernel}: ${c.label}  (${c.scenarios.length} cells; ${agree})`);
