@@ -24,7 +24,7 @@ import { cellContext, emit, type GroupEnv, groupScenarios, runGroup } from './gr
 import { KernelPool } from './kernel-pool.ts';
 import type { MatrixOptions } from './options.ts';
 import { planGroups, type PlannedGroup, scheduleOrder } from './plan.ts';
-import { prepareRuntimes, runtimeOf } from './runtimes.ts';
+import { type MatrixRuntimes, RUNTIME_FACTORIES, type RuntimeFactory, type RuntimeName, runtimeOf, withRuntimes } from './runtimes.ts';
 import { matrixIdentity, shardGroups } from './shard.ts';
 import { ResultsSink } from './sink.ts';
 
@@ -45,11 +45,18 @@ export const LOCKSTEP_ROOT = fileURLToPath(new URL('../..', import.meta.url));
  * file, field and fix) when a kernel's setup fails on bad input or a missing
  * tool: no new group starts, running ones finish and are written first.
  * Real download, build or boot failures stay cells (BUILD_FAIL, BOOT_FAIL).
+ * The runtimes the kernels use are prepared first (`runtimes`: their
+ * classes by name; tests give fakes) and stopped when the run ends, however
+ * it ends.
  */
-export async function runMatrix(o: MatrixOptions): Promise<Results> {
+export async function runMatrix(o: MatrixOptions, runtimes: Readonly<Record<RuntimeName, RuntimeFactory>> = RUNTIME_FACTORIES): Promise<Results> {
   await mkdir(o.outDir, { recursive: true });
   const started = new Date().toISOString();
-  const rts = await prepareRuntimes(o);
+  return withRuntimes(o, runtimes, (rts) => runPrepared(o, rts, started));
+}
+
+/** The run itself, its runtimes prepared. */
+async function runPrepared(o: MatrixOptions, rts: MatrixRuntimes, started: string): Promise<Results> {
   const results: Results = {
     schema: RESULTS_SCHEMA, lockstep_version: LOCKSTEP_VERSION, started_at: started, complete: false,
     host: { release: osRelease(), cpus: hostOnlineCpus(), accel: rts.accel.accel, accel_why: rts.accel.why, emulator: rts.emulator },

@@ -1,23 +1,20 @@
-// The runtimes one run needs, made once: the accelerator choice, the guest
-// base images per arch, QEMU, the host, vng and the Docker engine; which
-// runtime a group uses, what it offers a scenario, and the machine-wide lock
-// that keeps host-kernel groups one at a time.
+// The runtimes one run needs, one class each behind src/runner/runtime.ts's
+// Runtime: only those the matrix's kernels use are made and prepared (in a
+// fixed order, before any boot), and stopped when the run ends. Also which
+// runtime a group uses and the machine-wide lock that keeps host-kernel
+// groups one at a time.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KernelArtifact } from '../kernels/artifact.ts';
-import type { Arch } from '../kernels/arch.ts';
-import { nrCpusOf, vmOffer } from '../kernels/obtain/source/toolchain.ts';
 import type { KernelSpec } from '../kernels/spec.ts';
-import { type BaseImage, ensureBaseImage } from '../image/initramfs.ts';
-import { containerOffer } from '../container/settings.ts';
-import { containerRuntime, hostPerfSysctls } from '../runner/container.ts';
-import { HostRuntime, hostOffer, hostOnlineCpus } from '../runner/host.ts';
-import { type Accel, kvmUsable, qemuVersion } from '../runner/qemu.ts';
-import type { Runtime } from '../runner/runtime.ts';
+import { ContainerRuntime } from '../runner/container.ts';
+import { HostRuntime } from '../runner/host.ts';
+import type { Accel } from '../runner/qemu.ts';
+import type { Runtime, RuntimeName } from '../runner/runtime.ts';
 import { QemuRuntime } from '../runner/vm.ts';
-import { VirtmeRuntime, vngVersion } from '../runner/virtme.ts';
+import { VirtmeRuntime } from '../runner/virtme.ts';
 import type { Offer } from '../scenario/skip.ts';
 import { acquireLock } from '../util/lock.ts';
 import type { PlannedGroup } from './plan.ts';
@@ -25,20 +22,11 @@ import type { PlannedGroup } from './plan.ts';
 /** Machine-wide: one lockstep at a time runs scenarios on the host kernel. */
 export const HOST_KERNEL_LOCK = join(existsSync('/run/lock') ? '/run/lock' : tmpdir(), 'lockstep-host-kernel.lock');
 
-export type RuntimeName = 'host' | 'qemu' | 'container' | 'virtme';
+export type { RuntimeName } from '../runner/runtime.ts';
 
 /** The runtime of a kernel: its spec's, unless `--runtime virtme` forces every x86_64 VM kernel through vng (arm64 guests stay on lockstep's own QEMU). */
 export const runtimeOf = (k: KernelSpec, force?: 'virtme'): RuntimeName =>
   (k.kind === 'host' ? (k.runtime === 'container' ? 'container' : 'host') : (k.arch ?? 'x86_64') !== 'x86_64' ? 'qemu' : force ?? (k.runtime === 'virtme' ? 'virtme' : 'qemu'));
-
-/** CONFIG_NR_CPUS a source kernel's fragment sets, or null (unreadable: the build step reports that). */
-function nrCpusOfFile(path: string): number | null {
-  try {
-    return nrCpusOf(readFileSync(path, 'utf8'));
-  } catch {
-    return null;
-  }
-}
 
 export interface RuntimesOptions {
   kernels: readonly KernelSpec[];
@@ -59,7 +47,27 @@ export interface MatrixRuntimes {
   offerFor(g: PlannedGroup, spec: KernelSpec, a: KernelArtifact): Offer;
   /** run `f` holding the host kernel (this run's and the machine's lock) */
   onHostKernel<T>(f: () => Promise<T>): Promise<T>;
+  /** stop every prepared runtime (each once, however often this is called) */
+  stop(): Promise<void>;
 }
+
+/** Makes the runtime of one name for a run (tests give fakes). */
+export type RuntimeFactory = (o: RuntimesOptions) => Runtime;
+
+/**
+ * The runtime classes by name, and the order they are prepared in (QEMU's
+ * KVM probe and base image first, the Docker engine last: the order of the
+ * checks a user meets).
+ */
+export const RUNTIME_FACTORIES: Readonly<Record<RuntimeName, RuntimeFactory>> = {
+  qemu: (o) => new QemuRuntime({
+    cacheDir: o.cacheDir, log: o.log, signal: o.signal, ...(o.accel ? { accel: o.accel } : {}),
+    x86Guests: o.kernels.some((k) => runtimeOf(k, o.runtime) === 'qemu' && k.kind !== 'host' && (k.arch ?? 'x86_64') === 'x86_64'),
+  }),
+  host: () => new HostRuntime(),
+  virtme: () => new VirtmeRuntime(),
+  container: (o) => new ContainerRuntime(undefined, undefined, undefined, (m) => o.log(`[container] ${m}`)),
+};
 
 /** `f` one at a time in this process and, through HOST_KERNEL_LOCK, on the machine. */
 function hostKernelSerializer(log: (line: string) => void): <T>(f: () => Promise<T>) => Promise<T> {
@@ -76,40 +84,57 @@ function hostKernelSerializer(log: (line: string) => void): <T>(f: () => Promise
 }
 
 /**
- * Make the runtimes `o.kernels` need. Throws MissingDependencyError /
- * ConfigError (exit 2) before any boot when one cannot run: no busybox or
- * reproducer for x86_64 guests, no vng, no Docker engine.
+ * Make and prepare the runtimes `o.kernels` use, in RUNTIME_FACTORIES' order;
+ * the others are never made. Throws MissingDependencyError / ConfigError
+ * (exit 2) before any boot when one cannot run: no busybox or reproducer for
+ * x86_64 guests, no vng, no Docker engine; the runtimes prepared before it
+ * are stopped first. The caller stops the result (MatrixRuntimes.stop) when
+ * the run ends.
  */
-export async function prepareRuntimes(o: RuntimesOptions): Promise<MatrixRuntimes> {
-  const uses = (r: RuntimeName): boolean => o.kernels.some((k) => runtimeOf(k, o.runtime) === r);
-  const needVm = uses('qemu');
-  const accel = needVm
-    ? (o.accel ? { accel: o.accel, why: `--accel ${o.accel}` } : await kvmUsable().then((k) => ({ accel: k.ok ? 'kvm' as const : 'tcg' as const, why: k.why })))
-    : { accel: 'none' as const, why: 'no VM kernels in this matrix' };
-  const emulator = needVm ? await qemuVersion() : undefined;
-  // The base initramfs per guest arch, built (arm64: busybox fetched) at its first boot.
-  const bases = new Map<Arch, Promise<BaseImage>>();
-  const baseOf = (arch: Arch): Promise<BaseImage> => {
-    if (!bases.has(arch)) bases.set(arch, ensureBaseImage(o.cacheDir, { arch, log: (m) => o.log(`[guest ${arch}] ${m}`), signal: o.signal }));
-    return bases.get(arch)!;
-  };
-  // x86_64's is checked before any boot: a missing busybox or reproducer stops the run here (exit 2)
-  if (o.kernels.some((k) => runtimeOf(k, o.runtime) === 'qemu' && k.kind !== 'host' && (k.arch ?? 'x86_64') === 'x86_64')) await baseOf('x86_64');
-  const qemu = needVm && accel.accel !== 'none' ? new QemuRuntime(baseOf, accel, Boolean(o.accel)) : undefined;
-  const host = new HostRuntime();
-  // vng missing: the run stops here (exit 2) with the command that installs it
-  const virtme = uses('virtme') ? new VirtmeRuntime(`${await vngVersion()} (${await qemuVersion()})`) : undefined;
-  // The Docker engine and the image, once per run; a missing engine stops the run here (exit 2, with how to start it).
-  const container = uses('container') ? await containerRuntime((m) => o.log(`[container] ${m}`)) : undefined;
-  // Read before any host group runs: a host scenario changes them for its duration.
-  const hostSysctls = container ? hostPerfSysctls() : undefined;
+export async function prepareRuntimes(o: RuntimesOptions, factories: Readonly<Record<RuntimeName, RuntimeFactory>> = RUNTIME_FACTORIES): Promise<MatrixRuntimes> {
+  const used = new Set(o.kernels.map((k) => runtimeOf(k, o.runtime)));
+  const made = new Map<RuntimeName, Runtime>();
+  const stopAll = onceOnly(() => Promise.all([...made.values()].map((r) => r.stop())).then(() => {}));
+  try {
+    for (const name of Object.keys(factories) as RuntimeName[]) {
+      if (!used.has(name)) continue;
+      const rt = factories[name](o);
+      made.set(name, rt);
+      await rt.prepare();
+    }
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+  const qemu = made.get('qemu');
+  const accel = qemu?.accelChoice ? await qemu.accelChoice() : { accel: 'none' as const, why: qemu ? `the ${qemu.name} runtime picks no accelerator` : 'no VM kernels in this matrix' };
+  const emulator = qemu?.emulator;
+  const runtimeFor = (g: PlannedGroup): Runtime => made.get(g.runtime)!;
   return {
     accel, ...(emulator ? { emulator } : {}),
-    runtimeFor: (g) => (g.runtime === 'host' ? host : g.runtime === 'container' ? container! : g.runtime === 'virtme' ? virtme! : qemu!),
+    runtimeFor,
     // One skip rule (src/scenario/skip.ts); each runtime only says what it offers.
-    offerFor: (g, spec, a) => (g.runtime === 'host' ? hostOffer()
-      : g.runtime === 'container' ? containerOffer({ onlineCpus: hostOnlineCpus(), ...hostSysctls! })
-      : vmOffer(Array.isArray(a.meta.absent_options) ? (a.meta.absent_options as string[]) : [], spec.kind === 'source' ? nrCpusOfFile(spec.config) : null)),
+    offerFor: (g, spec, a) => runtimeFor(g).offer(g, spec, a),
     onHostKernel: hostKernelSerializer(o.log),
+    stop: stopAll,
   };
+}
+
+/**
+ * prepareRuntimes, then `body` with them, then stop every prepared runtime,
+ * whether `body` resolves or throws (its result or error passes through).
+ */
+export async function withRuntimes<T>(o: RuntimesOptions, factories: Readonly<Record<RuntimeName, RuntimeFactory>>, body: (rts: MatrixRuntimes) => Promise<T>): Promise<T> {
+  const rts = await prepareRuntimes(o, factories);
+  try {
+    return await body(rts);
+  } finally {
+    await rts.stop();
+  }
+}
+
+/** `f` run at its first call only; later calls get the first call's promise. */
+function onceOnly(f: () => Promise<void>): () => Promise<void> {
+  let p: Promise<void> | undefined;
+  return () => (p ??= f());
 }

@@ -11,25 +11,74 @@ import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import { connectEngine, type Engine } from '../container/engine.ts';
 import { ensureReproImage, REPRO_IN_IMAGE, type ReproImage } from '../container/image.ts';
-import { type ContainerSettings, containerSettings, hostConfigFor } from '../container/settings.ts';
+import { type ContainerSettings, containerOffer, containerSettings, hostConfigFor } from '../container/settings.ts';
 import { type CompiledScenario, toScript } from '../scenario/ops.ts';
-import type { GroupOutcome, GroupRequest, Runtime } from './runtime.ts';
+import type { Offer } from '../scenario/skip.ts';
+import { hostOnlineCpus } from './host.ts';
+import { type GroupOutcome, type GroupRequest, type Runtime, StopSwitch } from './runtime.ts';
 import { StreamParser, tail } from './stream.ts';
 
 /** The engine refused the container's resource limits (runc could not set them): the cell is a SKIP, not an error. */
 const RLIMIT_REFUSED = /setting rlimit|error setting rlimits|rlimit type/i;
 
+/**
+ * The host kernel through Docker. prepare() connects to the engine and makes
+ * sure the reproducer's image is there (or takes the ones given), and reads
+ * the host's perf sysctls before any host group changes them; stop() removes
+ * any container still there and ends a run still going.
+ */
 export class ContainerRuntime implements Runtime {
   readonly name = 'container' as const;
+  private prepared?: Promise<void>;
+  private readonly halt = new StopSwitch();
+  /** containers created and not yet removed */
+  private readonly live = new Set<Docker.Container>();
+  private hostSysctls?: { perfEventMlockKb: number; paranoid: number };
 
   constructor(
-    readonly engine: Engine,
-    readonly image: ReproImage,
+    private engineGiven?: Engine,
+    private imageGiven?: ReproImage,
     /** container settings per scenario (default: from the scenario; tests override it to deny a capability) */
     readonly settingsFor: (s: CompiledScenario) => ContainerSettings = containerSettings,
+    private readonly log: (m: string) => void = () => {},
   ) {}
 
-  async run(req: GroupRequest): Promise<GroupOutcome> {
+  /** The engine and the image, once; a missing engine is a MissingDependencyError (exit 2, with how to start it). */
+  prepare(): Promise<void> {
+    this.prepared ??= (async () => {
+      this.engineGiven ??= await connectEngine();
+      this.imageGiven ??= await ensureReproImage(this.engineGiven.docker, this.log);
+      // Read before any host group runs: a host scenario changes them for its duration.
+      this.hostSysctls = hostPerfSysctls();
+    })();
+    return this.prepared;
+  }
+
+  get engine(): Engine {
+    if (!this.engineGiven) throw new Error('ContainerRuntime: prepare() first');
+    return this.engineGiven;
+  }
+
+  get image(): ReproImage {
+    if (!this.imageGiven) throw new Error('ContainerRuntime: prepare() first');
+    return this.imageGiven;
+  }
+
+  /** What a container on the host kernel offers: the host's CPUs and its perf sysctls (read-only inside). */
+  offer(): Offer {
+    if (!this.hostSysctls) throw new Error('ContainerRuntime: prepare() first');
+    return containerOffer({ onlineCpus: hostOnlineCpus(), ...this.hostSysctls });
+  }
+
+  async stop(): Promise<void> {
+    this.halt.stop();
+    await Promise.all([...this.live].map((c) => c.remove({ force: true }).catch(() => {})));
+    this.live.clear();
+  }
+
+  async run(request: GroupRequest): Promise<GroupOutcome> {
+    await this.prepare();
+    const req = this.halt.watch(request);
     const docker = this.engine.docker;
     const started = Date.now();
     const parser = new StreamParser();
@@ -99,6 +148,7 @@ export class ContainerRuntime implements Runtime {
     } catch (e) {
       return { status: 'error', detail: `creating the container: ${(e as Error).message}` };
     }
+    this.live.add(container);
     let gotText = '';
     try {
       const stream = await container.attach({ stream: true, stdout: true, stderr: true });
@@ -139,6 +189,7 @@ export class ContainerRuntime implements Runtime {
       return { status: 'ok', detail: '' };
     } finally {
       await container.remove({ force: true }).catch(() => {});
+      this.live.delete(container);
     }
   }
 }
@@ -147,10 +198,4 @@ export class ContainerRuntime implements Runtime {
 export function hostPerfSysctls(): { perfEventMlockKb: number; paranoid: number } {
   const read = (n: string): number => Number(readFileSync(`/proc/sys/kernel/${n}`, 'utf8').trim());
   return { perfEventMlockKb: read('perf_event_mlock_kb'), paranoid: read('perf_event_paranoid') };
-}
-
-/** Connect to the engine (MissingDependencyError with how to start it) and make sure the image is there. */
-export async function containerRuntime(log: (m: string) => void = () => {}): Promise<ContainerRuntime> {
-  const engine = await connectEngine();
-  return new ContainerRuntime(engine, await ensureReproImage(engine.docker, log));
 }

@@ -11,7 +11,7 @@ import { randomInt } from 'node:crypto';
 import { type Offer, ROOT_UID_WHY } from '../scenario/skip.ts';
 import { hasFaultInjection, toScript } from '../scenario/ops.ts';
 import { REPRO_BINARY } from '../image/initramfs.ts';
-import type { GroupOutcome, GroupRequest, Runtime } from './runtime.ts';
+import { type GroupOutcome, type GroupRequest, type Runtime, StopSwitch } from './runtime.ts';
 import { describeCut, StreamParser, tail } from './stream.ts';
 
 /** Uids of every live process (from /proc), to pick ones nobody uses. */
@@ -71,10 +71,24 @@ export function hostOffer(): Offer {
   };
 }
 
+/** The reproducer on the running kernel: nothing to prepare; stop() ends a reproducer still running (SIGTERM: it restores the sysctls). */
 export class HostRuntime implements Runtime {
   readonly name = 'host' as const;
+  private readonly halt = new StopSwitch();
 
-  async run(req: GroupRequest): Promise<GroupOutcome> {
+  /** Nothing to acquire: the reproducer binary is checked where a group runs it. */
+  async prepare(): Promise<void> {}
+
+  offer(): Offer {
+    return hostOffer();
+  }
+
+  async stop(): Promise<void> {
+    this.halt.stop();
+  }
+
+  async run(request: GroupRequest): Promise<GroupOutcome> {
+    const req = this.halt.watch(request);
     // Last line of defence: the matrix SKIPs these, but sysrq here would crash the machine.
     const fault = req.scenarios.find(hasFaultInjection);
     if (fault) throw new Error(`refusing to run fault-injection scenario ${fault.id} on the host kernel`);

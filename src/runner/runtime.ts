@@ -1,9 +1,16 @@
 // One interface for every place the reproducer can run (the host, a QEMU
-// VM, a container): given a group of scenarios that share one kernel and one
-// CPU count, run them all in one go and hand back the raw outcome. Turning
-// outcomes into verdicts is the matrix's job (src/matrix/cells.ts).
+// VM, virtme-ng, a container), one class each: prepare() acquires what its
+// runs need (before any boot, so a missing tool stops the run at once),
+// offer() says what it offers a scenario (src/scenario/skip.ts decides the
+// skip), run() runs a group of scenarios that share one kernel and one CPU
+// count in one go and hands back the raw outcome, stop() releases what
+// prepare() acquired and ends any run still going. Turning outcomes into
+// verdicts is the matrix's job (src/matrix/cells.ts).
 
+import type { KernelArtifact } from '../kernels/artifact.ts';
+import type { KernelSpec } from '../kernels/spec.ts';
 import type { Arch } from '../kernels/types.ts';
+import type { Offer } from '../scenario/skip.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import { type ConsoleFault, describeCut, type ParsedStream, type StreamEvent, tail } from './stream.ts';
 
@@ -51,9 +58,54 @@ export interface GroupOutcome {
   emulator?: string;
 }
 
+export type RuntimeName = 'host' | 'qemu' | 'container' | 'virtme';
+
+/** What offer() may read of a group (src/matrix/plan.ts PlannedGroup has these and more). */
+export interface OfferGroup {
+  kernel: string;
+  cpus: number;
+}
+
 export interface Runtime {
-  readonly name: 'host' | 'qemu' | 'container' | 'virtme';
+  readonly name: RuntimeName;
+  /**
+   * Acquire what this runtime's runs need, once (later calls return the same
+   * promise): QEMU its accelerator, version and the x86_64 base image, virtme
+   * vng's version, the container the Docker engine and image. Throws
+   * MissingDependencyError / ConfigError (exit 2) when it cannot run here.
+   */
+  prepare(): Promise<void>;
+  /** What a group on kernel `spec` (its artifact `artifact`) offers a scenario; after prepare(). */
+  offer(group: OfferGroup, spec: KernelSpec, artifact: KernelArtifact): Offer;
   run(req: GroupRequest): Promise<GroupOutcome>;
+  /** Release what prepare() acquired and end any run still going (as on an abort); idempotent. */
+  stop(): Promise<void>;
+  /** A runtime that picks an accelerator (QEMU): its choice and why, after prepare(). */
+  accelChoice?(): Promise<{ accel: 'kvm' | 'tcg'; why: string }>;
+  /** The emulator's version line the results record for the run (QEMU), after prepare(). */
+  readonly emulator?: string;
+}
+
+/**
+ * A runtime's own stop switch: stop() aborts it, and every run watches it
+ * besides the request's signal, so a run still going when its runtime stops
+ * ends as an interrupted one (its child killed the way an abort kills it).
+ */
+export class StopSwitch {
+  private readonly ctl = new AbortController();
+
+  get stopped(): boolean {
+    return this.ctl.signal.aborted;
+  }
+
+  /** `req` with a signal that fires on the request's abort or on stop(). */
+  watch(req: GroupRequest): GroupRequest {
+    return { ...req, signal: req.signal ? AbortSignal.any([req.signal, this.ctl.signal]) : this.ctl.signal };
+  }
+
+  stop(): void {
+    if (!this.ctl.signal.aborted) this.ctl.abort();
+  }
 }
 
 /** How a VM boot ended, as each VM runtime (QEMU, vng) sees it. */

@@ -16,10 +16,13 @@ import { dir as tmpDir } from 'tmp-promise';
 import { REPRO_BINARY } from '../image/initramfs.ts';
 import { toScript } from '../scenario/ops.ts';
 import { ConfigError, MissingDependencyError } from '../util/errors.ts';
-import { type GroupOutcome, type GroupRequest, groupStatus, type Runtime } from './runtime.ts';
+import type { KernelArtifact } from '../kernels/artifact.ts';
+import type { KernelSpec } from '../kernels/spec.ts';
+import type { Offer } from '../scenario/skip.ts';
+import { type GroupOutcome, type GroupRequest, groupStatus, type Runtime, StopSwitch } from './runtime.ts';
 import { consoleFaults, StreamParser, tail } from './stream.ts';
-import { extraCmdlineFromEnv } from './qemu.ts';
-import { GUEST_MEM_MB } from './vm.ts';
+import { extraCmdlineFromEnv, qemuVersion } from './qemu.ts';
+import { GUEST_MEM_MB, vmKernelOffer } from './vm.ts';
 
 export const VNG = process.env.LOCKSTEP_VNG ?? 'vng';
 
@@ -79,18 +82,42 @@ export function vngArgs(r: VngRequest): string[] {
   ];
 }
 
+/**
+ * Boots through virtme-ng. prepare(): vng's and QEMU's versions (vng
+ * missing: MissingDependencyError with the command that installs it, exit 2)
+ * and $LOCKSTEP_EXTRA_CMDLINE; stop() ends any boot still going.
+ */
 export class VirtmeRuntime implements Runtime {
   readonly name = 'virtme' as const;
 
-  /** $LOCKSTEP_EXTRA_CMDLINE (run --append), checked once here so a bad value stops the run before any boot */
-  private readonly extraCmdline = extraCmdlineFromEnv();
+  /** $LOCKSTEP_EXTRA_CMDLINE (run --append), checked once in prepare() so a bad value stops the run before any boot */
+  private extraCmdline?: string;
+  private prepared?: Promise<void>;
+  private readonly halt = new StopSwitch();
+  /** what the cells record as qemu_version: vngVersion() and QEMU's version line (after prepare()) */
+  private vngEmulator = '';
 
-  /** `emulator`: what the cells record as qemu_version (vngVersion() and QEMU's version line) */
-  constructor(private readonly emulator: string) {}
+  prepare(): Promise<void> {
+    this.prepared ??= (async () => {
+      this.vngEmulator = `${await vngVersion()} (${await qemuVersion()})`;
+      this.extraCmdline = extraCmdlineFromEnv();
+    })();
+    return this.prepared;
+  }
 
-  async run(req: GroupRequest): Promise<GroupOutcome> {
+  offer(_group: unknown, spec: KernelSpec, a: KernelArtifact): Offer {
+    return vmKernelOffer(spec, a);
+  }
+
+  async stop(): Promise<void> {
+    this.halt.stop();
+  }
+
+  async run(request: GroupRequest): Promise<GroupOutcome> {
+    await this.prepare();
+    const req = this.halt.watch(request);
     if (!req.vmlinuz) throw new Error(`virtme runtime needs a kernel image for ${req.kernel}`);
-    const emulator = this.emulator;
+    const emulator = this.vngEmulator;
     const script = req.scenarios.map((s, k) => toScript(s, req.uids[k])).join('');
     await writeFile(join(req.logDir, 'script.ops'), script);
     const share = await tmpDir({ unsafeCleanup: true, prefix: 'lockstep-vng-' });

@@ -2,14 +2,19 @@
 // really works here, TCG otherwise; a KVM boot that shows no sign of life
 // falls back to TCG once, and the result says which accelerator ran it.
 
+import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dir as tmpDir } from 'tmp-promise';
 import { toScript } from '../scenario/ops.ts';
-import { type BaseImage, writeBootInitrd } from '../image/initramfs.ts';
+import type { Offer } from '../scenario/skip.ts';
+import { type BaseImage, ensureBaseImage, writeBootInitrd } from '../image/initramfs.ts';
+import type { KernelArtifact } from '../kernels/artifact.ts';
+import { nrCpusOf, vmOffer } from '../kernels/obtain/source/toolchain.ts';
+import type { KernelSpec } from '../kernels/spec.ts';
 import type { Arch } from '../kernels/types.ts';
 import { type Accel, boot, extraCmdlineFromEnv, kvmUsable, qemuVersion } from './qemu.ts';
-import { type GroupOutcome, type GroupRequest, groupStatus, type Runtime } from './runtime.ts';
+import { type GroupOutcome, type GroupRequest, groupStatus, type Runtime, StopSwitch } from './runtime.ts';
 import { machineKey, recordKvmBroken } from './kvm-verdict.ts';
 import { consoleFaults, StreamParser, tail } from './stream.ts';
 
@@ -22,30 +27,95 @@ const KVM_FIRST_RESULT_MS = 30_000;
 /** Guest memory: the incident's ballast pins 128 MiB of ring buffers. */
 export const GUEST_MEM_MB = 1024;
 
-/** Where the runtime gets the base initramfs of an arch (ensureBaseImage, cached per arch by the caller). */
-export type BaseImages = (arch: Arch) => Promise<BaseImage>;
-
 /** Why an arm64 guest runs under TCG: KVM runs only guests of the host's own arch. */
 const crossArchWhy = (arch: Arch): string => `${arch} guest on an ${process.arch === 'x64' ? 'x86_64' : process.arch} host: TCG`;
 
+/** CONFIG_NR_CPUS a source kernel's fragment sets, or null (unreadable: the build step reports that). */
+function nrCpusOfFile(path: string): number | null {
+  try {
+    return nrCpusOf(readFileSync(path, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What a VM booting kernel `spec` offers a scenario (QEMU and virtme alike):
+ * the options its config lacks (artifact meta absent_options) and, for a
+ * source kernel, the CONFIG_NR_CPUS of its fragment (src/kernels/obtain/source/toolchain.ts vmOffer).
+ */
+export function vmKernelOffer(spec: KernelSpec, a: KernelArtifact): Offer {
+  return vmOffer(Array.isArray(a.meta.absent_options) ? (a.meta.absent_options as string[]) : [], spec.kind === 'source' ? nrCpusOfFile(spec.config) : null);
+}
+
+/** What the QEMU runtime is set up with: the run's cache, the user's --accel, whether x86_64 guests boot. */
+export interface QemuSetup {
+  cacheDir: string;
+  /** --accel: the accelerator the user chose (a failing KVM boot is then not retried on TCG); absent: probe KVM */
+  accel?: Accel;
+  /** some kernel of the run is an x86_64 guest: its base image is built (checked) in prepare(), before any boot */
+  x86Guests: boolean;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * lockstep's own QEMU boot. prepare(): the accelerator (--accel, or the KVM
+ * probe), QEMU's version line, the x86_64 base initramfs (a missing busybox
+ * or reproducer stops the run: exit 2) and $LOCKSTEP_EXTRA_CMDLINE; other
+ * arches' base images are made at their first boot. stop() ends any boot
+ * still going.
+ */
 export class QemuRuntime implements Runtime {
   readonly name = 'qemu' as const;
   private accel?: Promise<{ accel: Accel; why: string }>;
   private readonly versions = new Map<Arch, Promise<string>>();
-  private readonly bases: BaseImages;
+  /** the base initramfs per guest arch, made at its first use */
+  private readonly bases = new Map<Arch, Promise<BaseImage>>();
   /** the first KVM boot of this runtime: later boots wait for its verdict before trying KVM themselves */
   private kvmTrial?: Promise<void>;
-  /** $LOCKSTEP_EXTRA_CMDLINE, checked once here so a bad value stops the run before any boot */
-  private readonly extraCmdline = extraCmdlineFromEnv();
+  /** $LOCKSTEP_EXTRA_CMDLINE, checked once in prepare() so a bad value stops the run before any boot */
+  private extraCmdline?: string;
+  private prepared?: Promise<void>;
+  private readonly halt = new StopSwitch();
+  private readonly forced: boolean;
+  /** QEMU's version line (x86_64's emulator), after prepare() */
+  emulator?: string;
 
-  /**
-   * `decided`: the accelerator already chosen (by --accel, or by the run's
-   * KVM probe) and why; without it the runtime probes KVM itself.
-   * `forced`: the user asked for it, so a failing KVM boot is not retried on TCG.
-   */
-  constructor(base: BaseImage | BaseImages, decided?: { accel: Accel; why: string }, private readonly forced = false) {
-    this.bases = typeof base === 'function' ? base : async () => base;
-    if (decided) this.accel = Promise.resolve(decided);
+  constructor(private readonly setup: QemuSetup) {
+    this.forced = setup.accel !== undefined;
+  }
+
+  /** The accelerator and why, after prepare() (a KVM boot that showed no life changes it to TCG). */
+  accelChoice(): Promise<{ accel: Accel; why: string }> {
+    return this.chooseAccel();
+  }
+
+  prepare(): Promise<void> {
+    this.prepared ??= (async () => {
+      const a = this.setup.accel;
+      if (a && !this.accel) this.accel = Promise.resolve({ accel: a, why: `--accel ${a}` });
+      await this.chooseAccel();
+      this.emulator = await qemuVersion();
+      // x86_64's is checked before any boot: a missing busybox or reproducer stops the run here (exit 2)
+      if (this.setup.x86Guests) await this.baseOf('x86_64');
+      this.extraCmdline = extraCmdlineFromEnv();
+    })();
+    return this.prepared;
+  }
+
+  offer(_group: unknown, spec: KernelSpec, a: KernelArtifact): Offer {
+    return vmKernelOffer(spec, a);
+  }
+
+  async stop(): Promise<void> {
+    this.halt.stop();
+  }
+
+  private baseOf(arch: Arch): Promise<BaseImage> {
+    const { cacheDir, log, signal } = this.setup;
+    if (!this.bases.has(arch)) this.bases.set(arch, ensureBaseImage(cacheDir, { arch, log: (m) => log(`[guest ${arch}] ${m}`), signal }));
+    return this.bases.get(arch)!;
   }
 
   private chooseAccel(): Promise<{ accel: Accel; why: string }> {
@@ -53,12 +123,14 @@ export class QemuRuntime implements Runtime {
     return this.accel;
   }
 
-  async run(req: GroupRequest): Promise<GroupOutcome> {
+  async run(request: GroupRequest): Promise<GroupOutcome> {
+    await this.prepare();
+    const req = this.halt.watch(request);
     if (!req.vmlinuz) throw new Error(`qemu runtime needs a kernel image for ${req.kernel}`);
     const arch = req.arch ?? 'x86_64';
     if (!this.versions.has(arch)) this.versions.set(arch, qemuVersion(arch));
     const emulator = await this.versions.get(arch)!;
-    const base = await this.bases(arch);
+    const base = await this.baseOf(arch);
     const script = req.scenarios.map((s, k) => toScript(s, req.uids[k])).join('');
     await writeFile(join(req.logDir, 'script.ops'), script);
     // One private temp dir per VM, removed even when the boot fails.

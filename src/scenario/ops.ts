@@ -75,7 +75,7 @@ export type Op =
   /**
    * Worker: exits (every mapping goes with it) and a fresh worker of the same
    * uid, caps and initial RLIMIT_MEMLOCK takes its place. The per-user counter
-   * survives because a ballast helper keeps the uid alive (load.ts insists),
+   * survives because a ballast helper keeps the uid alive (compile.ts insists),
    * or, with `last`, the worker was the uid's last process: the reproducer
    * waits for the kernel to free the uid's user_struct (free_uid() from the
    * RCU-delayed cred release) before the new worker starts, so the new

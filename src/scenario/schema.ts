@@ -2,14 +2,14 @@
 // A strict zod schema from untrusted JSON to a typed source scenario with
 // defaults filled in; `lockstep schema scenario` publishes it as JSON Schema
 // (schemas/scenario.schema.json). Sugar (counts, "each", "L") is kept here
-// and compiled away by load.ts, which also checks the script's flow (buffer
+// and compiled away by compile.ts, which also checks the script's flow (buffer
 // names, online CPUs, op count). Pure: no I/O.
 //
 // Every bad input is a ConfigError(file, field path, problem, fix); nothing
 // else may escape validateScenario() for any input value.
 //
 // Adding an op: its fields' schema in OP_SCHEMAS (built from the blocks of
-// src/util/validate.ts), its SourceOp member, its compile step in load.ts.
+// src/util/validate.ts), its SourceOp member, its compile step in compile.ts (COMPILE_HANDLERS).
 
 import { z } from 'zod';
 import { ConfigError } from '../util/errors.ts';
