@@ -45,9 +45,13 @@ export interface KernelChange {
   /**
    * regression: the label changed on what was measured; unstable: one side
    * had no usable cell, or the new side classified fewer cells and still
-   * allows every old candidate (infrastructure lost information)
+   * allows every old candidate (infrastructure lost information);
+   * narrowed: the new side ran at least the old side's cells and its logics
+   * are a strict subset of the old ones (cells that could not run before,
+   * e.g. AUX cells once lockstep_aux builds, ruled candidates out; nothing
+   * the old cells allowed was contradicted, no new candidate appeared)
    */
-  category: 'unchanged' | 'regression' | 'unstable';
+  category: 'unchanged' | 'regression' | 'unstable' | 'narrowed';
 }
 
 /** A kernel present in both runs whose version moved (a "latest" row that followed its suite). */
@@ -120,7 +124,9 @@ export function compareResults(a: Results, b: Results, defsA: ReadonlyMap<string
     const n = lb.get(k)!;
     // Fewer cells classified tonight (infrastructure) and no old candidate ruled out: less known, nothing contradicted.
     const lessKnown = n.scenarios.length < o.scenarios.length && o.logics.every((l) => n.logics.includes(l));
-    const category = o.label === n.label ? 'unchanged' : o.status === 'no-cells' || n.status === 'no-cells' || lessKnown ? 'unstable' : 'regression';
+    // More cells classified and fewer candidates, all of them old ones: more known, nothing contradicted.
+    const narrowed = n.scenarios.length >= o.scenarios.length && n.logics.length > 0 && n.logics.length < o.logics.length && n.logics.every((l) => o.logics.includes(l));
+    const category = o.label === n.label ? 'unchanged' : o.status === 'no-cells' || n.status === 'no-cells' || lessKnown ? 'unstable' : narrowed ? 'narrowed' : 'regression';
     return { kernel: k, old: o.label, new: n.label, category };
   });
   const counts = Object.fromEntries(CATEGORIES.map((c) => [c, cells.filter((x) => x.category === c).length])) as Record<CellCategory, number>;
@@ -162,13 +168,16 @@ export function renderComparison(c: Comparison, oldName: string, newName: string
   }
   if (c.kernelsAdded.length) out.push(`Kernels added: ${c.kernelsAdded.join(', ')}`);
   if (c.kernelsRemoved.length) out.push(`Kernels removed: ${c.kernelsRemoved.join(', ')}`);
-  for (const k of kernelChanges) out.push(`${k.category === 'regression' ? 'REGRESSION' : 'UNSTABLE'} ${k.kernel}: classification changed: ${k.old} -> ${k.new}${moved.has(k.kernel) ? ` [${moved.get(k.kernel)}]` : ''}`);
+  for (const k of kernelChanges) {
+    const what = k.category === 'narrowed' ? 'classification narrowed (more cells ran, fewer candidates, none new)' : 'classification changed';
+    out.push(`${k.category === 'regression' ? 'REGRESSION' : k.category === 'narrowed' ? 'narrowed' : 'UNSTABLE'} ${k.kernel}: ${what}: ${k.old} -> ${k.new}${moved.has(k.kernel) ? ` [${moved.get(k.kernel)}]` : ''}`);
+  }
   const fmt = (v: CellFacts | null) => (v ? `${v.verdict} EPERM ${epermText(v.first_eperm_measured)}` : 'absent');
   const beside = (k: string): string => (moved.has(k) ? ` [${moved.get(k)}]` : '');
   for (const x of changed) out.push(`${LABEL[x.category]} ${x.kernel} x ${x.scenario}: ${fmt(x.old)} -> ${fmt(x.new)} (${x.what.join(', ')})${beside(x.kernel)}`);
   const lost = c.counts.missing ? ` ${c.counts.missing} cell(s) of ${oldName} missing from ${newName}.` : '';
   out.push('', `${c.regressions} regression(s), ${changed.length} cell change(s).${lost}${asBefore} ` +
-    `By category: ${CATEGORIES.map((k) => `${k} ${c.counts[k]}`).join(', ')}; unstable classifications ${kernelChanges.filter((k) => k.category === 'unstable').length}.`);
+    `By category: ${CATEGORIES.map((k) => `${k} ${c.counts[k]}`).join(', ')}; unstable classifications ${kernelChanges.filter((k) => k.category === 'unstable').length}, narrowed ${kernelChanges.filter((k) => k.category === 'narrowed').length}.`);
   return out.join('\n') + '\n';
 }
 
