@@ -59,7 +59,7 @@ table: a package version measured again is replaced by the newer row; no row is 
 The nightly measures what \`lockstep kernels news --specs\` lists as new and adds it.
 Without --add, prints the table (Markdown, or JSON with --json). Exit 0; 2 on bad input.`,
   options: {
-    add: { type: 'string', multiple: true, arg: 'DIR', help: 'merge the Debian kernels of this run (a results directory or results.json) into the table (repeatable)' },
+    add: { type: 'string', multiple: true, arg: 'DIR', help: 'merge the Debian kernels of this run (a results directory or results.json) into the table' },
     file: { type: 'string', arg: 'FILE', help: `the table [default: ${DEFAULT_COMPAT}]` },
     json: { type: 'boolean', help: 'print the table as JSON' },
     ...scenarioOptions,
