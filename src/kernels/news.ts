@@ -88,10 +88,15 @@ export function expectationOf(pkg: string, upstream: string): { expected: string
 
 /**
  * One row per (suite, kernel ABI, version) of `rows` of `flavour`
- * (oneImagePerKernel), newest first, with its expectation and whether `measured`
- * ("package=version") lacks it. Pure.
+ * (oneImagePerKernel), newest first, with its expectation and whether it is
+ * new: `measured` ("package=version") has neither it nor another package of
+ * the same flavour at the same Debian version. Pure.
  */
 export function kernelNews(rows: readonly DebRow[], measured: ReadonlySet<string>, flavour = DEFAULT_FLAVOUR): NewsRow[] {
+  // A Debian version of this flavour measured under another package name (the signed image, the meta package,
+  // the same build in another suite) is the same kernel: not new.
+  const flavoured = [...measured].filter((m) => kernelPackage(m.slice(0, m.indexOf('=')))?.flavour === flavour);
+  const measuredVersions = new Set(flavoured.map((m) => m.slice(m.indexOf('=') + 1)));
   const seen = new Set<string>();
   const out: NewsRow[] = [];
   for (const r of oneImagePerKernel(rows.filter((x) => isImage(x.package, flavour))).sort(compareRows)) {
@@ -99,7 +104,7 @@ export function kernelNews(rows: readonly DebRow[], measured: ReadonlySet<string
     if (seen.has(key)) continue;
     seen.add(key);
     const upstream = upstreamOf(r.version);
-    out.push({ suite: r.suite ?? '?', package: r.package, version: r.version, upstream, ...expectationOf(r.package, upstream), new: !measured.has(`${r.package}=${r.version}`) });
+    out.push({ suite: r.suite ?? '?', package: r.package, version: r.version, upstream, ...expectationOf(r.package, upstream), new: !measured.has(`${r.package}=${r.version}`) && !measuredVersions.has(r.version) });
   }
   return out;
 }

@@ -69,3 +69,14 @@ t.test('news: newest first, new unless a published run resolved that package ver
   t.notMatch(text, /- 6\.12\.113 in/, 'a measured kernel is not news');
   t.end();
 });
+
+t.test('news: the same Debian version measured under another package of the flavour (signed, meta, another suite) is not new; another flavour is', (t) => {
+  const rows = parsePackagesIndex(SECURITY, 'trixie-security');
+  // the signed linux-image-6.12.118+deb13-cloud-amd64 is the one oneImagePerKernel keeps only without an unsigned one: measure the signed name
+  const bySigned = kernelNews(rows, new Set(['linux-image-6.12.118+deb13-cloud-amd64=6.12.118-1']));
+  t.equal(bySigned.find((r) => r.upstream === '6.12.118')!.new, false, 'measured as the signed image: the unsigned row is not new');
+  const otherFlavour = kernelNews(rows, new Set(['linux-image-6.12.118+deb13-arm64-unsigned=6.12.118-1']));
+  t.equal(otherFlavour.find((r) => r.upstream === '6.12.118')!.new, true, 'an arm64 build of the same version is another kernel');
+  t.equal(bySigned.find((r) => r.upstream === '6.12.113')!.new, true);
+  t.end();
+});
