@@ -3,13 +3,13 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { builtinSpecs, checkUniqueIds, loadSpecFile, type KernelSpec } from '../kernels/spec.ts';
 import { type LoadedScenario, builtinScenarios, loadScenarioDirEach, loadScenarioFile } from '../scenario/load.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import { type CellVerdict, verdictClass } from '../results/schema.ts';
 import { ConfigError } from '../util/errors.ts';
-import { checkInputPath } from '../util/input.ts';
+import { checkInputPath, inputProblem } from '../util/input.ts';
 
 /** Boots at once: each TCG guest runs on one host thread (single-threaded TCG), so one per core. */
 export const DEFAULT_JOBS = String(Math.max(1, cpus().length));
@@ -141,3 +141,13 @@ export function artifactBaseUrl(v: Record<string, unknown>): string | undefined 
   if (!ok) throw new ConfigError('command line', '--artifact-base-url', `${JSON.stringify(u)} is not an http(s) URL`, 'give the URL the results directory is uploaded to, e.g. https://ci.example.org/runs/42/');
   return String(u);
 }
+
+/**
+ * The results.json a DIR|results.json argument names: DIR/results.json for a
+ * directory (or a path that does not exist, for the message), else the path
+ * itself, so that a FIFO or device is reported as what it is.
+ */
+export const resultsPath = (p: string): string => {
+  const isOther = inputProblem(resolve(p), 'dir', true) !== null;
+  return resolve(p.endsWith('.json') || isOther ? p : join(p, 'results.json'));
+};

@@ -15,8 +15,7 @@ import { builtinDefsByHash } from '../../report/files.ts';
 import { checkOutputDir, readResults, writeAtomic } from '../../results/write.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { checkInputPath, inputProblem } from '../../util/input.ts';
-import { type Command, int } from '../common.ts';
-import { resultsPath } from './report.ts';
+import { type Command, int, resultsPath } from '../common.ts';
 
 /** Bisect facts from a saved bisect state (lockstep/bisect-state@1) and an optional bisect.log beside it. */
 export function bisectFacts(path: string): BisectFacts {

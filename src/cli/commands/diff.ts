@@ -3,8 +3,7 @@ import { scenarioDefs } from '../../report/analysis.ts';
 import { compareResults, comparisonJson, renderComparison } from '../../report/compare.ts';
 import { builtinDefsByHash, writeStepSummary } from '../../report/files.ts';
 import { ConfigError } from '../../util/errors.ts';
-import { type Command, EXIT } from '../common.ts';
-import { resultsPath } from './report.ts';
+import { type Command, EXIT, resultsPath } from '../common.ts';
 
 export const command: Command = {
   name: 'diff',

@@ -8,8 +8,7 @@ import { builtinScenarios } from '../../scenario/load.ts';
 import { renderKtap } from '../../export/ktap.ts';
 import { checkOutputFile, readResults, writeAtomic } from '../../results/write.ts';
 import { ConfigError } from '../../util/errors.ts';
-import type { Command } from '../common.ts';
-import { resultsPath } from './report.ts';
+import { type Command, resultsPath } from '../common.ts';
 
 const one = (name: string, pos: string[]): string => {
   if (pos.length !== 1) throw new ConfigError('command line', 'DIR', 'expected one results directory or results.json', `e.g. \`lockstep ${name} results/latest\``);

@@ -11,12 +11,10 @@ import { readResults, writeAtomic } from '../../results/write.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { readRegularFile } from '../../util/input.ts';
 import { parseJsonStrict } from '../../util/json.ts';
-import { type Command, loadScenarios, scenarioOptions } from '../common.ts';
+import { type Command, loadScenarios, resultsPath, scenarioOptions } from '../common.ts';
 
 export const DEFAULT_COMPAT = 'results/compat.json';
 
-/** DIR or DIR/results.json -> the results.json path. */
-const resultsPath = (p: string): string => resolve(p.endsWith('.json') ? p : join(p, 'results.json'));
 
 /**
  * Read a compat.json: the table, or an empty one when `path` does not exist

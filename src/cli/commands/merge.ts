@@ -4,8 +4,7 @@ import { checkOutputDir, FORCE_OPTION, guardMeasured, readResults, RESULT_FILES,
 import { renderSummary } from '../../report/summary.ts';
 import { writeReports, writeStepSummary } from '../../report/files.ts';
 import { ConfigError } from '../../util/errors.ts';
-import type { Command } from '../common.ts';
-import { resultsPath } from './report.ts';
+import { type Command, resultsPath } from '../common.ts';
 
 export const command: Command = {
   name: 'merge',

@@ -9,8 +9,7 @@ import { renderTap } from '../../report/tap.ts';
 import { writeReports, writeStepSummary } from '../../report/files.ts';
 import { ConfigError, MissingDependencyError } from '../../util/errors.ts';
 import { readCompat } from './kernels-compat.ts';
-import { inputProblem } from '../../util/input.ts';
-import { artifactBaseUrl, artifactUrlOption, type Command } from '../common.ts';
+import { artifactBaseUrl, artifactUrlOption, type Command, resultsPath } from '../common.ts';
 
 /** A PNG of the page as headless Chromium renders it (isolated profile, no network services). */
 async function screenshot(html: string, png: string): Promise<void> {
@@ -26,17 +25,6 @@ async function screenshot(html: string, png: string): Promise<void> {
     await rm(profile, { recursive: true, force: true });
   }
 }
-
-/** DIR or DIR/results.json -> the results.json path. */
-/**
- * The results.json a DIR|results.json argument names: DIR/results.json for a
- * directory (or a path that does not exist, for the message), else the path
- * itself, so that a FIFO or device is reported as what it is.
- */
-export const resultsPath = (p: string): string => {
-  const isOther = inputProblem(resolve(p), 'dir', true) !== null;
-  return resolve(p.endsWith('.json') || isOther ? p : join(p, 'results.json'));
-};
 
 export const command: Command = {
   name: 'report',

@@ -2,8 +2,7 @@ import { readResults } from '../../results/write.ts';
 import { renderTable } from '../../results/table.ts';
 import { builtinDefsByHash } from '../../report/files.ts';
 import { ConfigError } from '../../util/errors.ts';
-import type { Command } from '../common.ts';
-import { resultsPath } from './report.ts';
+import { type Command, resultsPath } from '../common.ts';
 
 export const command: Command = {
   name: 'table',
