@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import { classifyKernel, type ResultsLike } from '../diff/evidence.ts';
 import { isFailing, isVerdict } from '../diff/verdicts.ts';
+import { compareKernelVersions, readKernelVersion } from '../kernel-facts/index.ts';
 import { kernelPackage } from '../kernels/obtain/deb-kernels.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import { esc } from './svg.ts';
@@ -116,15 +117,11 @@ export function compatRowsOfRun(r: CompatRunLike, known: ReadonlyMap<string, Com
   return rows;
 }
 
-/** Newest kernel first (numeric parts), then suite, then Debian version. Pure. */
+/** Newest kernel first (compareKernelVersions; a kernel with no version last), then suite, flavour, Debian version. Pure. */
 export function compareCompatRows(a: CompatRow, b: CompatRow): number {
-  const parts = (v: string): number[] => v.split(/[.-]/).map((x) => (/^\d+$/.test(x) ? Number(x) : x.startsWith('rc') ? -1000 + Number(x.slice(2)) : 0));
-  const pa = parts(a.kernel), pb = parts(b.kernel);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pb[i] ?? 0) - (pa[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return (a.suite ?? '').localeCompare(b.suite ?? '') || a.flavour.localeCompare(b.flavour) || b.package_version.localeCompare(a.package_version);
+  const va = readKernelVersion(a.kernel), vb = readKernelVersion(b.kernel);
+  const byVersion = va && vb ? compareKernelVersions(vb, va) : va ? -1 : vb ? 1 : 0;
+  return byVersion || (a.suite ?? '').localeCompare(b.suite ?? '') || a.flavour.localeCompare(b.flavour) || b.package_version.localeCompare(a.package_version);
 }
 
 /**
