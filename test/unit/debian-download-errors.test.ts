@@ -36,6 +36,10 @@ t.test('the named package or version missing, or no network: the user\'s to fix 
   const own = aptDownloadError(s, 'x', apt, err("E: Version '6.19.10-1~bpo13+1' for 'linux-binary-6.19.10+deb13-cloud-amd64' was not found"));
   t.ok(own instanceof ConfigError, 'the version of the package the spec names');
   t.ok(aptDownloadError(s, 'x', apt, err('E: Unable to locate package linux-binary-6.19.10+deb13-cloud-amd64')) instanceof ConfigError);
+  // Debian 14's meta linux-image-<abi> is read as linux-binary-unsigned-<abi>: that package's version missing is the user's too
+  const meta = spec('linux-image-7.3.4+deb13-cloud-amd64', 'trixie-backports');
+  t.ok(aptDownloadError(meta, 'linux-binary-unsigned-7.3.4+deb13-cloud-amd64=7.3.4-9', apt,
+    err("E: Version '7.3.4-9' for 'linux-binary-unsigned-7.3.4+deb13-cloud-amd64' was not found")) instanceof ConfigError, 'the image package a meta name was read as');
   t.ok(aptDownloadError(s, 'x', apt, err('E: Failed to fetch http://deb.debian.org/x.deb  Temporary failure resolving \'deb.debian.org\'')) instanceof ConfigError);
   t.end();
 });

@@ -258,6 +258,12 @@ async function ensureResolved(spec: DebianImageSpec, opts: EnsureOptions, apt: A
   };
 }
 
+/** The package and version apt-get says its index lacks ("E: Version 'V' for 'P' was not found"), or null. Pure. */
+export function missingVersion(stderr: string): { package: string; version: string } | null {
+  const m = /Version '([^']*)' for '([^']*)' was not found/i.exec(stderr);
+  return m ? { package: m[2]!, version: m[1]! } : null;
+}
+
 /**
  * apt-get download's failure (its stderr) as a ConfigError when the user can
  * fix it (a package or version the index lacks, no network: exit 2, the run
@@ -272,8 +278,10 @@ export function aptDownloadError(spec: DebianImageSpec, label: string, apt: AptS
   // or a companion package of the named kernel (its linux-base config) is gone from the index. The kernel
   // cannot be had from this mirror: its cells fail as infrastructure and the other kernels of the run go on.
   if (/\b404\s+Not Found\b/i.test(stderr)) return new Error(`${where(apt)} lists ${label} but its pool answers 404 Not Found: not served (${firstLines(stderr, 2)})`);
-  const companion = /Version '([^']*)' for '([^']*)' was not found/i.exec(stderr);
-  if (companion && companion[2] !== spec.package) return new Error(`${where(apt)} no longer lists ${companion[2]}=${companion[1]}, which ${label} needs: the kernel cannot be had from this mirror`);
+  // the package the spec names, or the image package it was read as (Debian 14's meta linux-image-<abi>): the user's to fix
+  const named = new Set([spec.package, label.slice(0, label.indexOf('='))]);
+  const companion = missingVersion(stderr);
+  if (companion && !named.has(companion.package)) return new Error(`${where(apt)} no longer lists ${companion.package}=${companion.version}, which ${label} needs: the kernel cannot be had from this mirror`);
   if (/Unable to locate package|has no installation candidate|No packages found|Version '.*' for '.*' was not found|Can't select version/i.test(stderr)) {
     return new ConfigError(spec.origin, `${spec.at}package`, `${where(apt)} has no ${label} (${firstLines(stderr, 2)})`, aptFix(apt));
   }
@@ -345,7 +353,7 @@ async function fetchDebian(spec: DebianImageSpec, pkg: string, pv: string, paren
       if (!(e instanceof ToolError) || e.canceled) throw e;
       // trixie-backports lists the signed linux-binary-* of its older kernels (6.19.6-7.1.13 in December 2026)
       // without their linux-base-*: the kernel is had without its config, as an image package without one is
-      if (!cfgPkg || !new RegExp(`for '${cfgPkg.replace(/[.+]/g, '\\$&')}' was not found`).test(e.stderr)) throw aptDownloadError(spec, label, apt, e);
+      if (!cfgPkg || missingVersion(e.stderr)?.package !== cfgPkg) throw aptDownloadError(spec, label, apt, e);
       opts.log(`${where(apt)} no longer lists ${cfgPkg}=${pv}: fetching ${label} without its config (absent kernel options unknown)`);
       try {
         debs = await downloadDebs([{ package: pkg, version: pv }], apt, work, opts.signal);
@@ -468,13 +476,13 @@ async function decompress(file: string, signal?: AbortSignal): Promise<string> {
   return out;
 }
 
-/** dpkg-deb --fsys-tarfile DEB | tar -x PATTERNS into `into`: two processes, no shell. Throws when either fails (a pattern that matches nothing fails tar). */
 /** Does .deb `deb` hold a path matching `re` (`dpkg-deb -c`, paths as "./boot/...")? Throws Error when dpkg-deb fails. */
 async function debHas(deb: string, re: RegExp, signal?: AbortSignal): Promise<boolean> {
   const out = (await runTool('dpkg-deb', dpkgDebContentsArgv(deb), { install: 'apt-get install dpkg', signal })).stdout;
   return out.split('\n').some((l) => re.test(l.slice(l.indexOf('./'))));
 }
 
+/** dpkg-deb --fsys-tarfile DEB | tar -x PATTERNS into `into`: two processes, no shell. Throws when either fails (a pattern that matches nothing fails tar). */
 export async function extractDeb(deb: string, into: string, patterns: string[], signal?: AbortSignal): Promise<void> {
   const dpkg = spawnTool('dpkg-deb', dpkgDebTarArgv(deb), { install: 'apt-get install dpkg', signal });
   const tar = spawnTool('tar', tarExtractArgv(into, patterns), { install: 'apt-get install tar', signal, stdin: 'pipe' });
