@@ -65,16 +65,23 @@ const rowSchema = z.strictObject({
 });
 const tableSchema = z.strictObject({ schema: z.literal(COMPAT_SCHEMA), rows: z.array(rowSchema) });
 
+/** A compat.json that is not lockstep/compat@1: `field` is the first bad field as a JSON path ("rows[3].measured"). */
+export class CompatFormatError extends Error {
+  constructor(readonly field: string, readonly why: string) {
+    super(`${field}: ${why}`);
+  }
+}
+
 /**
- * Check a parsed compat.json. Returns the table; throws Error whose message
- * names the first bad field as a JSON path (e.g. "rows[3].measured: ...").
+ * Check a parsed compat.json. Returns the table; throws CompatFormatError
+ * naming the first bad field (message "rows[3].measured: ...").
  */
 export function parseCompat(data: unknown): CompatTable {
   const r = tableSchema.safeParse(data);
   if (r.success) return r.data as CompatTable;
   const issue = r.error.issues[0]!;
   const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
-  throw new Error(`${path || '(top)'}: ${issue.message}`);
+  throw new CompatFormatError(path || '(top)', issue.message);
 }
 
 /** The parts of a results.json compatRowsOfRun reads. */

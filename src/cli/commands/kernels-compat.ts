@@ -4,7 +4,7 @@
 // kernels of a run into it; the pure part is src/report/compat.ts.
 
 import { dirname, join, resolve } from 'node:path';
-import { type CompatTable, COMPAT_SCHEMA, compatRowsOfRun, mergeCompat, parseCompat, renderCompatMarkdown } from '../../report/compat.ts';
+import { CompatFormatError, type CompatTable, COMPAT_SCHEMA, compatRowsOfRun, mergeCompat, parseCompat, renderCompatMarkdown } from '../../report/compat.ts';
 import { scenarioHash } from '../../scenario/load.ts';
 import type { CompiledScenario } from '../../scenario/ops.ts';
 import { readResults, writeAtomic } from '../../results/write.ts';
@@ -38,7 +38,8 @@ export async function readCompat(path: string, field: string, missingOk: boolean
   try {
     return parseCompat(data);
   } catch (e) {
-    throw new ConfigError(path, (e as Error).message.split(':')[0]!, (e as Error).message.split(': ').slice(1).join(': '), `a ${COMPAT_SCHEMA} file as \`lockstep kernels compat --add\` writes it`);
+    if (!(e instanceof CompatFormatError)) throw e;
+    throw new ConfigError(path, e.field, e.why, `a ${COMPAT_SCHEMA} file as \`lockstep kernels compat --add\` writes it`);
   }
 }
 
