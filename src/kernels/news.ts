@@ -29,19 +29,25 @@ export interface NewsRow {
 const isImage = (name: string, flavour: string): boolean => kernelPackage(name)?.flavour === flavour;
 
 /**
+ * Which package of one kernel lockstep boots first: the unsigned image (0),
+ * Debian 14's signed linux-binary-* (1), a signed linux-image-* (2), a meta
+ * package with no ABI number in its name (3). Pure.
+ */
+const imageRank = (p: string): number => (!/\d+\.\d+\.\d+/.test(p) ? 3 : p.includes('unsigned') ? 0 : p.startsWith('linux-binary-') ? 1 : 2);
+
+/**
  * One row per ABI, Debian version and suite: the unsigned image where the
  * suite has it (what lockstep boots), else the signed one (trixie-backports
  * keeps only signed builds of its older kernels). Pure.
  */
 export function oneImagePerKernel(rows: readonly DebRow[]): DebRow[] {
-  const rank = (p: string): number => (p.includes('unsigned') ? 0 : p.startsWith('linux-binary-') ? 1 : 2);
   const best = new Map<string, DebRow>();
   for (const r of rows) {
     const k = kernelPackage(r.package);
     if (!k) continue;
     const key = `${r.suite ?? '?'} ${k.abi}=${r.version}`;
     const had = best.get(key);
-    if (!had || rank(r.package) < rank(had.package)) best.set(key, r);
+    if (!had || imageRank(r.package) < imageRank(had.package)) best.set(key, r);
   }
   return [...best.values()];
 }
@@ -150,10 +156,8 @@ export const newsSpecId = (suite: string, version: string): string =>
 export function specsOfNews(rows: readonly NewsRow[]): PinnedDebianSpec[] {
   const byVersion = new Map<string, NewsRow[]>();
   for (const r of rows) byVersion.set(r.version, [...(byVersion.get(r.version) ?? []), r]);
-  // unsigned image, Debian 14's linux-binary, a signed image, a meta package (no ABI number in its name)
-  const rank = (p: string): number => (!/\d+\.\d+\.\d+/.test(p) ? 3 : p.includes('unsigned') ? 0 : p.startsWith('linux-binary-') ? 1 : 2);
   return [...byVersion.values()].map((same) => {
-    const r = [...same].sort((a, b) => rank(a.package) - rank(b.package))[0]!;
+    const r = [...same].sort((a, b) => imageRank(a.package) - imageRank(b.package))[0]!;
     const also = [...new Set(same.map((x) => x.suite))].filter((s) => s !== r.suite);
     return {
       id: newsSpecId(r.suite, r.version), kind: 'debian-image', suite: r.suite, package: r.package, version: r.upstream, package_version: r.version, expect: 'auto',
