@@ -20,10 +20,10 @@ bool g_allow_uid0;      /* --allow-uid-0: blocks may run as root (a guest) */
 pid_t g_controller;
 long g_page;
 
-static int open_out(const char *path)
+static int open_out(const char *path, bool rdwr)
 {
 	struct stat st;
-	int flags = O_WRONLY | O_NOCTTY | O_CLOEXEC;
+	int flags = (rdwr ? O_RDWR : O_WRONLY) | O_NOCTTY | O_CLOEXEC;
 	/* truncate regular files only; a serial port is opened as is */
 	if (stat(path, &st) < 0 || S_ISREG(st.st_mode))
 		flags |= O_CREAT | O_TRUNC;
@@ -88,9 +88,68 @@ static char *slurp(const char *path, size_t *len)
 	return buf;
 }
 
+/* read exactly n bytes of fd into b; false on EOF or error (errno set; EPIPE for EOF) */
+static bool read_exact(int fd, char *b, size_t n)
+{
+	while (n) {
+		ssize_t r = read(fd, b, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EPIPE;
+			return false;
+		}
+		b += r;
+		n -= (size_t)r;
+	}
+	return true;
+}
+
+/*
+ * --script-from-out: the guest waits at a "ready" line for its script, so the
+ * host can snapshot it there and send each run's script to a restored copy
+ * (harness/PROTOCOL.md, "Waiting for the script"). Reads the header line
+ * "script N" (N bytes, 1..MAX_SCRIPT_BYTES) and then N bytes from fd.
+ */
+static char *script_from(int fd, size_t *len)
+{
+	struct line l;
+	l_open(&l, "ready");
+	l_int(&l, "proto", 1);
+	l_emit(&l);
+	char hdr[32];
+	size_t n = 0;
+	for (;;) {
+		if (n == sizeof hdr - 1 || !read_exact(fd, hdr + n, 1)) {
+			if (n == sizeof hdr - 1)
+				errno = EINVAL;
+			return NULL;
+		}
+		if (hdr[n] == '\n')
+			break;
+		n++;
+	}
+	hdr[n] = 0;
+	long long want;
+	if (strncmp(hdr, "script ", 7) != 0 || !parse_num(hdr + 7, 1, MAX_SCRIPT_BYTES, &want)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	char *buf = malloc((size_t)want + 1);
+	if (!buf || !read_exact(fd, buf, (size_t)want)) {
+		free(buf);
+		return NULL;
+	}
+	buf[want] = 0;
+	*len = (size_t)want;
+	return buf;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: lockstep-repro --script FILE [--out FILE] [--op-timeout SECONDS] [--allow-uid-0]\n"
+			"       lockstep-repro --script-from-out --out TTY [--op-timeout SECONDS] [--allow-uid-0]\n"
 			"See harness/PROTOCOL.md.\n");
 	exit(2);
 }
@@ -98,11 +157,13 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	const char *script = NULL, *out = NULL;
+	bool from_out = false;
 	static const struct option lo[] = {
 		{ "script", required_argument, NULL, 's' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "op-timeout", required_argument, NULL, 't' },
 		{ "allow-uid-0", no_argument, NULL, 'u' },
+		{ "script-from-out", no_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -113,6 +174,7 @@ int main(int argc, char **argv)
 		case 's': script = optarg; break;
 		case 'o': out = optarg; break;
 		case 'u': g_allow_uid0 = true; break;
+		case 'w': from_out = true; break;
 		case 't':
 			if (!parse_num(optarg, 1, 86400, &v))
 				usage();
@@ -121,7 +183,8 @@ int main(int argc, char **argv)
 		default: usage();
 		}
 	}
-	if (!script || optind != argc)
+	/* --script-from-out reads the script from --out (a tty or socket), so it needs one */
+	if ((!script && !from_out) || optind != argc || (from_out && (!out || !strcmp(out, "-"))))
 		usage();
 
 	g_controller = getpid();
@@ -146,23 +209,25 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);   /* a dead worker shows up as EPIPE, not a dead controller */
 
 	if (out && strcmp(out, "-") != 0) {
-		g_out = open_out(out);
+		g_out = open_out(out, from_out);
 		if (g_out < 0) {
 			fprintf(stderr, "lockstep-repro: cannot open %s: %s\n", out, strerror(errno));
 			return 2;
 		}
 	}
 
+	size_t len = 0;
+	char *text = from_out ? script_from(g_out, &len) : NULL;
 	emit_hello();
 	if (geteuid() != 0) {
 		emit_error(NULL, -1, 0, "must run as root (uid 0 with CAP_SETUID, CAP_SYS_ADMIN)");
 		emit_done();
 		return 1;
 	}
-	size_t len = 0;
-	char *text = slurp(script, &len);
+	if (!from_out)
+		text = slurp(script, &len);
 	if (!text) {
-		emit_error(NULL, -1, 0, "cannot read script %s: %s", script, errname(errno));
+		emit_error(NULL, -1, 0, "cannot read script %s: %s", from_out ? out : script, errname(errno));
 		emit_done();
 		return 1;
 	}

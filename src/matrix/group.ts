@@ -218,6 +218,7 @@ function bootOnce(env: GroupEnv, g: PlannedGroup, spec: KernelSpec, a: KernelArt
       c.duration_ms = b !== undefined && e !== undefined ? e - b : null;
       c.qemu_version = isVmRuntime(g.runtime) ? outcome.emulator ?? null : null;
       c.qemu_argv = isVmRuntime(g.runtime) ? outcome.argv : null;
+      if (outcome.snapshot !== undefined) c.vm_snapshot = outcome.snapshot;
       c.accel_why = outcome.accelWhy;
       c.accel = outcome.accel;
     }

@@ -34,6 +34,8 @@ export interface MatrixOptions {
   attempts?: number;
   /** "virtme": boot every VM kernel through virtme-ng (`run --runtime virtme`), whatever its spec says */
   runtime?: 'virtme';
+  /** false (`run --no-snapshot`): boot every QEMU group instead of restoring a saved guest (src/runner/vm-snapshot.ts) */
+  snapshots?: boolean;
   /** vCPU counts VM groups run `"cpus": "any"` scenarios at (`--cpus`; default [2]); host rows use the host's online count */
   anyCpus?: number[];
 }

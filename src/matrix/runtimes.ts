@@ -35,6 +35,8 @@ export interface RuntimesOptions {
   runtime?: 'virtme';
   signal?: AbortSignal;
   log: (line: string) => void;
+  /** false: QEMU boots every group (`run --no-snapshot`); default: it restores saved guests */
+  snapshots?: boolean;
 }
 
 export interface MatrixRuntimes {
@@ -61,7 +63,7 @@ export type RuntimeFactory = (o: RuntimesOptions) => Runtime;
  */
 export const RUNTIME_FACTORIES: Readonly<Record<RuntimeName, RuntimeFactory>> = {
   qemu: (o) => new QemuRuntime({
-    cacheDir: o.cacheDir, log: o.log, signal: o.signal, ...(o.accel ? { accel: o.accel } : {}),
+    cacheDir: o.cacheDir, log: o.log, signal: o.signal, ...(o.accel ? { accel: o.accel } : {}), snapshots: o.snapshots !== false,
     x86Guests: o.kernels.some((k) => runtimeOf(k, o.runtime) === 'qemu' && k.kind !== 'host' && (k.arch ?? 'x86_64') === 'x86_64'),
   }),
   host: () => new HostRuntime(),

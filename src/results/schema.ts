@@ -82,12 +82,26 @@ export interface CellResult {
   qemu_argv?: string[] | null;
   /** why this accelerator (KVM probe result, fallback, --accel) */
   accel_why?: string;
+  /**
+   * The saved guest (src/runner/snapshot.ts) this cell's VM came from:
+   * "restored" from it, or booted and "saved" into it at its ready line
+   * (key: the snapshot's cache key, sha256: its state file's). null or
+   * absent: booted without one (--no-snapshot, virtme, the host, a failed save).
+   */
+  vm_snapshot?: VmSnapshotUse | null;
   /** sha256 of the static reproducer binary that ran the ops */
   reproducer_sha256?: string | null;
   /** present when the cell took more than one boot (`run --attempts`): every attempt, in order; the cell is the last */
   attempts?: CellAttempt[];
   /** true when the cell passed (or skipped) only after an infrastructure failure: a pass, visibly */
   flaky?: boolean;
+}
+
+/** How a VM group used a saved guest (CellResult.vm_snapshot). */
+export interface VmSnapshotUse {
+  how: 'restored' | 'saved';
+  key: string;
+  sha256: string;
 }
 
 /** One boot's verdict for a cell that was retried. */

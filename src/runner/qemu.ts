@@ -7,13 +7,15 @@
 
 import { spawn, execFile } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { accessSync, constants } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { ARCH_FACTS, type Arch, archFacts } from '../kernels/arch.ts';
 import { ConfigError, MissingDependencyError } from '../util/errors.ts';
 import { kvmVerdictFile, machineKey, readKvmVerdict } from './kvm-verdict.ts';
+import { type SavedState, saveVm, waitRunning } from './migrate.ts';
+import { qmpConnect, type QmpSession } from './qmp.ts';
 
 export const QEMU = process.env.LOCKSTEP_QEMU ?? 'qemu-system-x86_64';
 
@@ -59,6 +61,17 @@ export interface BootRequest {
   signal?: AbortSignal;
   /** each complete result line as it arrives */
   onResultLine?: (line: string) => void;
+  /**
+   * Snapshots (src/runner/snapshot.ts): the guest's initramfs runs the
+   * reproducer with --script-from-out, and this script is sent to it on the
+   * results channel (harness/PROTOCOL.md, "Waiting for the script"): at its
+   * ready line after a boot, or as soon as a restored guest runs.
+   */
+  script?: string;
+  /** with `script`: restore the guest from this saved state (QEMU -incoming fd:3) instead of booting it */
+  restoreFrom?: string;
+  /** with `script` and no `restoreFrom`: at the ready line, save the stopped guest into this new file, then send the script */
+  saveTo?: string;
 }
 
 export interface BootResult {
@@ -73,6 +86,13 @@ export interface BootResult {
   wallMs: number;
   argv: string[];
   stderr: string;
+  /** saveTo: what was saved (null when the guest never got ready, or the save failed: saveError says why) */
+  saved?: SavedState | null;
+  saveError?: string;
+  /** saveTo: the console up to the ready line (the boot log a restored guest's console lacks) */
+  bootConsole?: string;
+  /** restoreFrom: why the restore failed before the guest took its script (QEMU's load error, a VM that never ran) */
+  restoreError?: string;
 }
 
 /**
@@ -160,52 +180,96 @@ export async function kvmUsable(): Promise<{ ok: boolean; why: string }> {
   });
 }
 
+/**
+ * One QEMU guest from spawn to exit: boots `r.vmlinuz` (or restores
+ * `r.restoreFrom`), collects the console and the result lines, kills it at
+ * `r.timeoutMs`, on abort, or without a first result by
+ * `firstResultDeadlineMs`. With `r.script` the guest waits for its script
+ * (sent here; the ready line is not a result) and `r.saveTo` saves it at
+ * that point. Never throws: a failure is in the result's status and errors.
+ */
 export async function boot(r: BootRequest): Promise<BootResult> {
   let sockPath = join(r.workDir, 'results.sock');
-  // sun_path holds 108 bytes: under a deep TMPDIR the socket goes in a short private dir
+  // sun_path holds 108 bytes: under a deep TMPDIR the sockets go in a short private dir
   let sockDir: string | undefined;
-  if (Buffer.byteLength(sockPath) > 100) {
+  if (Buffer.byteLength(sockPath) > 90) {
     sockDir = await mkdtemp('/tmp/lockstep-sock-');
     sockPath = join(sockDir, 's');
   }
-  const argv = qemuArgs(r, sockPath);
+  const qmpPath = join(dirname(sockPath), 'qmp.sock');
+  const snap = r.script !== undefined;
+  const argv = [...qemuArgs(r, sockPath), ...(snap ? ['-qmp', `unix:${qmpPath},server=on,wait=off`] : []), ...(snap && r.restoreFrom ? ['-incoming', 'fd:3'] : [])];
   const started = Date.now();
   let results = '';
   let partial = '';
   let firstResultMs: number | null = null;
-  let server: Server | undefined;
   const sockets: Socket[] = [];
+  const extra: Pick<BootResult, 'saved' | 'saveError' | 'bootConsole' | 'restoreError'> = {};
+  let consoleText = '';
+  let qmp: QmpSession | undefined;
+  let readySeen = false;
+  let kill: (why: BootResult['status']) => void = () => {};
+  /** the script, framed as --script-from-out reads it */
+  const sendScript = (): void => { sockets[0]?.write(`script ${Buffer.byteLength(r.script!)}\n${r.script!}`); };
+  const onReady = async (): Promise<void> => {
+    if (r.saveTo) {
+      extra.bootConsole = consoleText;
+      try {
+        qmp ??= await qmpConnect(qmpPath);
+        extra.saved = await saveVm(qmp, r.saveTo, join(dirname(sockPath), 'save.sock'));
+      } catch (e) {
+        extra.saved = null;
+        extra.saveError = (e as Error).message;
+        // a guest stopped for a save that failed must still run its script
+        await qmp?.cmd('cont').catch(() => {});
+      }
+    }
+    sendScript();
+  };
+  const onLine = (l: string): void => {
+    if (snap && !readySeen && l.startsWith('{"ev":"ready"')) {
+      readySeen = true;
+      void onReady();
+      return;
+    }
+    r.onResultLine?.(l);
+  };
 
   // QEMU connects to us (it is the socket client), so listen first.
-  server = createServer((s) => {
+  const server: Server = createServer((s) => {
     sockets.push(s);
     s.setEncoding('utf8');
     s.on('data', (d: string) => {
       if (firstResultMs === null) firstResultMs = Date.now() - started;
-      results += d;
       const lines = (partial + d).split('\n');
       partial = lines.pop() ?? '';
-      for (const l of lines) r.onResultLine?.(l);
+      for (const l of lines) {
+        if (!(snap && !readySeen && l.startsWith('{"ev":"ready"'))) results += l + '\n';
+        onLine(l);
+      }
     });
     s.on('error', () => { /* the VM going away closes it */ });
   });
-  await new Promise<void>((res, rej) => { server!.once('error', rej); server!.listen(sockPath, () => res()); });
+  await new Promise<void>((res, rej) => { server.once('error', rej); server.listen(sockPath, () => res()); });
+  const restoreFd = snap && r.restoreFrom ? await open(r.restoreFrom, 'r').catch((e: Error) => e) : undefined;
+  if (restoreFd instanceof Error) extra.restoreError = `cannot open ${r.restoreFrom}: ${restoreFd.message}`;
 
-  return new Promise<BootResult>((resolve) => {
-    let consoleText = '';
+  const result = await new Promise<BootResult>((resolve) => {
     let stderr = '';
     let status: BootResult['status'] = 'exited';
     const bin = qemuBinary(r.arch);
-    const child = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (d: string) => { consoleText += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
+    const fd3 = restoreFd && !(restoreFd instanceof Error) ? restoreFd.fd : 'ignore';
+    const child = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'pipe', fd3] });
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => { consoleText += d; });
+    child.stderr!.on('data', (d) => { stderr += d; });
 
-    const kill = (why: BootResult['status']): void => {
+    kill = (why) => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       status = why;
       child.kill('SIGKILL');
     };
+    if (extra.restoreError) kill('spawn-failed');
     const hard = setTimeout(() => kill('timeout'), r.timeoutMs);
     const early = r.firstResultDeadlineMs
       ? setTimeout(() => { if (firstResultMs === null) kill('no-first-result'); }, r.firstResultDeadlineMs)
@@ -216,21 +280,37 @@ export async function boot(r: BootRequest): Promise<BootResult> {
 
     let spawnError: Error | undefined;
     child.on('error', (e) => { spawnError = e; });
+    child.on('spawn', () => { if (snap && r.restoreFrom && !extra.restoreError) void resumeRestored(); });
+    const resumeRestored = async (): Promise<void> => {
+      try {
+        qmp = await qmpConnect(qmpPath);
+        await waitRunning(qmp, 60_000);
+        sendScript();
+      } catch (e) {
+        extra.restoreError = (e as Error).message;
+        kill('exited');
+      }
+    };
     child.on('close', (code, sig) => {
       clearTimeout(hard);
       if (early) clearTimeout(early);
       r.signal?.removeEventListener('abort', onAbort);
       for (const s of sockets) s.destroy();
-      server?.close();
-      if (sockDir) void rm(sockDir, { recursive: true, force: true });
+      qmp?.close();
+      server.close();
       resolve({
         status: spawnError ? 'spawn-failed' : status,
         exitCode: code, exitSignal: sig,
         // the guest's serial console ends lines with CRLF
-        console: consoleText.replace(/\r\n/g, '\n'), results, firstResultMs,
+        console: consoleText.replace(/\r\n/g, '\n'), results: results + partial, firstResultMs,
         wallMs: Date.now() - started, argv: [bin, ...argv],
         stderr: spawnError ? `${spawnError.message}\n${stderr}` : stderr,
+        ...extra,
+        ...(extra.bootConsole !== undefined ? { bootConsole: extra.bootConsole.replace(/\r\n/g, '\n') } : {}),
       });
     });
   });
+  if (restoreFd && !(restoreFd instanceof Error)) await restoreFd.close();
+  if (sockDir) await rm(sockDir, { recursive: true, force: true });
+  return result;
 }

@@ -10,6 +10,7 @@
 import type { KernelArtifact } from '../kernels/artifact.ts';
 import type { KernelSpec } from '../kernels/spec.ts';
 import type { Arch } from '../kernels/types.ts';
+import type { VmSnapshotUse } from '../results/schema.ts';
 import type { Offer } from '../scenario/skip.ts';
 import type { CompiledScenario } from '../scenario/ops.ts';
 import { type ConsoleFault, describeCut, type ParsedStream, type StreamEvent, tail } from './stream.ts';
@@ -56,6 +57,8 @@ export interface GroupOutcome {
   wallMs: number;
   argv: string[];
   emulator?: string;
+  /** QEMU runtime: the saved guest the group restored or saved (CellResult.vm_snapshot) */
+  snapshot?: VmSnapshotUse | null;
 }
 
 export type RuntimeName = 'host' | 'qemu' | 'container' | 'virtme';

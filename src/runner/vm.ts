@@ -13,7 +13,9 @@ import type { KernelArtifact } from '../kernels/artifact.ts';
 import { nrCpusOf, vmOffer } from '../kernels/obtain/source/toolchain.ts';
 import type { KernelSpec } from '../kernels/spec.ts';
 import type { Arch } from '../kernels/types.ts';
-import { type Accel, boot, extraCmdlineFromEnv, kvmUsable, qemuVersion } from './qemu.ts';
+import { type Accel, boot, type BootRequest, extraCmdlineFromEnv, kvmUsable, qemuVersion } from './qemu.ts';
+import { SnapshotStore } from './snapshot.ts';
+import { bootViaSnapshot } from './vm-snapshot.ts';
 import { type GroupOutcome, type GroupRequest, groupStatus, type Runtime, StopSwitch } from './runtime.ts';
 import { machineKey, recordKvmBroken } from './kvm-verdict.ts';
 import { consoleFaults, StreamParser, tail } from './stream.ts';
@@ -57,6 +59,8 @@ export interface QemuSetup {
   x86Guests: boolean;
   log: (line: string) => void;
   signal?: AbortSignal;
+  /** false (`run --no-snapshot`): boot every group; default: restore saved guests (src/runner/vm-snapshot.ts) */
+  snapshots?: boolean;
 }
 
 /**
@@ -81,9 +85,12 @@ export class QemuRuntime implements Runtime {
   private readonly forced: boolean;
   /** QEMU's version line (x86_64's emulator), after prepare() */
   emulator?: string;
+  /** the saved guests, or null with --no-snapshot */
+  private readonly store: SnapshotStore | null;
 
   constructor(private readonly setup: QemuSetup) {
     this.forced = setup.accel !== undefined;
+    this.store = setup.snapshots === false ? null : new SnapshotStore(setup.cacheDir);
   }
 
   /** The accelerator and why, after prepare() (a KVM boot that showed no life changes it to TCG). */
@@ -146,40 +153,46 @@ export class QemuRuntime implements Runtime {
     let { accel, why } = native ? await this.chooseAccel() : { accel: 'tcg' as Accel, why: crossArchWhy(arch) };
     try {
       const initrd = join(tmp.path, 'initrd');
-      await writeBootInitrd(base, script, ['--op-timeout', String(req.opTimeoutS), '--allow-uid-0'], initrd, req.initrdExtra);
+      const snapshots = this.store !== null;
+      // with snapshots the initramfs carries no script: the guest waits for it (harness/PROTOCOL.md)
+      await writeBootInitrd(base, snapshots ? '' : script, ['--op-timeout', String(req.opTimeoutS), '--allow-uid-0', ...(snapshots ? ['--script-from-out'] : [])], initrd, req.initrdExtra);
       const attempt = async (a: Accel) => {
         const parser = new StreamParser();
-        const r = await boot({
+        const b: BootRequest = {
           arch, vmlinuz: req.vmlinuz!, initrd, cpus: req.cpus, memMb: GUEST_MEM_MB, accel: a,
           timeoutMs: req.timeoutMs, workDir: tmp.path, signal: req.signal, extraCmdline: this.extraCmdline,
           // a KVM guest that cannot even start the reproducer by then is broken here
           firstResultDeadlineMs: a === 'kvm' && !this.forced ? KVM_FIRST_RESULT_MS : undefined,
           onResultLine: (l) => { for (const ev of parser.push(l + '\n')) req.onEvent?.(ev); },
-        });
+        };
+        const via = this.store
+          ? await bootViaSnapshot(this.store, b, script, emulator, (m) => this.setup.log(`[${req.kernel}] ${m}`))
+          : await boot(b).then((r) => ({ r, console: r.console, snapshot: null }));
+        const { r } = via;
         // a line cut by the guest's death has no newline: hand it over so it counts as garbage
         const rest = r.results.slice(r.results.lastIndexOf('\n') + 1);
         if (rest) parser.push(rest);
-        return { r, stream: parser.end() };
+        return { r, stream: parser.end(), console: via.console, snapshot: via.snapshot };
       };
       let first: Awaited<ReturnType<typeof attempt>>;
       try { first = await attempt(accel); } finally { endTrial?.(); }
-      let { r, stream } = first;
+      let { r, stream, console, snapshot } = first;
       if (accel === 'kvm' && (r.status === 'no-first-result' || (r.status === 'exited' && r.firstResultMs === null && !stream.hello))) {
         why = `kvm boot gave no result (${r.status}${r.stderr ? `: ${tail(r.stderr, 1)}` : ''}); fell back to tcg`;
         accel = 'tcg';
         this.accel = Promise.resolve({ accel, why });
         recordKvmBroken(machineKey(emulator), why);
-        ({ r, stream } = await attempt('tcg'));
+        ({ r, stream, console, snapshot } = await attempt('tcg'));
       }
       const consoleLog = join(req.logDir, 'console.log');
       const resultsLog = join(req.logDir, 'results.jsonl');
-      await writeFile(consoleLog, r.console);
+      await writeFile(consoleLog, console);
       await writeFile(resultsLog, r.results);
-      const faults = consoleFaults(r.console);
+      const faults = consoleFaults(console);
       const { status, detail } = groupStatus({ why: r.status === 'no-first-result' ? 'other' : r.status, who: 'QEMU', exitCode: r.exitCode, exitSignal: r.exitSignal, stderr: r.stderr, timeoutMs: req.timeoutMs }, stream, req.signal?.aborted === true);
       return {
-        status, detail, stream, faults, consoleTail: tail(r.console, 40), consoleLog, resultsLog,
-        accel, accelWhy: why, bootMs: r.firstResultMs, wallMs: r.wallMs, argv: r.argv, emulator,
+        status, detail, stream, faults, consoleTail: tail(console, 40), consoleLog, resultsLog,
+        accel, accelWhy: why, bootMs: r.firstResultMs, wallMs: r.wallMs, argv: r.argv, emulator, snapshot,
       };
     } finally {
       endTrial?.();

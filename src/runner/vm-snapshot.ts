@@ -1,0 +1,82 @@
+// One QEMU group through a saved guest (issue 29): restore the snapshot of
+// this kernel, CPU count and initramfs when the cache has a good one, else
+// boot, save the guest at its ready line and run on. A snapshot that does
+// not restore is an infrastructure failure: it is dropped and the group
+// boots (and saves a new one), so it never becomes a verdict.
+
+import { createHash } from 'node:crypto';
+import { readFile, rm, stat } from 'node:fs/promises';
+import type { VmSnapshotUse } from '../results/schema.ts';
+import { boot, type BootRequest, type BootResult, qemuArgs } from './qemu.ts';
+import { fileSha256, keyArgv, type SnapshotKeyParts, snapshotKey, type SnapshotStore } from './snapshot.ts';
+
+/** A group's boot through a snapshot: QEMU's result, the console to keep and judge (the saved boot log first when restored), and the snapshot used. */
+export interface SnapshotBoot {
+  r: BootResult;
+  console: string;
+  snapshot: VmSnapshotUse | null;
+}
+
+/** Kernel image sha256 per path, size and mtime: hashed once per process. */
+const kernelShas = new Map<string, Promise<string>>();
+async function kernelSha(path: string): Promise<string> {
+  const st = await stat(path);
+  const id = `${path}\0${st.size}\0${st.mtimeMs}`;
+  if (!kernelShas.has(id)) kernelShas.set(id, fileSha256(path).then((f) => f.sha256));
+  return kernelShas.get(id)!;
+}
+
+/** Saves under way in this process, by key: a group whose snapshot another group is saving waits for it and restores. */
+const saving = new Map<string, Promise<void>>();
+
+/** The line a restored guest's console starts with, after the saved boot log. */
+export const restoredMarker = (sha256: string): string => `[lockstep: guest restored from snapshot ${sha256.slice(0, 16)}]\n`;
+
+/**
+ * Run boot request `b` (its initrd waits for the script: --script-from-out)
+ * with `script`, restoring or saving a snapshot in `store`. `emulator` is
+ * QEMU's version line (part of the key). `log` gets one line when a
+ * snapshot is dropped or cannot be saved. Throws only when the kernel image
+ * or initrd cannot be read.
+ */
+export async function bootViaSnapshot(store: SnapshotStore, b: BootRequest, script: string, emulator: string, log: (m: string) => void): Promise<SnapshotBoot> {
+  const parts: SnapshotKeyParts = {
+    emulator, argv: keyArgv(qemuArgs(b, '<socket>')),
+    kernelSha256: await kernelSha(b.vmlinuz), initrdSha256: createHash('sha256').update(await readFile(b.initrd)).digest('hex'),
+  };
+  const key = snapshotKey(parts);
+  await saving.get(key);
+  const found = await store.lookup(parts);
+  if (found.snapshot) {
+    const { meta, path } = found.snapshot;
+    const r = await boot({ ...b, script, restoreFrom: path });
+    const tookScript = r.firstResultMs !== null || r.status === 'timeout' || r.status === 'aborted';
+    if (!r.restoreError && tookScript) return { r, console: meta.boot_console + restoredMarker(meta.sha256) + r.console, snapshot: { how: 'restored', key, sha256: meta.sha256 } };
+    log(`snapshot ${meta.sha256.slice(0, 16)} did not restore (${r.restoreError ?? `QEMU exited ${r.exitCode}: ${r.stderr.trim().split('\n').at(-1) ?? ''}`}): dropped, booting instead`);
+    await store.drop(parts);
+  } else if (found.why !== 'no snapshot yet') {
+    log(`snapshot: ${found.why}; booting instead`);
+  }
+  let done!: () => void;
+  saving.set(key, new Promise<void>((res) => { done = res; }));
+  try {
+    const tmp = await store.newStateFile(parts);
+    const r = await boot({ ...b, script, saveTo: tmp });
+    if (!r.saved) {
+      await rm(tmp, { force: true });
+      if (r.saveError) log(`snapshot not saved: ${r.saveError}`);
+      return { r, console: r.console, snapshot: null };
+    }
+    try {
+      const s = await store.commit(parts, tmp, r.saved, r.bootConsole ?? '');
+      return { r, console: r.console, snapshot: { how: 'saved', key, sha256: s.meta.sha256 } };
+    } catch (e) {
+      await rm(tmp, { force: true });
+      log(`snapshot not kept: ${(e as Error).message}`);
+      return { r, console: r.console, snapshot: null };
+    }
+  } finally {
+    saving.delete(key);
+    done();
+  }
+}
