@@ -9,7 +9,8 @@
 // here, never asserted in timed tests.
 //
 //   - the real Debian rows (suites, "latest"): fetch cold and warm, their matrix (--only suites; suites-fetch: fetch only)
-//   node --import tsx bench/run.ts [--quick] [--only sim,boot,grouping,matrix,scale,suites,suites-fetch]
+//   - the warm default matrix booted (--no-snapshot) and restored from snapshots (issue 29)
+//   node --import tsx bench/run.ts [--quick] [--only sim,boot,grouping,matrix,snapshot,scale,suites,suites-fetch]
 //   (npm run bench)
 
 import { readdirSync, readFileSync } from 'node:fs';
@@ -31,7 +32,7 @@ import { RESULTS_SCHEMA, type CellResult, type Results } from '../src/results/sc
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' } } });
 const only = args.only ? new Set(args.only.split(',')) : null;
-const want = (s: string): boolean => (only ? only.has(s) : !(args.quick && s === 'matrix'));
+const want = (s: string): boolean => (only ? only.has(s) : !(args.quick && (s === 'matrix' || s === 'snapshot')));
 
 const rows: [string, string, string][] = [];
 const row = (what: string, value: string, note = ''): void => { rows.push([what, value, note]); console.error(`  ${what}: ${value} ${note}`); };
@@ -111,10 +112,10 @@ async function benchBoot(cacheDir: string): Promise<void> {
   }
 }
 
-async function matrixOnce(kernels: KernelSpec[], sc: CompiledScenario[], cacheDir: string, jobs = 2): Promise<{ ms: number; r: Results }> {
+async function matrixOnce(kernels: KernelSpec[], sc: CompiledScenario[], cacheDir: string, jobs = 2, snapshots = true): Promise<{ ms: number; r: Results }> {
   const out = await mkdtemp(join(tmpdir(), 'lockstep-bench-out-'));
   const t0 = Date.now();
-  const r = await runMatrix({ kernels, scenarios: sc, outDir: out, cacheDir, jobs, opTimeoutS: 60, log: () => {}, rerun: () => '' });
+  const r = await runMatrix({ kernels, scenarios: sc, outDir: out, cacheDir, jobs, opTimeoutS: 60, log: () => {}, rerun: () => '', snapshots });
   const ms = Date.now() - t0;
   await rm(out, { recursive: true, force: true });
   return { ms, r };
@@ -143,6 +144,32 @@ async function benchMatrix(): Promise<void> {
   const ok = (r: Results): string => `${r.cells.filter((x) => x.verdict === 'MATCH' || x.verdict === 'SKIP').length}/${r.cells.length} MATCH/SKIP`;
   row(`default matrix (${kernels.length} kernels x ${sc.length} scenarios), cold cache`, secs(c.ms), ok(c.r));
   row('default matrix, warm cache', secs(w.ms), `${ok(w.r)}; cold/warm ${(c.ms / w.ms).toFixed(1)}x`);
+}
+
+/** What a cell measured, to compare two runs of it. */
+const measuredKey = (c: CellResult): string => JSON.stringify([c.verdict, c.first_eperm_measured, c.pinned_measured]);
+
+/**
+ * Issue 29: the warm default matrix (kernel cache warm) booting every group
+ * (--no-snapshot) and restoring saved guests, in one run, after one run
+ * that saves what the cache lacks; and whether every cell measured the same.
+ */
+async function benchSnapshot(cacheDir: string): Promise<void> {
+  log('default matrix warm: booted (--no-snapshot) vs restored snapshots');
+  const kernels = await builtinSpecs();
+  const sc = scenarios.filter((s) => !hasFaultInjection(s));
+  const save = await matrixOnce(kernels, sc, cacheDir, 2, true);
+  const booted = await matrixOnce(kernels, sc, cacheDir, 2, false);
+  const restored = await matrixOnce(kernels, sc, cacheDir, 2, true);
+  const ok = (r: Results): string => `${r.cells.filter((x) => x.verdict === 'MATCH' || x.verdict === 'SKIP').length}/${r.cells.length} MATCH/SKIP`;
+  const key = (c: CellResult): string => `${c.kernel} ${c.scenario} ${c.console_log}`;
+  const before = new Map(booted.r.cells.map((c) => [key(c), measuredKey(c)]));
+  const differ = restored.r.cells.filter((c) => before.get(key(c)) !== measuredKey(c)).map(key);
+  const fromSnap = restored.r.cells.filter((c) => c.vm_snapshot?.how === 'restored').length;
+  row('default matrix warm, saving snapshots (first run)', secs(save.ms), ok(save.r));
+  row('default matrix warm, every group booted (--no-snapshot)', secs(booted.ms), ok(booted.r));
+  row('default matrix warm, groups restored from snapshots', secs(restored.ms), `${ok(restored.r)}; ${fromSnap} cells restored; booted/restored ${(booted.ms / restored.ms).toFixed(1)}x`);
+  row('cells measuring differently restored vs booted', `${differ.length}/${restored.r.cells.length}`, differ.slice(0, 5).join('; ') || 'verdict, first EPERM and VmPin series all equal');
 }
 
 /** The real Debian rows (suites, "latest"): fetch cold (empty cache: apt lists + packages) all at once, warm, then one matrix run of them. */
@@ -201,6 +228,7 @@ if (want('scale')) await benchScale();
 if (want('boot')) await benchBoot(cacheDir);
 if (want('grouping')) await benchGrouping(cacheDir);
 if (want('matrix')) await benchMatrix();
+if (want('snapshot')) await benchSnapshot(cacheDir);
 if (only?.has('suites') || only?.has('suites-fetch')) await benchSuites(only.has('suites'));
 row('orchestrator peak RSS', `${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`, `load average ${loadavg()[0].toFixed(1)} at end`);
 

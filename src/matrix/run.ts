@@ -1,7 +1,7 @@
 // Running a matrix: fetch each kernel once, run each group (one boot or one
 // host run) under a concurrency budget, turn outcomes into cells, and write
-// results.json + table.md atomically after every group, so an interrupted or
-// crashed run keeps every cell it finished. The parts: the runtimes
+// results.json atomically after every group (table.md every 10 s and at the
+// end), so an interrupted or crashed run keeps every cell it finished. The parts: the runtimes
 // (runtimes.ts), the kernel pool (kernel-pool.ts), one group (group.ts) with
 // its attempts policy (attempts.ts), and the results sink fed by typed
 // events (sink.ts).
@@ -39,7 +39,7 @@ export const LOCKSTEP_VERSION = '0.1.0';
 export const LOCKSTEP_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /**
- * Run the matrix and write OUT/results.json + table.md after every group.
+ * Run the matrix and write OUT/results.json after every group (table.md every 10 s and last).
  * Returns the results (complete: false when interrupted). Throws a
  * ConfigError/MissingDependencyError (the CLI's exit 2, one line naming
  * file, field and fix) when a kernel's setup fails on bad input or a missing

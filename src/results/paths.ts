@@ -34,18 +34,28 @@ const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
  * "<cache>/kernels" -> "$LOCKSTEP_CACHE/kernels".
  */
 export function portableText(text: string, roots: readonly PathRoot[]): string {
-  let out = text;
-  for (const r of roots) {
-    const re = new RegExp(`${escapeRe(r.dir)}(/|(?![\\w.-]))`, 'g');
-    out = out.replace(re, (_m, slash: string) => (r.as === '' ? (slash ? '' : '.') : `${r.as}${slash}`));
-  }
-  return out;
+  return rewriter(roots)(text);
+}
+
+/** One compiled rewrite per roots list: results hold tens of thousands of strings, and most contain no "/" at all. */
+function rewriter(roots: readonly PathRoot[]): (text: string) => string {
+  const res = roots.map((r) => ({ re: new RegExp(`${escapeRe(r.dir)}(/|(?![\\w.-]))`, 'g'), as: r.as }));
+  return (text) => {
+    if (!text.includes('/')) return text;
+    let out = text;
+    for (const r of res) out = out.replace(r.re, (_m, slash: string) => (r.as === '' ? (slash ? '' : '.') : `${r.as}${slash}`));
+    return out;
+  };
 }
 
 /** A deep copy of a JSON value with portableText applied to every string. */
 export function portableJson<T>(v: T, roots: readonly PathRoot[]): T {
-  if (typeof v === 'string') return portableText(v, roots) as T;
-  if (Array.isArray(v)) return v.map((x) => portableJson(x, roots)) as T;
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, portableJson(x, roots)])) as T;
-  return v;
+  const rw = rewriter(roots);
+  const walk = (x: unknown): unknown => {
+    if (typeof x === 'string') return rw(x);
+    if (Array.isArray(x)) return x.map(walk);
+    if (x && typeof x === 'object') return Object.fromEntries(Object.entries(x).map(([k, y]) => [k, walk(y)]));
+    return x;
+  };
+  return walk(v) as T;
 }
