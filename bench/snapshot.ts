@@ -5,19 +5,19 @@
 //   boot:    spawn QEMU with lockstep's own argv (src/runner/qemu.ts qemuArgs)
 //            -> the reproducer's first result line (what cells call boot_ms);
 //   save:    once, a guest booted to its first scenario (a `hang` op holds it
-//            there) is stopped and migrated to a file (QMP `migrate` to
-//            `exec:cat > FILE`), its size recorded;
-//   restore: spawn QEMU with the same argv and `-incoming defer`, QMP
-//            `migrate-incoming exec:cat FILE`, then `cont` -> status running.
+//            there) is stopped and migrated into a file (src/runner/migrate.ts
+//            saveVm: QMP `migrate` to a unix socket we write to the file), its size recorded;
+//   restore: spawn QEMU with the same argv and `-incoming fd:3` (the file),
+//            then `cont` once loaded -> status running (waitRunning).
 // Prints the median of --runs (default 5) of each and the boot/restore ratio.
 // Not a test: speed is measured here, never asserted.
 //
 //   node --import tsx bench/snapshot.ts [--runs 5] [--kernels debian-6.1.190,current-6.1] [--cpus 2,36]
 
 import { spawn } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { closeSync, openSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,6 +26,8 @@ import { builtinSpecs } from '../src/kernels/spec.ts';
 import { ensureBaseImage, writeBootInitrd } from '../src/image/initramfs.ts';
 import { GUEST_MEM_MB } from '../src/runner/vm.ts';
 import { qemuArgs, qemuBinary } from '../src/runner/qemu.ts';
+import { saveVm, waitRunning } from '../src/runner/migrate.ts';
+import { qmpConnect } from '../src/runner/qmp.ts';
 import { compileScenario } from '../src/scenario/load.ts';
 import { toScript } from '../src/scenario/ops.ts';
 
@@ -33,39 +35,6 @@ const { values: args } = parseArgs({ options: { runs: { type: 'string', default:
 const runs = Math.max(1, Number(args.runs));
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
 const log = (m: string): void => console.error(`bench snapshot: ${m}`);
-
-/** A QMP session on unix socket `path`: send a command, get its return (events skipped). */
-async function qmp(path: string): Promise<{ cmd: (execute: string, a?: object) => Promise<unknown>; close: () => void }> {
-  for (let i = 0; ; i++) {
-    try {
-      const s = await new Promise<ReturnType<typeof connect>>((res, rej) => { const c = connect(path, () => res(c)); c.once('error', rej); });
-      let buf = '';
-      const waiters: ((v: Record<string, unknown>) => void)[] = [];
-      s.on('data', (d) => {
-        buf += d.toString();
-        for (let k = buf.indexOf('\n'); k >= 0; k = buf.indexOf('\n')) {
-          const msg = JSON.parse(buf.slice(0, k)) as Record<string, unknown>;
-          buf = buf.slice(k + 1);
-          if ('return' in msg || 'error' in msg || 'QMP' in msg) waiters.shift()?.(msg);
-        }
-      });
-      const next = (): Promise<Record<string, unknown>> => new Promise((res) => waiters.push(res));
-      await next(); // greeting
-      const cmd = async (execute: string, a?: object): Promise<unknown> => {
-        const p = next();
-        s.write(JSON.stringify({ execute, ...(a ? { arguments: a } : {}) }) + '\n');
-        const r = await p;
-        if (r.error) throw new Error(`${execute}: ${JSON.stringify(r.error)}`);
-        return r.return;
-      };
-      await cmd('qmp_capabilities');
-      return { cmd, close: () => s.destroy() };
-    } catch (e) {
-      if (i > 200) throw e;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-}
 
 /** Spawn QEMU with `argv`; resolves at the first line on the results socket (ms since spawn). */
 async function qemuUntilFirstResult(bin: string, argv: (sock: string) => string[], dir: string, extra: string[]): Promise<{ ms: number; kill: () => void; qmpPath: string }> {
@@ -101,15 +70,8 @@ async function main(): Promise<void> {
         // the snapshot: a guest at its first result, stopped and saved
         const snap = join(dir, 'snap');
         const g = await qemuUntilFirstResult(bin, argv, dir, []);
-        const q = await qmp(g.qmpPath);
-        await q.cmd('stop');
-        await q.cmd('migrate', { uri: `exec:cat > ${snap}` });
-        for (;;) {
-          const st = (await q.cmd('query-migrate')) as { status?: string };
-          if (st.status === 'completed') break;
-          if (st.status === 'failed') throw new Error('migrate failed');
-          await new Promise((r) => setTimeout(r, 50));
-        }
+        const q = await qmpConnect(g.qmpPath);
+        await saveVm(q, snap, join(dir, 'save.sock'));
         q.close(); g.kill();
         const boots: number[] = [];
         const restores: number[] = [];
@@ -122,21 +84,12 @@ async function main(): Promise<void> {
           const resSock = join(sockDir, `res-r${n}.sock`);
           const server = createServer(() => {});
           await new Promise<void>((r) => server.listen(resSock, r));
-          const p = spawn(bin, [...argv(resSock), '-qmp', `unix:${qmpPath},server=on,wait=off`, '-incoming', 'defer'], { stdio: ['ignore', 'ignore', 'ignore'] });
-          const r = await qmp(qmpPath);
-          await r.cmd('migrate-incoming', { uri: `exec:cat ${snap}` });
-          for (;;) {
-            const st = (await r.cmd('query-status')) as { status?: string };
-            if (st.status === 'paused' || st.status === 'postmigrate' || st.status === 'running') { if (st.status !== 'running') await r.cmd('cont'); break; }
-            await new Promise((res) => setTimeout(res, 10));
-          }
-          for (;;) {
-            const st = (await r.cmd('query-status')) as { status?: string };
-            if (st.status === 'running') break;
-            await new Promise((res) => setTimeout(res, 10));
-          }
+          const fd = openSync(snap, 'r');
+          const p = spawn(bin, [...argv(resSock), '-qmp', `unix:${qmpPath},server=on,wait=off`, '-incoming', 'fd:3'], { stdio: ['ignore', 'ignore', 'ignore', fd] });
+          const r = await qmpConnect(qmpPath);
+          await waitRunning(r, 120_000);
           restores.push(Date.now() - t0);
-          r.close(); p.kill('SIGKILL'); server.close();
+          r.close(); p.kill('SIGKILL'); server.close(); closeSync(fd);
           log(`${id} @${cpus}: boot ${boots.at(-1)} ms, restore ${restores.at(-1)} ms`);
         }
         const mb = (statSync(snap).size / 2 ** 20).toFixed(0);

@@ -36,14 +36,21 @@ export const restoredMarker = (sha256: string): string => `[lockstep: guest rest
  * Run boot request `b` (its initrd waits for the script: --script-from-out)
  * with `script`, restoring or saving a snapshot in `store`. `emulator` is
  * QEMU's version line (part of the key). `log` gets one line when a
- * snapshot is dropped or cannot be saved. Throws only when the kernel image
- * or initrd cannot be read.
+ * snapshot is dropped or cannot be saved. Never throws: a kernel image that
+ * cannot be read boots without a snapshot and fails as QEMU says.
  */
 export async function bootViaSnapshot(store: SnapshotStore, b: BootRequest, script: string, emulator: string, log: (m: string) => void): Promise<SnapshotBoot> {
-  const parts: SnapshotKeyParts = {
-    emulator, argv: keyArgv(qemuArgs(b, '<socket>')),
-    kernelSha256: await kernelSha(b.vmlinuz), initrdSha256: createHash('sha256').update(await readFile(b.initrd)).digest('hex'),
-  };
+  let parts: SnapshotKeyParts;
+  try {
+    parts = {
+      emulator, argv: keyArgv(qemuArgs(b, '<socket>')),
+      kernelSha256: await kernelSha(b.vmlinuz), initrdSha256: createHash('sha256').update(await readFile(b.initrd)).digest('hex'),
+    };
+  } catch {
+    // an image that cannot be read: QEMU says so, as a BOOT_FAIL, as without snapshots
+    const r = await boot({ ...b, script });
+    return { r, console: r.console, snapshot: null };
+  }
   const key = snapshotKey(parts);
   await saving.get(key);
   const found = await store.lookup(parts);
