@@ -6,6 +6,7 @@
 // kernel console (ttyS0 / ttyAMA0) arrives on QEMU's stdout.
 
 import { spawn, execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { accessSync, constants } from 'node:fs';
@@ -196,7 +197,9 @@ export async function boot(r: BootRequest): Promise<BootResult> {
     sockDir = await mkdtemp('/tmp/lockstep-sock-');
     sockPath = join(sockDir, 's');
   }
-  const qmpPath = join(dirname(sockPath), 'qmp.sock');
+  // per boot: a retry still running for an earlier QEMU in this directory must never reach this one
+  const tag = randomBytes(4).toString('hex');
+  const qmpPath = join(dirname(sockPath), `qmp-${tag}.sock`);
   const snap = r.script !== undefined;
   const argv = [...qemuArgs(r, sockPath), ...(snap ? ['-qmp', `unix:${qmpPath},server=on,wait=off`] : []), ...(snap && r.restoreFrom ? ['-incoming', 'fd:3'] : [])];
   const started = Date.now();
@@ -209,14 +212,16 @@ export async function boot(r: BootRequest): Promise<BootResult> {
   let qmp: QmpSession | undefined;
   let readySeen = false;
   let kill: (why: BootResult['status']) => void = () => {};
+  let exited = false;
+  const running = (): boolean => !exited;
   /** the script, framed as --script-from-out reads it */
   const sendScript = (): void => { sockets[0]?.write(`script ${Buffer.byteLength(r.script!)}\n${r.script!}`); };
   const onReady = async (): Promise<void> => {
     if (r.saveTo) {
       extra.bootConsole = consoleText;
       try {
-        qmp ??= await qmpConnect(qmpPath);
-        extra.saved = await saveVm(qmp, r.saveTo, join(dirname(sockPath), 'save.sock'));
+        qmp ??= await qmpConnect(qmpPath, 10_000, running);
+        extra.saved = await saveVm(qmp, r.saveTo, join(dirname(sockPath), `save-${tag}.sock`));
       } catch (e) {
         extra.saved = null;
         extra.saveError = (e as Error).message;
@@ -283,7 +288,7 @@ export async function boot(r: BootRequest): Promise<BootResult> {
     child.on('spawn', () => { if (snap && r.restoreFrom && !extra.restoreError) void resumeRestored(); });
     const resumeRestored = async (): Promise<void> => {
       try {
-        qmp = await qmpConnect(qmpPath);
+        qmp = await qmpConnect(qmpPath, 10_000, running);
         await waitRunning(qmp, 60_000);
         sendScript();
       } catch (e) {
@@ -291,7 +296,9 @@ export async function boot(r: BootRequest): Promise<BootResult> {
         kill('exited');
       }
     };
+    child.on('exit', () => { exited = true; });
     child.on('close', (code, sig) => {
+      exited = true;
       clearTimeout(hard);
       if (early) clearTimeout(early);
       r.signal?.removeEventListener('abort', onAbort);

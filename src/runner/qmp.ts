@@ -16,17 +16,18 @@ type Reply = { return?: unknown; error?: { class?: string; desc?: string }; QMP?
 
 /**
  * Connect to the QMP socket at `path`, retrying every 20 ms for up to
- * `waitMs` (QEMU creates it shortly after it starts), and negotiate
- * capabilities. Throws when the socket never answers or closes while a
+ * `waitMs` (QEMU creates it shortly after it starts) while `alive()` (the
+ * QEMU process still runs), and negotiate capabilities. Throws when the socket never answers or closes while a
  * command is pending (QEMU exited).
  */
-export async function qmpConnect(path: string, waitMs = 10_000): Promise<QmpSession> {
+export async function qmpConnect(path: string, waitMs = 10_000, alive: () => boolean = () => true): Promise<QmpSession> {
   const until = Date.now() + waitMs;
   for (;;) {
     try {
       return await session(await open(path));
     } catch (e) {
-      if (Date.now() > until) throw new Error(`QMP socket ${path}: ${(e as Error).message}`);
+      // a QEMU that exited never answers: stop at once (a later QEMU may reuse the path)
+      if (Date.now() > until || !alive()) throw new Error(`QMP socket ${path}: ${(e as Error).message}`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }

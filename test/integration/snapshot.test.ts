@@ -10,6 +10,7 @@
 //   after that restores the new one.
 
 import t from 'tap';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultCacheDir } from '../../src/kernels/artifact.ts';
@@ -99,4 +100,26 @@ t.test('a damaged snapshot is detected, dropped and saved again', async (t) => {
   const third = await run('damage-3', args);
   t.equal(snapOf(third.r.cells[0])?.how, 'restored', 'the next run restores the new one');
   t.equal(snapOf(third.r.cells[0])?.sha256, snapOf(second.r.cells[0])?.sha256, 'the one just saved');
+});
+
+t.test('a snapshot QEMU cannot load falls back to a boot, never a verdict', async (t) => {
+  const args = ['--kernels', 'debian-6.1.190', '--scenarios', 'remmap'];
+  const first = await run('unloadable-1', args);
+  const snap = snapOf(first.r.cells[0]);
+  t.ok(snap, 'the cell records its snapshot');
+  if (!snap) return;
+  const root = join(process.env.LOCKSTEP_CACHE ?? defaultCacheDir(), 'snapshots');
+  const slot = readdirSync(root).find((s) => readdirSync(join(root, s)).includes(`${snap.key}.json`))!;
+  const metaPath = join(root, slot, `${snap.key}.json`);
+  const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as { file: string; sha256: string; bytes: number; checked_stat?: unknown };
+  // a state file that passes its own check (its meta rewritten to match) but is not a QEMU migration stream
+  const state = join(root, slot, meta.file);
+  const junk = Buffer.alloc(4096, 0x42);
+  writeFileSync(state, junk);
+  writeFileSync(metaPath, JSON.stringify({ ...meta, sha256: createHash('sha256').update(junk).digest('hex'), bytes: junk.length, checked_stat: undefined }));
+  const second = await run('unloadable-2', args);
+  t.equal(second.code, 0, `exit 0\n${second.stderr.slice(-1500)}`);
+  t.match(second.stderr, /snapshot [0-9a-f]{16} did not restore \(.*\): dropped, booting instead/, 'says the restore failed and what it does');
+  t.equal(second.r.cells[0].verdict, 'MATCH', 'the cell is measured, not an infrastructure failure');
+  t.equal(snapOf(second.r.cells[0])?.how, 'saved', 'from a boot that saved a good snapshot');
 });
