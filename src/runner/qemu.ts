@@ -231,14 +231,6 @@ export async function boot(r: BootRequest): Promise<BootResult> {
     }
     sendScript();
   };
-  const onLine = (l: string): void => {
-    if (snap && !readySeen && l.startsWith('{"ev":"ready"')) {
-      readySeen = true;
-      void onReady();
-      return;
-    }
-    r.onResultLine?.(l);
-  };
 
   // QEMU connects to us (it is the socket client), so listen first.
   const server: Server = createServer((s) => {
@@ -249,8 +241,10 @@ export async function boot(r: BootRequest): Promise<BootResult> {
       const lines = (partial + d).split('\n');
       partial = lines.pop() ?? '';
       for (const l of lines) {
-        if (!(snap && !readySeen && l.startsWith('{"ev":"ready"'))) results += l + '\n';
-        onLine(l);
+        // the guest waits here for its script: the snapshot point, not a result
+        if (snap && !readySeen && l.startsWith('{"ev":"ready"')) { readySeen = true; void onReady(); continue; }
+        results += l + '\n';
+        r.onResultLine?.(l);
       }
     });
     s.on('error', () => { /* the VM going away closes it */ });
