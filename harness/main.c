@@ -110,7 +110,8 @@ static bool read_exact(int fd, char *b, size_t n)
  * --script-from-out: the guest waits at a "ready" line for its script, so the
  * host can snapshot it there and send each run's script to a restored copy
  * (harness/PROTOCOL.md, "Waiting for the script"). Reads the header line
- * "script N" (N bytes, 1..MAX_SCRIPT_BYTES) and then N bytes from fd.
+ * "script N" or "script N T" (N bytes, 1..MAX_SCRIPT_BYTES; T the per-op
+ * timeout in seconds, 1..86400) and then N bytes from fd.
  */
 static char *script_from(int fd, size_t *len)
 {
@@ -131,11 +132,18 @@ static char *script_from(int fd, size_t *len)
 		n++;
 	}
 	hdr[n] = 0;
-	long long want;
-	if (strncmp(hdr, "script ", 7) != 0 || !parse_num(hdr + 7, 1, MAX_SCRIPT_BYTES, &want)) {
+	/* "script N" or "script N T": T overrides --op-timeout (the snapshot was saved before it was known) */
+	long long want, timeout = 0;
+	char *sp = strchr(hdr + 7, ' ');
+	if (sp)
+		*sp = 0;
+	if (strncmp(hdr, "script ", 7) != 0 || !parse_num(hdr + 7, 1, MAX_SCRIPT_BYTES, &want)
+	    || (sp && !parse_num(sp + 1, 1, 86400, &timeout))) {
 		errno = EINVAL;
 		return NULL;
 	}
+	if (timeout)
+		g_op_timeout = (int)timeout;
 	char *buf = malloc((size_t)want + 1);
 	if (!buf || !read_exact(fd, buf, (size_t)want)) {
 		free(buf);

@@ -69,6 +69,8 @@ export interface BootRequest {
    * ready line after a boot, or as soon as a restored guest runs.
    */
   script?: string;
+  /** with `script`: the reproducer's per-op timeout, seconds (sent with the script, so it is not part of the saved guest) */
+  scriptOpTimeoutS?: number;
   /** with `script`: restore the guest from this saved state (QEMU -incoming fd:3) instead of booting it */
   restoreFrom?: string;
   /** with `script` and no `restoreFrom`: at the ready line, save the stopped guest into this new file, then send the script */
@@ -215,7 +217,7 @@ export async function boot(r: BootRequest): Promise<BootResult> {
   let exited = false;
   const running = (): boolean => !exited;
   /** the script, framed as --script-from-out reads it */
-  const sendScript = (): void => { sockets[0]?.write(`script ${Buffer.byteLength(r.script!)}\n${r.script!}`); };
+  const sendScript = (): void => { sockets[0]?.write(`script ${Buffer.byteLength(r.script!)}${r.scriptOpTimeoutS ? ` ${r.scriptOpTimeoutS}` : ''}\n${r.script!}`); };
   const onReady = async (): Promise<void> => {
     if (r.saveTo) {
       extra.bootConsole = consoleText;

@@ -155,7 +155,8 @@ export class QemuRuntime implements Runtime {
       const initrd = join(tmp.path, 'initrd');
       const snapshots = this.store !== null;
       // with snapshots the initramfs carries no script: the guest waits for it (harness/PROTOCOL.md)
-      await writeBootInitrd(base, snapshots ? '' : script, ['--op-timeout', String(req.opTimeoutS), '--allow-uid-0', ...(snapshots ? ['--script-from-out'] : [])], initrd, req.initrdExtra);
+      // (and its op timeout, so runs with another --op-timeout restore the same guest)
+      await writeBootInitrd(base, snapshots ? '' : script, snapshots ? ['--allow-uid-0', '--script-from-out'] : ['--op-timeout', String(req.opTimeoutS), '--allow-uid-0'], initrd, req.initrdExtra);
       const attempt = async (a: Accel) => {
         const parser = new StreamParser();
         const b: BootRequest = {
@@ -166,7 +167,7 @@ export class QemuRuntime implements Runtime {
           onResultLine: (l) => { for (const ev of parser.push(l + '\n')) req.onEvent?.(ev); },
         };
         const via = this.store
-          ? await bootViaSnapshot(this.store, b, script, emulator, (m) => this.setup.log(`[${req.kernel}] ${m}`))
+          ? await bootViaSnapshot(this.store, { ...b, scriptOpTimeoutS: req.opTimeoutS }, script, emulator, (m) => this.setup.log(`[${req.kernel}] ${m}`))
           : await boot(b).then((r) => ({ r, console: r.console, snapshot: null }));
         const { r } = via;
         // a line cut by the guest's death has no newline: hand it over so it counts as garbage
