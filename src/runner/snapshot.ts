@@ -15,9 +15,25 @@
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
+import { ConfigError } from '../util/errors.ts';
 import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
+
+/** What the snapshot cache may hold by default, bytes (16 GiB; the default matrix's 80 snapshots take 6 GB). */
+export const SNAPSHOT_BUDGET_BYTES = 16 * 2 ** 30;
+
+/**
+ * The snapshot cache's budget from $LOCKSTEP_SNAPSHOT_GB (GiB, a number > 0),
+ * else SNAPSHOT_BUDGET_BYTES. Throws ConfigError naming the variable.
+ */
+export function snapshotBudget(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.LOCKSTEP_SNAPSHOT_GB;
+  if (v === undefined || v.trim() === '') return SNAPSHOT_BUDGET_BYTES;
+  const gb = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v.trim()) || !(gb > 0)) throw new ConfigError('environment', 'LOCKSTEP_SNAPSHOT_GB', `${JSON.stringify(v)} is not a size in GiB`, 'give a number of GiB above 0 (e.g. LOCKSTEP_SNAPSHOT_GB=8), or unset it for 16; `run --no-snapshot` saves none');
+  return Math.floor(gb * 2 ** 30);
+}
 
 /** Bump when the layout or the guest's wait protocol changes: every older snapshot is then stale. */
 export const SNAPSHOT_FORMAT = 1;
@@ -126,7 +142,8 @@ function isMeta(m: unknown): m is SnapshotMeta {
 export class SnapshotStore {
   private readonly checked = new Map<string, Promise<boolean>>();
 
-  constructor(readonly cacheDir: string) {}
+  /** `budgetBytes`: what the cache may hold; saving beyond it drops the least recently used snapshots */
+  constructor(readonly cacheDir: string, private readonly budgetBytes = SNAPSHOT_BUDGET_BYTES) {}
 
   /** The slot directory of `parts` (created by `newStateFile`). */
   slotDir(parts: SnapshotKeyParts): string {
@@ -153,6 +170,8 @@ export class SnapshotStore {
       await this.drop(parts);
       return { snapshot: null, why: `${path} does not match its sha256 (damaged or truncated): dropped` };
     }
+    // its meta's mtime says when it was last used (prune drops the least recently used)
+    await utimes(metaPath, new Date(), new Date()).catch(() => {});
     return { snapshot: { meta, path }, why: 'verified' };
   }
 
@@ -193,7 +212,31 @@ export class SnapshotStore {
       if (name === file || name === `${key}.json` || name.startsWith('.saving-')) continue;
       await rm(join(dir, name), { force: true });
     }
+    await this.prune(join(dir, `${key}.json`));
     return { meta, path: join(dir, file) };
+  }
+
+  /** Drop the least recently used snapshots (by their meta's mtime) until the cache fits its budget; never `keep` (a meta path). Never throws. */
+  private async prune(keep: string): Promise<void> {
+    const root = join(this.cacheDir, 'snapshots');
+    const entries: { meta: string; files: string[]; bytes: number; used: number }[] = [];
+    for (const slot of await readdir(root).catch(() => [] as string[])) {
+      const names = await readdir(join(root, slot)).catch(() => [] as string[]);
+      for (const m of names.filter((n) => n.endsWith('.json'))) {
+        const key = m.slice(0, -'.json'.length);
+        const files = names.filter((n) => n.startsWith(key)).map((n) => join(root, slot, n));
+        const sts = await Promise.all(files.map((f) => stat(f).catch(() => null)));
+        const used = sts[files.indexOf(join(root, slot, m))]?.mtimeMs ?? 0;
+        entries.push({ meta: join(root, slot, m), files, bytes: sts.reduce((a, x) => a + (x?.size ?? 0), 0), used });
+      }
+    }
+    let total = entries.reduce((a, e) => a + e.bytes, 0);
+    for (const e of entries.sort((a, b) => a.used - b.used)) {
+      if (total <= this.budgetBytes) break;
+      if (e.meta === keep) continue;
+      for (const f of e.files) await rm(f, { force: true }).catch(() => {});
+      total -= e.bytes;
+    }
   }
 
   /** Remove `parts`' snapshot (its meta and state files). Never throws. */

@@ -14,7 +14,7 @@ import { nrCpusOf, vmOffer } from '../kernels/obtain/source/toolchain.ts';
 import type { KernelSpec } from '../kernels/spec.ts';
 import type { Arch } from '../kernels/types.ts';
 import { type Accel, boot, type BootRequest, extraCmdlineFromEnv, kvmUsable, qemuVersion } from './qemu.ts';
-import { SnapshotStore } from './snapshot.ts';
+import { snapshotBudget, SnapshotStore } from './snapshot.ts';
 import { bootViaSnapshot } from './vm-snapshot.ts';
 import { type GroupOutcome, type GroupRequest, groupStatus, type Runtime, StopSwitch } from './runtime.ts';
 import { machineKey, recordKvmBroken } from './kvm-verdict.ts';
@@ -85,12 +85,11 @@ export class QemuRuntime implements Runtime {
   private readonly forced: boolean;
   /** QEMU's version line (x86_64's emulator), after prepare() */
   emulator?: string;
-  /** the saved guests, or null with --no-snapshot */
-  private readonly store: SnapshotStore | null;
+  /** the saved guests after prepare(), or null with --no-snapshot */
+  private store: SnapshotStore | null = null;
 
   constructor(private readonly setup: QemuSetup) {
     this.forced = setup.accel !== undefined;
-    this.store = setup.snapshots === false ? null : new SnapshotStore(setup.cacheDir);
   }
 
   /** The accelerator and why, after prepare() (a KVM boot that showed no life changes it to TCG). */
@@ -107,6 +106,8 @@ export class QemuRuntime implements Runtime {
       // x86_64's is checked before any boot: a missing busybox or reproducer stops the run here (exit 2)
       if (this.setup.x86Guests) await this.baseOf('x86_64');
       this.extraCmdline = extraCmdlineFromEnv();
+      // $LOCKSTEP_SNAPSHOT_GB is checked here too: a bad value stops the run before any boot
+      if (this.setup.snapshots !== false) this.store = new SnapshotStore(this.setup.cacheDir, snapshotBudget());
     })();
     return this.prepared;
   }

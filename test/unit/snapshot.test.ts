@@ -10,7 +10,7 @@ import { readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dir as tmpDir } from 'tmp-promise';
 import { qemuArgs } from '../../src/runner/qemu.ts';
-import { fileStamp, keyArgv, type SnapshotKeyParts, snapshotKey, snapshotSlot, SnapshotStore } from '../../src/runner/snapshot.ts';
+import { fileStamp, keyArgv, snapshotBudget, type SnapshotKeyParts, snapshotKey, snapshotSlot, SnapshotStore } from '../../src/runner/snapshot.ts';
 import { restoredMarker } from '../../src/runner/vm-snapshot.ts';
 
 const argvOf = (o: { cpus?: number; kernel?: string; initrd?: string; sock?: string; append?: string; mem?: number }): string[] =>
@@ -108,4 +108,31 @@ t.test('the store: a checked file is not hashed again until it changes', async (
   await writeFile(path, 'checked state');
   t.ok((await new SnapshotStore(d.path).lookup(parts())).snapshot, 'same content: still good');
   t.same(JSON.parse(await readFile(metaPath, 'utf8')).checked_stat, await fileStamp(path), 'the new stamp recorded');
+});
+
+t.test('the store keeps to its budget: the least recently used snapshots go first', async (t) => {
+  const d = await tmpDir({ unsafeCleanup: true });
+  t.teardown(() => d.cleanup());
+  const p = (cpus: number): SnapshotKeyParts => parts({ argv: argvOf({ cpus }) });
+  // each entry: a 1000-byte state file and a meta of a few hundred bytes; the budget holds two
+  const store = new SnapshotStore(d.path, 2 * 1000 + 2 * 2000);
+  const body = 'x'.repeat(1000);
+  await savedFile(store, p(2), body);
+  await savedFile(store, p(4), body);
+  // 2 vCPUs used again: 4 is now the least recently used
+  await new Promise((r) => setTimeout(r, 20));
+  t.ok((await store.lookup(p(2))).snapshot, 'the 2-vCPU snapshot is used');
+  await savedFile(store, p(36), body);
+  t.ok((await store.lookup(p(2))).snapshot, 'recently used: kept');
+  t.ok((await store.lookup(p(36))).snapshot, 'just saved: kept');
+  t.equal((await store.lookup(p(4))).snapshot, null, 'least recently used: dropped');
+  const tiny = new SnapshotStore(d.path, 1);
+  await savedFile(tiny, p(8), body);
+  t.ok((await tiny.lookup(p(8))).snapshot, 'the one just saved stays even over the budget');
+});
+
+t.test('$LOCKSTEP_SNAPSHOT_GB: GiB above 0, else a ConfigError naming it', async (t) => {
+  t.equal(snapshotBudget({}), 16 * 2 ** 30, 'default 16 GiB');
+  t.equal(snapshotBudget({ LOCKSTEP_SNAPSHOT_GB: '2.5' }), 2.5 * 2 ** 30);
+  for (const bad of ['0', '-1', 'abc', '1e3', '8 GB']) t.throws(() => snapshotBudget({ LOCKSTEP_SNAPSHOT_GB: bad }), /LOCKSTEP_SNAPSHOT_GB: .* is not a size in GiB/, JSON.stringify(bad));
 });
