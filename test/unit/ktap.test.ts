@@ -24,7 +24,8 @@ const dir = mkdtempSync(join(tmpdir(), 'lockstep-ktap-'));
 const status = (v: CellVerdict): string => (v === 'SKIP' ? 'SKIPPED' : ['MATCH', 'UNCHECKED'].includes(v) ? 'SUCCESS' : 'FAILURE');
 const errors = (n: KunitTest): number => n.errors + n.subtests.reduce((a, s) => a + errors(s), 0);
 
-function check(t: Test, r: Results, file: string): void {
+/** Parses `file` with kunit_parser, asserts it against `r`'s cells; returns the parsed tree. */
+function check(t: Test, r: Results, file: string): KunitTest {
   const { tree } = parseKtap(kunit, file);
   t.equal(errors(tree), 0, 'the parser reports no errors');
   const kernels = [...new Set(r.cells.map((c) => c.kernel))];
@@ -40,6 +41,7 @@ function check(t: Test, r: Results, file: string): void {
     const bad = cells.some((c) => status(c.verdict) === 'FAILURE');
     if (bad) t.equal(k.status, 'FAILURE', `${k.name} fails with its cells`);
   }
+  return tree;
 }
 
 t.test('the published run: written by writeReports beside results.tap, parsed by kunit_parser', async (t) => {
@@ -60,8 +62,7 @@ t.test('every failing verdict is not ok, with kselftest-style diagnostics', (t) 
   verdicts.forEach((v, i) => { const c = mine[i % mine.length]!; c.verdict = v; c.reason = `made ${v}\nsecond line`; c.console_excerpt = v === 'PANIC' ? 'Kernel panic - not syncing: # test\n' : undefined; });
   const f = join(dir, 'failing.ktap');
   writeFileSync(f, renderKtap(r));
-  check(t, r, f);
-  const { tree } = parseKtap(kunit, f);
+  const tree = check(t, r, f); // the same parse the checks above saw, not a second kunit_parser run
   const kt = tree.subtests.find((s) => s.name === k)!;
   t.equal(kt.status, 'FAILURE');
   const bad = kt.subtests.find((s) => s.status === 'FAILURE')!;
