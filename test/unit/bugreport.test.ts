@@ -8,16 +8,22 @@
 // Tier: unit (its subtests moved unchanged from test/bugreport.test.ts; the rest is in test/smoke/bugreport.test.ts).
 
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runBatch } from '../lib/cli-batch.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/lockstep.mjs', ...args], { cwd: ROOT, encoding: 'utf8' });
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-bugreport-'));
 chmodSync(dir, 0o755);
+/** Every command line of the file in one process (test/lib/cli-batch.ts: main() in-process, cwd ROOT), in this order, before the subtests. */
+const ARGVS = [['bugreport', 'debian-6.1.190:incident', 'results', '--out', join(dir, 'x')], ['bugreport', 'nosuch:remmap', 'results'], ['bugreport', '--help']];
+const RUNS = await runBatch(ARGVS, { cwd: ROOT });
+const cli = (...args: string[]): { status: number | null; stdout: string; stderr: string } => {
+  const r = RUNS[ARGVS.findIndex((a) => a.join('\0') === args.join('\0'))]!;
+  return { status: r.code, stdout: r.stdout, stderr: r.stderr };
+};
 
 t.test('the incident exports too (issue 28), and bad input: one line, exit 2', (t) => {
   const r = cli('bugreport', 'debian-6.1.190:incident', 'results', '--out', join(dir, 'x'));

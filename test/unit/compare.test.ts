@@ -6,12 +6,11 @@
 // then the real CLI over them.
 
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { runBatch } from '../lib/cli-batch.ts';
 import { type Logic, parseLogic, simulate } from '../../src/model/index.ts';
 import { simOptionsForVersion } from '../../src/model/simulate.ts';
 import { cellsFromOutcome, cellWithoutRun } from '../../src/matrix/cells.ts';
@@ -24,17 +23,9 @@ import { syntheticMeasured } from '../../src/diff/discriminate.ts';
 import { builtinScenarios, scenarioHash } from '../../src/scenario/load.ts';
 import type { CompiledScenario } from '../../src/scenario/ops.ts';
 
-const exec = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const lockstep = async (args: string[]): Promise<{ code: number; stdout: string }> => {
-  try {
-    const r = await exec(process.execPath, [join(ROOT, 'bin/lockstep.mjs'), ...args], { env: { ...process.env, GITHUB_STEP_SUMMARY: '' } });
-    return { code: 0, stdout: r.stdout };
-  } catch (e) {
-    const x = e as { code: number; stdout: string };
-    return { code: x.code, stdout: x.stdout };
-  }
-};
+/** Each subtest's command lines in one process (test/lib/cli-batch.ts: main() in-process, cwd ROOT). */
+const lockstep = async (...argvs: string[][]): Promise<{ code: number | null; stdout: string; stderr: string }[]> => runBatch(argvs, { cwd: ROOT });
 const all = builtinScenarios().map((l) => l.compiled);
 const two = all.filter((s) => s.cpus === 2);
 const get = (id: string) => all.find((s) => s.id === id)!;
@@ -85,16 +76,15 @@ t.test('table.md, report.html, table, classify and diff give every kernel the sa
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   await writeFile(join(dir, 'results.json'), serializeResults(r));
 
-  t.equal((await lockstep(['report', dir])).code, 0);
+  const [report, table, classify, diff] = await lockstep(['report', dir], ['table', dir], ['classify', '--json', dir], ['diff', '--json', dir, dir]);
+  t.equal(report!.code, 0, report!.stderr);
   const tableMd = await readFile(join(dir, 'table.md'), 'utf8');
   const html = await readFile(join(dir, 'report.html'), 'utf8');
-  const tableCli = (await lockstep(['table', dir])).stdout;
-  const classify = await lockstep(['classify', '--json', dir]);
-  t.equal(classify.code, 1, 'classify: k-none fits no logic -> exit 1');
-  const cj = JSON.parse(classify.stdout) as { kernel: string; label: string }[];
-  const diff = await lockstep(['diff', '--json', dir, dir]);
-  t.equal(diff.code, 0, 'a run against itself: nothing changed');
-  const dj = JSON.parse(diff.stdout) as { classification: { kernel: string; old: string; new: string; category: string }[] };
+  const tableCli = table!.stdout;
+  t.equal(classify!.code, 1, 'classify: k-none fits no logic -> exit 1');
+  const cj = JSON.parse(classify!.stdout) as { kernel: string; label: string }[];
+  t.equal(diff!.code, 0, 'a run against itself: nothing changed');
+  const dj = JSON.parse(diff!.stdout) as { classification: { kernel: string; old: string; new: string; category: string }[] };
 
   const row = (md: string, k: string) => new RegExp(`^\\| ${k} \\| [^|]+ \\| ((?:[^|\\\\]|\\\\\\|)+) \\|`, 'm').exec(md)?.[1]?.trim().replace(/\\\|/g, '|');
   const htmlLabel = (k: string) => new RegExp(`<tr data-kernel="${k}"><td>${k}</td><td>[^<]*</td><td>[^<]*</td><td>[^<]*</td><td>([^<]*)</td>`).exec(html)?.[1]?.replace(/&amp;/g, '&');
@@ -147,7 +137,9 @@ t.test('lockstep diff --json: one behaviour change and one timeout are one regre
   t.equal(changed.verdict, 'MISMATCH');
   const timeout = cellWithoutRun(ctx('k', v3), get('remmap'), 'TIMEOUT', 'VM killed at its 60s timeout during remmap');
   const both = await write('both', { ...base, cells: base.cells.map((c) => (c.scenario === sl.id ? changed : c.scenario === 'remmap' ? timeout : c)) });
-  const r = await lockstep(['diff', '--json', old, both]);
+  const onlyTimeout = await write('timeout', { ...base, cells: base.cells.map((c) => (c.scenario === 'remmap' ? timeout : c)) });
+  const runs = await lockstep(['diff', '--json', old, both], ['diff', '--json', old, onlyTimeout], ['diff', old, onlyTimeout], ['diff', onlyTimeout, old]);
+  const [r, u, text, back] = [runs[0]!, runs[1]!, runs[2]!, runs[3]!];
   t.equal(r.code, 1, 'a behaviour regression: exit 1');
   const j = JSON.parse(r.stdout) as { counts: Record<string, number>; regressions: number; unstable: number; cells: { scenario: string; category: string }[]; classification: { category: string; old: string; new: string }[] };
   t.same(j.cells.map((c) => [c.scenario, c.category]).sort(), [['remmap', 'unstable'], ['sysctl-lowered', 'regression']]);
@@ -155,13 +147,10 @@ t.test('lockstep diff --json: one behaviour change and one timeout are one regre
   t.equal(j.counts.unstable, 1);
   t.equal(j.classification[0]!.category, 'regression', `the classification moved too: ${j.classification[0]!.old} -> ${j.classification[0]!.new}`);
 
-  const onlyTimeout = await write('timeout', { ...base, cells: base.cells.map((c) => (c.scenario === 'remmap' ? timeout : c)) });
-  const u = await lockstep(['diff', '--json', old, onlyTimeout]);
   t.equal(u.code, 3, 'only infrastructure changed: exit 3');
   const uj = JSON.parse(u.stdout) as { counts: Record<string, number>; classification: { category: string; old: string; new: string }[] };
   t.same([uj.counts.regression, uj.counts.unstable], [0, 1]);
   t.equal(uj.classification[0]!.category, 'unchanged', `the other cells still classify the kernel alike (${uj.classification[0]!.new})`);
-  const text = await lockstep(['diff', old, onlyTimeout]);
   t.match(text.stdout, /^UNSTABLE k x remmap: MATCH EPERM - -> TIMEOUT EPERM - \(verdict\)$/m);
-  t.equal((await lockstep(['diff', onlyTimeout, old])).code, 0, 'the timeout fixed: exit 0');
+  t.equal(back.code, 0, 'the timeout fixed: exit 0');
 });

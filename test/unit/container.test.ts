@@ -21,6 +21,7 @@ import { tarArchive, tarList } from '../../src/container/tar.ts';
 import { parseSpec } from '../../src/kernels/spec.ts';
 import { compileScenario } from '../../src/scenario/load.ts';
 import { ConfigError, MissingDependencyError } from '../../src/util/errors.ts';
+import { runBatch } from '../lib/cli-batch.ts';
 
 const exec = promisify(execFile);
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -98,11 +99,12 @@ t.test('missing or stopped engine: the CLI exits 2 and says how to start it', as
   const dir = await mkdtemp(join(tmpdir(), 'lockstep-noengine-'));
   const notASocket = join(dir, 'docker.sock');
   await writeFile(notASocket, '');
-  for (const [endpoint, what] of [[`unix://${join(dir, 'absent.sock')}`, /dockerd is not running/], [`unix://${notASocket}`, /dockerd has stopped/]] as const) {
+  const endpoints = [[`unix://${join(dir, 'absent.sock')}`, /dockerd is not running/], [`unix://${notASocket}`, /dockerd has stopped/]] as const;
+  // both command lines in one process (test/lib/cli-batch.ts: main() in-process, DOCKER_HOST set per case)
+  const runs = await runBatch(endpoints.map(([endpoint]) => ({ argv: ['run', '--kernels', 'host-container', '--scenarios', 'baseline', '--out', join(dir, 'out')], env: { DOCKER_HOST: endpoint } })), { cwd: ROOT });
+  for (const [i, [endpoint, what]] of endpoints.entries()) {
     await t.rejects(connectEngine({ DOCKER_HOST: endpoint }), MissingDependencyError);
-    const r = await exec(process.execPath, [join(ROOT, 'bin/lockstep.mjs'), 'run', '--kernels', 'host-container', '--scenarios', 'baseline', '--out', join(dir, 'out')], {
-      env: { ...process.env, DOCKER_HOST: endpoint },
-    }).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+    const r = runs[i]!;
     t.equal(r.code, 2, `${endpoint}: exit 2`);
     t.match(r.stderr, what, `${endpoint}: says what is wrong`);
     t.match(r.stderr, /Fix: start the Docker engine: as root `dockerd/, `${endpoint}: says how to start it`);

@@ -3,14 +3,24 @@
 // checked by re-running the simulator with each one applied.
 
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { explain, type ExplainInput } from '../../src/export/explain.ts';
+import { runBatch } from '../lib/cli-batch.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/lockstep.mjs', ...args], { cwd: ROOT, encoding: 'utf8' });
-
 const INCIDENT = ['--kernel-version', '5.3', '--cpus', '36', '--rlimit-memlock', '512M', '--pages', '3', '--rings', '36', '--charged', '32886'];
+/** Every command line of the file in one process (test/lib/cli-batch.ts: main() in-process, cwd ROOT), run before the subtests. */
+const ARGVS = [
+  ['explain', ...INCIDENT],
+  ['explain', '--kernel-version', '5.3', '--cpus', '36', '--rings', '4', '--rlimit-memlock', 'lots'],
+  ['explain', '--kernel-version', '5.3', '--cpus', '36', '--rings', '4', '--pages', '4'],
+  ['explain', '--help'],
+];
+const RUNS = await runBatch(ARGVS, { cwd: ROOT });
+const cli = (...args: string[]): { status: number | null; stdout: string; stderr: string } => {
+  const r = RUNS[ARGVS.findIndex((a) => a.join('\0') === args.join('\0'))]!;
+  return { status: r.code, stdout: r.stdout, stderr: r.stderr };
+};
 
 t.test('the incident table, printed by the CLI', (t) => {
   const r = cli('explain', ...INCIDENT);

@@ -11,12 +11,13 @@
 // dry run: past the input checks it only prints a plan), `kernels build`
 // --state.
 
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { runBatch, type BatchRun } from '../lib/cli-batch.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'lockstep.mjs');
@@ -24,29 +25,13 @@ const FULL = join(ROOT, 'results', 'results.json');
 const scratch = mkdtempSync(join(tmpdir(), 'lockstep-inputs-'));
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
 /**
  * Every case in one child process (test/lib/cli-batch.ts: main() in-process,
  * cwd `scratch`), SIGKILLed after 120 s: a case that blocks fails itself and
  * every case after it, it does not hang the suite.
  */
-function batch(argvs: string[][]): Promise<Run[]> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, LOCKSTEP_ACCEL: 'tcg', LOCKSTEP_CACHE: join(scratch, 'cache'), LOCKSTEP_BATCH: JSON.stringify(argvs) };
-    delete env.GITHUB_STEP_SUMMARY;
-    const p = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(ROOT, 'test', 'lib', 'cli-batch.ts')], { cwd: scratch, env, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    p.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
-    const killer = setTimeout(() => p.kill('SIGKILL'), 120_000);
-    p.on('error', reject);
-    p.on('close', () => {
-      clearTimeout(killer);
-      const runs = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Run);
-      resolve(argvs.map((_, i) => runs[i] ?? { code: null, stdout: '', stderr: 'not reported: an earlier case blocked or the batch died' }));
-    });
-  });
-}
+const batch = (argvs: string[][]): Promise<BatchRun[]> =>
+  runBatch(argvs, { cwd: scratch, env: { ...process.env, LOCKSTEP_ACCEL: 'tcg', LOCKSTEP_CACHE: join(scratch, 'cache') }, timeoutMs: 120_000 });
 
 const fifo = join(scratch, 'in.fifo');
 execFileSync('mkfifo', ['--', fifo]);

@@ -3,8 +3,7 @@
 // I/O v5.3 JSON Schema kept in src/export/.
 
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +11,7 @@ import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { checkResults, type CellVerdict, type Results } from '../../src/results/schema.ts';
 import { KCIDB_STATUS } from '../../src/export/kcidb.ts';
+import { runBatch } from '../lib/cli-batch.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const addFormats = addFormatsModule as unknown as (a: Ajv) => Ajv;
@@ -21,21 +21,40 @@ addFormats(ajv);
 const validate = ajv.compile(schema);
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-kcidb-'));
 
-function exportRun(r: Results, name: string): Record<string, any> {
-  const d = join(dir, name);
-  spawnSync('mkdir', ['-p', d]);
-  writeFileSync(join(d, 'results.json'), JSON.stringify(r));
-  const p = spawnSync(process.execPath, ['bin/lockstep.mjs', 'export', 'kcidb', d], { cwd: ROOT, encoding: 'utf8' });
-  if (p.status !== 0) throw new Error(p.stderr);
-  return JSON.parse(readFileSync(join(d, 'kcidb.json'), 'utf8'));
+/**
+ * Every run of the file exported before the subtests, through the CLI in one
+ * process (test/lib/cli-batch.ts: main() in-process, cwd ROOT): name ->
+ * its kcidb.json. A failed export throws with its stderr.
+ */
+async function exportRuns(runs: Record<string, Results>): Promise<Record<string, Record<string, any>>> {
+  const names = Object.keys(runs);
+  for (const name of names) {
+    mkdirSync(join(dir, name), { recursive: true });
+    writeFileSync(join(dir, name, 'results.json'), JSON.stringify(runs[name]));
+  }
+  const out = await runBatch(names.map((name) => ['export', 'kcidb', join(dir, name)]), { cwd: ROOT });
+  return Object.fromEntries(names.map((name, i) => {
+    if (out[i]!.code !== 0) throw new Error(out[i]!.stderr);
+    return [name, JSON.parse(readFileSync(join(dir, name, 'kcidb.json'), 'utf8')) as Record<string, any>];
+  }));
 }
 const hasNull = (v: unknown): boolean => v === null || (typeof v === 'object' && Object.values(v as object).some(hasNull));
 /** The published run, read as every reader reads it (results@2: provenance expanded into its cells). */
 const published = (): Results => checkResults(JSON.parse(readFileSync(join(ROOT, 'results/results.json'), 'utf8')), 'results/results.json');
 
+// the 'every verdict' run: one qemu kernel's cells all BUILD_FAIL, one's BOOT_FAIL, one's every other verdict in turn
+const verdictRun = published();
+const [kb, kc, kd] = [...new Set(verdictRun.cells.filter((c) => c.runtime === 'qemu').map((c) => c.kernel))];
+const set = (kernel: string, v: CellVerdict) => verdictRun.cells.filter((c) => c.kernel === kernel).forEach((c) => { c.verdict = v; c.reason = `${v} here`; });
+set(kb!, 'BUILD_FAIL');
+set(kc!, 'BOOT_FAIL');
+const verdicts: CellVerdict[] = ['MISMATCH', 'PANIC', 'TIMEOUT', 'ERROR', 'SKIP', 'UNCHECKED', 'MATCH'];
+verdictRun.cells.filter((c) => c.kernel === kd).forEach((c, i) => { c.verdict = verdicts[i % verdicts.length]!; });
+const exported = await exportRuns({ published: published(), verdicts: verdictRun, neg: published() });
+
 t.test('the published run is a valid kcidb v5.3 submission', (t) => {
   const r = published();
-  const k = exportRun(r, 'published');
+  const k = exported.published!;
   t.ok(validate(k), JSON.stringify(validate.errors?.slice(0, 3)));
   t.strictSame(k.version, { major: 5, minor: 3 });
   t.notOk(hasNull(k), 'no nulls');
@@ -60,15 +79,8 @@ t.test('the published run is a valid kcidb v5.3 submission', (t) => {
 });
 
 t.test('every verdict maps to its KCIDB status; build and boot carry the FAIL', (t) => {
-  const r = published();
-  const qemuKernels = [...new Set(r.cells.filter((c) => c.runtime === 'qemu').map((c) => c.kernel))];
-  const [kb, kc, kd] = qemuKernels;
-  const set = (kernel: string, v: CellVerdict) => r.cells.filter((c) => c.kernel === kernel).forEach((c) => { c.verdict = v; c.reason = `${v} here`; });
-  set(kb!, 'BUILD_FAIL');
-  set(kc!, 'BOOT_FAIL');
-  const verdicts: CellVerdict[] = ['MISMATCH', 'PANIC', 'TIMEOUT', 'ERROR', 'SKIP', 'UNCHECKED', 'MATCH'];
-  r.cells.filter((c) => c.kernel === kd).forEach((c, i) => { c.verdict = verdicts[i % verdicts.length]!; });
-  const k = exportRun(r, 'verdicts');
+  const r = verdictRun;
+  const k = exported.verdicts!;
   t.ok(validate(k), JSON.stringify(validate.errors?.slice(0, 3)));
   t.notOk(hasNull(k));
   const want: Record<CellVerdict, string> = { MATCH: 'PASS', MISMATCH: 'FAIL', PANIC: 'FAIL', TIMEOUT: 'ERROR', ERROR: 'ERROR', BOOT_FAIL: 'MISS', BUILD_FAIL: 'MISS', SKIP: 'SKIP', UNCHECKED: 'DONE' };
@@ -88,7 +100,7 @@ t.test('every verdict maps to its KCIDB status; build and boot carry the FAIL', 
 });
 
 t.test('the schema really checks: a null, a bad status, a bad id are refused', (t) => {
-  const k = exportRun(published(), 'neg');
+  const k = exported.neg!;
   const bad = (f: (x: any) => void) => { const c = structuredClone(k); f(c); return validate(c); };
   t.notOk(bad((c) => { c.tests[0].comment = null; }), 'null');
   t.notOk(bad((c) => { c.tests[0].status = 'OK'; }), 'status');

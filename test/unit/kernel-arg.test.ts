@@ -5,17 +5,24 @@
 // Tier: unit (its subtests moved unchanged from test/kernel-arg.test.ts; the rest is in test/integration/kernel-arg.test.ts).
 
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bzImageVersion, parseKernelArg, resolveKernelArg } from '../../src/cli/kernel-arg.ts';
+import { runBatch } from '../lib/cli-batch.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // TCG, as the other VM tests: a KVM probe here can pass while real guests hang in early boot.
-const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/lockstep.mjs', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 1_500_000, env: { ...process.env, LOCKSTEP_ACCEL: 'tcg' } });
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-karg-'));
+writeFileSync(join(dir, 'notimage'), 'hello');
+/** Every command line of the file in one process (test/lib/cli-batch.ts: main() in-process, cwd ROOT), before the subtests. */
+const ARGVS = [['run', '--kernel', join(dir, 'notimage')], ['--version']];
+const RUNS = await runBatch(ARGVS, { cwd: ROOT, env: { ...process.env, LOCKSTEP_ACCEL: 'tcg' } });
+const cli = (...args: string[]): { status: number | null; stdout: string; stderr: string } => {
+  const r = RUNS[ARGVS.findIndex((a) => a.join('\0') === args.join('\0'))]!;
+  return { status: r.code, stdout: r.stdout, stderr: r.stderr };
+};
 const PKG = 'linux-image-6.1.0-54-cloud-amd64-unsigned';
 
 t.test('parsing --kernel values', (t) => {
@@ -43,7 +50,6 @@ t.test('a bzImage path: the version comes from its setup header', (t) => {
   t.equal(s.kind, 'image');
   t.equal(s.id, 'img-6.1.0-54-cloud-amd64');
   t.equal((s as { version: string }).version, '6.1.190', 'the Debian release, not the ABI name');
-  writeFileSync(join(dir, 'notimage'), 'hello');
   const r = cli('run', '--kernel', join(dir, 'notimage'));
   t.equal(r.status, 2);
   t.match(r.stderr, /--kernel: .*is not a readable bzImage.*Fix:/);

@@ -939,9 +939,15 @@ t.test('memfd_secret ballast: eats the shared allowance where it charges user->l
 });
 
 t.test('lockstep simulate --kernel-version: the version-driven options and the incident table (5.3)', async (t) => {
-  const { execFileSync } = await import('node:child_process');
-  const bin = new URL('../../bin/lockstep.mjs', import.meta.url).pathname;
-  const run = (...a: string[]): string => execFileSync(process.execPath, [bin, 'simulate', ...a], { encoding: 'utf8' });
+  // every command line in one process (test/lib/cli-batch.ts: main() in-process); a nonzero exit throws with its stderr, as execFileSync did
+  const { runBatch } = await import('../lib/cli-batch.ts');
+  const argvs = [['incident', '--kernel-version', '5.3'], ['bpf-ballast', '--kernel-version', '5.4', '--json'], ['bpf-ballast', '--kernel-version', '6.1.190', '--json'], ['shared-counter', '--kernel-version', '7.0.3'], ['incident', '--kernel-version', 'banana']];
+  const runs = await runBatch(argvs.map((a) => ['simulate', ...a]));
+  const run = (...a: string[]): string => {
+    const r = runs[argvs.findIndex((x) => x.join(' ') === a.join(' '))]!;
+    if (r.code !== 0) throw Object.assign(new Error(`lockstep simulate ${a.join(' ')}: exit ${r.code}`), { stderr: r.stderr });
+    return r.stdout;
+  };
   const inc = run('incident', '--kernel-version', '5.3');
   t.match(inc, /kernel 5\.3: V0\/shared/);
   const rows = inc.split('\n').filter((l) => /^\s+\d+\s+map/.test(l));

@@ -1,7 +1,6 @@
 import t, { type Test } from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ConfigError } from '../../src/util/errors.ts';
 import { ALL_LOGICS, type Accounting, type Counter, type ExpectedOp, type Logic, logicLabel, rlimitPages, simulate } from '../../src/model/index.ts';
@@ -714,7 +713,11 @@ t.test('old field names (mlock_kb, rlimit_kb, rlimit memlock_kb) load to the sam
   // an error in an old-named field names it as written
   t.throws(() => compileScenario(base([{ op: 'probe' }], { mlock_kb: -1 }), 'o.json'), /^o\.json: mlock_kb: perf_event_mlock_kb -1 is out of range/);
   // by default the notice is one line on stderr
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', `import { loadScenarioFile } from ${JSON.stringify(join(import.meta.dirname, '../../src/scenario/load.ts'))}; loadScenarioFile(${JSON.stringify(oldFile)});`], { encoding: 'utf8' });
+  // (in this process: what the default sink writes to process.stderr while the file loads, synchronously)
+  const r = { status: 0 as number, stderr: '' };
+  const realErr = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((c: string | Uint8Array) => { r.stderr += String(c); return true; }) as typeof process.stderr.write;
+  try { loadScenarioFile(oldFile); } catch (e) { r.status = 1; r.stderr += String(e); } finally { process.stderr.write = realErr; }
   t.equal(r.status, 0, r.stderr);
   t.equal(r.stderr.trim().split('\n').filter((l) => l.includes('deprecated')).length, 3, 'three notice lines on stderr');
   t.match(r.stderr, /lockstep: .*old\.json: mlock_kb: "mlock_kb" is deprecated; use "perf_event_mlock_kb"/);

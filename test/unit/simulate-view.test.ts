@@ -4,7 +4,6 @@
 // come from each scenario's design (its description), not from a past output.
 
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,9 +13,9 @@ import { type CompiledScenario, mappingPages, userLockLimit } from '../../src/sc
 import { ALL_LOGICS, type Logic, logicLabel, parseLogic, PROBE_MAX_PAGES, simulate } from '../../src/model/index.ts';
 import { compareLogics, describeOp, probesText, refusedText, renderAll, renderOps, summarize, type Refusal } from '../../src/cli/simulate-view.ts';
 import { renderScenarioList, wrap, type ScenarioRow } from '../../src/cli/scenarios-view.ts';
+import { runBatch, type BatchRun } from '../lib/cli-batch.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/lockstep.mjs', ...args], { cwd: ROOT, encoding: 'utf8' });
 
 const BUILTIN = builtinScenarios();
 const scenario = (id: string): CompiledScenario => BUILTIN.find((l) => l.id === id)!.compiled;
@@ -155,6 +154,21 @@ t.test('renderScenarioList: widths from the data, descriptions wrapped under the
 });
 
 t.test('through bin/lockstep.mjs', async (t) => {
+  // every command line of the subtests below in one process (test/lib/cli-batch.ts: main() in-process, cwd ROOT)
+  const dir = mkdtempSync(join(tmpdir(), 'lockstep-list-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const id = 'profiler-on-a-32-cpu-machine-long-id-xyz';
+  const description = 'An unprivileged profiler maps one ring per CPU, and this sentence is long enough to need two lines at a width of 100 columns';
+  writeFileSync(join(dir, `${id}.json`), JSON.stringify({ id, description, cpus: 'any', ops: [{ op: 'probe' }] }));
+  const argvs = [
+    ['simulate', 'remmap', '--logic', 'all'], ['simulate', 'remmap', '--logic', 'all', '--json'], ['simulate', 'rlimit-sweep', '--logic', 'V3'],
+    ['scenarios', 'list', '--scenario-file', dir, '--width', '100'], ['scenarios', 'list', '--json'], ['simulate', '--help'], ['scenarios', 'list', '--help'],
+  ];
+  const runs = await runBatch(argvs, { cwd: ROOT });
+  const cli = (...args: string[]): { status: number | null; stdout: string; stderr: string } => {
+    const r: BatchRun = runs[argvs.findIndex((a) => a.join('\0') === args.join('\0'))]!;
+    return { status: r.code, stdout: r.stdout, stderr: r.stderr };
+  };
   t.test('simulate remmap --logic all: two blocks, the leak, where they part', (t) => {
     const r = cli('simulate', 'remmap', '--logic', 'all');
     t.equal(r.status, 0, r.stderr);
@@ -186,11 +200,6 @@ t.test('through bin/lockstep.mjs', async (t) => {
     t.end();
   });
   t.test('scenarios list: a 40-character id and a long description from a scenario file', (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'lockstep-list-'));
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    const id = 'profiler-on-a-32-cpu-machine-long-id-xyz';
-    const description = 'An unprivileged profiler maps one ring per CPU, and this sentence is long enough to need two lines at a width of 100 columns';
-    writeFileSync(join(dir, `${id}.json`), JSON.stringify({ id, description, cpus: 'any', ops: [{ op: 'probe' }] }));
     const r = cli('scenarios', 'list', '--scenario-file', dir, '--width', '100');
     t.equal(r.status, 0, r.stderr);
     const lines = r.stdout.trimEnd().split('\n');

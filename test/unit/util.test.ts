@@ -15,6 +15,11 @@ import { MissingDependencyError } from '../../src/util/errors.ts';
 import { KILL_GRACE_MS, runTool, ToolError } from '../../src/util/exec.ts';
 import { acquireLock, lockHeld, STALE_MS } from '../../src/util/lock.ts';
 
+// The subtests share nothing (each its own temporary directory, child, lock
+// files and server) and mostly wait (the abort test alone waits KILL_GRACE_MS):
+// run them side by side, each buffered and reported in order.
+t.jobs = 4;
+
 t.test('runTool: output, exit codes, a missing tool', async (t) => {
   t.equal((await runTool('sh', ['-c', 'echo out; echo err >&2'], { install: 'x' })).stdout, 'out\n');
   const e = await runTool('sh', ['-c', 'echo nope >&2; exit 3'], { install: 'x' }).catch((x: unknown) => x);
