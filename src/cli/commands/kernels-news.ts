@@ -35,7 +35,8 @@ export const command: Command = {
   options: {
     suites: { type: 'string', arg: 'S,..', help: 'suites to read (default: every suite the mirror answers for among bullseye..sid, experimental and their pockets)' },
     results: { type: 'string', arg: 'DIR', help: 'the published runs [default: results]' },
-    // DEFAULT_FLAVOUR of src/kernels/obtain/deb-kernels.ts, read from its source without loading the fetcher
+    // the fetcher's DEFAULT_FLAVOUR (kernels/obtain/deb-kernels.ts) is this fact; read here from kernels/arch.ts so
+    // that the help loads no fetcher (test/unit/cli-startup.test.ts checks the two agree)
     flavour: { type: 'string', arg: 'F', help: `kernel flavour [default: ${ARCH_FACTS.x86_64.debianFlavour}]` },
     json: { type: 'boolean', help: 'print JSON' },
     specs: { type: 'string', arg: 'FILE', help: 'also write pinned kernel specs ("expect": "auto") of the new kernels (every listed one with --all) to FILE, for `lockstep run --kernel-spec FILE --no-builtin-kernels`' },
