@@ -1,5 +1,6 @@
 // The command registry. Each command lives in commands/<name>.ts; adding
-// one is a new file and one line here.
+// one is a new file and one line here. A command module imports only light
+// modules statically (its metadata is read at every start-up); see ./command.ts.
 
 import { command as host } from './commands/host.ts';
 import { command as kernelsFetch } from './commands/kernels-fetch.ts';
@@ -20,8 +21,8 @@ import { command as explain } from './commands/explain.ts';
 import { command as bugreport } from './commands/bugreport.ts';
 import { command as schema } from './commands/schema.ts';
 import { kcidbCommand as exportKcidb, kselftestCommand as exportKselftest, ktapCommand as exportKtap } from './commands/export.ts';
-import type { Command } from './common.ts';
+import type { Command } from './command.ts';
 
-export type { Command } from './common.ts';
+export type { Command } from './command.ts';
 
 export const COMMANDS: Command[] = [run, simulate, kernelsList, kernelsNews, kernelsCompat, kernelsFetch, kernelsBuild, scenariosList, table, host, bisect, bisectStep, report, diff, merge, classify, explain, exportKcidb, exportKtap, exportKselftest, bugreport, schema];

@@ -1,12 +1,16 @@
 // lockstep's command line. Each command parses its own flags, prints its
 // own --help, and returns an exit code: 0 ok, 1 the run found a regression
 // or failed, 2 bad input or a missing dependency (one line saying the fix).
+// Start-up loads only the commands' metadata (./command.ts, ./commands/*.ts):
+// a command imports its machinery inside its run() (issue 25), so --help,
+// --version and a refused command line load nothing heavy
+// (test/unit/cli-startup.test.ts).
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isUserError } from '../util/errors.ts';
-import { COMMANDS, type Command } from './commands.ts';
-import { LOCKSTEP_VERSION } from '../matrix/run.ts';
-import { RESULTS_SCHEMA } from '../results/schema.ts';
+import { COMMANDS } from './commands.ts';
+import type { Command } from './command.ts';
+import { LOCKSTEP_VERSION, RESULTS_SCHEMA } from '../results/version.ts';
 
 const USAGE = `lockstep: kernel-version differential regression harness for perf_mmap() locked-memory accounting
 

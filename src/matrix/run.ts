@@ -15,6 +15,7 @@ import { specPageKb } from '../kernels/spec.ts';
 import { reproducerBinary } from '../image/initramfs.ts';
 import { pathRoots } from '../results/paths.ts';
 import { RESULTS_SCHEMA, type Results } from '../results/schema.ts';
+import { LOCKSTEP_VERSION } from '../results/version.ts';
 import { hostOnlineCpus } from '../runner/host.ts';
 import { scenarioHash } from '../scenario/load.ts';
 import { usesAux } from '../scenario/ops.ts';
@@ -33,7 +34,7 @@ export { HOST_KERNEL_LOCK } from './runtimes.ts';
 export type { MatrixOptions } from './options.ts';
 export { type MatrixEvent, renderEvent } from './sink.ts';
 
-export const LOCKSTEP_VERSION = '0.1.0';
+export { LOCKSTEP_VERSION };
 
 /** lockstep's checkout (re-run commands are written relative to it). */
 export const LOCKSTEP_ROOT = fileURLToPath(new URL('../..', import.meta.url));

@@ -18,8 +18,9 @@ import { z } from 'zod';
 import { ConfigError } from '../util/errors.ts';
 import { explain, parseOrThrow } from '../util/validate.ts';
 import { type CellVerdict, VERDICTS } from '../diff/verdicts.ts';
+import { RESULTS_SCHEMA } from './version.ts';
 
-export const RESULTS_SCHEMA = 'lockstep/results@2';
+export { RESULTS_SCHEMA };
 /** Older schemas this lockstep still reads (migrated on read). */
 export const READABLE_SCHEMAS: readonly string[] = ['lockstep/results@1', RESULTS_SCHEMA];
 

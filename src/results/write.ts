@@ -146,6 +146,3 @@ export const serializeResults = (r: Results): string => JSON.stringify(compactRe
 
 /** The files `run`, `report` and `merge` write into a results directory (src/report/files.ts writeReports + results.json). */
 export const RESULT_FILES = ['results.json', 'table.md', 'report.html', 'junit.xml', 'results.tap', 'results.ktap'] as const;
-
-/** The --force flag of commands that would replace a run (guardMeasured). */
-export const FORCE_OPTION = { force: { type: 'boolean' as const, help: 'replace a results.json in the output directory even when it holds cells the new output lacks' } };

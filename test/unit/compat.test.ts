@@ -118,7 +118,7 @@ t.test('a kernel fetched but never run (an interrupted run) gives no row', (t) =
 });
 
 t.test('classify on an open counter (V4/unknown): says the logic fits and names the counter the cells measure', async (t) => {
-  const { classificationText } = await import('../../src/cli/commands/classify.ts');
+  const { classificationText } = await import('../../src/cli/classify-view.ts');
   const c = classifyKernel(run, 'debian-sid-latest');
   t.match(classificationText(c, 'V4/unknown'), /consistent with the expected V4; the counter, open in the facts table, measures perf/);
   t.match(classificationText(c, 'V3/unknown'), /NOT the expected V3 \(counter open\)/);

@@ -1,15 +1,9 @@
 import { resolve, join } from 'node:path';
-import { defaultCacheDir } from '../../kernels/artifact.ts';
 import type { BisectState, StepRecord } from '../../bisect/state.ts';
-import { loadState } from '../../bisect/state.ts';
 import type { Decision } from '../../bisect/decide.ts';
-import { matrixEnv } from '../../bisect/env.ts';
-import { bisectList } from '../../bisect/list.ts';
-import { bisectTree, bisectStep, defaultStatePath, resolveCommit } from '../../bisect/git.ts';
-import { resolveBuild } from '../../bisect/build.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { checkInputPath } from '../../util/input.ts';
-import { type Command, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
+import { type Command, int, kernelOptions, list, pick, scenarioOptions } from '../command.ts';
 
 const runOptions = {
   scenario: { type: 'string' as const, arg: 'ID', help: 'the discriminating scenario (e.g. shared-counter, sysctl-lowered); `lockstep scenarios list`' },
@@ -34,7 +28,9 @@ interface Common {
   log: (l: string) => void;
 }
 
-function commonOf(v: Record<string, unknown>): Common {
+/** The flags bisect and bisect-step share, checked (ConfigError naming the flag). */
+async function commonOf(v: Record<string, unknown>): Promise<Common> {
+  const { defaultCacheDir } = await import('../../kernels/artifact.ts');
   if (typeof v.scenario !== 'string') throw new ConfigError('command line', '--scenario', 'missing', 'name the scenario that tells the two behaviours apart, e.g. --scenario shared-counter');
   const accel = v.accel as string | undefined;
   if (accel !== undefined && accel !== 'kvm' && accel !== 'tcg') throw new ConfigError('command line', '--accel', `${JSON.stringify(accel)} is not kvm or tcg`, 'use --accel kvm or --accel tcg, or leave it out');
@@ -149,7 +145,13 @@ leave it ambiguous or the reference could not be measured; 2 bad input.`,
     'lockstep bisect --tree /srv/linux --good fix-1 --bad fix-4 --scenario sysctl-lowered --base-package linux-source-6.1 --base-ref base',
   ],
   async run(v) {
-    const c = commonOf(v);
+    const { loadKernels, loadScenarios } = await import('../common.ts');
+    const { loadState } = await import('../../bisect/state.ts');
+    const { matrixEnv } = await import('../../bisect/env.ts');
+    const { bisectList } = await import('../../bisect/list.ts');
+    const { bisectTree, defaultStatePath, resolveCommit } = await import('../../bisect/git.ts');
+    const { resolveBuild } = await import('../../bisect/build.ts');
+    const c = await commonOf(v);
     const scenario = pick(await loadScenarios(v), [c.scenarioId], 'scenario', 'scenario')[0]!;
     const outDir = resolve(v.out === 'results/bisect/<UTC timestamp>' ? join('results', 'bisect', new Date().toISOString().replace(/[:.]/g, '-')) : String(v.out));
     const t0 = Date.now();
@@ -240,7 +242,11 @@ saved in the state file, so a step already judged is not run again.`,
   async run(v) {
     // Any failure here must stop git bisect run (exit >= 128), never read as "bad" (1..127) or skip.
     try {
-      const c = commonOf(v);
+      const { loadScenarios } = await import('../common.ts');
+      const { matrixEnv } = await import('../../bisect/env.ts');
+      const { bisectStep } = await import('../../bisect/git.ts');
+      const { resolveBuild } = await import('../../bisect/build.ts');
+      const c = await commonOf(v);
       if (typeof v.state !== 'string' || typeof v.out !== 'string') throw new ConfigError('command line', '--state', 'bisect-step needs --state and --out', 'run it through `lockstep bisect --tree`');
       const scenario = pick(await loadScenarios(v), [c.scenarioId], 'scenario', 'scenario')[0]!;
       const outDir = resolve(v.out);

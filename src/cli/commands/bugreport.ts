@@ -2,23 +2,17 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { release as osRelease } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { diffCell } from '../../diff/index.ts';
-import { artifactUrl, httpsBase } from '../../export/artifact-url.ts';
-import { type BisectFacts, bugTitle, compilerFromBanner, gitSource, renderBugReport } from '../../export/bugreport.ts';
-import { generateCReproducer } from '../../export/creproducer.ts';
-import { provenance } from '../../export/provenance.ts';
-import { candidateLogics, type Logic, logicLabel, parseLogic, simulate, simOptionsForVersion, type SimulateOptions } from '../../model/index.ts';
+import type { BisectFacts } from '../../export/bugreport.ts';
+import type { Logic, SimulateOptions } from '../../model/index.ts';
 import type { CompiledScenario } from '../../scenario/ops.ts';
-import { type BisectState, parseState, BISECT_STATE_SCHEMA } from '../../bisect/state.ts';
-import { scenarioDefs } from '../../report/analysis.ts';
-import { builtinDefsByHash } from '../../report/files.ts';
-import { checkOutputDir, readResults, writeAtomic } from '../../results/write.ts';
+import type { BisectState } from '../../bisect/state.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { checkInputPath, inputProblem } from '../../util/input.ts';
-import { type Command, int, resultsPath } from '../common.ts';
+import { type Command, int, resultsPath } from '../command.ts';
 
 /** Bisect facts from a saved bisect state (lockstep/bisect-state@1) and an optional bisect.log beside it. */
-export function bisectFacts(path: string): BisectFacts {
+export async function bisectFacts(path: string): Promise<BisectFacts> {
+  const { parseState, BISECT_STATE_SCHEMA } = await import('../../bisect/state.ts');
   // never a FIFO or device (reading one would block): the path, each candidate in a directory, bisect.log
   const abs = checkInputPath(path, '--bisect', 'pass the bisect state file or its directory', 'file-or-dir', true);
   let file = abs;
@@ -82,6 +76,15 @@ against the rule it breaks. DIR is a run directory (default results/latest).`,
     const m = /^([^:]+):(.+)$/.exec(pos[0] ?? '');
     if (!m || pos.length > 2) throw new ConfigError('command line', 'KERNEL:SCENARIO', `expected KERNEL:SCENARIO [DIR], got ${JSON.stringify(pos.join(' '))}`, 'e.g. `lockstep bugreport host:remmap results/latest`');
     const [, kernel, scenario] = m as unknown as [string, string, string];
+    const { diffCell } = await import('../../diff/index.ts');
+    const { artifactUrl, httpsBase } = await import('../../export/artifact-url.ts');
+    const { bugTitle, compilerFromBanner, gitSource, renderBugReport } = await import('../../export/bugreport.ts');
+    const { generateCReproducer } = await import('../../export/creproducer.ts');
+    const { provenance } = await import('../../export/provenance.ts');
+    const { logicLabel, parseLogic, simulate, simOptionsForVersion } = await import('../../model/index.ts');
+    const { scenarioDefs } = await import('../../report/analysis.ts');
+    const { builtinDefsByHash } = await import('../../report/files.ts');
+    const { checkOutputDir, readResults, writeAtomic } = await import('../../results/write.ts');
     const src = resultsPath(pos[1] ?? 'results/latest');
     const r = await readResults(src);
     const c = r.cells.find((x) => x.kernel === kernel && x.scenario === scenario);
@@ -92,7 +95,7 @@ against the rule it breaks. DIR is a run directory (default results/latest).`,
     if (!c.measured.length) throw new ConfigError(src, `cells[${kernel}:${scenario}]`, `the cell is ${c.verdict} and has no measurements`, 'report a cell that ran (MATCH, MISMATCH or UNCHECKED)');
     const p = provenance(r, c);
     const opts: SimulateOptions = { ...(p.kernelVersion ? simOptionsForVersion(p.kernelVersion) : {}), ...(c.calibrated ?? {}) };
-    const own: Logic | null = p.expectedLogic ? judgedLogic(p.expectedLogic, def, c.expected, opts) : null;
+    const own: Logic | null = p.expectedLogic ? await judgedLogic(p.expectedLogic, def, c.expected, opts) : null;
     const parseAgainst = (l: string): Logic => {
       try { return parseLogic(l.includes('/') ? l : `${l}/${own?.counter ?? 'shared'}`); } catch {
         throw new ConfigError('command line', '--against', `${JSON.stringify(l)} is not a logic`, 'use V0..V4, optionally /shared or /perf');
@@ -120,7 +123,7 @@ against the rule it breaks. DIR is a run directory (default results/latest).`,
       ?? (p.release && p.release === osRelease() && existsSync('/proc/version') ? compilerFromBanner(readFileSync('/proc/version', 'utf8')) : null);
     // "console output:" only where it points somewhere real: under the published URL, or a copy beside report.txt
     const consoleLog = base && c.console_log ? artifactUrl(base, c.console_log) ?? null : consoleText !== null ? 'console.log (beside this report)' : null;
-    const bisect = v.bisect !== undefined ? bisectFacts(String(v.bisect)) : null;
+    const bisect = v.bisect !== undefined ? await bisectFacts(String(v.bisect)) : null;
     const input = {
       kernel, scenario: def, verdict: c.verdict, release: p.release, version: p.kernelVersion, source: p.kernelSource, configSha256: p.configSha256,
       compiler, consoleLog, git: gitSource(p.kernelSource), reportedBy, accel: c.accel, cpus: c.cpus, measured: c.measured,
@@ -158,7 +161,8 @@ function reporter(v: string): string {
  * fitted), else the first (shared). Throws RangeError on a label that is
  * neither.
  */
-function judgedLogic(label: string, def: CompiledScenario, expected: readonly unknown[], opts: SimulateOptions): Logic {
+async function judgedLogic(label: string, def: CompiledScenario, expected: readonly unknown[], opts: SimulateOptions): Promise<Logic> {
+  const { candidateLogics, parseLogic, simulate } = await import('../../model/index.ts');
   const m = /^(.+)\/unknown$/.exec(label);
   if (!m) return parseLogic(label);
   const all = candidateLogics({ accounting: parseLogic(`${m[1]}/shared`).accounting, counter: 'unknown' });

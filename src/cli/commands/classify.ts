@@ -1,47 +1,10 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type KernelClassification, classifyKernel, refutationText } from '../../diff/evidence.ts';
-import { defaultCacheDir } from '../../kernels/artifact.ts';
-import { runMatrix } from '../../matrix/run.ts';
-import { scenarioHash } from '../../scenario/load.ts';
+import type { KernelClassification } from '../../diff/evidence.ts';
 import type { CompiledScenario } from '../../scenario/ops.ts';
 import type { Results } from '../../results/schema.ts';
-import { readResults } from '../../results/write.ts';
-import { shellQuote } from '../../util/quote.ts';
 import { ConfigError } from '../../util/errors.ts';
-import { type Command, DEFAULT_JOBS, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
-
-/**
- * How the logics the cells fit (["V4/shared", ...]) stand to the expected
- * label: none expected, consistent or NOT; for an expectation whose counter
- * the facts table leaves open ("V4/unknown"), the logic is compared and the
- * counter the cells measure is named.
- */
-function agreementText(logics: readonly string[], expected: string | null): string {
-  if (expected === null) return 'no expected logic (expect: unknown)';
-  if (!expected.endsWith('/unknown')) return logics.includes(expected) ? `consistent with the expected ${expected}` : `NOT the expected ${expected}`;
-  const logic = expected.slice(0, -'/unknown'.length);
-  const counters = [...new Set(logics.filter((l) => l.startsWith(`${logic}/`)).map((l) => l.split('/')[1]))];
-  if (!counters.length) return `NOT the expected ${logic} (counter open)`;
-  return `consistent with the expected ${logic}; the counter, open in the facts table, measures ${counters.join(' or ')}`;
-}
-
-/** The report for one kernel, as printed. */
-export function classificationText(c: KernelClassification, expected: string | null): string {
-  const lines: string[] = [];
-  const agree = agreementText(c.logics, expected);
-  lines.push(`${c.kernel}: ${c.label}  (${c.scenarios.length} cells; ${agree})`);
-  if (c.status === 'ambiguous') lines.push('  the scenarios run cannot tell these apart; add cells that separate them (remmap: V4, shared-counter: the counter, sysctl-lowered: V2, overage: V0)');
-  if (c.status === 'none') lines.push('  no logic of the model explains every cell: see the evidence, and `lockstep diff` for the cells themselves');
-  if (c.evidence.length) {
-    lines.push('  evidence:');
-    for (const r of c.evidence) lines.push(`    ${refutationText(r)}`);
-  } else if (c.scenarios.length) {
-    lines.push('  evidence: no cell ruled out any candidate');
-  }
-  for (const x of c.ignored) lines.push(`  left out ${x.scenario}: ${x.reason}`);
-  return lines.join('\n');
-}
+import { type Command, DEFAULT_JOBS, int, kernelOptions, list, pick, scenarioOptions } from '../command.ts';
 
 export const command: Command = {
   name: 'classify',
@@ -77,12 +40,17 @@ Exit 0 when every classified kernel fits at least one logic, 1 otherwise.`,
   ],
   async run(v, pos) {
     if (pos.length > 1) throw new ConfigError('command line', 'DIR', 'expected at most one results directory or results.json', 'e.g. `lockstep classify --kernel host results/latest`');
+    const { loadKernels, loadScenarios } = await import('../common.ts');
+    const { classifyKernel } = await import('../../diff/evidence.ts');
+    const { classificationText } = await import('../classify-view.ts');
     const wanted = list(v.kernel);
     let r: Results;
     const known = new Map<string, CompiledScenario>();
     if (pos.length === 1) {
       const p = resolve(pos[0]!);
       const file = existsSync(p) && statSync(p).isDirectory() ? join(p, 'results.json') : p;
+      const { readResults } = await import('../../results/write.ts');
+      const { scenarioHash } = await import('../../scenario/load.ts');
       r = await readResults(file);
       // Definitions for results written without them: built-ins and --scenario-file, matched by hash.
       for (const s of await loadScenarios(v)) known.set(scenarioHash(s), s);
@@ -93,6 +61,9 @@ Exit 0 when every classified kernel fits at least one logic, 1 otherwise.`,
       const kernels = pick(await loadKernels(v), wanted, 'kernel', 'kernel');
       const scenarios = pick(await loadScenarios(v), list(v.scenarios), 'scenario', 'scenarios');
       const outDir = resolve(v.out === 'results/runs/<UTC timestamp>' ? join('results', 'runs', new Date().toISOString().replace(/[:.]/g, '-')) : String(v.out));
+      const { runMatrix } = await import('../../matrix/run.ts');
+      const { defaultCacheDir } = await import('../../kernels/artifact.ts');
+      const { shellQuote } = await import('../../util/quote.ts');
       console.error(`lockstep classify: running ${kernels.length} kernel(s) x ${scenarios.length} scenarios -> ${outDir}`);
       r = await runMatrix({
         kernels, scenarios, outDir, cacheDir: v.cache ? resolve(String(v.cache)) : defaultCacheDir(), jobs,

@@ -1,9 +1,5 @@
-import { readResults } from '../../results/write.ts';
-import { scenarioDefs } from '../../report/analysis.ts';
-import { compareResults, comparisonJson, renderComparison } from '../../report/compare.ts';
-import { builtinDefsByHash, writeStepSummary } from '../../report/files.ts';
 import { ConfigError } from '../../util/errors.ts';
-import { type Command, EXIT, resultsPath } from '../common.ts';
+import { type Command, EXIT, resultsPath } from '../command.ts';
 
 export const command: Command = {
   name: 'diff',
@@ -30,6 +26,10 @@ appended to it.`,
   examples: ['lockstep diff results/previous results/latest', 'lockstep diff --json last-night/ tonight/ | jq .counts'],
   async run(v, pos) {
     if (pos.length !== 2) throw new ConfigError('command line', 'OLD NEW', `expected two results (got ${pos.length})`, 'e.g. `lockstep diff last-night/ tonight/`');
+    const { readResults } = await import('../../results/write.ts');
+    const { scenarioDefs } = await import('../../report/analysis.ts');
+    const { compareResults, comparisonJson, renderComparison } = await import('../../report/compare.ts');
+    const { builtinDefsByHash, writeStepSummary } = await import('../../report/files.ts');
     const [a, b] = await Promise.all(pos.map((p) => readResults(resultsPath(p))));
     const fallback = builtinDefsByHash();
     const c = compareResults(a!, b!, scenarioDefs(a!, fallback), scenarioDefs(b!, fallback));

@@ -1,9 +1,5 @@
-import { userKernelVersion } from '../../kernel-facts/index.ts';
-import { accountingFor, counterFor } from '../../kernels/expect.ts';
-import { parseLogic } from '../../model/index.ts';
-import { explain, renderExplain } from '../../export/explain.ts';
 import { ConfigError } from '../../util/errors.ts';
-import { type Command, int } from '../common.ts';
+import { type Command, int } from '../command.ts';
 
 /**
  * The largest size taken, in kB: 2^42 kB (4 PiB), the scenario schema's
@@ -52,6 +48,10 @@ The accounting is the simulator's (src/model). Exit 0.`,
   },
   examples: ['lockstep explain --kernel-version 5.3 --cpus 36 --rlimit-memlock 512M --pages 3 --rings 36 --charged 32886'],
   async run(v) {
+    const { userKernelVersion } = await import('../../kernel-facts/index.ts');
+    const { accountingFor, counterFor } = await import('../../kernels/expect.ts');
+    const { parseLogic } = await import('../../model/index.ts');
+    const { explain, renderExplain } = await import('../../export/explain.ts');
     const cpus = int(v.cpus ?? '', 'cpus', 1, 8192);
     let logic;
     let why: string;

@@ -1,14 +1,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { httpsBase } from '../../export/artifact-url.ts';
-import { toKcidb } from '../../export/kcidb.ts';
-import { kselftestFiles } from '../../export/kselftest.ts';
-import { builtinScenarios } from '../../scenario/load.ts';
-import { renderKtap } from '../../export/ktap.ts';
-import { checkOutputFile, readResults, writeAtomic } from '../../results/write.ts';
 import { ConfigError } from '../../util/errors.ts';
-import { type Command, resultsPath } from '../common.ts';
+import { type Command, resultsPath } from '../command.ts';
 
 const one = (name: string, pos: string[]): string => {
   if (pos.length !== 1) throw new ConfigError('command line', 'DIR', 'expected one results directory or results.json', `e.g. \`lockstep ${name} results/latest\``);
@@ -17,6 +11,7 @@ const one = (name: string, pos: string[]): string => {
 
 async function emit(text: string, out: string): Promise<string> {
   if (out === '-') { process.stdout.write(text); return 'stdout'; }
+  const { checkOutputFile, writeAtomic } = await import('../../results/write.ts');
   await checkOutputFile(out);
   await writeAtomic(out, text);
   return out;
@@ -44,6 +39,9 @@ The schema it follows is src/export/kcidb-io-v5.3.schema.json.`,
   examples: ['lockstep export kcidb results/latest', 'lockstep export kcidb results/latest --artifact-base-url https://ci.example.org/runs/42/', 'lockstep export kcidb results/latest --out - | kcidb-submit -p PROJECT -t TOPIC'],
   async run(v, pos) {
     const src = one('export kcidb', pos);
+    const { httpsBase } = await import('../../export/artifact-url.ts');
+    const { toKcidb } = await import('../../export/kcidb.ts');
+    const { readResults } = await import('../../results/write.ts');
     const base = v['artifact-base-url'] === undefined ? undefined : httpsBase(String(v['artifact-base-url']));
     const r = await readResults(src);
     const where = await emit(JSON.stringify(toKcidb(r, { artifactBaseUrl: base }), null, 1) + '\n', v.out ? (v.out === '-' ? '-' : resolve(String(v.out))) : join(dirname(src), 'kcidb.json'));
@@ -62,6 +60,8 @@ diagnostics (verdict, first EPERM, divergence, rerun command) before each failin
   options: { out: { type: 'string', arg: 'FILE', help: 'where to write', default: '-' } },
   examples: ['lockstep export ktap results/latest'],
   async run(v, pos) {
+    const { renderKtap } = await import('../../export/ktap.ts');
+    const { readResults } = await import('../../results/write.ts');
     const r = await readResults(one('export ktap', pos));
     const where = await emit(renderKtap(r), v.out === '-' ? '-' : resolve(String(v.out)));
     if (where !== 'stdout') console.error(`lockstep export ktap: wrote ${where}`);
@@ -89,6 +89,8 @@ behaviour of that release. DIR must be new or hold only files this command write
     if (!pos.length) throw new ConfigError('command line', 'SCENARIO', 'no scenario named', 'e.g. `lockstep export kselftest baseline remmap --out DIR --kernel-version 6.1.190`');
     if (v.out === undefined) throw new ConfigError('command line', '--out', 'missing', 'name the directory to write, e.g. --out perf_mmap_accounting');
     if (v['kernel-version'] === undefined) throw new ConfigError('command line', '--kernel-version', 'missing', 'name the kernel release the programs expect, e.g. --kernel-version 6.1.190');
+    const { builtinScenarios } = await import('../../scenario/load.ts');
+    const { kselftestFiles } = await import('../../export/kselftest.ts');
     const all = builtinScenarios().map((l) => l.compiled);
     const picked = pos.map((id) => all.find((s) => s.id === id) ?? (() => { throw new ConfigError('command line', 'SCENARIO', `no built-in scenario ${JSON.stringify(id)}`, `choose from: ${all.map((s) => s.id).join(', ')}`); })());
     const files = kselftestFiles([...new Map(picked.map((s) => [s.id, s])).values()], String(v['kernel-version']));

@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { release as osRelease } from 'node:os';
-import { hostOnlineCpus } from '../../runner/host.ts';
-import type { Command } from '../common.ts';
+import type { Command } from '../command.ts';
 
 export const command: Command = {
   name: 'host',
@@ -9,6 +8,7 @@ export const command: Command = {
   description: 'A quick check of the environment lockstep needs; exit 2 naming what is missing.',
   options: {},
   async run() {
+    const { hostOnlineCpus } = await import('../../runner/host.ts');
     const { kvmUsable, qemuVersion } = await import('../../runner/qemu.ts');
     const { reproducerBinary, BUSYBOX } = await import('../../image/initramfs.ts');
     console.log(`host kernel ${osRelease()}, ${hostOnlineCpus()} online CPUs`);

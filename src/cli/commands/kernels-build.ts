@@ -1,7 +1,5 @@
 import { resolve } from 'node:path';
-import { defaultCacheDir, ensureKernel } from '../../kernels/artifact.ts';
-import { sourceState } from '../../kernels/obtain/source/build.ts';
-import { type Command, kernelOptions, loadKernels, pick } from '../common.ts';
+import { type Command, kernelOptions, pick } from '../command.ts';
 
 export const command: Command = {
   name: 'kernels build',
@@ -18,6 +16,9 @@ export const command: Command = {
   },
   examples: ['lockstep kernels build fix-4 fix-5', 'lockstep kernels build --state'],
   async run(v, pos) {
+    const { loadKernels } = await import('../common.ts');
+    const { defaultCacheDir, ensureKernel } = await import('../../kernels/artifact.ts');
+    const { sourceState } = await import('../../kernels/obtain/source/build.ts');
     const all = await loadKernels(v);
     const specs = pos.length ? pick(all, pos, 'kernel', 'ID') : all.filter((s) => s.kind === 'source' && !s.aux_only);
     const cacheDir = v.cache ? resolve(String(v.cache)) : defaultCacheDir();

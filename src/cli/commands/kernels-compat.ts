@@ -4,14 +4,11 @@
 // kernels of a run into it; the pure part is src/report/compat.ts.
 
 import { dirname, join, resolve } from 'node:path';
-import { CompatFormatError, type CompatTable, COMPAT_SCHEMA, compatRowsOfRun, mergeCompat, parseCompat, renderCompatMarkdown } from '../../report/compat.ts';
-import { scenarioHash } from '../../scenario/load.ts';
+import type { CompatTable } from '../../report/compat.ts';
 import type { CompiledScenario } from '../../scenario/ops.ts';
-import { readResults, writeAtomic } from '../../results/write.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { readRegularFile } from '../../util/input.ts';
-import { parseJsonStrict } from '../../util/json.ts';
-import { type Command, loadScenarios, resultsPath, scenarioOptions } from '../common.ts';
+import { type Command, resultsPath, scenarioOptions } from '../command.ts';
 
 export const DEFAULT_COMPAT = 'results/compat.json';
 
@@ -22,6 +19,8 @@ export const DEFAULT_COMPAT = 'results/compat.json';
  * it is not a regular file, not JSON, or not lockstep/compat@1.
  */
 export async function readCompat(path: string, field: string, missingOk: boolean): Promise<CompatTable> {
+  const { CompatFormatError, COMPAT_SCHEMA, parseCompat } = await import('../../report/compat.ts');
+  const { parseJsonStrict } = await import('../../util/json.ts');
   let text: string;
   try {
     text = await readRegularFile(path);
@@ -66,10 +65,14 @@ Without --add, prints the table (Markdown, or JSON with --json). Exit 0; 2 on ba
   examples: ['lockstep kernels compat', 'lockstep kernels news --specs /tmp/new.json && lockstep run --kernel-spec /tmp/new.json --no-builtin-kernels --out /tmp/new && lockstep kernels compat --add /tmp/new'],
   async run(v, pos) {
     if (pos.length) throw new ConfigError('command line', pos[0]!, 'unexpected argument', 'pass runs with --add DIR');
+    const { compatRowsOfRun, mergeCompat, renderCompatMarkdown } = await import('../../report/compat.ts');
+    const { readResults, writeAtomic } = await import('../../results/write.ts');
     const file = resolve(v.file ? String(v.file) : DEFAULT_COMPAT);
     const adds = (v.add as string[] | undefined) ?? [];
     let table = await readCompat(file, '--file', adds.length > 0);
     if (adds.length) {
+      const { loadScenarios } = await import('../common.ts');
+      const { scenarioHash } = await import('../../scenario/load.ts');
       const known = new Map<string, CompiledScenario>();
       for (const s of await loadScenarios(v)) known.set(scenarioHash(s), s);
       for (const dir of adds) {

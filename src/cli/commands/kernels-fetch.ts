@@ -1,6 +1,5 @@
 import { resolve } from 'node:path';
-import { defaultCacheDir, ensureKernel } from '../../kernels/artifact.ts';
-import { type Command, kernelOptions, loadKernels, pick } from '../common.ts';
+import { type Command, kernelOptions, pick } from '../command.ts';
 
 export const command: Command = {
   name: 'kernels fetch',
@@ -9,6 +8,8 @@ export const command: Command = {
   description: 'Downloads Debian kernel packages with apt-get download, extracts vmlinuz, checks hashes.',
   options: { ...kernelOptions, cache: { type: 'string', arg: 'DIR', help: 'cache dir' } },
   async run(v, pos) {
+    const { loadKernels } = await import('../common.ts');
+    const { defaultCacheDir, ensureKernel } = await import('../../kernels/artifact.ts');
     const specs = pick(await loadKernels(v), pos.length ? pos : undefined, 'kernel', 'ID');
     for (const s of specs) {
       const a = await ensureKernel(s, { cacheDir: v.cache ? resolve(String(v.cache)) : defaultCacheDir(), log: (m) => console.error(`[${s.id}] ${m}`) });

@@ -1,10 +1,6 @@
 import { release as osRelease } from 'node:os';
-import { resolveExpect } from '../../kernels/expect.ts';
-import { logicLabel } from '../../model/index.ts';
 import { resolve } from 'node:path';
-import { defaultCacheDir } from '../../kernels/artifact.ts';
-import { sourceState } from '../../kernels/obtain/source/build.ts';
-import { type Command, kernelOptions, loadKernels } from '../common.ts';
+import { type Command, kernelOptions } from '../command.ts';
 
 export const command: Command = {
   name: 'kernels list',
@@ -12,6 +8,11 @@ export const command: Command = {
   description: 'Shows every built-in kernel spec (kernels/*.json) and those from --kernel-spec files.',
   options: { ...kernelOptions, json: { type: 'boolean', help: 'print JSON' }, cache: { type: 'string', arg: 'DIR', help: 'cache dir to report state from' } },
   async run(v) {
+    const { loadKernels } = await import('../common.ts');
+    const { resolveExpect } = await import('../../kernels/expect.ts');
+    const { logicLabel } = await import('../../model/index.ts');
+    const { defaultCacheDir } = await import('../../kernels/artifact.ts');
+    const { sourceState } = await import('../../kernels/obtain/source/build.ts');
     const specs = await loadKernels(v);
     const cacheDir = v.cache ? resolve(String(v.cache)) : defaultCacheDir();
     const rows = await Promise.all(specs.map(async (s) => {

@@ -5,16 +5,12 @@
 
 import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { defaultCacheDir } from '../../kernels/artifact.ts';
-import { kernelNews, measuredPackages, renderNews, specsOfNews } from '../../kernels/news.ts';
-import { answeringSuites, suiteSource } from '../../kernels/obtain/apt-suite.ts';
-import { DEFAULT_FLAVOUR, type DebRow, isSuiteName } from '../../kernels/obtain/deb-kernels.ts';
-import { kernelPackages } from '../../kernels/obtain/debian.ts';
+import { ARCH_FACTS } from '../../kernels/arch.ts';
+import type { DebRow } from '../../kernels/obtain/deb-kernels.ts';
 import { readCompat } from './kernels-compat.ts';
-import { checkOutputFile, writeAtomic } from '../../results/write.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { checkInputPath, inputProblem } from '../../util/input.ts';
-import { type Command, list } from '../common.ts';
+import { type Command, list } from '../command.ts';
 
 /** Every results.json under `dir` (the published runs), parsed; unreadable ones are skipped. */
 async function publishedResults(dir: string): Promise<unknown[]> {
@@ -39,7 +35,9 @@ export const command: Command = {
   options: {
     suites: { type: 'string', arg: 'S,..', help: 'suites to read (default: every suite the mirror answers for among bullseye..sid, experimental and their pockets)' },
     results: { type: 'string', arg: 'DIR', help: 'the published runs [default: results]' },
-    flavour: { type: 'string', arg: 'F', help: `kernel flavour [default: ${DEFAULT_FLAVOUR}]` },
+    // the fetcher's DEFAULT_FLAVOUR (kernels/obtain/deb-kernels.ts) is this fact; read here from kernels/arch.ts so
+    // that the help loads no fetcher (test/unit/cli-startup.test.ts checks the two agree)
+    flavour: { type: 'string', arg: 'F', help: `kernel flavour [default: ${ARCH_FACTS.x86_64.debianFlavour}]` },
     json: { type: 'boolean', help: 'print JSON' },
     specs: { type: 'string', arg: 'FILE', help: 'also write pinned kernel specs ("expect": "auto") of the new kernels (every listed one with --all) to FILE, for `lockstep run --kernel-spec FILE --no-builtin-kernels`' },
     all: { type: 'boolean', help: 'with --specs: every listed kernel, not only the new ones' },
@@ -47,6 +45,12 @@ export const command: Command = {
   },
   examples: ['lockstep kernels news', 'lockstep kernels news --suites trixie,trixie-backports --json'],
   async run(v) {
+    const { defaultCacheDir } = await import('../../kernels/artifact.ts');
+    const { kernelNews, measuredPackages, renderNews, specsOfNews } = await import('../../kernels/news.ts');
+    const { answeringSuites, suiteSource } = await import('../../kernels/obtain/apt-suite.ts');
+    const { DEFAULT_FLAVOUR, isSuiteName } = await import('../../kernels/obtain/deb-kernels.ts');
+    const { kernelPackages } = await import('../../kernels/obtain/debian.ts');
+    const { checkOutputFile, writeAtomic } = await import('../../results/write.ts');
     const cacheDir = v.cache ? resolve(String(v.cache)) : defaultCacheDir();
     // every flag is checked before the mirror is asked
     const resultsDir = checkInputPath(v.results ? String(v.results) : 'results', '--results', 'give the directory of the published runs (results.json files under it)', 'dir', true);

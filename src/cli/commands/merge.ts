@@ -1,10 +1,6 @@
 import { join, resolve } from 'node:path';
-import { mergeResults } from '../../matrix/shard.ts';
-import { checkOutputDir, FORCE_OPTION, guardMeasured, readResults, RESULT_FILES, serializeResults, writeAtomic } from '../../results/write.ts';
-import { renderSummary } from '../../report/summary.ts';
-import { writeReports, writeStepSummary } from '../../report/files.ts';
 import { ConfigError } from '../../util/errors.ts';
-import { type Command, resultsPath } from '../common.ts';
+import { type Command, FORCE_OPTION, resultsPath } from '../command.ts';
 
 export const command: Command = {
   name: 'merge',
@@ -25,6 +21,10 @@ When $GITHUB_STEP_SUMMARY is set a markdown summary is appended to it.`,
   async run(v, pos) {
     if (!v.out) throw new ConfigError('command line', '--out', 'missing', 'say where the merged results go: --out DIR');
     if (pos.length < 1) throw new ConfigError('command line', 'A B ..', 'no shard results given', 'e.g. `lockstep merge shard-1 shard-2 --out merged`');
+    const { mergeResults } = await import('../../matrix/shard.ts');
+    const { checkOutputDir, guardMeasured, readResults, RESULT_FILES, serializeResults, writeAtomic } = await import('../../results/write.ts');
+    const { renderSummary } = await import('../../report/summary.ts');
+    const { writeReports, writeStepSummary } = await import('../../report/files.ts');
     const out = resolve(String(v.out));
     await checkOutputDir(out, RESULT_FILES);
     const inputs = await Promise.all(pos.map(async (p) => ({ path: p, results: await readResults(resultsPath(p)) })));

@@ -3,13 +3,9 @@ import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { dirname, join, resolve } from 'node:path';
-import { checkOutputDir, checkOutputFile, FORCE_OPTION, guardMeasured, readResults, RESULT_FILES } from '../../results/write.ts';
-import { renderSummary } from '../../report/summary.ts';
-import { renderTap } from '../../report/tap.ts';
-import { writeReports, writeStepSummary } from '../../report/files.ts';
 import { ConfigError, MissingDependencyError } from '../../util/errors.ts';
 import { readCompat } from './kernels-compat.ts';
-import { artifactBaseUrl, artifactUrlOption, type Command, resultsPath } from '../common.ts';
+import { artifactBaseUrl, artifactUrlOption, type Command, FORCE_OPTION, resultsPath } from '../command.ts';
 
 /** A PNG of the page as headless Chromium renders it (isolated profile, no network services). */
 async function screenshot(html: string, png: string): Promise<void> {
@@ -55,6 +51,10 @@ directory holding another results.json with cells this run lacks is refused
   examples: ['lockstep report results/latest', 'lockstep report results/latest --out results --compat results/compat.json --screenshot results/report.png   # publish'],
   async run(v, pos) {
     if (pos.length !== 1) throw new ConfigError('command line', 'DIR', 'expected one results directory or results.json', 'e.g. `lockstep report results/latest`');
+    const { checkOutputDir, checkOutputFile, guardMeasured, readResults, RESULT_FILES } = await import('../../results/write.ts');
+    const { renderSummary } = await import('../../report/summary.ts');
+    const { renderTap } = await import('../../report/tap.ts');
+    const { writeReports, writeStepSummary } = await import('../../report/files.ts');
     const src = resultsPath(pos[0]!);
     const r = await readResults(src);
     const plot = v['plot-scenario'] as string | undefined;

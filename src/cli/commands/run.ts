@@ -1,22 +1,11 @@
 import { existsSync } from 'node:fs';
 import { access, constants } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { defaultCacheDir } from '../../kernels/artifact.ts';
-import { runMatrix } from '../../matrix/run.ts';
-import { parseShard } from '../../matrix/shard.ts';
-import { DEFAULT_SPLAT_POLICY, loadSplatPolicy } from '../../policy/load.ts';
-import { writeReports, writeStepSummary } from '../../report/files.ts';
-import { renderSummary } from '../../report/summary.ts';
-import { renderTable } from '../../results/table.ts';
-import { checkOutputDir, ensureWritableDir, FORCE_OPTION, guardMeasured, RESULT_FILES } from '../../results/write.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { checkInputPath } from '../../util/input.ts';
-import { shellQuote } from '../../util/quote.ts';
-import { artifactBaseUrl, artifactUrlOption, type Command, DEFAULT_JOBS, EXIT, exitForVerdicts, int, kernelOptions, list, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
-import { checkUniqueIds, type KernelSpec } from '../../kernels/spec.ts';
+import { artifactBaseUrl, artifactUrlOption, type Command, DEFAULT_JOBS, EXIT, FORCE_OPTION, int, kernelOptions, list, pick, scenarioOptions } from '../command.ts';
+import type { KernelSpec } from '../../kernels/spec.ts';
 import type { CompiledScenario } from '../../scenario/ops.ts';
-import { resolveKernelArg } from '../kernel-arg.ts';
-import { extraCmdlineFromEnv } from '../../runner/qemu.ts';
 
 export const command: Command = {
   name: 'run',
@@ -68,6 +57,12 @@ as above (not created), the plan is printed, nothing is booted, built or downloa
     'lockstep run --kernel-spec my-kernels.json --out /tmp/r --attempts 0   # check everything, print the plan, boot nothing',
   ],
   async run(v) {
+    const { exitForVerdicts, loadKernels, loadScenarios } = await import('../common.ts');
+    const { checkUniqueIds } = await import('../../kernels/spec.ts');
+    const { resolveKernelArg } = await import('../kernel-arg.ts');
+    const { extraCmdlineFromEnv } = await import('../../runner/qemu.ts');
+    const { parseShard } = await import('../../matrix/shard.ts');
+    const { checkOutputDir, ensureWritableDir, guardMeasured, RESULT_FILES } = await import('../../results/write.ts');
     // --kernel: these kernels (plus any --kernels picks); without it, the spec-file kernels as before.
     const argKernels = ((v.kernel as string[] | undefined) ?? []).map(resolveKernelArg);
     const all = checkUniqueIds([...(await loadKernels(v)), ...argKernels]);
@@ -132,6 +127,12 @@ as above (not created), the plan is printed, nothing is booted, built or downloa
       console.error(l);
     };
     try {
+      const { runMatrix } = await import('../../matrix/run.ts');
+      const { defaultCacheDir } = await import('../../kernels/artifact.ts');
+      const { shellQuote } = await import('../../util/quote.ts');
+      const { renderTable } = await import('../../results/table.ts');
+      const { writeReports, writeStepSummary } = await import('../../report/files.ts');
+      const { renderSummary } = await import('../../report/summary.ts');
       const r = await runMatrix({
         kernels, scenarios, outDir,
         cacheDir: v.cache ? resolve(String(v.cache)) : defaultCacheDir(),
@@ -168,6 +169,7 @@ as above (not created), the plan is printed, nothing is booted, built or downloa
 
 /** The numeric and file flags of `run`, checked (ConfigError naming the flag); --attempts 0 is the plan mode. */
 async function runFlags(v: Record<string, unknown>) {
+  const { DEFAULT_SPLAT_POLICY, loadSplatPolicy } = await import('../../policy/load.ts');
   const jobs = int(v.jobs, 'jobs', 1, 64);
   const timeoutMs = v.timeout !== undefined ? int(v.timeout, 'timeout', 5, 86_400) * 1000 : undefined;
   const opTimeoutS = int(v['op-timeout'], 'op-timeout', 1, 3600);
@@ -195,6 +197,7 @@ function existingAncestor(dir: string): string {
  * where a real run would refuse.
  */
 async function printPlan(p: { kernels: readonly KernelSpec[]; scenarios: readonly CompiledScenario[]; outDir: string; shard?: string; anyCpus?: number[]; planned: readonly { kernel: string; scenario: string }[]; force: boolean }): Promise<number> {
+  const { checkOutputDir, guardMeasured, RESULT_FILES } = await import('../../results/write.ts');
   await checkOutputDir(p.outDir, RESULT_FILES);
   const base = existingAncestor(p.outDir);
   try { await access(base, constants.W_OK | constants.X_OK); } catch (e) {

@@ -1,4 +1,4 @@
-import { type Command, int, loadScenarioEntries, scenarioOptions } from '../common.ts';
+import { type Command, int, scenarioOptions } from '../command.ts';
 import { renderScenarioList, type ScenarioRow } from '../scenarios-view.ts';
 
 export const command: Command = {
@@ -17,6 +17,7 @@ as wide as the longest id; with very long ids each description goes on its own l
   examples: ['lockstep scenarios list', 'lockstep scenarios list --scenario-file my-scenarios --width 80', 'lockstep scenarios list --json'],
   async run(v) {
     const width = v.width !== undefined ? int(v.width, 'width', 40, 1000) : (process.stdout.isTTY && process.stdout.columns) || 100;
+    const { loadScenarioEntries } = await import('../common.ts');
     const loaded = await loadScenarioEntries(v);
     const rows: ScenarioRow[] = loaded.map((l) => ({ id: l.id, cpus: l.compiled.cpus_any ? 'any' : l.compiled.cpus, ops: l.compiled.ops.length, description: l.description }));
     if (v.json) console.log(JSON.stringify(rows.map((r, k) => ({ ...r, file: loaded[k]!.file })), null, 1));

@@ -1,12 +1,7 @@
 import { release as osRelease } from 'node:os';
-import { userKernelVersion } from '../../kernel-facts/index.ts';
-import { resolveExpect } from '../../kernels/expect.ts';
-import { parseSpec } from '../../kernels/spec.ts';
-import { compileAtCpus, compileAtPageSize } from '../../scenario/load.ts';
-import { ALL_LOGICS, DEFAULT_PAGE_KB, type Expectation, type Logic, type SimulateOptions, candidateLogics, logicLabel, parseLogic, simOptionsForVersion, simulate } from '../../model/index.ts';
+import type { Expectation, Logic, SimulateOptions } from '../../model/index.ts';
 import { ConfigError } from '../../util/errors.ts';
-import { compareLogics, renderAll, renderOps, summarize } from '../simulate-view.ts';
-import { type Command, int, kernelOptions, loadKernels, loadScenarios, pick, scenarioOptions } from '../common.ts';
+import { type Command, int, kernelOptions, pick, scenarioOptions } from '../command.ts';
 
 export const command: Command = {
   name: 'simulate',
@@ -42,6 +37,13 @@ user->locked_vm before 5.11). Without either: --logic, default V0, on this host'
   examples: ['lockstep simulate incident --logic V0', 'lockstep simulate incident --kernel-version 5.3', 'lockstep simulate bpf-ballast --kernel debian-6.1.192', 'lockstep simulate sysctl-lowered --logic all', 'lockstep simulate remmap --logic V4/shared --json', 'lockstep simulate incident --logic V0 --page-kb 64'],
   async run(v, pos) {
     if (pos.length !== 1) throw new ConfigError('command line', 'SCENARIO', 'expected exactly one scenario id', 'e.g. `lockstep simulate incident --logic V0`; `lockstep scenarios list` shows them');
+    const { loadKernels, loadScenarios } = await import('../common.ts');
+    const { userKernelVersion } = await import('../../kernel-facts/index.ts');
+    const { resolveExpect } = await import('../../kernels/expect.ts');
+    const { parseSpec } = await import('../../kernels/spec.ts');
+    const { compileAtCpus, compileAtPageSize } = await import('../../scenario/load.ts');
+    const { ALL_LOGICS, DEFAULT_PAGE_KB, candidateLogics, logicLabel, parseLogic, simOptionsForVersion, simulate } = await import('../../model/index.ts');
+    const { compareLogics, renderAll, renderOps, summarize } = await import('../simulate-view.ts');
     const [pickedS] = pick(await loadScenarios(v), [pos[0]], 'scenario', 'SCENARIO');
     if (v.cpus !== undefined && !pickedS!.cpus_any) throw new ConfigError('command line', '--cpus', `scenario ${pickedS!.id} pins "cpus": ${pickedS!.cpus}`, 'drop --cpus, or write "cpus": "any" in the scenario file');
     let s = v.cpus !== undefined ? compileAtCpus(pickedS!, int(v.cpus, 'cpus', 1, 256)) : pickedS!;

@@ -1,8 +1,5 @@
-import { readResults } from '../../results/write.ts';
-import { renderTable } from '../../results/table.ts';
-import { builtinDefsByHash } from '../../report/files.ts';
 import { ConfigError } from '../../util/errors.ts';
-import { type Command, resultsPath } from '../common.ts';
+import { type Command, resultsPath } from '../command.ts';
 
 export const command: Command = {
   name: 'table',
@@ -12,6 +9,9 @@ export const command: Command = {
   options: {},
   async run(_v, pos) {
     if (pos.length !== 1) throw new ConfigError('command line', 'DIR', 'expected one results directory or results.json', 'e.g. `lockstep table results/latest`');
+    const { readResults } = await import('../../results/write.ts');
+    const { renderTable } = await import('../../results/table.ts');
+    const { builtinDefsByHash } = await import('../../report/files.ts');
     console.log(renderTable(await readResults(resultsPath(pos[0]!)), builtinDefsByHash()));
     return 0;
   },
