@@ -11,7 +11,7 @@
 
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultCacheDir } from '../../src/kernels/artifact.ts';
 import { type Cell, lockstep, readResults, type ResultsJson, scenarioFile, tmp } from '../lib/faults-util.ts';
@@ -77,17 +77,26 @@ t.test('root scenarios restore the same snapshot and never see each other\'s roo
   t.not(cells[0].console_log, cells[1].console_log, 'in two guests');
 });
 
-t.test('a damaged snapshot is detected, dropped and saved again', async (t) => {
-  const args = ['--kernels', 'debian-6.1.190', '--scenarios', 'remmap'];
-  const first = await run('damage-1', args);
+/** A run of remmap on Debian 6.1.190 and the cache files of the snapshot its cell used (null when it used none). */
+async function savedEntry(name: string): Promise<{ snap: Snap; metaPath: string; statePath: string; meta: { file: string; sha256: string; bytes: number } } | null> {
+  const first = await run(name, ['--kernels', 'debian-6.1.190', '--scenarios', 'remmap']);
   const snap = snapOf(first.r.cells[0]);
-  t.ok(snap, 'the cell records its snapshot');
-  if (!snap) return;
+  if (!snap) return null;
   const root = join(process.env.LOCKSTEP_CACHE ?? defaultCacheDir(), 'snapshots');
   const slot = readdirSync(root).find((s) => readdirSync(join(root, s)).includes(`${snap.key}.json`));
-  t.ok(slot, 'its entry is in the cache');
-  const meta = JSON.parse(readFileSync(join(root, slot!, `${snap.key}.json`), 'utf8')) as { file: string; sha256: string };
-  const state = join(root, slot!, meta.file);
+  if (!slot) return null;
+  const metaPath = join(root, slot, `${snap.key}.json`);
+  const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as { file: string; sha256: string; bytes: number };
+  return { snap, metaPath, statePath: join(root, slot, meta.file), meta };
+}
+
+t.test('a damaged snapshot is detected, dropped and saved again', async (t) => {
+  const args = ['--kernels', 'debian-6.1.190', '--scenarios', 'remmap'];
+  const entry = await savedEntry('damage-1');
+  t.ok(entry, 'the cell records its snapshot, and its meta is in the cache');
+  if (!entry) return;
+  t.ok(existsSync(entry.statePath), 'and so is its state file');
+  const state = entry.statePath;
   const b = readFileSync(state);
   b[Math.floor(b.length / 2)] ^= 0x5a;
   writeFileSync(state, b);
@@ -104,16 +113,12 @@ t.test('a damaged snapshot is detected, dropped and saved again', async (t) => {
 
 t.test('a snapshot QEMU cannot load falls back to a boot, never a verdict', async (t) => {
   const args = ['--kernels', 'debian-6.1.190', '--scenarios', 'remmap'];
-  const first = await run('unloadable-1', args);
-  const snap = snapOf(first.r.cells[0]);
-  t.ok(snap, 'the cell records its snapshot');
-  if (!snap) return;
-  const root = join(process.env.LOCKSTEP_CACHE ?? defaultCacheDir(), 'snapshots');
-  const slot = readdirSync(root).find((s) => readdirSync(join(root, s)).includes(`${snap.key}.json`))!;
-  const metaPath = join(root, slot, `${snap.key}.json`);
-  const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as { file: string; sha256: string; bytes: number; checked_stat?: unknown };
+  const entry = await savedEntry('unloadable-1');
+  t.ok(entry, 'the cell records its snapshot, and its meta is in the cache');
+  if (!entry) return;
+  t.ok(existsSync(entry.statePath), 'and so is its state file');
+  const { metaPath, meta, statePath: state } = entry;
   // a state file that passes its own check (its meta rewritten to match) but is not a QEMU migration stream
-  const state = join(root, slot, meta.file);
   const junk = Buffer.alloc(4096, 0x42);
   writeFileSync(state, junk);
   writeFileSync(metaPath, JSON.stringify({ ...meta, sha256: createHash('sha256').update(junk).digest('hex'), bytes: junk.length, checked_stat: undefined }));
