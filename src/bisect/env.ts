@@ -43,6 +43,8 @@ export interface MatrixEnvOptions {
   build?: BuildFn;
   signal?: AbortSignal;
   log: (line: string) => void;
+  /** false: boot every attempt instead of restoring a saved guest (src/runner/vm-snapshot.ts); default true */
+  snapshots?: boolean;
 }
 
 /** The real environment: build (trees only), then one matrix cell. */
@@ -72,6 +74,7 @@ export function matrixEnv(o: MatrixEnvOptions): BisectEnv {
       const r = await runMatrix({
         kernels: [spec], scenarios: [o.scenario], outDir, cacheDir: o.cacheDir, jobs: 1,
         accel: o.accel, timeoutMs: o.timeoutMs, opTimeoutS: o.opTimeoutS, signal: o.signal,
+        ...(o.snapshots === false ? { snapshots: false } : {}),
         log: (l) => o.log(l),
         rerun: (k, s) => `lockstep run --kernels ${k} --scenarios ${s}`,
       });
