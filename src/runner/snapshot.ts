@@ -14,8 +14,8 @@
 // missing file is dropped and the guest is booted (and saved) again.
 
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
+import { sha256File } from '../kernels/obtain/files.ts';
 import { ConfigError } from '../util/errors.ts';
 import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
@@ -120,14 +120,6 @@ export function keyArgv(argv: readonly string[]): string[] {
   });
 }
 
-/** sha256 (hex) and size of a file, streamed. Throws on a read error. */
-export async function fileSha256(path: string): Promise<{ sha256: string; bytes: number }> {
-  const h = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of createReadStream(path)) { h.update(chunk as Buffer); bytes += (chunk as Buffer).length; }
-  return { sha256: h.digest('hex'), bytes };
-}
-
 function isMeta(m: unknown): m is SnapshotMeta {
   const o = m as Partial<SnapshotMeta> | null;
   return !!o && o.format === SNAPSHOT_FORMAT && typeof o.key === 'string' && typeof o.file === 'string' && /^[0-9a-f]{64}-[0-9a-f]{16}\.vmstate$/.test(o.file)
@@ -180,8 +172,8 @@ export class SnapshotStore {
     const now = await fileStamp(path).catch(() => null);
     if (!now || now.size !== meta.bytes) return false;
     if (sameStamp(meta.checked_stat, now)) return true;
-    const f = await fileSha256(path).catch(() => null);
-    if (!f || f.sha256 !== meta.sha256 || f.bytes !== meta.bytes) return false;
+    // the size was compared above: the hash decides the content
+    if ((await sha256File(path).catch(() => null)) !== meta.sha256) return false;
     await writeFileAtomic(metaPath, JSON.stringify({ ...meta, checked_stat: now }, null, 1) + '\n').catch(() => {});
     return true;
   }

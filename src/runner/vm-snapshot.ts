@@ -4,11 +4,11 @@
 // not restore is an infrastructure failure: it is dropped and the group
 // boots (and saves a new one), so it never becomes a verdict.
 
-import { createHash } from 'node:crypto';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
+import { sha256File } from '../kernels/obtain/files.ts';
 import type { VmSnapshotUse } from '../results/schema.ts';
 import { boot, type BootRequest, type BootResult, qemuArgs } from './qemu.ts';
-import { fileSha256, keyArgv, type SnapshotKeyParts, snapshotKey, type SnapshotStore } from './snapshot.ts';
+import { keyArgv, type SnapshotKeyParts, snapshotKey, type SnapshotStore } from './snapshot.ts';
 
 /** A group's boot through a snapshot: QEMU's result, the console to keep and judge (the saved boot log first when restored), and the snapshot used. */
 export interface SnapshotBoot {
@@ -22,7 +22,7 @@ const kernelShas = new Map<string, Promise<string>>();
 async function kernelSha(path: string): Promise<string> {
   const st = await stat(path);
   const id = `${path}\0${st.size}\0${st.mtimeMs}`;
-  if (!kernelShas.has(id)) kernelShas.set(id, fileSha256(path).then((f) => f.sha256));
+  if (!kernelShas.has(id)) kernelShas.set(id, sha256File(path));
   return kernelShas.get(id)!;
 }
 
@@ -44,7 +44,7 @@ export async function bootViaSnapshot(store: SnapshotStore, b: BootRequest, scri
   try {
     parts = {
       emulator, argv: keyArgv(qemuArgs(b, '<socket>')),
-      kernelSha256: await kernelSha(b.vmlinuz), initrdSha256: createHash('sha256').update(await readFile(b.initrd)).digest('hex'),
+      kernelSha256: await kernelSha(b.vmlinuz), initrdSha256: await sha256File(b.initrd),
     };
   } catch {
     // an image that cannot be read: QEMU says so, as a BOOT_FAIL, as without snapshots
