@@ -16,7 +16,8 @@ import { builtinScenarios } from '../../src/scenario/load.ts';
 import { type Logic, logicLabel, simulate } from '../../src/model/index.ts';
 import { generateCReproducer } from '../../src/export/creproducer.ts';
 import { ConfigError } from '../../src/util/errors.ts';
-import { linuxSourceTarball, parseKtap } from '../lib/kunit.ts';
+import { kernelTools, parseKtap } from '../lib/kunit.ts';
+import { runOnCores } from '../lib/on-cores.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-crepro-'));
 chmodSync(dir, 0o755);
@@ -24,16 +25,6 @@ const V3: Logic = { accounting: 'V3', counter: 'shared' };
 const OTHERS: Logic[] = [{ accounting: 'V0', counter: 'shared' }, { accounting: 'V4', counter: 'perf' }];
 const scenarios = builtinScenarios().map((l) => l.compiled);
 
-/** scripts/checkpatch.pl with its data files and the kunit parser, extracted once into a temporary directory. */
-function kernelTools(): { checkpatch: string; kunit: string } {
-  const tarball = linuxSourceTarball();
-  if (!tarball) throw new Error('no /usr/src/linux-source-*.tar.xz: run .ci/setup.sh');
-  const top = tarball.replace(/^.*\//, '').replace(/\.tar\.xz$/, '');
-  const files = ['checkpatch.pl', 'spelling.txt', 'const_structs.checkpatch'].map((f) => `${top}/scripts/${f}`);
-  const r = spawnSync('tar', ['-xJf', tarball, '-C', dir, '--wildcards', '--', ...files, `${top}/tools/testing/kunit/*.py`], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`tar failed: ${r.stderr}`);
-  return { checkpatch: join(dir, top, 'scripts/checkpatch.pl'), kunit: join(dir, top, 'tools/testing/kunit') };
-}
 let tools: ReturnType<typeof kernelTools> | undefined;
 
 function generate(id: string): string {
@@ -51,28 +42,23 @@ t.test('all 27 built-in scenarios export', (t) => {
   t.end();
 });
 
-t.test('each compiles static with gcc and clang, -Wall -Wextra -Werror', (t) => {
-  for (const s of scenarios) {
-    for (const cc of ['gcc', 'clang']) {
-      const out = join(dir, `${s.id}-${cc}`);
-      const r = spawnSync(cc, ['-static', '-O2', '-Wall', '-Wextra', '-Werror', '-o', out, join(dir, `${s.id}.c`)], { encoding: 'utf8' });
-      if (r.error) throw r.error;
-      t.equal(r.status, 0, `${cc} ${s.id}: ${r.stderr}`);
-      if (cc === 'gcc') chmodSync(out, 0o755);
-    }
-  }
-  t.end();
+t.test('each compiles static with gcc and clang, -Wall -Wextra -Werror', async (t) => {
+  const builds = scenarios.flatMap((s) => ['gcc', 'clang'].map((cc) => ({ id: s.id, cc, out: join(dir, `${s.id}-${cc}`) })));
+  const runs = await runOnCores(builds.map((b) => [b.cc, '-static', '-O2', '-Wall', '-Wextra', '-Werror', '-o', b.out, join(dir, `${b.id}.c`)]));
+  builds.forEach((b, k) => {
+    t.equal(runs[k]!.code, 0, `${b.cc} ${b.id}: ${runs[k]!.stderr}`);
+    if (b.cc === 'gcc') chmodSync(b.out, 0o755);
+  });
 });
 
-t.test('checkpatch.pl --no-tree -f: 0 errors, 0 warnings', (t) => {
+t.test('checkpatch.pl --no-tree -f: 0 errors, 0 warnings', async (t) => {
   tools ??= kernelTools();
-  const cp = tools.checkpatch;
-  for (const s of scenarios) {
-    const r = spawnSync('perl', [cp, '--no-tree', '-f', join(dir, `${s.id}.c`)], { encoding: 'utf8' });
+  const runs = await runOnCores(scenarios.map((s) => ['perl', tools!.checkpatch, '--no-tree', '-f', join(dir, `${s.id}.c`)]));
+  scenarios.forEach((s, k) => {
+    const r = runs[k]!;
     t.match(r.stdout, /^total: 0 errors, 0 warnings, \d+ lines checked$/m, `${s.id}: ${r.stdout.split('\n').filter((l) => /^(WARNING|ERROR)/.test(l)).slice(0, 5).join('; ')}`);
-    t.equal(r.status, 0, s.id);
-  }
-  t.end();
+    t.equal(r.code, 0, s.id);
+  });
 });
 
 t.test("the op table carries the model's prediction for every op", (t) => {

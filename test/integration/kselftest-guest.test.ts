@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { defaultCacheDir, ensureKernel } from '../../src/kernels/artifact.ts';
 import { builtinSpecs } from '../../src/kernels/spec.ts';
 import { builtinScenarios } from '../../src/scenario/load.ts';
-import { extractKunit, linuxSourceTarball } from '../lib/kunit.ts';
+import { kernelTools } from '../lib/kunit.ts';
 import { runInGuest } from '../lib/guest-run.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -48,9 +48,7 @@ t.test('export kselftest, make, one guest, kunit.py parse: 0 errors', async (t) 
   t.equal(x.status, 0, x.stderr);
   const make = spawnSync('make', ['-C', out], { encoding: 'utf8' });
   t.equal(make.status, 0, make.stderr);
-  const tarball = linuxSourceTarball();
-  if (!tarball) throw new Error('no /usr/src/linux-source-*.tar.xz: run .ci/setup.sh');
-  const kunit = extractKunit(tarball);
+  const { kunit } = kernelTools();
 
   const spec = (await builtinSpecs()).find((s) => s.id === 'debian-6.1.190')!;
   const a = await ensureKernel(spec, { cacheDir, log: () => {} });

@@ -25,7 +25,9 @@ import { parseLogic } from '../../src/model/index.ts';
 import { type CellResult, recomputeExpected, type Results } from '../../src/results/schema.ts';
 import { readResults } from '../../src/results/write.ts';
 import type { CompiledScenario } from '../../src/scenario/ops.ts';
-import { extractKunit, linuxSourceTarball, parseKtap } from '../lib/kunit.ts';
+import { kernelTools, parseKtap, parseKtapFiles } from '../lib/kunit.ts';
+import { runBatch } from '../lib/cli-batch.ts';
+import { runOnCores } from '../lib/on-cores.ts';
 import { type GuestProgram, runInGuest } from '../lib/guest-run.ts';
 import { compareScenario, type ScenarioComparison } from '../lib/repro-compare.ts';
 
@@ -43,17 +45,38 @@ const defOf = (r: Results, c: CellResult): CompiledScenario => {
   return d;
 };
 
-/** The cell's repro.c: bugreport's for a measured cell, the generator's for a SKIP cell (bugreport refuses those). */
-function reproSource(r: Results, c: CellResult, out: string): string {
-  const def = defOf(r, c);
-  if (c.measured.length) {
-    const b = cli('bugreport', `${c.kernel}:${c.scenario}`, runDir, '--against', c.expected_logic!, '--out', out);
-    if (b.status !== 0) throw new Error(`bugreport ${c.kernel}:${c.scenario}: ${b.stderr}`);
-    return readFileSync(join(out, 'repro.c'), 'utf8');
-  }
-  return generateCReproducer({
-    scenario: def, reference: { logic: parseLogic(c.expected_logic!), expected: recomputeExpected(c, def, c.kernel_version) }, others: [],
-    title: `perf_mmap: ${c.scenario} on ${c.kernel}`, notes: [],
+/**
+ * Each cell's repro.c, in the order of `cells`: bugreport's for a measured
+ * cell (all of them through one lockstep process, test/lib/cli-batch.ts), the
+ * generator's for a SKIP cell (bugreport refuses those).
+ */
+async function reproSources(r: Results, cells: CellResult[], work: string): Promise<string[]> {
+  const measured = cells.filter((c) => c.measured.length);
+  const runs = await runBatch(measured.map((c) => ['bugreport', `${c.kernel}:${c.scenario}`, runDir, '--against', c.expected_logic!, '--out', join(work, c.scenario)]), { cwd: ROOT, timeoutMs: 600_000 });
+  return cells.map((c) => {
+    const k = measured.indexOf(c);
+    if (k >= 0) {
+      if (runs[k]!.code !== 0) throw new Error(`bugreport ${c.kernel}:${c.scenario}: ${runs[k]!.stderr}`);
+      return readFileSync(join(work, c.scenario, 'repro.c'), 'utf8');
+    }
+    return generateCReproducer({
+      scenario: defOf(r, c), reference: { logic: parseLogic(c.expected_logic!), expected: recomputeExpected(c, defOf(r, c), c.kernel_version) }, others: [],
+      title: `perf_mmap: ${c.scenario} on ${c.kernel}`, notes: [],
+    });
+  });
+}
+
+/** Each cell's reproducer built static by gcc (as many at once as there are cores), as GuestPrograms in the order of `cells`. Throws naming the first that does not compile. */
+async function buildPrograms(r: Results, cells: CellResult[], work: string): Promise<GuestProgram[]> {
+  const sources = await reproSources(r, cells, work);
+  cells.forEach((c, k) => writeFileSync(join(work, `${c.scenario}.c`), sources[k]!));
+  const bin = (c: CellResult) => join(work, `${c.scenario}.bin`);
+  const cc = await runOnCores(cells.map((c) => ['gcc', '-static', '-O2', '-Wall', '-Wextra', '-Werror', '-o', bin(c), join(work, `${c.scenario}.c`)]));
+  return cells.map((c, k) => {
+    if (cc[k]!.code !== 0) throw new Error(`gcc ${c.scenario}: ${cc[k]!.stderr}`);
+    const binary = readFileSync(bin(c));
+    rmSync(bin(c));
+    return { name: c.scenario, binary, cpus: defOf(r, c).cpus };
   });
 }
 
@@ -74,11 +97,7 @@ t.test("lockstep's own matrix for the three kernels", (t) => {
   });
 });
 
-const kunit = (() => {
-  const tarball = linuxSourceTarball();
-  if (!tarball) throw new Error('no /usr/src/linux-source-*.tar.xz: run .ci/setup.sh');
-  return extractKunit(tarball);
-})();
+const { kunit } = kernelTools();
 const summary: Record<string, unknown> = {};
 
 for (const kernel of KERNELS) {
@@ -88,16 +107,7 @@ for (const kernel of KERNELS) {
     const cells = guestOrder(r, r.cells.filter((c) => c.kernel === kernel));
     const work = join(dir, kernel);
     mkdirSync(work, { recursive: true });
-    const programs: GuestProgram[] = cells.map((c) => {
-      const src = join(work, `${c.scenario}.c`);
-      writeFileSync(src, reproSource(r, c, join(work, c.scenario)));
-      const bin = join(work, c.scenario);
-      const cc = spawnSync('gcc', ['-static', '-O2', '-Wall', '-Wextra', '-Werror', '-o', `${bin}.bin`, src], { encoding: 'utf8' });
-      if (cc.status !== 0) throw new Error(`gcc ${c.scenario}: ${cc.stderr}`);
-      const binary = readFileSync(`${bin}.bin`);
-      rmSync(`${bin}.bin`);
-      return { name: c.scenario, binary, cpus: defOf(r, c).cpus };
-    });
+    const programs = await buildPrograms(r, cells, work);
     const spec = (await builtinSpecs()).find((s) => s.id === kernel)!;
     const a = await ensureKernel(spec, { cacheDir, log: () => {}, auxPmu: true });
     t.equal(a.sha256, rec.artifact_sha256, 'the guest boots the kernel the run measured');
@@ -107,14 +117,15 @@ for (const kernel of KERNELS) {
     writeFileSync(join(work, 'console.log'), g.boot.console);
     t.equal(g.boot.status, 'exited', `the guest powered off by itself (${g.boot.status}; console ${join(work, 'console.log')})`);
     t.strictSame(g.programs.map((p) => p.name), programs.map((p) => p.name), 'every program ran, in order');
-    const comparisons: ScenarioComparison[] = [];
-    for (const c of cells) {
-      const p = g.programs.find((x) => x.name === c.scenario);
-      const ktap = join(work, `${c.scenario}.ktap`);
-      writeFileSync(ktap, p?.stdout ?? '');
-      const tree = p?.stdout.includes('KTAP version 1') ? parseKtap(kunit, ktap).tree : null;
-      comparisons.push(compareScenario(defOf(r, c), c, { rc: p?.rc ?? null, stdout: p?.stdout ?? '', tree }));
-    }
+    const outputs = cells.map((c) => g.programs.find((x) => x.name === c.scenario));
+    cells.forEach((c, k) => writeFileSync(join(work, `${c.scenario}.ktap`), outputs[k]?.stdout ?? ''));
+    const withKtap = cells.filter((_, k) => outputs[k]?.stdout.includes('KTAP version 1'));
+    const trees = parseKtapFiles(kunit, withKtap.map((c) => join(work, `${c.scenario}.ktap`)));
+    const comparisons: ScenarioComparison[] = cells.map((c, k) => {
+      const p = outputs[k];
+      const j = withKtap.indexOf(c);
+      return compareScenario(defOf(r, c), c, { rc: p?.rc ?? null, stdout: p?.stdout ?? '', tree: j >= 0 ? trees[j]!.tree : null });
+    });
     for (const cmp of comparisons) t.strictSame(cmp.disagreements, [], `${kernel}:${cmp.scenario} (cell ${cmp.cellVerdict}, exit ${cmp.rc})`);
     const ops = comparisons.reduce((n, x) => n + x.ops, 0);
     const agree = comparisons.reduce((n, x) => n + x.agreements, 0);

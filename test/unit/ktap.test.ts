@@ -1,49 +1,22 @@
 // results.ktap through the kernel's own KTAP parser (kunit_parser.py from
 // Debian's linux-source tarball): the published run (195 cells, MATCH and
 // SKIP) and the same run with cells turned into every failing verdict.
-// Heavy-ish (unpacks the tarball's kunit tool): run under the shared lock.
+// The kunit tool comes from lockstep's cache (test/lib/kunit.ts kernelTools()).
 
 import t, { type Test } from 'tap';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkResults, type CellVerdict, type Results } from '../../src/results/schema.ts';
 import { renderKtap } from '../../src/export/ktap.ts';
 import { writeReports } from '../../src/report/files.ts';
-import { extractKunit, linuxSourceTarball, parseKtap, type KunitTest } from '../lib/kunit.ts';
+import { kernelTools, parseKtap, type KunitTest } from '../lib/kunit.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const published = (): Results => checkResults(JSON.parse(readFileSync(join(ROOT, 'results/results.json'), 'utf8')), 'results/results.json');
 
-/**
- * The kunit tool of `tarball`, unpacked once per tarball (its path, size and
- * mtime) into the temporary directory and reused by later runs: the unpack
- * reads the whole xz-compressed tarball (its kunit files sit near the end),
- * about ten seconds. The copy is renamed into place whole, so a run never
- * sees half of one.
- */
-function cachedKunit(tarball: string): string {
-  const st = statSync(tarball);
-  const key = createHash('sha256').update(`${tarball}\0${st.size}\0${st.mtimeMs}`).digest('hex').slice(0, 16);
-  const cached = join(tmpdir(), `lockstep-kunit-${key}`);
-  if (existsSync(join(cached, 'kunit_parser.py'))) return cached;
-  const fresh = extractKunit(tarball);
-  try {
-    renameSync(fresh, cached);
-    const unpacked = resolve(fresh, '../../../..'); // extractKunit's own temporary directory, now empty of files
-    if (basename(unpacked).startsWith('lockstep-kunit-')) rmSync(unpacked, { recursive: true, force: true });
-    return cached;
-  } catch {
-    // another run put its copy there first (or the rename failed): use the one that is whole
-    return existsSync(join(cached, 'kunit_parser.py')) ? cached : fresh;
-  }
-}
-
-const tarball = linuxSourceTarball();
-if (!tarball) throw new Error('no /usr/src/linux-source-*.tar.xz: run .ci/setup.sh (apt linux-source-6.1)');
-const kunit = cachedKunit(tarball);
+const { kunit } = kernelTools();
 const dir = mkdtempSync(join(tmpdir(), 'lockstep-ktap-'));
 
 const status = (v: CellVerdict): string => (v === 'SKIP' ? 'SKIPPED' : ['MATCH', 'UNCHECKED'].includes(v) ? 'SUCCESS' : 'FAILURE');
