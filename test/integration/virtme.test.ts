@@ -99,11 +99,15 @@ t.test('faults under vng', async (t) => {
   const vngArgs = (o: { scenarios: string[]; out: string; extra?: string[] }): string[] => runArgs({ specs: [spec], ...o, extra: ['--runtime', 'virtme', ...(o.extra ?? [])] });
   /** processes of this boot: vng and its QEMU name the private dir under `tmp` (--rwdir) */
   const vmProcs = (tmp: string) => procsWith(tmp).filter((p) => /\bvng\b|qemu-system/.test(p.cmd));
+  /** seconds the crash run (the first subtest) took from start to exit */
+  let crashRunS: number | undefined;
 
   t.test('sysrq c mid-scenario: PANIC with the panic line and the oops, as under QEMU; --append reaches the guest and the recorded argv', async (t) => {
     const crash = scenarioFile(dir, { id: 'f-crash', fault_injection: true, ops: [{ op: 'map', buf: 'a', cpu: 0, data_pages: 2 }, { op: 'sysrq', key: 'c' }, { op: 'probe' }] });
     const out = join(dir, 'r-crash');
+    const started = Date.now();
     const r = await lockstep(vngArgs({ scenarios: [ok, crash, after], out, extra: ['--timeout', '240', '--append', 'lockstep.vngtest=1'] }));
+    crashRunS = (Date.now() - started) / 1000;
     t.equal(r.code, 1, `a PANIC cell: exit 1\n${r.stderr}`);
     const res = readResults(out);
     t.equal(cell(res, 'a-ok', 'deb-generic')?.verdict, 'MATCH', 'measured before the panic, kept');
@@ -118,12 +122,17 @@ t.test('faults under vng', async (t) => {
   });
 
   t.test('an op that hangs past the boot timeout: vng and its QEMU killed, TIMEOUT with the console tail', async (t) => {
+    // The boot timeout must leave time to boot and finish a-ok: twice the whole
+    // crash run above (boot, a-ok, panic) plus 10 s, 40-100 s; 100 s when that
+    // run did not happen (this subtest alone).
+    const timeoutS = crashRunS === undefined ? 100 : Math.min(100, Math.max(40, Math.ceil(2 * crashRunS) + 10));
+    t.comment(`boot timeout ${timeoutS}s (the crash run took ${crashRunS?.toFixed(1) ?? 'n/a'} s)`);
     const tmpd = join(dir, 'tmp-hang');
     mkdirSync(tmpd);
     const hang = scenarioFile(dir, { id: 'f-hang-long', fault_injection: true, ops: [{ op: 'map', buf: 'a', cpu: 0, data_pages: 2 }, { op: 'hang', seconds: 3600 }] });
     const out = join(dir, 'r-hang');
     let seen = 0;
-    const run = lockstep(vngArgs({ scenarios: [ok, hang], out, extra: ['--op-timeout', '3600', '--timeout', '100'] }), { env: { TMPDIR: tmpd } });
+    const run = lockstep(vngArgs({ scenarios: [ok, hang], out, extra: ['--op-timeout', '3600', '--timeout', String(timeoutS)] }), { env: { TMPDIR: tmpd } });
     // vng and QEMU while the boot runs, so "gone" below means something
     await waitFor(() => (seen = Math.max(seen, vmProcs(tmpd).length)) >= 2, 120_000);
     const r = await run;
@@ -133,7 +142,7 @@ t.test('faults under vng', async (t) => {
     t.equal(cell(res, 'a-ok', 'deb-generic')?.verdict, 'MATCH', 'measured before the hang, kept');
     const c = cell(res, 'f-hang-long', 'deb-generic')!;
     t.equal(c.verdict, 'TIMEOUT');
-    t.match(c.reason, /vng killed at its 100s timeout during f-hang-long \(last op seen: 0\)/);
+    t.match(c.reason, new RegExp(`vng killed at its ${timeoutS}s timeout during f-hang-long \\(last op seen: 0\\)`));
     t.match(c.console_excerpt, /virtme-init: starting script/, 'the console tail is in the cell');
     t.same(vmProcs(tmpd), [], 'no vng or QEMU left');
     t.same(readdirSync(tmpd).filter((n) => n.startsWith('lockstep-vng-')), [], 'the shared dir removed');
