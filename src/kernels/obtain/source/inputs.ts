@@ -83,6 +83,31 @@ async function fileIdentity(path: string): Promise<string> {
   return p;
 }
 
+const installedVersions = new Map<string, Promise<string>>();
+
+/**
+ * The installed version of Debian package `pkg` (dpkg-query ${Version};
+ * '' when it is not installed or dpkg-query fails), asked once per process
+ * for as long as dpkg's database (/var/lib/dpkg/status: size, mtime) stays
+ * the same: every source spec of a run names the same linux-source package,
+ * and each dpkg-query reads the whole database (about 0.1 s). An aborted
+ * `signal` rejects and is not remembered.
+ */
+async function installedVersion(pkg: string, signal?: AbortSignal): Promise<string> {
+  const db = await stat('/var/lib/dpkg/status').catch(() => null);
+  const key = `${pkg}\0${db?.size}\0${db?.mtimeMs}`;
+  let p = installedVersions.get(key);
+  if (!p) {
+    p = runTool('dpkg-query', ['-W', '-f', '${Version}', '--', pkg], { install: 'apt-get install dpkg', signal }).then((r) => r.stdout.trim(), (e: unknown) => {
+      installedVersions.delete(key);
+      if (signal?.aborted) throw e;
+      return '';
+    });
+    installedVersions.set(key, p);
+  }
+  return p;
+}
+
 /** Where a Debian linux-source-X.Y package keeps its tarball. */
 export const debianTarball = (pkg: string) => `/usr/src/${pkg}.tar.xz`;
 
@@ -104,13 +129,7 @@ async function resolveSource(spec: SourceSpec, dl: DownloadDir): Promise<Resolve
   switch (s.type) {
     case 'debian': {
       const tb = debianTarball(s.package);
-      let version = '';
-      try {
-        version = (await runTool('dpkg-query', ['-W', '-f', '${Version}', '--', s.package], { install: 'apt-get install dpkg', signal: dl.signal })).stdout.trim();
-      } catch (e) {
-        if (dl.signal?.aborted) throw e;
-        version = '';
-      }
+      const version = await installedVersion(s.package, dl.signal);
       if (!version || !(await exists(tb))) {
         throw new ConfigError(spec.origin, `${field}.debian_package`, `${s.package} is not installed (no ${tb})`, `install it with \`apt-get install ${s.package}\` (bash .ci/setup.sh does), or unpack a tree and use "source": {"path": "/abs/tree"}`);
       }
