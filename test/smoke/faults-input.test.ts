@@ -7,6 +7,7 @@ import t from 'tap';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEBIAN_SPEC, lockstep, ROOT, tmp } from '../lib/faults-util.ts';
+import { runBatch } from '../lib/cli-batch.ts';
 
 const dir = tmp('input');
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -95,12 +96,21 @@ env('stopped Docker engine', { DOCKER_HOST: `unix://${join(dir, 'docker.sock')}`
   [...base, '--kernel-spec', w('ct.json', { id: 'host-ct', kind: 'host', runtime: 'container' }), '--scenario-file', goodS]);
 
 t.test('bad input: exit 2, one line naming file, field and fix', async (t) => {
-  // a few at once: each is a short-lived node process
-  const results = new Map<string, Awaited<ReturnType<typeof lockstep>>>();
-  const queue = [...cases];
-  await Promise.all([0, 1, 2].map(async () => {
-    for (let c = queue.shift(); c; c = queue.shift()) results.set(c.name, await lockstep(c.args, { env: c.env, killAfterMs: 120_000 }));
-  }));
+  // Files and flags: every case through main() in one lockstep process per
+  // core (test/lib/cli-batch.ts). Environment cases each get a process of
+  // their own: lockstep reads the environment (QEMU, busybox, the Docker
+  // engine) once per process. Asserted in list order.
+  const own = cases.filter((c) => c.env);
+  const batched = cases.filter((c) => !c.env);
+  const halves = [batched.filter((_, k) => k % 2 === 0), batched.filter((_, k) => k % 2 === 1)];
+  const [runs, alone] = await Promise.all([
+    Promise.all(halves.map((h) => runBatch(h.map((c) => ({ argv: c.args, env: { LOCKSTEP_ACCEL: 'tcg' } })), { cwd: ROOT, timeoutMs: 300_000 }))),
+    Promise.all(own.map((c) => lockstep(c.args, { env: c.env, killAfterMs: 120_000 }))),
+  ]);
+  const results = new Map<string, { code: number | null; stderr: string }>([
+    ...halves.flatMap((h, j) => h.map((c, k) => [c.name, runs[j]![k]!] as const)),
+    ...own.map((c, k) => [c.name, alone[k]!] as const),
+  ]);
   for (const c of cases) {
     const r = results.get(c.name)!;
     const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
