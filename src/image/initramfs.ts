@@ -6,16 +6,16 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import writeFileAtomic from 'write-file-atomic';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { ARCH_FACTS, type Arch } from '../kernels/arch.ts';
 import { MissingDependencyError } from '../util/errors.ts';
 import { guestBusybox } from './busybox.ts';
 import { cpioArchive, type CpioEntry } from '../util/cpio.ts';
+import { LOCKSTEP_ROOT } from '../util/repo-root.ts';
 
 export { BUSYBOX } from './busybox.ts';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const ROOT = LOCKSTEP_ROOT;
 export const INIT_SCRIPT = join(ROOT, 'vm-images', 'init.sh');
 export const REPRO_BINARY = join(ROOT, 'harness', 'build', 'lockstep-repro');
 /** The reproducer built for `arch` (harness/Makefile: lockstep-repro, lockstep-repro-arm64). */

@@ -14,7 +14,6 @@
 
 import { readdir } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../util/errors.ts';
 import { readRegularFile } from '../util/input.ts';
 import { parseJsonStrict } from '../util/json.ts';
@@ -22,6 +21,7 @@ import { parseOrThrow, show, toConfigError } from '../util/validate.ts';
 import { defaultFragment } from './source-spec.ts';
 import { expectSchema, kernelSpecSchema, type ParsedSpec } from './spec-schema.ts';
 import type { ExpectSpec, KernelSpec, SourceSpec } from './types.ts';
+import { repoPath } from '../util/repo-root.ts';
 
 export type { DebianImageSpec, ExpectSpec, HostSpec, ImageSpec, KernelKind, KernelSpec, SourceSpec, SourceTree } from './types.ts';
 export { ID_RE, KERNEL_KINDS } from './spec-schema.ts';
@@ -126,7 +126,7 @@ export function checkUniqueIds(specs: readonly KernelSpec[]): KernelSpec[] {
 }
 
 /** The directory of the built-in specs: <repo>/kernels/. */
-export const builtinSpecsDir = (): string => fileURLToPath(new URL('../../kernels/', import.meta.url));
+export const builtinSpecsDir = (): string => repoPath('kernels') + '/';
 
 /** Load every built-in spec (<repo>/kernels/*.json, sorted by file name). */
 export async function builtinSpecs(dir = builtinSpecsDir()): Promise<KernelSpec[]> {

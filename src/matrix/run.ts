@@ -9,7 +9,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { homedir, release as osRelease, tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import PQueue from 'p-queue';
 import { specPageKb } from '../kernels/spec.ts';
 import { reproducerBinary } from '../image/initramfs.ts';
@@ -28,6 +27,7 @@ import { planGroups, type PlannedGroup, scheduleOrder } from './plan.ts';
 import { type MatrixRuntimes, RUNTIME_FACTORIES, type RuntimeFactory, type RuntimeName, runtimeOf, withRuntimes } from './runtimes.ts';
 import { matrixIdentity, shardGroups } from './shard.ts';
 import { ResultsSink } from './sink.ts';
+import { LOCKSTEP_ROOT } from '../util/repo-root.ts';
 
 /** Machine-wide: one lockstep at a time runs scenarios on the host kernel (src/matrix/runtimes.ts). */
 export { HOST_KERNEL_LOCK } from './runtimes.ts';
@@ -37,7 +37,7 @@ export { type MatrixEvent, renderEvent } from './sink.ts';
 export { LOCKSTEP_VERSION };
 
 /** lockstep's checkout (re-run commands are written relative to it). */
-export const LOCKSTEP_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export { LOCKSTEP_ROOT };
 
 /**
  * Run the matrix and write OUT/results.json after every group (table.md every 10 s and last).

@@ -1,13 +1,13 @@
 // Reads a splat policy file (see splats.ts for its shape and meaning).
 
-import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../util/errors.ts';
 import { readRegularFile } from '../util/input.ts';
 import { parseJsonStrict } from '../util/json.ts';
 import { parseSplatPolicy, type SplatPolicy } from './splats.ts';
+import { repoPath } from '../util/repo-root.ts';
 
 /** The policy the repository ships (policy/splats.json), used when `--splat-policy` is not given. */
-export const DEFAULT_SPLAT_POLICY = fileURLToPath(new URL('../../policy/splats.json', import.meta.url));
+export const DEFAULT_SPLAT_POLICY = repoPath('policy', 'splats.json');
 
 /**
  * Reads and checks `file`; `shownAs` (default: `file`) names it in errors and

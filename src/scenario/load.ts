@@ -8,13 +8,13 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { HELPER_RLIMIT_MEMLOCK_KB } from './ops.ts';
 import { ConfigError } from '../util/errors.ts';
 import { parseJsonStrict } from '../util/json.ts';
 import { type CompiledScenario, type Feature, type SysctlName, hasFaultInjection } from './ops.ts';
 import { type ScenarioSource, show, validateScenarioWithNotices } from './schema.ts';
 import { compileValidated } from './compile.ts';
+import { repoPath } from '../util/repo-root.ts';
 
 export { cappedBallastBuffers, DEFAULT_ANY_CPUS } from './compile.ts';
 
@@ -277,7 +277,7 @@ export function loadScenarioDir(dir: string): LoadedScenario[] {
 }
 
 /** harness/scenarios/ of this checkout. */
-export const BUILTIN_SCENARIO_DIR = fileURLToPath(new URL('../../harness/scenarios/', import.meta.url));
+export const BUILTIN_SCENARIO_DIR = repoPath('harness', 'scenarios') + '/';
 
 /** The built-in scenarios (harness/scenarios/*.json). */
 export function builtinScenarios(): LoadedScenario[] {

@@ -4,6 +4,7 @@ import type { Decision } from '../../bisect/decide.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { checkInputPath } from '../../util/input.ts';
 import { type Command, int, kernelOptions, list, pick, scenarioOptions } from '../command.ts';
+import { repoPath } from '../../util/repo-root.ts';
 
 const runOptions = {
   scenario: { type: 'string' as const, arg: 'ID', help: 'the discriminating scenario (e.g. shared-counter, sysctl-lowered); `lockstep scenarios list`' },
@@ -211,7 +212,7 @@ const stateFile = (path: string): string =>
 
 /** The argv git bisect run executes at each step: this lockstep, the same options. */
 function stepArgv(v: Record<string, unknown>, c: Common, statePath: string, outDir: string, baseCommit: string | undefined): string[] {
-  const bin = resolve(new URL('../../../bin/lockstep.mjs', import.meta.url).pathname);
+  const bin = repoPath('bin', 'lockstep.mjs');
   const a = [process.execPath, bin, 'bisect-step', '--state', statePath, '--out', outDir, '--scenario', c.scenarioId, '--attempts', String(c.attempts), '--op-timeout', String(c.opTimeoutS), '--cache', c.cacheDir];
   for (const f of (v['scenario-file'] as string[] | undefined) ?? []) a.push('--scenario-file', resolve(f));
   if (v['no-builtin-scenarios']) a.push('--no-builtin-scenarios');

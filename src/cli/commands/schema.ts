@@ -1,14 +1,14 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { SchemaKind } from '../../export/json-schema.ts';
 import { ConfigError } from '../../util/errors.ts';
 import type { Command } from '../command.ts';
+import { repoPath } from '../../util/repo-root.ts';
 
 /** schemas/ of this checkout. */
-export const SCHEMAS_DIR = fileURLToPath(new URL('../../../schemas/', import.meta.url));
+export const SCHEMAS_DIR = repoPath('schemas') + '/';
 /** The reproducer's limits shared with the scenario schema. */
-export const LIMITS_HEADER = fileURLToPath(new URL('../../../harness/lockstep-limits.h', import.meta.url));
+export const LIMITS_HEADER = repoPath('harness', 'lockstep-limits.h');
 
 /**
  * The kinds in `lockstep schema --help`: SCHEMA_KINDS of

@@ -7,10 +7,10 @@
 
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { repoPath } from '../../../util/repo-root.ts';
 
 /** Where the driver lives in this checkout. */
-export const auxPmuSourcePath = (): string => fileURLToPath(new URL('../../../../harness/auxpmu/lockstep_aux.c', import.meta.url));
+export const auxPmuSourcePath = (): string => repoPath('harness', 'auxpmu', 'lockstep_aux.c');
 
 /** Its path inside a kernel tree, and the kbuild line that builds it in. */
 export const AUX_PMU_TREE_FILE = 'kernel/events/lockstep_aux.c';

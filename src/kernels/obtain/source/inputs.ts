@@ -6,7 +6,6 @@
 
 import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../../util/errors.ts';
 import { runTool, ToolError } from '../../../util/exec.ts';
 import { GIT_URL_FIX, gitUrlProblem } from '../../../util/git-url.ts';
@@ -20,6 +19,7 @@ import { readAuxPmuSource } from './auxpmu.ts';
 import { pageSizeOptionsIn, withPageSize } from './arch.ts';
 import { artifactKey, type KeyInputs, parseFragment, patchedFiles, sha256Text, treeKey } from './recipe.ts';
 import { type BackportRow, backportsFor, type CompilerRow, compilerFor } from './toolchain.ts';
+import { repoPath } from '../../../util/repo-root.ts';
 
 
 /**
@@ -39,7 +39,7 @@ export function compilerVersion(cc = 'gcc', apt = 'gcc'): Promise<string> {
 }
 
 /** kernels/backports/ of this checkout. */
-export const backportsDir = (): string => fileURLToPath(new URL('../../../../kernels/backports/', import.meta.url));
+export const backportsDir = (): string => repoPath('kernels', 'backports') + '/';
 
 /** A backport chosen for a build: its table row, the patch file and its text. */
 export interface ChosenBackport {
