@@ -12,6 +12,9 @@ import { COMMANDS } from './commands.ts';
 import type { Command } from './command.ts';
 import { LOCKSTEP_VERSION, RESULTS_SCHEMA } from '../results/version.ts';
 
+/** How this process runs lockstep, for --version: the compiled build (bin/lockstep.mjs found dist/ fresh) or the sources through tsx. */
+export const RUNS_FROM = import.meta.url.endsWith('.js') ? 'compiled dist/' : 'src/ via tsx';
+
 const USAGE = `lockstep: kernel-version differential regression harness for perf_mmap() locked-memory accounting
 
 Boots kernels (QEMU, KVM when usable, TCG otherwise) or uses the host kernel,
@@ -48,7 +51,7 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`lockstep: ${argv[0]} takes no arguments, got ${JSON.stringify(argv[1]!.slice(0, 60))}. Fix: run \`lockstep --version\` alone.`);
       return 2;
     }
-    console.log(`lockstep ${LOCKSTEP_VERSION} (results schema ${RESULTS_SCHEMA}; node ${process.versions.node})`);
+    console.log(`lockstep ${LOCKSTEP_VERSION} (results schema ${RESULTS_SCHEMA}; node ${process.versions.node}; ${RUNS_FROM})`);
     return 0;
   }
   if (!argv.length || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
