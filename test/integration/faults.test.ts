@@ -41,11 +41,11 @@ t.test('an op that hangs past --op-timeout: TIMEOUT for that cell, the boot goes
 
 t.test('a guest that reaches init but never starts the reproducer: TIMEOUT with the console tail', async (t) => {
   const out = join(dir, 'r-hang-before');
-  const r = await lockstep(runArgs({ specs: [deb], scenarios: [ok], out, extra: ['--timeout', '25'] }), { env: { LOCKSTEP_EXTRA_CMDLINE: 'lockstep.hang_before=1' } });
+  const r = await lockstep(runArgs({ specs: [deb], scenarios: [ok], out, extra: ['--timeout', '15'] }), { env: { LOCKSTEP_EXTRA_CMDLINE: 'lockstep.hang_before=1' } });
   t.equal(r.code, 3, `only infrastructure failed: exit 3\n${r.stderr}`);
   const c = cell(readResults(out), 'a-ok')!;
   t.equal(c.verdict, 'TIMEOUT');
-  t.match(c.reason, /VM killed at its 25s timeout before a-ok started/);
+  t.match(c.reason, /VM killed at its 15s timeout before a-ok started/);
   t.match(c.console_excerpt, /hanging before the reproducer/);
 });
 

@@ -26,12 +26,10 @@ t.test('a fresh build is what bin/lockstep.mjs runs', (t) => {
   t.end();
 });
 
-/** Command lines and their exit code: the model, the results readers, an exporter and a refusal. */
+/** Command lines and their exit code: the model, the results reader and diff, an exporter, a refusal. */
 const SAME: [string[], number][] = [
   [['simulate', 'incident', '--logic', 'all', '--json'], 0],
-  [['table', 'results'], 0],
   [['diff', '--json', 'results', 'results'], 0],
-  [['classify', 'results'], 0],
   [['export', 'ktap', 'results/results.json'], 0],
   [['run', '--bogus'], 2],
 ];
