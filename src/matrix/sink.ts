@@ -49,6 +49,8 @@ export class ResultsSink {
   private readonly t0 = Date.now();
   /** when table.md was last written (0: never) */
   private tableAt = 0;
+  /** each recorded cell's portable copy, made once: every later write reuses it (a run of n groups rewrote every cell n times) */
+  private readonly portableCells = new WeakMap<CellResult, CellResult>();
 
   constructor(
     readonly results: Results,
@@ -60,6 +62,8 @@ export class ResultsSink {
 
   /** Record a group's cells (results.cells) and report them as one group-done event. */
   add(g: PlannedGroup, cells: CellResult[], boot?: Extract<MatrixEvent, { type: 'group-done' }>['boot']): void {
+    // a recorded cell is final (retries, flaky and provenance are set before): frozen, so a later change throws instead of missing the written copy
+    for (const c of cells) Object.freeze(c);
     this.results.cells.push(...cells);
     this.done += cells.length;
     this.emit({ type: 'group-done', group: g.key, cells, done: this.done, total: this.total, elapsedMs: Date.now() - this.t0, ...(boot ? { boot } : {}) });
@@ -84,7 +88,7 @@ export class ResultsSink {
     this.writing = this.writing.then(async () => {
       const r = this.results;
       r.cells.sort((a, b) => a.kernel.localeCompare(b.kernel) || a.scenario.localeCompare(b.scenario));
-      const portable = portableJson(r, this.roots);
+      const portable = this.portable();
       const path = join(this.outDir, 'results.json');
       try {
         await writeAtomic(path, serializeResults(portable));
@@ -113,6 +117,17 @@ export class ResultsSink {
     await this.persist(true);
     if (setupError) throw setupError;
     if (this.writeError) throw this.writeError;
-    return portableJson(this.results, this.roots);
+    return this.portable();
+  }
+
+  /** portableJson(this.results, roots), each cell's copy made once and reused (cells are frozen when added). */
+  private portable(): Results {
+    const r = this.results;
+    const cells = r.cells.map((c) => {
+      let p = this.portableCells.get(c);
+      if (!p) this.portableCells.set(c, (p = portableJson(c, this.roots)));
+      return p;
+    });
+    return { ...portableJson({ ...r, cells: [] }, this.roots), cells };
   }
 }
