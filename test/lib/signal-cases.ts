@@ -11,6 +11,8 @@ import { readdirSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultCacheDir, ensureKernel } from '../../src/kernels/artifact.ts';
 import { parseSpec } from '../../src/kernels/spec.ts';
+import { HOST_KERNEL_LOCK } from '../../src/matrix/run.ts';
+import { acquireLock } from '../../src/util/lock.ts';
 import {
   alive, cell, DEBIAN_ID, DEBIAN_SPEC, lockstep, procsWith, readResults, ROOT, runArgs, scenarioFile, specFile, tmp, waitFor,
 } from './faults-util.ts';
@@ -33,6 +35,15 @@ export function signalCases(t: Test, cases: readonly (readonly ['SIGINT' | 'SIGT
   const s2 = scenarioFile(dir, { id: 's2', cpus: 'any', perf_event_mlock_kb: 16384, ops: Array.from({ length: 4000 }, () => ({ op: 'probe' })) });
 
   const sysctl = (n: string): string => readFileSync(`/proc/sys/kernel/${n}`, 'utf8').trim();
+  /** The host's perf sysctls, read holding the host kernel's lock: another test file's lockstep run changes them while it holds it (smoke files run in parallel). */
+  const hostSysctls = async (): Promise<{ mlock: string; paranoid: string }> => {
+    const release = await acquireLock(HOST_KERNEL_LOCK, 'the host kernel (signal test: its sysctls)', { log: () => {}, timeoutMs: 600_000 });
+    try {
+      return { mlock: sysctl('perf_event_mlock_kb'), paranoid: sysctl('perf_event_paranoid') };
+    } finally {
+      await release();
+    }
+  };
 
   t.before(async () => {
     await ensureKernel(parseSpec(DEBIAN_SPEC, 'test'), { cacheDir: defaultCacheDir(), log: () => {} });
@@ -47,7 +58,7 @@ export function signalCases(t: Test, cases: readonly (readonly ['SIGINT' | 'SIGT
       const tmpdir = join(dir, `tmp-${sig}${group ? '-group' : ''}`);
       mkdirSync(tmpdir);
       const out = join(dir, `r-${sig}${group ? '-group' : ''}`);
-      const before = { mlock: sysctl('perf_event_mlock_kb'), paranoid: sysctl('perf_event_paranoid') };
+      const before = await hostSysctls();
       let pid = -1;
       let stderr = '';
       const run = lockstep(runArgs({ specs: [deb, host], scenarios: [q1, s2], out, progress: true, extra: ['--jobs', '4', '--op-timeout', '600'] }), {
@@ -82,7 +93,7 @@ export function signalCases(t: Test, cases: readonly (readonly ['SIGINT' | 'SIGT
       t.match(cell(res, 's2', 'host')?.reason, group ? /^run interrupted; reproducer: (terminated by SIG(INT|TERM)|worker died: killed by INT)( \(op \d+\))?$/ : /^run interrupted; reproducer: terminated by SIGTERM( \(op \d+\))?$/);
       t.equal(res.cells.length, 4);
       t.same(readdirSync(out).filter((n) => n.endsWith('.tmp')), [], 'no half-written results file');
-      t.same({ mlock: sysctl('perf_event_mlock_kb'), paranoid: sysctl('perf_event_paranoid') }, before, 'host sysctls as before');
+      t.same(await hostSysctls(), before, 'host sysctls as before');
     });
   }
 }
