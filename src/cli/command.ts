@@ -64,7 +64,7 @@ export const int = (v: unknown, flag: string, min: number, max: number): number 
 };
 
 export const kernelOptions: Record<string, OptionSpec> = {
-  'kernel-spec': { type: 'string', multiple: true, arg: 'FILE', help: 'add kernel specs from a JSON file (one object or an array); see README "Kernel specs"' },
+  'kernel-spec': { type: 'string', multiple: true, arg: 'FILE', help: 'add kernel specs from a JSON file (one object or an array); see docs/kernels.md "Kernel specs"' },
   'no-builtin-kernels': { type: 'boolean', help: 'only the kernels from --kernel-spec files' },
 };
 

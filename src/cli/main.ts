@@ -23,6 +23,7 @@ measured EPERM points and VmPin series against a simulator of the accounting
 logic each kernel is expected to implement (V0..V4, shared or separate counter).
 
 Usage: lockstep <command> [options]      lockstep <command> --help      lockstep --version
+(from a checkout, "lockstep" is "node bin/lockstep.mjs", or "npx lockstep" after npm ci)
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(18)} ${c.summary}`).join('\n')}

@@ -116,7 +116,8 @@ export async function runGroup(env: GroupEnv, g: PlannedGroup): Promise<void> {
     });
     cells = [...cells, ...ran];
     stamp(env, a, cells);
-    sink.add(g, cells, { bootMs: last.bootMs, wallMs: last.wallMs, accel: last.accel, status: last.status, detail: last.detail });
+    const restored = cells.some((c) => c.vm_snapshot?.how === 'restored');
+    sink.add(g, cells, { bootMs: last.bootMs, wallMs: last.wallMs, accel: last.accel, status: last.status, detail: last.detail, restored });
   } else {
     if (o.signal?.aborted) for (const s of runnable) cells.push(cellWithoutRun(ctx, s, 'ERROR', 'run interrupted before this cell started'));
     stamp(env, a, cells);

@@ -15,8 +15,8 @@ export type MatrixEvent =
     type: 'group-done'; group: string; cells: readonly CellResult[];
     /** cells finished so far in this run / cells this run has */
     done: number; total: number; elapsedMs: number;
-    /** how the group's boot went, when it booted */
-    boot?: { bootMs: number | null; wallMs: number; accel: string; status: string; detail: string };
+    /** how the group's boot went, when it booted; `restored`: the guest came from a saved snapshot, so bootMs is restore to first result */
+    boot?: { bootMs: number | null; wallMs: number; accel: string; status: string; detail: string; restored?: boolean };
   }
   | { type: 'retry'; group: string; attempt: number; of: number; cells: readonly CellResult[] }
   | { type: 'write-failed'; path: string; message: string };
@@ -28,7 +28,7 @@ export function renderEvent(e: MatrixEvent): string {
   }
   if (e.type === 'write-failed') return `could not write ${e.path}: ${e.message} (the cells stay measured; retried after the next group)`;
   const b = e.boot;
-  const extra = !b ? '' : b.bootMs !== null ? ` (boot to first result ${(b.bootMs / 1000).toFixed(1)}s, group ${(b.wallMs / 1000).toFixed(1)}s, ${b.accel})` : ` (${b.status}: ${b.detail})`;
+  const extra = !b ? '' : b.bootMs !== null ? ` (${b.restored ? 'restore' : 'boot'} to first result ${(b.bootMs / 1000).toFixed(1)}s, group ${(b.wallMs / 1000).toFixed(1)}s, ${b.accel})` : ` (${b.status}: ${b.detail})`;
   return `[${e.done}/${e.total} cells, ${(e.elapsedMs / 1000).toFixed(0)}s] ${e.group}: ${e.cells.map((c) => `${c.scenario}=${c.verdict}`).join(' ')}${extra}`;
 }
 

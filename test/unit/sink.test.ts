@@ -7,7 +7,7 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ResultsSink } from '../../src/matrix/sink.ts';
+import { renderEvent, ResultsSink } from '../../src/matrix/sink.ts';
 import type { PlannedGroup } from '../../src/matrix/plan.ts';
 import { pathRoots, portableJson } from '../../src/results/paths.ts';
 import { checkResults, type CellResult, type Results } from '../../src/results/schema.ts';
@@ -42,4 +42,13 @@ t.test('every write equals portableJson of the whole run; recorded cells are fro
   t.throws(() => { (results.cells[0] as { verdict: string }).verdict = 'MISMATCH'; }, TypeError, 'a recorded cell cannot be changed');
   const final = await sink.finish(true);
   t.equal(final.cells.length, cells.length, 'finish returns every cell');
+});
+
+t.test('a progress line says whether the group booted or restored its guest', (t) => {
+  const boot = { bootMs: 2500, wallMs: 4000, accel: 'tcg', status: 'exited', detail: '' };
+  const line = (restored?: boolean) => renderEvent({ type: 'group-done', group: 'k@2cpu', cells: [], done: 1, total: 2, elapsedMs: 1000, boot: { ...boot, ...(restored === undefined ? {} : { restored }) } });
+  t.match(line(), /\(boot to first result 2\.5s, group 4\.0s, tcg\)$/);
+  t.match(line(false), /\(boot to first result 2\.5s/);
+  t.match(line(true), /\(restore to first result 2\.5s, group 4\.0s, tcg\)$/);
+  t.end();
 });

@@ -12,9 +12,10 @@ export const command: Command = {
   summary: 'run the matrix (kernels x scenarios) and diff against the model',
   description: `Fetches each kernel (cached under the cache dir), boots one VM per kernel and CPU count
 (the host kernel runs natively, as root), runs every scenario under a fresh uid,
-and writes OUT/results.json (schema lockstep/results@2; paths in it relative to OUT), OUT/table.md and
-OUT/logs/<kernel>@<cpus>cpu/{console.log,results.jsonl,script.ops}. Results are
-rewritten atomically after every boot, so an interrupted run keeps what it measured.
+and writes OUT/results.json (schema lockstep/results@2; paths in it relative to OUT), OUT/table.md,
+OUT/logs/<kernel>@<cpus>cpu/{console.log,results.jsonl,script.ops}, and at the end OUT/report.html,
+junit.xml, results.tap and results.ktap. results.json is rewritten atomically after every
+boot, so an interrupted run keeps what it measured.
 Without --kernels/--scenarios it runs the embedded default matrix.
 An OUT that already holds a run with cells this run would not measure again (other kernels
 or scenarios, or any cell when --shard is given) is refused before any boot (exit 2:
@@ -30,7 +31,7 @@ as above (not created), the plan is printed, nothing is booted, built or downloa
     kernels: { type: 'string', arg: 'ID,..', help: 'kernel ids to run (default: all built-in + --kernel-spec ones); `lockstep kernels list`' },
     scenarios: { type: 'string', arg: 'ID,..', help: 'scenario ids (default: all); `lockstep scenarios list`' },
     ...kernelOptions,
-    kernel: { type: 'string', multiple: true, arg: 'PATH|URL|debian:PKG[=VER][@SUITE]', help: 'run this kernel without a spec file: a bzImage, https://.../bzImage#sha256=HEX&version=X.Y.Z, or a Debian linux-image-* / linux-binary-* package (debian:PKG@SUITE: any suite the mirror serves)' },
+    kernel: { type: 'string', multiple: true, arg: 'PATH|URL|debian:PKG[=VER][@SUITE]', help: 'run this kernel without a spec file: a bzImage, a built kernel tree (its directory), https://.../bzImage#sha256=HEX&version=X.Y.Z, or a Debian linux-image-* / linux-binary-* package (debian:PKG@SUITE: any suite the mirror serves)' },
     append: { type: 'string', arg: 'PARAMS', help: 'extra guest kernel command line words, e.g. "loglevel=7 nokaslr"' },
     ...scenarioOptions,
     out: { type: 'string', arg: 'DIR', help: 'output directory', default: 'results/runs/<UTC timestamp>' },
