@@ -4,8 +4,8 @@
 // not restore is an infrastructure failure: it is dropped and the group
 // boots (and saves a new one), so it never becomes a verdict.
 
-import { rm, stat } from 'node:fs/promises';
-import { sha256File } from '../kernels/obtain/files.ts';
+import { rm } from 'node:fs/promises';
+import { sha256File, sha256FileOnce } from '../kernels/obtain/files.ts';
 import type { VmSnapshotUse } from '../results/schema.ts';
 import { boot, type BootRequest, type BootResult, qemuArgs } from './qemu.ts';
 import { keyArgv, type SnapshotKeyParts, snapshotKey, type SnapshotStore } from './snapshot.ts';
@@ -15,15 +15,6 @@ export interface SnapshotBoot {
   r: BootResult;
   console: string;
   snapshot: VmSnapshotUse | null;
-}
-
-/** Kernel image sha256 per path, size and mtime: hashed once per process. */
-const kernelShas = new Map<string, Promise<string>>();
-async function kernelSha(path: string): Promise<string> {
-  const st = await stat(path);
-  const id = `${path}\0${st.size}\0${st.mtimeMs}`;
-  if (!kernelShas.has(id)) kernelShas.set(id, sha256File(path));
-  return kernelShas.get(id)!;
 }
 
 /** Saves under way in this process, by key: a group whose snapshot another group is saving waits for it and restores. */
@@ -44,7 +35,7 @@ export async function bootViaSnapshot(store: SnapshotStore, b: BootRequest, scri
   try {
     parts = {
       emulator, argv: keyArgv(qemuArgs(b, '<socket>')),
-      kernelSha256: await kernelSha(b.vmlinuz), initrdSha256: await sha256File(b.initrd),
+      kernelSha256: await sha256FileOnce(b.vmlinuz), initrdSha256: await sha256File(b.initrd),
     };
   } catch {
     // an image that cannot be read: QEMU says so, as a BOOT_FAIL, as without snapshots

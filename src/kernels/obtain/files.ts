@@ -5,7 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { access, open } from 'node:fs/promises';
+import { access, open, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { gunzipSync } from 'node:zlib';
 import type { Arch } from '../types.ts';
@@ -18,6 +18,22 @@ export async function sha256File(path: string): Promise<string> {
   const h = createHash('sha256');
   await pipeline(createReadStream(path), h);
   return h.digest('hex');
+}
+
+const memoHashes = new Map<string, Promise<string>>();
+
+/**
+ * sha256File(path), hashed once per process while the file keeps its path,
+ * size and mtime: a run asks again for the same kernel image (each boot
+ * group's snapshot key) and the same source tarball (each variant's key).
+ * Throws when the file cannot be stat'ed or read.
+ */
+export async function sha256FileOnce(path: string): Promise<string> {
+  const st = await stat(path);
+  const key = `${path}\0${st.size}\0${st.mtimeMs}`;
+  let p = memoHashes.get(key);
+  if (!p) memoHashes.set(key, (p = sha256File(path)));
+  return p;
 }
 
 /** The 4 bytes at `offset` of a file, as latin1 ('' when the file is shorter). */

@@ -13,7 +13,7 @@ import { readRegularFile } from '../../../util/input.ts';
 import type { Arch, SourceSpec } from '../../types.ts';
 import { defaultCacheDir } from '../cache.ts';
 import { download, DownloadError } from '../download.ts';
-import { exists, sha256File } from '../files.ts';
+import { exists, sha256FileOnce } from '../files.ts';
 import { buildTool } from './make.ts';
 import { readAuxPmuSource } from './auxpmu.ts';
 import { pageSizeOptionsIn, withPageSize } from './arch.ts';
@@ -70,19 +70,6 @@ export async function toolchainFor(version: string, origin: string, field: strin
   return { cc, backports };
 }
 
-const tarballHashes = new Map<string, Promise<string>>();
-/** sha256 of a big file, memoised per path+size+mtime (a run asks for it once per variant). */
-async function fileIdentity(path: string): Promise<string> {
-  const st = await stat(path);
-  const k = `${path}:${st.size}:${st.mtimeMs}`;
-  let p = tarballHashes.get(k);
-  if (!p) {
-    p = sha256File(path);
-    tarballHashes.set(k, p);
-  }
-  return p;
-}
-
 const installedVersions = new Map<string, Promise<string>>();
 
 /**
@@ -133,7 +120,7 @@ async function resolveSource(spec: SourceSpec, dl: DownloadDir): Promise<Resolve
       if (!version || !(await exists(tb))) {
         throw new ConfigError(spec.origin, `${field}.debian_package`, `${s.package} is not installed (no ${tb})`, `install it with \`apt-get install ${s.package}\` (bash .ci/setup.sh does), or unpack a tree and use "source": {"path": "/abs/tree"}`);
       }
-      return { identity: `debian:${s.package}=${version}:sha256:${await fileIdentity(tb)}`, tarball: tb, label: `${s.package}=${version}` };
+      return { identity: `debian:${s.package}=${version}:sha256:${await sha256FileOnce(tb)}`, tarball: tb, label: `${s.package}=${version}` };
     }
     case 'path': {
       const p = s.path;
@@ -160,7 +147,7 @@ type DownloadDir = { dir: string; fetch: boolean; log: (m: string) => void; sign
 async function fetchTarball(spec: SourceSpec, url: string, sha: string, dl: DownloadDir): Promise<ResolvedSource> {
   const file = join(dl.dir, `${sha}.tar`);
   const out: ResolvedSource = { identity: `tarball:sha256:${sha}`, tarball: file, label: url };
-  if ((await exists(file)) && (await fileIdentity(file)) === sha) return out;
+  if ((await exists(file)) && (await sha256FileOnce(file)) === sha) return out;
   if (!dl.fetch) return { ...out, absent: true };
   const noNet = (why: string) =>
     new ConfigError(spec.origin, `${spec.at}source.tarball`, `cannot download ${url} (${why})`, `download it where the network allows, check \`sha256sum\` = ${sha.slice(0, 12)}..., unpack it here and use "source": {"path": "/abs/linux-X.Y"}`);
