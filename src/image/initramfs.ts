@@ -11,13 +11,12 @@ import { ARCH_FACTS, type Arch } from '../kernels/arch.ts';
 import { MissingDependencyError } from '../util/errors.ts';
 import { guestBusybox } from './busybox.ts';
 import { cpioArchive, type CpioEntry } from '../util/cpio.ts';
-import { LOCKSTEP_ROOT } from '../util/repo-root.ts';
+import { repoPath } from '../util/repo-root.ts';
 
 export { BUSYBOX } from './busybox.ts';
 
-const ROOT = LOCKSTEP_ROOT;
-export const INIT_SCRIPT = join(ROOT, 'vm-images', 'init.sh');
-export const REPRO_BINARY = join(ROOT, 'harness', 'build', 'lockstep-repro');
+export const INIT_SCRIPT = repoPath('vm-images', 'init.sh');
+export const REPRO_BINARY = repoPath('harness', 'build', 'lockstep-repro');
 /** The reproducer built for `arch` (harness/Makefile: lockstep-repro, lockstep-repro-arm64). */
 export const reproBinaryOf = (arch: Arch): string => join(dirname(REPRO_BINARY), ARCH_FACTS[arch].reproBinary);
 

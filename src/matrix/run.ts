@@ -36,9 +36,6 @@ export { type MatrixEvent, renderEvent } from './sink.ts';
 
 export { LOCKSTEP_VERSION };
 
-/** lockstep's checkout (re-run commands are written relative to it). */
-export { LOCKSTEP_ROOT };
-
 /**
  * Run the matrix and write OUT/results.json after every group (table.md every 10 s and last).
  * Returns the results (complete: false when interrupted). Throws a

@@ -72,10 +72,7 @@ export function kernelTools(tarball: string | null = linuxSourceTarball(), cache
   return tools(cached);
 }
 
-/** The kunit directory of kernelTools() (kept for callers that need only the parser). */
-export function extractKunit(tarball: string): string {
-  return kernelTools(tarball).kunit;
-}
+
 const PY = `
 import json, sys
 sys.path.insert(0, sys.argv[1])
