@@ -99,11 +99,8 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 # The compiled build bin/lockstep.mjs runs while it matches src/ (bin/dist-stamp.mjs);
-# nothing to do when it already does, about 10 s of tsc when not.
-if ! node -e "import('./bin/dist-stamp.mjs').then((m) => process.exit(m.distIsFresh(process.cwd()) ? 0 : 1))"; then
-  echo "lockstep setup: npm run build (src/ -> dist/)" >&2
-  node bin/build.mjs >&2
-fi
+# bin/build.mjs does nothing when it already does, about 10 s of tsc when not.
+node bin/build.mjs >&2
 
 # Container mode (the host-container kernel, test/container.test.ts) needs a
 # Docker engine: start dockerd (docker.io) when none answers and we are root.

@@ -13,10 +13,11 @@ import { fileURLToPath } from 'node:url';
 import { distIsFresh, srcFingerprint, STAMP } from './dist-stamp.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-if (distIsFresh(root)) process.exit(0);
+const fingerprint = srcFingerprint(root);
+if (distIsFresh(root, fingerprint)) process.exit(0);
+console.error('lockstep build: compiling src/ -> dist/');
 const stamp = join(root, STAMP);
 rmSync(stamp, { force: true });
-const fingerprint = srcFingerprint(root);
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 rmSync(join(root, 'dist'), { recursive: true, force: true });
 const r = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });

@@ -25,10 +25,10 @@ export function srcFingerprint(root) {
   return h.digest('hex');
 }
 
-/** True when dist/ holds a complete build of the checkout's current src/ (its stamp equals srcFingerprint). Never throws. */
-export function distIsFresh(root) {
+/** True when dist/ holds a complete build of the checkout's current src/ (its stamp equals `fingerprint`, by default srcFingerprint(root)). Never throws. */
+export function distIsFresh(root, fingerprint) {
   try {
-    return readFileSync(join(root, STAMP), 'utf8').trim() === srcFingerprint(root);
+    return readFileSync(join(root, STAMP), 'utf8').trim() === (fingerprint ?? srcFingerprint(root));
   } catch {
     return false;
   }
