@@ -9,7 +9,7 @@
 // - a damaged snapshot is detected, dropped and saved again, and the run
 //   after that restores the new one.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -90,12 +90,18 @@ async function savedEntry(name: string): Promise<{ snap: Snap; metaPath: string;
   return { snap, metaPath, statePath: join(root, slot, meta.file), meta };
 }
 
+/** savedEntry(name), asserting on `t` that the cell recorded a snapshot whose meta and state file are in the cache. */
+async function checkedEntry(t: Test, name: string): ReturnType<typeof savedEntry> {
+  const entry = await savedEntry(name);
+  t.ok(entry, 'the cell records its snapshot, and its meta is in the cache');
+  if (entry) t.ok(existsSync(entry.statePath), 'and so is its state file');
+  return entry;
+}
+
 t.test('a damaged snapshot is detected, dropped and saved again', async (t) => {
   const args = ['--kernels', 'debian-6.1.190', '--scenarios', 'remmap'];
-  const entry = await savedEntry('damage-1');
-  t.ok(entry, 'the cell records its snapshot, and its meta is in the cache');
+  const entry = await checkedEntry(t, 'damage-1');
   if (!entry) return;
-  t.ok(existsSync(entry.statePath), 'and so is its state file');
   const state = entry.statePath;
   const b = readFileSync(state);
   b[Math.floor(b.length / 2)] ^= 0x5a;
@@ -113,10 +119,8 @@ t.test('a damaged snapshot is detected, dropped and saved again', async (t) => {
 
 t.test('a snapshot QEMU cannot load falls back to a boot, never a verdict', async (t) => {
   const args = ['--kernels', 'debian-6.1.190', '--scenarios', 'remmap'];
-  const entry = await savedEntry('unloadable-1');
-  t.ok(entry, 'the cell records its snapshot, and its meta is in the cache');
+  const entry = await checkedEntry(t, 'unloadable-1');
   if (!entry) return;
-  t.ok(existsSync(entry.statePath), 'and so is its state file');
   const { metaPath, meta, statePath: state } = entry;
   // a state file that passes its own check (its meta rewritten to match) but is not a QEMU migration stream
   const junk = Buffer.alloc(4096, 0x42);
