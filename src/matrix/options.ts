@@ -13,7 +13,7 @@ export interface MatrixOptions {
   scenarios: CompiledScenario[];
   outDir: string;
   cacheDir: string;
-  /** groups run at once */
+  /** VM groups (boots) run at once; host and container groups run one at a time beside them (src/matrix/plan.ts groupLane) */
   jobs: number;
   accel?: Accel;
   /** per-group timeout override, ms */

@@ -23,7 +23,7 @@ import { cellWithoutRun } from './cells.ts';
 import { cellContext, emit, type GroupEnv, groupScenarios, runGroup } from './group.ts';
 import { KernelPool } from './kernel-pool.ts';
 import type { MatrixOptions } from './options.ts';
-import { planGroups, type PlannedGroup, scheduleOrder } from './plan.ts';
+import { type GroupLane, groupLane, planGroups, type PlannedGroup, scheduleOrder } from './plan.ts';
 import { type MatrixRuntimes, RUNTIME_FACTORIES, type RuntimeFactory, type RuntimeName, runtimeOf, withRuntimes } from './runtimes.ts';
 import { matrixIdentity, shardGroups } from './shard.ts';
 import { ResultsSink } from './sink.ts';
@@ -69,11 +69,14 @@ async function runPrepared(o: MatrixOptions, rts: MatrixRuntimes, started: strin
   const sink = new ResultsSink(results, o.outDir, roots, groups.reduce((n, g) => n + groupScenarios(g).length, 0), (e) => emit(o, e));
   const pool = new KernelPool({ ...o, auxPmu: o.scenarios.some(usesAux) }, sink);
   const env: GroupEnv = { o, sink, pool, rts, reproSha };
-  const queue = new PQueue({ concurrency: Math.max(1, o.jobs) });
-  await Promise.all(groups.map((g) => pool.whenReady(o.kernels.find((k) => k.id === g.kernel)!).then(() => queue.add(async () => {
+  // --jobs VM groups (boots) at once; host and container groups in a lane of
+  // their own, one at a time (they hold the host kernel anyway): a host group
+  // waiting for that lock must not keep a boot slot idle.
+  const lanes: Record<GroupLane, PQueue> = { boot: new PQueue({ concurrency: Math.max(1, o.jobs) }), host: new PQueue({ concurrency: 1 }) };
+  await Promise.all(groups.map((g) => pool.whenReady(o.kernels.find((k) => k.id === g.kernel)!).then(() => lanes[groupLane(g)].add(async () => {
     if (!pool.setupError) await runGroupKept(env, g);
   }))));
-  await queue.onIdle();
+  await Promise.all([lanes.boot.onIdle(), lanes.host.onIdle()]);
   return sink.finish(!o.signal?.aborted && pool.setupError === undefined, pool.setupError);
 }
 
