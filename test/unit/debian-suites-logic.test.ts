@@ -76,6 +76,8 @@ t.test("a suite's apt options point apt at lockstep's own files only", async (t)
     t.match(o, want);
   }
   t.notMatch(o, /\/etc\/apt|\/var\/lib\/apt/);
+  // the binary cache kept (relative: in Dir::Cache), whatever the machine's apt.conf.d says (docker-clean empties it)
+  t.match(o, 'Dir::Cache::pkgcache=pkgcache.bin');
 });
 
 const err = (f: () => unknown): ConfigError => {

@@ -20,7 +20,7 @@ import { aptCacheMadisonArgv, aptCachePkgnamesArgv, aptCachePolicyArgv, aptGetDo
 import { coerceKernelVersion } from '../expect.ts';
 import type { Arch, DebianImageSpec } from '../types.ts';
 import { archFacts } from '../arch.ts';
-import { type DebArch, debArch, hostSuite, suiteSource } from './apt-suite.ts';
+import { type DebArch, debArch, hostSuite, suiteSource, systemAptSource } from './apt-suite.ts';
 import { checkEntry, ensureEntry, readMeta, scratchDir, writeMeta } from './cache.ts';
 import { hvcModules, modulesArchive } from './guest-modules.ts';
 import { configPackage, DEFAULT_FLAVOUR, type DebRow, imagePackageOf, kernelPackage, nearest, newest, parseMadison, rowsText, upstreamOf } from './deb-kernels.ts';
@@ -125,7 +125,7 @@ export async function specApt(spec: Pick<DebianImageSpec, 'suite' | 'origin' | '
   const arch = spec.arch ?? 'x86_64';
   const suite = spec.suite ?? (arch === 'x86_64' ? undefined : hostSuite() ?? undefined);
   if (suite === undefined) {
-    if (arch === 'x86_64') return SYSTEM_APT;
+    if (arch === 'x86_64') return systemAptSource(opts.cacheDir);
     throw new ConfigError(spec.origin, `${spec.at}suite`, `an ${arch} kernel comes from lockstep's own apt lists of a Debian suite, and this machine names no Debian suite`, 'add "suite": e.g. "bookworm"');
   }
   return suiteSource(suite, { cacheDir: opts.cacheDir, log: opts.log, signal: opts.signal, arch: debArch(arch) }, { file: spec.origin, field: `${spec.at}suite` });
@@ -326,7 +326,7 @@ export async function downloadDebs(wanted: readonly { package: string; version: 
  * naming the suite and the nearest versions when it has no such package/version.
  */
 export async function debianPackage(pkg: string, version: string | null, suite: string | null, dir: string, opts: EnsureOptions, at: { file: string; field: string } = { file: 'spec', field: 'debian_package' }, arch: DebArch = 'amd64'): Promise<{ deb: string; version: string; sha256: string }> {
-  const apt = suite === null && arch === 'amd64' ? SYSTEM_APT : await suiteSource(suite ?? hostSuite() ?? 'bookworm', { cacheDir: opts.cacheDir, log: opts.log, signal: opts.signal, arch }, at);
+  const apt = suite === null && arch === 'amd64' ? await systemAptSource(opts.cacheDir) : await suiteSource(suite ?? hostSuite() ?? 'bookworm', { cacheDir: opts.cacheDir, log: opts.log, signal: opts.signal, arch }, at);
   const rows = await aptVersions([pkg], apt, opts.signal);
   const v = version ?? (await aptCandidate(pkg, apt, opts.signal));
   if (v === null || !rows.some((r) => r.version === v)) {
