@@ -69,10 +69,12 @@ async function runPrepared(o: MatrixOptions, rts: MatrixRuntimes, started: strin
   const sink = new ResultsSink(results, o.outDir, roots, groups.reduce((n, g) => n + groupScenarios(g).length, 0), (e) => emit(o, e));
   const pool = new KernelPool({ ...o, auxPmu: o.scenarios.some(usesAux) }, sink);
   const env: GroupEnv = { o, sink, pool, rts, reproSha };
-  // --jobs VM groups (boots) at once; host and container groups in a lane of
-  // their own, one at a time (they hold the host kernel anyway): a host group
-  // waiting for that lock must not keep a boot slot idle.
-  const lanes: Record<GroupLane, PQueue> = { boot: new PQueue({ concurrency: Math.max(1, o.jobs) }), host: new PQueue({ concurrency: 1 }) };
+  // --jobs VM groups (boots) at once. Host and container groups boot nothing
+  // and take no boot slot: they start when their kernel is ready and run their
+  // scenarios one at a time on the host kernel (onHostKernel, group.ts), so a
+  // host group waiting for that lock no longer keeps a boot slot idle, and a
+  // host group of SKIPs ends at once as before.
+  const lanes: Record<GroupLane, PQueue> = { boot: new PQueue({ concurrency: Math.max(1, o.jobs) }), host: new PQueue() };
   await Promise.all(groups.map((g) => pool.whenReady(o.kernels.find((k) => k.id === g.kernel)!).then(() => lanes[groupLane(g)].add(async () => {
     if (!pool.setupError) await runGroupKept(env, g);
   }))));
