@@ -30,13 +30,13 @@ t.before(async () => {
 t.test('an op that hangs past the boot timeout: the VM is killed, TIMEOUT with the console tail', async (t) => {
   const hang = scenarioFile(dir, { id: 'f-hang-long', fault_injection: true, ops: [{ op: 'map', buf: 'a', cpu: 0, data_pages: 2 }, { op: 'hang', seconds: 3600 }] });
   const out = join(dir, 'r-boot-timeout');
-  const r = await lockstep(runArgs({ specs: [deb], scenarios: [ok, hang], out, extra: ['--op-timeout', '3600', '--timeout', '30'] }));
+  const r = await lockstep(runArgs({ specs: [deb], scenarios: [ok, hang], out, extra: ['--op-timeout', '3600', '--timeout', '20'] }));
   t.equal(r.code, 3, `only infrastructure failed: exit 3\n${r.stderr}`);
   const res = readResults(out);
   t.equal(cell(res, 'a-ok')?.verdict, 'MATCH', 'measured before the hang, kept');
   const c = cell(res, 'f-hang-long')!;
   t.equal(c.verdict, 'TIMEOUT');
-  t.match(c.reason, /VM killed at its 30s timeout during f-hang-long \(last op seen: 0\)/);
+  t.match(c.reason, /VM killed at its 20s timeout during f-hang-long \(last op seen: 0\)/);
   t.match(c.console_excerpt, /lockstep-init: starting reproducer/, 'the console tail is in the cell');
   t.match(readFileSync(join(out, 'logs', `${DEBIAN_ID}@2cpu`, 'console.log'), 'utf8'), /Linux version 6\.1\.0/);
 });
