@@ -22,6 +22,8 @@ export type Tier = (typeof TIERS)[number];
 export const WEIGHT_S: Readonly<Record<string, number>> = {
   'virtme.test.ts': 1033, 'build.test.ts': 529, 'aux-pmu.test.ts': 484, 'oldtree.test.ts': 475,
   'arm64.test.ts': 447, 'bisect-git.test.ts': 283, 'classify.test.ts': 281, 'creproducer.test.ts': 250, 'kselftest.test.ts': 100, 'repro-guest.test.ts': 450, 'kselftest-guest.test.ts': 30,
+  // split from virtme.test.ts on 7 December 2026 (whose 1033 s included it): 150 s then, the cache warm
+  'virtme-faults.test.ts': 150,
 };
 export const DEFAULT_WEIGHT_S = 120;
 
