@@ -13,7 +13,7 @@ export interface MatrixOptions {
   scenarios: CompiledScenario[];
   outDir: string;
   cacheDir: string;
-  /** VM groups (boots) run at once; host and container groups take no boot slot (src/matrix/plan.ts groupLane) */
+  /** VM groups (boots) run at once; host and container groups take no boot slot (src/matrix/run.ts) */
   jobs: number;
   accel?: Accel;
   /** per-group timeout override, ms */

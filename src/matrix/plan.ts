@@ -89,16 +89,6 @@ export function splitRootScenarios(list: readonly CompiledScenario[]): CompiledS
   return [list.filter((s) => s.root !== true || s === firstRoot), ...roots.slice(1).map((s) => [s])];
 }
 
-/** The queue a group waits in: "boot" (VM groups, `--jobs` at once) or "host" (host and container groups, unbounded). */
-export type GroupLane = 'boot' | 'host';
-
-/**
- * Group `g`'s lane. Host and container groups boot nothing and run their
- * scenarios one at a time under the host kernel's lock (HOST_KERNEL_LOCK),
- * so they do not take one of the `--jobs` boot slots. Pure.
- */
-export const groupLane = (g: Pick<PlannedGroup, 'runtime'>): GroupLane => (isVmRuntime(g.runtime) ? 'boot' : 'host');
-
 /**
  * Order in which to start groups: VM groups with many CPUs first (they take
  * longest under TCG, so starting them early shortens the whole run).

@@ -23,7 +23,7 @@ import { cellWithoutRun } from './cells.ts';
 import { cellContext, emit, type GroupEnv, groupScenarios, runGroup } from './group.ts';
 import { KernelPool } from './kernel-pool.ts';
 import type { MatrixOptions } from './options.ts';
-import { type GroupLane, groupLane, planGroups, type PlannedGroup, scheduleOrder } from './plan.ts';
+import { isVmRuntime, planGroups, type PlannedGroup, scheduleOrder } from './plan.ts';
 import { type MatrixRuntimes, RUNTIME_FACTORIES, type RuntimeFactory, type RuntimeName, runtimeOf, withRuntimes } from './runtimes.ts';
 import { matrixIdentity, shardGroups } from './shard.ts';
 import { ResultsSink } from './sink.ts';
@@ -72,13 +72,14 @@ async function runPrepared(o: MatrixOptions, rts: MatrixRuntimes, started: strin
   // --jobs VM groups (boots) at once. Host and container groups boot nothing
   // and take no boot slot: they start when their kernel is ready and run their
   // scenarios one at a time on the host kernel (onHostKernel, group.ts), so a
-  // host group waiting for that lock no longer keeps a boot slot idle, and a
-  // host group of SKIPs ends at once as before.
-  const lanes: Record<GroupLane, PQueue> = { boot: new PQueue({ concurrency: Math.max(1, o.jobs) }), host: new PQueue() };
-  await Promise.all(groups.map((g) => pool.whenReady(o.kernels.find((k) => k.id === g.kernel)!).then(() => lanes[groupLane(g)].add(async () => {
-    if (!pool.setupError) await runGroupKept(env, g);
-  }))));
-  await Promise.all([lanes.boot.onIdle(), lanes.host.onIdle()]);
+  // host group waiting for that lock does not keep a boot slot idle, and a
+  // host group of SKIPs ends at once.
+  const boots = new PQueue({ concurrency: Math.max(1, o.jobs) });
+  await Promise.all(groups.map(async (g) => {
+    await pool.whenReady(o.kernels.find((k) => k.id === g.kernel)!);
+    const run = async (): Promise<void> => { if (!pool.setupError) await runGroupKept(env, g); };
+    await (isVmRuntime(g.runtime) ? boots.add(run) : run());
+  }));
   return sink.finish(!o.signal?.aborted && pool.setupError === undefined, pool.setupError);
 }
 

@@ -6,7 +6,7 @@
 // Tier: unit (its subtests moved unchanged from test/cpus-any.test.ts; the rest is in test/integration/cpus-any.test.ts).
 
 import t from 'tap';
-import { groupLane, planGroups } from '../../src/matrix/plan.ts';
+import { isVmRuntime, planGroups } from '../../src/matrix/plan.ts';
 import { simulate } from '../../src/model/index.ts';
 import { builtinScenarios, compileAtCpus, compileScenario, DEFAULT_ANY_CPUS, scenarioHash, scenarioNeeds } from '../../src/scenario/load.ts';
 import { skipReasons } from '../../src/scenario/skip.ts';
@@ -80,9 +80,9 @@ t.test('planGroups: host rows at the host count, VM groups at --cpus counts, nev
   t.strictSame(d.map((x) => x.cpus), [...new Set([36, 4, DEFAULT_ANY_CPUS, ...pinned.map((s) => s.cpus)])].sort((a, b) => b - a));
 });
 
-t.test('groupLane: VM groups take boot slots; host and container groups wait in the host lane', async (t) => {
+t.test('isVmRuntime: VM groups take boot slots (runMatrix); host and container groups do not', async (t) => {
   const kernels = [{ id: 'vm', runtime: 'qemu' as const }, { id: 'vng', runtime: 'virtme' as const }, { id: 'host', runtime: 'host' as const }, { id: 'ct', runtime: 'container' as const }];
   const g = planGroups(kernels, [...portable, ...pinned], { hostCpus: 3 });
-  for (const x of g) t.equal(groupLane(x), x.kernel === 'host' || x.kernel === 'ct' ? 'host' : 'boot', x.key);
-  t.ok(g.some((x) => groupLane(x) === 'host') && g.some((x) => groupLane(x) === 'boot'), 'both lanes used');
+  for (const x of g) t.equal(isVmRuntime(x.runtime), !(x.kernel === 'host' || x.kernel === 'ct'), x.key);
+  t.ok(g.some((x) => !isVmRuntime(x.runtime)) && g.some((x) => isVmRuntime(x.runtime)), 'both kinds planned');
 });
