@@ -7,7 +7,7 @@
 //   <cacheDir>/kernels/debian/<package>_<package_version>/{vmlinuz,config,meta.json}
 //
 // apt is reached through an AptSource: the machine's own apt configuration
-// (SYSTEM_APT, specs without "suite"), or a Debian suite with lockstep's own
+// (systemAptSource, specs without "suite"), or a Debian suite with lockstep's own
 // lists under the cache (src/kernels/obtain/apt-suite.ts).
 // "version": "latest" (optionally of a "series") is resolved here, when the
 // run fetches the kernel; the resolution is kept in the artifact's meta.
@@ -67,9 +67,6 @@ export interface DebianResolution {
   deb_sha256: string;
 }
 
-/** The machine's own apt configuration. */
-export const SYSTEM_APT: AptSource = { label: "the machine's apt sources", options: [] };
-
 const APT_INSTALL = 'this needs a Debian/Ubuntu machine with apt';
 const APT_ENV = { DEBIAN_FRONTEND: 'noninteractive' };
 const aptFix = (apt: AptSource): string => (apt.suite
@@ -79,7 +76,7 @@ const aptFix = (apt: AptSource): string => (apt.suite
 const firstLines = (s: string, n = 4): string => s.split('\n').map((l) => l.trim()).filter(Boolean).slice(0, n).join(' | ');
 
 /** `apt-cache policy PKG`'s Candidate version, or null (unknown package / no candidate). */
-export async function aptCandidate(pkg: string, apt: AptSource = SYSTEM_APT, signal?: AbortSignal): Promise<string | null> {
+export async function aptCandidate(pkg: string, apt: AptSource, signal?: AbortSignal): Promise<string | null> {
   let out: string;
   try {
     out = (await runTool('apt-cache', aptCachePolicyArgv(apt.options, pkg), { install: APT_INSTALL, env: APT_ENV, signal })).stdout;
@@ -92,7 +89,7 @@ export async function aptCandidate(pkg: string, apt: AptSource = SYSTEM_APT, sig
 }
 
 /** Every (package, Debian version) apt knows for `pkgs` (`apt-cache madison`); [] when none. */
-export async function aptVersions(pkgs: readonly string[], apt: AptSource = SYSTEM_APT, signal?: AbortSignal): Promise<DebRow[]> {
+export async function aptVersions(pkgs: readonly string[], apt: AptSource, signal?: AbortSignal): Promise<DebRow[]> {
   if (!pkgs.length) return [];
   try {
     return parseMadison((await runTool('apt-cache', aptCacheMadisonArgv(apt.options, pkgs), { install: APT_INSTALL, env: APT_ENV, signal })).stdout);
