@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { type DebRow, parseMadison } from '../kernels/obtain/deb-kernels.ts';
 import { KBUILD_TARGETS } from '../kernels/obtain/source/arch.ts';
 import { parseSpec, type KernelSpec } from '../kernels/spec.ts';
 import { aptCacheMadisonArgv } from '../util/debian-tools.ts';
@@ -67,12 +68,11 @@ export function bzImageVersion(path: string): string | null {
   } finally { closeSync(fd); }
 }
 
-/** `apt-cache madison PKG`: [debian version, suite] rows. */
-function aptVersions(pkg: string): { version: string; suite: string }[] {
+/** `apt-cache madison PKG` of the machine's sources (synchronous: spec parsing is), its rows of PKG (parseMadison). */
+function aptVersions(pkg: string): DebRow[] {
   const r = spawnSync('apt-cache', aptCacheMadisonArgv([], [pkg]), { encoding: 'utf8' });
   if (r.status !== 0) return [];
-  return r.stdout.split('\n').map((l) => l.split('|').map((x) => x.trim())).filter((f) => f.length >= 3 && f[0] === pkg)
-    .map((f) => ({ version: f[1]!, suite: (f[2]!.split(/\s+/)[1] ?? '').split('/')[0]! }));
+  return parseMadison(r.stdout).filter((row) => row.package === pkg);
 }
 
 const upstream = (v: string): string | null => /^(?:\d+:)?(\d+\.\d+(?:\.\d+)?)/.exec(v)?.[1] ?? null;
