@@ -72,7 +72,6 @@ export function kernelTools(tarball: string | null = linuxSourceTarball(), cache
   return tools(cached);
 }
 
-
 const PY = `
 import json, sys
 sys.path.insert(0, sys.argv[1])
